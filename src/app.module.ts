@@ -1,0 +1,22 @@
+import { MiddlewareConsumer, Module, NestModule, RequestMethod } from '@nestjs/common';
+import { APP_FILTER, APP_PIPE } from '@nestjs/core';
+import { CommonModule } from './common/common.module';
+import { JsonBodyMiddleware } from './common/json-body.middleware';
+import { ProblemExceptionFilter } from './common/problem.filter';
+import { AppValidationPipe } from './common/validation.pipe';
+import { AppConfigModule } from './config/config.module';
+import { ConversationsModule } from './conversations/conversations.module';
+import { EvictionModule } from './eviction/eviction.module';
+
+@Module({
+  imports: [AppConfigModule, CommonModule, ConversationsModule, EvictionModule],
+  providers: [
+    { provide: APP_PIPE, useClass: AppValidationPipe },
+    { provide: APP_FILTER, useClass: ProblemExceptionFilter },
+  ],
+})
+export class AppModule implements NestModule {
+  configure(consumer: MiddlewareConsumer): void {
+    consumer.apply(JsonBodyMiddleware).forRoutes({ path: '{*path}', method: RequestMethod.ALL });
+  }
+}

@@ -1,0 +1,34 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+
+export class FieldErrorDto {
+  @ApiProperty({ example: 'sender' })
+  field: string;
+
+  @ApiProperty({ example: 'sender must be one of: customer, agent' })
+  message: string;
+}
+
+/** Swagger schema of every error body (RFC 9457 problem details). */
+export class ProblemDto {
+  @ApiProperty({ example: 'urn:chat-server:problem:validation-failed' })
+  type: string;
+
+  @ApiProperty({ example: 'Bad Request' })
+  title: string;
+
+  @ApiProperty({ type: 'integer', example: 400 })
+  status: number;
+
+  @ApiProperty({ example: 'The request is not valid: see errors for each field.' })
+  detail: string;
+
+  @ApiProperty({
+    example: 'validation_failed',
+    description:
+      'Stable machine-readable code: validation_failed, malformed_json, payload_too_large, unsupported_media_type, conversation_not_found, message_not_found, not_found, conversation_full, capacity_exceeded, store_unavailable, internal_error.',
+  })
+  code: string;
+
+  @ApiPropertyOptional({ type: [FieldErrorDto], description: 'Present for validation_failed.' })
+  errors?: FieldErrorDto[];
+}

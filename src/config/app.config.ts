@@ -1,0 +1,162 @@
+import { registerAs } from '@nestjs/config';
+import { plainToInstance, Transform } from 'class-transformer';
+import {
+  IsIn,
+  IsInt,
+  IsString,
+  Matches,
+  Max,
+  Min,
+  ValidationError,
+  validateSync,
+  Validate,
+  ValidatorConstraint,
+  ValidatorConstraintInterface,
+} from 'class-validator';
+import { validateCronExpression } from 'cron';
+
+/** Empty strings count as "not set", so `PORT=` falls back to the default like an unset variable. */
+const orDefault = (fallback: string) =>
+  Transform(({ value }: { value: unknown }) =>
+    value === undefined || value === '' ? fallback : String(value).trim(),
+  );
+
+/** Integers are parsed strictly: `3000abc`, `1e3` and `12.5` are rejected rather than truncated. */
+const int = (fallback: string) =>
+  Transform(({ value }: { value: unknown }) => {
+    const raw = value === undefined || value === '' ? fallback : String(value).trim();
+    return /^-?\d+$/.test(raw) ? Number(raw) : raw;
+  });
+
+@ValidatorConstraint({ name: 'cronExpression' })
+class CronExpressionConstraint implements ValidatorConstraintInterface {
+  validate(value: unknown): boolean {
+    return typeof value === 'string' && validateCronExpression(value).valid;
+  }
+  defaultMessage(): string {
+    return 'must be a valid cron expression, for example "0 * * * * *" (every minute)';
+  }
+}
+
+/** Sizes as express accepts them: a byte count or a number with b, kb, mb. */
+const SIZE_PATTERN = /^\d+(\.\d+)?\s*(b|kb|mb)?$/i;
+
+/**
+ * Every setting the server reads from the environment, with its default.
+ * Keys are the environment variable names so a validation error names the variable.
+ */
+export class EnvironmentVariables {
+  @orDefault('production')
+  @IsIn(['production', 'development', 'test'])
+  NODE_ENV: 'production' | 'development' | 'test';
+
+  @int('3000')
+  @IsInt()
+  @Min(0)
+  @Max(65535)
+  PORT: number;
+
+  @orDefault('0.0.0.0')
+  @IsString()
+  HOST: string;
+
+  /** Worker processes under node:cluster; 0 runs one process with no cluster. Default: one per core. */
+  @int('-1')
+  @IsInt()
+  @Min(-1)
+  @Max(1024)
+  WORKERS: number;
+
+  @int('1800000')
+  @IsInt()
+  @Min(1)
+  CONVERSATION_TTL_MS: number;
+
+  @orDefault('0 * * * * *')
+  @Validate(CronExpressionConstraint)
+  EVICTION_CRON: string;
+
+  @int('10000')
+  @IsInt()
+  @Min(1)
+  @Max(1_000_000)
+  MAX_MESSAGE_LENGTH: number;
+
+  @int('10000')
+  @IsInt()
+  @Min(1)
+  MAX_MESSAGES_PER_CONVERSATION: number;
+
+  @int('100000')
+  @IsInt()
+  @Min(1)
+  MAX_CONVERSATIONS: number;
+
+  @int('300000')
+  @IsInt()
+  @Min(0)
+  MAX_CLOCK_SKEW_MS: number;
+
+  @orDefault('64kb')
+  @Matches(SIZE_PATTERN, { message: 'must be a size such as 64kb, 1mb or 65536' })
+  BODY_LIMIT: string;
+
+  @orDefault('log')
+  @IsIn(['silent', 'error', 'warn', 'log', 'debug', 'verbose'])
+  LOG_LEVEL: 'silent' | 'error' | 'warn' | 'log' | 'debug' | 'verbose';
+}
+
+export type AppConfig = Readonly<EnvironmentVariables>;
+
+export class ConfigValidationError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigValidationError';
+  }
+}
+
+function describe(error: ValidationError): string {
+  const received = error.value === undefined ? '' : ` (got ${JSON.stringify(error.value)})`;
+  return `${error.property} ${Object.values(error.constraints ?? {}).join('; ')}${received}`;
+}
+
+/**
+ * Reads the known variables from `env`, applies defaults and validates them.
+ * Throws a ConfigValidationError naming every bad variable.
+ */
+export function validateConfig(env: Record<string, unknown>): AppConfig {
+  const config = plainToInstance(EnvironmentVariables, pickDeclared(env));
+  const errors = validateSync(config, { skipMissingProperties: false });
+  if (errors.length > 0) {
+    throw new ConfigValidationError(errors.map(describe));
+  }
+  return Object.freeze(config);
+}
+
+const DECLARED_KEYS = [
+  'NODE_ENV',
+  'PORT',
+  'HOST',
+  'WORKERS',
+  'CONVERSATION_TTL_MS',
+  'EVICTION_CRON',
+  'MAX_MESSAGE_LENGTH',
+  'MAX_MESSAGES_PER_CONVERSATION',
+  'MAX_CONVERSATIONS',
+  'MAX_CLOCK_SKEW_MS',
+  'BODY_LIMIT',
+  'LOG_LEVEL',
+] as const satisfies readonly (keyof EnvironmentVariables)[];
+
+function pickDeclared(env: Record<string, unknown>): Record<string, unknown> {
+  const picked: Record<string, unknown> = {};
+  for (const key of DECLARED_KEYS) {
+    // Present even when undefined: class-transformer only runs a property's transform
+    // (and so applies its default) for keys that exist on the input.
+    picked[key] = env[key];
+  }
+  return picked;
+}
+
+/** The validated configuration, read from process.env once, injectable as `@Inject(appConfig.KEY)`. */
+export const appConfig = registerAs('app', (): AppConfig => validateConfig(process.env));

@@ -1,0 +1,81 @@
+export type Sender = 'customer' | 'agent';
+export const SENDERS: readonly Sender[] = ['customer', 'agent'];
+
+/** A message as stored. Its conversation id is implied by where it is stored. */
+export interface StoredMessage {
+  id: string;
+  sender: Sender;
+  content: string;
+  /** When the message was written, as the client says (or the server's clock by default). */
+  timestamp: number;
+  /** Per-conversation change counter: every create and delete takes the next value. */
+  seq: number;
+  /** When the server stored it. */
+  createdAt: number;
+}
+
+export interface ConversationSummary {
+  id: string;
+  createdAt: number;
+  lastActivityAt: number;
+  messageCount: number;
+}
+
+export interface ConversationHistory extends ConversationSummary {
+  /** Chronological: ascending timestamp, ties by seq. */
+  messages: StoredMessage[];
+}
+
+export interface NewConversation {
+  id: string;
+  now: number;
+  /** The store refuses with `capacity_exceeded` once it holds this many conversations. */
+  maxConversations: number;
+}
+
+export interface NewMessage {
+  id: string;
+  sender: Sender;
+  content: string;
+  timestamp: number;
+  now: number;
+  /** The store refuses with `conversation_full` once the conversation holds this many messages. */
+  maxMessages: number;
+}
+
+export interface DeletedMessage {
+  messageId: string;
+  seq: number;
+}
+
+/**
+ * The storage port. Every implementation applies each write atomically and in one place,
+ * so `seq` stays unique and gap-free however many callers write at once, and rejects
+ * with a StoreError (see conversation.errors.ts) rather than returning sentinels.
+ *
+ * Activity (create, post, delete) moves a conversation's `lastActivityAt`; reads do not.
+ */
+export abstract class ConversationRepository {
+  abstract createConversation(input: NewConversation): Promise<ConversationSummary>;
+
+  /** Null when the conversation does not exist. */
+  abstract getConversation(conversationId: string): Promise<ConversationHistory | null>;
+
+  abstract appendMessage(conversationId: string, input: NewMessage): Promise<StoredMessage>;
+
+  abstract deleteMessage(
+    conversationId: string,
+    messageId: string,
+    now: number,
+  ): Promise<DeletedMessage>;
+
+  /**
+   * Removes every conversation whose last activity is before `cutoff` and returns how many
+   * it removed. Its cost grows with the number removed, not the number stored, and it
+   * yields to the event loop between chunks.
+   */
+  abstract evictInactive(cutoff: number): Promise<number>;
+
+  /** Conversations currently stored. */
+  abstract count(): Promise<number>;
+}

@@ -1,0 +1,120 @@
+import {
+  Body,
+  Controller,
+  Delete,
+  Get,
+  HttpCode,
+  HttpStatus,
+  Param,
+  Post,
+  Res,
+} from '@nestjs/common';
+import {
+  ApiBadRequestResponse,
+  ApiConflictResponse,
+  ApiCreatedResponse,
+  ApiExtraModels,
+  ApiNotFoundResponse,
+  ApiOkResponse,
+  ApiOperation,
+  ApiParam,
+  ApiPayloadTooLargeResponse,
+  ApiServiceUnavailableResponse,
+  ApiTags,
+  ApiUnsupportedMediaTypeResponse,
+  getSchemaPath,
+} from '@nestjs/swagger';
+import type { Response } from 'express';
+import { EmptyBodyPipe } from '../common/empty-body.pipe';
+import { ProblemDto } from '../common/problem.dto';
+import { PROBLEM_CONTENT_TYPE } from '../common/problem';
+import { UuidOrNotFoundPipe } from '../common/uuid-or-not-found.pipe';
+import {
+  ConversationsService,
+  conversationNotFound,
+  messageNotFound,
+} from './conversations.service';
+import {
+  ConversationDto,
+  ConversationHistoryDto,
+  DeleteMessageResponseDto,
+  MessageDto,
+} from './dto/conversation.dto';
+import {
+  toConversationDto,
+  toConversationHistoryDto,
+  toDeleteMessageResponseDto,
+  toMessageDto,
+} from './dto/conversation.mapper';
+import { CreateMessageDto } from './dto/create-message.dto';
+
+const ConversationId = () => Param('conversationId', new UuidOrNotFoundPipe(conversationNotFound));
+const MessageId = () => Param('messageId', new UuidOrNotFoundPipe(messageNotFound));
+
+const problem = (description: string) => ({
+  description,
+  content: { [PROBLEM_CONTENT_TYPE]: { schema: { $ref: getSchemaPath(ProblemDto) } } },
+});
+
+@ApiTags('conversations')
+@ApiExtraModels(ProblemDto)
+@Controller('api/conversations')
+export class ConversationsController {
+  constructor(private readonly conversations: ConversationsService) {}
+
+  @Post()
+  @ApiOperation({ summary: 'Open a conversation', description: 'Takes no body (or `{}`).' })
+  @ApiCreatedResponse({ type: ConversationDto, description: 'Location: /api/conversations/{id}' })
+  @ApiBadRequestResponse(problem('validation_failed (unknown body fields) or malformed_json'))
+  @ApiServiceUnavailableResponse(
+    problem('capacity_exceeded: the store holds MAX_CONVERSATIONS; see Retry-After'),
+  )
+  async create(
+    @Body(EmptyBodyPipe) _body: unknown,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<ConversationDto> {
+    const conversation = toConversationDto(await this.conversations.createConversation());
+    res.location(`/api/conversations/${conversation.id}`);
+    return conversation;
+  }
+
+  @Get(':conversationId')
+  @ApiOperation({ summary: 'Read a conversation with its whole history' })
+  @ApiParam({ name: 'conversationId', format: 'uuid' })
+  @ApiOkResponse({ type: ConversationHistoryDto })
+  @ApiNotFoundResponse(problem('conversation_not_found (also for an id that is not a UUID)'))
+  async get(@ConversationId() conversationId: string): Promise<ConversationHistoryDto> {
+    return toConversationHistoryDto(await this.conversations.getConversation(conversationId));
+  }
+
+  @Post(':conversationId/messages')
+  @ApiOperation({ summary: 'Post a message as the customer or the agent' })
+  @ApiParam({ name: 'conversationId', format: 'uuid' })
+  @ApiCreatedResponse({ type: MessageDto })
+  @ApiBadRequestResponse(problem('validation_failed (see errors) or malformed_json'))
+  @ApiNotFoundResponse(problem('conversation_not_found'))
+  @ApiConflictResponse(problem('conversation_full: MAX_MESSAGES_PER_CONVERSATION reached'))
+  @ApiPayloadTooLargeResponse(problem('payload_too_large: body over BODY_LIMIT'))
+  @ApiUnsupportedMediaTypeResponse(problem('unsupported_media_type: the body is not JSON'))
+  async postMessage(
+    @ConversationId() conversationId: string,
+    @Body() dto: CreateMessageDto,
+  ): Promise<MessageDto> {
+    return toMessageDto(conversationId, await this.conversations.postMessage(conversationId, dto));
+  }
+
+  @Delete(':conversationId/messages/:messageId')
+  @HttpCode(HttpStatus.OK)
+  @ApiOperation({ summary: 'Delete a message' })
+  @ApiParam({ name: 'conversationId', format: 'uuid' })
+  @ApiParam({ name: 'messageId', format: 'uuid' })
+  @ApiOkResponse({ type: DeleteMessageResponseDto })
+  @ApiNotFoundResponse(problem('conversation_not_found or message_not_found'))
+  async deleteMessage(
+    @ConversationId() conversationId: string,
+    @MessageId() messageId: string,
+  ): Promise<DeleteMessageResponseDto> {
+    const deleted = await this.conversations.deleteMessage(conversationId, messageId);
+    return toDeleteMessageResponseDto(deleted.messageId);
+  }
+}

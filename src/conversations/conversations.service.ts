@@ -1,0 +1,157 @@
+import { HttpStatus, Inject, Injectable } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import { AppConfig, appConfig } from '../config/app.config';
+import { Clock } from '../common/clock';
+import { ProblemException, ValidationFailedException } from '../common/problem';
+import { StoreError, StoreErrorCode } from './conversation.errors';
+import {
+  ConversationHistory,
+  ConversationRepository,
+  ConversationSummary,
+  DeletedMessage,
+  StoredMessage,
+} from './conversation.repository';
+import { CreateMessageDto } from './dto/create-message.dto';
+
+/** Seconds a client is told to wait when the store is full: about one eviction tick. */
+const CAPACITY_RETRY_AFTER_SECONDS = 60;
+
+const STORE_PROBLEMS: Record<StoreErrorCode, () => ProblemException> = {
+  conversation_not_found: () =>
+    new ProblemException(HttpStatus.NOT_FOUND, 'conversation_not_found', 'No such conversation.'),
+  message_not_found: () =>
+    new ProblemException(
+      HttpStatus.NOT_FOUND,
+      'message_not_found',
+      'No such message in this conversation.',
+    ),
+  conversation_full: () =>
+    new ProblemException(
+      HttpStatus.CONFLICT,
+      'conversation_full',
+      'The conversation holds the maximum number of messages.',
+    ),
+  capacity_exceeded: () =>
+    new ProblemException(
+      HttpStatus.SERVICE_UNAVAILABLE,
+      'capacity_exceeded',
+      'The server holds the maximum number of conversations. Retry later.',
+      undefined,
+      { 'Retry-After': String(CAPACITY_RETRY_AFTER_SECONDS) },
+    ),
+  store_unavailable: () =>
+    new ProblemException(
+      HttpStatus.SERVICE_UNAVAILABLE,
+      'store_unavailable',
+      'The store did not answer in time. Retry later.',
+      undefined,
+      { 'Retry-After': '1' },
+    ),
+};
+
+export function conversationNotFound(): ProblemException {
+  return STORE_PROBLEMS.conversation_not_found();
+}
+
+export function messageNotFound(): ProblemException {
+  return STORE_PROBLEMS.message_not_found();
+}
+
+/** Counts code points, so an emoji is one character as a user would count it. */
+function characterCount(text: string, atLeast: number): number {
+  if (text.length <= atLeast) {
+    return text.length; // never more code points than code units
+  }
+  let count = 0;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    // A high surrogate followed by a low one is a single code point.
+    if (code >= 0xd800 && code <= 0xdbff && i + 1 < text.length) {
+      const next = text.charCodeAt(i + 1);
+      if (next >= 0xdc00 && next <= 0xdfff) {
+        i++;
+      }
+    }
+    count++;
+  }
+  return count;
+}
+
+@Injectable()
+export class ConversationsService {
+  constructor(
+    private readonly repository: ConversationRepository,
+    private readonly clock: Clock,
+    @Inject(appConfig.KEY) private readonly config: AppConfig,
+  ) {}
+
+  createConversation(): Promise<ConversationSummary> {
+    return this.store(
+      this.repository.createConversation({
+        id: randomUUID(),
+        now: this.clock.now(),
+        maxConversations: this.config.MAX_CONVERSATIONS,
+      }),
+    );
+  }
+
+  async getConversation(conversationId: string): Promise<ConversationHistory> {
+    const history = await this.store(this.repository.getConversation(conversationId));
+    if (!history) {
+      throw conversationNotFound();
+    }
+    return history;
+  }
+
+  postMessage(conversationId: string, dto: CreateMessageDto): Promise<StoredMessage> {
+    const now = this.clock.now();
+    this.checkMessage(dto, now);
+    return this.store(
+      this.repository.appendMessage(conversationId, {
+        id: randomUUID(),
+        sender: dto.sender,
+        content: dto.content,
+        timestamp: dto.timestamp ?? now,
+        now,
+        maxMessages: this.config.MAX_MESSAGES_PER_CONVERSATION,
+      }),
+    );
+  }
+
+  deleteMessage(conversationId: string, messageId: string): Promise<DeletedMessage> {
+    return this.store(this.repository.deleteMessage(conversationId, messageId, this.clock.now()));
+  }
+
+  /** Rules that depend on configuration or the clock, beyond what the DTO checks. */
+  private checkMessage(dto: CreateMessageDto, now: number): void {
+    const errors = [];
+    const max = this.config.MAX_MESSAGE_LENGTH;
+    if (characterCount(dto.content, max) > max) {
+      errors.push({ field: 'content', message: `content must be at most ${max} characters` });
+    }
+    if (!dto.content.isWellFormed()) {
+      errors.push({ field: 'content', message: 'content must be valid Unicode text' });
+    }
+    if (dto.timestamp !== undefined && dto.timestamp > now + this.config.MAX_CLOCK_SKEW_MS) {
+      errors.push({
+        field: 'timestamp',
+        message: `timestamp must not be more than ${this.config.MAX_CLOCK_SKEW_MS} ms ahead of the server's clock`,
+      });
+    }
+    if (errors.length > 0) {
+      throw new ValidationFailedException(errors);
+    }
+  }
+
+  /** Turns the store's error codes into HTTP problems. */
+  private async store<T>(operation: Promise<T>): Promise<T> {
+    try {
+      return await operation;
+    } catch (error) {
+      if (error instanceof StoreError) {
+        throw STORE_PROBLEMS[error.code]();
+      }
+      throw error;
+    }
+  }
+}

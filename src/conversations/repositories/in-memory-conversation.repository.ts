@@ -1,0 +1,161 @@
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import { StoreError } from '../conversation.errors';
+import {
+  ConversationHistory,
+  ConversationRepository,
+  ConversationSummary,
+  DeletedMessage,
+  NewConversation,
+  NewMessage,
+  StoredMessage,
+} from '../conversation.repository';
+
+interface ConversationRecord {
+  readonly id: string;
+  readonly createdAt: number;
+  lastActivityAt: number;
+  lastSeq: number;
+  /** Chronological: ascending timestamp, ties by seq. */
+  readonly messages: StoredMessage[];
+}
+
+/** Conversations evicted between two yields to the event loop. */
+const EVICTION_CHUNK = 2_000;
+
+function summarize(record: ConversationRecord): ConversationSummary {
+  return {
+    id: record.id,
+    createdAt: record.createdAt,
+    lastActivityAt: record.lastActivityAt,
+    messageCount: record.messages.length,
+  };
+}
+
+/** Index at which a message with this timestamp goes: after every message not later than it. */
+function insertionIndex(messages: StoredMessage[], timestamp: number): number {
+  let low = 0;
+  let high = messages.length;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if (messages[mid].timestamp <= timestamp) {
+      low = mid + 1;
+    } else {
+      high = mid;
+    }
+  }
+  return low;
+}
+
+/**
+ * The in-process store. The Map is kept in activity order (a conversation with new activity
+ * is moved to the end), so an eviction sweep walks from the oldest and stops at the first
+ * live conversation: its cost is what it evicts, not what is stored.
+ */
+export class InMemoryConversationRepository extends ConversationRepository {
+  private readonly conversations = new Map<string, ConversationRecord>();
+
+  async createConversation(input: NewConversation): Promise<ConversationSummary> {
+    if (this.conversations.size >= input.maxConversations) {
+      throw new StoreError('capacity_exceeded');
+    }
+    const record: ConversationRecord = {
+      id: input.id,
+      createdAt: input.now,
+      lastActivityAt: input.now,
+      lastSeq: 0,
+      messages: [],
+    };
+    this.conversations.set(record.id, record);
+    return summarize(record);
+  }
+
+  async getConversation(conversationId: string): Promise<ConversationHistory | null> {
+    const record = this.conversations.get(conversationId);
+    if (!record) {
+      return null;
+    }
+    return { ...summarize(record), messages: record.messages.slice() };
+  }
+
+  async appendMessage(conversationId: string, input: NewMessage): Promise<StoredMessage> {
+    const record = this.getRecord(conversationId);
+    if (record.messages.length >= input.maxMessages) {
+      throw new StoreError('conversation_full');
+    }
+    const message: StoredMessage = {
+      id: input.id,
+      sender: input.sender,
+      content: input.content,
+      timestamp: input.timestamp,
+      seq: ++record.lastSeq,
+      createdAt: input.now,
+    };
+    const { messages } = record;
+    if (messages.length === 0 || messages[messages.length - 1].timestamp <= message.timestamp) {
+      messages.push(message);
+    } else {
+      messages.splice(insertionIndex(messages, message.timestamp), 0, message);
+    }
+    this.touch(record, input.now);
+    return message;
+  }
+
+  async deleteMessage(
+    conversationId: string,
+    messageId: string,
+    now: number,
+  ): Promise<DeletedMessage> {
+    const record = this.getRecord(conversationId);
+    const { messages } = record;
+    // Scanned from the newest: deletes mostly concern recent messages, and the scan is
+    // bounded by MAX_MESSAGES_PER_CONVERSATION. An id index would cost memory on every message.
+    let index = messages.length - 1;
+    while (index >= 0 && messages[index].id !== messageId) {
+      index--;
+    }
+    if (index < 0) {
+      throw new StoreError('message_not_found');
+    }
+    messages.splice(index, 1);
+    const seq = ++record.lastSeq;
+    this.touch(record, now);
+    return { messageId, seq };
+  }
+
+  async evictInactive(cutoff: number): Promise<number> {
+    let evicted = 0;
+    // One iterator across the yields: a Map iterator stays valid while the Map changes, and a
+    // conversation touched meanwhile has moved behind the live ones we stop at.
+    const oldestFirst = this.conversations.values();
+    for (let next = oldestFirst.next(); !next.done; next = oldestFirst.next()) {
+      const record = next.value;
+      if (record.lastActivityAt >= cutoff) {
+        break;
+      }
+      this.conversations.delete(record.id);
+      if (++evicted % EVICTION_CHUNK === 0) {
+        await yieldToEventLoop();
+      }
+    }
+    return evicted;
+  }
+
+  async count(): Promise<number> {
+    return this.conversations.size;
+  }
+
+  private getRecord(conversationId: string): ConversationRecord {
+    const record = this.conversations.get(conversationId);
+    if (!record) {
+      throw new StoreError('conversation_not_found');
+    }
+    return record;
+  }
+
+  /** Moves the conversation to the end of the activity order. */
+  private touch(record: ConversationRecord, now: number): void {
+    record.lastActivityAt = Math.max(record.lastActivityAt, now);
+    this.conversations.delete(record.id);
+    this.conversations.set(record.id, record);
+  }
+}
