@@ -1,0 +1,230 @@
+import { randomUUID } from 'node:crypto';
+import { StoreError } from '../../src/conversations/conversation.errors';
+import {
+  ConversationRepository,
+  NewMessage,
+  Sender,
+} from '../../src/conversations/conversation.repository';
+
+export interface RepositoryHarness {
+  repository: ConversationRepository;
+  /** Releases what setup took (processes, connections, keys). */
+  teardown(): Promise<void>;
+}
+
+const LIMITS = { maxConversations: 1_000, maxMessages: 1_000 };
+
+function draft(overrides: Partial<NewMessage> = {}): NewMessage {
+  return {
+    id: randomUUID(),
+    sender: 'customer' as Sender,
+    content: 'hello',
+    timestamp: 1_000,
+    now: 1_000,
+    maxMessages: LIMITS.maxMessages,
+    ...overrides,
+  };
+}
+
+async function expectStoreError(operation: Promise<unknown>, code: string): Promise<void> {
+  const error = await operation.then(
+    () => undefined,
+    (rejection: unknown) => rejection,
+  );
+  expect(error).toBeInstanceOf(StoreError);
+  expect((error as StoreError).code).toBe(code);
+}
+
+/**
+ * What every implementation of the ConversationRepository port must do. Each
+ * implementation's spec calls this with its own setup.
+ */
+export function conversationRepositoryContract(
+  name: string,
+  setup: () => Promise<RepositoryHarness>,
+): void {
+  describe(`ConversationRepository contract: ${name}`, () => {
+    let harness: RepositoryHarness;
+    let repository: ConversationRepository;
+
+    beforeEach(async () => {
+      harness = await setup();
+      repository = harness.repository;
+    });
+
+    afterEach(async () => {
+      await harness.teardown();
+    });
+
+    async function create(now = 1_000, maxConversations = LIMITS.maxConversations) {
+      return repository.createConversation({ id: randomUUID(), now, maxConversations });
+    }
+
+    it('creates an empty conversation and reads it back', async () => {
+      const id = randomUUID();
+      const summary = await repository.createConversation({
+        id,
+        now: 1_234,
+        maxConversations: 10,
+      });
+      expect(summary).toEqual({ id, createdAt: 1_234, lastActivityAt: 1_234, messageCount: 0 });
+      expect(await repository.getConversation(id)).toEqual({ ...summary, messages: [] });
+      expect(await repository.count()).toBe(1);
+    });
+
+    it('answers null for an unknown conversation', async () => {
+      expect(await repository.getConversation(randomUUID())).toBeNull();
+    });
+
+    it('stores a message with the next seq and returns it as stored', async () => {
+      const { id } = await create();
+      const input = draft({
+        sender: 'agent',
+        content: 'Grüße 👋🏽 مرحبا',
+        timestamp: 900,
+        now: 1_100,
+      });
+      const stored = await repository.appendMessage(id, input);
+      expect(stored).toEqual({
+        id: input.id,
+        sender: 'agent',
+        content: 'Grüße 👋🏽 مرحبا',
+        timestamp: 900,
+        seq: 1,
+        createdAt: 1_100,
+      });
+      const history = await repository.getConversation(id);
+      expect(history?.messages).toEqual([stored]);
+      expect(history?.messageCount).toBe(1);
+      expect(history?.lastActivityAt).toBe(1_100);
+    });
+
+    it('numbers messages 1..N and keeps them in timestamp order, ties by seq', async () => {
+      const { id } = await create();
+      const timestamps = [50, 10, 30, 10, 50, 20];
+      for (const timestamp of timestamps) {
+        await repository.appendMessage(id, draft({ timestamp, content: `t${timestamp}` }));
+      }
+      const history = await repository.getConversation(id);
+      expect(history?.messages.map((m) => [m.timestamp, m.seq])).toEqual([
+        [10, 2],
+        [10, 4],
+        [20, 6],
+        [30, 3],
+        [50, 1],
+        [50, 5],
+      ]);
+    });
+
+    it('keeps seq unique and gap-free under concurrent appends', async () => {
+      const { id } = await create();
+      const stored = await Promise.all(
+        Array.from({ length: 200 }, (_, i) =>
+          repository.appendMessage(id, draft({ content: `m${i}` })),
+        ),
+      );
+      expect(stored.map((m) => m.seq).sort((a, b) => a - b)).toEqual(
+        Array.from({ length: 200 }, (_, i) => i + 1),
+      );
+      expect((await repository.getConversation(id))?.messageCount).toBe(200);
+    });
+
+    it('refuses a message for an unknown conversation', async () => {
+      await expectStoreError(
+        repository.appendMessage(randomUUID(), draft()),
+        'conversation_not_found',
+      );
+    });
+
+    it('refuses a message once the conversation holds maxMessages, storing nothing', async () => {
+      const { id } = await create();
+      await repository.appendMessage(id, draft({ maxMessages: 2 }));
+      await repository.appendMessage(id, draft({ maxMessages: 2 }));
+      await expectStoreError(
+        repository.appendMessage(id, draft({ maxMessages: 2 })),
+        'conversation_full',
+      );
+      const history = await repository.getConversation(id);
+      expect(history?.messages.map((m) => m.seq)).toEqual([1, 2]);
+    });
+
+    it('refuses a conversation once it holds maxConversations', async () => {
+      await create(1_000, 2);
+      await create(1_000, 2);
+      await expectStoreError(create(1_000, 2), 'capacity_exceeded');
+      expect(await repository.count()).toBe(2);
+    });
+
+    it('deletes a message, giving the delete the next seq', async () => {
+      const { id } = await create();
+      const first = await repository.appendMessage(id, draft());
+      const second = await repository.appendMessage(id, draft());
+      expect(await repository.deleteMessage(id, first.id, 2_000)).toEqual({
+        messageId: first.id,
+        seq: 3,
+      });
+      const after = await repository.appendMessage(id, draft());
+      expect(after.seq).toBe(4);
+      const history = await repository.getConversation(id);
+      expect(history?.messages.map((m) => m.id)).toEqual([second.id, after.id]);
+      expect(history?.messageCount).toBe(2);
+      expect(history?.lastActivityAt).toBe(2_000);
+    });
+
+    it('refuses to delete a message twice, or from an unknown conversation', async () => {
+      const { id } = await create();
+      const message = await repository.appendMessage(id, draft());
+      await repository.deleteMessage(id, message.id, 1_500);
+      await expectStoreError(repository.deleteMessage(id, message.id, 1_600), 'message_not_found');
+      await expectStoreError(
+        repository.deleteMessage(randomUUID(), message.id, 1_600),
+        'conversation_not_found',
+      );
+      // A failed delete takes no seq.
+      expect((await repository.appendMessage(id, draft())).seq).toBe(3);
+    });
+
+    it('does not find a message through another conversation', async () => {
+      const a = await create();
+      const b = await create();
+      const message = await repository.appendMessage(a.id, draft());
+      await expectStoreError(
+        repository.deleteMessage(b.id, message.id, 1_500),
+        'message_not_found',
+      );
+      expect((await repository.getConversation(a.id))?.messageCount).toBe(1);
+    });
+
+    it('counts posts and deletes as activity, reads not', async () => {
+      const { id } = await create(1_000);
+      await repository.appendMessage(id, draft({ now: 5_000 }));
+      await repository.getConversation(id);
+      expect((await repository.getConversation(id))?.lastActivityAt).toBe(5_000);
+    });
+
+    it('evicts exactly the conversations inactive before the cutoff', async () => {
+      const old1 = await create(1_000);
+      const old2 = await create(2_000);
+      const revived = await create(1_500);
+      await repository.appendMessage(revived.id, draft({ now: 9_000 }));
+      const fresh = await create(8_000);
+
+      expect(await repository.evictInactive(5_000)).toBe(2);
+      expect(await repository.getConversation(old1.id)).toBeNull();
+      expect(await repository.getConversation(old2.id)).toBeNull();
+      expect(await repository.getConversation(revived.id)).not.toBeNull();
+      expect(await repository.getConversation(fresh.id)).not.toBeNull();
+      expect(await repository.count()).toBe(2);
+      // Idempotent: a second sweep with the same cutoff finds nothing.
+      expect(await repository.evictInactive(5_000)).toBe(0);
+      await expectStoreError(repository.appendMessage(old1.id, draft()), 'conversation_not_found');
+    });
+
+    it('frees capacity when it evicts', async () => {
+      await create(1_000, 1);
+      await expectStoreError(create(1_000, 1), 'capacity_exceeded');
+      expect(await repository.evictInactive(2_000)).toBe(1);
+      await expect(create(3_000, 1)).resolves.toMatchObject({ messageCount: 0 });
+    });
+  });
+}

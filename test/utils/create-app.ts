@@ -1,0 +1,29 @@
+import { Test, TestingModuleBuilder } from '@nestjs/testing';
+import { NestExpressApplication } from '@nestjs/platform-express';
+import { AppModule } from '../../src/app.module';
+import { APP_OPTIONS, configureApp } from '../../src/app.setup';
+import { AppConfig, appConfig, validateConfig } from '../../src/config/app.config';
+
+export interface TestAppOptions {
+  /** Environment-style overrides, validated exactly as the server validates its environment. */
+  env?: Record<string, string>;
+  /** Further provider overrides (a fake clock, a failing repository, ...). */
+  override?: (builder: TestingModuleBuilder) => TestingModuleBuilder;
+}
+
+/** The real AppModule, configured as main.ts configures it, with quiet logs unless asked. */
+export async function createTestApp(options: TestAppOptions = {}): Promise<NestExpressApplication> {
+  const config: AppConfig = validateConfig({ LOG_LEVEL: 'silent', ...options.env });
+  let builder = Test.createTestingModule({ imports: [AppModule] })
+    .overrideProvider(appConfig.KEY)
+    .useValue(config);
+  if (options.override) {
+    builder = options.override(builder);
+  }
+  const moduleRef = await builder.compile();
+  const app = moduleRef.createNestApplication<NestExpressApplication>(APP_OPTIONS);
+  app.useLogger(config.LOG_LEVEL === 'silent' ? false : ['error', 'warn']);
+  configureApp(app);
+  await app.init();
+  return app;
+}
