@@ -1,5 +1,6 @@
 import { MiddlewareConsumer, Module, NestModule, RequestMethod } from '@nestjs/common';
 import { APP_FILTER, APP_PIPE } from '@nestjs/core';
+import cluster from 'node:cluster';
 import { CommonModule } from './common/common.module';
 import { JsonBodyMiddleware } from './common/json-body.middleware';
 import { ProblemExceptionFilter } from './common/problem.filter';
@@ -9,7 +10,14 @@ import { ConversationsModule } from './conversations/conversations.module';
 import { EvictionModule } from './eviction/eviction.module';
 
 @Module({
-  imports: [AppConfigModule, CommonModule, ConversationsModule, EvictionModule],
+  imports: [
+    AppConfigModule,
+    CommonModule,
+    ConversationsModule,
+    // The eviction job runs where the store lives: here in a single process, in the primary
+    // under cluster mode (see cluster/primary.module.ts), never in a worker.
+    ...(cluster.isWorker ? [] : [EvictionModule]),
+  ],
   providers: [
     { provide: APP_PIPE, useClass: AppValidationPipe },
     { provide: APP_FILTER, useClass: ProblemExceptionFilter },

@@ -10,7 +10,6 @@ export function configureApp(app: NestExpressApplication): NestExpressApplicatio
   app.disable('x-powered-by');
   // Responses are never cached by clients; an ETag would cost a hash of every body.
   app.set('etag', false);
-  app.enableShutdownHooks();
 
   const document = SwaggerModule.createDocument(
     app,

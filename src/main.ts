@@ -1,23 +1,9 @@
-import { Logger, LogLevel } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
-import { NestExpressApplication } from '@nestjs/platform-express';
-import { AppModule } from './app.module';
-import { APP_OPTIONS, configureApp } from './app.setup';
-import { AppConfig, ConfigValidationError, validateConfig } from './config/app.config';
+import { runServer } from './cluster/cluster.bootstrap';
+import { ConfigValidationError, validateConfig } from './config/app.config';
 
-const LEVELS: LogLevel[] = ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'];
-
-function logLevels(config: AppConfig): LogLevel[] {
-  if (config.LOG_LEVEL === 'silent') {
-    return [];
-  }
-  return LEVELS.slice(0, LEVELS.indexOf(config.LOG_LEVEL) + 1);
-}
-
-async function bootstrap(): Promise<void> {
-  let config: AppConfig;
+function loadConfig() {
   try {
-    config = validateConfig(process.env);
+    return validateConfig(process.env);
   } catch (error) {
     if (error instanceof ConfigValidationError) {
       console.error(error.message);
@@ -25,15 +11,9 @@ async function bootstrap(): Promise<void> {
     }
     throw error;
   }
-  const app = await NestFactory.create<NestExpressApplication>(AppModule, {
-    ...APP_OPTIONS,
-    logger: logLevels(config),
-  });
-  configureApp(app);
-  await app.listen(config.PORT, config.HOST);
-  new Logger('Bootstrap').log(
-    `Listening on http://${config.HOST}:${config.PORT} (API under /api, Swagger UI at /docs)`,
-  );
 }
 
-void bootstrap();
+runServer(loadConfig()).catch((error: unknown) => {
+  console.error(`Failed to start: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(1);
+});

@@ -101,6 +101,18 @@ export class EnvironmentVariables {
   @Matches(SIZE_PATTERN, { message: 'must be a size such as 64kb, 1mb or 65536' })
   BODY_LIMIT: string;
 
+  /** How long a worker waits for the primary's store before answering 503 store_unavailable. */
+  @int('5000')
+  @IsInt()
+  @Min(1)
+  STORE_TIMEOUT_MS: number;
+
+  /** Graceful stop: how long in-flight requests get before connections are cut. */
+  @int('8000')
+  @IsInt()
+  @Min(0)
+  SHUTDOWN_GRACE_MS: number;
+
   @orDefault('log')
   @IsIn(['silent', 'error', 'warn', 'log', 'debug', 'verbose'])
   LOG_LEVEL: 'silent' | 'error' | 'warn' | 'log' | 'debug' | 'verbose';
@@ -146,6 +158,8 @@ const DECLARED_KEYS = [
   'MAX_CLOCK_SKEW_MS',
   'BODY_LIMIT',
   'LOG_LEVEL',
+  'STORE_TIMEOUT_MS',
+  'SHUTDOWN_GRACE_MS',
 ] as const satisfies readonly (keyof EnvironmentVariables)[];
 
 function pickDeclared(env: Record<string, unknown>): Record<string, unknown> {

@@ -1,0 +1,119 @@
+import { Logger } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { NestExpressApplication } from '@nestjs/platform-express';
+import cluster from 'node:cluster';
+import { availableParallelism } from 'node:os';
+import { createLogger } from '../common/logger';
+import { AppConfig } from '../config/app.config';
+import { closeGracefully, startHttpServer } from '../http-server';
+import { isShutdownMessage } from './control';
+import { PrimaryModule } from './primary.module';
+import { StoreHub } from './store-hub';
+import { sendToWorker, WorkerSupervisor } from './worker-supervisor';
+
+const STOP_SIGNALS = ['SIGTERM', 'SIGINT'] as const;
+
+/** Starts the server in the mode the configuration asks for. */
+export async function runServer(config: AppConfig): Promise<void> {
+  const workers = config.WORKERS < 0 ? availableParallelism() : config.WORKERS;
+  if (workers === 0) {
+    await runSingleProcess(config);
+  } else if (cluster.isPrimary) {
+    await runPrimary(config, workers);
+  } else {
+    await runWorker(config);
+  }
+}
+
+function listeningMessage(config: AppConfig): string {
+  return `Listening on http://${config.HOST}:${config.PORT} (API under /api, Swagger UI at /docs)`;
+}
+
+/** WORKERS=0: one process serving HTTP with the store in its own memory. */
+async function runSingleProcess(config: AppConfig): Promise<void> {
+  const logger = createLogger(config, 'server');
+  const app = await startHttpServer(config, logger);
+  logger.log(listeningMessage(config), 'Bootstrap');
+  let stopping = false;
+  for (const signal of STOP_SIGNALS) {
+    process.on(signal, () => {
+      if (stopping) {
+        return;
+      }
+      stopping = true;
+      logger.log(`${signal} received: draining`, 'Bootstrap');
+      void closeGracefully(app, config.SHUTDOWN_GRACE_MS).then(() => process.exit(0));
+    });
+  }
+}
+
+/** The cluster primary: owns the store and the eviction job, supervises the workers. */
+async function runPrimary(config: AppConfig, workers: number): Promise<void> {
+  const logger = createLogger(config, 'primary');
+  const context = await NestFactory.createApplicationContext(PrimaryModule, { logger });
+  const hub = context.get(StoreHub);
+  const log = new Logger('Primary');
+
+  const exit = async (code: number) => {
+    await supervisor.stop();
+    await context.close();
+    process.exit(code);
+  };
+  const supervisor = new WorkerSupervisor({
+    workers,
+    graceMs: config.SHUTDOWN_GRACE_MS,
+    onMessage: (worker, message) => hub.handle(message, (reply) => sendToWorker(worker, reply)),
+    onCrashLoop: (reason) => {
+      log.fatal(`Stopping: ${reason}`);
+      void exit(1);
+    },
+  });
+  supervisor.start();
+  log.log(`Started ${workers} workers. ${listeningMessage(config)}`);
+
+  for (const signal of STOP_SIGNALS) {
+    process.on(signal, () => {
+      log.log(`${signal} received: draining ${workers} workers`);
+      void exit(0);
+    });
+  }
+}
+
+/** A cluster worker: serves HTTP, reaches the primary's store over IPC. */
+async function runWorker(config: AppConfig): Promise<void> {
+  const logger = createLogger(config, `worker ${cluster.worker?.id ?? '?'}`);
+  let app: NestExpressApplication | null = null;
+  let stopReason: string | null = null;
+  const drain = (running: NestExpressApplication) => {
+    logger.log(`${stopReason}: draining`, 'Worker');
+    void closeGracefully(running, config.SHUTDOWN_GRACE_MS).then(() => process.exit(0));
+  };
+  const stop = (why: string) => {
+    if (stopReason) {
+      return;
+    }
+    stopReason = why;
+    if (app) {
+      drain(app);
+    } // else: drained as soon as it has started
+  };
+  // Listening before the app exists, so a stop ordered during start-up is not lost.
+  // SIGTERM to this worker alone is a graceful restart: the primary forks a replacement.
+  process.on('SIGTERM', () => stop('SIGTERM received'));
+  // Ctrl-C reaches the whole process group; the primary orders the stop.
+  process.on('SIGINT', () => undefined);
+  process.on('message', (message) => {
+    if (isShutdownMessage(message)) {
+      stop('Shutdown ordered by the primary');
+    }
+  });
+  // Without the primary there is no store: leave rather than answer 503 forever.
+  process.on('disconnect', () => {
+    logger.error('Lost the primary: exiting', 'Worker');
+    process.exit(1);
+  });
+  app = await startHttpServer(config, logger);
+  if (stopReason) {
+    drain(app);
+  }
+}

@@ -1,0 +1,16 @@
+/** Primary → worker control messages, on their own channel beside the store protocol. */
+export const CONTROL_CHANNEL = 'chat:control';
+
+export interface ShutdownMessage {
+  ch: typeof CONTROL_CHANNEL;
+  cmd: 'shutdown';
+}
+
+export function isShutdownMessage(message: unknown): message is ShutdownMessage {
+  return (
+    typeof message === 'object' &&
+    message !== null &&
+    (message as ShutdownMessage).ch === CONTROL_CHANNEL &&
+    (message as ShutdownMessage).cmd === 'shutdown'
+  );
+}

@@ -1,0 +1,20 @@
+import { Module } from '@nestjs/common';
+import { CommonModule } from '../common/common.module';
+import { AppConfigModule } from '../config/config.module';
+import { ConversationRepository } from '../conversations/conversation.repository';
+import { ConversationStoreModule } from '../conversations/conversation-store.module';
+import { EvictionModule } from '../eviction/eviction.module';
+import { StoreHub } from './store-hub';
+
+/** The cluster primary: no HTTP, just the one store, its eviction job and the IPC hub. */
+@Module({
+  imports: [AppConfigModule, CommonModule, ConversationStoreModule, EvictionModule],
+  providers: [
+    {
+      provide: StoreHub,
+      inject: [ConversationRepository],
+      useFactory: (repository: ConversationRepository) => new StoreHub(repository),
+    },
+  ],
+})
+export class PrimaryModule {}

@@ -1,0 +1,65 @@
+import { StoreErrorCode } from '../conversation.errors';
+import { ConversationRepository } from '../conversation.repository';
+
+/**
+ * The wire protocol between a worker's IpcConversationRepository and the primary's StoreHub.
+ * Calls made in the same event-loop turn travel as one batch, and their replies as one.
+ */
+export const STORE_CHANNEL = 'chat:store';
+
+/** The port's methods that may be called over IPC, and nothing else. */
+export const STORE_OPERATIONS = [
+  'createConversation',
+  'getConversation',
+  'appendMessage',
+  'deleteMessage',
+  'evictInactive',
+  'count',
+] as const satisfies readonly (keyof ConversationRepository)[];
+
+export type StoreOperation = (typeof STORE_OPERATIONS)[number];
+
+export interface StoreCall {
+  id: number;
+  op: StoreOperation;
+  args: unknown[];
+}
+
+export type StoreReply =
+  { id: number; ok: true; result: unknown } | { id: number; ok: false; code: StoreErrorCode };
+
+export interface StoreRequestBatch {
+  ch: typeof STORE_CHANNEL;
+  calls: StoreCall[];
+}
+
+export interface StoreReplyBatch {
+  ch: typeof STORE_CHANNEL;
+  replies: StoreReply[];
+}
+
+/** One end of a message channel: a worker's `process`, or a test's in-process loopback. */
+export interface MessagePort {
+  send(message: unknown): void;
+  onMessage(listener: (message: unknown) => void): () => void;
+  /** Called when the other end goes away for good. */
+  onClose(listener: () => void): () => void;
+}
+
+export function isRequestBatch(message: unknown): message is StoreRequestBatch {
+  return (
+    typeof message === 'object' &&
+    message !== null &&
+    (message as StoreRequestBatch).ch === STORE_CHANNEL &&
+    Array.isArray((message as StoreRequestBatch).calls)
+  );
+}
+
+export function isReplyBatch(message: unknown): message is StoreReplyBatch {
+  return (
+    typeof message === 'object' &&
+    message !== null &&
+    (message as StoreReplyBatch).ch === STORE_CHANNEL &&
+    Array.isArray((message as StoreReplyBatch).replies)
+  );
+}

@@ -1,0 +1,42 @@
+import { LoggerService } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { NestExpressApplication } from '@nestjs/platform-express';
+import type { Server } from 'node:http';
+import { AppModule } from './app.module';
+import { APP_OPTIONS, configureApp } from './app.setup';
+import { AppConfig } from './config/app.config';
+
+/** Creates the HTTP app (a single process, or one cluster worker) and starts listening. */
+export async function startHttpServer(
+  config: AppConfig,
+  logger: LoggerService,
+): Promise<NestExpressApplication> {
+  const app = await NestFactory.create<NestExpressApplication>(AppModule, {
+    ...APP_OPTIONS,
+    logger,
+  });
+  configureApp(app);
+  await app.listen(config.PORT, config.HOST);
+  return app;
+}
+
+/**
+ * Stops accepting connections, lets in-flight requests finish (closing keep-alive sockets as
+ * they fall idle), cuts what remains after `graceMs`, then shuts the app down. The server is
+ * drained before Nest's hooks run, so handlers still have their store while they finish.
+ */
+export async function closeGracefully(app: NestExpressApplication, graceMs: number): Promise<void> {
+  const server = app.getHttpServer() as Server;
+  const closeIdle = setInterval(() => server.closeIdleConnections(), 100);
+  const cutOff = setTimeout(() => server.closeAllConnections(), graceMs);
+  try {
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeIdleConnections();
+    });
+  } finally {
+    clearInterval(closeIdle);
+    clearTimeout(cutOff);
+  }
+  await app.close();
+}
