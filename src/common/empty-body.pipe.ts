@@ -5,10 +5,10 @@ import { ValidationFailedException } from './problem';
 @Injectable()
 export class EmptyBodyPipe implements PipeTransform<unknown, void> {
   transform(value: unknown): void {
-    if (value === undefined || value === null) {
+    if (value === undefined) {
       return;
     }
-    if (typeof value !== 'object' || Array.isArray(value)) {
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
       throw new ValidationFailedException([
         { field: '(body)', message: 'the body must be empty or a JSON object' },
       ]);

@@ -44,7 +44,7 @@ function toProblem(error: unknown): unknown {
 }
 
 /**
- * Parses JSON bodies inside Nest's middleware chain (the app is created with
+ * Parses JSON bodies (any JSON value: the pipes say what shape a route wants) inside Nest's middleware chain (the app is created with
  * `bodyParser: false`), so that parser errors reach the problem+json filter, and refuses
  * bodies of any other type with 415.
  */
@@ -53,7 +53,7 @@ export class JsonBodyMiddleware implements NestMiddleware {
   private readonly parse: RequestHandler;
 
   constructor(@Inject(appConfig.KEY) config: AppConfig) {
-    this.parse = json({ limit: config.BODY_LIMIT, strict: true, type: JSON_TYPES });
+    this.parse = json({ limit: config.BODY_LIMIT, strict: false, type: JSON_TYPES });
   }
 
   use(req: Request, res: Response, next: NextFunction): void {

@@ -31,7 +31,11 @@ export class AppValidationPipe extends ValidationPipe {
 
   override async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
     const isDtoBody = metadata.type === 'body' && metadata.metatype && this.toValidate(metadata);
-    if (isDtoBody && value !== undefined && (typeof value !== 'object' || Array.isArray(value))) {
+    if (
+      isDtoBody &&
+      value !== undefined &&
+      (typeof value !== 'object' || !value || Array.isArray(value))
+    ) {
       throw new ValidationFailedException([
         { field: '(body)', message: 'the body must be a JSON object' },
       ]);

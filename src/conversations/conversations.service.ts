@@ -103,7 +103,7 @@ export class ConversationsService {
     return history;
   }
 
-  postMessage(conversationId: string, dto: CreateMessageDto): Promise<StoredMessage> {
+  async postMessage(conversationId: string, dto: CreateMessageDto): Promise<StoredMessage> {
     const now = this.clock.now();
     this.checkMessage(dto, now);
     return this.store(

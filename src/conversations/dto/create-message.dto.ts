@@ -1,5 +1,5 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsIn, IsInt, IsOptional, IsString, Matches, Max, Min } from 'class-validator';
+import { IsIn, IsInt, IsString, Matches, Max, Min, ValidateIf } from 'class-validator';
 import { SENDERS, Sender } from '../conversation.repository';
 
 export class CreateMessageDto {
@@ -26,6 +26,7 @@ export class CreateMessageDto {
   @Max(Number.MAX_SAFE_INTEGER, { message: 'timestamp is too large' })
   @Min(0, { message: 'timestamp must not be negative' })
   @IsInt({ message: 'timestamp must be an integer number of milliseconds since the epoch' })
-  @IsOptional()
+  // Optional means absent: an explicit null is refused like any other non-integer.
+  @ValidateIf((_dto: unknown, value: unknown) => value !== undefined)
   timestamp?: number;
 }

@@ -1,0 +1,180 @@
+import { ConfigValidationError, validateConfig } from './app.config';
+
+/** The error validateConfig throws for env; fails the test if it does not throw one. */
+function configError(env: Record<string, unknown>): ConfigValidationError {
+  let caught: unknown;
+  try {
+    validateConfig(env);
+  } catch (error) {
+    caught = error;
+  }
+  expect(caught).toBeInstanceOf(ConfigValidationError);
+  return caught as ConfigValidationError;
+}
+
+/** Variables named by the error, from its problem lines ("NAME must ..."). */
+function namedVariables(error: ConfigValidationError): string[] {
+  return error.problems.map((problem) => problem.split(' ')[0]).sort();
+}
+
+describe('validateConfig', () => {
+  const DEFAULTS = {
+    NODE_ENV: 'production',
+    PORT: 3000,
+    HOST: '0.0.0.0',
+    WORKERS: -1,
+    CONVERSATION_TTL_MS: 1_800_000,
+    EVICTION_CRON: '0 * * * * *',
+    MAX_MESSAGE_LENGTH: 10_000,
+    MAX_MESSAGES_PER_CONVERSATION: 10_000,
+    MAX_CONVERSATIONS: 100_000,
+    MAX_CLOCK_SKEW_MS: 300_000,
+    BODY_LIMIT: '64kb',
+    STORE_TIMEOUT_MS: 5_000,
+    SHUTDOWN_GRACE_MS: 8_000,
+    LOG_LEVEL: 'log',
+  };
+
+  describe('defaults', () => {
+    it('applies every default when the environment is empty', () => {
+      expect({ ...validateConfig({}) }).toEqual(DEFAULTS);
+    });
+
+    it('treats empty strings as unset', () => {
+      const env = Object.fromEntries(Object.keys(DEFAULTS).map((key) => [key, '']));
+
+      expect({ ...validateConfig(env) }).toEqual(DEFAULTS);
+    });
+
+    it('ignores variables it does not know', () => {
+      const config = validateConfig({ PATH: '/usr/bin', SECRET: 'x' });
+
+      expect({ ...config }).toEqual(DEFAULTS);
+      expect(config).not.toHaveProperty('SECRET');
+    });
+
+    it('returns a frozen object', () => {
+      expect(Object.isFrozen(validateConfig({}))).toBe(true);
+    });
+  });
+
+  describe('valid values', () => {
+    it('parses integers and keeps strings', () => {
+      const config = validateConfig({
+        NODE_ENV: 'test',
+        PORT: '8080',
+        HOST: '127.0.0.1',
+        WORKERS: '0',
+        CONVERSATION_TTL_MS: '1000',
+        EVICTION_CRON: '*/5 * * * * *',
+        MAX_MESSAGE_LENGTH: '5',
+        MAX_MESSAGES_PER_CONVERSATION: '3',
+        MAX_CONVERSATIONS: '2',
+        MAX_CLOCK_SKEW_MS: '0',
+        BODY_LIMIT: '1kb',
+        STORE_TIMEOUT_MS: '250',
+        SHUTDOWN_GRACE_MS: '0',
+        LOG_LEVEL: 'silent',
+      });
+
+      expect({ ...config }).toEqual({
+        NODE_ENV: 'test',
+        PORT: 8080,
+        HOST: '127.0.0.1',
+        WORKERS: 0,
+        CONVERSATION_TTL_MS: 1000,
+        EVICTION_CRON: '*/5 * * * * *',
+        MAX_MESSAGE_LENGTH: 5,
+        MAX_MESSAGES_PER_CONVERSATION: 3,
+        MAX_CONVERSATIONS: 2,
+        MAX_CLOCK_SKEW_MS: 0,
+        BODY_LIMIT: '1kb',
+        STORE_TIMEOUT_MS: 250,
+        SHUTDOWN_GRACE_MS: 0,
+        LOG_LEVEL: 'silent',
+      });
+    });
+
+    it('trims surrounding whitespace', () => {
+      const config = validateConfig({ PORT: ' 8080 ', BODY_LIMIT: ' 1mb ' });
+
+      expect(config.PORT).toBe(8080);
+      expect(config.BODY_LIMIT).toBe('1mb');
+    });
+
+    it.each(['0', '65535'])('accepts PORT=%s', (port) => {
+      expect(validateConfig({ PORT: port }).PORT).toBe(Number(port));
+    });
+
+    it.each(['65536', '1.5kb', '1024', '2MB'])('accepts BODY_LIMIT=%s', (limit) => {
+      expect(validateConfig({ BODY_LIMIT: limit }).BODY_LIMIT).toBe(limit);
+    });
+
+    it('accepts a five-field cron expression', () => {
+      expect(validateConfig({ EVICTION_CRON: '*/10 * * * *' }).EVICTION_CRON).toBe('*/10 * * * *');
+    });
+  });
+
+  describe('invalid values', () => {
+    it.each(['abc', '12.5', '3000abc', '-5', '1e3', '65536', '0x50'])(
+      'refuses PORT=%j, naming PORT',
+      (port) => {
+        const error = configError({ PORT: port });
+
+        expect(error.name).toBe('ConfigValidationError');
+        expect(namedVariables(error)).toEqual(['PORT']);
+        expect(error.message).toMatch(/^Invalid configuration:\n {2}- PORT /);
+      },
+    );
+
+    it.each<[string, string]>([
+      ['EVICTION_CRON', 'not a cron'],
+      ['EVICTION_CRON', '61 * * * * *'],
+      ['CONVERSATION_TTL_MS', '0'],
+      ['CONVERSATION_TTL_MS', '30m'],
+      ['MAX_MESSAGE_LENGTH', '0'],
+      ['MAX_MESSAGE_LENGTH', '1000001'],
+      ['MAX_MESSAGES_PER_CONVERSATION', '-1'],
+      ['MAX_CONVERSATIONS', '10.5'],
+      ['MAX_CLOCK_SKEW_MS', '-1'],
+      ['BODY_LIMIT', 'huge'],
+      ['BODY_LIMIT', '-1kb'],
+      ['BODY_LIMIT', '1gb'],
+      ['LOG_LEVEL', 'loud'],
+      ['NODE_ENV', 'staging'],
+      ['WORKERS', '-2'],
+      ['WORKERS', 'many'],
+      ['STORE_TIMEOUT_MS', '0'],
+      ['SHUTDOWN_GRACE_MS', '-1'],
+    ])('refuses %s=%j, naming it', (name, value) => {
+      const error = configError({ [name]: value });
+
+      expect(namedVariables(error)).toEqual([name]);
+      expect(error.message).toContain(`- ${name} `);
+      expect(error.message).toContain(JSON.stringify(value).slice(1, -1));
+    });
+
+    it('names every bad variable at once, and no good one', () => {
+      const error = configError({
+        PORT: 'abc',
+        EVICTION_CRON: 'not a cron',
+        MAX_MESSAGE_LENGTH: '12.5',
+        BODY_LIMIT: 'lots',
+        HOST: 'localhost',
+        MAX_CONVERSATIONS: '10',
+      });
+
+      expect(namedVariables(error)).toEqual([
+        'BODY_LIMIT',
+        'EVICTION_CRON',
+        'MAX_MESSAGE_LENGTH',
+        'PORT',
+      ]);
+      for (const name of ['PORT', 'EVICTION_CRON', 'MAX_MESSAGE_LENGTH', 'BODY_LIMIT']) {
+        expect(error.message).toContain(`- ${name} `);
+      }
+      expect(error.message).not.toContain('HOST');
+      expect(error.message).not.toContain('MAX_CONVERSATIONS');
+    });
+  });
+});

@@ -1,0 +1,171 @@
+import { ChildProcess, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import { AddressInfo, createServer } from 'node:net';
+import path from 'node:path';
+
+const MAIN = path.resolve(__dirname, '../../dist/main.js');
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export interface ServerProcess {
+  readonly baseUrl: string;
+  readonly port: number;
+  readonly child: ChildProcess;
+  /** Everything the server printed so far, stdout and stderr. */
+  output(): string;
+  /** Lines of output matching the pattern. */
+  lines(pattern: RegExp): string[];
+  waitFor(pattern: RegExp, count?: number, timeoutMs?: number): Promise<void>;
+  /** Pids of the workers that are running now, from their log prefix. */
+  workerPids(): number[];
+  /** Resolves with the exit code and signal once the process has exited. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/**
+ * Starts the built server (`dist/main.js`, made by `npm run build`, which `npm test` runs
+ * first) on a free loopback port and waits until every worker serves.
+ */
+export async function spawnServer(env: Record<string, string> = {}): Promise<ServerProcess> {
+  const port = await freePort();
+  const workers = Number(env.WORKERS ?? '2');
+  const child = spawn(process.execPath, [MAIN], {
+    env: {
+      PATH: process.env.PATH,
+      NODE_ENV: 'production',
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      WORKERS: String(workers),
+      LOG_LEVEL: 'log',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const waiters = new Set<() => void>();
+  const append = (chunk: Buffer) => {
+    output += chunk.toString();
+    waiters.forEach((check) => check());
+  };
+  child.stdout?.on('data', append);
+  child.stderr?.on('data', append);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+
+  const lines = (pattern: RegExp) => output.split('\n').filter((line) => pattern.test(line));
+  const waitFor = (pattern: RegExp, count = 1, timeoutMs = 15_000) =>
+    new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        waiters.delete(check);
+        reject(new Error(`Timed out waiting for ${count} × ${pattern}; output:\n${output}`));
+      }, timeoutMs);
+      const check = () => {
+        if (lines(pattern).length >= count) {
+          clearTimeout(timer);
+          waiters.delete(check);
+          resolve();
+        }
+      };
+      waiters.add(check);
+      void exited.then(() => check());
+      check();
+    });
+
+  const server: ServerProcess = {
+    baseUrl: `http://127.0.0.1:${port}`,
+    port,
+    child,
+    output: () => output,
+    lines,
+    waitFor,
+    workerPids: () => {
+      const started = new Map<number, boolean>();
+      for (const line of lines(/^\[worker \d+\] \d+ /)) {
+        const pid = Number(/^\[worker \d+\] (\d+)/.exec(line)?.[1]);
+        started.set(pid, true);
+      }
+      return [...started.keys()].filter((pid) => {
+        try {
+          process.kill(pid, 0);
+          return true;
+        } catch {
+          return false;
+        }
+      });
+    },
+    exited,
+    stop: async (signal = 'SIGTERM') => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill(signal);
+      }
+      return exited;
+    },
+  };
+  const ready = workers === 0 ? /Listening on/ : /\[worker \d+\].*successfully started/;
+  await waitFor(ready, Math.max(workers, 1));
+  return server;
+}
+
+export interface JsonResponse<T = unknown> {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: T;
+}
+
+/** One HTTP request with JSON in and out; `agent: false` opens a fresh connection. */
+export function requestJson<T = unknown>(
+  baseUrl: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  agent: http.Agent | false = false,
+): Promise<JsonResponse<T>> {
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const request = http.request(
+      `${baseUrl}${path}`,
+      {
+        method,
+        agent,
+        headers: payload
+          ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }
+          : {},
+      },
+      (response) => {
+        let text = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => (text += chunk));
+        response.on('end', () => {
+          try {
+            resolve({
+              status: response.statusCode ?? 0,
+              headers: response.headers,
+              body: (text ? JSON.parse(text) : undefined) as T,
+            });
+          } catch (error) {
+            reject(error instanceof Error ? error : new Error(String(error)));
+          }
+        });
+        response.on('error', reject);
+      },
+    );
+    request.on('error', reject);
+    // A connection handed to a worker that was killed can be left open with no answer.
+    request.setTimeout(5_000, () => request.destroy(new Error('request timed out')));
+    request.end(payload);
+  });
+}
+
+export const unknownId = (): string => randomUUID();
