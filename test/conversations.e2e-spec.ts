@@ -3,23 +3,12 @@ import fc from 'fast-check';
 import request from 'supertest';
 import { Clock } from '../src/common/clock';
 import { createTestApp } from './utils/create-app';
+import { FakeClock } from './utils/fake-clock';
 
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const T0 = 1_764_201_600_000;
 /** A valid UUID v4 that no conversation or message will ever have. */
 const UNKNOWN_ID = '00000000-0000-4000-8000-000000000000';
-
-class FakeClock extends Clock {
-  constructor(public time: number) {
-    super();
-  }
-  now(): number {
-    return this.time;
-  }
-  advance(ms: number): void {
-    this.time += ms;
-  }
-}
 
 interface FieldError {
   field: string;

@@ -6,20 +6,9 @@ import { Clock } from '../src/common/clock';
 import { ConversationRepository } from '../src/conversations/conversation.repository';
 import { EvictionService } from '../src/eviction/eviction.service';
 import { createTestApp } from './utils/create-app';
+import { FakeClock } from './utils/fake-clock';
 
 const TTL = 1_000;
-
-class FakeClock extends Clock {
-  constructor(public time: number) {
-    super();
-  }
-  now(): number {
-    return this.time;
-  }
-  advance(ms: number): void {
-    this.time += ms;
-  }
-}
 
 const NOT_FOUND = {
   type: 'urn:chat-server:problem:conversation-not-found',

@@ -1,25 +1,16 @@
 import { HttpStatus } from '@nestjs/common';
 import fc from 'fast-check';
-import { Clock } from '../common/clock';
 import { ProblemException } from '../common/problem';
 import { validateConfig } from '../config/app.config';
 import { StoreError } from './conversation.errors';
 import { ConversationsService } from './conversations.service';
 import { CreateMessageDto } from './dto/create-message.dto';
 import { InMemoryConversationRepository } from './repositories/in-memory-conversation.repository';
+import { FakeClock } from '../../test/utils/fake-clock';
 
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const T0 = 1_764_201_600_000;
 const UNKNOWN_ID = '00000000-0000-4000-8000-000000000000';
-
-class FakeClock extends Clock {
-  constructor(public time: number) {
-    super();
-  }
-  now(): number {
-    return this.time;
-  }
-}
 
 function message(content: string, timestamp?: number): CreateMessageDto {
   return { sender: 'customer', content, ...(timestamp === undefined ? {} : { timestamp }) };
