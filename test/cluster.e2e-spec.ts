@@ -1,5 +1,6 @@
 import http from 'node:http';
-import { requestJson, ServerProcess, spawnServer } from './utils/spawn-server';
+import { createServer } from 'node:net';
+import { freePort, requestJson, ServerProcess, spawnServer } from './utils/spawn-server';
 
 interface Conversation {
   id: string;
@@ -248,6 +249,26 @@ describe('cluster mode (WORKERS=2, built server over real HTTP)', () => {
       idleAgent.destroy();
       expect(code).toBe(0);
       expect(Date.now() - stopAt).toBeLessThan(10_000);
+    });
+  });
+
+  describe('workers that keep crashing', () => {
+    it('makes the primary log why and exit non-zero', async () => {
+      // Another process holds the port, so every worker fails to listen and exits.
+      const port = await freePort();
+      const squatter = createServer();
+      await new Promise<void>((resolve) => squatter.listen(port, '127.0.0.1', resolve));
+      try {
+        const server = await spawnServer({ WORKERS: '2' }, { port, waitUntilReady: false });
+        const { code } = await server.exited;
+        expect(code).toBe(1);
+        expect(
+          server.lines(/^\[primary\].*Stopping: workers crashed 5 times within 30 s/),
+        ).toHaveLength(1);
+        expect(server.lines(/starting a replacement in \d+ ms/).length).toBeGreaterThanOrEqual(3);
+      } finally {
+        squatter.close();
+      }
     });
   });
 });

@@ -37,8 +37,11 @@ export interface ServerProcess {
  * Starts the built server (`dist/main.js`, made by `npm run build`, which `npm test` runs
  * first) on a free loopback port and waits until every worker serves.
  */
-export async function spawnServer(env: Record<string, string> = {}): Promise<ServerProcess> {
-  const port = await freePort();
+export async function spawnServer(
+  env: Record<string, string> = {},
+  { waitUntilReady = true, port: fixedPort }: { waitUntilReady?: boolean; port?: number } = {},
+): Promise<ServerProcess> {
+  const port = fixedPort ?? (await freePort());
   const workers = Number(env.WORKERS ?? '2');
   const child = spawn(process.execPath, [MAIN], {
     env: {
@@ -114,7 +117,9 @@ export async function spawnServer(env: Record<string, string> = {}): Promise<Ser
     },
   };
   const ready = workers === 0 ? /Listening on/ : /\[worker \d+\].*successfully started/;
-  await waitFor(ready, Math.max(workers, 1));
+  if (waitUntilReady) {
+    await waitFor(ready, Math.max(workers, 1));
+  }
   return server;
 }
 
