@@ -1,9 +1,10 @@
 export type Sender = 'customer' | 'agent';
 export const SENDERS: readonly Sender[] = ['customer', 'agent'];
 
-/** A message as stored. Its conversation id is implied by where it is stored. */
+/** A message as stored, with its fields in wire order (see dto/conversation.mapper.ts). */
 export interface StoredMessage {
   id: string;
+  conversationId: string;
   sender: Sender;
   content: string;
   /** When the message was written, as the client says (or the server's clock by default). */
@@ -22,8 +23,13 @@ export interface ConversationSummary {
 }
 
 export interface ConversationHistory extends ConversationSummary {
-  /** Chronological: ascending timestamp, ties by seq. */
-  messages: StoredMessage[];
+  /**
+   * Every message as a JSON array of StoredMessage, chronological: ascending timestamp, ties
+   * by seq. Text rather than objects because each message is serialized once, when it is
+   * stored: a read joins stored strings instead of serializing every message again, and the
+   * text crosses the cluster IPC channel as one copy.
+   */
+  messagesJson: string;
 }
 
 export interface NewConversation {

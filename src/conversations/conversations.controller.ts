@@ -3,6 +3,7 @@ import {
   Controller,
   Delete,
   Get,
+  Header,
   HttpCode,
   HttpStatus,
   Param,
@@ -42,7 +43,7 @@ import {
 } from './dto/conversation.dto';
 import {
   toConversationDto,
-  toConversationHistoryDto,
+  toConversationHistoryJson,
   toDeleteMessageResponseDto,
   toMessageDto,
 } from './dto/conversation.mapper';
@@ -83,8 +84,10 @@ export class ConversationsController {
   @ApiParam({ name: 'conversationId', format: 'uuid' })
   @ApiOkResponse({ type: ConversationHistoryDto })
   @ApiNotFoundResponse(problem('conversation_not_found (also for an id that is not a UUID)'))
-  async get(@ConversationId() conversationId: string): Promise<ConversationHistoryDto> {
-    return toConversationHistoryDto(await this.conversations.getConversation(conversationId));
+  // A ConversationHistoryDto, already serialized: see toConversationHistoryJson.
+  @Header('Content-Type', 'application/json; charset=utf-8')
+  async get(@ConversationId() conversationId: string): Promise<string> {
+    return toConversationHistoryJson(await this.conversations.getConversation(conversationId));
   }
 
   @Post(':conversationId/messages')
@@ -100,7 +103,7 @@ export class ConversationsController {
     @ConversationId() conversationId: string,
     @Body() dto: CreateMessageDto,
   ): Promise<MessageDto> {
-    return toMessageDto(conversationId, await this.conversations.postMessage(conversationId, dto));
+    return toMessageDto(await this.conversations.postMessage(conversationId, dto));
   }
 
   @Delete(':conversationId/messages/:messageId')

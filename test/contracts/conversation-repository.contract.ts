@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { StoreError } from '../../src/conversations/conversation.errors';
 import {
+  ConversationHistory,
   ConversationRepository,
   NewMessage,
   Sender,
+  StoredMessage,
 } from '../../src/conversations/conversation.repository';
 
 export interface RepositoryHarness {
@@ -24,6 +26,12 @@ function draft(overrides: Partial<NewMessage> = {}): NewMessage {
     maxMessages: LIMITS.maxMessages,
     ...overrides,
   };
+}
+
+/** The history's messages, parsed from the JSON text the store returns. */
+function messagesOf(history: ConversationHistory | null): StoredMessage[] {
+  expect(history).not.toBeNull();
+  return JSON.parse(history?.messagesJson ?? 'null') as StoredMessage[];
 }
 
 async function expectStoreError(operation: Promise<unknown>, code: string): Promise<void> {
@@ -68,7 +76,7 @@ export function conversationRepositoryContract(
         maxConversations: 10,
       });
       expect(summary).toEqual({ id, createdAt: 1_234, lastActivityAt: 1_234, messageCount: 0 });
-      expect(await repository.getConversation(id)).toEqual({ ...summary, messages: [] });
+      expect(await repository.getConversation(id)).toEqual({ ...summary, messagesJson: '[]' });
       expect(await repository.count()).toBe(1);
     });
 
@@ -87,6 +95,7 @@ export function conversationRepositoryContract(
       const stored = await repository.appendMessage(id, input);
       expect(stored).toEqual({
         id: input.id,
+        conversationId: id,
         sender: 'agent',
         content: 'Grüße 👋🏽 مرحبا',
         timestamp: 900,
@@ -94,7 +103,9 @@ export function conversationRepositoryContract(
         createdAt: 1_100,
       });
       const history = await repository.getConversation(id);
-      expect(history?.messages).toEqual([stored]);
+      expect(messagesOf(history)).toEqual([stored]);
+      // Serialized with the fields in wire order.
+      expect(history?.messagesJson).toBe(JSON.stringify([stored]));
       expect(history?.messageCount).toBe(1);
       expect(history?.lastActivityAt).toBe(1_100);
     });
@@ -106,7 +117,7 @@ export function conversationRepositoryContract(
         await repository.appendMessage(id, draft({ timestamp, content: `t${timestamp}` }));
       }
       const history = await repository.getConversation(id);
-      expect(history?.messages.map((m) => [m.timestamp, m.seq])).toEqual([
+      expect(messagesOf(history).map((m) => [m.timestamp, m.seq])).toEqual([
         [10, 2],
         [10, 4],
         [20, 6],
@@ -145,7 +156,7 @@ export function conversationRepositoryContract(
         'conversation_full',
       );
       const history = await repository.getConversation(id);
-      expect(history?.messages.map((m) => m.seq)).toEqual([1, 2]);
+      expect(messagesOf(history).map((m) => m.seq)).toEqual([1, 2]);
     });
 
     it('refuses a conversation once it holds maxConversations', async () => {
@@ -166,7 +177,7 @@ export function conversationRepositoryContract(
       const after = await repository.appendMessage(id, draft());
       expect(after.seq).toBe(4);
       const history = await repository.getConversation(id);
-      expect(history?.messages.map((m) => m.id)).toEqual([second.id, after.id]);
+      expect(messagesOf(history).map((m) => m.id)).toEqual([second.id, after.id]);
       expect(history?.messageCount).toBe(2);
       expect(history?.lastActivityAt).toBe(2_000);
     });

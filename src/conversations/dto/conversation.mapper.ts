@@ -3,12 +3,7 @@ import {
   ConversationSummary,
   StoredMessage,
 } from '../conversation.repository';
-import {
-  ConversationDto,
-  ConversationHistoryDto,
-  DeleteMessageResponseDto,
-  MessageDto,
-} from './conversation.dto';
+import { ConversationDto, DeleteMessageResponseDto, MessageDto } from './conversation.dto';
 
 // Explicit field lists: the wire format changes only when these functions do.
 
@@ -22,10 +17,15 @@ export function toConversationDto(summary: ConversationSummary): ConversationDto
   };
 }
 
-export function toMessageDto(conversationId: string, message: StoredMessage): MessageDto {
+/**
+ * A stored message is its own wire form: the store serializes it once, in this shape, when
+ * it is written (ConversationHistory.messagesJson), so this mapping must stay the identity
+ * on StoredMessage's fields. A test holds the two together.
+ */
+export function toMessageDto(message: StoredMessage): MessageDto {
   return {
     id: message.id,
-    conversationId,
+    conversationId: message.conversationId,
     sender: message.sender,
     content: message.content,
     timestamp: message.timestamp,
@@ -34,15 +34,19 @@ export function toMessageDto(conversationId: string, message: StoredMessage): Me
   };
 }
 
-export function toConversationHistoryDto(history: ConversationHistory): ConversationHistoryDto {
-  return {
+/**
+ * The ConversationHistoryDto as JSON text. The messages are spliced in as the store's
+ * serialized array, so a read of a long history serializes nothing but its header.
+ */
+export function toConversationHistoryJson(history: ConversationHistory): string {
+  const header = JSON.stringify({
     id: history.id,
     conversationId: history.id,
     createdAt: history.createdAt,
     lastActivityAt: history.lastActivityAt,
     messageCount: history.messageCount,
-    messages: history.messages.map((message) => toMessageDto(history.id, message)),
-  };
+  });
+  return `${header.slice(0, -1)},"messages":${history.messagesJson}}`;
 }
 
 export function toDeleteMessageResponseDto(messageId: string): DeleteMessageResponseDto {

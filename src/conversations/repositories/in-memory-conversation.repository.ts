@@ -10,14 +10,24 @@ import {
   StoredMessage,
 } from '../conversation.repository';
 
+/** A stored message, kept small: what ordering needs, and its JSON, made once. */
+interface MessageRecord {
+  readonly timestamp: number;
+  /** The StoredMessage as JSON, `id` first (see idPrefix). */
+  readonly json: string;
+}
+
 interface ConversationRecord {
   readonly id: string;
   readonly createdAt: number;
   lastActivityAt: number;
   lastSeq: number;
-  /** Chronological: ascending timestamp, ties by seq. */
-  readonly messages: StoredMessage[];
+  /** Chronological: ascending timestamp, ties by seq (arrival order). */
+  readonly messages: MessageRecord[];
 }
+
+/** How a message's JSON begins: StoredMessage literals below always put `id` first. */
+const idPrefix = (messageId: string) => `{"id":${JSON.stringify(messageId)},`;
 
 /** Conversations evicted between two yields to the event loop. */
 const EVICTION_CHUNK = 2_000;
@@ -32,7 +42,7 @@ function summarize(record: ConversationRecord): ConversationSummary {
 }
 
 /** Index at which a message with this timestamp goes: after every message not later than it. */
-function insertionIndex(messages: StoredMessage[], timestamp: number): number {
+function insertionIndex(messages: MessageRecord[], timestamp: number): number {
   let low = 0;
   let high = messages.length;
   while (low < high) {
@@ -74,7 +84,8 @@ export class InMemoryConversationRepository extends ConversationRepository {
     if (!record) {
       return null;
     }
-    return { ...summarize(record), messages: record.messages.slice() };
+    const messagesJson = `[${record.messages.map((message) => message.json).join(',')}]`;
+    return { ...summarize(record), messagesJson };
   }
 
   async appendMessage(conversationId: string, input: NewMessage): Promise<StoredMessage> {
@@ -84,17 +95,19 @@ export class InMemoryConversationRepository extends ConversationRepository {
     }
     const message: StoredMessage = {
       id: input.id,
+      conversationId,
       sender: input.sender,
       content: input.content,
       timestamp: input.timestamp,
       seq: ++record.lastSeq,
       createdAt: input.now,
     };
+    const stored: MessageRecord = { timestamp: message.timestamp, json: JSON.stringify(message) };
     const { messages } = record;
     if (messages.length === 0 || messages[messages.length - 1].timestamp <= message.timestamp) {
-      messages.push(message);
+      messages.push(stored);
     } else {
-      messages.splice(insertionIndex(messages, message.timestamp), 0, message);
+      messages.splice(insertionIndex(messages, message.timestamp), 0, stored);
     }
     this.touch(record, input.now);
     return message;
@@ -109,8 +122,9 @@ export class InMemoryConversationRepository extends ConversationRepository {
     const { messages } = record;
     // Scanned from the newest: deletes mostly concern recent messages, and the scan is
     // bounded by MAX_MESSAGES_PER_CONVERSATION. An id index would cost memory on every message.
+    const prefix = idPrefix(messageId);
     let index = messages.length - 1;
-    while (index >= 0 && messages[index].id !== messageId) {
+    while (index >= 0 && !messages[index].json.startsWith(prefix)) {
       index--;
     }
     if (index < 0) {

@@ -1,0 +1,61 @@
+import { randomUUID } from 'node:crypto';
+import { StoredMessage } from '../conversation.repository';
+import { InMemoryConversationRepository } from '../repositories/in-memory-conversation.repository';
+import { toConversationHistoryJson, toMessageDto } from './conversation.mapper';
+
+describe('conversation mapper', () => {
+  it('keeps the stored JSON of a message identical to its wire form', async () => {
+    const repository = new InMemoryConversationRepository();
+    const { id } = await repository.createConversation({
+      id: randomUUID(),
+      now: 1,
+      maxConversations: 1,
+    });
+    const stored = await repository.appendMessage(id, {
+      id: randomUUID(),
+      sender: 'agent',
+      content: 'quote " backslash \\ newline \n emoji 😀',
+      timestamp: 5,
+      now: 7,
+      maxMessages: 10,
+    });
+    const history = await repository.getConversation(id);
+    // What a read splices in, byte for byte, is what toMessageDto would have serialized.
+    expect(history?.messagesJson).toBe(JSON.stringify([toMessageDto(stored)]));
+  });
+
+  it('writes a history as the ConversationHistoryDto JSON', () => {
+    const message: StoredMessage = {
+      id: 'm',
+      conversationId: 'c',
+      sender: 'customer',
+      content: 'hi',
+      timestamp: 1,
+      seq: 1,
+      createdAt: 2,
+    };
+    const json = toConversationHistoryJson({
+      id: 'c',
+      createdAt: 1,
+      lastActivityAt: 2,
+      messageCount: 1,
+      messagesJson: JSON.stringify([message]),
+    });
+    expect(JSON.parse(json)).toEqual({
+      id: 'c',
+      conversationId: 'c',
+      createdAt: 1,
+      lastActivityAt: 2,
+      messageCount: 1,
+      messages: [message],
+    });
+    expect(Object.keys(JSON.parse(json) as object)).toEqual([
+      'id',
+      'conversationId',
+      'createdAt',
+      'lastActivityAt',
+      'messageCount',
+      'messages',
+    ]);
+  });
+});
