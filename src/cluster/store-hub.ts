@@ -1,16 +1,20 @@
 import { Logger } from '@nestjs/common';
 import { StoreError } from '../conversations/conversation.errors';
 import { ConversationRepository } from '../conversations/conversation.repository';
+import { ConversationHistory } from '../conversations/conversation.repository';
 import {
   isRequestBatch,
+  PART_CHARS,
   STORE_CHANNEL,
   STORE_OPERATIONS,
   StoreCall,
   StoreReply,
   StoreReplyBatch,
+  StoreReplyPart,
 } from '../conversations/repositories/store-ipc.protocol';
 
 const ALLOWED = new Set<string>(STORE_OPERATIONS);
+const HISTORY_OPERATIONS = new Set<string>(['getConversation', 'getConversationIfChanged']);
 
 /**
  * The primary's side of the store protocol: applies each worker's calls to the one
@@ -22,15 +26,47 @@ export class StoreHub {
   constructor(private readonly repository: ConversationRepository) {}
 
   /** Handles one message from a worker; `reply` sends the answer back to that worker. */
-  handle(message: unknown, reply: (batch: StoreReplyBatch) => void): boolean {
+  handle(message: unknown, reply: (message: StoreReplyBatch | StoreReplyPart) => void): boolean {
     if (!isRequestBatch(message)) {
       return false;
     }
     // Every call starts now, in order: the in-memory repository applies each write
     // synchronously, so order of arrival is order of application.
     const replies = message.calls.map((call) => this.apply(call));
-    void Promise.all(replies).then((settled) => reply({ ch: STORE_CHANNEL, replies: settled }));
+    void Promise.all(replies).then((settled) => {
+      settled.forEach((answer, i) => {
+        const history = answer.ok ? (answer.result as ConversationHistory | null) : null;
+        if (HISTORY_OPERATIONS.has(message.calls[i].op) && Array.isArray(history?.messagesJson)) {
+          this.sendLeadingPieces(answer.id, history, reply);
+        }
+      });
+      reply({ ch: STORE_CHANNEL, replies: settled });
+    });
     return true;
+  }
+
+  /**
+   * Sends a long history's pieces ahead of the answer, at most PART_CHARS to a message, and
+   * leaves the answer only the last group.
+   */
+  private sendLeadingPieces(
+    id: number,
+    history: ConversationHistory,
+    reply: (part: StoreReplyPart) => void,
+  ): void {
+    const pieces = history.messagesJson;
+    let group: string[] = [];
+    let chars = 0;
+    for (const piece of pieces) {
+      if (chars > 0 && chars + piece.length > PART_CHARS) {
+        reply({ ch: STORE_CHANNEL, part: { id, messagesJson: group } });
+        group = [];
+        chars = 0;
+      }
+      group.push(piece);
+      chars += piece.length;
+    }
+    history.messagesJson = group;
   }
 
   private async apply(call: StoreCall): Promise<StoreReply> {

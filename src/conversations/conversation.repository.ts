@@ -24,12 +24,24 @@ export interface ConversationSummary {
 
 export interface ConversationHistory extends ConversationSummary {
   /**
-   * Every message as a JSON array of StoredMessage, chronological: ascending timestamp, ties
-   * by seq. Text rather than objects because each message is serialized once, when it is
-   * stored: a read joins stored strings instead of serializing every message again, and the
-   * text crosses the cluster IPC channel as one copy.
+   * Changes whenever the messages do (it is the conversation's last seq), so a copy of
+   * `messagesJson` taken at one version is exact for as long as the version stays.
    */
-  messagesJson: string;
+  version: number;
+  /**
+   * Every message as the text of a JSON array of StoredMessage, chronological (ascending
+   * timestamp, ties by seq), in pieces of a few kilobytes: joined, they are the array.
+   * Text, because each message is serialized once, when it is stored, and a read only joins
+   * stored strings. Pieces, because a long history then never needs one large allocation
+   * (costly on small machines) and crosses the cluster IPC channel as small messages.
+   */
+  messagesJson: string[];
+}
+
+/** A history whose messages the caller already holds at this version. */
+export interface UnchangedHistory extends ConversationSummary {
+  version: number;
+  messagesJson: null;
 }
 
 export interface NewConversation {
@@ -66,6 +78,15 @@ export abstract class ConversationRepository {
 
   /** Null when the conversation does not exist. */
   abstract getConversation(conversationId: string): Promise<ConversationHistory | null>;
+
+  /**
+   * As getConversation, except that when the history's version is still `knownVersion` the
+   * answer leaves the messages out (`messagesJson: null`): the caller already holds them.
+   */
+  abstract getConversationIfChanged(
+    conversationId: string,
+    knownVersion: number,
+  ): Promise<ConversationHistory | UnchangedHistory | null>;
 
   abstract appendMessage(conversationId: string, input: NewMessage): Promise<StoredMessage>;
 

@@ -3,7 +3,6 @@ import {
   Controller,
   Delete,
   Get,
-  Header,
   HttpCode,
   HttpStatus,
   Param,
@@ -27,6 +26,7 @@ import {
 } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { EmptyBodyPipe } from '../common/empty-body.pipe';
+import { sendJsonPieces } from '../common/json-pieces';
 import { ProblemDto } from '../common/problem.dto';
 import { PROBLEM_CONTENT_TYPE } from '../common/problem';
 import { UuidOrNotFoundPipe } from '../common/uuid-or-not-found.pipe';
@@ -84,10 +84,10 @@ export class ConversationsController {
   @ApiParam({ name: 'conversationId', format: 'uuid' })
   @ApiOkResponse({ type: ConversationHistoryDto })
   @ApiNotFoundResponse(problem('conversation_not_found (also for an id that is not a UUID)'))
-  // A ConversationHistoryDto, already serialized: see toConversationHistoryJson.
-  @Header('Content-Type', 'application/json; charset=utf-8')
-  async get(@ConversationId() conversationId: string): Promise<string> {
-    return toConversationHistoryJson(await this.conversations.getConversation(conversationId));
+  // Writes a ConversationHistoryDto that is already serialized: see toConversationHistoryJson.
+  async get(@ConversationId() conversationId: string, @Res() res: Response): Promise<void> {
+    const history = await this.conversations.getConversation(conversationId);
+    sendJsonPieces(res, HttpStatus.OK, toConversationHistoryJson(history));
   }
 
   @Post(':conversationId/messages')

@@ -72,7 +72,8 @@ describe('ConversationsService', () => {
         createdAt: T0,
         lastActivityAt: T0 + 500,
         messageCount: 1,
-        messagesJson: JSON.stringify([stored]),
+        version: 1,
+        messagesJson: [JSON.stringify([stored])],
       });
     });
 
@@ -82,7 +83,7 @@ describe('ConversationsService', () => {
       const stored = await service.postMessage(id, message('bye'));
 
       expect(await service.deleteMessage(id, stored.id)).toEqual({ messageId: stored.id, seq: 2 });
-      expect((await service.getConversation(id)).messagesJson).toBe('[]');
+      expect((await service.getConversation(id)).messagesJson).toEqual(['[]']);
     });
   });
 

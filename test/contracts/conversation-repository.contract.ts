@@ -31,7 +31,7 @@ function draft(overrides: Partial<NewMessage> = {}): NewMessage {
 /** The history's messages, parsed from the JSON text the store returns. */
 function messagesOf(history: ConversationHistory | null): StoredMessage[] {
   expect(history).not.toBeNull();
-  return JSON.parse(history?.messagesJson ?? 'null') as StoredMessage[];
+  return JSON.parse(history?.messagesJson.join('') ?? 'null') as StoredMessage[];
 }
 
 async function expectStoreError(operation: Promise<unknown>, code: string): Promise<void> {
@@ -76,7 +76,11 @@ export function conversationRepositoryContract(
         maxConversations: 10,
       });
       expect(summary).toEqual({ id, createdAt: 1_234, lastActivityAt: 1_234, messageCount: 0 });
-      expect(await repository.getConversation(id)).toEqual({ ...summary, messagesJson: '[]' });
+      expect(await repository.getConversation(id)).toEqual({
+        ...summary,
+        version: 0,
+        messagesJson: ['[]'],
+      });
       expect(await repository.count()).toBe(1);
     });
 
@@ -105,7 +109,7 @@ export function conversationRepositoryContract(
       const history = await repository.getConversation(id);
       expect(messagesOf(history)).toEqual([stored]);
       // Serialized with the fields in wire order.
-      expect(history?.messagesJson).toBe(JSON.stringify([stored]));
+      expect(history?.messagesJson.join('')).toBe(JSON.stringify([stored]));
       expect(history?.messageCount).toBe(1);
       expect(history?.lastActivityAt).toBe(1_100);
     });
@@ -236,6 +240,43 @@ export function conversationRepositoryContract(
       await expectStoreError(create(1_000, 1), 'capacity_exceeded');
       expect(await repository.evictInactive(2_000)).toBe(1);
       await expect(create(3_000, 1)).resolves.toMatchObject({ messageCount: 0 });
+    });
+
+    it('returns a long history in pieces of a few kilobytes that join to the whole array', async () => {
+      const { id } = await create();
+      const sent: StoredMessage[] = [];
+      for (let i = 0; i < 300; i++) {
+        sent.push(
+          await repository.appendMessage(id, draft({ content: `${i} ${'é'.repeat(150)}` })),
+        );
+      }
+      const history = await repository.getConversation(id);
+      expect(history?.messagesJson.length).toBeGreaterThan(2);
+      for (const piece of history?.messagesJson ?? []) {
+        expect(piece.length).toBeLessThanOrEqual(64 * 1024);
+      }
+      expect(messagesOf(history)).toEqual(sent);
+      expect(history?.version).toBe(300);
+    });
+
+    it('leaves the messages out only while the known version is current', async () => {
+      const { id } = await create();
+      await repository.appendMessage(id, draft({ content: 'one' }));
+      const first = await repository.getConversation(id);
+      expect(first?.version).toBe(1);
+
+      const unchanged = await repository.getConversationIfChanged(id, 1);
+      expect(unchanged).toEqual({ ...first, messagesJson: null });
+
+      const second = await repository.appendMessage(id, draft({ content: 'two', now: 2_000 }));
+      const changed = await repository.getConversationIfChanged(id, 1);
+      expect(changed?.version).toBe(2);
+      expect(changed?.messageCount).toBe(2);
+      expect(messagesOf(changed as ConversationHistory).map((m) => m.id)).toContain(second.id);
+
+      await repository.deleteMessage(id, second.id, 3_000);
+      expect((await repository.getConversationIfChanged(id, 2))?.messagesJson).not.toBeNull();
+      expect(await repository.getConversationIfChanged(randomUUID(), 0)).toBeNull();
     });
   });
 }

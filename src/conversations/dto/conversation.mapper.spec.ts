@@ -21,7 +21,7 @@ describe('conversation mapper', () => {
     });
     const history = await repository.getConversation(id);
     // What a read splices in, byte for byte, is what toMessageDto would have serialized.
-    expect(history?.messagesJson).toBe(JSON.stringify([toMessageDto(stored)]));
+    expect(history?.messagesJson.join('')).toBe(JSON.stringify([toMessageDto(stored)]));
   });
 
   it('writes a history as the ConversationHistoryDto JSON', () => {
@@ -34,20 +34,25 @@ describe('conversation mapper', () => {
       seq: 1,
       createdAt: 2,
     };
+    const messagesJson = JSON.stringify([message, message]);
+    const pieces = [messagesJson.slice(0, 10), messagesJson.slice(10)];
     const json = toConversationHistoryJson({
       id: 'c',
       createdAt: 1,
       lastActivityAt: 2,
-      messageCount: 1,
-      messagesJson: JSON.stringify([message]),
-    });
+      messageCount: 2,
+      version: 2,
+      messagesJson: pieces,
+    }).join('');
+    // The store's pieces are not changed in place.
+    expect(pieces.join('')).toBe(messagesJson);
     expect(JSON.parse(json)).toEqual({
       id: 'c',
       conversationId: 'c',
       createdAt: 1,
       lastActivityAt: 2,
-      messageCount: 1,
-      messages: [message],
+      messageCount: 2,
+      messages: [message, message],
     });
     expect(Object.keys(JSON.parse(json) as object)).toEqual([
       'id',

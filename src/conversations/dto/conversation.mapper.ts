@@ -35,10 +35,11 @@ export function toMessageDto(message: StoredMessage): MessageDto {
 }
 
 /**
- * The ConversationHistoryDto as JSON text. The messages are spliced in as the store's
- * serialized array, so a read of a long history serializes nothing but its header.
+ * The ConversationHistoryDto as JSON text, in pieces to be written in order. The messages
+ * are the store's serialized pieces, spliced in, so a read of a long history serializes
+ * nothing but its header.
  */
-export function toConversationHistoryJson(history: ConversationHistory): string {
+export function toConversationHistoryJson(history: ConversationHistory): string[] {
   const header = JSON.stringify({
     id: history.id,
     conversationId: history.id,
@@ -46,7 +47,10 @@ export function toConversationHistoryJson(history: ConversationHistory): string 
     lastActivityAt: history.lastActivityAt,
     messageCount: history.messageCount,
   });
-  return `${header.slice(0, -1)},"messages":${history.messagesJson}}`;
+  const pieces = history.messagesJson.slice();
+  pieces[0] = `${header.slice(0, -1)},"messages":${pieces[0]}`;
+  pieces[pieces.length - 1] += '}';
+  return pieces;
 }
 
 export function toDeleteMessageResponseDto(messageId: string): DeleteMessageResponseDto {

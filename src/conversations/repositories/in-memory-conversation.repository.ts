@@ -8,6 +8,7 @@ import {
   NewConversation,
   NewMessage,
   StoredMessage,
+  UnchangedHistory,
 } from '../conversation.repository';
 
 /** A stored message, kept small: what ordering needs, and its JSON, made once. */
@@ -28,6 +29,41 @@ interface ConversationRecord {
 
 /** How a message's JSON begins: StoredMessage literals below always put `id` first. */
 const idPrefix = (messageId: string) => `{"id":${JSON.stringify(messageId)},`;
+
+/**
+ * Returns the string after making V8 store it as one flat run of characters. Strings built by
+ * concatenation (randomUUID(), JSON.stringify) are trees of pieces several times their size
+ * (a UUID: ~490 bytes instead of ~64); indexing one flattens it in place, and the next GC
+ * drops the pieces. Done once for every string the store keeps.
+ */
+function flat(text: string): string {
+  void text.at(-1);
+  return text;
+}
+
+/** Characters of message JSON per history piece: small enough to stay a cheap allocation. */
+const PIECE_CHARS = 12 * 1024;
+
+/** The messages' JSON as array text, in pieces of about PIECE_CHARS (see ConversationHistory). */
+function historyPieces(messages: MessageRecord[]): string[] {
+  const pieces: string[] = [];
+  let piece: string[] = [];
+  let chars = 0;
+  for (const message of messages) {
+    piece.push(message.json);
+    chars += message.json.length + 1;
+    if (chars >= PIECE_CHARS) {
+      pieces.push((pieces.length === 0 ? '[' : ',') + piece.join(','));
+      piece = [];
+      chars = 0;
+    }
+  }
+  if (piece.length > 0 || pieces.length === 0) {
+    pieces.push((pieces.length === 0 ? '[' : ',') + piece.join(','));
+  }
+  pieces[pieces.length - 1] += ']';
+  return pieces;
+}
 
 /** Conversations evicted between two yields to the event loop. */
 const EVICTION_CHUNK = 2_000;
@@ -69,7 +105,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
       throw new StoreError('capacity_exceeded');
     }
     const record: ConversationRecord = {
-      id: input.id,
+      id: flat(input.id),
       createdAt: input.now,
       lastActivityAt: input.now,
       lastSeq: 0,
@@ -84,8 +120,22 @@ export class InMemoryConversationRepository extends ConversationRepository {
     if (!record) {
       return null;
     }
-    const messagesJson = `[${record.messages.map((message) => message.json).join(',')}]`;
-    return { ...summarize(record), messagesJson };
+    return {
+      ...summarize(record),
+      version: record.lastSeq,
+      messagesJson: historyPieces(record.messages),
+    };
+  }
+
+  async getConversationIfChanged(
+    conversationId: string,
+    knownVersion: number,
+  ): Promise<ConversationHistory | UnchangedHistory | null> {
+    const record = this.conversations.get(conversationId);
+    if (record?.lastSeq === knownVersion) {
+      return { ...summarize(record), version: knownVersion, messagesJson: null };
+    }
+    return this.getConversation(conversationId);
   }
 
   async appendMessage(conversationId: string, input: NewMessage): Promise<StoredMessage> {
@@ -102,7 +152,10 @@ export class InMemoryConversationRepository extends ConversationRepository {
       seq: ++record.lastSeq,
       createdAt: input.now,
     };
-    const stored: MessageRecord = { timestamp: message.timestamp, json: JSON.stringify(message) };
+    const stored: MessageRecord = {
+      timestamp: message.timestamp,
+      json: flat(JSON.stringify(message)),
+    };
     const { messages } = record;
     if (messages.length === 0 || messages[messages.length - 1].timestamp <= message.timestamp) {
       messages.push(stored);

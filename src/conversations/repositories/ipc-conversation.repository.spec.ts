@@ -86,6 +86,112 @@ describe('IpcConversationRepository failures', () => {
     repository.close();
   });
 
+  it('sends a long history in several small messages and puts it back together', async () => {
+    const store = new InMemoryConversationRepository();
+    const port = loopback(new StoreHub(store));
+    // Sizes as they arrive, before the repository takes the messages apart.
+    const sizes: number[] = [];
+    port.onMessage((message) => sizes.push(JSON.stringify(message).length));
+    const repository = new IpcConversationRepository(port, 2_000);
+    const { id } = await repository.createConversation(conversation());
+    for (let i = 0; i < 400; i++) {
+      await repository.appendMessage(id, {
+        id: randomUUID(),
+        sender: 'customer',
+        content: `${i} ${'x'.repeat(200)}`,
+        timestamp: i,
+        now: 1,
+        maxMessages: 1_000,
+      });
+    }
+    sizes.length = 0;
+    const history = await repository.getConversation(id);
+    const direct = await store.getConversation(id);
+    expect(history?.messagesJson.join('')).toBe(direct?.messagesJson.join(''));
+    // Every message on the channel stayed small.
+    expect(sizes.length).toBeGreaterThan(2);
+    expect(Math.max(...sizes)).toBeLessThan(64 * 1024);
+    repository.close();
+  });
+
+  it('serves an unchanged history from its copy, and fetches it again once it changes', async () => {
+    const store = new InMemoryConversationRepository();
+    const port = loopback(new StoreHub(store));
+    const sent: { calls: { op: string }[] }[] = [];
+    const send = port.send.bind(port);
+    port.send = (message) => {
+      sent.push(message as { calls: { op: string }[] });
+      send(message);
+    };
+    const repository = new IpcConversationRepository(port, 2_000);
+    const { id } = await repository.createConversation(conversation());
+    const post = (content: string) =>
+      repository.appendMessage(id, {
+        id: randomUUID(),
+        sender: 'agent',
+        content,
+        timestamp: 1,
+        now: 1,
+        maxMessages: 10,
+      });
+    await post('first');
+    const first = await repository.getConversation(id);
+    const again = await repository.getConversation(id);
+    expect(again).toEqual(first);
+    expect(sent.at(-1)?.calls[0].op).toBe('getConversationIfChanged');
+
+    await post('second');
+    const changed = await repository.getConversation(id);
+    expect(changed?.messageCount).toBe(2);
+    expect(JSON.parse(changed?.messagesJson.join('') ?? '[]')).toHaveLength(2);
+
+    await store.evictInactive(10);
+    expect(await repository.getConversation(id)).toBeNull();
+    repository.close();
+  });
+
+  it('holds calls while two batches are unanswered and sends them together after', async () => {
+    const answers: (() => void)[] = [];
+    const hub = new StoreHub(new InMemoryConversationRepository());
+    const listeners = new Set<(message: unknown) => void>();
+    const batches: unknown[] = [];
+    const port: MessagePort = {
+      send(message) {
+        batches.push(message);
+        // Answered only when the test says so.
+        answers.push(() =>
+          hub.handle(JSON.parse(JSON.stringify(message)), (reply) =>
+            listeners.forEach((listener) => listener(JSON.parse(JSON.stringify(reply)))),
+          ),
+        );
+      },
+      onMessage(listener) {
+        listeners.add(listener);
+        return () => listeners.delete(listener);
+      },
+      onClose: () => () => undefined,
+    };
+    const repository = new IpcConversationRepository(port, 2_000);
+    const tick = () => new Promise((resolve) => setImmediate(resolve));
+    const results: Promise<unknown>[] = [repository.count()];
+    await tick();
+    results.push(repository.count());
+    await tick();
+    for (let i = 0; i < 5; i++) {
+      results.push(repository.count());
+    }
+    await tick();
+    expect(batches).toHaveLength(2);
+    answers.shift()?.();
+    await tick();
+    await tick();
+    expect(batches).toHaveLength(3);
+    expect((batches[2] as { calls: unknown[] }).calls).toHaveLength(5);
+    answers.splice(0).forEach((answer) => answer());
+    expect(await Promise.all(results)).toEqual(Array(7).fill(0));
+    repository.close();
+  });
+
   it('refuses an operation outside the port', async () => {
     const hub = new StoreHub(new InMemoryConversationRepository());
     const replies: unknown[] = [];

@@ -8,9 +8,12 @@ import {
   NewConversation,
   NewMessage,
   StoredMessage,
+  UnchangedHistory,
 } from '../conversation.repository';
+import { HistoryCache } from './history-cache';
 import {
   isReplyBatch,
+  isReplyPart,
   MessagePort,
   STORE_CHANNEL,
   StoreCall,
@@ -24,10 +27,20 @@ interface Pending {
 }
 
 /**
+ * Batches sent and not yet answered. Calls made while this many are out wait for an answer
+ * and then leave together: under load the batches grow instead of the primary's message
+ * rate, and with no load a call leaves at once.
+ */
+const MAX_BATCHES_IN_FLIGHT = 2;
+
+/** Characters of histories a worker keeps copies of (see HistoryCache): 16 M, 16–64 MB. */
+const HISTORY_CACHE_CHARS = 16 * 1024 * 1024;
+
+/**
  * A worker's view of the store the primary owns: every call is forwarded over the cluster
  * IPC channel to the primary's StoreHub, which applies it to the one in-memory repository.
- * Calls made in one event-loop turn go out as a single batch. A call with no answer within
- * the timeout fails with `store_unavailable`.
+ * Calls made in one event-loop turn, or while earlier batches are still out, go as one
+ * batch. A call with no answer within the timeout fails with `store_unavailable`.
  */
 export class IpcConversationRepository
   extends ConversationRepository
@@ -35,8 +48,14 @@ export class IpcConversationRepository
 {
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
+  private readonly histories = new HistoryCache(HISTORY_CACHE_CHARS);
+  /** Leading history pieces received ahead of their call's answer (see StoreReplyPart). */
+  private readonly parts = new Map<number, string[]>();
+  /** Each batch in flight, by the id of its first call (replies keep the calls' order). */
+  private readonly timers = new Map<number, NodeJS.Timeout>();
   private queue: StoreCall[] = [];
   private flushScheduled = false;
+  private batchesInFlight = 0;
   private closed = false;
   private readonly unsubscribe: (() => void)[];
 
@@ -55,8 +74,32 @@ export class IpcConversationRepository
     return this.call('createConversation', [input]);
   }
 
-  getConversation(conversationId: string): Promise<ConversationHistory | null> {
-    return this.call('getConversation', [conversationId]);
+  /**
+   * A history this worker served before is asked for only if it changed since: the primary
+   * confirms the version and sends the messages only when they are new, so a read of a long,
+   * unchanged history costs the primary a small answer instead of the whole text.
+   */
+  async getConversation(conversationId: string): Promise<ConversationHistory | null> {
+    const cached = this.histories.get(conversationId);
+    const history = cached
+      ? await this.getConversationIfChanged(conversationId, cached.version)
+      : await this.call<ConversationHistory | null>('getConversation', [conversationId]);
+    if (!history) {
+      this.histories.delete(conversationId);
+      return null;
+    }
+    if (history.messagesJson === null) {
+      return { ...history, messagesJson: cached?.pieces ?? [] };
+    }
+    this.histories.set(conversationId, history.version, history.messagesJson);
+    return history;
+  }
+
+  getConversationIfChanged(
+    conversationId: string,
+    knownVersion: number,
+  ): Promise<ConversationHistory | UnchangedHistory | null> {
+    return this.call('getConversationIfChanged', [conversationId, knownVersion]);
   }
 
   appendMessage(conversationId: string, input: NewMessage): Promise<StoredMessage> {
@@ -83,6 +126,9 @@ export class IpcConversationRepository
   close(): void {
     this.closed = true;
     this.unsubscribe.forEach((unsubscribe) => unsubscribe());
+    this.timers.forEach((timer) => clearTimeout(timer));
+    this.timers.clear();
+    this.queue = [];
     this.failAll([...this.pending.keys()]);
   }
 
@@ -95,44 +141,89 @@ export class IpcConversationRepository
       this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
     });
     this.queue.push({ id, op, args });
-    if (!this.flushScheduled) {
+    this.scheduleFlush();
+    return result;
+  }
+
+  private scheduleFlush(): void {
+    if (!this.flushScheduled && this.queue.length > 0) {
       this.flushScheduled = true;
       setImmediate(() => this.flush());
     }
-    return result;
   }
 
   private flush(): void {
     this.flushScheduled = false;
+    if (this.batchesInFlight >= MAX_BATCHES_IN_FLIGHT || this.closed) {
+      return; // the next answer (or its timeout) sends what has queued up
+    }
     const calls = this.queue;
     this.queue = [];
-    const ids = calls.map((call) => call.id);
     try {
       this.port.send({ ch: STORE_CHANNEL, calls });
     } catch {
-      this.failAll(ids);
+      this.failAll(calls.map((call) => call.id));
       return;
     }
-    // One timer per batch rather than per call.
-    setTimeout(() => this.failAll(ids), this.timeoutMs).unref();
+    this.batchesInFlight++;
+    // One timer per batch rather than per call; the batch is answered as a whole.
+    const timer = setTimeout(() => this.onTimeout(), this.timeoutMs);
+    timer.unref();
+    this.timers.set(calls[0].id, timer);
+  }
+
+  /**
+   * A batch went unanswered: the primary is stuck or gone, so everything waiting fails now
+   * rather than each call serving out its own wait behind it.
+   */
+  private onTimeout(): void {
+    this.timers.forEach((timer) => clearTimeout(timer));
+    this.timers.clear();
+    this.queue = [];
+    this.batchesInFlight = 0;
+    this.failAll([...this.pending.keys()]);
+  }
+
+  private batchDone(): void {
+    this.batchesInFlight--;
+    this.scheduleFlush();
   }
 
   private onMessage(message: unknown): void {
-    if (!isReplyBatch(message)) {
+    if (isReplyPart(message)) {
+      const { id, messagesJson } = message.part;
+      const received = this.parts.get(id);
+      this.parts.set(id, received ? received.concat(messagesJson) : messagesJson);
       return;
     }
+    if (!isReplyBatch(message) || message.replies.length === 0) {
+      return;
+    }
+    const timer = this.timers.get(message.replies[0].id);
+    if (timer === undefined) {
+      return; // timed out already: batchDone has run
+    }
+    clearTimeout(timer);
+    this.timers.delete(message.replies[0].id);
     for (const reply of message.replies) {
       this.settle(reply);
     }
+    this.batchDone();
   }
 
   private settle(reply: StoreReply): void {
+    const leading = this.parts.get(reply.id);
+    this.parts.delete(reply.id);
     const pending = this.pending.get(reply.id);
     if (!pending) {
       return; // timed out already
     }
     this.pending.delete(reply.id);
     if (reply.ok) {
+      if (leading) {
+        const history = reply.result as ConversationHistory;
+        history.messagesJson = leading.concat(history.messagesJson);
+      }
       pending.resolve(reply.result);
     } else {
       pending.reject(new StoreError(reply.code));

@@ -11,6 +11,7 @@ export const STORE_CHANNEL = 'chat:store';
 export const STORE_OPERATIONS = [
   'createConversation',
   'getConversation',
+  'getConversationIfChanged',
   'appendMessage',
   'deleteMessage',
   'evictInactive',
@@ -38,6 +39,19 @@ export interface StoreReplyBatch {
   replies: StoreReply[];
 }
 
+/**
+ * Leading pieces of a long history (ConversationHistory.messagesJson) for call `id`, sent
+ * ahead of the batch that answers the call, so that no single message is large. The
+ * receiver puts them in front of the pieces the answer itself carries.
+ */
+export interface StoreReplyPart {
+  ch: typeof STORE_CHANNEL;
+  part: { id: number; messagesJson: string[] };
+}
+
+/** Characters of history pieces per IPC message at most (one piece may be larger). */
+export const PART_CHARS = 32 * 1024;
+
 /** One end of a message channel: a worker's `process`, or a test's in-process loopback. */
 export interface MessagePort {
   send(message: unknown): void;
@@ -52,6 +66,15 @@ export function isRequestBatch(message: unknown): message is StoreRequestBatch {
     message !== null &&
     (message as StoreRequestBatch).ch === STORE_CHANNEL &&
     Array.isArray((message as StoreRequestBatch).calls)
+  );
+}
+
+export function isReplyPart(message: unknown): message is StoreReplyPart {
+  return (
+    typeof message === 'object' &&
+    message !== null &&
+    (message as StoreReplyPart).ch === STORE_CHANNEL &&
+    typeof (message as StoreReplyPart).part === 'object'
   );
 }
 
