@@ -1,0 +1,187 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { HubResults, runHubSuite } from './hub/hub-suite';
+import { CONFIGURATIONS } from './http/configurations';
+import { Cell, HttpTiming, runHttpSuite } from './http/http-suite';
+import { SCENARIOS } from './http/scenarios';
+import { installCleanup } from './lib/children';
+import { describeMachine } from './lib/machine';
+import { RESULTS_DIR, ROOT, SERVER_MAIN } from './lib/paths';
+import { renderMarkdown } from './report/markdown';
+import { computeTargets } from './report/targets';
+import { FULL_SCALE, QUICK_SCALE, runScaleSuite, ScaleResults } from './scale/scale-suite';
+
+/**
+ * `npm run bench [-- --quick] [--configs=A,B] [--scenarios=post,get20] [--skip=http,scale,hub]`
+ * Builds the server once, runs the HTTP scenarios, the scale checks and the hub
+ * micro-benchmark, prints a markdown report and writes bench/results/<timestamp>.json.
+ */
+
+const FULL = {
+  http: { warmupSeconds: 3, measureSeconds: 8, rounds: 3, connections: 50 } satisfies HttpTiming,
+  hub: { measureSeconds: 5, warmupSeconds: 1, inFlightPerWorker: 32 },
+  scale: FULL_SCALE,
+};
+
+const QUICK = {
+  // Under 2 minutes for 20 cells: a 1 s warm-up (Nest needs it far more than node:http) and
+  // a short measurement. Indicative numbers only; the full run is the one to judge by.
+  http: { warmupSeconds: 1, measureSeconds: 1.5, rounds: 1, connections: 50 } satisfies HttpTiming,
+  hub: { measureSeconds: 1.5, warmupSeconds: 0.5, inFlightPerWorker: 32 },
+  scale: QUICK_SCALE,
+};
+
+interface Options {
+  quick: boolean;
+  configurations: string[] | null;
+  scenarios: string[] | null;
+  skip: Set<string>;
+}
+
+function parseOptions(argv: string[]): Options {
+  const options: Options = { quick: false, configurations: null, scenarios: null, skip: new Set() };
+  const list = (value: string) => value.split(',').filter(Boolean);
+  for (const arg of argv) {
+    const [name, value = ''] = arg.split('=');
+    if (name === '--quick') {
+      options.quick = true;
+    } else if (name === '--configs') {
+      options.configurations = list(value);
+    } else if (name === '--scenarios') {
+      options.scenarios = list(value);
+    } else if (name === '--skip') {
+      list(value).forEach((suite) => options.skip.add(suite));
+    } else {
+      throw new Error(
+        `Unknown option ${arg}. Usage: npm run bench -- [--quick] [--configs=A,E,B,C] [--scenarios=${SCENARIOS.map((s) => s.key).join(',')}] [--skip=http,scale,hub]`,
+      );
+    }
+  }
+  return options;
+}
+
+const started = performance.now();
+const log = (line: string) =>
+  process.stderr.write(
+    `[${((performance.now() - started) / 1000).toFixed(0).padStart(4)} s] ${line}\n`,
+  );
+
+function build(): void {
+  log('npm run build');
+  const result = spawnSync('npm', ['run', 'build'], { cwd: ROOT, encoding: 'utf8' });
+  if (result.status !== 0 || !existsSync(SERVER_MAIN)) {
+    process.stderr.write(`${result.stdout ?? ''}${result.stderr ?? ''}`);
+    throw new Error(`npm run build failed (exit ${result.status ?? result.signal})`);
+  }
+}
+
+async function attempt<T>(
+  name: string,
+  errors: string[],
+  run: () => Promise<T>,
+): Promise<T | null> {
+  try {
+    return await run();
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    errors.push(`${name}: ${message}`);
+    log(`${name} FAILED: ${message}`);
+    return null;
+  }
+}
+
+async function main(): Promise<void> {
+  installCleanup();
+  const options = parseOptions(process.argv.slice(2));
+  const settings = options.quick ? QUICK : FULL;
+  const startedAt = new Date();
+  const configurations = CONFIGURATIONS.filter(
+    (c) => !options.configurations || options.configurations.includes(c.key),
+  );
+  const scenarios = SCENARIOS.filter((s) =>
+    options.scenarios ? options.scenarios.includes(s.key) : !options.quick || s.quick,
+  );
+  const machine = describeMachine();
+  log(
+    `${options.quick ? 'quick' : 'full'} run on ${machine.cores} cores (${machine.cpuModel}), Node ${machine.node}`,
+  );
+  const cells = options.skip.has('http') ? 0 : configurations.length * scenarios.length;
+  const { warmupSeconds, measureSeconds, rounds } = settings.http;
+  const estimate =
+    10 +
+    rounds * cells * (warmupSeconds + measureSeconds + 1.5) +
+    rounds * configurations.length * measureSeconds * scenarios.filter((s) => s.fixedRate).length +
+    (options.skip.has('scale') ? 0 : options.quick ? 10 : 70) +
+    (options.skip.has('hub')
+      ? 0
+      : 2 * (settings.hub.warmupSeconds + settings.hub.measureSeconds) + 2);
+  log(`about ${Math.round(estimate / 60)} min (${Math.round(estimate)} s) expected`);
+  build();
+
+  const errors: string[] = [];
+  let http: Cell[] | null = null;
+  let scale: ScaleResults | null = null;
+  let hub: HubResults | null = null;
+  if (!options.skip.has('http')) {
+    http = await attempt('HTTP scenarios', errors, () =>
+      runHttpSuite(configurations, scenarios, settings.http, log),
+    );
+  }
+  if (!options.skip.has('scale')) {
+    scale = await attempt('scale checks', errors, () => runScaleSuite(settings.scale, log));
+  }
+  if (!options.skip.has('hub')) {
+    hub = await attempt('hub micro-benchmark', errors, () => runHubSuite(settings.hub, log));
+  }
+
+  const targets = computeTargets({ http, scale, hub });
+  const seconds = (performance.now() - started) / 1000;
+  const report = {
+    mode: options.quick ? ('quick' as const) : ('full' as const),
+    startedAt,
+    seconds,
+    machine,
+    timing: settings.http,
+    configurations,
+    scenarios,
+    http,
+    scale,
+    hub,
+    errors,
+    targets,
+  };
+  const markdown = renderMarkdown(report);
+  process.stdout.write(`\n${markdown}\n`);
+
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const file = path.join(RESULTS_DIR, `${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(
+    file,
+    `${JSON.stringify(
+      {
+        ...report,
+        settings,
+        scenarios: scenarios.map(({ key, title, seed, fixedRate }) => ({
+          key,
+          title,
+          seed,
+          fixedRate,
+        })),
+        markdown,
+      },
+      null,
+      2,
+    )}\n`,
+  );
+  log(`wrote ${path.relative(ROOT, file)}`);
+  process.exitCode = errors.length > 0 ? 1 : 0;
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(
+    `${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+  );
+  process.exit(1);
+});

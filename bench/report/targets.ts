@@ -1,0 +1,113 @@
+import { HubResults } from '../hub/hub-suite';
+import { Cell } from '../http/http-suite';
+import { ScaleResults } from '../scale/scale-suite';
+
+export interface TargetResult {
+  target: string;
+  value: string;
+  /** null: not measured in this run. */
+  pass: boolean | null;
+  note?: string;
+}
+
+export interface SuiteResults {
+  http: Cell[] | null;
+  scale: ScaleResults | null;
+  hub: HubResults | null;
+}
+
+const fixed = (value: number, digits = 2) =>
+  Number.isFinite(value) ? value.toFixed(digits) : 'n/a';
+
+function cellOf(cells: Cell[], scenario: string, configuration: string): Cell | undefined {
+  return cells.find((cell) => cell.scenario === scenario && cell.configuration === configuration);
+}
+
+/** numerator/denominator of median req/s; FAIL when either cell is invalid. */
+function ratioTarget(
+  cells: Cell[] | null,
+  scenario: string,
+  numerator: string,
+  denominator: string,
+  minimum: number,
+): TargetResult {
+  const target = `${scenario}: ${numerator}/${denominator} req/s ≥ ${minimum}`;
+  const top = cells && cellOf(cells, scenario, numerator);
+  const bottom = cells && cellOf(cells, scenario, denominator);
+  if (!top || !bottom) {
+    return { target, value: 'not measured', pass: null };
+  }
+  const ratio = top.median.requestsPerSecond / bottom.median.requestsPerSecond;
+  const invalid = [top, bottom].filter((cell) => !cell.valid).map((cell) => cell.configuration);
+  return {
+    target,
+    value: `${fixed(ratio)} (${Math.round(top.median.requestsPerSecond)} / ${Math.round(bottom.median.requestsPerSecond)})`,
+    pass: invalid.length === 0 && ratio >= minimum,
+    note: invalid.length > 0 ? `invalid cell: ${invalid.join(', ')}` : undefined,
+  };
+}
+
+export function computeTargets({ http, scale, hub }: SuiteResults): TargetResult[] {
+  const targets: TargetResult[] = [];
+  for (const scenario of ['post', 'create', 'get20']) {
+    targets.push(ratioTarget(http, scenario, 'B', 'E', 0.9));
+  }
+  for (const scenario of ['post', 'create', 'get20']) {
+    targets.push(ratioTarget(http, scenario, 'C', 'B', 1.0));
+  }
+  for (const scenario of ['post', 'create', 'get20', 'mixed']) {
+    const target = `${scenario}: C primary CPU ≤ 30 µs per HTTP request`;
+    const cell = http && cellOf(http, scenario, 'C');
+    const micros = cell?.median.primaryCpuMicrosPerRequest;
+    if (!cell || micros === null || micros === undefined) {
+      targets.push({ target, value: 'not measured', pass: null });
+    } else {
+      targets.push({
+        target,
+        value: `${fixed(micros, 1)} µs`,
+        pass: cell.valid && micros <= 30,
+        note: cell.valid ? undefined : 'invalid cell',
+      });
+    }
+  }
+  for (const op of ['appendMessage', 'getConversation'] as const) {
+    const result = hub?.results[op];
+    targets.push({
+      target: `hub: ${result?.name ?? op} ≥ 50,000 ops/s`,
+      value: result
+        ? `${Math.round(result.opsPerSecond)} ops/s (primary ${fixed(result.primaryCpuMicrosPerOp, 1)} µs/op, ${fixed(result.primaryCpuPercent, 0)}% of a core)`
+        : 'not measured',
+      pass: result ? result.failed === 0 && result.opsPerSecond >= 50_000 : null,
+      note: result && result.failed > 0 ? `${result.failed} calls failed` : undefined,
+    });
+  }
+  targets.push(ratioTarget(http, 'get1000', 'C', 'B', 0.8));
+  for (const run of scale?.memory.runs ?? []) {
+    targets.push({
+      target: `memory (${run.idStyle === 'single' ? 'WORKERS=0 inputs' : 'cluster primary inputs'}): ≤ 350 B per message beyond its text`,
+      value: `${fixed(run.bytesBeyondText, 0)} B (${fixed(run.bytesPerMessage, 0)} B − ${scale?.memory.assumedTextBytes} B text, ${run.messages} messages)`,
+      pass: run.bytesBeyondText <= 350,
+    });
+  }
+  if (!scale) {
+    targets.push({
+      target: 'memory: ≤ 350 B per message beyond its text',
+      value: 'not measured',
+      pass: null,
+    });
+  }
+  const eviction = scale?.eviction;
+  targets.push({
+    target: `eviction: sweep in ${eviction ? eviction.large.storeSize.toLocaleString('en') : 'large'} store ≤ 1.5× sweep in ${eviction ? eviction.small.storeSize.toLocaleString('en') : 'small'} store`,
+    value: eviction
+      ? `${fixed(eviction.ratio)}× (${fixed(eviction.large.medianSweepMs, 1)} / ${fixed(eviction.small.medianSweepMs, 1)} ms)`
+      : 'not measured',
+    pass: eviction ? eviction.ratio <= 1.5 : null,
+  });
+  targets.push({
+    target: 'eviction: longest event-loop delay during a sweep < 50 ms',
+    value: eviction ? `${fixed(eviction.maxDelayMs, 1)} ms` : 'not measured',
+    pass: eviction ? eviction.maxDelayMs < 50 : null,
+  });
+  return targets;
+}
