@@ -192,6 +192,9 @@ export class IpcConversationRepository
   private onMessage(message: unknown): void {
     if (isReplyPart(message)) {
       const { id, messagesJson } = message.part;
+      if (!this.pending.has(id)) {
+        return; // its call has failed already
+      }
       const received = this.parts.get(id);
       this.parts.set(id, received ? received.concat(messagesJson) : messagesJson);
       return;
