@@ -5,6 +5,11 @@ import { ConversationRepository } from './conversation.repository';
 import { InMemoryConversationRepository } from './repositories/in-memory-conversation.repository';
 import { IpcConversationRepository, processPort } from './repositories/ipc-conversation.repository';
 
+/** About 30 activity generations per TTL, none narrower than a second (see ActivityIndex). */
+function generationWidth(ttlMs: number): number {
+  return Math.max(1_000, Math.ceil(ttlMs / 30));
+}
+
 /**
  * Provides the storage port; the implementation is chosen here and nowhere else. A cluster
  * worker reaches the primary's store over IPC; a single process or the primary holds it.
@@ -17,7 +22,7 @@ import { IpcConversationRepository, processPort } from './repositories/ipc-conve
       useFactory: (config: AppConfig): ConversationRepository =>
         cluster.isWorker
           ? new IpcConversationRepository(processPort(), config.STORE_TIMEOUT_MS)
-          : new InMemoryConversationRepository(),
+          : new InMemoryConversationRepository(generationWidth(config.CONVERSATION_TTL_MS)),
     },
   ],
   exports: [ConversationRepository],

@@ -1,5 +1,5 @@
-import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { StoreError } from '../conversation.errors';
+import { ActivityIndex } from './activity-index';
 import {
   ConversationHistory,
   ConversationRepository,
@@ -65,8 +65,8 @@ function historyPieces(messages: MessageRecord[]): string[] {
   return pieces;
 }
 
-/** Conversations evicted between two yields to the event loop. */
-const EVICTION_CHUNK = 2_000;
+/** Default width of an activity generation (see ActivityIndex). */
+const DEFAULT_GENERATION_MS = 60_000;
 
 function summarize(record: ConversationRecord): ConversationSummary {
   return {
@@ -93,12 +93,17 @@ function insertionIndex(messages: MessageRecord[], timestamp: number): number {
 }
 
 /**
- * The in-process store. The Map is kept in activity order (a conversation with new activity
- * is moved to the end), so an eviction sweep walks from the oldest and stops at the first
- * live conversation: its cost is what it evicts, not what is stored.
+ * The in-process store. Conversations are kept in an ActivityIndex, so an eviction sweep
+ * costs what it evicts, not what is stored.
  */
 export class InMemoryConversationRepository extends ConversationRepository {
-  private readonly conversations = new Map<string, ConversationRecord>();
+  private readonly conversations: ActivityIndex<ConversationRecord>;
+
+  /** @param generationMs width of an activity generation; about TTL / 30 suits eviction. */
+  constructor(generationMs = DEFAULT_GENERATION_MS) {
+    super();
+    this.conversations = new ActivityIndex(generationMs);
+  }
 
   async createConversation(input: NewConversation): Promise<ConversationSummary> {
     if (this.conversations.size >= input.maxConversations) {
@@ -111,7 +116,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
       lastSeq: 0,
       messages: [],
     };
-    this.conversations.set(record.id, record);
+    this.conversations.add(record);
     return summarize(record);
   }
 
@@ -162,7 +167,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
     } else {
       messages.splice(insertionIndex(messages, message.timestamp), 0, stored);
     }
-    this.touch(record, input.now);
+    this.conversations.touch(record, input.now);
     return message;
   }
 
@@ -185,26 +190,12 @@ export class InMemoryConversationRepository extends ConversationRepository {
     }
     messages.splice(index, 1);
     const seq = ++record.lastSeq;
-    this.touch(record, now);
+    this.conversations.touch(record, now);
     return { messageId, seq };
   }
 
-  async evictInactive(cutoff: number): Promise<number> {
-    let evicted = 0;
-    // One iterator across the yields: a Map iterator stays valid while the Map changes, and a
-    // conversation touched meanwhile has moved behind the live ones we stop at.
-    const oldestFirst = this.conversations.values();
-    for (let next = oldestFirst.next(); !next.done; next = oldestFirst.next()) {
-      const record = next.value;
-      if (record.lastActivityAt >= cutoff) {
-        break;
-      }
-      this.conversations.delete(record.id);
-      if (++evicted % EVICTION_CHUNK === 0) {
-        await yieldToEventLoop();
-      }
-    }
-    return evicted;
+  evictInactive(cutoff: number): Promise<number> {
+    return this.conversations.evictBefore(cutoff);
   }
 
   async count(): Promise<number> {
@@ -217,12 +208,5 @@ export class InMemoryConversationRepository extends ConversationRepository {
       throw new StoreError('conversation_not_found');
     }
     return record;
-  }
-
-  /** Moves the conversation to the end of the activity order. */
-  private touch(record: ConversationRecord, now: number): void {
-    record.lastActivityAt = Math.max(record.lastActivityAt, now);
-    this.conversations.delete(record.id);
-    this.conversations.set(record.id, record);
   }
 }

@@ -1,0 +1,128 @@
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+
+/** What the index needs of a stored thing. */
+export interface Active {
+  readonly id: string;
+  lastActivityAt: number;
+}
+
+interface Generation<T extends Active> {
+  /** Every member's last activity lies in [start, start + span). */
+  readonly start: number;
+  readonly members: Map<string, T>;
+}
+
+/** Members visited between two yields to the event loop. */
+const EVICTION_CHUNK = 2_000;
+
+/**
+ * Things by id, grouped into generations by the time of their last activity (one generation
+ * per `span` milliseconds).
+ *
+ * An eviction sweep drops every generation that ended before the cutoff whole, and walks
+ * only the one generation the cutoff falls in. Its cost is what it evicts plus at most one
+ * generation, and the evicted members are never looked up one by one in a table the size of
+ * the whole store, which at millions of entries costs a cache miss per deletion. A lookup asks the generations newest first: active things are found in the
+ * first one or two, and there are about TTL / span generations in all.
+ */
+export class ActivityIndex<T extends Active> {
+  /** Oldest first. */
+  private readonly generations: Generation<T>[] = [];
+  private total = 0;
+
+  constructor(private readonly span: number) {}
+
+  get size(): number {
+    return this.total;
+  }
+
+  get(id: string): T | undefined {
+    for (let i = this.generations.length - 1; i >= 0; i--) {
+      const found = this.generations[i].members.get(id);
+      if (found) {
+        return found;
+      }
+    }
+    return undefined;
+  }
+
+  add(member: T): void {
+    this.generationAt(member.lastActivityAt).members.set(member.id, member);
+    this.total++;
+  }
+
+  /** Records activity at `time`, moving the member to that time's generation. */
+  touch(member: T, time: number): void {
+    const from = this.generationOf(member);
+    if (!from?.members.has(member.id)) {
+      return; // evicted already
+    }
+    member.lastActivityAt = Math.max(member.lastActivityAt, time);
+    from.members.delete(member.id);
+    this.generationAt(member.lastActivityAt).members.set(member.id, member);
+    if (from.members.size === 0) {
+      this.generations.splice(this.generations.indexOf(from), 1);
+    }
+  }
+
+  /** Removes every member last active before `cutoff`; returns how many. */
+  async evictBefore(cutoff: number): Promise<number> {
+    let evicted = 0;
+    while (this.generations.length > 0 && this.generations[0].start + this.span <= cutoff) {
+      evicted += this.generations[0].members.size;
+      this.generations.shift();
+    }
+    this.total -= evicted;
+    const partial = this.generations[0];
+    if (!partial || partial.start >= cutoff) {
+      return evicted;
+    }
+    // The whole generation, not up to its first live member: members can arrive a little out
+    // of time order (workers' clocks), and an expired one behind a live one must go too.
+    // One iterator across the yields: a Map iterator stays valid while the Map changes.
+    let visited = 0;
+    for (const member of partial.members.values()) {
+      if (member.lastActivityAt < cutoff) {
+        partial.members.delete(member.id);
+        this.total--;
+        evicted++;
+      }
+      if (++visited % EVICTION_CHUNK === 0) {
+        await yieldToEventLoop();
+      }
+    }
+    if (partial.members.size === 0 && this.generations.includes(partial)) {
+      this.generations.splice(this.generations.indexOf(partial), 1);
+    }
+    return evicted;
+  }
+
+  private generationOf(member: T): Generation<T> | undefined {
+    const start = this.startOf(member.lastActivityAt);
+    for (let i = this.generations.length - 1; i >= 0; i--) {
+      if (this.generations[i].start === start) {
+        return this.generations[i];
+      }
+    }
+    return undefined;
+  }
+
+  private startOf(time: number): number {
+    return Math.floor(time / this.span) * this.span;
+  }
+
+  /** The generation for `time`, made if needed; nearly always the newest. */
+  private generationAt(time: number): Generation<T> {
+    const start = this.startOf(time);
+    let i = this.generations.length - 1;
+    while (i >= 0 && this.generations[i].start > start) {
+      i--;
+    }
+    if (i >= 0 && this.generations[i].start === start) {
+      return this.generations[i];
+    }
+    const generation: Generation<T> = { start, members: new Map() };
+    this.generations.splice(i + 1, 0, generation);
+    return generation;
+  }
+}
