@@ -115,18 +115,21 @@ function client(getApp: () => NestExpressApplication) {
   return { http, createConversation, post, history, expectUnchanged };
 }
 
-describe('Conversations API (default limits)', () => {
+/** The real app with a fake clock, started before and closed after the enclosing describe. */
+function useApp(env: Record<string, string> = {}) {
   let app: NestExpressApplication;
   const clock = new FakeClock(T0);
-  const { http, createConversation, post, history, expectUnchanged } = client(() => app);
-
   beforeAll(async () => {
-    app = await createTestApp({ override: (b) => b.overrideProvider(Clock).useValue(clock) });
+    app = await createTestApp({ env, override: (b) => b.overrideProvider(Clock).useValue(clock) });
   });
-
   afterAll(async () => {
     await app.close();
   });
+  return { clock, ...client(() => app) };
+}
+
+describe('Conversations API (default limits)', () => {
+  const { clock, http, createConversation, post, history, expectUnchanged } = useApp();
 
   describe('POST /api/conversations', () => {
     it('creates a conversation: 201, exact body, Location header', async () => {
@@ -880,19 +883,8 @@ describe('Conversations API (default limits)', () => {
 });
 
 describe('Conversations API with MAX_MESSAGES_PER_CONVERSATION=3', () => {
-  let app: NestExpressApplication;
-  const clock = new FakeClock(T0);
-  const { http, createConversation, post, history, expectUnchanged } = client(() => app);
-
-  beforeAll(async () => {
-    app = await createTestApp({
-      env: { MAX_MESSAGES_PER_CONVERSATION: '3' },
-      override: (b) => b.overrideProvider(Clock).useValue(clock),
-    });
-  });
-
-  afterAll(async () => {
-    await app.close();
+  const { clock, http, createConversation, post, history, expectUnchanged } = useApp({
+    MAX_MESSAGES_PER_CONVERSATION: '3',
   });
 
   it('409 conversation_full on the 4th message; nothing changes; a delete makes room', async () => {
@@ -932,16 +924,7 @@ describe('Conversations API with MAX_MESSAGES_PER_CONVERSATION=3', () => {
 });
 
 describe('Conversations API with MAX_CONVERSATIONS=2', () => {
-  let app: NestExpressApplication;
-  const { http, createConversation, post, history } = client(() => app);
-
-  beforeAll(async () => {
-    app = await createTestApp({ env: { MAX_CONVERSATIONS: '2' } });
-  });
-
-  afterAll(async () => {
-    await app.close();
-  });
+  const { http, createConversation, post, history } = useApp({ MAX_CONVERSATIONS: '2' });
 
   it('503 capacity_exceeded with Retry-After on the 3rd conversation; existing ones still work', async () => {
     const a = await createConversation();
@@ -958,19 +941,8 @@ describe('Conversations API with MAX_CONVERSATIONS=2', () => {
 });
 
 describe('Conversations API with MAX_MESSAGE_LENGTH=5', () => {
-  let app: NestExpressApplication;
-  const clock = new FakeClock(T0);
-  const { http, createConversation, post, expectUnchanged } = client(() => app);
-
-  beforeAll(async () => {
-    app = await createTestApp({
-      env: { MAX_MESSAGE_LENGTH: '5' },
-      override: (b) => b.overrideProvider(Clock).useValue(clock),
-    });
-  });
-
-  afterAll(async () => {
-    await app.close();
+  const { clock, http, createConversation, post, expectUnchanged } = useApp({
+    MAX_MESSAGE_LENGTH: '5',
   });
 
   it.each([
@@ -1007,16 +979,7 @@ describe('Conversations API with MAX_MESSAGE_LENGTH=5', () => {
 
 describe('Conversations API with MAX_MESSAGE_LENGTH=100: content round-trip property', () => {
   const LIMIT = 100;
-  let app: NestExpressApplication;
-  const { createConversation, post, history } = client(() => app);
-
-  beforeAll(async () => {
-    app = await createTestApp({ env: { MAX_MESSAGE_LENGTH: String(LIMIT) } });
-  });
-
-  afterAll(async () => {
-    await app.close();
-  });
+  const { createConversation, post, history } = useApp({ MAX_MESSAGE_LENGTH: String(LIMIT) });
 
   it('stores any non-blank content of up to MAX_MESSAGE_LENGTH code points exactly', async () => {
     const content = fc
@@ -1042,20 +1005,7 @@ describe('Conversations API with MAX_MESSAGE_LENGTH=100: content round-trip prop
 });
 
 describe('Conversations API with BODY_LIMIT=1kb', () => {
-  let app: NestExpressApplication;
-  const clock = new FakeClock(T0);
-  const { http, createConversation, post, expectUnchanged } = client(() => app);
-
-  beforeAll(async () => {
-    app = await createTestApp({
-      env: { BODY_LIMIT: '1kb' },
-      override: (b) => b.overrideProvider(Clock).useValue(clock),
-    });
-  });
-
-  afterAll(async () => {
-    await app.close();
-  });
+  const { clock, http, createConversation, post, expectUnchanged } = useApp({ BODY_LIMIT: '1kb' });
 
   it('accepts a body just under the limit', async () => {
     const conversation = await createConversation();
