@@ -37,7 +37,6 @@ export class WorkerSupervisor {
   private readonly logger = new Logger('Supervisor');
   private readonly crashes: number[] = [];
   private stopping: Promise<void> | null = null;
-  private restarts = 0;
 
   constructor(private readonly options: SupervisorOptions) {}
 
@@ -50,11 +49,6 @@ export class WorkerSupervisor {
     for (let i = 0; i < this.options.workers; i++) {
       this.fork();
     }
-  }
-
-  /** Workers replaced since start. */
-  get restartCount(): number {
-    return this.restarts;
   }
 
   /** Asks every worker to drain and exit; kills those still running after the grace period. */
@@ -116,7 +110,6 @@ export class WorkerSupervisor {
   private replace(delayMs: number): void {
     setTimeout(() => {
       if (!this.stopping) {
-        this.restarts++;
         this.fork();
       }
     }, delayMs);
