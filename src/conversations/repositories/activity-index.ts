@@ -58,8 +58,12 @@ export class ActivityIndex<T extends Active> {
       return; // evicted already
     }
     member.lastActivityAt = Math.max(member.lastActivityAt, time);
+    const to = this.generationAt(member.lastActivityAt);
+    if (to === from) {
+      return; // order within a generation does not matter: a sweep walks all of it
+    }
     from.members.delete(member.id);
-    this.generationAt(member.lastActivityAt).members.set(member.id, member);
+    to.members.set(member.id, member);
     if (from.members.size === 0) {
       this.generations.splice(this.generations.indexOf(from), 1);
     }
