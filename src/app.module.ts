@@ -8,12 +8,16 @@ import { AppValidationPipe } from './common/validation.pipe';
 import { AppConfigModule } from './config/config.module';
 import { ConversationsModule } from './conversations/conversations.module';
 import { EvictionModule } from './eviction/eviction.module';
+import { HealthModule } from './health/health.module';
+import { ObservabilityModule } from './observability/observability.module';
 
 @Module({
   imports: [
     AppConfigModule,
     CommonModule,
+    ObservabilityModule,
     ConversationsModule,
+    HealthModule,
     // The eviction job runs where the store lives: here in a single process, in the primary
     // under cluster mode (see cluster/primary.module.ts), never in a worker.
     ...(cluster.isWorker ? [] : [EvictionModule]),

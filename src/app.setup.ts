@@ -1,6 +1,7 @@
 import { NestApplicationOptions } from '@nestjs/common';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { RequestObserver } from './observability/request-observer';
 
 /** Options for every app instance: the JSON body parser runs as Nest middleware instead. */
 export const APP_OPTIONS: NestApplicationOptions = { bodyParser: false };
@@ -10,6 +11,8 @@ export function configureApp(app: NestExpressApplication): NestExpressApplicatio
   app.disable('x-powered-by');
   // Responses are never cached by clients; an ETag would cost a hash of every body.
   app.set('etag', false);
+  // First, ahead of Swagger's routes and Nest's: every request gets its id, metrics and log line.
+  app.use(app.get(RequestObserver).handle);
 
   const document = SwaggerModule.createDocument(
     app,
@@ -17,7 +20,8 @@ export function configureApp(app: NestExpressApplication): NestExpressApplicatio
       .setTitle('Customer–agent chat server')
       .setDescription(
         'Open conversations, post messages as `customer` or `agent`, read the history and delete messages. ' +
-          'Every error is an RFC 9457 `application/problem+json` body with a stable `code`.',
+          'Every error is an RFC 9457 `application/problem+json` body with a stable `code` and the `requestId` ' +
+          'also returned in the `X-Request-Id` header.',
       )
       .setVersion('1.0')
       .build(),

@@ -146,7 +146,7 @@ describe('cluster mode (WORKERS=2, built server over real HTTP)', () => {
       expect(acknowledged.filter((messageId) => !stored.has(messageId))).toEqual([]);
 
       await server.waitFor(/Worker \d+ was killed by SIGKILL: starting a replacement/);
-      await server.waitFor(/\[worker \d+\].*successfully started/, 3);
+      await server.waitFor(/\[worker \d+\].*Serving on port/, 3);
       const pids = server.workerPids();
       expect(pids).toHaveLength(2);
       expect(pids).toContain(survivor);

@@ -2,7 +2,7 @@ import { NestExpressApplication } from '@nestjs/platform-express';
 import fc from 'fast-check';
 import request from 'supertest';
 import { Clock } from '../src/common/clock';
-import { createTestApp } from './utils/create-app';
+import { useTestApp } from './utils/create-app';
 import { FakeClock } from './utils/fake-clock';
 
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -68,6 +68,7 @@ function expectProblem(
 ): void {
   expect(res.status).toBe(status);
   expect(res.headers['content-type']).toMatch(/^application\/problem\+json(;|$)/);
+  expect(res.headers['x-request-id']).toMatch(UUID_V4);
   expect(res.body).toEqual({
     type: `urn:chat-server:problem:${code.replace(/_/g, '-')}`,
     title: TITLES[status],
@@ -75,6 +76,7 @@ function expectProblem(
     detail,
     code,
     ...(errors ? { errors } : {}),
+    requestId: res.headers['x-request-id'],
   });
 }
 
@@ -117,15 +119,9 @@ function client(getApp: () => NestExpressApplication) {
 
 /** The real app with a fake clock, started before and closed after the enclosing describe. */
 function useApp(env: Record<string, string> = {}) {
-  let app: NestExpressApplication;
   const clock = new FakeClock(T0);
-  beforeAll(async () => {
-    app = await createTestApp({ env, override: (b) => b.overrideProvider(Clock).useValue(clock) });
-  });
-  afterAll(async () => {
-    await app.close();
-  });
-  return { clock, ...client(() => app) };
+  const app = useTestApp({ env, override: (b) => b.overrideProvider(Clock).useValue(clock) });
+  return { clock, ...client(app) };
 }
 
 describe('Conversations API (default limits)', () => {

@@ -43,7 +43,7 @@ describe('Eviction of inactive conversations (CONVERSATION_TTL_MS=1000)', () => 
     const res = await http().get(`/api/conversations/${conversationId}`);
     expect(res.status).toBe(404);
     expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
-    expect(res.body).toEqual(NOT_FOUND);
+    expect(res.body).toEqual({ ...NOT_FOUND, requestId: res.headers['x-request-id'] });
   }
 
   async function expectPresent(conversationId: string): Promise<void> {
@@ -69,7 +69,7 @@ describe('Eviction of inactive conversations (CONVERSATION_TTL_MS=1000)', () => 
     // Start every test from an empty store.
     clock.advance(10 * TTL);
     await eviction.sweep();
-    expect(await repository.count()).toBe(0);
+    expect((await repository.stats()).conversations).toBe(0);
   });
 
   it('evicts a conversation idle past the TTL and keeps one with recent activity', async () => {
@@ -84,7 +84,7 @@ describe('Eviction of inactive conversations (CONVERSATION_TTL_MS=1000)', () => 
     expect(evicted).toBe(1);
     await expectGone(idle);
     await expectPresent(active);
-    expect(await repository.count()).toBe(1);
+    expect((await repository.stats()).conversations).toBe(1);
   });
 
   it('keeps a conversation idle for exactly the TTL and evicts it 1 ms later', async () => {
@@ -151,10 +151,10 @@ describe('Eviction of inactive conversations (CONVERSATION_TTL_MS=1000)', () => 
     const deleted = await http().delete(`/api/conversations/${conversation}/messages/${messageId}`);
 
     expect(posted.status).toBe(404);
-    expect(posted.body).toEqual(NOT_FOUND);
+    expect(posted.body).toEqual({ ...NOT_FOUND, requestId: posted.headers['x-request-id'] });
     expect(deleted.status).toBe(404);
-    expect(deleted.body).toEqual(NOT_FOUND);
-    expect(await repository.count()).toBe(0);
+    expect(deleted.body).toEqual({ ...NOT_FOUND, requestId: deleted.headers['x-request-id'] });
+    expect((await repository.stats()).conversations).toBe(0);
   });
 
   it('joins a sweep already running: two concurrent calls evict once', async () => {
@@ -198,13 +198,13 @@ describe('Eviction of inactive conversations (CONVERSATION_TTL_MS=1000)', () => 
 
     const first = eviction.sweep();
     // The first chunk is gone and the sweep waits for the event loop to finish the rest.
-    expect(await repository.count()).toBe(500);
+    expect((await repository.stats()).conversations).toBe(500);
     const second = eviction.sweep();
 
     expect(second).toBe(first);
     expect(await Promise.all([first, second])).toEqual([2_500, 2_500]);
     expect(eviction.evictedTotal - totalBefore).toBe(2_500);
-    expect(await repository.count()).toBe(0);
+    expect((await repository.stats()).conversations).toBe(0);
   });
 
   it('resolves 0 when the store fails, and the next sweep runs normally', async () => {

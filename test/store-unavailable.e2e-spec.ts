@@ -2,7 +2,7 @@ import { NestExpressApplication } from '@nestjs/platform-express';
 import request from 'supertest';
 import { ConversationRepository } from '../src/conversations/conversation.repository';
 import { IpcConversationRepository } from '../src/conversations/repositories/ipc-conversation.repository';
-import { MessagePort } from '../src/conversations/repositories/store-ipc.protocol';
+import { MessagePort } from '../src/common/message-port';
 import { createTestApp } from './utils/create-app';
 
 /** A primary that never answers: every store call times out. */
@@ -44,6 +44,7 @@ describe('a store that does not answer', () => {
       status: 503,
       detail: 'The store did not answer in time. Retry later.',
       code: 'store_unavailable',
+      requestId: response.headers['x-request-id'],
     });
   });
 });

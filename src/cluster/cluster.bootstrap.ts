@@ -1,11 +1,13 @@
 import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { NestExpressApplication } from '@nestjs/platform-express';
-import cluster from 'node:cluster';
+import cluster, { Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import { createLogger } from '../common/logger';
 import { AppConfig } from '../config/app.config';
 import { closeGracefully, startHttpServer } from '../http-server';
+import { ClusterMetricsHub } from '../observability/cluster-metrics';
+import { COLLECT_TIMEOUT_MS, MetricsService } from '../observability/metrics.service';
 import { isShutdownMessage } from './control';
 import { PrimaryModule } from './primary.module';
 import { StoreHub } from './store-hub';
@@ -31,7 +33,7 @@ function listeningMessage(config: AppConfig): string {
 
 /** WORKERS=0: one process serving HTTP with the store in its own memory. */
 async function runSingleProcess(config: AppConfig): Promise<void> {
-  const logger = createLogger(config, 'server');
+  const logger = createLogger(config, { role: 'server' });
   const app = await startHttpServer(config, logger);
   logger.log(listeningMessage(config), 'Bootstrap');
   let stopping = false;
@@ -49,9 +51,18 @@ async function runSingleProcess(config: AppConfig): Promise<void> {
 
 /** The cluster primary: owns the store and the eviction job, supervises the workers. */
 async function runPrimary(config: AppConfig, workers: number): Promise<void> {
-  const logger = createLogger(config, 'primary');
+  const logger = createLogger(config, { role: 'primary' });
   const context = await NestFactory.createApplicationContext(PrimaryModule, { logger });
   const hub = context.get(StoreHub);
+  const metrics = context.get(MetricsService);
+  const metricsHub = new ClusterMetricsHub(
+    metrics.registry,
+    () =>
+      Object.values(cluster.workers ?? {})
+        .filter((worker): worker is Worker => Boolean(worker?.isConnected()))
+        .map((worker) => ({ send: (message) => sendToWorker(worker, message) })),
+    COLLECT_TIMEOUT_MS,
+  );
   const log = new Logger('Primary');
 
   const exit = async (code: number) => {
@@ -62,7 +73,10 @@ async function runPrimary(config: AppConfig, workers: number): Promise<void> {
   const supervisor = new WorkerSupervisor({
     workers,
     graceMs: config.SHUTDOWN_GRACE_MS,
-    onMessage: (worker, message) => hub.handle(message, (reply) => sendToWorker(worker, reply)),
+    onMessage: (worker, message) =>
+      hub.handle(message, (reply) => sendToWorker(worker, reply)) ||
+      metricsHub.handle({ send: (reply) => sendToWorker(worker, reply) }, message),
+    onRestart: () => metrics.countWorkerRestart(),
     onCrashLoop: (reason) => {
       log.fatal(`Stopping: ${reason}`);
       void exit(1);
@@ -81,7 +95,7 @@ async function runPrimary(config: AppConfig, workers: number): Promise<void> {
 
 /** A cluster worker: serves HTTP, reaches the primary's store over IPC. */
 async function runWorker(config: AppConfig): Promise<void> {
-  const logger = createLogger(config, `worker ${cluster.worker?.id ?? '?'}`);
+  const logger = createLogger(config, { role: 'worker', workerId: cluster.worker?.id });
   let app: NestExpressApplication | null = null;
   let stopReason: string | null = null;
   const drain = (running: NestExpressApplication) => {
@@ -113,6 +127,8 @@ async function runWorker(config: AppConfig): Promise<void> {
     process.exit(1);
   });
   app = await startHttpServer(config, logger);
+  // Logged once the listening socket is shared with this worker, not when the app is built.
+  logger.log(`Serving on port ${config.PORT}`, 'Worker');
   if (stopReason) {
     drain(app);
   }

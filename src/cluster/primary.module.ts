@@ -4,11 +4,18 @@ import { AppConfigModule } from '../config/config.module';
 import { ConversationRepository } from '../conversations/conversation.repository';
 import { ConversationStoreModule } from '../conversations/conversation-store.module';
 import { EvictionModule } from '../eviction/eviction.module';
+import { ObservabilityModule } from '../observability/observability.module';
 import { StoreHub } from './store-hub';
 
 /** The cluster primary: no HTTP, just the one store, its eviction job and the IPC hub. */
 @Module({
-  imports: [AppConfigModule, CommonModule, ConversationStoreModule, EvictionModule],
+  imports: [
+    AppConfigModule,
+    CommonModule,
+    ObservabilityModule,
+    ConversationStoreModule,
+    EvictionModule,
+  ],
   providers: [
     {
       provide: StoreHub,

@@ -10,6 +10,8 @@ export interface SupervisorOptions {
   graceMs: number;
   /** Called when workers keep crashing: the primary should stop and exit non-zero. */
   onCrashLoop(reason: string): void;
+  /** Called each time a replacement for an exited worker is started. */
+  onRestart?(): void;
 }
 
 const BACKOFF_START_MS = 100;
@@ -111,6 +113,7 @@ export class WorkerSupervisor {
     setTimeout(() => {
       if (!this.stopping) {
         this.fork();
+        this.options.onRestart?.();
       }
     }, delayMs);
   }

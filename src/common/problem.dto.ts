@@ -25,10 +25,17 @@ export class ProblemDto {
   @ApiProperty({
     example: 'validation_failed',
     description:
-      'Stable machine-readable code: validation_failed, malformed_json, payload_too_large, unsupported_media_type, conversation_not_found, message_not_found, not_found, conversation_full, capacity_exceeded, store_unavailable, internal_error.',
+      'Stable machine-readable code: validation_failed, malformed_json, payload_too_large, unsupported_media_type, conversation_not_found, message_not_found, not_found, conversation_full, capacity_exceeded, store_unavailable, metrics_unavailable, internal_error.',
   })
   code: string;
 
   @ApiPropertyOptional({ type: [FieldErrorDto], description: 'Present for validation_failed.' })
   errors?: FieldErrorDto[];
+
+  @ApiPropertyOptional({
+    example: '0d6f1c9e-6c1a-4a53-9a55-2b8e0f4c7a11',
+    description:
+      "The request's id, as in the X-Request-Id response header (the client's own when it sent a sane one).",
+  })
+  requestId?: string;
 }

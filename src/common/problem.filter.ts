@@ -15,6 +15,7 @@ import {
   ProblemException,
   problemType,
 } from './problem';
+import { requestIdOf } from './request-id';
 
 interface Problem {
   status: number;
@@ -68,6 +69,10 @@ export class ProblemExceptionFilter implements ExceptionFilter {
       detail: problem.detail,
       code: problem.code,
     };
+    const requestId = requestIdOf(request);
+    if (requestId) {
+      body.requestId = requestId;
+    }
     if (problem.errors) {
       body.errors = problem.errors;
     }
@@ -97,7 +102,10 @@ export class ProblemExceptionFilter implements ExceptionFilter {
       }
     }
     this.logger.error(
-      `Unhandled error on ${request.method} ${request.originalUrl ?? request.url}`,
+      {
+        message: `Unhandled error on ${request.method} ${request.originalUrl ?? request.url}`,
+        requestId: requestIdOf(request),
+      },
       exception instanceof Error ? exception.stack : String(exception),
     );
     return generic(HttpStatus.INTERNAL_SERVER_ERROR);

@@ -13,6 +13,8 @@ export interface ProblemBody {
   detail: string;
   code: string;
   errors?: FieldError[];
+  /** The request's id, as in its X-Request-Id response header. */
+  requestId?: string;
 }
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';

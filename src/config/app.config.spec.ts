@@ -33,6 +33,9 @@ describe('validateConfig', () => {
     STORE_TIMEOUT_MS: 5_000,
     SHUTDOWN_GRACE_MS: 8_000,
     LOG_LEVEL: 'log',
+    LOG_FORMAT: 'json',
+    METRICS_ENABLED: true,
+    HEALTH_TIMEOUT_MS: 1_000,
   };
 
   describe('defaults', () => {
@@ -75,6 +78,9 @@ describe('validateConfig', () => {
         STORE_TIMEOUT_MS: '250',
         SHUTDOWN_GRACE_MS: '0',
         LOG_LEVEL: 'silent',
+        LOG_FORMAT: 'pretty',
+        METRICS_ENABLED: 'false',
+        HEALTH_TIMEOUT_MS: '50',
       });
 
       expect({ ...config }).toEqual({
@@ -92,7 +98,17 @@ describe('validateConfig', () => {
         STORE_TIMEOUT_MS: 250,
         SHUTDOWN_GRACE_MS: 0,
         LOG_LEVEL: 'silent',
+        LOG_FORMAT: 'pretty',
+        METRICS_ENABLED: false,
+        HEALTH_TIMEOUT_MS: 50,
       });
+    });
+
+    it.each<[string, boolean]>([
+      ['TRUE', true],
+      [' false ', false],
+    ])('reads METRICS_ENABLED=%j as %s', (raw, expected) => {
+      expect(validateConfig({ METRICS_ENABLED: raw }).METRICS_ENABLED).toBe(expected);
     });
 
     it('trims surrounding whitespace', () => {
@@ -146,6 +162,9 @@ describe('validateConfig', () => {
       ['WORKERS', 'many'],
       ['STORE_TIMEOUT_MS', '0'],
       ['SHUTDOWN_GRACE_MS', '-1'],
+      ['LOG_FORMAT', 'xml'],
+      ['METRICS_ENABLED', 'yes'],
+      ['HEALTH_TIMEOUT_MS', '0'],
     ])('refuses %s=%j, naming it', (name, value) => {
       const error = configError({ [name]: value });
 

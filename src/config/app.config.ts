@@ -1,6 +1,7 @@
 import { registerAs } from '@nestjs/config';
 import { plainToInstance, Transform } from 'class-transformer';
 import {
+  IsBoolean,
   IsIn,
   IsInt,
   IsString,
@@ -26,6 +27,15 @@ const int = (fallback: string) =>
   Transform(({ value }: { value: unknown }) => {
     const raw = value === undefined || value === '' ? fallback : String(value).trim();
     return /^-?\d+$/.test(raw) ? Number(raw) : raw;
+  });
+
+/** Booleans are `true` or `false` (any case); anything else is left as is and rejected. */
+const bool = (fallback: string) =>
+  Transform(({ value }: { value: unknown }) => {
+    const raw = (value === undefined || value === '' ? fallback : String(value))
+      .trim()
+      .toLowerCase();
+    return raw === 'true' ? true : raw === 'false' ? false : raw;
   });
 
 @ValidatorConstraint({ name: 'cronExpression' })
@@ -116,6 +126,22 @@ export class EnvironmentVariables {
   @orDefault('log')
   @IsIn(['silent', 'error', 'warn', 'log', 'debug', 'verbose'])
   LOG_LEVEL: 'silent' | 'error' | 'warn' | 'log' | 'debug' | 'verbose';
+
+  /** One JSON object per line (default), or readable lines for a terminal (`npm run start:dev`). */
+  @orDefault('json')
+  @IsIn(['json', 'pretty'])
+  LOG_FORMAT: 'json' | 'pretty';
+
+  /** Serve Prometheus metrics at /metrics and collect them. */
+  @bool('true')
+  @IsBoolean({ message: 'must be true or false' })
+  METRICS_ENABLED: boolean;
+
+  /** How long /health/ready waits for the store before answering 503. */
+  @int('1000')
+  @IsInt()
+  @Min(1)
+  HEALTH_TIMEOUT_MS: number;
 }
 
 export type AppConfig = Readonly<EnvironmentVariables>;
@@ -160,6 +186,9 @@ const DECLARED_KEYS = [
   'LOG_LEVEL',
   'STORE_TIMEOUT_MS',
   'SHUTDOWN_GRACE_MS',
+  'LOG_FORMAT',
+  'METRICS_ENABLED',
+  'HEALTH_TIMEOUT_MS',
 ] as const satisfies readonly (keyof EnvironmentVariables)[];
 
 function pickDeclared(env: Record<string, unknown>): Record<string, unknown> {

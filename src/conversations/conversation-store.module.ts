@@ -1,9 +1,11 @@
 import { Module } from '@nestjs/common';
 import cluster from 'node:cluster';
 import { AppConfig, appConfig } from '../config/app.config';
+import { MetricsService } from '../observability/metrics.service';
 import { ConversationRepository } from './conversation.repository';
 import { InMemoryConversationRepository } from './repositories/in-memory-conversation.repository';
-import { IpcConversationRepository, processPort } from './repositories/ipc-conversation.repository';
+import { processPort } from '../common/message-port';
+import { IpcConversationRepository } from './repositories/ipc-conversation.repository';
 
 /** About 30 activity generations per TTL, none narrower than a second (see ActivityIndex). */
 function generationWidth(ttlMs: number): number {
@@ -18,10 +20,12 @@ function generationWidth(ttlMs: number): number {
   providers: [
     {
       provide: ConversationRepository,
-      inject: [appConfig.KEY],
-      useFactory: (config: AppConfig): ConversationRepository =>
+      inject: [appConfig.KEY, MetricsService],
+      useFactory: (config: AppConfig, metrics: MetricsService): ConversationRepository =>
         cluster.isWorker
-          ? new IpcConversationRepository(processPort(), config.STORE_TIMEOUT_MS)
+          ? new IpcConversationRepository(processPort(), config.STORE_TIMEOUT_MS, (op, ok, s) =>
+              metrics.observeStoreCall(op, ok, s),
+            )
           : new InMemoryConversationRepository(generationWidth(config.CONVERSATION_TTL_MS)),
     },
   ],

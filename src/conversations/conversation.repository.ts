@@ -61,6 +61,12 @@ export interface NewMessage {
   maxMessages: number;
 }
 
+/** What a store holds now. */
+export interface StoreStats {
+  conversations: number;
+  messages: number;
+}
+
 export interface DeletedMessage {
   messageId: string;
   seq: number;
@@ -74,6 +80,9 @@ export interface DeletedMessage {
  * Activity (create, post, delete) moves a conversation's `lastActivityAt`; reads do not.
  */
 export abstract class ConversationRepository {
+  /** What the store is, as health reports name it: `in-memory`, `cluster-primary`, ... */
+  abstract readonly kind: string;
+
   abstract createConversation(input: NewConversation): Promise<ConversationSummary>;
 
   /** Null when the conversation does not exist. */
@@ -103,6 +112,9 @@ export abstract class ConversationRepository {
    */
   abstract evictInactive(cutoff: number): Promise<number>;
 
-  /** Conversations currently stored. */
-  abstract count(): Promise<number>;
+  /**
+   * What the store holds now, at a cost that does not grow with it. It also shows that the
+   * store answers: the readiness probe calls it.
+   */
+  abstract stats(): Promise<StoreStats>;
 }

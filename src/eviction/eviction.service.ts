@@ -5,6 +5,7 @@ import { performance } from 'node:perf_hooks';
 import { AppConfig, appConfig } from '../config/app.config';
 import { Clock } from '../common/clock';
 import { ConversationRepository } from '../conversations/conversation.repository';
+import { MetricsService } from '../observability/metrics.service';
 
 /**
  * Removes conversations inactive for longer than CONVERSATION_TTL_MS, on the EVICTION_CRON
@@ -21,6 +22,7 @@ export class EvictionService implements OnApplicationBootstrap {
     private readonly repository: ConversationRepository,
     private readonly clock: Clock,
     private readonly scheduler: SchedulerRegistry,
+    private readonly metrics: MetricsService,
     @Inject(appConfig.KEY) private readonly config: AppConfig,
   ) {}
 
@@ -54,6 +56,7 @@ export class EvictionService implements OnApplicationBootstrap {
         this.clock.now() - this.config.CONVERSATION_TTL_MS,
       );
       this.totalEvicted += evicted;
+      this.metrics.countEvicted(evicted);
       this.logger.log(
         `Eviction sweep removed ${evicted} inactive conversation(s) in ${Math.round(performance.now() - started)} ms`,
       );

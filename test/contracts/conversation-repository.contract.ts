@@ -81,7 +81,7 @@ export function conversationRepositoryContract(
         version: 0,
         messagesJson: ['[]'],
       });
-      expect(await repository.count()).toBe(1);
+      expect((await repository.stats()).conversations).toBe(1);
     });
 
     it('answers null for an unknown conversation', async () => {
@@ -167,7 +167,7 @@ export function conversationRepositoryContract(
       await create(1_000, 2);
       await create(1_000, 2);
       await expectStoreError(create(1_000, 2), 'capacity_exceeded');
-      expect(await repository.count()).toBe(2);
+      expect((await repository.stats()).conversations).toBe(2);
     });
 
     it('deletes a message, giving the delete the next seq', async () => {
@@ -229,10 +229,25 @@ export function conversationRepositoryContract(
       expect(await repository.getConversation(old2.id)).toBeNull();
       expect(await repository.getConversation(revived.id)).not.toBeNull();
       expect(await repository.getConversation(fresh.id)).not.toBeNull();
-      expect(await repository.count()).toBe(2);
+      expect((await repository.stats()).conversations).toBe(2);
       // Idempotent: a second sweep with the same cutoff finds nothing.
       expect(await repository.evictInactive(5_000)).toBe(0);
       await expectStoreError(repository.appendMessage(old1.id, draft()), 'conversation_not_found');
+    });
+
+    it('counts conversations and messages through posts, deletes and evictions', async () => {
+      expect(await repository.stats()).toEqual({ conversations: 0, messages: 0 });
+      const old = await create(1_000);
+      const kept = await create(1_000);
+      await repository.appendMessage(old.id, draft());
+      await repository.appendMessage(old.id, draft());
+      const first = await repository.appendMessage(kept.id, draft({ now: 9_000 }));
+      await repository.appendMessage(kept.id, draft({ now: 9_000 }));
+      await repository.deleteMessage(kept.id, first.id, 9_000);
+      expect(await repository.stats()).toEqual({ conversations: 2, messages: 3 });
+
+      await repository.evictInactive(5_000);
+      expect(await repository.stats()).toEqual({ conversations: 1, messages: 1 });
     });
 
     it('frees capacity when it evicts', async () => {

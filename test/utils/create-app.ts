@@ -27,3 +27,15 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<NestE
   await app.init();
   return app;
 }
+
+/** Creates the app before the enclosing describe's tests and closes it after; returns a getter. */
+export function useTestApp(options: TestAppOptions = {}): () => NestExpressApplication {
+  let app: NestExpressApplication;
+  beforeAll(async () => {
+    app = await createTestApp(options);
+  });
+  afterAll(async () => {
+    await app.close();
+  });
+  return () => app;
+}

@@ -51,6 +51,8 @@ export async function spawnServer(
       PORT: String(port),
       WORKERS: String(workers),
       LOG_LEVEL: 'log',
+      // Readable lines: the helpers below find workers by their `[worker N] <pid>` prefix.
+      LOG_FORMAT: 'pretty',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -116,11 +118,17 @@ export async function spawnServer(
       return exited;
     },
   };
-  const ready = workers === 0 ? /Listening on/ : /\[worker \d+\].*successfully started/;
+  const ready = workers === 0 ? /Listening on/ : /\[worker \d+\].*Serving on port/;
   if (waitUntilReady) {
     await waitFor(ready, Math.max(workers, 1));
   }
   return server;
+}
+
+export interface TextResponse {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  text: string;
 }
 
 export interface JsonResponse<T = unknown> {
@@ -129,14 +137,21 @@ export interface JsonResponse<T = unknown> {
   body: T;
 }
 
-/** One HTTP request with JSON in and out; `agent: false` opens a fresh connection. */
-export function requestJson<T = unknown>(
+/** One HTTP request; the body, if any, is sent as JSON. `agent: false` opens a fresh connection. */
+export function requestText(
   baseUrl: string,
   method: string,
   path: string,
-  body?: unknown,
-  agent: http.Agent | false = false,
-): Promise<JsonResponse<T>> {
+  {
+    body,
+    headers = {},
+    agent = false,
+  }: {
+    body?: unknown;
+    headers?: Record<string, string>;
+    agent?: http.Agent | false;
+  } = {},
+): Promise<TextResponse> {
   return new Promise((resolve, reject) => {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const request = http.request(
@@ -145,24 +160,20 @@ export function requestJson<T = unknown>(
         method,
         agent,
         headers: payload
-          ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }
-          : {},
+          ? {
+              'content-type': 'application/json',
+              'content-length': Buffer.byteLength(payload),
+              ...headers,
+            }
+          : headers,
       },
       (response) => {
         let text = '';
         response.setEncoding('utf8');
         response.on('data', (chunk: string) => (text += chunk));
-        response.on('end', () => {
-          try {
-            resolve({
-              status: response.statusCode ?? 0,
-              headers: response.headers,
-              body: (text ? JSON.parse(text) : undefined) as T,
-            });
-          } catch (error) {
-            reject(error instanceof Error ? error : new Error(String(error)));
-          }
-        });
+        response.on('end', () =>
+          resolve({ status: response.statusCode ?? 0, headers: response.headers, text }),
+        );
         response.on('error', reject);
       },
     );
@@ -171,6 +182,18 @@ export function requestJson<T = unknown>(
     request.setTimeout(5_000, () => request.destroy(new Error('request timed out')));
     request.end(payload);
   });
+}
+
+/** One HTTP request with JSON in and out; `agent: false` opens a fresh connection. */
+export async function requestJson<T = unknown>(
+  baseUrl: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  agent: http.Agent | false = false,
+): Promise<JsonResponse<T>> {
+  const { status, headers, text } = await requestText(baseUrl, method, path, { body, agent });
+  return { status, headers, body: (text ? JSON.parse(text) : undefined) as T };
 }
 
 export const unknownId = (): string => randomUUID();

@@ -64,37 +64,43 @@ describe('ActivityIndex', () => {
   });
 
   it('agrees with a plain model under any sequence of adds, touches and sweeps', async () => {
-    type Step = { kind: 'add' | 'touch' | 'evict'; key: number; time: number };
+    type Weighted = Active & { weight: number };
+    type Step = { kind: 'add' | 'touch' | 'evict'; key: number; time: number; change: number };
     const step = fc.record({
       kind: fc.constantFrom<'add' | 'touch' | 'evict'>('add', 'touch', 'evict'),
       key: fc.integer({ min: 0, max: 20 }),
       time: fc.integer({ min: 0, max: 2_000 }),
+      change: fc.integer({ min: -2, max: 3 }),
     });
     await fc.assert(
       fc.asyncProperty(
         fc.array(step, { maxLength: 80 }),
         fc.integer({ min: 1, max: 300 }),
         async (steps: Step[], span) => {
-          const index = new ActivityIndex<Active>(span);
-          const model = new Map<string, number>();
-          for (const { kind, key, time } of steps) {
+          const index = new ActivityIndex<Weighted>(span, (m) => m.weight);
+          const model = new Map<string, { time: number; weight: number }>();
+          for (const { kind, key, time, change } of steps) {
             const id = `k${key}`;
-            if (kind === 'add' && !model.has(id)) {
-              index.add(member(id, time));
-              model.set(id, time);
-            } else if (kind === 'touch' && model.has(id)) {
+            const known = model.get(id);
+            if (kind === 'add' && !known) {
+              index.add({ id, lastActivityAt: time, weight: key % 4 });
+              model.set(id, { time, weight: key % 4 });
+            } else if (kind === 'touch' && known) {
               const found = index.get(id);
               expect(found).toBeDefined();
-              index.touch(found as Active, time);
-              model.set(id, Math.max(model.get(id) as number, time));
+              const applied = Math.max(change, -known.weight);
+              (found as Weighted).weight += applied;
+              index.touch(found as Weighted, time, applied);
+              model.set(id, { time: Math.max(known.time, time), weight: known.weight + applied });
             } else if (kind === 'evict') {
-              const expected = [...model].filter(([, t]) => t < time).map(([k]) => k);
+              const expected = [...model].filter(([, m]) => m.time < time).map(([k]) => k);
               expect(await index.evictBefore(time)).toBe(expected.length);
               expected.forEach((k) => model.delete(k));
             }
             expect(index.size).toBe(model.size);
+            expect(index.weight).toBe([...model.values()].reduce((sum, m) => sum + m.weight, 0));
           }
-          for (const [id, time] of model) {
+          for (const [id, { time }] of model) {
             expect(index.get(id)?.lastActivityAt).toBe(time);
           }
         },

@@ -10,6 +10,8 @@ interface Generation<T extends Active> {
   /** Every member's last activity lies in [start, start + span). */
   readonly start: number;
   readonly members: Map<string, T>;
+  /** The members' weights summed (see ActivityIndex.weight). */
+  weight: number;
 }
 
 /** Members visited between two yields to the event loop. */
@@ -29,11 +31,25 @@ export class ActivityIndex<T extends Active> {
   /** Oldest first. */
   private readonly generations: Generation<T>[] = [];
   private total = 0;
+  private totalWeight = 0;
 
-  constructor(private readonly span: number) {}
+  /**
+   * @param weigh a member's weight now (a conversation's message count), summed per
+   *   generation so that `weight` is known without visiting members, even as whole
+   *   generations are evicted.
+   */
+  constructor(
+    private readonly span: number,
+    private readonly weigh: (member: T) => number = () => 0,
+  ) {}
 
   get size(): number {
     return this.total;
+  }
+
+  /** The weights of all members, summed. */
+  get weight(): number {
+    return this.totalWeight;
   }
 
   get(id: string): T | undefined {
@@ -47,21 +63,35 @@ export class ActivityIndex<T extends Active> {
   }
 
   add(member: T): void {
-    this.generationAt(member.lastActivityAt).members.set(member.id, member);
+    const generation = this.generationAt(member.lastActivityAt);
+    const weight = this.weigh(member);
+    generation.members.set(member.id, member);
+    generation.weight += weight;
     this.total++;
+    this.totalWeight += weight;
   }
 
-  /** Records activity at `time`, moving the member to that time's generation. */
-  touch(member: T, time: number): void {
+  /**
+   * Records activity at `time`, moving the member to that time's generation.
+   * @param weightChange how much the member's weight changed with this activity (a message
+   *   appended: +1), already applied to the member.
+   */
+  touch(member: T, time: number, weightChange = 0): void {
     const from = this.generationOf(member);
     if (!from?.members.has(member.id)) {
       return; // evicted already
     }
     member.lastActivityAt = Math.max(member.lastActivityAt, time);
+    this.totalWeight += weightChange;
     const to = this.generationAt(member.lastActivityAt);
     if (to === from) {
-      return; // order within a generation does not matter: a sweep walks all of it
+      // Order within a generation does not matter: a sweep walks all of it.
+      to.weight += weightChange;
+      return;
     }
+    const weight = this.weigh(member);
+    from.weight -= weight - weightChange;
+    to.weight += weight;
     from.members.delete(member.id);
     to.members.set(member.id, member);
     if (from.members.size === 0) {
@@ -74,6 +104,7 @@ export class ActivityIndex<T extends Active> {
     let evicted = 0;
     while (this.generations.length > 0 && this.generations[0].start + this.span <= cutoff) {
       evicted += this.generations[0].members.size;
+      this.totalWeight -= this.generations[0].weight;
       this.generations.shift();
     }
     this.total -= evicted;
@@ -87,7 +118,10 @@ export class ActivityIndex<T extends Active> {
     let visited = 0;
     for (const member of partial.members.values()) {
       if (member.lastActivityAt < cutoff) {
+        const weight = this.weigh(member);
         partial.members.delete(member.id);
+        partial.weight -= weight;
+        this.totalWeight -= weight;
         this.total--;
         evicted++;
       }
@@ -125,7 +159,7 @@ export class ActivityIndex<T extends Active> {
     if (i >= 0 && this.generations[i].start === start) {
       return this.generations[i];
     }
-    const generation: Generation<T> = { start, members: new Map() };
+    const generation: Generation<T> = { start, members: new Map(), weight: 0 };
     this.generations.splice(i + 1, 0, generation);
     return generation;
   }

@@ -8,6 +8,7 @@ import {
   NewConversation,
   NewMessage,
   StoredMessage,
+  StoreStats,
   UnchangedHistory,
 } from '../conversation.repository';
 
@@ -97,12 +98,13 @@ function insertionIndex(messages: MessageRecord[], timestamp: number): number {
  * costs what it evicts, not what is stored.
  */
 export class InMemoryConversationRepository extends ConversationRepository {
+  readonly kind = 'in-memory';
   private readonly conversations: ActivityIndex<ConversationRecord>;
 
   /** @param generationMs width of an activity generation; about TTL / 30 suits eviction. */
   constructor(generationMs = DEFAULT_GENERATION_MS) {
     super();
-    this.conversations = new ActivityIndex(generationMs);
+    this.conversations = new ActivityIndex(generationMs, (record) => record.messages.length);
   }
 
   async createConversation(input: NewConversation): Promise<ConversationSummary> {
@@ -167,7 +169,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
     } else {
       messages.splice(insertionIndex(messages, message.timestamp), 0, stored);
     }
-    this.conversations.touch(record, input.now);
+    this.conversations.touch(record, input.now, 1);
     return message;
   }
 
@@ -190,7 +192,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
     }
     messages.splice(index, 1);
     const seq = ++record.lastSeq;
-    this.conversations.touch(record, now);
+    this.conversations.touch(record, now, -1);
     return { messageId, seq };
   }
 
@@ -198,8 +200,8 @@ export class InMemoryConversationRepository extends ConversationRepository {
     return this.conversations.evictBefore(cutoff);
   }
 
-  async count(): Promise<number> {
-    return this.conversations.size;
+  async stats(): Promise<StoreStats> {
+    return { conversations: this.conversations.size, messages: this.conversations.weight };
   }
 
   private getRecord(conversationId: string): ConversationRecord {

@@ -4,7 +4,7 @@ import { conversationRepositoryContract } from '../../../test/contracts/conversa
 import { StoreError } from '../conversation.errors';
 import { InMemoryConversationRepository } from './in-memory-conversation.repository';
 import { IpcConversationRepository } from './ipc-conversation.repository';
-import { MessagePort } from './store-ipc.protocol';
+import { MessagePort } from '../../common/message-port';
 
 type Listener = (message: unknown) => void;
 
@@ -61,10 +61,10 @@ describe('IpcConversationRepository failures', () => {
   it('fails pending and later calls when the channel closes', async () => {
     const port = loopback(null);
     const repository = new IpcConversationRepository(port, 10_000);
-    const pending = repository.count().catch((e: unknown) => e);
+    const pending = repository.stats().catch((e: unknown) => e);
     port.disconnect();
     expect(await pending).toMatchObject({ code: 'store_unavailable' });
-    expect(await repository.count().catch((e: unknown) => e)).toMatchObject({
+    expect(await repository.stats().catch((e: unknown) => e)).toMatchObject({
       code: 'store_unavailable',
     });
   });
@@ -82,7 +82,7 @@ describe('IpcConversationRepository failures', () => {
     await Promise.all([1, 2, 3].map(() => repository.createConversation(conversation())));
     expect(sent).toHaveLength(1);
     expect((sent[0] as { calls: unknown[] }).calls).toHaveLength(3);
-    expect(await repository.count()).toBe(3);
+    expect((await repository.stats()).conversations).toBe(3);
     repository.close();
   });
 
@@ -173,12 +173,12 @@ describe('IpcConversationRepository failures', () => {
     };
     const repository = new IpcConversationRepository(port, 2_000);
     const tick = () => new Promise((resolve) => setImmediate(resolve));
-    const results: Promise<unknown>[] = [repository.count()];
+    const results: Promise<unknown>[] = [repository.stats()];
     await tick();
-    results.push(repository.count());
+    results.push(repository.stats());
     await tick();
     for (let i = 0; i < 5; i++) {
-      results.push(repository.count());
+      results.push(repository.stats());
     }
     await tick();
     expect(batches).toHaveLength(2);
@@ -188,7 +188,7 @@ describe('IpcConversationRepository failures', () => {
     expect(batches).toHaveLength(3);
     expect((batches[2] as { calls: unknown[] }).calls).toHaveLength(5);
     answers.splice(0).forEach((answer) => answer());
-    expect(await Promise.all(results)).toEqual(Array(7).fill(0));
+    expect(await Promise.all(results)).toEqual(Array(7).fill({ conversations: 0, messages: 0 }));
     repository.close();
   });
 

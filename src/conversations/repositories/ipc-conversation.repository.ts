@@ -1,4 +1,5 @@
 import { OnApplicationShutdown } from '@nestjs/common';
+import { performance } from 'node:perf_hooks';
 import { StoreError } from '../conversation.errors';
 import {
   ConversationHistory,
@@ -8,13 +9,14 @@ import {
   NewConversation,
   NewMessage,
   StoredMessage,
+  StoreStats,
   UnchangedHistory,
 } from '../conversation.repository';
+import { MessagePort } from '../../common/message-port';
 import { HistoryCache } from './history-cache';
 import {
   isReplyBatch,
   isReplyPart,
-  MessagePort,
   STORE_CHANNEL,
   StoreCall,
   StoreOperation,
@@ -22,9 +24,15 @@ import {
 } from './store-ipc.protocol';
 
 interface Pending {
+  op: StoreOperation;
+  /** performance.now() when the call was made. */
+  startedAt: number;
   resolve(value: unknown): void;
   reject(error: Error): void;
 }
+
+/** Told of every call once it is settled: answered (`ok`), refused or failed. */
+export type StoreCallObserver = (op: StoreOperation, ok: boolean, seconds: number) => void;
 
 /**
  * Batches sent and not yet answered. Calls made while this many are out wait for an answer
@@ -46,6 +54,8 @@ export class IpcConversationRepository
   extends ConversationRepository
   implements OnApplicationShutdown
 {
+  /** The in-memory store of the cluster primary, reached over IPC. */
+  readonly kind = 'cluster-primary';
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
   private readonly histories = new HistoryCache(HISTORY_CACHE_CHARS);
@@ -62,6 +72,7 @@ export class IpcConversationRepository
   constructor(
     private readonly port: MessagePort,
     private readonly timeoutMs: number,
+    private readonly observe: StoreCallObserver = () => undefined,
   ) {
     super();
     this.unsubscribe = [
@@ -114,8 +125,8 @@ export class IpcConversationRepository
     return this.call('evictInactive', [cutoff]);
   }
 
-  count(): Promise<number> {
-    return this.call('count', []);
+  stats(): Promise<StoreStats> {
+    return this.call('stats', []);
   }
 
   onApplicationShutdown(): void {
@@ -138,7 +149,12 @@ export class IpcConversationRepository
     }
     const id = this.nextId++;
     const result = new Promise<T>((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
+      this.pending.set(id, {
+        op,
+        startedAt: performance.now(),
+        resolve: resolve as (value: unknown) => void,
+        reject,
+      });
     });
     this.queue.push({ id, op, args });
     this.scheduleFlush();
@@ -222,6 +238,7 @@ export class IpcConversationRepository
       return; // timed out already
     }
     this.pending.delete(reply.id);
+    this.observe(pending.op, reply.ok, (performance.now() - pending.startedAt) / 1000);
     if (reply.ok) {
       if (leading) {
         const history = reply.result as ConversationHistory;
@@ -238,25 +255,4 @@ export class IpcConversationRepository
       this.settle({ id, ok: false, code: 'store_unavailable' });
     }
   }
-}
-
-/** The worker's end of the cluster IPC channel to the primary. */
-export function processPort(): MessagePort {
-  return {
-    send(message) {
-      if (!process.send || !process.connected) {
-        throw new Error('IPC channel closed');
-      }
-      // An error here means the channel closed meanwhile; 'disconnect' fails what is pending.
-      process.send(message, undefined, undefined, () => undefined);
-    },
-    onMessage(listener) {
-      process.on('message', listener);
-      return () => process.off('message', listener);
-    },
-    onClose(listener) {
-      process.on('disconnect', listener);
-      return () => process.off('disconnect', listener);
-    },
-  };
 }

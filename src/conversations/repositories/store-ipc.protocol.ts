@@ -15,7 +15,7 @@ export const STORE_OPERATIONS = [
   'appendMessage',
   'deleteMessage',
   'evictInactive',
-  'count',
+  'stats',
 ] as const satisfies readonly (keyof ConversationRepository)[];
 
 export type StoreOperation = (typeof STORE_OPERATIONS)[number];
@@ -51,14 +51,6 @@ export interface StoreReplyPart {
 
 /** Characters of history pieces per IPC message at most (one piece may be larger). */
 export const PART_CHARS = 32 * 1024;
-
-/** One end of a message channel: a worker's `process`, or a test's in-process loopback. */
-export interface MessagePort {
-  send(message: unknown): void;
-  onMessage(listener: (message: unknown) => void): () => void;
-  /** Called when the other end goes away for good. */
-  onClose(listener: () => void): () => void;
-}
 
 export function isRequestBatch(message: unknown): message is StoreRequestBatch {
   return (

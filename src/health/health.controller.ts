@@ -1,0 +1,52 @@
+import {
+  ArgumentsHost,
+  Catch,
+  Controller,
+  ExceptionFilter,
+  Get,
+  ServiceUnavailableException,
+  UseFilters,
+} from '@nestjs/common';
+import { ApiOperation, ApiTags } from '@nestjs/swagger';
+import { HealthCheck, HealthCheckResult, HealthCheckService } from '@nestjs/terminus';
+import type { Response } from 'express';
+import { StoreHealthIndicator } from './store.health';
+
+/**
+ * A failed check leaves as Terminus's report (`status: "error"` and which check failed, with
+ * why), not as problem+json: probes and dashboards read that shape.
+ */
+@Catch(ServiceUnavailableException)
+class HealthReportFilter implements ExceptionFilter {
+  catch(exception: ServiceUnavailableException, host: ArgumentsHost): void {
+    host.switchToHttp().getResponse<Response>().status(503).json(exception.getResponse());
+  }
+}
+
+@ApiTags('operations')
+@Controller('health')
+@UseFilters(HealthReportFilter)
+export class HealthController {
+  constructor(
+    private readonly health: HealthCheckService,
+    private readonly store: StoreHealthIndicator,
+  ) {}
+
+  @Get('live')
+  @HealthCheck()
+  @ApiOperation({ summary: 'Liveness: the process answers HTTP' })
+  live(): Promise<HealthCheckResult> {
+    return this.health.check([]);
+  }
+
+  @Get('ready')
+  @HealthCheck()
+  @ApiOperation({
+    summary: 'Readiness: the store answers within HEALTH_TIMEOUT_MS',
+    description:
+      '503 names the failed check: `store`, with its kind (`in-memory`, `cluster-primary`) and why.',
+  })
+  ready(): Promise<HealthCheckResult> {
+    return this.health.check([() => this.store.check()]);
+  }
+}

@@ -1,0 +1,29 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { HealthIndicatorResult, HealthIndicatorService } from '@nestjs/terminus';
+import { withTimeout } from '../common/with-timeout';
+import { AppConfig, appConfig } from '../config/app.config';
+import { ConversationRepository } from '../conversations/conversation.repository';
+
+/** Up when the store answers within HEALTH_TIMEOUT_MS; down, saying why, when it does not. */
+@Injectable()
+export class StoreHealthIndicator {
+  constructor(
+    private readonly repository: ConversationRepository,
+    private readonly indicators: HealthIndicatorService,
+    @Inject(appConfig.KEY) private readonly config: AppConfig,
+  ) {}
+
+  async check(key = 'store'): Promise<HealthIndicatorResult> {
+    const indicator = this.indicators.check(key);
+    const kind = this.repository.kind;
+    try {
+      await withTimeout(this.repository.stats(), this.config.HEALTH_TIMEOUT_MS);
+      return indicator.up({ kind });
+    } catch (error) {
+      return indicator.down({
+        kind,
+        message: error instanceof Error ? error.message : String(error),
+      });
+    }
+  }
+}
