@@ -55,7 +55,7 @@ function parseOptions(argv: string[]): Options {
       list(value).forEach((suite) => options.skip.add(suite));
     } else {
       throw new Error(
-        `Unknown option ${arg}. Usage: npm run bench -- [--quick] [--configs=A,E,B,C] [--scenarios=${SCENARIOS.map((s) => s.key).join(',')}] [--skip=http,scale,hub]`,
+        `Unknown option ${arg}. Usage: npm run bench -- [--quick] [--configs=A,E,B,C,D] [--scenarios=${SCENARIOS.map((s) => s.key).join(',')}] [--skip=http,scale,hub]`,
       );
     }
   }

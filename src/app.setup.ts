@@ -3,8 +3,12 @@ import { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { RequestObserver } from './observability/request-observer';
 
-/** Options for every app instance: the JSON body parser runs as Nest middleware instead. */
-export const APP_OPTIONS: NestApplicationOptions = { bodyParser: false };
+/**
+ * Options for every app instance: the JSON body parser runs as Nest middleware instead, and a
+ * failure to start (Redis unreachable) is thrown to main.ts, which says why and exits 1,
+ * rather than aborting the process.
+ */
+export const APP_OPTIONS: NestApplicationOptions = { bodyParser: false, abortOnError: false };
 
 /** What main.ts and the e2e tests both apply to a created app, so they serve the same thing. */
 export function configureApp(app: NestExpressApplication): NestExpressApplication {

@@ -25,7 +25,7 @@ export interface Repository {
     },
   ): Promise<{ seq: number }>;
   evictInactive(cutoff: number): Promise<number>;
-  count(): Promise<number>;
+  stats(): Promise<{ conversations: number; messages: number }>;
 }
 
 export interface ReplyBatch {
@@ -48,6 +48,9 @@ interface InMemoryModule {
 
 interface IpcModule {
   IpcConversationRepository: new (port: MessagePort, timeoutMs: number) => Repository;
+}
+
+interface MessagePortModule {
   processPort(): MessagePort;
 }
 
@@ -82,8 +85,10 @@ export const loadInMemoryRepository = async () =>
   (await load<InMemoryModule>('conversations/repositories/in-memory-conversation.repository.js'))
     .InMemoryConversationRepository;
 
-export const loadIpcRepository = () =>
-  load<IpcModule>('conversations/repositories/ipc-conversation.repository.js');
+export const loadIpcRepository = async () => ({
+  ...(await load<IpcModule>('conversations/repositories/ipc-conversation.repository.js')),
+  ...(await load<MessagePortModule>('common/message-port.js')),
+});
 
 export const loadStoreHub = async () =>
   (await load<StoreHubModule>('cluster/store-hub.js')).StoreHub;

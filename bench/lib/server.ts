@@ -15,6 +15,10 @@ export interface Configuration {
   env: Record<string, string>;
   /** Cluster workers it forks; 0 when one process serves. */
   workers: number;
+  /** Environment made anew for each start (a fresh Redis key prefix: every start is empty). */
+  perStart?: () => Record<string, string>;
+  /** Called with that environment once the server has stopped (to delete its keys). */
+  afterStop?: (env: Record<string, string>) => Promise<void>;
 }
 
 /** Environment shared by every configuration: loopback, quiet, no capacity limit in the way. */
@@ -62,6 +66,7 @@ export async function startServer(
   timeoutMs = 30_000,
 ): Promise<RunningServer> {
   const port = await freePort();
+  const fresh = configuration.perStart?.() ?? {};
   const child: ChildProcess = spawnTracked(process.execPath, [configuration.script], {
     env: {
       PATH: process.env.PATH,
@@ -70,6 +75,7 @@ export async function startServer(
       WORKERS: String(configuration.workers),
       NODE_OPTIONS: `--require ${benchScript('lib/ready-probe.js')}`,
       ...configuration.env,
+      ...fresh,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -91,7 +97,10 @@ export async function startServer(
     pids: () => processTree(pid),
     output: () => output,
     // Killed outright: the store is in memory and a graceful drain would only cost time.
-    stop: () => stopGroup(child, 0),
+    stop: async () => {
+      await stopGroup(child, 0);
+      await configuration.afterStop?.(fresh);
+    },
   };
 
   const needed = Math.max(configuration.workers, 1);

@@ -79,7 +79,7 @@ async function messages(idStyle: string, conversations: number, perConversation:
   }
   const after = settledHeapUsed();
   // Every append resolved (a refused one would have thrown); the store must still be whole.
-  if ((await repository.count()) !== conversations) {
+  if ((await repository.stats()).conversations !== conversations) {
     throw new Error('conversations went missing');
   }
   return {

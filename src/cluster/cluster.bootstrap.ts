@@ -52,7 +52,10 @@ async function runSingleProcess(config: AppConfig): Promise<void> {
 /** The cluster primary: owns the store and the eviction job, supervises the workers. */
 async function runPrimary(config: AppConfig, workers: number): Promise<void> {
   const logger = createLogger(config, { role: 'primary' });
-  const context = await NestFactory.createApplicationContext(PrimaryModule, { logger });
+  const context = await NestFactory.createApplicationContext(PrimaryModule, {
+    logger,
+    abortOnError: false,
+  });
   const hub = context.get(StoreHub);
   const metrics = context.get(MetricsService);
   const metricsHub = new ClusterMetricsHub(

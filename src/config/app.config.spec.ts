@@ -36,6 +36,9 @@ describe('validateConfig', () => {
     LOG_FORMAT: 'json',
     METRICS_ENABLED: true,
     HEALTH_TIMEOUT_MS: 1_000,
+    STORE: 'memory',
+    REDIS_URL: 'redis://127.0.0.1:6379',
+    REDIS_KEY_PREFIX: 'chat:',
   };
 
   describe('defaults', () => {
@@ -81,6 +84,9 @@ describe('validateConfig', () => {
         LOG_FORMAT: 'pretty',
         METRICS_ENABLED: 'false',
         HEALTH_TIMEOUT_MS: '50',
+        STORE: 'redis',
+        REDIS_URL: 'rediss://user:secret@redis.internal:6380/2',
+        REDIS_KEY_PREFIX: 'test-1:',
       });
 
       expect({ ...config }).toEqual({
@@ -101,6 +107,9 @@ describe('validateConfig', () => {
         LOG_FORMAT: 'pretty',
         METRICS_ENABLED: false,
         HEALTH_TIMEOUT_MS: 50,
+        STORE: 'redis',
+        REDIS_URL: 'rediss://user:secret@redis.internal:6380/2',
+        REDIS_KEY_PREFIX: 'test-1:',
       });
     });
 
@@ -165,6 +174,12 @@ describe('validateConfig', () => {
       ['LOG_FORMAT', 'xml'],
       ['METRICS_ENABLED', 'yes'],
       ['HEALTH_TIMEOUT_MS', '0'],
+      ['STORE', 'postgres'],
+      ['REDIS_URL', 'localhost:6379'],
+      ['REDIS_URL', 'http://127.0.0.1:6379'],
+      ['REDIS_URL', 'redis://'],
+      ['REDIS_URL', 'redis://127.0.0.1:6379/not-a-db'],
+      ['REDIS_KEY_PREFIX', 'a{b}'],
     ])('refuses %s=%j, naming it', (name, value) => {
       const error = configError({ [name]: value });
 

@@ -48,6 +48,24 @@ class CronExpressionConstraint implements ValidatorConstraintInterface {
   }
 }
 
+@ValidatorConstraint({ name: 'redisUrl' })
+class RedisUrlConstraint implements ValidatorConstraintInterface {
+  validate(value: unknown): boolean {
+    if (typeof value !== 'string') {
+      return false;
+    }
+    try {
+      const url = new URL(value);
+      return Boolean(url.hostname) && (url.pathname === '' || /^\/\d{0,2}$/.test(url.pathname));
+    } catch {
+      return false;
+    }
+  }
+  defaultMessage(): string {
+    return 'must be a URL with a host, and at most a database number as its path (redis://host:6379/0)';
+  }
+}
+
 /** Sizes as express accepts them: a byte count or a number with b, kb, mb. */
 const SIZE_PATTERN = /^\d+(\.\d+)?\s*(b|kb|mb)?$/i;
 
@@ -137,6 +155,26 @@ export class EnvironmentVariables {
   @IsBoolean({ message: 'must be true or false' })
   METRICS_ENABLED: boolean;
 
+  /** Where conversations live: this server's memory (`memory`), or Redis (`redis`). */
+  @orDefault('memory')
+  @IsIn(['memory', 'redis'])
+  STORE: 'memory' | 'redis';
+
+  @orDefault('redis://127.0.0.1:6379')
+  @Matches(/^rediss?:\/\/[^\s]+$/, {
+    message: 'must be a redis:// or rediss:// URL, for example redis://127.0.0.1:6379',
+  })
+  @Validate(RedisUrlConstraint)
+  REDIS_URL: string;
+
+  /** Put in front of every key, so that several servers (or tests) can share one Redis. */
+  @orDefault('chat:')
+  @Matches(/^[A-Za-z0-9:_.-]{0,64}$/, {
+    message:
+      'must be at most 64 letters, digits or :_.- (no braces: they would break the hash tags)',
+  })
+  REDIS_KEY_PREFIX: string;
+
   /** How long /health/ready waits for the store before answering 503. */
   @int('1000')
   @IsInt()
@@ -189,6 +227,9 @@ const DECLARED_KEYS = [
   'LOG_FORMAT',
   'METRICS_ENABLED',
   'HEALTH_TIMEOUT_MS',
+  'STORE',
+  'REDIS_URL',
+  'REDIS_KEY_PREFIX',
 ] as const satisfies readonly (keyof EnvironmentVariables)[];
 
 function pickDeclared(env: Record<string, unknown>): Record<string, unknown> {

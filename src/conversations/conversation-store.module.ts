@@ -6,6 +6,8 @@ import { ConversationRepository } from './conversation.repository';
 import { InMemoryConversationRepository } from './repositories/in-memory-conversation.repository';
 import { processPort } from '../common/message-port';
 import { IpcConversationRepository } from './repositories/ipc-conversation.repository';
+import { connectRedis, redactRedisUrl } from './repositories/redis-client';
+import { RedisConversationRepository } from './repositories/redis-conversation.repository';
 
 /** About 30 activity generations per TTL, none narrower than a second (see ActivityIndex). */
 function generationWidth(ttlMs: number): number {
@@ -13,20 +15,35 @@ function generationWidth(ttlMs: number): number {
 }
 
 /**
- * Provides the storage port; the implementation is chosen here and nowhere else. A cluster
- * worker reaches the primary's store over IPC; a single process or the primary holds it.
+ * Provides the storage port; the implementation is chosen here and nowhere else. With
+ * STORE=redis every process (primary and workers alike) talks to Redis directly. Otherwise a
+ * cluster worker reaches the primary's store over IPC, and a single process or the primary
+ * holds it in memory.
  */
 @Module({
   providers: [
     {
       provide: ConversationRepository,
       inject: [appConfig.KEY, MetricsService],
-      useFactory: (config: AppConfig, metrics: MetricsService): ConversationRepository =>
-        cluster.isWorker
+      useFactory: async (
+        config: AppConfig,
+        metrics: MetricsService,
+      ): Promise<ConversationRepository> => {
+        if (config.STORE === 'redis') {
+          return new RedisConversationRepository(
+            await connectRedis(config.REDIS_URL, config.STORE_TIMEOUT_MS, {
+              mustConnect: !cluster.isWorker,
+            }),
+            config.REDIS_KEY_PREFIX,
+            redactRedisUrl(config.REDIS_URL),
+          );
+        }
+        return cluster.isWorker
           ? new IpcConversationRepository(processPort(), config.STORE_TIMEOUT_MS, (op, ok, s) =>
               metrics.observeStoreCall(op, ok, s),
             )
-          : new InMemoryConversationRepository(generationWidth(config.CONVERSATION_TTL_MS)),
+          : new InMemoryConversationRepository(generationWidth(config.CONVERSATION_TTL_MS));
+      },
     },
   ],
   exports: [ConversationRepository],

@@ -10,8 +10,12 @@ export type StoreErrorCode =
   | 'store_unavailable';
 
 export class StoreError extends Error {
-  constructor(readonly code: StoreErrorCode) {
-    super(code);
+  /** @param message what went wrong, for logs and health reports; only the code crosses IPC */
+  constructor(
+    readonly code: StoreErrorCode,
+    message: string = code,
+  ) {
+    super(message);
     this.name = 'StoreError';
   }
 }

@@ -1,5 +1,6 @@
 import { StoreError } from '../conversation.errors';
 import { ActivityIndex } from './activity-index';
+import { historyPieces } from './history-pieces';
 import {
   ConversationHistory,
   ConversationRepository,
@@ -40,30 +41,6 @@ const idPrefix = (messageId: string) => `{"id":${JSON.stringify(messageId)},`;
 function flat(text: string): string {
   void text.at(-1);
   return text;
-}
-
-/** Characters of message JSON per history piece: small enough to stay a cheap allocation. */
-const PIECE_CHARS = 12 * 1024;
-
-/** The messages' JSON as array text, in pieces of about PIECE_CHARS (see ConversationHistory). */
-function historyPieces(messages: MessageRecord[]): string[] {
-  const pieces: string[] = [];
-  let piece: string[] = [];
-  let chars = 0;
-  for (const message of messages) {
-    piece.push(message.json);
-    chars += message.json.length + 1;
-    if (chars >= PIECE_CHARS) {
-      pieces.push((pieces.length === 0 ? '[' : ',') + piece.join(','));
-      piece = [];
-      chars = 0;
-    }
-  }
-  if (piece.length > 0 || pieces.length === 0) {
-    pieces.push((pieces.length === 0 ? '[' : ',') + piece.join(','));
-  }
-  pieces[pieces.length - 1] += ']';
-  return pieces;
 }
 
 /** Default width of an activity generation (see ActivityIndex). */
@@ -130,7 +107,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
     return {
       ...summarize(record),
       version: record.lastSeq,
-      messagesJson: historyPieces(record.messages),
+      messagesJson: historyPieces(record.messages.length, (i) => record.messages[i].json),
     };
   }
 

@@ -1,0 +1,297 @@
+import { OnApplicationShutdown } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { StoreError } from '../conversation.errors';
+import {
+  ConversationHistory,
+  ConversationRepository,
+  ConversationSummary,
+  DeletedMessage,
+  NewConversation,
+  NewMessage,
+  StoredMessage,
+  StoreStats,
+  UnchangedHistory,
+} from '../conversation.repository';
+import { HistoryCache } from './history-cache';
+import { historyPieces } from './history-pieces';
+import { RedisKeys } from './redis-keys';
+import { REDIS_SCRIPTS, RedisScripts } from './redis-scripts';
+
+/** Conversations asked for at once from an activity bucket during a sweep. */
+const SWEEP_BATCH = 200;
+/** How long the sweeper lock lives if its holder dies mid-sweep. */
+const SWEEP_LOCK_MS = 60_000;
+/** Characters of histories this process keeps copies of (see HistoryCache). */
+const HISTORY_CACHE_CHARS = 16 * 1024 * 1024;
+/** Digits of the seq that prefixes each member of a conversation's message set. */
+const SEQ_DIGITS = 10;
+
+type ScriptedRedis = Redis & RedisScripts;
+
+/** What the get script answers: the summary fields, then the members when asked for. */
+type RawHistory = [string, string, string, string, string[]?] | null;
+
+/**
+ * The store in Redis, shared by every process of every instance. Each conversation's keys
+ * carry its id as hash tag, so its Lua scripts (atomic) touch one slot; the activity index
+ * and the counters live under their own tags (see RedisKeys). What spans slots (the activity
+ * score, the counters) is updated right after the conversation's script, and the sweeper
+ * re-checks each conversation's own record before evicting it.
+ */
+export class RedisConversationRepository
+  extends ConversationRepository
+  implements OnApplicationShutdown
+{
+  readonly kind = 'redis';
+  private readonly redis: ScriptedRedis;
+  private readonly keys: RedisKeys;
+  private readonly histories = new HistoryCache(HISTORY_CACHE_CHARS);
+
+  /** @param redis a client that fails commands fast while disconnected (see createRedisClient) */
+  constructor(
+    redis: Redis,
+    prefix: string,
+    private readonly where: string,
+  ) {
+    super();
+    for (const [name, script] of Object.entries(REDIS_SCRIPTS)) {
+      redis.defineCommand(name, script);
+    }
+    this.redis = redis as ScriptedRedis;
+    this.keys = new RedisKeys(prefix);
+  }
+
+  async createConversation(input: NewConversation): Promise<ConversationSummary> {
+    const { id, now } = input;
+    const reserved = await this.run(() =>
+      this.redis.chatReserve(this.keys.meta, input.maxConversations),
+    );
+    if (reserved !== 1) {
+      throw new StoreError('capacity_exceeded');
+    }
+    try {
+      // Indexed before it exists: a conversation is never stored without being findable by
+      // the sweeper, which drops index entries whose conversation is missing. Sent together,
+      // and one connection runs its commands in order.
+      await this.run(() =>
+        Promise.all([
+          this.redis.zadd(this.keys.activity(id), now, id),
+          this.redis.chatCreate(...this.keys.conversation(id), now),
+        ]),
+      );
+    } catch (error) {
+      // Give the place back; if Redis is gone this fails too, and the count stays one high.
+      await this.redis.hincrby(this.keys.meta, 'conversations', -1).catch(() => undefined);
+      throw error;
+    }
+    return { id, createdAt: now, lastActivityAt: now, messageCount: 0 };
+  }
+
+  async getConversation(conversationId: string): Promise<ConversationHistory | null> {
+    const cached = this.histories.get(conversationId);
+    const raw = await this.run<RawHistory>(() =>
+      this.redis.chatGet(...this.keys.conversation(conversationId), cached?.version ?? -1),
+    );
+    if (!raw) {
+      this.histories.delete(conversationId);
+      return null;
+    }
+    const summary = this.summary(conversationId, raw);
+    const members = raw[4];
+    if (!members) {
+      return { ...summary, messagesJson: cached?.pieces ?? [] };
+    }
+    const pieces = historyPieces(members.length, (i) => members[i].slice(SEQ_DIGITS));
+    this.histories.set(conversationId, summary.version, pieces);
+    return { ...summary, messagesJson: pieces };
+  }
+
+  async getConversationIfChanged(
+    conversationId: string,
+    knownVersion: number,
+  ): Promise<ConversationHistory | UnchangedHistory | null> {
+    const raw = await this.run<RawHistory>(() =>
+      this.redis.chatGet(...this.keys.conversation(conversationId), knownVersion),
+    );
+    if (!raw) {
+      return null;
+    }
+    const summary = this.summary(conversationId, raw);
+    const members = raw[4];
+    return members
+      ? {
+          ...summary,
+          messagesJson: historyPieces(members.length, (i) => members[i].slice(SEQ_DIGITS)),
+        }
+      : { ...summary, messagesJson: null };
+  }
+
+  async appendMessage(conversationId: string, input: NewMessage): Promise<StoredMessage> {
+    const head = JSON.stringify({
+      id: input.id,
+      conversationId,
+      sender: input.sender,
+      content: input.content,
+      timestamp: input.timestamp,
+    });
+    // The script puts the seq it assigns between the two halves: the wire order of StoredMessage.
+    const jsonHead = `${head.slice(0, -1)},"seq":`;
+    const jsonTail = `,"createdAt":${input.now}}`;
+    const seq = await this.run(() =>
+      this.redis.chatAppend(
+        ...this.keys.conversation(conversationId),
+        input.id,
+        jsonHead,
+        jsonTail,
+        input.timestamp,
+        input.now,
+        input.maxMessages,
+      ),
+    );
+    this.refuse(seq);
+    await this.afterActivity(conversationId, input.now, 1);
+    return {
+      id: input.id,
+      conversationId,
+      sender: input.sender,
+      content: input.content,
+      timestamp: input.timestamp,
+      seq,
+      createdAt: input.now,
+    };
+  }
+
+  async deleteMessage(
+    conversationId: string,
+    messageId: string,
+    now: number,
+  ): Promise<DeletedMessage> {
+    const seq = await this.run(() =>
+      this.redis.chatDelete(...this.keys.conversation(conversationId), messageId, now),
+    );
+    this.refuse(seq);
+    await this.afterActivity(conversationId, now, -1);
+    return { messageId, seq };
+  }
+
+  /**
+   * One sweeper at a time across every instance (a lock with a token and an expiry). Walks
+   * each activity bucket from its oldest entry up to the cutoff: the cost is what it evicts.
+   * Each candidate is evicted by a script that re-checks its own last activity, so an index
+   * entry left behind by a late update never evicts a live conversation.
+   */
+  async evictInactive(cutoff: number): Promise<number> {
+    const token = randomUUID();
+    const locked = await this.run(() =>
+      this.redis.set(this.keys.sweeperLock, token, 'PX', SWEEP_LOCK_MS, 'NX'),
+    );
+    if (locked !== 'OK') {
+      return 0; // another instance is sweeping
+    }
+    let conversations = 0;
+    let messages = 0;
+    try {
+      for (const bucket of this.keys.activityBuckets()) {
+        for (;;) {
+          const ids = await this.run(() =>
+            this.redis.zrangebyscore(bucket, '-inf', `(${cutoff}`, 'LIMIT', 0, SWEEP_BATCH),
+          );
+          if (ids.length === 0) {
+            break;
+          }
+          const results = await Promise.all(ids.map((id) => this.evictOne(bucket, id, cutoff)));
+          for (const removed of results) {
+            if (removed !== null) {
+              conversations++;
+              messages += removed;
+            }
+          }
+        }
+      }
+    } finally {
+      if (conversations > 0) {
+        await this.run(() =>
+          this.redis
+            .multi()
+            .hincrby(this.keys.meta, 'conversations', -conversations)
+            .hincrby(this.keys.meta, 'messages', -messages)
+            .exec(),
+        );
+      }
+      await this.run(() => this.redis.chatUnlock(this.keys.sweeperLock, token));
+    }
+    return conversations;
+  }
+
+  async stats(): Promise<StoreStats> {
+    const [conversations, messages] = await this.run(() =>
+      this.redis.hmget(this.keys.meta, 'conversations', 'messages'),
+    );
+    return { conversations: Number(conversations ?? 0), messages: Number(messages ?? 0) };
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.redis.quit().catch(() => this.redis.disconnect());
+  }
+
+  /** Removes one candidate; the number of messages it held, or null when it stays. */
+  private async evictOne(bucket: string, id: string, cutoff: number): Promise<number | null> {
+    const [result, lastActivityAt] = await this.run(() =>
+      this.redis.chatEvict(...this.keys.conversation(id), cutoff),
+    );
+    if (result === -1) {
+      // Active after all: its index entry was behind. Put it right, so the sweep moves on.
+      await this.run(() => this.redis.zadd(bucket, 'GT', lastActivityAt, id));
+      return null;
+    }
+    await this.run(() => this.redis.zrem(bucket, id));
+    return result === -2 ? null : result;
+  }
+
+  /** The activity index and the message counter, after a write to the conversation. */
+  private async afterActivity(conversationId: string, now: number, messages: number) {
+    await this.run(() =>
+      Promise.all([
+        this.redis.zadd(this.keys.activity(conversationId), 'GT', now, conversationId),
+        this.redis.hincrby(this.keys.meta, 'messages', messages),
+      ]),
+    );
+  }
+
+  private summary(conversationId: string, raw: NonNullable<RawHistory>) {
+    return {
+      id: conversationId,
+      createdAt: Number(raw[0]),
+      lastActivityAt: Number(raw[1]),
+      messageCount: Number(raw[3]),
+      version: Number(raw[2]),
+    };
+  }
+
+  /** The scripts answer refusals as negative numbers. */
+  private refuse(result: number): void {
+    if (result === -1) {
+      throw new StoreError('conversation_not_found');
+    }
+    if (result === -2) {
+      throw new StoreError('conversation_full');
+    }
+    if (result === -3) {
+      throw new StoreError('message_not_found');
+    }
+  }
+
+  /** Runs a command; any failure to reach Redis becomes store_unavailable. */
+  private async run<T>(command: () => Promise<T>): Promise<T> {
+    try {
+      return await command();
+    } catch (error) {
+      if (error instanceof StoreError) {
+        throw error;
+      }
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new StoreError('store_unavailable', `Redis at ${this.where}: ${reason}`);
+    }
+  }
+}

@@ -1,0 +1,47 @@
+/**
+ * The Redis key layout, ready for Redis Cluster: every key of one conversation carries the
+ * conversation's id as its hash tag, so the scripts that change a conversation touch one
+ * slot; the activity index is split into ACTIVITY_BUCKETS sorted sets with tags of their own,
+ * so no single key takes every write.
+ *
+ *   <prefix>{<id>}:conv      hash  c createdAt, a lastActivityAt, s last seq, n message count
+ *   <prefix>{<id>}:msgs      zset  score timestamp, member <seq, 10 digits><message JSON>
+ *   <prefix>{<id>}:ids       hash  message id -> "<timestamp> <seq, 10 digits>"
+ *   <prefix>{activity:<b>}   zset  score lastActivityAt, member conversation id (b = 0..15)
+ *   <prefix>{meta}           hash  conversations, messages: what the store holds
+ *   <prefix>{meta}:sweeper   string  the sweeper lock: a random token, with an expiry
+ */
+export const ACTIVITY_BUCKETS = 16;
+
+export class RedisKeys {
+  readonly meta: string;
+  readonly sweeperLock: string;
+
+  constructor(private readonly prefix: string) {
+    this.meta = `${prefix}{meta}`;
+    this.sweeperLock = `${prefix}{meta}:sweeper`;
+  }
+
+  /** The keys of one conversation, in the order its scripts take them. */
+  conversation(id: string): [string, string, string] {
+    const tag = `${this.prefix}{${id}}`;
+    return [`${tag}:conv`, `${tag}:msgs`, `${tag}:ids`];
+  }
+
+  /** The activity bucket of a conversation: from its id, which is random. */
+  activity(id: string): string {
+    let hash = 0;
+    for (let i = 0; i < id.length; i++) {
+      hash = (hash * 31 + id.charCodeAt(i)) | 0;
+    }
+    return this.bucket(Math.abs(hash) % ACTIVITY_BUCKETS);
+  }
+
+  activityBuckets(): string[] {
+    return Array.from({ length: ACTIVITY_BUCKETS }, (_, b) => this.bucket(b));
+  }
+
+  private bucket(b: number): string {
+    return `${this.prefix}{activity:${b}}`;
+  }
+}

@@ -1,0 +1,122 @@
+/**
+ * The Lua scripts that change or read one conversation atomically. KEYS are the
+ * conversation's three keys (RedisKeys.conversation), all in one hash slot. Refusals come
+ * back as negative numbers: -1 no such conversation, -2 conversation full, -3 no such message.
+ */
+export const REDIS_SCRIPTS = {
+  /** KEYS[1] meta; ARGV max conversations. 1 when a place was taken, 0 when the store is full. */
+  chatReserve: {
+    numberOfKeys: 1,
+    lua: `
+local n = tonumber(redis.call('HGET', KEYS[1], 'conversations') or '0')
+if n >= tonumber(ARGV[1]) then return 0 end
+redis.call('HINCRBY', KEYS[1], 'conversations', 1)
+return 1`,
+  },
+  /** ARGV now. */
+  chatCreate: {
+    numberOfKeys: 3,
+    lua: `
+redis.call('HSET', KEYS[1], 'c', ARGV[1], 'a', ARGV[1], 's', 0, 'n', 0)
+return 1`,
+  },
+  /**
+   * ARGV known version (-1: none). Null when missing; else createdAt, lastActivityAt, seq,
+   * count, and the members unless the version is still the known one.
+   */
+  chatGet: {
+    numberOfKeys: 3,
+    lua: `
+local h = redis.call('HMGET', KEYS[1], 'c', 'a', 's', 'n')
+if not h[1] then return nil end
+if h[3] == ARGV[1] then return h end
+h[5] = redis.call('ZRANGE', KEYS[2], 0, -1)
+return h`,
+  },
+  /** ARGV message id, JSON head, JSON tail, timestamp, now, max messages. The new seq. */
+  chatAppend: {
+    numberOfKeys: 3,
+    lua: `
+local h = redis.call('HMGET', KEYS[1], 'a', 'n')
+if not h[1] then return -1 end
+if tonumber(h[2]) >= tonumber(ARGV[6]) then return -2 end
+local seq = redis.call('HINCRBY', KEYS[1], 's', 1)
+local prefix = string.format('%010d', seq)
+redis.call('ZADD', KEYS[2], ARGV[4], prefix .. ARGV[2] .. seq .. ARGV[3])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[4] .. ' ' .. prefix)
+redis.call('HINCRBY', KEYS[1], 'n', 1)
+if tonumber(ARGV[5]) > tonumber(h[1]) then redis.call('HSET', KEYS[1], 'a', ARGV[5]) end
+return seq`,
+  },
+  /** ARGV message id, now. The seq the delete takes. */
+  chatDelete: {
+    numberOfKeys: 3,
+    lua: `
+local a = redis.call('HGET', KEYS[1], 'a')
+if not a then return -1 end
+local ref = redis.call('HGET', KEYS[3], ARGV[1])
+if not ref then return -3 end
+local space = string.find(ref, ' ', 1, true)
+local timestamp = string.sub(ref, 1, space - 1)
+local prefix = string.sub(ref, space + 1)
+for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], timestamp, timestamp)) do
+  if string.sub(member, 1, 10) == prefix then
+    redis.call('ZREM', KEYS[2], member)
+    break
+  end
+end
+redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('HINCRBY', KEYS[1], 'n', -1)
+if tonumber(ARGV[2]) > tonumber(a) then redis.call('HSET', KEYS[1], 'a', ARGV[2]) end
+return redis.call('HINCRBY', KEYS[1], 's', 1)`,
+  },
+  /**
+   * ARGV cutoff. {messages removed, 0} when evicted; {-1, lastActivityAt} when active since;
+   * {-2, 0} when it does not exist.
+   */
+  chatEvict: {
+    numberOfKeys: 3,
+    lua: `
+local h = redis.call('HMGET', KEYS[1], 'a', 'n')
+if not h[1] then return {-2, 0} end
+if tonumber(h[1]) >= tonumber(ARGV[1]) then return {-1, h[1]} end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+return {tonumber(h[2]), 0}`,
+  },
+  /** KEYS[1] the lock; ARGV token. Deletes the lock only if it is still ours. */
+  chatUnlock: {
+    numberOfKeys: 1,
+    lua: `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`,
+  },
+} as const;
+
+type Key = string;
+type Arg = string | number;
+
+/** The scripts as client commands (ioredis defineCommand). */
+export interface RedisScripts {
+  chatReserve(meta: Key, max: Arg): Promise<number>;
+  chatCreate(conv: Key, msgs: Key, ids: Key, now: Arg): Promise<number>;
+  chatGet(
+    conv: Key,
+    msgs: Key,
+    ids: Key,
+    knownVersion: Arg,
+  ): Promise<[string, string, string, string, string[]?] | null>;
+  chatAppend(
+    conv: Key,
+    msgs: Key,
+    ids: Key,
+    messageId: Arg,
+    jsonHead: Arg,
+    jsonTail: Arg,
+    timestamp: Arg,
+    now: Arg,
+    maxMessages: Arg,
+  ): Promise<number>;
+  chatDelete(conv: Key, msgs: Key, ids: Key, messageId: Arg, now: Arg): Promise<number>;
+  chatEvict(conv: Key, msgs: Key, ids: Key, cutoff: Arg): Promise<[number, string | number]>;
+  chatUnlock(lock: Key, token: Arg): Promise<number>;
+}

@@ -1,0 +1,90 @@
+import { randomUUID } from 'node:crypto';
+import { connectRedis } from '../src/conversations/repositories/redis-client';
+import { RedisConversationRepository } from '../src/conversations/repositories/redis-conversation.repository';
+import { conversationRepositoryContract } from './contracts/conversation-repository.contract';
+import { describeWithRedis } from './utils/redis';
+
+const LIMITS = { maxConversations: 1_000, maxMessages: 1_000 };
+
+describeWithRedis('Redis store', (redis) => {
+  /** A repository on a key prefix of its own. */
+  async function open() {
+    const prefix = redis().newPrefix();
+    const client = await connectRedis(redis().url, 2_000);
+    return { prefix, repository: new RedisConversationRepository(client, prefix, redis().url) };
+  }
+
+  it('leaves no key of an evicted conversation behind, and lays keys out by hash tag', async () => {
+    const { prefix, repository } = await open();
+    try {
+      const ids: string[] = [];
+      for (let i = 0; i < 30; i++) {
+        const { id } = await repository.createConversation({
+          id: randomUUID(),
+          now: 1_000,
+          ...LIMITS,
+        });
+        ids.push(id);
+        const message = await repository.appendMessage(id, {
+          id: randomUUID(),
+          sender: 'agent',
+          content: `hello ${i}`,
+          timestamp: 1_000,
+          now: 1_000,
+          ...LIMITS,
+        });
+        if (i % 2 === 0) {
+          await repository.deleteMessage(id, message.id, 1_000);
+        }
+      }
+      const keys = await redis().keys(prefix);
+      expect(keys).toEqual(
+        expect.arrayContaining([
+          `${prefix}{meta}`,
+          `${prefix}{${ids[0]}}:conv`,
+          `${prefix}{${ids[1]}}:msgs`,
+          `${prefix}{${ids[1]}}:ids`,
+        ]),
+      );
+      const tags = new Set(keys.map((key) => /\{([^}]+)\}/.exec(key)?.[1]));
+      expect([...tags].filter((tag) => tag?.startsWith('activity:')).length).toBeGreaterThan(1);
+      expect(await repository.stats()).toEqual({ conversations: 30, messages: 15 });
+
+      expect(await repository.evictInactive(2_000)).toBe(30);
+
+      expect(await redis().keys(prefix)).toEqual([`${prefix}{meta}`]);
+      expect(await repository.stats()).toEqual({ conversations: 0, messages: 0 });
+    } finally {
+      await repository.onApplicationShutdown();
+    }
+  });
+
+  it('does not sweep while another instance holds the sweeper lock', async () => {
+    const { prefix, repository } = await open();
+    try {
+      for (let i = 0; i < 10; i++) {
+        await repository.createConversation({ id: randomUUID(), now: 1_000, ...LIMITS });
+      }
+      const lock = `${prefix}{meta}:sweeper`;
+      await redis().admin.set(lock, 'another-instance', 'PX', 60_000);
+
+      expect(await repository.evictInactive(2_000)).toBe(0);
+      expect(await repository.stats()).toEqual({ conversations: 10, messages: 0 });
+      expect(await redis().admin.get(lock)).toBe('another-instance');
+
+      await redis().admin.del(lock);
+      expect(await repository.evictInactive(2_000)).toBe(10);
+      expect(await redis().admin.exists(lock)).toBe(0);
+    } finally {
+      await repository.onApplicationShutdown();
+    }
+  });
+
+  conversationRepositoryContract('Redis', async () => {
+    const { repository } = await open();
+    return {
+      repository,
+      teardown: () => repository.onApplicationShutdown(),
+    };
+  });
+});
