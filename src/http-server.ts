@@ -5,6 +5,7 @@ import type { Server } from 'node:http';
 import { AppModule } from './app.module';
 import { APP_OPTIONS, configureApp } from './app.setup';
 import { AppConfig } from './config/app.config';
+import { EventStreamsService } from './conversations/event-streams.service';
 
 /** Creates the HTTP app (a single process, or one cluster worker) and starts listening. */
 export async function startHttpServer(
@@ -27,6 +28,8 @@ export async function startHttpServer(
  */
 export async function closeGracefully(app: NestExpressApplication, graceMs: number): Promise<void> {
   const server = app.getHttpServer() as Server;
+  // Event streams never fall idle: end them, and their clients reconnect to another worker.
+  app.get(EventStreamsService, { strict: false }).closeAll();
   const closeIdle = setInterval(() => server.closeIdleConnections(), 100);
   const cutOff = setTimeout(() => server.closeAllConnections(), graceMs);
   try {

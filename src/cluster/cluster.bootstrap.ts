@@ -77,7 +77,7 @@ async function runPrimary(config: AppConfig, workers: number): Promise<void> {
     workers,
     graceMs: config.SHUTDOWN_GRACE_MS,
     onMessage: (worker, message) =>
-      hub.handle(message, (reply) => sendToWorker(worker, reply)) ||
+      hub.handle(message, (reply) => sendToWorker(worker, reply), worker.id) ||
       metricsHub.handle({ send: (reply) => sendToWorker(worker, reply) }, message),
     onRestart: () => metrics.countWorkerRestart(),
     onCrashLoop: (reason) => {
@@ -85,6 +85,7 @@ async function runPrimary(config: AppConfig, workers: number): Promise<void> {
       void exit(1);
     },
   });
+  cluster.on('exit', (worker) => hub.forget(worker.id));
   supervisor.start();
   log.log(`Started ${workers} workers. ${listeningMessage(config)}`);
 

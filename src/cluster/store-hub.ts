@@ -3,7 +3,9 @@ import { StoreError } from '../conversations/conversation.errors';
 import { ConversationRepository } from '../conversations/conversation.repository';
 import { ConversationHistory } from '../conversations/conversation.repository';
 import {
+  ChangeNotice,
   isRequestBatch,
+  isWatchRequest,
   PART_CHARS,
   STORE_CHANNEL,
   STORE_OPERATIONS,
@@ -11,6 +13,7 @@ import {
   StoreReply,
   StoreReplyBatch,
   StoreReplyPart,
+  WatchRequest,
 } from '../conversations/repositories/store-ipc.protocol';
 
 const ALLOWED = new Set<string>(STORE_OPERATIONS);
@@ -25,8 +28,22 @@ export class StoreHub {
 
   constructor(private readonly repository: ConversationRepository) {}
 
-  /** Handles one message from a worker; `reply` sends the answer back to that worker. */
-  handle(message: unknown, reply: (message: StoreReplyBatch | StoreReplyPart) => void): boolean {
+  /** What each worker watches: worker → conversation → stop. */
+  private readonly watches = new Map<number, Map<string, () => void>>();
+
+  /**
+   * Handles one message from a worker; `reply` sends to that worker, `from` names it (for
+   * watches, which end with forget()).
+   */
+  handle(
+    message: unknown,
+    reply: (message: StoreReplyBatch | StoreReplyPart | ChangeNotice) => void,
+    from = 0,
+  ): boolean {
+    if (isWatchRequest(message)) {
+      this.updateWatch(from, message, reply);
+      return true;
+    }
     if (!isRequestBatch(message)) {
       return false;
     }
@@ -43,6 +60,34 @@ export class StoreHub {
       reply({ ch: STORE_CHANNEL, replies: settled });
     });
     return true;
+  }
+
+  /** Stops everything a worker watched: it has exited. */
+  forget(from: number): void {
+    this.watches.get(from)?.forEach((stop) => stop());
+    this.watches.delete(from);
+  }
+
+  private updateWatch(
+    from: number,
+    request: WatchRequest,
+    reply: (message: ChangeNotice) => void,
+  ): void {
+    let watched = this.watches.get(from);
+    if (!watched) {
+      watched = new Map();
+      this.watches.set(from, watched);
+    }
+    if (request.watch !== undefined && !watched.has(request.watch)) {
+      watched.set(
+        request.watch,
+        this.repository.watch(request.watch, (change) => reply({ ch: STORE_CHANNEL, change })),
+      );
+    }
+    if (request.unwatch !== undefined) {
+      watched.get(request.unwatch)?.();
+      watched.delete(request.unwatch);
+    }
   }
 
   /**

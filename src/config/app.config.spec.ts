@@ -39,6 +39,8 @@ describe('validateConfig', () => {
     STORE: 'memory',
     REDIS_URL: 'redis://127.0.0.1:6379',
     REDIS_KEY_PREFIX: 'chat:',
+    EVENT_REPLAY_LIMIT: 1_000,
+    SSE_HEARTBEAT_MS: 15_000,
   };
 
   describe('defaults', () => {
@@ -87,6 +89,8 @@ describe('validateConfig', () => {
         STORE: 'redis',
         REDIS_URL: 'rediss://user:secret@redis.internal:6380/2',
         REDIS_KEY_PREFIX: 'test-1:',
+        EVENT_REPLAY_LIMIT: '20',
+        SSE_HEARTBEAT_MS: '500',
       });
 
       expect({ ...config }).toEqual({
@@ -110,6 +114,8 @@ describe('validateConfig', () => {
         STORE: 'redis',
         REDIS_URL: 'rediss://user:secret@redis.internal:6380/2',
         REDIS_KEY_PREFIX: 'test-1:',
+        EVENT_REPLAY_LIMIT: 20,
+        SSE_HEARTBEAT_MS: 500,
       });
     });
 
@@ -180,6 +186,8 @@ describe('validateConfig', () => {
       ['REDIS_URL', 'redis://'],
       ['REDIS_URL', 'redis://127.0.0.1:6379/not-a-db'],
       ['REDIS_KEY_PREFIX', 'a{b}'],
+      ['EVENT_REPLAY_LIMIT', '0'],
+      ['SSE_HEARTBEAT_MS', '10'],
     ])('refuses %s=%j, naming it', (name, value) => {
       const error = configError({ [name]: value });
 

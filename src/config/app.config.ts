@@ -175,6 +175,19 @@ export class EnvironmentVariables {
   })
   REDIS_KEY_PREFIX: string;
 
+  /** Changes kept per conversation, so that a reconnecting event stream gets what it missed. */
+  @int('1000')
+  @IsInt()
+  @Min(1)
+  @Max(100_000)
+  EVENT_REPLAY_LIMIT: number;
+
+  /** How often an idle event stream gets a comment line, so that proxies keep it open. */
+  @int('15000')
+  @IsInt()
+  @Min(100)
+  SSE_HEARTBEAT_MS: number;
+
   /** How long /health/ready waits for the store before answering 503. */
   @int('1000')
   @IsInt()
@@ -230,6 +243,8 @@ const DECLARED_KEYS = [
   'STORE',
   'REDIS_URL',
   'REDIS_KEY_PREFIX',
+  'EVENT_REPLAY_LIMIT',
+  'SSE_HEARTBEAT_MS',
 ] as const satisfies readonly (keyof EnvironmentVariables)[];
 
 function pickDeclared(env: Record<string, unknown>): Record<string, unknown> {

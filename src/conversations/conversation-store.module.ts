@@ -36,13 +36,17 @@ function generationWidth(ttlMs: number): number {
             }),
             config.REDIS_KEY_PREFIX,
             redactRedisUrl(config.REDIS_URL),
+            config.EVENT_REPLAY_LIMIT,
           );
         }
         return cluster.isWorker
           ? new IpcConversationRepository(processPort(), config.STORE_TIMEOUT_MS, (op, ok, s) =>
               metrics.observeStoreCall(op, ok, s),
             )
-          : new InMemoryConversationRepository(generationWidth(config.CONVERSATION_TTL_MS));
+          : new InMemoryConversationRepository(
+              generationWidth(config.CONVERSATION_TTL_MS),
+              config.EVENT_REPLAY_LIMIT,
+            );
       },
     },
   ],

@@ -61,6 +61,31 @@ export interface NewMessage {
   maxMessages: number;
 }
 
+export type ChangeType = 'message.created' | 'message.deleted' | 'conversation.evicted';
+
+/**
+ * One change to a conversation, as its event stream tells it. `seq` is the seq the change
+ * took (for an eviction: the conversation's last seq); `data` is the event's JSON text: the
+ * message for message.created, `{"messageId","seq"}` for message.deleted, `{}` for
+ * conversation.evicted.
+ */
+export interface ConversationChange {
+  conversationId: string;
+  seq: number;
+  type: ChangeType;
+  data: string;
+}
+
+/** The changes after a seq, from the store's bounded replay buffer. */
+export interface ChangesAfter {
+  /** The conversation's last seq now. */
+  lastSeq: number;
+  /** False when the buffer no longer reaches back to the seq asked for: reload instead. */
+  complete: boolean;
+  /** Ascending seq; empty when incomplete. */
+  changes: ConversationChange[];
+}
+
 /** What a store holds now. */
 export interface StoreStats {
   conversations: number;
@@ -111,6 +136,22 @@ export abstract class ConversationRepository {
    * yields to the event loop between chunks.
    */
   abstract evictInactive(cutoff: number): Promise<number>;
+
+  /**
+   * The changes to a conversation after `afterSeq`, from a buffer of the last
+   * EVENT_REPLAY_LIMIT; null when the conversation does not exist.
+   */
+  abstract changesAfter(conversationId: string, afterSeq: number): Promise<ChangesAfter | null>;
+
+  /**
+   * Calls `listener` with every change to the conversation from now on, in seq order,
+   * whichever process or instance made it; returns the way to stop. An eviction is told
+   * once the sweep that removed the conversation has finished.
+   */
+  abstract watch(
+    conversationId: string,
+    listener: (change: ConversationChange) => void,
+  ): () => void;
 
   /**
    * What the store holds now, at a cost that does not grow with it. It also shows that the

@@ -4,9 +4,12 @@ import {
   Delete,
   Get,
   HttpCode,
+  Headers,
   HttpStatus,
   Param,
   Post,
+  Query,
+  Req,
   Res,
 } from '@nestjs/common';
 import {
@@ -14,17 +17,20 @@ import {
   ApiConflictResponse,
   ApiCreatedResponse,
   ApiExtraModels,
+  ApiHeader,
   ApiNotFoundResponse,
   ApiOkResponse,
   ApiOperation,
   ApiParam,
   ApiPayloadTooLargeResponse,
+  ApiProduces,
+  ApiQuery,
   ApiServiceUnavailableResponse,
   ApiTags,
   ApiUnsupportedMediaTypeResponse,
   getSchemaPath,
 } from '@nestjs/swagger';
-import type { Response } from 'express';
+import type { Request, Response } from 'express';
 import { EmptyBodyPipe } from '../common/empty-body.pipe';
 import { sendJsonPieces } from '../common/json-pieces';
 import { ProblemDto } from '../common/problem.dto';
@@ -48,6 +54,7 @@ import {
   toMessageDto,
 } from './dto/conversation.mapper';
 import { CreateMessageDto } from './dto/create-message.dto';
+import { EventStreamsService, parseLastEventId } from './event-streams.service';
 
 const ConversationId = () => Param('conversationId', new UuidOrNotFoundPipe(conversationNotFound));
 const MessageId = () => Param('messageId', new UuidOrNotFoundPipe(messageNotFound));
@@ -61,7 +68,10 @@ const problem = (description: string) => ({
 @ApiExtraModels(ProblemDto)
 @Controller('api/conversations')
 export class ConversationsController {
-  constructor(private readonly conversations: ConversationsService) {}
+  constructor(
+    private readonly conversations: ConversationsService,
+    private readonly streams: EventStreamsService,
+  ) {}
 
   @Post()
   @ApiOperation({ summary: 'Open a conversation', description: 'Takes no body (or `{}`).' })
@@ -88,6 +98,34 @@ export class ConversationsController {
   async get(@ConversationId() conversationId: string, @Res() res: Response): Promise<void> {
     const history = await this.conversations.getConversation(conversationId);
     sendJsonPieces(res, HttpStatus.OK, toConversationHistoryJson(history));
+  }
+
+  @Get(':conversationId/events')
+  @ApiOperation({
+    summary: 'Follow a conversation live (Server-Sent Events)',
+    description:
+      'Events: `message.created` (the message), `message.deleted` (`{ messageId, seq }`), ' +
+      '`conversation.evicted` (then the stream ends), and `reset` when the replay buffer ' +
+      '(EVENT_REPLAY_LIMIT changes) no longer covers what a reconnecting client missed: reload the ' +
+      "history. Each event's `id` is the conversation's seq of that change; send it back as " +
+      '`Last-Event-ID` (or `?lastEventId=`) to get every change after it. A comment line every ' +
+      'SSE_HEARTBEAT_MS keeps proxies from closing an idle stream.',
+  })
+  @ApiParam({ name: 'conversationId', format: 'uuid' })
+  @ApiHeader({ name: 'Last-Event-ID', required: false, description: 'The last seq received' })
+  @ApiQuery({ name: 'lastEventId', required: false, type: 'integer' })
+  @ApiProduces('text/event-stream')
+  @ApiOkResponse({ description: 'text/event-stream', schema: { type: 'string' } })
+  @ApiBadRequestResponse(problem('validation_failed: Last-Event-ID is not a seq'))
+  @ApiNotFoundResponse(problem('conversation_not_found'))
+  async events(
+    @ConversationId() conversationId: string,
+    @Headers('last-event-id') header: string | undefined,
+    @Query('lastEventId') query: string | undefined,
+    @Req() req: Request,
+    @Res() res: Response,
+  ): Promise<void> {
+    await this.streams.stream(conversationId, parseLastEventId(header ?? query), req, res);
   }
 
   @Post(':conversationId/messages')

@@ -53,6 +53,11 @@ export function conversationNotFound(): ProblemException {
   return STORE_PROBLEMS.conversation_not_found();
 }
 
+/** The HTTP problem for a store error; anything else unchanged. */
+export function toProblem(error: unknown): unknown {
+  return error instanceof StoreError ? STORE_PROBLEMS[error.code]() : error;
+}
+
 export function messageNotFound(): ProblemException {
   return STORE_PROBLEMS.message_not_found();
 }
@@ -148,10 +153,7 @@ export class ConversationsService {
     try {
       return await operation;
     } catch (error) {
-      if (error instanceof StoreError) {
-        throw STORE_PROBLEMS[error.code]();
-      }
-      throw error;
+      throw toProblem(error);
     }
   }
 }

@@ -34,6 +34,14 @@ function messagesOf(history: ConversationHistory | null): StoredMessage[] {
   return JSON.parse(history?.messagesJson.join('') ?? 'null') as StoredMessage[];
 }
 
+/** Waits until `done()` holds, for at most 2 s (changes may come from another process). */
+async function until(done: () => boolean): Promise<void> {
+  const deadline = Date.now() + 2_000;
+  while (!done() && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
 async function expectStoreError(operation: Promise<unknown>, code: string): Promise<void> {
   const error = await operation.then(
     () => undefined,
@@ -248,6 +256,69 @@ export function conversationRepositoryContract(
 
       await repository.evictInactive(5_000);
       expect(await repository.stats()).toEqual({ conversations: 1, messages: 1 });
+    });
+
+    it('gives the changes after a seq, each with its seq, type and event JSON', async () => {
+      expect(await repository.changesAfter(randomUUID(), 0)).toBeNull();
+      const { id } = await create();
+      expect(await repository.changesAfter(id, 0)).toEqual({
+        lastSeq: 0,
+        complete: true,
+        changes: [],
+      });
+      const first = await repository.appendMessage(id, draft({ content: 'one' }));
+      const second = await repository.appendMessage(id, draft({ content: 'two' }));
+      await repository.deleteMessage(id, first.id, 1_000);
+
+      const after = await repository.changesAfter(id, 1);
+      expect(after).toEqual({
+        lastSeq: 3,
+        complete: true,
+        changes: [
+          { conversationId: id, seq: 2, type: 'message.created', data: expect.any(String) },
+          {
+            conversationId: id,
+            seq: 3,
+            type: 'message.deleted',
+            data: JSON.stringify({ messageId: first.id, seq: 3 }),
+          },
+        ],
+      });
+      expect(JSON.parse(after?.changes[0].data ?? '')).toEqual(second);
+      expect(await repository.changesAfter(id, 3)).toEqual({
+        lastSeq: 3,
+        complete: true,
+        changes: [],
+      });
+    });
+
+    it('tells watchers of each change in seq order, until they stop', async () => {
+      const { id } = await create();
+      const seen: string[] = [];
+      const stop = repository.watch(id, (change) => seen.push(`${change.seq} ${change.type}`));
+      // A watch may take a moment to reach the store (another process, Redis pub/sub).
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const message = await repository.appendMessage(id, draft());
+      await repository.deleteMessage(id, message.id, 1_000);
+      await until(() => seen.length >= 2);
+      expect(seen).toEqual(['1 message.created', '2 message.deleted']);
+
+      stop();
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      await repository.appendMessage(id, draft());
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(seen).toHaveLength(2);
+    });
+
+    it('tells watchers when their conversation is evicted', async () => {
+      const { id } = await create(1_000);
+      const seen: string[] = [];
+      const stop = repository.watch(id, (change) => seen.push(change.type));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      await repository.evictInactive(2_000);
+      await until(() => seen.length >= 1);
+      expect(seen).toEqual(['conversation.evicted']);
+      stop();
     });
 
     it('frees capacity when it evicts', async () => {

@@ -1,7 +1,10 @@
 import { StoreError } from '../conversation.errors';
 import { ActivityIndex } from './activity-index';
 import { historyPieces } from './history-pieces';
+import { Watchers } from './watchers';
 import {
+  ChangesAfter,
+  ConversationChange,
   ConversationHistory,
   ConversationRepository,
   ConversationSummary,
@@ -16,9 +19,16 @@ import {
 /** A stored message, kept small: what ordering needs, and its JSON, made once. */
 interface MessageRecord {
   readonly timestamp: number;
+  readonly seq: number;
   /** The StoredMessage as JSON, `id` first (see idPrefix). */
   readonly json: string;
 }
+
+/**
+ * An entry of a conversation's replay buffer: the message record itself for a
+ * message.created (no copy), or the deletion.
+ */
+type BufferedChange = MessageRecord | { readonly seq: number; readonly deleted: string };
 
 interface ConversationRecord {
   readonly id: string;
@@ -27,6 +37,8 @@ interface ConversationRecord {
   lastSeq: number;
   /** Chronological: ascending timestamp, ties by seq (arrival order). */
   readonly messages: MessageRecord[];
+  /** The last changes, ascending seq, at most the replay limit. */
+  readonly changes: BufferedChange[];
 }
 
 /** How a message's JSON begins: StoredMessage literals below always put `id` first. */
@@ -41,6 +53,17 @@ const idPrefix = (messageId: string) => `{"id":${JSON.stringify(messageId)},`;
 function flat(text: string): string {
   void text.at(-1);
   return text;
+}
+
+function toChange(conversationId: string, change: BufferedChange): ConversationChange {
+  return 'json' in change
+    ? { conversationId, seq: change.seq, type: 'message.created', data: change.json }
+    : {
+        conversationId,
+        seq: change.seq,
+        type: 'message.deleted',
+        data: JSON.stringify({ messageId: change.deleted, seq: change.seq }),
+      };
 }
 
 /** Default width of an activity generation (see ActivityIndex). */
@@ -78,8 +101,16 @@ export class InMemoryConversationRepository extends ConversationRepository {
   readonly kind = 'in-memory';
   private readonly conversations: ActivityIndex<ConversationRecord>;
 
-  /** @param generationMs width of an activity generation; about TTL / 30 suits eviction. */
-  constructor(generationMs = DEFAULT_GENERATION_MS) {
+  private readonly watchers = new Watchers();
+
+  /**
+   * @param generationMs width of an activity generation; about TTL / 30 suits eviction.
+   * @param replayLimit changes kept per conversation for event replay (EVENT_REPLAY_LIMIT)
+   */
+  constructor(
+    generationMs = DEFAULT_GENERATION_MS,
+    private readonly replayLimit = 1_000,
+  ) {
     super();
     this.conversations = new ActivityIndex(generationMs, (record) => record.messages.length);
   }
@@ -94,6 +125,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
       lastActivityAt: input.now,
       lastSeq: 0,
       messages: [],
+      changes: [],
     };
     this.conversations.add(record);
     return summarize(record);
@@ -138,6 +170,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
     };
     const stored: MessageRecord = {
       timestamp: message.timestamp,
+      seq: message.seq,
       json: flat(JSON.stringify(message)),
     };
     const { messages } = record;
@@ -147,6 +180,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
       messages.splice(insertionIndex(messages, message.timestamp), 0, stored);
     }
     this.conversations.touch(record, input.now, 1);
+    this.changed(record, stored);
     return message;
   }
 
@@ -170,15 +204,61 @@ export class InMemoryConversationRepository extends ConversationRepository {
     messages.splice(index, 1);
     const seq = ++record.lastSeq;
     this.conversations.touch(record, now, -1);
+    this.changed(record, { seq, deleted: messageId });
     return { messageId, seq };
   }
 
-  evictInactive(cutoff: number): Promise<number> {
-    return this.conversations.evictBefore(cutoff);
+  async evictInactive(cutoff: number): Promise<number> {
+    const evicted = await this.conversations.evictBefore(cutoff);
+    // Whole generations go without a look at their members: ask only about the watched.
+    for (const conversationId of this.watchers.conversations()) {
+      if (!this.conversations.get(conversationId)) {
+        this.watchers.emit({ conversationId, seq: 0, type: 'conversation.evicted', data: '{}' });
+      }
+    }
+    return evicted;
+  }
+
+  async changesAfter(conversationId: string, afterSeq: number): Promise<ChangesAfter | null> {
+    const record = this.conversations.get(conversationId);
+    if (!record) {
+      return null;
+    }
+    const { changes, lastSeq } = record;
+    if (afterSeq >= lastSeq) {
+      return { lastSeq, complete: true, changes: [] };
+    }
+    // Every seq from 1 to lastSeq is one change, so the buffer reaches back far enough when
+    // it holds afterSeq + 1.
+    const oldest = changes.length > 0 ? changes[0].seq : lastSeq + 1;
+    if (oldest > afterSeq + 1) {
+      return { lastSeq, complete: false, changes: [] };
+    }
+    return {
+      lastSeq,
+      complete: true,
+      changes: changes
+        .slice(afterSeq + 1 - oldest)
+        .map((change) => toChange(conversationId, change)),
+    };
+  }
+
+  watch(conversationId: string, listener: (change: ConversationChange) => void): () => void {
+    return this.watchers.add(conversationId, listener);
   }
 
   async stats(): Promise<StoreStats> {
     return { conversations: this.conversations.size, messages: this.conversations.weight };
+  }
+
+  private changed(record: ConversationRecord, change: BufferedChange): void {
+    record.changes.push(change);
+    if (record.changes.length > this.replayLimit) {
+      record.changes.shift();
+    }
+    if (this.watchers.has(record.id)) {
+      this.watchers.emit(toChange(record.id, change));
+    }
   }
 
   private getRecord(conversationId: string): ConversationRecord {

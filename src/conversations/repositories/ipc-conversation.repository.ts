@@ -2,6 +2,8 @@ import { OnApplicationShutdown } from '@nestjs/common';
 import { performance } from 'node:perf_hooks';
 import { StoreError } from '../conversation.errors';
 import {
+  ChangesAfter,
+  ConversationChange,
   ConversationHistory,
   ConversationRepository,
   ConversationSummary,
@@ -14,13 +16,16 @@ import {
 } from '../conversation.repository';
 import { MessagePort } from '../../common/message-port';
 import { HistoryCache } from './history-cache';
+import { Watchers } from './watchers';
 import {
+  isChangeNotice,
   isReplyBatch,
   isReplyPart,
   STORE_CHANNEL,
   StoreCall,
   StoreOperation,
   StoreReply,
+  WatchRequest,
 } from './store-ipc.protocol';
 
 interface Pending {
@@ -59,6 +64,7 @@ export class IpcConversationRepository
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
   private readonly histories = new HistoryCache(HISTORY_CACHE_CHARS);
+  private readonly watchers = new Watchers();
   /** Leading history pieces received ahead of their call's answer (see StoreReplyPart). */
   private readonly parts = new Map<number, string[]>();
   /** Each batch in flight, by the id of its first call (replies keep the calls' order). */
@@ -127,6 +133,27 @@ export class IpcConversationRepository
 
   stats(): Promise<StoreStats> {
     return this.call('stats', []);
+  }
+
+  changesAfter(conversationId: string, afterSeq: number): Promise<ChangesAfter | null> {
+    return this.call('changesAfter', [conversationId, afterSeq]);
+  }
+
+  /** The primary sends this worker the changes of the conversations it watches. */
+  watch(conversationId: string, listener: (change: ConversationChange) => void): () => void {
+    const tell = (request: WatchRequest) => {
+      try {
+        this.port.send(request);
+      } catch {
+        // The primary is gone; this worker is about to exit.
+      }
+    };
+    return this.watchers.add(
+      conversationId,
+      listener,
+      () => tell({ ch: STORE_CHANNEL, watch: conversationId }),
+      () => tell({ ch: STORE_CHANNEL, unwatch: conversationId }),
+    );
   }
 
   onApplicationShutdown(): void {
@@ -206,6 +233,10 @@ export class IpcConversationRepository
   }
 
   private onMessage(message: unknown): void {
+    if (isChangeNotice(message)) {
+      this.watchers.emit(message.change);
+      return;
+    }
     if (isReplyPart(message)) {
       const { id, messagesJson } = message.part;
       if (!this.pending.has(id)) {

@@ -3,6 +3,9 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { StoreError } from '../conversation.errors';
 import {
+  ChangesAfter,
+  ChangeType,
+  ConversationChange,
   ConversationHistory,
   ConversationRepository,
   ConversationSummary,
@@ -16,6 +19,7 @@ import {
 import { HistoryCache } from './history-cache';
 import { historyPieces } from './history-pieces';
 import { RedisKeys } from './redis-keys';
+import { Watchers } from './watchers';
 import { REDIS_SCRIPTS, RedisScripts } from './redis-scripts';
 
 /** Conversations asked for at once from an activity bucket during a sweep. */
@@ -35,9 +39,13 @@ type RawHistory = [string, string, string, string, string[]?] | null;
 /**
  * The store in Redis, shared by every process of every instance. Each conversation's keys
  * carry its id as hash tag, so its Lua scripts (atomic) touch one slot; the activity index
- * and the counters live under their own tags (see RedisKeys). What spans slots (the activity
- * score, the counters) is updated right after the conversation's script, and the sweeper
- * re-checks each conversation's own record before evicting it.
+ * and the counters live under their own tags (see RedisKeys).
+ *
+ * The activity index is kept lazily: a conversation is indexed at its creation time, and
+ * posts and deletes update only the conversation's own `a`. A sweep takes the entries older
+ * than the cutoff, evicts those whose own last activity is old too, and moves the others to
+ * their real last activity. So a write costs one script, and each sweep visits what it
+ * evicts plus the conversations whose entry fell behind since (at most once per TTL each).
  */
 export class RedisConversationRepository
   extends ConversationRepository
@@ -48,11 +56,20 @@ export class RedisConversationRepository
   private readonly keys: RedisKeys;
   private readonly histories = new HistoryCache(HISTORY_CACHE_CHARS);
 
-  /** @param redis a client that fails commands fast while disconnected (see createRedisClient) */
+  private readonly watchers = new Watchers();
+  /** The connection in subscriber mode, made on the first watch. */
+  private subscriber: Redis | null = null;
+
+  /**
+   * @param redis a client that fails commands fast while disconnected (see connectRedis)
+   * @param where the Redis URL without credentials, for error messages
+   * @param replayLimit changes kept per conversation for event replay (EVENT_REPLAY_LIMIT)
+   */
   constructor(
     redis: Redis,
     prefix: string,
     private readonly where: string,
+    private readonly replayLimit = 1_000,
   ) {
     super();
     for (const [name, script] of Object.entries(REDIS_SCRIPTS)) {
@@ -147,10 +164,12 @@ export class RedisConversationRepository
         input.timestamp,
         input.now,
         input.maxMessages,
+        this.keys.channel(conversationId),
+        this.replayLimit,
       ),
     );
     this.refuse(seq);
-    await this.afterActivity(conversationId, input.now, 1);
+    this.countMessages(1);
     return {
       id: input.id,
       conversationId,
@@ -168,10 +187,16 @@ export class RedisConversationRepository
     now: number,
   ): Promise<DeletedMessage> {
     const seq = await this.run(() =>
-      this.redis.chatDelete(...this.keys.conversation(conversationId), messageId, now),
+      this.redis.chatDelete(
+        ...this.keys.conversation(conversationId),
+        messageId,
+        now,
+        this.keys.channel(conversationId),
+        this.replayLimit,
+      ),
     );
     this.refuse(seq);
-    await this.afterActivity(conversationId, now, -1);
+    this.countMessages(-1);
     return { messageId, seq };
   }
 
@@ -224,6 +249,43 @@ export class RedisConversationRepository
     return conversations;
   }
 
+  async changesAfter(conversationId: string, afterSeq: number): Promise<ChangesAfter | null> {
+    const raw = await this.run(() =>
+      this.redis.chatChangesAfter(...this.keys.conversation(conversationId), afterSeq),
+    );
+    if (!raw) {
+      return null;
+    }
+    const [lastSeq, complete, entries] = raw;
+    return {
+      lastSeq,
+      complete: complete === 1,
+      changes: entries.map(([id, fields]) => ({
+        conversationId,
+        seq: Number.parseInt(id, 10),
+        type: fields[1] === 'c' ? 'message.created' : 'message.deleted',
+        data: fields[3],
+      })),
+    };
+  }
+
+  /**
+   * Subscribes to the conversation's channel while someone here watches it; every instance
+   * that watches gets every change, whichever instance made it.
+   */
+  watch(conversationId: string, listener: (change: ConversationChange) => void): () => void {
+    const channel = this.keys.channel(conversationId);
+    return this.watchers.add(
+      conversationId,
+      listener,
+      () =>
+        void this.subscriberConnection()
+          .subscribe(channel)
+          .catch(() => undefined),
+      () => void this.subscriber?.unsubscribe(channel).catch(() => undefined),
+    );
+  }
+
   async stats(): Promise<StoreStats> {
     const [conversations, messages] = await this.run(() =>
       this.redis.hmget(this.keys.meta, 'conversations', 'messages'),
@@ -232,13 +294,34 @@ export class RedisConversationRepository
   }
 
   async onApplicationShutdown(): Promise<void> {
+    this.subscriber?.disconnect();
     await this.redis.quit().catch(() => this.redis.disconnect());
+  }
+
+  private subscriberConnection(): Redis {
+    if (!this.subscriber) {
+      // Same options; it resubscribes by itself after a reconnect.
+      const subscriber = this.redis.duplicate({ enableOfflineQueue: true });
+      subscriber.on('error', () => undefined); // the main connection tells of outages
+      subscriber.on('message', (channel: string, payload: string) => {
+        const first = payload.indexOf(' ');
+        const second = payload.indexOf(' ', first + 1);
+        this.watchers.emit({
+          conversationId: this.keys.conversationOf(channel),
+          seq: Number(payload.slice(0, first)),
+          type: payload.slice(first + 1, second) as ChangeType,
+          data: payload.slice(second + 1),
+        });
+      });
+      this.subscriber = subscriber;
+    }
+    return this.subscriber;
   }
 
   /** Removes one candidate; the number of messages it held, or null when it stays. */
   private async evictOne(bucket: string, id: string, cutoff: number): Promise<number | null> {
     const [result, lastActivityAt] = await this.run(() =>
-      this.redis.chatEvict(...this.keys.conversation(id), cutoff),
+      this.redis.chatEvict(...this.keys.conversation(id), cutoff, this.keys.channel(id)),
     );
     if (result === -1) {
       // Active after all: its index entry was behind. Put it right, so the sweep moves on.
@@ -249,14 +332,13 @@ export class RedisConversationRepository
     return result === -2 ? null : result;
   }
 
-  /** The activity index and the message counter, after a write to the conversation. */
-  private async afterActivity(conversationId: string, now: number, messages: number) {
-    await this.run(() =>
-      Promise.all([
-        this.redis.zadd(this.keys.activity(conversationId), 'GT', now, conversationId),
-        this.redis.hincrby(this.keys.meta, 'messages', messages),
-      ]),
-    );
+  /**
+   * The message counter, after a post or delete. Not awaited: it is sent on the same
+   * connection right behind the script, and a lost increment (Redis gone at that moment)
+   * only skews the gauge.
+   */
+  private countMessages(change: number): void {
+    this.redis.hincrby(this.keys.meta, 'messages', change).catch(() => undefined);
   }
 
   private summary(conversationId: string, raw: NonNullable<RawHistory>) {

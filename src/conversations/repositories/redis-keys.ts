@@ -7,9 +7,14 @@
  *   <prefix>{<id>}:conv      hash  c createdAt, a lastActivityAt, s last seq, n message count
  *   <prefix>{<id>}:msgs      zset  score timestamp, member <seq, 10 digits><message JSON>
  *   <prefix>{<id>}:ids       hash  message id -> "<timestamp> <seq, 10 digits>"
- *   <prefix>{activity:<b>}   zset  score lastActivityAt, member conversation id (b = 0..15)
+ *   <prefix>{<id>}:events    stream  the last EVENT_REPLAY_LIMIT changes, entry id <seq>-0,
+ *                                 fields t (c created, d deleted) and d (the event's JSON)
+ *   <prefix>{activity:<b>}   zset  score last activity known to the index (never later than
+ *                                 the real one), member conversation id (b = 0..15)
  *   <prefix>{meta}           hash  conversations, messages: what the store holds
  *   <prefix>{meta}:sweeper   string  the sweeper lock: a random token, with an expiry
+ *
+ * Changes are also published on the channel <prefix>events:{<id>} as "<seq> <type> <JSON>".
  */
 export const ACTIVITY_BUCKETS = 16;
 
@@ -23,9 +28,19 @@ export class RedisKeys {
   }
 
   /** The keys of one conversation, in the order its scripts take them. */
-  conversation(id: string): [string, string, string] {
+  conversation(id: string): [string, string, string, string] {
     const tag = `${this.prefix}{${id}}`;
-    return [`${tag}:conv`, `${tag}:msgs`, `${tag}:ids`];
+    return [`${tag}:conv`, `${tag}:msgs`, `${tag}:ids`, `${tag}:events`];
+  }
+
+  /** The pub/sub channel of a conversation's changes. */
+  channel(id: string): string {
+    return `${this.prefix}events:{${id}}`;
+  }
+
+  /** The conversation id of a channel() name. */
+  conversationOf(channel: string): string {
+    return channel.slice(this.prefix.length + 'events:{'.length, -1);
   }
 
   /** The activity bucket of a conversation: from its id, which is random. */

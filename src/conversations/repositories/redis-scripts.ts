@@ -1,6 +1,7 @@
 /**
  * The Lua scripts that change or read one conversation atomically. KEYS are the
- * conversation's three keys (RedisKeys.conversation), all in one hash slot. Refusals come
+ * conversation's four keys (RedisKeys.conversation), all in one hash slot. Scripts that
+ * change it also append the change to its event stream and publish it on its channel. Refusals come
  * back as negative numbers: -1 no such conversation, -2 conversation full, -3 no such message.
  */
 export const REDIS_SCRIPTS = {
@@ -15,7 +16,7 @@ return 1`,
   },
   /** ARGV now. */
   chatCreate: {
-    numberOfKeys: 3,
+    numberOfKeys: 4,
     lua: `
 redis.call('HSET', KEYS[1], 'c', ARGV[1], 'a', ARGV[1], 's', 0, 'n', 0)
 return 1`,
@@ -25,7 +26,7 @@ return 1`,
    * count, and the members unless the version is still the known one.
    */
   chatGet: {
-    numberOfKeys: 3,
+    numberOfKeys: 4,
     lua: `
 local h = redis.call('HMGET', KEYS[1], 'c', 'a', 's', 'n')
 if not h[1] then return nil end
@@ -33,24 +34,30 @@ if h[3] == ARGV[1] then return h end
 h[5] = redis.call('ZRANGE', KEYS[2], 0, -1)
 return h`,
   },
-  /** ARGV message id, JSON head, JSON tail, timestamp, now, max messages. The new seq. */
+  /**
+   * ARGV message id, JSON head, JSON tail, timestamp, now, max messages, channel, replay
+   * limit. The new seq.
+   */
   chatAppend: {
-    numberOfKeys: 3,
+    numberOfKeys: 4,
     lua: `
 local h = redis.call('HMGET', KEYS[1], 'a', 'n')
 if not h[1] then return -1 end
 if tonumber(h[2]) >= tonumber(ARGV[6]) then return -2 end
 local seq = redis.call('HINCRBY', KEYS[1], 's', 1)
 local prefix = string.format('%010d', seq)
-redis.call('ZADD', KEYS[2], ARGV[4], prefix .. ARGV[2] .. seq .. ARGV[3])
+local json = ARGV[2] .. seq .. ARGV[3]
+redis.call('ZADD', KEYS[2], ARGV[4], prefix .. json)
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[4] .. ' ' .. prefix)
 redis.call('HINCRBY', KEYS[1], 'n', 1)
 if tonumber(ARGV[5]) > tonumber(h[1]) then redis.call('HSET', KEYS[1], 'a', ARGV[5]) end
+redis.call('XADD', KEYS[4], 'MAXLEN', ARGV[8], seq .. '-0', 't', 'c', 'd', json)
+redis.call('PUBLISH', ARGV[7], seq .. ' message.created ' .. json)
 return seq`,
   },
-  /** ARGV message id, now. The seq the delete takes. */
+  /** ARGV message id, now, channel, replay limit. The seq the delete takes. */
   chatDelete: {
-    numberOfKeys: 3,
+    numberOfKeys: 4,
     lua: `
 local a = redis.call('HGET', KEYS[1], 'a')
 if not a then return -1 end
@@ -68,20 +75,44 @@ end
 redis.call('HDEL', KEYS[3], ARGV[1])
 redis.call('HINCRBY', KEYS[1], 'n', -1)
 if tonumber(ARGV[2]) > tonumber(a) then redis.call('HSET', KEYS[1], 'a', ARGV[2]) end
-return redis.call('HINCRBY', KEYS[1], 's', 1)`,
+local seq = redis.call('HINCRBY', KEYS[1], 's', 1)
+local json = '{"messageId":' .. cjson.encode(ARGV[1]) .. ',"seq":' .. seq .. '}'
+redis.call('XADD', KEYS[4], 'MAXLEN', ARGV[4], seq .. '-0', 't', 'd', 'd', json)
+redis.call('PUBLISH', ARGV[3], seq .. ' message.deleted ' .. json)
+return seq`,
   },
   /**
-   * ARGV cutoff. {messages removed, 0} when evicted; {-1, lastActivityAt} when active since;
-   * {-2, 0} when it does not exist.
+   * ARGV cutoff, channel. {messages removed, 0} when evicted; {-1, lastActivityAt} when
+   * active since; {-2, 0} when it does not exist.
    */
   chatEvict: {
-    numberOfKeys: 3,
+    numberOfKeys: 4,
     lua: `
 local h = redis.call('HMGET', KEYS[1], 'a', 'n')
 if not h[1] then return {-2, 0} end
 if tonumber(h[1]) >= tonumber(ARGV[1]) then return {-1, h[1]} end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+local s = redis.call('HGET', KEYS[1], 's')
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+redis.call('PUBLISH', ARGV[2], s .. ' conversation.evicted {}')
 return {tonumber(h[2]), 0}`,
+  },
+  /**
+   * ARGV after seq. Null when missing; else {last seq, 1 complete | 0 not, entries} where the
+   * entries (XRANGE) are the changes after that seq.
+   */
+  chatChangesAfter: {
+    numberOfKeys: 4,
+    lua: `
+local s = redis.call('HGET', KEYS[1], 's')
+if not s then return nil end
+local last = tonumber(s)
+local after = tonumber(ARGV[1])
+if after >= last then return {last, 1, {}} end
+local entries = redis.call('XRANGE', KEYS[4], (after + 1) .. '-0', '+')
+if #entries == 0 or tonumber(string.match(entries[1][1], '^(%d+)')) > after + 1 then
+  return {last, 0, {}}
+end
+return {last, 1, entries}`,
   },
   /** KEYS[1] the lock; ARGV token. Deletes the lock only if it is still ours. */
   chatUnlock: {
@@ -98,25 +129,52 @@ type Arg = string | number;
 /** The scripts as client commands (ioredis defineCommand). */
 export interface RedisScripts {
   chatReserve(meta: Key, max: Arg): Promise<number>;
-  chatCreate(conv: Key, msgs: Key, ids: Key, now: Arg): Promise<number>;
+  chatCreate(conv: Key, msgs: Key, ids: Key, events: Key, now: Arg): Promise<number>;
   chatGet(
     conv: Key,
     msgs: Key,
     ids: Key,
+    events: Key,
     knownVersion: Arg,
   ): Promise<[string, string, string, string, string[]?] | null>;
   chatAppend(
     conv: Key,
     msgs: Key,
     ids: Key,
+    events: Key,
     messageId: Arg,
     jsonHead: Arg,
     jsonTail: Arg,
     timestamp: Arg,
     now: Arg,
     maxMessages: Arg,
+    channel: Arg,
+    replayLimit: Arg,
   ): Promise<number>;
-  chatDelete(conv: Key, msgs: Key, ids: Key, messageId: Arg, now: Arg): Promise<number>;
-  chatEvict(conv: Key, msgs: Key, ids: Key, cutoff: Arg): Promise<[number, string | number]>;
+  chatDelete(
+    conv: Key,
+    msgs: Key,
+    ids: Key,
+    events: Key,
+    messageId: Arg,
+    now: Arg,
+    channel: Arg,
+    replayLimit: Arg,
+  ): Promise<number>;
+  chatEvict(
+    conv: Key,
+    msgs: Key,
+    ids: Key,
+    events: Key,
+    cutoff: Arg,
+    channel: Arg,
+  ): Promise<[number, string | number]>;
+  chatChangesAfter(
+    conv: Key,
+    msgs: Key,
+    ids: Key,
+    events: Key,
+    afterSeq: Arg,
+  ): Promise<[number, number, [string, string[]][]] | null>;
   chatUnlock(lock: Key, token: Arg): Promise<number>;
 }

@@ -1,5 +1,5 @@
 import { StoreErrorCode } from '../conversation.errors';
-import { ConversationRepository } from '../conversation.repository';
+import { ConversationChange, ConversationRepository } from '../conversation.repository';
 
 /**
  * The wire protocol between a worker's IpcConversationRepository and the primary's StoreHub.
@@ -16,6 +16,7 @@ export const STORE_OPERATIONS = [
   'deleteMessage',
   'evictInactive',
   'stats',
+  'changesAfter',
 ] as const satisfies readonly (keyof ConversationRepository)[];
 
 export type StoreOperation = (typeof STORE_OPERATIONS)[number];
@@ -47,6 +48,36 @@ export interface StoreReplyBatch {
 export interface StoreReplyPart {
   ch: typeof STORE_CHANNEL;
   part: { id: number; messagesJson: string[] };
+}
+
+/** Worker → primary: start or stop sending this worker the changes to a conversation. */
+export interface WatchRequest {
+  ch: typeof STORE_CHANNEL;
+  watch?: string;
+  unwatch?: string;
+}
+
+/** Primary → worker: a change to a conversation the worker watches. */
+export interface ChangeNotice {
+  ch: typeof STORE_CHANNEL;
+  change: ConversationChange;
+}
+
+export function isWatchRequest(message: unknown): message is WatchRequest {
+  const m = message as WatchRequest | null;
+  return (
+    typeof m === 'object' &&
+    m !== null &&
+    m.ch === STORE_CHANNEL &&
+    (typeof m.watch === 'string' || typeof m.unwatch === 'string')
+  );
+}
+
+export function isChangeNotice(message: unknown): message is ChangeNotice {
+  const m = message as ChangeNotice | null;
+  return (
+    typeof m === 'object' && m !== null && m.ch === STORE_CHANNEL && typeof m.change === 'object'
+  );
 }
 
 /** Characters of history pieces per IPC message at most (one piece may be larger). */

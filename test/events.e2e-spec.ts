@@ -1,0 +1,216 @@
+import { openEventStream } from './utils/event-stream';
+import { describeWithRedis } from './utils/redis';
+import { requestJson, ServerProcess, spawnServer } from './utils/spawn-server';
+
+const createOn = async (server: ServerProcess): Promise<string> => {
+  const res = await requestJson<{ id: string }>(server.baseUrl, 'POST', '/api/conversations');
+  expect(res.status).toBe(201);
+  return res.body.id;
+};
+
+const postOn = async (server: ServerProcess, id: string, content: string) => {
+  const res = await requestJson<{ id: string; seq: number }>(
+    server.baseUrl,
+    'POST',
+    `/api/conversations/${id}/messages`,
+    { sender: 'agent', content },
+  );
+  expect(res.status).toBe(201);
+  return res.body;
+};
+
+const eventsPath = (id: string) => `/api/conversations/${id}/events`;
+
+describe('event stream (built server, WORKERS=2)', () => {
+  jest.setTimeout(60_000);
+  let server: ServerProcess;
+
+  beforeAll(async () => {
+    server = await spawnServer({ WORKERS: '2', EVENT_REPLAY_LIMIT: '25', SSE_HEARTBEAT_MS: '200' });
+  });
+
+  afterAll(async () => {
+    await server.stop();
+  });
+
+  it('delivers every post and delete once, in seq order, within a second, across workers', async () => {
+    const id = await createOn(server);
+    // Several subscribers on fresh connections: the primary shares them out between workers.
+    const streams = await Promise.all(
+      [1, 2, 3, 4].map(() => openEventStream(server.baseUrl, eventsPath(id))),
+    );
+    for (const stream of streams) {
+      expect(stream.status).toBe(200);
+      expect(stream.headers['content-type']).toBe('text/event-stream; charset=utf-8');
+    }
+    const started = Date.now();
+    const posted = [];
+    for (let i = 0; i < 10; i++) {
+      posted.push(await postOn(server, id, `m${i}`));
+    }
+    const deleted = await requestJson(
+      server.baseUrl,
+      'DELETE',
+      `/api/conversations/${id}/messages/${posted[3].id}`,
+    );
+    expect(deleted.status).toBe(200);
+
+    for (const stream of streams) {
+      const events = await stream.waitForEvents(11, 1_000 + (Date.now() - started));
+      expect(events.map((e) => e.id)).toEqual(Array.from({ length: 11 }, (_, i) => String(i + 1)));
+      expect(events.slice(0, 10).map((e) => e.event)).toEqual(Array(10).fill('message.created'));
+      expect(JSON.parse(events[2].data)).toMatchObject({ id: posted[2].id, seq: 3, content: 'm2' });
+      expect(events[10]).toEqual({
+        id: '11',
+        event: 'message.deleted',
+        data: JSON.stringify({ messageId: posted[3].id, seq: 11 }),
+      });
+      // Nothing more: each change exactly once.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(stream.events).toHaveLength(11);
+      stream.close();
+    }
+  });
+
+  it('sends heartbeat comments on an idle stream', async () => {
+    const id = await createOn(server);
+    const stream = await openEventStream(server.baseUrl, eventsPath(id));
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(stream.comments.filter((c) => c === 'heartbeat').length).toBeGreaterThanOrEqual(2);
+    stream.close();
+  });
+
+  it('replays the 20 events missed before a reconnect with Last-Event-ID, then goes live', async () => {
+    const id = await createOn(server);
+    for (let i = 0; i < 25; i++) {
+      await postOn(server, id, `m${i}`);
+    }
+    const stream = await openEventStream(server.baseUrl, eventsPath(id), { 'Last-Event-ID': '5' });
+    const replayed = await stream.waitForEvents(20);
+    expect(replayed.map((e) => Number(e.id))).toEqual(Array.from({ length: 20 }, (_, i) => i + 6));
+    expect(JSON.parse(replayed[0].data)).toMatchObject({ seq: 6, content: 'm5' });
+
+    await postOn(server, id, 'live');
+    const [, live] = [await stream.waitForEvents(21), stream.events[20]];
+    expect(live.id).toBe('26');
+    stream.close();
+  });
+
+  it('accepts ?lastEventId= as well (EventSource cannot set headers on the first connect)', async () => {
+    const id = await createOn(server);
+    await postOn(server, id, 'a');
+    await postOn(server, id, 'b');
+    const stream = await openEventStream(server.baseUrl, `${eventsPath(id)}?lastEventId=1`);
+    const [event] = await stream.waitForEvents(1);
+    expect(event.id).toBe('2');
+    stream.close();
+  });
+
+  it('sends reset when the replay buffer no longer covers the gap', async () => {
+    const id = await createOn(server);
+    for (let i = 0; i < 40; i++) {
+      await postOn(server, id, `m${i}`);
+    }
+    const stream = await openEventStream(server.baseUrl, eventsPath(id), { 'Last-Event-ID': '5' });
+    const [reset] = await stream.waitForEvents(1);
+    expect(reset).toEqual({ id: '40', event: 'reset', data: '{"lastEventId":40}' });
+    await postOn(server, id, 'after the reset');
+    const events = await stream.waitForEvents(2);
+    expect(events[1].id).toBe('41');
+    stream.close();
+  });
+
+  it('answers 404 problem+json for an unknown conversation, not a stream', async () => {
+    const stream = await openEventStream(
+      server.baseUrl,
+      eventsPath('0b7d3c1a-2f7c-4a53-9d0e-5b0c3f9e8e21'),
+    );
+    expect(stream.status).toBe(404);
+    expect(stream.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(JSON.parse(stream.body())).toMatchObject({ code: 'conversation_not_found' });
+  });
+
+  it('answers 400 for a Last-Event-ID that is not a seq', async () => {
+    const id = await createOn(server);
+    const stream = await openEventStream(server.baseUrl, eventsPath(id), {
+      'Last-Event-ID': 'abc',
+    });
+    expect(stream.status).toBe(400);
+    await stream.ended;
+    expect(JSON.parse(stream.body())).toMatchObject({
+      code: 'validation_failed',
+      errors: [
+        { field: 'lastEventId', message: 'Last-Event-ID must be a seq: an integer, 0 or more' },
+      ],
+    });
+  });
+});
+
+describe('event stream: eviction (built server, WORKERS=2)', () => {
+  jest.setTimeout(30_000);
+
+  it('sends conversation.evicted and ends the stream', async () => {
+    const server = await spawnServer({
+      WORKERS: '2',
+      CONVERSATION_TTL_MS: '1000',
+      EVICTION_CRON: '* * * * * *',
+    });
+    try {
+      const id = await createOn(server);
+      const stream = await openEventStream(server.baseUrl, eventsPath(id));
+      const [event] = await stream.waitForEvents(1, 5_000);
+      expect(event).toEqual({ event: 'conversation.evicted', data: '{}' });
+      await stream.ended;
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
+describeWithRedis('event stream: STORE=redis, two instances', (redis) => {
+  jest.setTimeout(60_000);
+
+  it('a subscriber on one instance sees posts and deletes made through the other; replay and reset come from Redis', async () => {
+    const env = {
+      STORE: 'redis',
+      REDIS_URL: redis().url,
+      REDIS_KEY_PREFIX: redis().newPrefix(),
+      WORKERS: '0',
+      EVENT_REPLAY_LIMIT: '10',
+    };
+    const [a, b] = await Promise.all([spawnServer(env), spawnServer(env)]);
+    try {
+      const id = await createOn(a);
+      const stream = await openEventStream(a.baseUrl, eventsPath(id));
+      const first = await postOn(b, id, 'from b');
+      await postOn(b, id, 'again');
+      await requestJson(b.baseUrl, 'DELETE', `/api/conversations/${id}/messages/${first.id}`);
+      const events = await stream.waitForEvents(3, 1_000);
+      expect(events.map((e) => [e.id, e.event])).toEqual([
+        ['1', 'message.created'],
+        ['2', 'message.created'],
+        ['3', 'message.deleted'],
+      ]);
+      expect(JSON.parse(events[0].data)).toMatchObject({ id: first.id, content: 'from b' });
+      stream.close();
+
+      // Replay from Redis: reconnect to the other instance after missing two.
+      const again = await openEventStream(b.baseUrl, eventsPath(id), { 'Last-Event-ID': '1' });
+      expect((await again.waitForEvents(2)).map((e) => e.id)).toEqual(['2', '3']);
+      again.close();
+
+      for (let i = 0; i < 15; i++) {
+        await postOn(a, id, `m${i}`);
+      }
+      const reset = await openEventStream(b.baseUrl, eventsPath(id), { 'Last-Event-ID': '1' });
+      expect((await reset.waitForEvents(1))[0]).toEqual({
+        id: '18',
+        event: 'reset',
+        data: '{"lastEventId":18}',
+      });
+      reset.close();
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
+  });
+});
