@@ -819,7 +819,7 @@ describe('Conversations API (default limits)', () => {
       ['get', '/api/conversations'],
       ['put', `/api/conversations/${UNKNOWN_ID}`],
       ['patch', `/api/conversations/${UNKNOWN_ID}`],
-      ['get', `/api/conversations/${UNKNOWN_ID}/messages`],
+      ['put', `/api/conversations/${UNKNOWN_ID}/messages`],
       ['delete', `/api/conversations/${UNKNOWN_ID}`],
     ] as const)('%s %s -> 404 not_found', async (method, path) => {
       const res = await http()[method](path);

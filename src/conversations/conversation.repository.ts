@@ -86,6 +86,22 @@ export interface ChangesAfter {
   changes: ConversationChange[];
 }
 
+/** Which page of a conversation's messages, in seq order: at most one cursor. */
+export interface PageQuery {
+  /** The `limit` messages that follow this seq. */
+  after?: number;
+  /** The `limit` messages that precede this seq. */
+  before?: number;
+  limit: number;
+}
+
+export interface MessagePage {
+  /** The page's messages as the text of a JSON array, ascending seq. */
+  messagesJson: string;
+  /** More messages exist in the direction of travel: newer for `after`, older otherwise. */
+  hasMore: boolean;
+}
+
 /** What a store holds now. */
 export interface StoreStats {
   conversations: number;
@@ -136,6 +152,13 @@ export abstract class ConversationRepository {
    * yields to the event loop between chunks.
    */
   abstract evictInactive(cutoff: number): Promise<number>;
+
+  /**
+   * A page of the conversation's messages in seq order, at a cost that grows with the page,
+   * not the conversation; null when the conversation does not exist. With neither cursor:
+   * the newest `limit`.
+   */
+  abstract getPage(conversationId: string, query: PageQuery): Promise<MessagePage | null>;
 
   /**
    * The changes to a conversation after `afterSeq`, from a buffer of the last

@@ -46,14 +46,17 @@ import {
   ConversationHistoryDto,
   DeleteMessageResponseDto,
   MessageDto,
+  MessagePageDto,
 } from './dto/conversation.dto';
 import {
   toConversationDto,
   toConversationHistoryJson,
   toDeleteMessageResponseDto,
   toMessageDto,
+  toMessagePageJson,
 } from './dto/conversation.mapper';
 import { CreateMessageDto } from './dto/create-message.dto';
+import { PageQueryDto } from './dto/page-query.dto';
 import { EventStreamsService, parseLastEventId } from './event-streams.service';
 
 const ConversationId = () => Param('conversationId', new UuidOrNotFoundPipe(conversationNotFound));
@@ -126,6 +129,28 @@ export class ConversationsController {
     @Res() res: Response,
   ): Promise<void> {
     await this.streams.stream(conversationId, parseLastEventId(header ?? query), req, res);
+  }
+
+  @Get(':conversationId/messages')
+  @ApiOperation({
+    summary: 'Read a page of messages in seq order',
+    description:
+      'With `after`: the `limit` messages that follow that seq; with `before`: the `limit` messages ' +
+      'that precede it; with neither: the newest `limit`. Always ascending seq. The cost grows with ' +
+      'the page, not the conversation.',
+  })
+  @ApiParam({ name: 'conversationId', format: 'uuid' })
+  @ApiOkResponse({ type: MessagePageDto })
+  @ApiBadRequestResponse(problem('validation_failed: a bad limit or cursor, or both cursors'))
+  @ApiNotFoundResponse(problem('conversation_not_found'))
+  // Writes a MessagePageDto that is already serialized: see toMessagePageJson.
+  async page(
+    @ConversationId() conversationId: string,
+    @Query() query: PageQueryDto,
+    @Res() res: Response,
+  ): Promise<void> {
+    const page = await this.conversations.getPage(conversationId, query);
+    sendJsonPieces(res, HttpStatus.OK, toMessagePageJson(page));
   }
 
   @Post(':conversationId/messages')

@@ -9,9 +9,11 @@ import {
   ConversationRepository,
   ConversationSummary,
   DeletedMessage,
+  MessagePage,
   StoredMessage,
 } from './conversation.repository';
 import { CreateMessageDto } from './dto/create-message.dto';
+import { PAGE_LIMIT_DEFAULT, PageQueryDto } from './dto/page-query.dto';
 
 /** Seconds a client is told to wait when the store is full: about one eviction tick. */
 const CAPACITY_RETRY_AFTER_SECONDS = 60;
@@ -106,6 +108,25 @@ export class ConversationsService {
       throw conversationNotFound();
     }
     return history;
+  }
+
+  async getPage(conversationId: string, query: PageQueryDto): Promise<MessagePage> {
+    if (query.after !== undefined && query.before !== undefined) {
+      throw new ValidationFailedException([
+        { field: 'before', message: 'give at most one cursor: after or before' },
+      ]);
+    }
+    const page = await this.store(
+      this.repository.getPage(conversationId, {
+        after: query.after,
+        before: query.before,
+        limit: query.limit ?? PAGE_LIMIT_DEFAULT,
+      }),
+    );
+    if (!page) {
+      throw conversationNotFound();
+    }
+    return page;
   }
 
   async postMessage(conversationId: string, dto: CreateMessageDto): Promise<StoredMessage> {

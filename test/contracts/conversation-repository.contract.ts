@@ -258,6 +258,42 @@ export function conversationRepositoryContract(
       expect(await repository.stats()).toEqual({ conversations: 1, messages: 1 });
     });
 
+    it('pages messages in seq order after or before a cursor, or the newest', async () => {
+      expect(await repository.getPage(randomUUID(), { limit: 5 })).toBeNull();
+      const { id } = await create();
+      expect(await repository.getPage(id, { limit: 5 })).toEqual({
+        messagesJson: '[]',
+        hasMore: false,
+      });
+      const posted: StoredMessage[] = [];
+      for (let i = 0; i < 12; i++) {
+        // Timestamps out of seq order: pages follow seq, not timestamp.
+        posted.push(await repository.appendMessage(id, draft({ timestamp: 5_000 - i })));
+      }
+      await repository.deleteMessage(id, posted[4].id, 1_000); // seq 5 gone; the delete took 13
+      const seqs = async (query: { after?: number; before?: number; limit: number }) => {
+        const page = await repository.getPage(id, query);
+        return {
+          seqs: (JSON.parse(page?.messagesJson ?? 'null') as StoredMessage[]).map((m) => m.seq),
+          hasMore: page?.hasMore,
+        };
+      };
+
+      expect(await seqs({ limit: 3 })).toEqual({ seqs: [10, 11, 12], hasMore: true });
+      expect(await seqs({ limit: 20 })).toEqual({
+        seqs: [1, 2, 3, 4, 6, 7, 8, 9, 10, 11, 12],
+        hasMore: false,
+      });
+      expect(await seqs({ after: 3, limit: 3 })).toEqual({ seqs: [4, 6, 7], hasMore: true });
+      expect(await seqs({ after: 9, limit: 3 })).toEqual({ seqs: [10, 11, 12], hasMore: false });
+      expect(await seqs({ after: 12, limit: 3 })).toEqual({ seqs: [], hasMore: false });
+      expect(await seqs({ before: 7, limit: 2 })).toEqual({ seqs: [4, 6], hasMore: true });
+      expect(await seqs({ before: 3, limit: 5 })).toEqual({ seqs: [1, 2], hasMore: false });
+      expect(await seqs({ before: 1, limit: 5 })).toEqual({ seqs: [], hasMore: false });
+      const page = await repository.getPage(id, { after: 0, limit: 1 });
+      expect(JSON.parse(page?.messagesJson ?? '')).toEqual([posted[0]]);
+    });
+
     it('gives the changes after a seq, each with its seq, type and event JSON', async () => {
       expect(await repository.changesAfter(randomUUID(), 0)).toBeNull();
       const { id } = await create();

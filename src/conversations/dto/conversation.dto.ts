@@ -96,3 +96,14 @@ export class DeleteMessageResponseDto {
   @ApiProperty({ format: 'uuid', example: MESSAGE_ID_EXAMPLE })
   messageId: string;
 }
+
+export class MessagePageDto {
+  @ApiProperty({ type: [MessageDto], description: 'Ascending seq.' })
+  messages: MessageDto[];
+
+  @ApiProperty({
+    description:
+      'More messages exist in the direction of travel: newer ones for `after`, older ones otherwise.',
+  })
+  hasMore: boolean;
+}

@@ -1,6 +1,7 @@
 import {
   ConversationHistory,
   ConversationSummary,
+  MessagePage,
   StoredMessage,
 } from '../conversation.repository';
 import { ConversationDto, DeleteMessageResponseDto, MessageDto } from './conversation.dto';
@@ -55,4 +56,9 @@ export function toConversationHistoryJson(history: ConversationHistory): string[
 
 export function toDeleteMessageResponseDto(messageId: string): DeleteMessageResponseDto {
   return { success: true, messageId };
+}
+
+/** The MessagePageDto as JSON text, around the page's already serialized messages. */
+export function toMessagePageJson(page: MessagePage): string[] {
+  return ['{"messages":', page.messagesJson, `,"hasMore":${page.hasMore}}`];
 }

@@ -9,8 +9,10 @@ import {
   ConversationRepository,
   ConversationSummary,
   DeletedMessage,
+  MessagePage,
   NewConversation,
   NewMessage,
+  PageQuery,
   StoredMessage,
   StoreStats,
   UnchangedHistory,
@@ -37,6 +39,8 @@ interface ConversationRecord {
   lastSeq: number;
   /** Chronological: ascending timestamp, ties by seq (arrival order). */
   readonly messages: MessageRecord[];
+  /** The same records in seq order (arrival order), for pages. */
+  readonly bySeq: MessageRecord[];
   /** The last changes, ascending seq, at most the replay limit. */
   readonly changes: BufferedChange[];
 }
@@ -78,13 +82,17 @@ function summarize(record: ConversationRecord): ConversationSummary {
   };
 }
 
-/** Index at which a message with this timestamp goes: after every message not later than it. */
-function insertionIndex(messages: MessageRecord[], timestamp: number): number {
+/**
+ * Index of the first record whose `field` is above `value`, in records sorted by it: where a
+ * record with that value goes after its equals (messages by timestamp), or where the records
+ * after a seq begin (bySeq).
+ */
+function firstAbove(records: MessageRecord[], field: 'timestamp' | 'seq', value: number): number {
   let low = 0;
-  let high = messages.length;
+  let high = records.length;
   while (low < high) {
     const mid = (low + high) >>> 1;
-    if (messages[mid].timestamp <= timestamp) {
+    if (records[mid][field] <= value) {
       low = mid + 1;
     } else {
       high = mid;
@@ -125,6 +133,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
       lastActivityAt: input.now,
       lastSeq: 0,
       messages: [],
+      bySeq: [],
       changes: [],
     };
     this.conversations.add(record);
@@ -174,10 +183,11 @@ export class InMemoryConversationRepository extends ConversationRepository {
       json: flat(JSON.stringify(message)),
     };
     const { messages } = record;
+    record.bySeq.push(stored);
     if (messages.length === 0 || messages[messages.length - 1].timestamp <= message.timestamp) {
       messages.push(stored);
     } else {
-      messages.splice(insertionIndex(messages, message.timestamp), 0, stored);
+      messages.splice(firstAbove(messages, 'timestamp', message.timestamp), 0, stored);
     }
     this.conversations.touch(record, input.now, 1);
     this.changed(record, stored);
@@ -201,7 +211,8 @@ export class InMemoryConversationRepository extends ConversationRepository {
     if (index < 0) {
       throw new StoreError('message_not_found');
     }
-    messages.splice(index, 1);
+    const [removed] = messages.splice(index, 1);
+    record.bySeq.splice(firstAbove(record.bySeq, 'seq', removed.seq - 1), 1);
     const seq = ++record.lastSeq;
     this.conversations.touch(record, now, -1);
     this.changed(record, { seq, deleted: messageId });
@@ -217,6 +228,28 @@ export class InMemoryConversationRepository extends ConversationRepository {
       }
     }
     return evicted;
+  }
+
+  async getPage(conversationId: string, query: PageQuery): Promise<MessagePage | null> {
+    const record = this.conversations.get(conversationId);
+    if (!record) {
+      return null;
+    }
+    const { bySeq } = record;
+    let start: number;
+    let end: number;
+    let hasMore: boolean;
+    if (query.after !== undefined) {
+      start = firstAbove(bySeq, 'seq', query.after);
+      end = Math.min(start + query.limit, bySeq.length);
+      hasMore = end < bySeq.length;
+    } else {
+      end = query.before !== undefined ? firstAbove(bySeq, 'seq', query.before - 1) : bySeq.length;
+      start = Math.max(0, end - query.limit);
+      hasMore = start > 0;
+    }
+    const page = bySeq.slice(start, end);
+    return { messagesJson: `[${page.map((m) => m.json).join(',')}]`, hasMore };
   }
 
   async changesAfter(conversationId: string, afterSeq: number): Promise<ChangesAfter | null> {

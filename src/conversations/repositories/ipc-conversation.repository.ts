@@ -8,8 +8,10 @@ import {
   ConversationRepository,
   ConversationSummary,
   DeletedMessage,
+  MessagePage,
   NewConversation,
   NewMessage,
+  PageQuery,
   StoredMessage,
   StoreStats,
   UnchangedHistory,
@@ -133,6 +135,10 @@ export class IpcConversationRepository
 
   stats(): Promise<StoreStats> {
     return this.call('stats', []);
+  }
+
+  getPage(conversationId: string, query: PageQuery): Promise<MessagePage | null> {
+    return this.call('getPage', [conversationId, query]);
   }
 
   changesAfter(conversationId: string, afterSeq: number): Promise<ChangesAfter | null> {

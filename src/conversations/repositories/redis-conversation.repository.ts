@@ -10,8 +10,10 @@ import {
   ConversationRepository,
   ConversationSummary,
   DeletedMessage,
+  MessagePage,
   NewConversation,
   NewMessage,
+  PageQuery,
   StoredMessage,
   StoreStats,
   UnchangedHistory,
@@ -247,6 +249,27 @@ export class RedisConversationRepository
       await this.run(() => this.redis.chatUnlock(this.keys.sweeperLock, token));
     }
     return conversations;
+  }
+
+  async getPage(conversationId: string, query: PageQuery): Promise<MessagePage | null> {
+    const mode =
+      query.after !== undefined ? 'after' : query.before !== undefined ? 'before' : 'last';
+    const raw = await this.run(() =>
+      this.redis.chatPage(
+        ...this.keys.conversation(conversationId),
+        mode,
+        query.after ?? query.before ?? 0,
+        query.limit,
+      ),
+    );
+    if (!raw) {
+      return null;
+    }
+    const [more, members] = raw;
+    return {
+      messagesJson: `[${members.map((member) => member.slice(SEQ_DIGITS)).join(',')}]`,
+      hasMore: more === 1,
+    };
   }
 
   async changesAfter(conversationId: string, afterSeq: number): Promise<ChangesAfter | null> {

@@ -6,6 +6,7 @@
  *
  *   <prefix>{<id>}:conv      hash  c createdAt, a lastActivityAt, s last seq, n message count
  *   <prefix>{<id>}:msgs      zset  score timestamp, member <seq, 10 digits><message JSON>
+ *   <prefix>{<id>}:seq       zset  score seq, member as in msgs: the messages in seq order, for pages
  *   <prefix>{<id>}:ids       hash  message id -> "<timestamp> <seq, 10 digits>"
  *   <prefix>{<id>}:events    stream  the last EVENT_REPLAY_LIMIT changes, entry id <seq>-0,
  *                                 fields t (c created, d deleted) and d (the event's JSON)
@@ -28,9 +29,9 @@ export class RedisKeys {
   }
 
   /** The keys of one conversation, in the order its scripts take them. */
-  conversation(id: string): [string, string, string, string] {
+  conversation(id: string): [string, string, string, string, string] {
     const tag = `${this.prefix}{${id}}`;
-    return [`${tag}:conv`, `${tag}:msgs`, `${tag}:ids`, `${tag}:events`];
+    return [`${tag}:conv`, `${tag}:msgs`, `${tag}:ids`, `${tag}:events`, `${tag}:seq`];
   }
 
   /** The pub/sub channel of a conversation's changes. */

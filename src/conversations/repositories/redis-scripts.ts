@@ -1,6 +1,6 @@
 /**
  * The Lua scripts that change or read one conversation atomically. KEYS are the
- * conversation's four keys (RedisKeys.conversation), all in one hash slot. Scripts that
+ * conversation's five keys (RedisKeys.conversation), all in one hash slot. Scripts that
  * change it also append the change to its event stream and publish it on its channel. Refusals come
  * back as negative numbers: -1 no such conversation, -2 conversation full, -3 no such message.
  */
@@ -16,7 +16,7 @@ return 1`,
   },
   /** ARGV now. */
   chatCreate: {
-    numberOfKeys: 4,
+    numberOfKeys: 5,
     lua: `
 redis.call('HSET', KEYS[1], 'c', ARGV[1], 'a', ARGV[1], 's', 0, 'n', 0)
 return 1`,
@@ -26,7 +26,7 @@ return 1`,
    * count, and the members unless the version is still the known one.
    */
   chatGet: {
-    numberOfKeys: 4,
+    numberOfKeys: 5,
     lua: `
 local h = redis.call('HMGET', KEYS[1], 'c', 'a', 's', 'n')
 if not h[1] then return nil end
@@ -39,7 +39,7 @@ return h`,
    * limit. The new seq.
    */
   chatAppend: {
-    numberOfKeys: 4,
+    numberOfKeys: 5,
     lua: `
 local h = redis.call('HMGET', KEYS[1], 'a', 'n')
 if not h[1] then return -1 end
@@ -48,6 +48,7 @@ local seq = redis.call('HINCRBY', KEYS[1], 's', 1)
 local prefix = string.format('%010d', seq)
 local json = ARGV[2] .. seq .. ARGV[3]
 redis.call('ZADD', KEYS[2], ARGV[4], prefix .. json)
+redis.call('ZADD', KEYS[5], seq, prefix .. json)
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[4] .. ' ' .. prefix)
 redis.call('HINCRBY', KEYS[1], 'n', 1)
 if tonumber(ARGV[5]) > tonumber(h[1]) then redis.call('HSET', KEYS[1], 'a', ARGV[5]) end
@@ -57,7 +58,7 @@ return seq`,
   },
   /** ARGV message id, now, channel, replay limit. The seq the delete takes. */
   chatDelete: {
-    numberOfKeys: 4,
+    numberOfKeys: 5,
     lua: `
 local a = redis.call('HGET', KEYS[1], 'a')
 if not a then return -1 end
@@ -72,6 +73,7 @@ for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], timestamp, timestam
     break
   end
 end
+redis.call('ZREMRANGEBYSCORE', KEYS[5], tonumber(prefix), tonumber(prefix))
 redis.call('HDEL', KEYS[3], ARGV[1])
 redis.call('HINCRBY', KEYS[1], 'n', -1)
 if tonumber(ARGV[2]) > tonumber(a) then redis.call('HSET', KEYS[1], 'a', ARGV[2]) end
@@ -86,13 +88,13 @@ return seq`,
    * active since; {-2, 0} when it does not exist.
    */
   chatEvict: {
-    numberOfKeys: 4,
+    numberOfKeys: 5,
     lua: `
 local h = redis.call('HMGET', KEYS[1], 'a', 'n')
 if not h[1] then return {-2, 0} end
 if tonumber(h[1]) >= tonumber(ARGV[1]) then return {-1, h[1]} end
 local s = redis.call('HGET', KEYS[1], 's')
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
 redis.call('PUBLISH', ARGV[2], s .. ' conversation.evicted {}')
 return {tonumber(h[2]), 0}`,
   },
@@ -101,7 +103,7 @@ return {tonumber(h[2]), 0}`,
    * entries (XRANGE) are the changes after that seq.
    */
   chatChangesAfter: {
-    numberOfKeys: 4,
+    numberOfKeys: 5,
     lua: `
 local s = redis.call('HGET', KEYS[1], 's')
 if not s then return nil end
@@ -113,6 +115,35 @@ if #entries == 0 or tonumber(string.match(entries[1][1], '^(%d+)')) > after + 1 
   return {last, 0, {}}
 end
 return {last, 1, entries}`,
+  },
+  /**
+   * ARGV mode (after, before or last), cursor seq, limit. Null when missing; else
+   * {1 when more exist in the direction of travel, else 0; the members, ascending seq}.
+   */
+  chatPage: {
+    numberOfKeys: 5,
+    lua: `
+if redis.call('EXISTS', KEYS[1]) == 0 then return nil end
+local limit = tonumber(ARGV[3])
+local items
+if ARGV[1] == 'after' then
+  items = redis.call('ZRANGE', KEYS[5], '(' .. ARGV[2], '+inf', 'BYSCORE', 'LIMIT', 0, limit + 1)
+else
+  local top = '+inf'
+  if ARGV[1] == 'before' then top = '(' .. ARGV[2] end
+  items = redis.call('ZRANGE', KEYS[5], top, '-inf', 'BYSCORE', 'REV', 'LIMIT', 0, limit + 1)
+end
+local more = 0
+if #items > limit then
+  more = 1
+  table.remove(items)
+end
+if ARGV[1] ~= 'after' then
+  local ascending = {}
+  for i = #items, 1, -1 do ascending[#ascending + 1] = items[i] end
+  items = ascending
+end
+return {more, items}`,
   },
   /** KEYS[1] the lock; ARGV token. Deletes the lock only if it is still ours. */
   chatUnlock: {
@@ -129,12 +160,13 @@ type Arg = string | number;
 /** The scripts as client commands (ioredis defineCommand). */
 export interface RedisScripts {
   chatReserve(meta: Key, max: Arg): Promise<number>;
-  chatCreate(conv: Key, msgs: Key, ids: Key, events: Key, now: Arg): Promise<number>;
+  chatCreate(conv: Key, msgs: Key, ids: Key, events: Key, seqs: Key, now: Arg): Promise<number>;
   chatGet(
     conv: Key,
     msgs: Key,
     ids: Key,
     events: Key,
+    seqs: Key,
     knownVersion: Arg,
   ): Promise<[string, string, string, string, string[]?] | null>;
   chatAppend(
@@ -142,6 +174,7 @@ export interface RedisScripts {
     msgs: Key,
     ids: Key,
     events: Key,
+    seqs: Key,
     messageId: Arg,
     jsonHead: Arg,
     jsonTail: Arg,
@@ -156,6 +189,7 @@ export interface RedisScripts {
     msgs: Key,
     ids: Key,
     events: Key,
+    seqs: Key,
     messageId: Arg,
     now: Arg,
     channel: Arg,
@@ -166,6 +200,7 @@ export interface RedisScripts {
     msgs: Key,
     ids: Key,
     events: Key,
+    seqs: Key,
     cutoff: Arg,
     channel: Arg,
   ): Promise<[number, string | number]>;
@@ -174,7 +209,18 @@ export interface RedisScripts {
     msgs: Key,
     ids: Key,
     events: Key,
+    seqs: Key,
     afterSeq: Arg,
   ): Promise<[number, number, [string, string[]][]] | null>;
+  chatPage(
+    conv: Key,
+    msgs: Key,
+    ids: Key,
+    events: Key,
+    seqs: Key,
+    mode: 'after' | 'before' | 'last',
+    cursor: Arg,
+    limit: Arg,
+  ): Promise<[number, string[]] | null>;
   chatUnlock(lock: Key, token: Arg): Promise<number>;
 }

@@ -17,6 +17,7 @@ export const STORE_OPERATIONS = [
   'evictInactive',
   'stats',
   'changesAfter',
+  'getPage',
 ] as const satisfies readonly (keyof ConversationRepository)[];
 
 export type StoreOperation = (typeof STORE_OPERATIONS)[number];
