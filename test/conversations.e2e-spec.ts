@@ -837,7 +837,7 @@ describe('Conversations API (default limits)', () => {
       expect(res.text).toContain('swagger');
     });
 
-    it('serves an OpenAPI document with all four routes and problem+json errors', async () => {
+    it('serves an OpenAPI document with every conversation route and problem+json errors', async () => {
       const res = await http().get('/docs-json');
 
       expect(res.status).toBe(200);
@@ -846,7 +846,13 @@ describe('Conversations API (default limits)', () => {
         openapi: string;
         paths: Record<
           string,
-          Record<string, { responses: Record<string, { content?: Record<string, unknown> }> }>
+          Record<
+            string,
+            {
+              responses: Record<string, { content?: Record<string, unknown> }>;
+              parameters?: { name: string; in: string }[];
+            }
+          >
         >;
         components: { schemas: Record<string, unknown> };
       };
@@ -854,14 +860,16 @@ describe('Conversations API (default limits)', () => {
       expect(doc.components.schemas.ProblemDto).toBeDefined();
 
       const expected: [string, string, string[], string[]][] = [
-        ['/api/conversations', 'post', ['201'], ['400', '503']],
+        ['/api/conversations', 'post', ['201'], ['400', '422', '503']],
         ['/api/conversations/{conversationId}', 'get', ['200'], ['404']],
         [
           '/api/conversations/{conversationId}/messages',
           'post',
           ['201'],
-          ['400', '404', '409', '413', '415'],
+          ['400', '404', '409', '413', '415', '422'],
         ],
+        ['/api/conversations/{conversationId}/messages', 'get', ['200'], ['400', '404']],
+        ['/api/conversations/{conversationId}/events', 'get', ['200'], ['400', '404']],
         ['/api/conversations/{conversationId}/messages/{messageId}', 'delete', ['200'], ['404']],
       ];
       for (const [path, method, success, errors] of expected) {
@@ -873,6 +881,12 @@ describe('Conversations API (default limits)', () => {
             'application/problem+json': { schema: { $ref: '#/components/schemas/ProblemDto' } },
           });
         }
+      }
+      for (const path of ['/api/conversations', '/api/conversations/{conversationId}/messages']) {
+        const { parameters } = doc.paths[path].post;
+        expect(parameters).toContainEqual(
+          expect.objectContaining({ name: 'Idempotency-Key', in: 'header' }),
+        );
       }
     });
   });

@@ -3,7 +3,13 @@ import { ConversationRepository } from '../src/conversations/conversation.reposi
 import { StoreError } from '../src/conversations/conversation.errors';
 import { InMemoryConversationRepository } from '../src/conversations/repositories/in-memory-conversation.repository';
 import { useTestApp } from './utils/create-app';
-import { requestJson, requestText, ServerProcess, spawnServer } from './utils/spawn-server';
+import {
+  requestJson,
+  requestText,
+  ServerProcess,
+  spawnServer,
+  useServer,
+} from './utils/spawn-server';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
@@ -219,20 +225,13 @@ describe('JSON logs (built server, WORKERS=0, LOG_FORMAT=json)', () => {
 
 describe('cluster mode (built server, WORKERS=2)', () => {
   jest.setTimeout(60_000);
-  let server: ServerProcess;
-
-  beforeAll(async () => {
-    server = await spawnServer({ WORKERS: '2' });
-  });
-  afterAll(async () => {
-    await server.stop();
-  });
+  const server = useServer({ WORKERS: '2' });
 
   /** The worker whose access log line carries this request id. */
   async function servedBy(requestId: string): Promise<string> {
     const pattern = new RegExp(`^\\[worker (\\d+)\\].*\\(request ${requestId}\\)$`);
-    await server.waitFor(pattern);
-    return pattern.exec(server.lines(pattern)[0])?.[1] ?? '';
+    await server().waitFor(pattern);
+    return pattern.exec(server().lines(pattern)[0])?.[1] ?? '';
   }
 
   /**
@@ -256,13 +255,13 @@ describe('cluster mode (built server, WORKERS=2)', () => {
 
   it('answers live and ready from both workers', async () => {
     await untilBothWorkers('live', async (requestId) => {
-      const res = await requestText(server.baseUrl, 'GET', '/health/live', {
+      const res = await requestText(server().baseUrl, 'GET', '/health/live', {
         headers: { 'X-Request-Id': requestId },
       });
       expect(res.status).toBe(200);
     });
     await untilBothWorkers('ready', async (requestId) => {
-      const res = await requestText(server.baseUrl, 'GET', '/health/ready', {
+      const res = await requestText(server().baseUrl, 'GET', '/health/ready', {
         headers: { 'X-Request-Id': requestId },
       });
       expect(res.status).toBe(200);
@@ -274,11 +273,11 @@ describe('cluster mode (built server, WORKERS=2)', () => {
   });
 
   it('reports N requests spread over both workers, whichever worker serves the scrape', async () => {
-    const id = (await requestJson<{ id: string }>(server.baseUrl, 'POST', '/api/conversations'))
+    const id = (await requestJson<{ id: string }>(server().baseUrl, 'POST', '/api/conversations'))
       .body.id;
     const route = '/api/conversations/:conversationId/messages';
     const post = async (requestId: string) => {
-      const res = await requestText(server.baseUrl, 'POST', `/api/conversations/${id}/messages`, {
+      const res = await requestText(server().baseUrl, 'POST', `/api/conversations/${id}/messages`, {
         body: { sender: 'customer', content: requestId },
         headers: { 'X-Request-Id': requestId },
       });
@@ -290,7 +289,7 @@ describe('cluster mode (built server, WORKERS=2)', () => {
     }
 
     await untilBothWorkers('scrape', async (requestId) => {
-      const scrape = await requestText(server.baseUrl, 'GET', '/metrics', {
+      const scrape = await requestText(server().baseUrl, 'GET', '/metrics', {
         headers: { 'X-Request-Id': requestId },
       });
       expect(scrape.status).toBe(200);
@@ -306,12 +305,12 @@ describe('cluster mode (built server, WORKERS=2)', () => {
   });
 
   it('counts a worker restart', async () => {
-    const [pid] = server.workerPids();
+    const [pid] = server().workerPids();
     process.kill(pid, 'SIGKILL');
-    await server.waitFor(/starting a replacement/);
-    await server.waitFor(/\[worker \d+\].*Serving on port/, 3);
+    await server().waitFor(/starting a replacement/);
+    await server().waitFor(/\[worker \d+\].*Serving on port/, 3);
 
-    const scrape = await requestText(server.baseUrl, 'GET', '/metrics');
+    const scrape = await requestText(server().baseUrl, 'GET', '/metrics');
     expect(scrape.status).toBe(200);
     expect(sample(scrape.text, 'chat_worker_restarts_total')).toBe(1);
   });

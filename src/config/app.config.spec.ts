@@ -41,6 +41,7 @@ describe('validateConfig', () => {
     REDIS_KEY_PREFIX: 'chat:',
     EVENT_REPLAY_LIMIT: 1_000,
     SSE_HEARTBEAT_MS: 15_000,
+    IDEMPOTENCY_TTL_MS: 86_400_000,
   };
 
   describe('defaults', () => {
@@ -91,6 +92,7 @@ describe('validateConfig', () => {
         REDIS_KEY_PREFIX: 'test-1:',
         EVENT_REPLAY_LIMIT: '20',
         SSE_HEARTBEAT_MS: '500',
+        IDEMPOTENCY_TTL_MS: '60000',
       });
 
       expect({ ...config }).toEqual({
@@ -116,6 +118,7 @@ describe('validateConfig', () => {
         REDIS_KEY_PREFIX: 'test-1:',
         EVENT_REPLAY_LIMIT: 20,
         SSE_HEARTBEAT_MS: 500,
+        IDEMPOTENCY_TTL_MS: 60_000,
       });
     });
 
@@ -188,6 +191,7 @@ describe('validateConfig', () => {
       ['REDIS_KEY_PREFIX', 'a{b}'],
       ['EVENT_REPLAY_LIMIT', '0'],
       ['SSE_HEARTBEAT_MS', '10'],
+      ['IDEMPOTENCY_TTL_MS', '5'],
     ])('refuses %s=%j, naming it', (name, value) => {
       const error = configError({ [name]: value });
 

@@ -188,6 +188,12 @@ export class EnvironmentVariables {
   @Min(100)
   SSE_HEARTBEAT_MS: number;
 
+  /** How long a response is kept for its Idempotency-Key (at most CONVERSATION_TTL_MS). */
+  @int('86400000')
+  @IsInt()
+  @Min(1_000)
+  IDEMPOTENCY_TTL_MS: number;
+
   /** How long /health/ready waits for the store before answering 503. */
   @int('1000')
   @IsInt()
@@ -245,6 +251,7 @@ const DECLARED_KEYS = [
   'REDIS_KEY_PREFIX',
   'EVENT_REPLAY_LIMIT',
   'SSE_HEARTBEAT_MS',
+  'IDEMPOTENCY_TTL_MS',
 ] as const satisfies readonly (keyof EnvironmentVariables)[];
 
 function pickDeclared(env: Record<string, unknown>): Record<string, unknown> {

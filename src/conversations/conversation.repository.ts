@@ -102,6 +102,26 @@ export interface MessagePage {
   hasMore: boolean;
 }
 
+/** A response kept for an Idempotency-Key, to be given again to a retry. */
+export interface KeptResponse {
+  status: number;
+  /** The response body, as JSON text. */
+  body: string;
+  /** Location, when the response had one. */
+  location?: string;
+}
+
+/** What the store says of an Idempotency-Key a request brings. */
+export type KeyClaim =
+  /** New: this request goes ahead, and completes or releases the key. */
+  | { state: 'claimed' }
+  /** The same request was answered: give its response again. */
+  | { state: 'done'; response: KeptResponse }
+  /** The same request is under way elsewhere: wait and ask again. */
+  | { state: 'pending' }
+  /** The key was used with another request. */
+  | { state: 'mismatch' };
+
 /** What a store holds now. */
 export interface StoreStats {
   conversations: number;
@@ -175,6 +195,24 @@ export abstract class ConversationRepository {
     conversationId: string,
     listener: (change: ConversationChange) => void,
   ): () => void;
+
+  /**
+   * Claims an Idempotency-Key for a request (`fingerprint`: its method, path and body), or
+   * says what became of it. A claim lapses after `pendingMs` unless completed, so a request
+   * whose process died does not hold its retries forever.
+   */
+  abstract claimKey(key: string, fingerprint: string, pendingMs: number): Promise<KeyClaim>;
+
+  /** Keeps the claimed request's response for `ttlMs`. */
+  abstract completeKey(
+    key: string,
+    fingerprint: string,
+    response: KeptResponse,
+    ttlMs: number,
+  ): Promise<void>;
+
+  /** Gives up a claim (the request failed): a retry goes ahead. */
+  abstract releaseKey(key: string, fingerprint: string): Promise<void>;
 
   /**
    * What the store holds now, at a cost that does not grow with it. It also shows that the

@@ -11,6 +11,7 @@ import {
   Query,
   Req,
   Res,
+  UseInterceptors,
 } from '@nestjs/common';
 import {
   ApiBadRequestResponse,
@@ -27,6 +28,7 @@ import {
   ApiQuery,
   ApiServiceUnavailableResponse,
   ApiTags,
+  ApiUnprocessableEntityResponse,
   ApiUnsupportedMediaTypeResponse,
   getSchemaPath,
 } from '@nestjs/swagger';
@@ -58,9 +60,19 @@ import {
 import { CreateMessageDto } from './dto/create-message.dto';
 import { PageQueryDto } from './dto/page-query.dto';
 import { EventStreamsService, parseLastEventId } from './event-streams.service';
+import { IDEMPOTENCY_HEADER, IdempotencyInterceptor } from './idempotency.interceptor';
 
 const ConversationId = () => Param('conversationId', new UuidOrNotFoundPipe(conversationNotFound));
 const MessageId = () => Param('messageId', new UuidOrNotFoundPipe(messageNotFound));
+
+const IDEMPOTENCY_DOC = {
+  name: IDEMPOTENCY_HEADER,
+  required: false,
+  description:
+    '1–255 visible ASCII characters. A retry with the same key and body within IDEMPOTENCY_TTL_MS gets ' +
+    'the original status and body again, with `Idempotent-Replayed: true`, and creates nothing; the same ' +
+    'key with another body is a 422 `idempotency_key_reused`.',
+};
 
 const problem = (description: string) => ({
   description,
@@ -77,7 +89,10 @@ export class ConversationsController {
   ) {}
 
   @Post()
+  @UseInterceptors(IdempotencyInterceptor)
   @ApiOperation({ summary: 'Open a conversation', description: 'Takes no body (or `{}`).' })
+  @ApiHeader(IDEMPOTENCY_DOC)
+  @ApiUnprocessableEntityResponse(problem('idempotency_key_reused'))
   @ApiCreatedResponse({ type: ConversationDto, description: 'Location: /api/conversations/{id}' })
   @ApiBadRequestResponse(problem('validation_failed (unknown body fields) or malformed_json'))
   @ApiServiceUnavailableResponse(
@@ -154,7 +169,10 @@ export class ConversationsController {
   }
 
   @Post(':conversationId/messages')
+  @UseInterceptors(IdempotencyInterceptor)
   @ApiOperation({ summary: 'Post a message as the customer or the agent' })
+  @ApiHeader(IDEMPOTENCY_DOC)
+  @ApiUnprocessableEntityResponse(problem('idempotency_key_reused'))
   @ApiParam({ name: 'conversationId', format: 'uuid' })
   @ApiCreatedResponse({ type: MessageDto })
   @ApiBadRequestResponse(problem('validation_failed (see errors) or malformed_json'))

@@ -294,6 +294,33 @@ export function conversationRepositoryContract(
       expect(JSON.parse(page?.messagesJson ?? '')).toEqual([posted[0]]);
     });
 
+    it('claims an Idempotency-Key once, keeps the response, and refuses another request', async () => {
+      const key = `key-${randomUUID()}`;
+      const response = { status: 201, body: '{"id":"x"}', location: '/api/conversations/x' };
+      expect(await repository.claimKey(key, 'fp-1', 5_000)).toEqual({ state: 'claimed' });
+      expect(await repository.claimKey(key, 'fp-1', 5_000)).toEqual({ state: 'pending' });
+      expect(await repository.claimKey(key, 'fp-2', 5_000)).toEqual({ state: 'mismatch' });
+
+      await repository.completeKey(key, 'fp-1', response, 60_000);
+      expect(await repository.claimKey(key, 'fp-1', 5_000)).toEqual({ state: 'done', response });
+      expect(await repository.claimKey(key, 'fp-2', 5_000)).toEqual({ state: 'mismatch' });
+      // A kept response is not released by a late failure report.
+      await repository.releaseKey(key, 'fp-1');
+      expect(await repository.claimKey(key, 'fp-1', 5_000)).toEqual({ state: 'done', response });
+    });
+
+    it('lets a retry go ahead after a claim is released or has lapsed', async () => {
+      const released = `key-${randomUUID()}`;
+      await repository.claimKey(released, 'fp', 5_000);
+      await repository.releaseKey(released, 'fp');
+      expect(await repository.claimKey(released, 'fp', 5_000)).toEqual({ state: 'claimed' });
+
+      const lapsed = `key-${randomUUID()}`;
+      await repository.claimKey(lapsed, 'fp', 50);
+      await new Promise((resolve) => setTimeout(resolve, 120));
+      expect(await repository.claimKey(lapsed, 'other', 5_000)).toEqual({ state: 'claimed' });
+    });
+
     it('gives the changes after a seq, each with its seq, type and event JSON', async () => {
       expect(await repository.changesAfter(randomUUID(), 0)).toBeNull();
       const { id } = await create();

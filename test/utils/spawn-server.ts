@@ -197,3 +197,20 @@ export async function requestJson<T = unknown>(
 }
 
 export const unknownId = (): string => randomUUID();
+
+/** Starts the built server before the enclosing describe's tests and stops it after. */
+export function useServer(env: Record<string, string> = {}): () => ServerProcess {
+  let server: ServerProcess | undefined;
+  beforeAll(async () => {
+    server = await spawnServer(env);
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+  return () => {
+    if (!server) {
+      throw new Error('the server has not started');
+    }
+    return server;
+  };
+}

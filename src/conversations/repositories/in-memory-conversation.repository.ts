@@ -1,6 +1,7 @@
 import { StoreError } from '../conversation.errors';
 import { ActivityIndex } from './activity-index';
 import { historyPieces } from './history-pieces';
+import { IdempotencyKeys } from './idempotency-keys';
 import { Watchers } from './watchers';
 import {
   ChangesAfter,
@@ -9,6 +10,8 @@ import {
   ConversationRepository,
   ConversationSummary,
   DeletedMessage,
+  KeptResponse,
+  KeyClaim,
   MessagePage,
   NewConversation,
   NewMessage,
@@ -110,6 +113,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
   private readonly conversations: ActivityIndex<ConversationRecord>;
 
   private readonly watchers = new Watchers();
+  private readonly keys = new IdempotencyKeys();
 
   /**
    * @param generationMs width of an activity generation; about TTL / 30 suits eviction.
@@ -250,6 +254,23 @@ export class InMemoryConversationRepository extends ConversationRepository {
     }
     const page = bySeq.slice(start, end);
     return { messagesJson: `[${page.map((m) => m.json).join(',')}]`, hasMore };
+  }
+
+  async claimKey(key: string, fingerprint: string, pendingMs: number): Promise<KeyClaim> {
+    return this.keys.claim(key, fingerprint, pendingMs);
+  }
+
+  async completeKey(
+    key: string,
+    fingerprint: string,
+    response: KeptResponse,
+    ttlMs: number,
+  ): Promise<void> {
+    this.keys.complete(key, fingerprint, response, ttlMs);
+  }
+
+  async releaseKey(key: string, fingerprint: string): Promise<void> {
+    this.keys.release(key, fingerprint);
   }
 
   async changesAfter(conversationId: string, afterSeq: number): Promise<ChangesAfter | null> {

@@ -8,6 +8,8 @@ import {
   ConversationRepository,
   ConversationSummary,
   DeletedMessage,
+  KeptResponse,
+  KeyClaim,
   MessagePage,
   NewConversation,
   NewMessage,
@@ -139,6 +141,23 @@ export class IpcConversationRepository
 
   getPage(conversationId: string, query: PageQuery): Promise<MessagePage | null> {
     return this.call('getPage', [conversationId, query]);
+  }
+
+  claimKey(key: string, fingerprint: string, pendingMs: number): Promise<KeyClaim> {
+    return this.call('claimKey', [key, fingerprint, pendingMs]);
+  }
+
+  completeKey(
+    key: string,
+    fingerprint: string,
+    response: KeptResponse,
+    ttlMs: number,
+  ): Promise<void> {
+    return this.call('completeKey', [key, fingerprint, response, ttlMs]);
+  }
+
+  releaseKey(key: string, fingerprint: string): Promise<void> {
+    return this.call('releaseKey', [key, fingerprint]);
   }
 
   changesAfter(conversationId: string, afterSeq: number): Promise<ChangesAfter | null> {

@@ -10,6 +10,8 @@ import {
   ConversationRepository,
   ConversationSummary,
   DeletedMessage,
+  KeptResponse,
+  KeyClaim,
   MessagePage,
   NewConversation,
   NewMessage,
@@ -246,7 +248,7 @@ export class RedisConversationRepository
             .exec(),
         );
       }
-      await this.run(() => this.redis.chatUnlock(this.keys.sweeperLock, token));
+      await this.run(() => this.redis.chatDeleteIf(this.keys.sweeperLock, token));
     }
     return conversations;
   }
@@ -270,6 +272,54 @@ export class RedisConversationRepository
       messagesJson: `[${members.map((member) => member.slice(SEQ_DIGITS)).join(',')}]`,
       hasMore: more === 1,
     };
+  }
+
+  /**
+   * One key per Idempotency-Key, `{"f":fingerprint}` while claimed and
+   * `{"f":fingerprint,"r":response}` once complete, with an expiry either way.
+   */
+  async claimKey(key: string, fingerprint: string, pendingMs: number): Promise<KeyClaim> {
+    const redisKey = this.keys.idempotency(key);
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const set = await this.run(() =>
+        this.redis.set(redisKey, JSON.stringify({ f: fingerprint }), 'PX', pendingMs, 'NX'),
+      );
+      if (set === 'OK') {
+        return { state: 'claimed' };
+      }
+      const current = await this.run(() => this.redis.get(redisKey));
+      if (current === null) {
+        continue; // expired in between: try to claim again
+      }
+      const entry = JSON.parse(current) as { f: string; r?: KeptResponse };
+      if (entry.f !== fingerprint) {
+        return { state: 'mismatch' };
+      }
+      return entry.r ? { state: 'done', response: entry.r } : { state: 'pending' };
+    }
+    return { state: 'pending' };
+  }
+
+  async completeKey(
+    key: string,
+    fingerprint: string,
+    response: KeptResponse,
+    ttlMs: number,
+  ): Promise<void> {
+    await this.run(() =>
+      this.redis.set(
+        this.keys.idempotency(key),
+        JSON.stringify({ f: fingerprint, r: response }),
+        'PX',
+        ttlMs,
+      ),
+    );
+  }
+
+  async releaseKey(key: string, fingerprint: string): Promise<void> {
+    await this.run(() =>
+      this.redis.chatDeleteIf(this.keys.idempotency(key), JSON.stringify({ f: fingerprint })),
+    );
   }
 
   async changesAfter(conversationId: string, afterSeq: number): Promise<ChangesAfter | null> {

@@ -14,6 +14,7 @@
  *                                 the real one), member conversation id (b = 0..15)
  *   <prefix>{meta}           hash  conversations, messages: what the store holds
  *   <prefix>{meta}:sweeper   string  the sweeper lock: a random token, with an expiry
+ *   <prefix>idem:{<key>}     string  an Idempotency-Key's claim or kept response, expiring
  *
  * Changes are also published on the channel <prefix>events:{<id>} as "<seq> <type> <JSON>".
  */
@@ -32,6 +33,11 @@ export class RedisKeys {
   conversation(id: string): [string, string, string, string, string] {
     const tag = `${this.prefix}{${id}}`;
     return [`${tag}:conv`, `${tag}:msgs`, `${tag}:ids`, `${tag}:events`, `${tag}:seq`];
+  }
+
+  /** Where an Idempotency-Key's claim and response live. */
+  idempotency(key: string): string {
+    return `${this.prefix}idem:{${key}}`;
   }
 
   /** The pub/sub channel of a conversation's changes. */

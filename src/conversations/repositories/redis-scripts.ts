@@ -145,8 +145,11 @@ if ARGV[1] ~= 'after' then
 end
 return {more, items}`,
   },
-  /** KEYS[1] the lock; ARGV token. Deletes the lock only if it is still ours. */
-  chatUnlock: {
+  /**
+   * KEYS[1] a key; ARGV a value. Deletes the key only while it holds that value: the
+   * sweeper lock by its token, an Idempotency-Key by its claim.
+   */
+  chatDeleteIf: {
     numberOfKeys: 1,
     lua: `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -222,5 +225,5 @@ export interface RedisScripts {
     cursor: Arg,
     limit: Arg,
   ): Promise<[number, string[]] | null>;
-  chatUnlock(lock: Key, token: Arg): Promise<number>;
+  chatDeleteIf(key: Key, value: Arg): Promise<number>;
 }

@@ -18,6 +18,9 @@ export const STORE_OPERATIONS = [
   'stats',
   'changesAfter',
   'getPage',
+  'claimKey',
+  'completeKey',
+  'releaseKey',
 ] as const satisfies readonly (keyof ConversationRepository)[];
 
 export type StoreOperation = (typeof STORE_OPERATIONS)[number];
