@@ -12,9 +12,16 @@ import { RESULTS_DIR, ROOT, SERVER_MAIN } from './lib/paths';
 import { renderMarkdown } from './report/markdown';
 import { computeTargets } from './report/targets';
 import { FULL_SCALE, QUICK_SCALE, runScaleSuite, ScaleResults } from './scale/scale-suite';
+import {
+  FULL_REALTIME,
+  QUICK_REALTIME,
+  realtimeMarkdown,
+  RealtimeResults,
+  runRealtimeSuite,
+} from './realtime/realtime-suite';
 
 /**
- * `npm run bench [-- --quick] [--configs=A,B] [--scenarios=post,get20] [--skip=http,scale,hub]`
+ * `npm run bench [-- --quick] [--configs=A,B] [--scenarios=post,get20] [--skip=http,scale,hub,realtime]`
  * Builds the server once, runs the HTTP scenarios, the scale checks and the hub
  * micro-benchmark, prints a markdown report and writes bench/results/<timestamp>.json.
  */
@@ -23,6 +30,7 @@ const FULL = {
   http: { warmupSeconds: 3, measureSeconds: 8, rounds: 3, connections: 50 } satisfies HttpTiming,
   hub: { measureSeconds: 5, warmupSeconds: 1, inFlightPerWorker: 32 },
   scale: FULL_SCALE,
+  realtime: FULL_REALTIME,
 };
 
 const QUICK = {
@@ -31,6 +39,7 @@ const QUICK = {
   http: { warmupSeconds: 1, measureSeconds: 1.5, rounds: 1, connections: 50 } satisfies HttpTiming,
   hub: { measureSeconds: 1.5, warmupSeconds: 0.5, inFlightPerWorker: 32 },
   scale: QUICK_SCALE,
+  realtime: QUICK_REALTIME,
 };
 
 interface Options {
@@ -55,7 +64,7 @@ function parseOptions(argv: string[]): Options {
       list(value).forEach((suite) => options.skip.add(suite));
     } else {
       throw new Error(
-        `Unknown option ${arg}. Usage: npm run bench -- [--quick] [--configs=A,E,B,C,D] [--scenarios=${SCENARIOS.map((s) => s.key).join(',')}] [--skip=http,scale,hub]`,
+        `Unknown option ${arg}. Usage: npm run bench -- [--quick] [--configs=A,E,B,C,D] [--scenarios=${SCENARIOS.map((s) => s.key).join(',')}] [--skip=http,scale,hub,realtime]`,
       );
     }
   }
@@ -116,7 +125,8 @@ async function main(): Promise<void> {
     (options.skip.has('scale') ? 0 : options.quick ? 10 : 70) +
     (options.skip.has('hub')
       ? 0
-      : 2 * (settings.hub.warmupSeconds + settings.hub.measureSeconds) + 2);
+      : 2 * (settings.hub.warmupSeconds + settings.hub.measureSeconds) + 2) +
+    (options.skip.has('realtime') ? 0 : options.quick ? 15 : 90);
   log(`about ${Math.round(estimate / 60)} min (${Math.round(estimate)} s) expected`);
   build();
 
@@ -136,7 +146,14 @@ async function main(): Promise<void> {
     hub = await attempt('hub micro-benchmark', errors, () => runHubSuite(settings.hub, log));
   }
 
-  const targets = computeTargets({ http, scale, hub });
+  let realtime: RealtimeResults | null = null;
+  if (!options.skip.has('realtime')) {
+    realtime = await attempt('real-time measures', errors, () =>
+      runRealtimeSuite(configurations, settings.realtime, log),
+    );
+  }
+
+  const targets = computeTargets({ http, scale, hub, realtime });
   const seconds = (performance.now() - started) / 1000;
   const report = {
     mode: options.quick ? ('quick' as const) : ('full' as const),
@@ -149,10 +166,14 @@ async function main(): Promise<void> {
     http,
     scale,
     hub,
+    realtime,
     errors,
     targets,
   };
-  const markdown = renderMarkdown(report);
+  const markdown = renderMarkdown(report).replace(
+    "### Targets (from this run's medians)",
+    `${realtime ? `${realtimeMarkdown(realtime).join('\n')}\n\n` : ''}### Targets (from this run's medians)`,
+  );
   process.stdout.write(`\n${markdown}\n`);
 
   mkdirSync(RESULTS_DIR, { recursive: true });

@@ -1,5 +1,6 @@
 import { HubResults } from '../hub/hub-suite';
 import { Cell } from '../http/http-suite';
+import { RealtimeResults } from '../realtime/realtime-suite';
 import { ScaleResults } from '../scale/scale-suite';
 
 export interface TargetResult {
@@ -14,6 +15,7 @@ export interface SuiteResults {
   http: Cell[] | null;
   scale: ScaleResults | null;
   hub: HubResults | null;
+  realtime?: RealtimeResults | null;
 }
 
 const fixed = (value: number, digits = 2) =>
@@ -51,8 +53,35 @@ function ratioTarget(
   };
 }
 
-export function computeTargets({ http, scale, hub }: SuiteResults): TargetResult[] {
+export function computeTargets({ http, scale, hub, realtime }: SuiteResults): TargetResult[] {
   const targets: TargetResult[] = [];
+  for (const key of ['C', 'D']) {
+    const target = `events: ${key} delivery p99 < 100 ms to every subscriber`;
+    const result = realtime?.fanout.find((r) => r.configuration.startsWith(`${key} `));
+    targets.push(
+      result
+        ? {
+            target,
+            value: `${result.p99Ms.toFixed(1)} ms (p50 ${result.p50Ms.toFixed(1)}; ${result.deliveries} of ${result.subscribers * result.posts} delivered)`,
+            pass: result.p99Ms < 100 && result.deliveries === result.subscribers * result.posts,
+          }
+        : { target, value: 'not measured', pass: null },
+    );
+  }
+  const pages = realtime?.pages;
+  targets.push(
+    pages
+      ? {
+          target: 'pages: page of 50 from a 100,000-message conversation ≥ 0.9× one from 50',
+          value: `${pages.ratio.toFixed(2)} (${Math.round(pages.longRps)} / ${Math.round(pages.shortRps)}, ${pages.longMessages} messages)`,
+          pass: pages.ratio >= 0.9,
+        }
+      : {
+          target: 'pages: page of 50 from a 100,000-message conversation ≥ 0.9× one from 50',
+          value: 'not measured',
+          pass: null,
+        },
+  );
   for (const scenario of ['post', 'create', 'get20']) {
     targets.push(ratioTarget(http, scenario, 'B', 'E', 0.9));
   }
