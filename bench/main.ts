@@ -27,7 +27,7 @@ import {
  */
 
 const FULL = {
-  http: { warmupSeconds: 3, measureSeconds: 8, rounds: 3, connections: 50 } satisfies HttpTiming,
+  http: { warmupSeconds: 3, measureSeconds: 7, rounds: 3, connections: 50 } satisfies HttpTiming,
   hub: { measureSeconds: 5, warmupSeconds: 1, inFlightPerWorker: 32 },
   scale: FULL_SCALE,
   realtime: FULL_REALTIME,

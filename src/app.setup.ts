@@ -1,6 +1,9 @@
 import { NestApplicationOptions } from '@nestjs/common';
+import type { NextFunction, Request, Response } from 'express';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import helmet from 'helmet';
+import { AppConfig, appConfig, originList } from './config/app.config';
 import { RequestObserver } from './observability/request-observer';
 
 /**
@@ -17,6 +20,30 @@ export function configureApp(app: NestExpressApplication): NestExpressApplicatio
   app.set('etag', false);
   // First, ahead of Swagger's routes and Nest's: every request gets its id, metrics and log line.
   app.use(app.get(RequestObserver).handle);
+  // helmet's defaults: a strict Content-Security-Policy (Swagger UI loads only its own files),
+  // nosniff, frame and referrer policies, HSTS.
+  app.use(helmet());
+  // API answers are per-user and change at any moment: never cached.
+  app.use('/api', (_req: Request, res: Response, next: NextFunction) => {
+    res.setHeader('Cache-Control', 'no-store');
+    next();
+  });
+  const config = app.get<AppConfig>(appConfig.KEY);
+  const origins = originList(config.CORS_ORIGINS) ?? [];
+  if (origins.length > 0) {
+    app.enableCors({
+      origin: origins,
+      allowedHeaders: [
+        'Content-Type',
+        'Authorization',
+        'Idempotency-Key',
+        'Last-Event-ID',
+        'X-Request-Id',
+      ],
+      exposedHeaders: ['Location', 'X-Request-Id', 'Idempotent-Replayed', 'Retry-After'],
+      maxAge: 600,
+    });
+  }
 
   const document = SwaggerModule.createDocument(
     app,

@@ -1,18 +1,39 @@
 import { LoggerService } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { NestExpressApplication } from '@nestjs/platform-express';
-import type { Server } from 'node:http';
+import { ExpressAdapter, NestExpressApplication } from '@nestjs/platform-express';
+import { createServer, Server, ServerOptions } from 'node:http';
 import { AppModule } from './app.module';
 import { APP_OPTIONS, configureApp } from './app.setup';
 import { AppConfig } from './config/app.config';
 import { EventStreamsService } from './conversations/event-streams.service';
+
+/**
+ * Express on an http.Server with timeouts, checked every second, so that clients that send
+ * their requests slowly (a header byte at a time) cannot hold connections.
+ */
+class TimedExpressAdapter extends ExpressAdapter {
+  constructor(private readonly serverOptions: ServerOptions) {
+    super();
+  }
+
+  override initHttpServer(): void {
+    this.httpServer = createServer(this.serverOptions, this.getInstance());
+  }
+}
 
 /** Creates the HTTP app (a single process, or one cluster worker) and starts listening. */
 export async function startHttpServer(
   config: AppConfig,
   logger: LoggerService,
 ): Promise<NestExpressApplication> {
-  const app = await NestFactory.create<NestExpressApplication>(AppModule, {
+  const adapter = new TimedExpressAdapter({
+    requestTimeout: config.REQUEST_TIMEOUT_MS,
+    // Node requires the headers' limit to be within the whole request's.
+    headersTimeout: Math.min(config.HEADERS_TIMEOUT_MS, config.REQUEST_TIMEOUT_MS),
+    keepAliveTimeout: config.KEEP_ALIVE_TIMEOUT_MS,
+    connectionsCheckingInterval: 1_000,
+  });
+  const app = await NestFactory.create<NestExpressApplication>(AppModule, adapter, {
     ...APP_OPTIONS,
     logger,
   });

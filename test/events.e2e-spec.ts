@@ -120,6 +120,17 @@ describe('event stream (built server, WORKERS=2)', () => {
     stream.close();
   });
 
+  it('sends reset for a Last-Event-ID beyond the conversation, so nothing newer is skipped', async () => {
+    const id = await createOn(server);
+    await postOn(server, id, 'one');
+    const stream = await openEventStream(server.baseUrl, eventsPath(id), { 'Last-Event-ID': '99' });
+    const [reset] = await stream.waitForEvents(1);
+    expect(reset).toEqual({ id: '1', event: 'reset', data: '{"lastEventId":1}' });
+    await postOn(server, id, 'two');
+    expect((await stream.waitForEvents(2))[1].id).toBe('2');
+    stream.close();
+  });
+
   it('answers 404 problem+json for an unknown conversation, not a stream', async () => {
     const stream = await openEventStream(
       server.baseUrl,

@@ -1,9 +1,38 @@
 import { HttpStatus, Inject, Injectable, NestMiddleware } from '@nestjs/common';
 import { json, NextFunction, Request, RequestHandler, Response } from 'express';
+import { isUtf8 } from 'node:buffer';
 import { AppConfig, appConfig } from '../config/app.config';
 import { ProblemException } from './problem';
 
 const JSON_TYPES = ['application/json', 'application/*+json'];
+
+/** No request this API takes nests deeper; deeper bodies would only cost stack further in. */
+const MAX_DEPTH = 32;
+
+/** Whether the JSON text in `body` nests objects and arrays deeper than MAX_DEPTH. */
+function tooDeep(body: Buffer): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < body.length; i++) {
+    const byte = body[i];
+    if (inString) {
+      if (byte === 0x5c) {
+        i++; // an escaped character, quote included
+      } else if (byte === 0x22) {
+        inString = false;
+      }
+    } else if (byte === 0x22) {
+      inString = true;
+    } else if (byte === 0x7b || byte === 0x5b) {
+      if (++depth > MAX_DEPTH) {
+        return true;
+      }
+    } else if (byte === 0x7d || byte === 0x5d) {
+      depth--;
+    }
+  }
+  return false;
+}
 
 /** The body parser's errors (http-errors objects), by their `type`. */
 const PARSER_PROBLEMS: Record<string, () => ProblemException> = {
@@ -15,6 +44,14 @@ const PARSER_PROBLEMS: Record<string, () => ProblemException> = {
       'payload_too_large',
       'The body is larger than the server accepts (BODY_LIMIT).',
     ),
+  'entity.too.deep': () =>
+    new ProblemException(
+      HttpStatus.BAD_REQUEST,
+      'malformed_json',
+      `The body nests objects or arrays more than ${MAX_DEPTH} deep.`,
+    ),
+  'encoding.invalid_utf8': () =>
+    new ProblemException(HttpStatus.BAD_REQUEST, 'malformed_json', 'The body is not valid UTF-8.'),
   'charset.unsupported': () =>
     new ProblemException(
       HttpStatus.UNSUPPORTED_MEDIA_TYPE,
@@ -53,7 +90,27 @@ export class JsonBodyMiddleware implements NestMiddleware {
   private readonly parse: RequestHandler;
 
   constructor(@Inject(appConfig.KEY) config: AppConfig) {
-    this.parse = json({ limit: config.BODY_LIMIT, strict: false, type: JSON_TYPES });
+    this.parse = json({
+      limit: config.BODY_LIMIT,
+      strict: false,
+      type: JSON_TYPES,
+      // Decoding would turn invalid bytes into U+FFFD and store them: refuse them instead.
+      // And refuse deep nesting before anything walks it recursively.
+      verify: (_req, _res, body) => {
+        if (!isUtf8(body)) {
+          throw Object.assign(new Error('invalid UTF-8'), {
+            status: HttpStatus.BAD_REQUEST,
+            type: 'encoding.invalid_utf8',
+          });
+        }
+        if (tooDeep(body)) {
+          throw Object.assign(new Error('nested too deeply'), {
+            status: HttpStatus.BAD_REQUEST,
+            type: 'entity.too.deep',
+          });
+        }
+      },
+    });
   }
 
   use(req: Request, res: Response, next: NextFunction): void {

@@ -42,6 +42,10 @@ describe('validateConfig', () => {
     EVENT_REPLAY_LIMIT: 1_000,
     SSE_HEARTBEAT_MS: 15_000,
     IDEMPOTENCY_TTL_MS: 86_400_000,
+    CORS_ORIGINS: '',
+    HEADERS_TIMEOUT_MS: 10_000,
+    REQUEST_TIMEOUT_MS: 30_000,
+    KEEP_ALIVE_TIMEOUT_MS: 5_000,
   };
 
   describe('defaults', () => {
@@ -93,6 +97,10 @@ describe('validateConfig', () => {
         EVENT_REPLAY_LIMIT: '20',
         SSE_HEARTBEAT_MS: '500',
         IDEMPOTENCY_TTL_MS: '60000',
+        CORS_ORIGINS: 'https://app.example.com, http://localhost:5173',
+        HEADERS_TIMEOUT_MS: '2000',
+        REQUEST_TIMEOUT_MS: '4000',
+        KEEP_ALIVE_TIMEOUT_MS: '0',
       });
 
       expect({ ...config }).toEqual({
@@ -119,6 +127,10 @@ describe('validateConfig', () => {
         EVENT_REPLAY_LIMIT: 20,
         SSE_HEARTBEAT_MS: 500,
         IDEMPOTENCY_TTL_MS: 60_000,
+        CORS_ORIGINS: 'https://app.example.com, http://localhost:5173',
+        HEADERS_TIMEOUT_MS: 2_000,
+        REQUEST_TIMEOUT_MS: 4_000,
+        KEEP_ALIVE_TIMEOUT_MS: 0,
       });
     });
 
@@ -192,6 +204,10 @@ describe('validateConfig', () => {
       ['EVENT_REPLAY_LIMIT', '0'],
       ['SSE_HEARTBEAT_MS', '10'],
       ['IDEMPOTENCY_TTL_MS', '5'],
+      ['CORS_ORIGINS', 'https://app.example.com/path'],
+      ['CORS_ORIGINS', '*'],
+      ['HEADERS_TIMEOUT_MS', '10'],
+      ['REQUEST_TIMEOUT_MS', '-1'],
     ])('refuses %s=%j, naming it', (name, value) => {
       const error = configError({ [name]: value });
 

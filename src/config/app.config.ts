@@ -66,6 +66,34 @@ class RedisUrlConstraint implements ValidatorConstraintInterface {
   }
 }
 
+@ValidatorConstraint({ name: 'originList' })
+class OriginListConstraint implements ValidatorConstraintInterface {
+  validate(value: unknown): boolean {
+    return typeof value === 'string' && originList(value) !== null;
+  }
+  defaultMessage(): string {
+    return 'must be a comma-separated list of origins such as https://app.example.com (scheme, host and optional port, nothing else)';
+  }
+}
+
+/** The origins of CORS_ORIGINS, or null when one is not an origin. */
+export function originList(value: string): string[] | null {
+  const origins = value
+    .split(',')
+    .map((origin) => origin.trim())
+    .filter(Boolean);
+  for (const origin of origins) {
+    try {
+      if (new URL(origin).origin !== origin) {
+        return null;
+      }
+    } catch {
+      return null;
+    }
+  }
+  return origins;
+}
+
 /** Sizes as express accepts them: a byte count or a number with b, kb, mb. */
 const SIZE_PATTERN = /^\d+(\.\d+)?\s*(b|kb|mb)?$/i;
 
@@ -194,6 +222,32 @@ export class EnvironmentVariables {
   @Min(1_000)
   IDEMPOTENCY_TTL_MS: number;
 
+  /**
+   * Origins that browsers may call the API from (CORS), comma-separated, such as
+   * `https://app.example.com,https://admin.example.com`. None by default.
+   */
+  @orDefault('')
+  @Validate(OriginListConstraint)
+  CORS_ORIGINS: string;
+
+  /** A client must send a request's headers within this (slow clients are cut off). */
+  @int('10000')
+  @IsInt()
+  @Min(1_000)
+  HEADERS_TIMEOUT_MS: number;
+
+  /** A client must send a whole request within this (an event stream's response may last). */
+  @int('30000')
+  @IsInt()
+  @Min(1_000)
+  REQUEST_TIMEOUT_MS: number;
+
+  /** How long an idle keep-alive connection stays open. */
+  @int('5000')
+  @IsInt()
+  @Min(0)
+  KEEP_ALIVE_TIMEOUT_MS: number;
+
   /** How long /health/ready waits for the store before answering 503. */
   @int('1000')
   @IsInt()
@@ -252,6 +306,10 @@ const DECLARED_KEYS = [
   'EVENT_REPLAY_LIMIT',
   'SSE_HEARTBEAT_MS',
   'IDEMPOTENCY_TTL_MS',
+  'CORS_ORIGINS',
+  'HEADERS_TIMEOUT_MS',
+  'REQUEST_TIMEOUT_MS',
+  'KEEP_ALIVE_TIMEOUT_MS',
 ] as const satisfies readonly (keyof EnvironmentVariables)[];
 
 function pickDeclared(env: Record<string, unknown>): Record<string, unknown> {

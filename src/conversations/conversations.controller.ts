@@ -9,7 +9,6 @@ import {
   Param,
   Post,
   Query,
-  Req,
   Res,
   UseInterceptors,
 } from '@nestjs/common';
@@ -32,7 +31,7 @@ import {
   ApiUnsupportedMediaTypeResponse,
   getSchemaPath,
 } from '@nestjs/swagger';
-import type { Request, Response } from 'express';
+import type { Response } from 'express';
 import { EmptyBodyPipe } from '../common/empty-body.pipe';
 import { sendJsonPieces } from '../common/json-pieces';
 import { ProblemDto } from '../common/problem.dto';
@@ -140,10 +139,9 @@ export class ConversationsController {
     @ConversationId() conversationId: string,
     @Headers('last-event-id') header: string | undefined,
     @Query('lastEventId') query: string | undefined,
-    @Req() req: Request,
     @Res() res: Response,
   ): Promise<void> {
-    await this.streams.stream(conversationId, parseLastEventId(header ?? query), req, res);
+    await this.streams.stream(conversationId, parseLastEventId(header ?? query), res);
   }
 
   @Get(':conversationId/messages')

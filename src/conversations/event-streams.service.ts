@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import type { Request, Response } from 'express';
+import type { Response } from 'express';
 import { ValidationFailedException } from '../common/problem';
 import { AppConfig, appConfig } from '../config/app.config';
 import { ConversationChange, ConversationRepository } from './conversation.repository';
@@ -47,7 +47,6 @@ export class EventStreamsService {
   async stream(
     conversationId: string,
     lastEventId: number | undefined,
-    req: Request,
     res: Response,
   ): Promise<void> {
     // Watch first, then read where the stream starts: nothing can fall in between.
@@ -68,6 +67,10 @@ export class EventStreamsService {
       unwatch();
       throw conversationNotFound();
     }
+    if (res.destroyed) {
+      unwatch(); // the client left while the store answered
+      return;
+    }
 
     res.status(200);
     res.setHeader('Content-Type', 'text/event-stream; charset=utf-8');
@@ -79,6 +82,7 @@ export class EventStreamsService {
 
     let lastSent = lastEventId ?? start.lastSeq;
     let ended = false;
+    let heartbeat: NodeJS.Timeout | undefined;
     const end = () => {
       if (!ended) {
         ended = true;
@@ -104,8 +108,9 @@ export class EventStreamsService {
     };
 
     res.write(': connected\n\n');
-    if (lastEventId !== undefined && !start.complete) {
-      // The buffer no longer reaches back that far: the client reloads the history.
+    if (lastEventId !== undefined && (!start.complete || lastEventId > start.lastSeq)) {
+      // The buffer no longer reaches back that far (or the id is not one of this
+      // conversation's): the client reloads the history.
       res.write(
         `id: ${start.lastSeq}\nevent: reset\ndata: ${JSON.stringify({ lastEventId: start.lastSeq })}\n\n`,
       );
@@ -114,8 +119,11 @@ export class EventStreamsService {
     start.changes.forEach(send);
     early.forEach(send);
     deliver = send;
-    const heartbeat = setInterval(() => res.write(': heartbeat\n\n'), this.config.SSE_HEARTBEAT_MS);
-    req.on('close', end);
+    if (!ended) {
+      heartbeat = setInterval(() => res.write(': heartbeat\n\n'), this.config.SSE_HEARTBEAT_MS);
+      // The response closes when the client leaves (or when end() ends it).
+      res.on('close', end);
+    }
   }
 
   /** Ends every open stream (the server is stopping); clients reconnect elsewhere. */
