@@ -59,6 +59,28 @@ describeWithRedis('Redis store', (redis) => {
     }
   });
 
+  it('leaves no trace of a conversation refused for capacity', async () => {
+    const { prefix, repository } = await open();
+    try {
+      await repository.createConversation({ id: randomUUID(), now: 1_000, maxConversations: 1 });
+      const refused = randomUUID();
+      await expect(
+        repository.createConversation({ id: refused, now: 1_000, maxConversations: 1 }),
+      ).rejects.toMatchObject({ code: 'capacity_exceeded' });
+
+      expect((await redis().keys(prefix)).filter((key) => key.includes(refused))).toEqual([]);
+      const indexed = await Promise.all(
+        Array.from({ length: 16 }, (_, b) =>
+          redis().admin.zscore(`${prefix}{activity:${b}}`, refused),
+        ),
+      );
+      expect(indexed.every((score) => score === null)).toBe(true);
+      expect(await repository.stats()).toEqual({ conversations: 1, messages: 0 });
+    } finally {
+      await repository.onApplicationShutdown();
+    }
+  });
+
   it('does not sweep while another instance holds the sweeper lock', async () => {
     const { prefix, repository } = await open();
     try {

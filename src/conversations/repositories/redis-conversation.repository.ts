@@ -83,30 +83,44 @@ export class RedisConversationRepository
     this.keys = new RedisKeys(prefix);
   }
 
+  /**
+   * One round trip: the capacity reservation, the index entry and the conversation are sent
+   * together, and one connection runs its commands in order. The index entry comes before the
+   * conversation, so none is ever stored without being findable by the sweeper. When the
+   * store turns out to be full, the conversation just made is removed again; its id was never
+   * given to anyone.
+   */
   async createConversation(input: NewConversation): Promise<ConversationSummary> {
     const { id, now } = input;
-    const reserved = await this.run(() =>
-      this.redis.chatReserve(this.keys.meta, input.maxConversations),
-    );
-    if (reserved !== 1) {
-      throw new StoreError('capacity_exceeded');
-    }
+    const keys = this.keys.conversation(id);
+    let reserved: number;
     try {
-      // Indexed before it exists: a conversation is never stored without being findable by
-      // the sweeper, which drops index entries whose conversation is missing. Sent together,
-      // and one connection runs its commands in order.
-      await this.run(() =>
+      [reserved] = await this.run(() =>
         Promise.all([
+          this.redis.chatReserve(this.keys.meta, input.maxConversations),
           this.redis.zadd(this.keys.activity(id), now, id),
-          this.redis.chatCreate(...this.keys.conversation(id), now),
+          this.redis.chatCreate(...keys, now),
         ]),
       );
     } catch (error) {
-      // Give the place back; if Redis is gone this fails too, and the count stays one high.
-      await this.redis.hincrby(this.keys.meta, 'conversations', -1).catch(() => undefined);
+      // Whatever got through is undone (if Redis is gone this fails too, and the sweeper
+      // removes the index entry; the count may stay one high).
+      await this.undoCreate(id, keys, true);
       throw error;
     }
+    if (reserved !== 1) {
+      await this.undoCreate(id, keys, false);
+      throw new StoreError('capacity_exceeded');
+    }
     return { id, createdAt: now, lastActivityAt: now, messageCount: 0 };
+  }
+
+  private async undoCreate(id: string, keys: string[], reserved: boolean): Promise<void> {
+    await Promise.all([
+      this.redis.del(...keys),
+      this.redis.zrem(this.keys.activity(id), id),
+      reserved ? this.redis.hincrby(this.keys.meta, 'conversations', -1) : null,
+    ]).catch(() => undefined);
   }
 
   async getConversation(conversationId: string): Promise<ConversationHistory | null> {
