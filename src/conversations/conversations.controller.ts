@@ -10,7 +10,6 @@ import {
   Post,
   Query,
   Res,
-  UseInterceptors,
 } from '@nestjs/common';
 import {
   ApiBadRequestResponse,
@@ -59,7 +58,7 @@ import {
 import { CreateMessageDto } from './dto/create-message.dto';
 import { PageQueryDto } from './dto/page-query.dto';
 import { EventStreamsService, parseLastEventId } from './event-streams.service';
-import { IDEMPOTENCY_HEADER, IdempotencyInterceptor } from './idempotency.interceptor';
+import { IDEMPOTENCY_HEADER } from './idempotency.middleware';
 
 const ConversationId = () => Param('conversationId', new UuidOrNotFoundPipe(conversationNotFound));
 const MessageId = () => Param('messageId', new UuidOrNotFoundPipe(messageNotFound));
@@ -88,7 +87,6 @@ export class ConversationsController {
   ) {}
 
   @Post()
-  @UseInterceptors(IdempotencyInterceptor)
   @ApiOperation({ summary: 'Open a conversation', description: 'Takes no body (or `{}`).' })
   @ApiHeader(IDEMPOTENCY_DOC)
   @ApiUnprocessableEntityResponse(problem('idempotency_key_reused'))
@@ -167,7 +165,6 @@ export class ConversationsController {
   }
 
   @Post(':conversationId/messages')
-  @UseInterceptors(IdempotencyInterceptor)
   @ApiOperation({ summary: 'Post a message as the customer or the agent' })
   @ApiHeader(IDEMPOTENCY_DOC)
   @ApiUnprocessableEntityResponse(problem('idempotency_key_reused'))

@@ -1,15 +1,7 @@
-import {
-  CallHandler,
-  ExecutionContext,
-  HttpStatus,
-  Inject,
-  Injectable,
-  NestInterceptor,
-} from '@nestjs/common';
-import type { Request, Response } from 'express';
+import { HttpStatus, Inject, Injectable, NestMiddleware } from '@nestjs/common';
+import type { NextFunction, Request, Response } from 'express';
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { from, lastValueFrom, Observable, of } from 'rxjs';
 import { ProblemException, ValidationFailedException } from '../common/problem';
 import { AppConfig, appConfig } from '../config/app.config';
 import { ConversationRepository, KeyClaim } from './conversation.repository';
@@ -30,9 +22,12 @@ export const REPLAYED_HEADER = 'Idempotent-Replayed';
  * Concurrent twins wait for the first. The same key with another request is a 422. Only
  * successes are kept: after a failure, a retry runs again. Keys live in the store, so this
  * holds across workers and instances.
+ *
+ * A middleware on the two POST routes rather than an interceptor: Nest binds an async
+ * resource for every interceptor call, a cost every POST would pay, key or not.
  */
 @Injectable()
-export class IdempotencyInterceptor implements NestInterceptor {
+export class IdempotencyMiddleware implements NestMiddleware {
   private readonly ttlMs: number;
   private readonly pendingMs: number;
 
@@ -44,13 +39,21 @@ export class IdempotencyInterceptor implements NestInterceptor {
     this.pendingMs = Math.max(10_000, 3 * config.STORE_TIMEOUT_MS);
   }
 
-  async intercept(context: ExecutionContext, next: CallHandler): Promise<Observable<unknown>> {
-    const req = context.switchToHttp().getRequest<Request>();
-    const res = context.switchToHttp().getResponse<Response>();
+  use(req: Request, res: Response, next: NextFunction): void {
     const key = req.headers['idempotency-key'];
     if (key === undefined) {
-      return next.handle();
+      next();
+      return;
     }
+    this.handle(key, req, res, next).catch(next);
+  }
+
+  private async handle(
+    key: string | string[],
+    req: Request,
+    res: Response,
+    next: NextFunction,
+  ): Promise<void> {
     if (typeof key !== 'string' || !VALID_KEY.test(key)) {
       throw new ValidationFailedException([
         { field: IDEMPOTENCY_HEADER, message: 'must be 1 to 255 visible ASCII characters' },
@@ -72,41 +75,34 @@ export class IdempotencyInterceptor implements NestInterceptor {
       if (claim.response.location) {
         res.setHeader('Location', claim.response.location);
       }
-      res.status(claim.response.status);
-      return of(JSON.parse(claim.response.body) as unknown);
+      res.status(claim.response.status).type('application/json').send(claim.response.body);
+      return;
     }
-    // The routes it serves answer with Nest's default for POST.
-    return from(this.run(next, key, fingerprint, HttpStatus.CREATED, res));
-  }
-
-  private async run(
-    next: CallHandler,
-    key: string,
-    fingerprint: string,
-    status: number,
-    res: Response,
-  ): Promise<unknown> {
+    // Claimed: this request goes ahead; keep what it answers if it succeeds.
     let body: unknown;
-    try {
-      body = await lastValueFrom(next.handle());
-    } catch (error) {
-      await this.repository.releaseKey(key, fingerprint).catch(() => undefined);
-      throw error;
-    }
-    const location = res.getHeader('location');
-    await this.repository
-      .completeKey(
-        key,
-        fingerprint,
-        {
-          status,
-          body: JSON.stringify(body),
-          ...(typeof location === 'string' ? { location } : {}),
-        },
-        this.ttlMs,
-      )
-      .catch(() => undefined); // kept or not, this request has succeeded
-    return body;
+    const send = res.send.bind(res);
+    res.send = (sent?: unknown) => {
+      body = sent;
+      return send(sent);
+    };
+    res.once('finish', () => {
+      const location = res.getHeader('location');
+      const settled =
+        res.statusCode >= 200 && res.statusCode < 300 && typeof body === 'string'
+          ? this.repository.completeKey(
+              key,
+              fingerprint,
+              {
+                status: res.statusCode,
+                body,
+                ...(typeof location === 'string' ? { location } : {}),
+              },
+              this.ttlMs,
+            )
+          : this.repository.releaseKey(key, fingerprint);
+      settled.catch(() => undefined); // kept or not, this request has been answered
+    });
+    next();
   }
 
   /** Claims the key, waiting while the same request is under way elsewhere. */
