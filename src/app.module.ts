@@ -10,6 +10,7 @@ import { ConversationsModule } from './conversations/conversations.module';
 import { EvictionModule } from './eviction/eviction.module';
 import { HealthModule } from './health/health.module';
 import { ObservabilityModule } from './observability/observability.module';
+import { SnapshotModule } from './snapshot/snapshot.module';
 
 @Module({
   imports: [
@@ -20,7 +21,7 @@ import { ObservabilityModule } from './observability/observability.module';
     HealthModule,
     // The eviction job runs where the store lives: here in a single process, in the primary
     // under cluster mode (see cluster/primary.module.ts), never in a worker.
-    ...(cluster.isWorker ? [] : [EvictionModule]),
+    ...(cluster.isWorker ? [] : [EvictionModule, SnapshotModule]),
   ],
   providers: [
     { provide: APP_PIPE, useClass: AppValidationPipe },

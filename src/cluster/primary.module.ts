@@ -5,6 +5,7 @@ import { ConversationRepository } from '../conversations/conversation.repository
 import { ConversationStoreModule } from '../conversations/conversation-store.module';
 import { EvictionModule } from '../eviction/eviction.module';
 import { ObservabilityModule } from '../observability/observability.module';
+import { SnapshotModule } from '../snapshot/snapshot.module';
 import { StoreHub } from './store-hub';
 
 /** The cluster primary: no HTTP, just the one store, its eviction job and the IPC hub. */
@@ -15,6 +16,7 @@ import { StoreHub } from './store-hub';
     ObservabilityModule,
     ConversationStoreModule,
     EvictionModule,
+    SnapshotModule,
   ],
   providers: [
     {

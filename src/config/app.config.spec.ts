@@ -46,6 +46,7 @@ describe('validateConfig', () => {
     HEADERS_TIMEOUT_MS: 10_000,
     REQUEST_TIMEOUT_MS: 30_000,
     KEEP_ALIVE_TIMEOUT_MS: 5_000,
+    SNAPSHOT_PATH: '',
   };
 
   describe('defaults', () => {
@@ -101,6 +102,7 @@ describe('validateConfig', () => {
         HEADERS_TIMEOUT_MS: '2000',
         REQUEST_TIMEOUT_MS: '4000',
         KEEP_ALIVE_TIMEOUT_MS: '0',
+        SNAPSHOT_PATH: '/var/lib/chat/store.jsonl',
       });
 
       expect({ ...config }).toEqual({
@@ -131,6 +133,7 @@ describe('validateConfig', () => {
         HEADERS_TIMEOUT_MS: 2_000,
         REQUEST_TIMEOUT_MS: 4_000,
         KEEP_ALIVE_TIMEOUT_MS: 0,
+        SNAPSHOT_PATH: '/var/lib/chat/store.jsonl',
       });
     });
 

@@ -248,6 +248,11 @@ export class EnvironmentVariables {
   @Min(0)
   KEEP_ALIVE_TIMEOUT_MS: number;
 
+  /** Where the in-memory store is saved on a graceful stop and read back at start; none by default. */
+  @orDefault('')
+  @IsString()
+  SNAPSHOT_PATH: string;
+
   /** How long /health/ready waits for the store before answering 503. */
   @int('1000')
   @IsInt()
@@ -310,6 +315,7 @@ const DECLARED_KEYS = [
   'HEADERS_TIMEOUT_MS',
   'REQUEST_TIMEOUT_MS',
   'KEEP_ALIVE_TIMEOUT_MS',
+  'SNAPSHOT_PATH',
 ] as const satisfies readonly (keyof EnvironmentVariables)[];
 
 function pickDeclared(env: Record<string, unknown>): Record<string, unknown> {

@@ -52,6 +52,13 @@ export class ActivityIndex<T extends Active> {
     return this.totalWeight;
   }
 
+  /** Every member, oldest generation first. */
+  *members(): IterableIterator<T> {
+    for (const generation of this.generations) {
+      yield* generation.members.values();
+    }
+  }
+
   get(id: string): T | undefined {
     for (let i = this.generations.length - 1; i >= 0; i--) {
       const found = this.generations[i].members.get(id);

@@ -48,6 +48,15 @@ interface ConversationRecord {
   readonly changes: BufferedChange[];
 }
 
+interface SnapshotLine {
+  id: string;
+  createdAt: number;
+  lastActivityAt: number;
+  lastSeq: number;
+  /** [timestamp, seq, JSON], ascending seq. */
+  messages: [number, number, string][];
+}
+
 /** How a message's JSON begins: StoredMessage literals below always put `id` first. */
 const idPrefix = (messageId: string) => `{"id":${JSON.stringify(messageId)},`;
 
@@ -125,6 +134,42 @@ export class InMemoryConversationRepository extends ConversationRepository {
   ) {
     super();
     this.conversations = new ActivityIndex(generationMs, (record) => record.messages.length);
+  }
+
+  /**
+   * The store as lines of JSON, one conversation each (for SNAPSHOT_PATH). Replay buffers
+   * and Idempotency-Keys are not kept: after a restart a reconnecting stream gets `reset`.
+   */
+  *snapshotLines(): IterableIterator<string> {
+    for (const record of this.conversations.members()) {
+      yield JSON.stringify({
+        id: record.id,
+        createdAt: record.createdAt,
+        lastActivityAt: record.lastActivityAt,
+        lastSeq: record.lastSeq,
+        messages: record.bySeq.map((m) => [m.timestamp, m.seq, m.json]),
+      } satisfies SnapshotLine);
+    }
+  }
+
+  /** Puts back one conversation from snapshotLines(). */
+  restore(line: string): void {
+    const saved = JSON.parse(line) as SnapshotLine;
+    const bySeq = saved.messages.map(([timestamp, seq, json]) => ({
+      timestamp,
+      seq,
+      json: flat(json),
+    }));
+    const record: ConversationRecord = {
+      id: flat(saved.id),
+      createdAt: saved.createdAt,
+      lastActivityAt: saved.lastActivityAt,
+      lastSeq: saved.lastSeq,
+      bySeq,
+      messages: [...bySeq].sort((a, b) => a.timestamp - b.timestamp || a.seq - b.seq),
+      changes: [],
+    };
+    this.conversations.add(record);
   }
 
   async createConversation(input: NewConversation): Promise<ConversationSummary> {

@@ -1,0 +1,85 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { requestJson, spawnServer } from './utils/spawn-server';
+
+interface History {
+  id: string;
+  messageCount: number;
+  messages: { id: string; seq: number; content: string }[];
+}
+
+describe('SNAPSHOT_PATH (built server, WORKERS=2)', () => {
+  jest.setTimeout(60_000);
+  const dir = mkdtempSync(path.join(tmpdir(), 'chat-snapshot-'));
+  const file = path.join(dir, 'store.jsonl');
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('keeps every conversation and message across a graceful restart', async () => {
+    const first = await spawnServer({ WORKERS: '2', SNAPSHOT_PATH: file });
+    const ids: string[] = [];
+    for (let c = 0; c < 5; c++) {
+      const { body } = await requestJson<{ id: string }>(
+        first.baseUrl,
+        'POST',
+        '/api/conversations',
+      );
+      ids.push(body.id);
+      for (let m = 0; m < 4; m++) {
+        const posted = await requestJson(
+          first.baseUrl,
+          'POST',
+          `/api/conversations/${body.id}/messages`,
+          {
+            sender: m % 2 ? 'agent' : 'customer',
+            content: `c${c} m${m} ✓`,
+            timestamp: 1_000 + (3 - m), // out of order: the history is chronological
+          },
+        );
+        expect(posted.status).toBe(201);
+      }
+    }
+    const deletedFrom = (
+      await requestJson<History>(first.baseUrl, 'GET', `/api/conversations/${ids[0]}`)
+    ).body;
+    await requestJson(
+      first.baseUrl,
+      'DELETE',
+      `/api/conversations/${ids[0]}/messages/${deletedFrom.messages[0].id}`,
+    );
+    const before = await Promise.all(
+      ids.map(
+        async (id) =>
+          (await requestJson<History>(first.baseUrl, 'GET', `/api/conversations/${id}`)).body,
+      ),
+    );
+    const { code } = await first.stop('SIGTERM');
+    expect(code).toBe(0);
+    expect(readFileSync(file, 'utf8').trim().split('\n')).toHaveLength(5);
+
+    const second = await spawnServer({ WORKERS: '2', SNAPSHOT_PATH: file });
+    try {
+      expect(second.lines(/Restored 5 conversation\(s\)/)).toHaveLength(1);
+      const after = await Promise.all(
+        ids.map(
+          async (id) =>
+            (await requestJson<History>(second.baseUrl, 'GET', `/api/conversations/${id}`)).body,
+        ),
+      );
+      expect(after).toEqual(before);
+      // The next change takes the next seq: 4 posts and a delete took 1..5 in the first.
+      const next = await requestJson<{ seq: number }>(
+        second.baseUrl,
+        'POST',
+        `/api/conversations/${ids[0]}/messages`,
+        {
+          sender: 'agent',
+          content: 'after the restart',
+        },
+      );
+      expect(next.body.seq).toBe(6);
+    } finally {
+      await second.stop();
+    }
+  });
+});
