@@ -7,7 +7,7 @@
  *   <prefix>{<id>}:conv      hash  c createdAt, a lastActivityAt, s last seq, n message count
  *   <prefix>{<id>}:msgs      zset  score timestamp, member <seq, 10 digits><message JSON>
  *   <prefix>{<id>}:seq       zset  score seq, member as in msgs: the messages in seq order, for pages
- *   <prefix>{<id>}:ids       hash  message id -> "<timestamp> <seq, 10 digits>"
+ *   <prefix>{<id>}:ids       hash  message id -> its seq
  *   <prefix>{<id>}:events    stream  the last EVENT_REPLAY_LIMIT changes, entry id <seq>-0,
  *                                 fields t (c created, d deleted) and d (the event's JSON)
  *   <prefix>{activity:<b>}   zset  score last activity known to the index (never later than

@@ -49,7 +49,7 @@ local prefix = string.format('%010d', seq)
 local json = ARGV[2] .. seq .. ARGV[3]
 redis.call('ZADD', KEYS[2], ARGV[4], prefix .. json)
 redis.call('ZADD', KEYS[5], seq, prefix .. json)
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[4] .. ' ' .. prefix)
+redis.call('HSET', KEYS[3], ARGV[1], seq)
 redis.call('HINCRBY', KEYS[1], 'n', 1)
 if tonumber(ARGV[5]) > tonumber(h[1]) then redis.call('HSET', KEYS[1], 'a', ARGV[5]) end
 redis.call('XADD', KEYS[4], 'MAXLEN', ARGV[8], seq .. '-0', 't', 'c', 'd', json)
@@ -64,16 +64,10 @@ local a = redis.call('HGET', KEYS[1], 'a')
 if not a then return -1 end
 local ref = redis.call('HGET', KEYS[3], ARGV[1])
 if not ref then return -3 end
-local space = string.find(ref, ' ', 1, true)
-local timestamp = string.sub(ref, 1, space - 1)
-local prefix = string.sub(ref, space + 1)
-for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], timestamp, timestamp)) do
-  if string.sub(member, 1, 10) == prefix then
-    redis.call('ZREM', KEYS[2], member)
-    break
-  end
-end
-redis.call('ZREMRANGEBYSCORE', KEYS[5], tonumber(prefix), tonumber(prefix))
+-- The seq index finds the member at once; the same member is in the timestamp set.
+local member = redis.call('ZRANGEBYSCORE', KEYS[5], ref, ref)[1]
+redis.call('ZREM', KEYS[2], member)
+redis.call('ZREM', KEYS[5], member)
 redis.call('HDEL', KEYS[3], ARGV[1])
 redis.call('HINCRBY', KEYS[1], 'n', -1)
 if tonumber(ARGV[2]) > tonumber(a) then redis.call('HSET', KEYS[1], 'a', ARGV[2]) end
