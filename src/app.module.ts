@@ -1,6 +1,7 @@
 import { MiddlewareConsumer, Module, NestModule, RequestMethod } from '@nestjs/common';
 import { APP_FILTER, APP_PIPE } from '@nestjs/core';
 import cluster from 'node:cluster';
+import { AccessModule } from './access/access.module';
 import { CommonModule } from './common/common.module';
 import { JsonBodyMiddleware } from './common/json-body.middleware';
 import { ProblemExceptionFilter } from './common/problem.filter';
@@ -17,6 +18,7 @@ import { SnapshotModule } from './snapshot/snapshot.module';
     AppConfigModule,
     CommonModule,
     ObservabilityModule,
+    AccessModule,
     ConversationsModule,
     HealthModule,
     // The eviction job runs where the store lives: here in a single process, in the primary

@@ -3,7 +3,7 @@ import type { NextFunction, Request, Response } from 'express';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import helmet from 'helmet';
-import { AppConfig, appConfig, originList } from './config/app.config';
+import { AppConfig, appConfig, originList, trustProxySetting } from './config/app.config';
 import { RequestObserver } from './observability/request-observer';
 
 /**
@@ -18,6 +18,9 @@ export function configureApp(app: NestExpressApplication): NestExpressApplicatio
   app.disable('x-powered-by');
   // Responses are never cached by clients; an ETag would cost a hash of every body.
   app.set('etag', false);
+  const config = app.get<AppConfig>(appConfig.KEY);
+  // Which X-Forwarded-For to believe: rate limits count per client address.
+  app.set('trust proxy', trustProxySetting(config.TRUST_PROXY));
   // First, ahead of Swagger's routes and Nest's: every request gets its id, metrics and log line.
   app.use(app.get(RequestObserver).handle);
   // helmet's defaults: a strict Content-Security-Policy (Swagger UI loads only its own files),
@@ -28,7 +31,6 @@ export function configureApp(app: NestExpressApplication): NestExpressApplicatio
     res.setHeader('Cache-Control', 'no-store');
     next();
   });
-  const config = app.get<AppConfig>(appConfig.KEY);
   const origins = originList(config.CORS_ORIGINS) ?? [];
   if (origins.length > 0) {
     app.enableCors({
@@ -40,7 +42,15 @@ export function configureApp(app: NestExpressApplication): NestExpressApplicatio
         'Last-Event-ID',
         'X-Request-Id',
       ],
-      exposedHeaders: ['Location', 'X-Request-Id', 'Idempotent-Replayed', 'Retry-After'],
+      exposedHeaders: [
+        'Location',
+        'X-Request-Id',
+        'Idempotent-Replayed',
+        'Retry-After',
+        'RateLimit-Limit',
+        'RateLimit-Remaining',
+        'RateLimit-Reset',
+      ],
       maxAge: 600,
     });
   }
@@ -55,6 +65,12 @@ export function configureApp(app: NestExpressApplication): NestExpressApplicatio
           'also returned in the `X-Request-Id` header.',
       )
       .setVersion('1.0')
+      .addBearerAuth({
+        type: 'http',
+        scheme: 'bearer',
+        description:
+          "An API key from API_KEYS (full access), or a conversation's customerToken (read it, follow it, post as customer). Not needed when API_KEYS is unset.",
+      })
       .build(),
   );
   SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json' });

@@ -140,7 +140,11 @@ describe('Conversations API (default limits)', () => {
         createdAt: clock.time,
         lastActivityAt: clock.time,
         messageCount: 0,
+        customerToken: expect.stringMatching(/^[0-9a-f-]{36}\.[A-Za-z0-9_-]{43}$/),
       });
+      expect((body as Conversation & { customerToken: string }).customerToken).toMatch(
+        new RegExp(`^${body.id}\\.`),
+      );
       expect(res.headers.location).toBe(`/api/conversations/${body.id}`);
     });
 
@@ -154,6 +158,7 @@ describe('Conversations API (default limits)', () => {
         createdAt: clock.time,
         lastActivityAt: clock.time,
         messageCount: 0,
+        customerToken: expect.any(String),
       });
     });
 
@@ -851,6 +856,7 @@ describe('Conversations API (default limits)', () => {
             {
               responses: Record<string, { content?: Record<string, unknown> }>;
               parameters?: { name: string; in: string }[];
+              security?: unknown[];
             }
           >
         >;
@@ -859,22 +865,30 @@ describe('Conversations API (default limits)', () => {
       expect(doc.openapi).toMatch(/^3\./);
       expect(doc.components.schemas.ProblemDto).toBeDefined();
 
+      // Every conversation route may also answer 401 (access control) and 429 (rate limit).
       const expected: [string, string, string[], string[]][] = [
-        ['/api/conversations', 'post', ['201'], ['400', '422', '503']],
+        ['/api/conversations', 'post', ['201'], ['400', '403', '422', '503']],
         ['/api/conversations/{conversationId}', 'get', ['200'], ['404']],
         [
           '/api/conversations/{conversationId}/messages',
           'post',
           ['201'],
-          ['400', '404', '409', '413', '415', '422'],
+          ['400', '403', '404', '409', '413', '415', '422'],
         ],
         ['/api/conversations/{conversationId}/messages', 'get', ['200'], ['400', '404']],
         ['/api/conversations/{conversationId}/events', 'get', ['200'], ['400', '404']],
-        ['/api/conversations/{conversationId}/messages/{messageId}', 'delete', ['200'], ['404']],
+        [
+          '/api/conversations/{conversationId}/messages/{messageId}',
+          'delete',
+          ['200'],
+          ['403', '404'],
+        ],
       ];
-      for (const [path, method, success, errors] of expected) {
+      for (const [path, method, success, listed] of expected) {
+        const errors = [...listed, '401', '429'];
         const operation = doc.paths[path]?.[method];
         expect(operation).toBeDefined();
+        expect(operation.security).toEqual([{ bearer: [] }]);
         expect(Object.keys(operation.responses).sort()).toEqual([...success, ...errors].sort());
         for (const status of errors) {
           expect(operation.responses[status].content).toEqual({

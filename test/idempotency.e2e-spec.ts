@@ -65,7 +65,18 @@ describe('Idempotency-Key (built server, WORKERS=2)', () => {
     const again = await create({ 'Idempotency-Key': 'create-1' });
     expect(first.status).toBe(201);
     expect(again.status).toBe(201);
-    expect(again.text).toBe(first.text);
+    // The same conversation; its customer token is never kept, so the replay carries a new one.
+    const { customerToken: firstToken, ...firstBody } = JSON.parse(first.text) as Record<
+      string,
+      string
+    >;
+    const { customerToken: againToken, ...againBody } = JSON.parse(again.text) as Record<
+      string,
+      string
+    >;
+    expect(againBody).toEqual(firstBody);
+    expect(againToken).toMatch(new RegExp(`^${firstBody.id}\\.`));
+    expect(againToken).not.toBe(firstToken);
     expect(again.headers.location).toBe(first.headers.location);
     expect(again.headers['idempotent-replayed']).toBe('true');
     expect(first.headers['idempotent-replayed']).toBeUndefined();

@@ -4,7 +4,7 @@ import { NestExpressApplication } from '@nestjs/platform-express';
 import cluster, { Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import { createLogger } from '../common/logger';
-import { AppConfig } from '../config/app.config';
+import { AppConfig, apiKeyList } from '../config/app.config';
 import { closeGracefully, startHttpServer } from '../http-server';
 import { ClusterMetricsHub } from '../observability/cluster-metrics';
 import { COLLECT_TIMEOUT_MS, MetricsService } from '../observability/metrics.service';
@@ -31,10 +31,25 @@ function listeningMessage(config: AppConfig): string {
   return `Listening on http://${config.HOST}:${config.PORT} (API under /api, Swagger UI at /docs)`;
 }
 
+/** Said once at start, by the single process or the primary. */
+function warnIfOpen(
+  config: AppConfig,
+  log: { warn(message: string, context?: string): void },
+): void {
+  if (!apiKeyList(config.API_KEYS)?.length) {
+    log.warn(
+      'API_KEYS is not set: access control is OFF. Anyone who can reach this port may read every ' +
+        'conversation and post as the agent. Set API_KEYS before exposing the server.',
+      'Access',
+    );
+  }
+}
+
 /** WORKERS=0: one process serving HTTP with the store in its own memory. */
 async function runSingleProcess(config: AppConfig): Promise<void> {
   const logger = createLogger(config, { role: 'server' });
   const app = await startHttpServer(config, logger);
+  warnIfOpen(config, logger);
   logger.log(listeningMessage(config), 'Bootstrap');
   let stopping = false;
   for (const signal of STOP_SIGNALS) {
@@ -87,6 +102,7 @@ async function runPrimary(config: AppConfig, workers: number): Promise<void> {
   });
   cluster.on('exit', (worker) => hub.forget(worker.id));
   supervisor.start();
+  warnIfOpen(config, log);
   log.log(`Started ${workers} workers. ${listeningMessage(config)}`);
 
   for (const signal of STOP_SIGNALS) {

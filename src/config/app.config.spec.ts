@@ -47,6 +47,13 @@ describe('validateConfig', () => {
     REQUEST_TIMEOUT_MS: 30_000,
     KEEP_ALIVE_TIMEOUT_MS: 5_000,
     SNAPSHOT_PATH: '',
+    API_KEYS: '',
+    PUBLIC_CONVERSATIONS: false,
+    RATE_LIMIT_WINDOW_MS: 60_000,
+    RATE_LIMIT_MAX: 600,
+    RATE_LIMIT_API_KEY_MAX: 6_000,
+    TRUST_PROXY: 'false',
+    CONSOLE_ENABLED: true,
   };
 
   describe('defaults', () => {
@@ -103,6 +110,13 @@ describe('validateConfig', () => {
         REQUEST_TIMEOUT_MS: '4000',
         KEEP_ALIVE_TIMEOUT_MS: '0',
         SNAPSHOT_PATH: '/var/lib/chat/store.jsonl',
+        API_KEYS: 'backend-key-0123456789, agent-console-key-abcdef',
+        PUBLIC_CONVERSATIONS: 'true',
+        RATE_LIMIT_WINDOW_MS: '1000',
+        RATE_LIMIT_MAX: '0',
+        RATE_LIMIT_API_KEY_MAX: '50',
+        TRUST_PROXY: 'loopback',
+        CONSOLE_ENABLED: 'false',
       });
 
       expect({ ...config }).toEqual({
@@ -134,6 +148,13 @@ describe('validateConfig', () => {
         REQUEST_TIMEOUT_MS: 4_000,
         KEEP_ALIVE_TIMEOUT_MS: 0,
         SNAPSHOT_PATH: '/var/lib/chat/store.jsonl',
+        API_KEYS: 'backend-key-0123456789, agent-console-key-abcdef',
+        PUBLIC_CONVERSATIONS: true,
+        RATE_LIMIT_WINDOW_MS: 1_000,
+        RATE_LIMIT_MAX: 0,
+        RATE_LIMIT_API_KEY_MAX: 50,
+        TRUST_PROXY: 'loopback',
+        CONSOLE_ENABLED: false,
       });
     });
 
@@ -211,6 +232,14 @@ describe('validateConfig', () => {
       ['CORS_ORIGINS', '*'],
       ['HEADERS_TIMEOUT_MS', '10'],
       ['REQUEST_TIMEOUT_MS', '-1'],
+      ['API_KEYS', 'short'],
+      ['API_KEYS', 'a-long-enough-key-0001 with-space'],
+      ['PUBLIC_CONVERSATIONS', 'yes'],
+      ['RATE_LIMIT_WINDOW_MS', '10'],
+      ['RATE_LIMIT_MAX', '-1'],
+      ['RATE_LIMIT_API_KEY_MAX', 'lots'],
+      ['TRUST_PROXY', 'x{y}'],
+      ['CONSOLE_ENABLED', 'on'],
     ])('refuses %s=%j, naming it', (name, value) => {
       const error = configError({ [name]: value });
 

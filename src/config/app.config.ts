@@ -94,6 +94,33 @@ export function originList(value: string): string[] | null {
   return origins;
 }
 
+@ValidatorConstraint({ name: 'apiKeyList' })
+class ApiKeyListConstraint implements ValidatorConstraintInterface {
+  validate(value: unknown): boolean {
+    return typeof value === 'string' && apiKeyList(value) !== null;
+  }
+  defaultMessage(): string {
+    return 'must be a comma-separated list of keys, each 16 to 256 visible ASCII characters other than a comma';
+  }
+}
+
+/** The keys of API_KEYS (none when empty), or null when one is too short or has odd characters. */
+export function apiKeyList(value: string): string[] | null {
+  const keys = value
+    .split(',')
+    .map((key) => key.trim())
+    .filter(Boolean);
+  return keys.every((key) => /^[\x21-\x2b\x2d-\x7e]{16,256}$/.test(key)) ? keys : null;
+}
+
+/** TRUST_PROXY as Express's `trust proxy` setting takes it: a boolean, a hop count or addresses. */
+export function trustProxySetting(value: string): boolean | number | string {
+  if (value === 'true' || value === 'false') {
+    return value === 'true';
+  }
+  return /^\d+$/.test(value) ? Number(value) : value;
+}
+
 /** Sizes as express accepts them: a byte count or a number with b, kb, mb. */
 const SIZE_PATTERN = /^\d+(\.\d+)?\s*(b|kb|mb)?$/i;
 
@@ -253,6 +280,52 @@ export class EnvironmentVariables {
   @IsString()
   SNAPSHOT_PATH: string;
 
+  /**
+   * Keys for trusted callers (the business's backend, the agent console), comma-separated,
+   * sent as `Authorization: Bearer <key>`. None: access control is off and the server says so.
+   */
+  @orDefault('')
+  @Validate(ApiKeyListConstraint)
+  API_KEYS: string;
+
+  /** With API_KEYS set: anyone may open a conversation (and gets its customer token). */
+  @bool('false')
+  @IsBoolean()
+  PUBLIC_CONVERSATIONS: boolean;
+
+  /** The window of the rate limits. */
+  @int('60000')
+  @IsInt()
+  @Min(1_000)
+  RATE_LIMIT_WINDOW_MS: number;
+
+  /** Requests per window for each client IP and each customer token; 0: no limit. */
+  @int('600')
+  @IsInt()
+  @Min(0)
+  RATE_LIMIT_MAX: number;
+
+  /** Requests per window for each API key; 0: no limit. */
+  @int('6000')
+  @IsInt()
+  @Min(0)
+  RATE_LIMIT_API_KEY_MAX: number;
+
+  /**
+   * Which proxies to believe about the client's address (X-Forwarded-For), as Express's
+   * `trust proxy`: false (default), true, a hop count, or addresses such as `loopback`.
+   */
+  @orDefault('false')
+  @Matches(/^(true|false|\d+|[A-Za-z0-9.:/, -]+)$/, {
+    message: 'must be true, false, a hop count or a list of addresses (see Express "trust proxy")',
+  })
+  TRUST_PROXY: string;
+
+  /** The live console at `/`. */
+  @bool('true')
+  @IsBoolean()
+  CONSOLE_ENABLED: boolean;
+
   /** How long /health/ready waits for the store before answering 503. */
   @int('1000')
   @IsInt()
@@ -316,6 +389,13 @@ const DECLARED_KEYS = [
   'REQUEST_TIMEOUT_MS',
   'KEEP_ALIVE_TIMEOUT_MS',
   'SNAPSHOT_PATH',
+  'API_KEYS',
+  'PUBLIC_CONVERSATIONS',
+  'RATE_LIMIT_WINDOW_MS',
+  'RATE_LIMIT_MAX',
+  'RATE_LIMIT_API_KEY_MAX',
+  'TRUST_PROXY',
+  'CONSOLE_ENABLED',
 ] as const satisfies readonly (keyof EnvironmentVariables)[];
 
 function pickDeclared(env: Record<string, unknown>): Record<string, unknown> {

@@ -49,6 +49,11 @@ export interface NewConversation {
   now: number;
   /** The store refuses with `capacity_exceeded` once it holds this many conversations. */
   maxConversations: number;
+  /**
+   * The hash of the conversation's customer token (see access/customer-tokens.ts); without
+   * one, only API keys reach the conversation.
+   */
+  customerTokenHash?: string;
 }
 
 export interface NewMessage {
@@ -109,6 +114,11 @@ export interface KeptResponse {
   body: string;
   /** Location, when the response had one. */
   location?: string;
+  /**
+   * The conversation whose customer token was taken out of `body` (tokens are never kept):
+   * a replay issues a new one in its place.
+   */
+  customerTokenOf?: string;
 }
 
 /** What the store says of an Idempotency-Key a request brings. */
@@ -121,6 +131,16 @@ export type KeyClaim =
   | { state: 'pending' }
   /** The key was used with another request. */
   | { state: 'mismatch' };
+
+/** A rate-limit counter after one more hit (see countHit). */
+export interface HitCount {
+  /** Hits in the current window, this one included. */
+  totalHits: number;
+  /** Until the window ends. */
+  windowEndsInMs: number;
+  /** Until the block ends when the limit has been passed; else 0. */
+  blockedForMs: number;
+}
 
 /** What a store holds now. */
 export interface StoreStats {
@@ -213,6 +233,31 @@ export abstract class ConversationRepository {
 
   /** Gives up a claim (the request failed): a retry goes ahead. */
   abstract releaseKey(key: string, fingerprint: string): Promise<void>;
+
+  /**
+   * The hash of the conversation's customer token, as given at creation; null when the
+   * conversation does not exist (or has no token).
+   */
+  abstract customerTokenHash(conversationId: string): Promise<string | null>;
+
+  /**
+   * Gives the conversation a new customer token hash in place of the old one; false when the
+   * conversation does not exist.
+   */
+  abstract replaceCustomerTokenHash(conversationId: string, hash: string): Promise<boolean>;
+
+  /**
+   * Counts one request against a rate limit, in a fixed window of `windowMs` that begins with
+   * its first hit. The hit that passes `limit` blocks the counter for `blockMs`; while
+   * blocked, hits are not counted. Kept in the store so that every worker and instance
+   * counts against the same number.
+   */
+  abstract countHit(
+    key: string,
+    windowMs: number,
+    limit: number,
+    blockMs: number,
+  ): Promise<HitCount>;
 
   /**
    * What the store holds now, at a cost that does not grow with it. It also shows that the

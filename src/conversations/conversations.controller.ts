@@ -13,6 +13,10 @@ import {
 } from '@nestjs/common';
 import {
   ApiBadRequestResponse,
+  ApiBearerAuth,
+  ApiForbiddenResponse,
+  ApiTooManyRequestsResponse,
+  ApiUnauthorizedResponse,
   ApiConflictResponse,
   ApiCreatedResponse,
   ApiExtraModels,
@@ -31,6 +35,7 @@ import {
   getSchemaPath,
 } from '@nestjs/swagger';
 import type { Response } from 'express';
+import { Access } from '../access/access.decorator';
 import { EmptyBodyPipe } from '../common/empty-body.pipe';
 import { sendJsonPieces } from '../common/json-pieces';
 import { ProblemDto } from '../common/problem.dto';
@@ -42,14 +47,14 @@ import {
   messageNotFound,
 } from './conversations.service';
 import {
-  ConversationDto,
   ConversationHistoryDto,
+  CreatedConversationDto,
   DeleteMessageResponseDto,
   MessageDto,
   MessagePageDto,
 } from './dto/conversation.dto';
 import {
-  toConversationDto,
+  toCreatedConversationDto,
   toConversationHistoryJson,
   toDeleteMessageResponseDto,
   toMessageDto,
@@ -79,6 +84,17 @@ const problem = (description: string) => ({
 
 @ApiTags('conversations')
 @ApiExtraModels(ProblemDto)
+@ApiBearerAuth()
+@ApiUnauthorizedResponse(
+  problem(
+    'unauthorized: with API_KEYS set, no credential or a wrong one (WWW-Authenticate: Bearer)',
+  ),
+)
+@ApiTooManyRequestsResponse(
+  problem(
+    'rate_limited: over RATE_LIMIT_MAX (or RATE_LIMIT_API_KEY_MAX) in the window; see Retry-After',
+  ),
+)
 @Controller('api/conversations')
 export class ConversationsController {
   constructor(
@@ -87,10 +103,20 @@ export class ConversationsController {
   ) {}
 
   @Post()
-  @ApiOperation({ summary: 'Open a conversation', description: 'Takes no body (or `{}`).' })
+  @Access('open-create')
+  @ApiOperation({
+    summary: 'Open a conversation',
+    description:
+      'Takes no body (or `{}`). With API_KEYS set, needs an API key unless PUBLIC_CONVERSATIONS=true. ' +
+      'The answer carries the `customerToken` for this conversation.',
+  })
+  @ApiForbiddenResponse(problem('forbidden: a customer token cannot open conversations'))
   @ApiHeader(IDEMPOTENCY_DOC)
   @ApiUnprocessableEntityResponse(problem('idempotency_key_reused'))
-  @ApiCreatedResponse({ type: ConversationDto, description: 'Location: /api/conversations/{id}' })
+  @ApiCreatedResponse({
+    type: CreatedConversationDto,
+    description: 'Location: /api/conversations/{id}',
+  })
   @ApiBadRequestResponse(problem('validation_failed (unknown body fields) or malformed_json'))
   @ApiServiceUnavailableResponse(
     problem('capacity_exceeded: the store holds MAX_CONVERSATIONS; see Retry-After'),
@@ -98,13 +124,14 @@ export class ConversationsController {
   async create(
     @Body(EmptyBodyPipe) _body: unknown,
     @Res({ passthrough: true }) res: Response,
-  ): Promise<ConversationDto> {
-    const conversation = toConversationDto(await this.conversations.createConversation());
+  ): Promise<CreatedConversationDto> {
+    const { conversation, customerToken } = await this.conversations.createConversation();
     res.location(`/api/conversations/${conversation.id}`);
-    return conversation;
+    return toCreatedConversationDto(conversation, customerToken);
   }
 
   @Get(':conversationId')
+  @Access('customer')
   @ApiOperation({ summary: 'Read a conversation with its whole history' })
   @ApiParam({ name: 'conversationId', format: 'uuid' })
   @ApiOkResponse({ type: ConversationHistoryDto })
@@ -116,6 +143,7 @@ export class ConversationsController {
   }
 
   @Get(':conversationId/events')
+  @Access('customer')
   @ApiOperation({
     summary: 'Follow a conversation live (Server-Sent Events)',
     description:
@@ -143,6 +171,7 @@ export class ConversationsController {
   }
 
   @Get(':conversationId/messages')
+  @Access('customer')
   @ApiOperation({
     summary: 'Read a page of messages in seq order',
     description:
@@ -165,7 +194,12 @@ export class ConversationsController {
   }
 
   @Post(':conversationId/messages')
-  @ApiOperation({ summary: 'Post a message as the customer or the agent' })
+  @Access('customer-post')
+  @ApiOperation({
+    summary: 'Post a message as the customer or the agent',
+    description: 'With a customer token, only as `customer`.',
+  })
+  @ApiForbiddenResponse(problem('sender_not_allowed: a customer token posting as agent'))
   @ApiHeader(IDEMPOTENCY_DOC)
   @ApiUnprocessableEntityResponse(problem('idempotency_key_reused'))
   @ApiParam({ name: 'conversationId', format: 'uuid' })
@@ -184,7 +218,11 @@ export class ConversationsController {
 
   @Delete(':conversationId/messages/:messageId')
   @HttpCode(HttpStatus.OK)
-  @ApiOperation({ summary: 'Delete a message' })
+  @ApiOperation({
+    summary: 'Delete a message',
+    description: 'Takes an API key when API_KEYS is set.',
+  })
+  @ApiForbiddenResponse(problem('forbidden: a customer token cannot delete'))
   @ApiParam({ name: 'conversationId', format: 'uuid' })
   @ApiParam({ name: 'messageId', format: 'uuid' })
   @ApiOkResponse({ type: DeleteMessageResponseDto })

@@ -1,4 +1,5 @@
 import { MiddlewareConsumer, Module, NestModule, RequestMethod } from '@nestjs/common';
+import { AccessModule } from '../access/access.module';
 import { ConversationStoreModule } from './conversation-store.module';
 import { ConversationsController } from './conversations.controller';
 import { ConversationsService } from './conversations.service';
@@ -6,7 +7,7 @@ import { EventStreamsService } from './event-streams.service';
 import { IdempotencyMiddleware } from './idempotency.middleware';
 
 @Module({
-  imports: [ConversationStoreModule],
+  imports: [ConversationStoreModule, AccessModule],
   controllers: [ConversationsController],
   providers: [ConversationsService, EventStreamsService],
 })

@@ -1,5 +1,6 @@
 import { HttpStatus } from '@nestjs/common';
 import fc from 'fast-check';
+import { hashToken } from '../access/customer-tokens';
 import { ProblemException } from '../common/problem';
 import { validateConfig } from '../config/app.config';
 import { StoreError } from './conversation.errors';
@@ -39,9 +40,9 @@ function setup(env: Record<string, string> = {}) {
 describe('ConversationsService', () => {
   describe('conversations and messages', () => {
     it('creates a conversation with a UUID v4 id at the clock time', async () => {
-      const { service } = setup();
+      const { service, repository } = setup();
 
-      const conversation = await service.createConversation();
+      const { conversation, customerToken } = await service.createConversation();
 
       expect(conversation).toEqual({
         id: expect.stringMatching(UUID_V4),
@@ -49,11 +50,18 @@ describe('ConversationsService', () => {
         lastActivityAt: T0,
         messageCount: 0,
       });
+      // The token names its conversation; the store keeps its hash, not the token.
+      expect(customerToken.startsWith(`${conversation.id}.`)).toBe(true);
+      const stored = await repository.customerTokenHash(conversation.id);
+      expect(stored).toBe(hashToken(customerToken));
+      expect(stored).not.toContain(customerToken.split('.')[1]);
     });
 
     it('posts a message with the clock time as default timestamp and createdAt', async () => {
       const { service, clock } = setup();
-      const { id } = await service.createConversation();
+      const {
+        conversation: { id },
+      } = await service.createConversation();
       clock.time += 500;
 
       const stored = await service.postMessage(id, message('hello'));
@@ -79,7 +87,9 @@ describe('ConversationsService', () => {
 
     it('deletes a message and returns its id with the next seq', async () => {
       const { service } = setup();
-      const { id } = await service.createConversation();
+      const {
+        conversation: { id },
+      } = await service.createConversation();
       const stored = await service.postMessage(id, message('bye'));
 
       expect(await service.deleteMessage(id, stored.id)).toEqual({ messageId: stored.id, seq: 2 });
@@ -114,7 +124,9 @@ describe('ConversationsService', () => {
 
     it('message_not_found (404) when deleting an unknown message', async () => {
       const { service } = setup();
-      const { id } = await service.createConversation();
+      const {
+        conversation: { id },
+      } = await service.createConversation();
 
       const problem = await problemFrom(() => service.deleteMessage(id, UNKNOWN_ID));
 
@@ -125,7 +137,9 @@ describe('ConversationsService', () => {
 
     it('conversation_full (409) at MAX_MESSAGES_PER_CONVERSATION, without taking a seq', async () => {
       const { service } = setup({ MAX_MESSAGES_PER_CONVERSATION: '2' });
-      const { id } = await service.createConversation();
+      const {
+        conversation: { id },
+      } = await service.createConversation();
       await service.postMessage(id, message('1'));
       const second = await service.postMessage(id, message('2'));
 
@@ -187,7 +201,9 @@ describe('ConversationsService', () => {
       ['a single character', 'x'],
     ])('accepts %s', async (_name, content) => {
       const { service } = setup({ MAX_MESSAGE_LENGTH: '5' });
-      const { id } = await service.createConversation();
+      const {
+        conversation: { id },
+      } = await service.createConversation();
 
       expect((await service.postMessage(id, message(content))).content).toBe(content);
     });
@@ -198,7 +214,9 @@ describe('ConversationsService', () => {
       ['5 emoji and a combining mark', '😀😃😄😁😆\u0301'],
     ])('refuses %s with validation_failed and stores nothing', async (_name, content) => {
       const { service, repository } = setup({ MAX_MESSAGE_LENGTH: '5' });
-      const { id } = await service.createConversation();
+      const {
+        conversation: { id },
+      } = await service.createConversation();
       const append = jest.spyOn(repository, 'appendMessage');
 
       const problem = await problemFrom(async () => service.postMessage(id, message(content)));
@@ -211,7 +229,9 @@ describe('ConversationsService', () => {
 
     it('counts a lone surrogate as one character and refuses it as invalid Unicode', async () => {
       const { service } = setup({ MAX_MESSAGE_LENGTH: '5' });
-      const { id } = await service.createConversation();
+      const {
+        conversation: { id },
+      } = await service.createConversation();
 
       const atLimit = await problemFrom(async () => service.postMessage(id, message('abcd\ud83d')));
       const overLimit = await problemFrom(async () =>
@@ -229,7 +249,9 @@ describe('ConversationsService', () => {
 
     it('accepts exactly n <= limit code points and refuses more (property)', async () => {
       const { service } = setup({ MAX_MESSAGE_LENGTH: '5' });
-      const { id } = await service.createConversation();
+      const {
+        conversation: { id },
+      } = await service.createConversation();
       const codePoint = fc.string({ unit: 'binary', minLength: 1, maxLength: 1 });
 
       await fc.assert(
@@ -258,7 +280,9 @@ describe('ConversationsService', () => {
 
     it('accepts a timestamp exactly MAX_CLOCK_SKEW_MS ahead and any in the past', async () => {
       const { service } = setup({ MAX_CLOCK_SKEW_MS: '1000' });
-      const { id } = await service.createConversation();
+      const {
+        conversation: { id },
+      } = await service.createConversation();
 
       const ahead = await service.postMessage(id, message('a', T0 + 1_000));
       const past = await service.postMessage(id, message('b', 0));
@@ -269,7 +293,9 @@ describe('ConversationsService', () => {
 
     it('refuses a timestamp 1 ms further ahead', async () => {
       const { service } = setup({ MAX_CLOCK_SKEW_MS: '1000' });
-      const { id } = await service.createConversation();
+      const {
+        conversation: { id },
+      } = await service.createConversation();
 
       const problem = await problemFrom(async () =>
         service.postMessage(id, message('a', T0 + 1_001)),
@@ -282,7 +308,9 @@ describe('ConversationsService', () => {
 
     it('with MAX_CLOCK_SKEW_MS=0 accepts the current time and refuses 1 ms ahead', async () => {
       const { service } = setup({ MAX_CLOCK_SKEW_MS: '0' });
-      const { id } = await service.createConversation();
+      const {
+        conversation: { id },
+      } = await service.createConversation();
 
       expect((await service.postMessage(id, message('now', T0))).timestamp).toBe(T0);
       const problem = await problemFrom(async () => service.postMessage(id, message('x', T0 + 1)));
@@ -291,7 +319,9 @@ describe('ConversationsService', () => {
 
     it('measures the skew against the clock at the time of the post', async () => {
       const { service, clock } = setup({ MAX_CLOCK_SKEW_MS: '1000' });
-      const { id } = await service.createConversation();
+      const {
+        conversation: { id },
+      } = await service.createConversation();
       clock.time += 5_000;
 
       expect((await service.postMessage(id, message('a', T0 + 6_000))).timestamp).toBe(T0 + 6_000);
@@ -299,7 +329,9 @@ describe('ConversationsService', () => {
 
     it('reports length and skew problems together', async () => {
       const { service } = setup({ MAX_MESSAGE_LENGTH: '2', MAX_CLOCK_SKEW_MS: '0' });
-      const { id } = await service.createConversation();
+      const {
+        conversation: { id },
+      } = await service.createConversation();
 
       const problem = await problemFrom(async () =>
         service.postMessage(id, message('abc', T0 + 1)),
@@ -316,7 +348,9 @@ describe('ConversationsService', () => {
     // Callers that chain .catch() on the returned promise never see a synchronous throw.
     it('postMessage reports validation failures as a rejected promise, not a synchronous throw', async () => {
       const { service } = setup({ MAX_MESSAGE_LENGTH: '1' });
-      const { id } = await service.createConversation();
+      const {
+        conversation: { id },
+      } = await service.createConversation();
 
       let result: Promise<unknown> | undefined;
       expect(() => {

@@ -1,6 +1,7 @@
 import { HttpStatus, Inject, Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { AppConfig, appConfig } from '../config/app.config';
+import { issueCustomerToken } from '../access/customer-tokens';
 import { Clock } from '../common/clock';
 import { ProblemException, ValidationFailedException } from '../common/problem';
 import { StoreError, StoreErrorCode } from './conversation.errors';
@@ -92,14 +93,22 @@ export class ConversationsService {
     @Inject(appConfig.KEY) private readonly config: AppConfig,
   ) {}
 
-  createConversation(): Promise<ConversationSummary> {
-    return this.store(
+  /** The new conversation, and the customer token that opens it (of which the store keeps the hash). */
+  async createConversation(): Promise<{
+    conversation: ConversationSummary;
+    customerToken: string;
+  }> {
+    const id = randomUUID();
+    const { token, hash } = issueCustomerToken(id);
+    const conversation = await this.store(
       this.repository.createConversation({
-        id: randomUUID(),
+        id,
         now: this.clock.now(),
         maxConversations: this.config.MAX_CONVERSATIONS,
+        customerTokenHash: hash,
       }),
     );
+    return { conversation, customerToken: token };
   }
 
   async getConversation(conversationId: string): Promise<ConversationHistory> {

@@ -8,8 +8,10 @@ import {
   UseFilters,
 } from '@nestjs/common';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
+import { SkipThrottle } from '@nestjs/throttler';
 import { HealthCheck, HealthCheckResult, HealthCheckService } from '@nestjs/terminus';
 import type { Response } from 'express';
+import { Access } from '../access/access.decorator';
 import { StoreHealthIndicator } from './store.health';
 
 /**
@@ -26,6 +28,9 @@ class HealthReportFilter implements ExceptionFilter {
 @ApiTags('operations')
 @Controller('health')
 @UseFilters(HealthReportFilter)
+// Probes need no credential and are never rate limited.
+@Access('public')
+@SkipThrottle()
 export class HealthController {
   constructor(
     private readonly health: HealthCheckService,

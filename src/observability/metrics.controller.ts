@@ -2,17 +2,22 @@ import { Controller, Get, Header, HttpStatus } from '@nestjs/common';
 import {
   ApiNotFoundResponse,
   ApiOkResponse,
+  ApiBearerAuth,
   ApiOperation,
   ApiProduces,
   ApiServiceUnavailableResponse,
   ApiTags,
 } from '@nestjs/swagger';
+import { SkipThrottle } from '@nestjs/throttler';
 import { Registry } from 'prom-client';
 import { ProblemException } from '../common/problem';
 import { MetricsService } from './metrics.service';
 
 @ApiTags('operations')
 @Controller('metrics')
+// With API_KEYS set, scrapers send a key (Prometheus: `authorization: { credentials: <key> }`).
+@ApiBearerAuth()
+@SkipThrottle()
 export class MetricsController {
   constructor(private readonly metrics: MetricsService) {}
 

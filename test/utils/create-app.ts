@@ -13,7 +13,12 @@ export interface TestAppOptions {
 
 /** The real AppModule, configured as main.ts configures it, with quiet logs unless asked. */
 export async function createTestApp(options: TestAppOptions = {}): Promise<NestExpressApplication> {
-  const config: AppConfig = validateConfig({ LOG_LEVEL: 'silent', ...options.env });
+  // No rate limit unless a test asks for one: suites send thousands of requests from one address.
+  const config: AppConfig = validateConfig({
+    LOG_LEVEL: 'silent',
+    RATE_LIMIT_MAX: '0',
+    ...options.env,
+  });
   let builder = Test.createTestingModule({ imports: [AppModule] })
     .overrideProvider(appConfig.KEY)
     .useValue(config);

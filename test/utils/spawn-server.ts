@@ -53,6 +53,8 @@ export async function spawnServer(
       LOG_LEVEL: 'log',
       // Readable lines: the helpers below find workers by their `[worker N] <pid>` prefix.
       LOG_FORMAT: 'pretty',
+      // No rate limit unless a test asks for one: suites send thousands of requests from one address.
+      RATE_LIMIT_MAX: '0',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -30,6 +30,17 @@ export class ConversationDto {
   messageCount: number;
 }
 
+export class CreatedConversationDto extends ConversationDto {
+  @ApiProperty({
+    example: `${UUID_EXAMPLE}.q3Jm0n8rXcV2bT5yLw9ZkA1sD4fG7hJ0pO6iU3eR2tY`,
+    description:
+      "Opens this conversation only: give it to the customer's browser, which sends it as " +
+      '`Authorization: Bearer <customerToken>` to read the conversation, follow its events and post ' +
+      'as `customer`. Returned once: the server keeps only its hash.',
+  })
+  customerToken: string;
+}
+
 export class MessageDto {
   @ApiProperty({ format: 'uuid', example: MESSAGE_ID_EXAMPLE })
   id: string;

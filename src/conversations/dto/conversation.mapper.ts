@@ -4,7 +4,12 @@ import {
   MessagePage,
   StoredMessage,
 } from '../conversation.repository';
-import { ConversationDto, DeleteMessageResponseDto, MessageDto } from './conversation.dto';
+import {
+  ConversationDto,
+  CreatedConversationDto,
+  DeleteMessageResponseDto,
+  MessageDto,
+} from './conversation.dto';
 
 // Explicit field lists: the wire format changes only when these functions do.
 
@@ -16,6 +21,13 @@ export function toConversationDto(summary: ConversationSummary): ConversationDto
     lastActivityAt: summary.lastActivityAt,
     messageCount: summary.messageCount,
   };
+}
+
+export function toCreatedConversationDto(
+  summary: ConversationSummary,
+  customerToken: string,
+): CreatedConversationDto {
+  return { ...toConversationDto(summary), customerToken };
 }
 
 /**

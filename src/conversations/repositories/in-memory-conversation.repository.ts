@@ -2,6 +2,7 @@ import { StoreError } from '../conversation.errors';
 import { ActivityIndex } from './activity-index';
 import { historyPieces } from './history-pieces';
 import { IdempotencyKeys } from './idempotency-keys';
+import { HitCounters } from './hit-counters';
 import { Watchers } from './watchers';
 import {
   ChangesAfter,
@@ -10,6 +11,7 @@ import {
   ConversationRepository,
   ConversationSummary,
   DeletedMessage,
+  HitCount,
   KeptResponse,
   KeyClaim,
   MessagePage,
@@ -38,6 +40,8 @@ type BufferedChange = MessageRecord | { readonly seq: number; readonly deleted: 
 interface ConversationRecord {
   readonly id: string;
   readonly createdAt: number;
+  /** The customer token's hash; empty for a conversation restored from an older snapshot. */
+  tokenHash: string;
   lastActivityAt: number;
   lastSeq: number;
   /** Chronological: ascending timestamp, ties by seq (arrival order). */
@@ -51,6 +55,7 @@ interface ConversationRecord {
 interface SnapshotLine {
   id: string;
   createdAt: number;
+  tokenHash?: string;
   lastActivityAt: number;
   lastSeq: number;
   /** [timestamp, seq, JSON], ascending seq. */
@@ -123,6 +128,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
 
   private readonly watchers = new Watchers();
   private readonly keys = new IdempotencyKeys();
+  private readonly hits = new HitCounters();
 
   /**
    * @param generationMs width of an activity generation; about TTL / 30 suits eviction.
@@ -145,6 +151,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
       yield JSON.stringify({
         id: record.id,
         createdAt: record.createdAt,
+        tokenHash: record.tokenHash,
         lastActivityAt: record.lastActivityAt,
         lastSeq: record.lastSeq,
         messages: record.bySeq.map((m) => [m.timestamp, m.seq, m.json]),
@@ -163,6 +170,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
     const record: ConversationRecord = {
       id: flat(saved.id),
       createdAt: saved.createdAt,
+      tokenHash: flat(saved.tokenHash ?? ''),
       lastActivityAt: saved.lastActivityAt,
       lastSeq: saved.lastSeq,
       bySeq,
@@ -179,6 +187,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
     const record: ConversationRecord = {
       id: flat(input.id),
       createdAt: input.now,
+      tokenHash: flat(input.customerTokenHash ?? ''),
       lastActivityAt: input.now,
       lastSeq: 0,
       messages: [],
@@ -340,6 +349,22 @@ export class InMemoryConversationRepository extends ConversationRepository {
         .slice(afterSeq + 1 - oldest)
         .map((change) => toChange(conversationId, change)),
     };
+  }
+
+  async customerTokenHash(conversationId: string): Promise<string | null> {
+    return this.conversations.get(conversationId)?.tokenHash || null;
+  }
+
+  async replaceCustomerTokenHash(conversationId: string, hash: string): Promise<boolean> {
+    const record = this.conversations.get(conversationId);
+    if (record) {
+      record.tokenHash = flat(hash);
+    }
+    return record !== undefined;
+  }
+
+  async countHit(key: string, windowMs: number, limit: number, blockMs: number): Promise<HitCount> {
+    return this.hits.hit(key, windowMs, limit, blockMs);
   }
 
   watch(conversationId: string, listener: (change: ConversationChange) => void): () => void {

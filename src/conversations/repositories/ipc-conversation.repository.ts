@@ -8,6 +8,7 @@ import {
   ConversationRepository,
   ConversationSummary,
   DeletedMessage,
+  HitCount,
   KeptResponse,
   KeyClaim,
   MessagePage,
@@ -162,6 +163,18 @@ export class IpcConversationRepository
 
   changesAfter(conversationId: string, afterSeq: number): Promise<ChangesAfter | null> {
     return this.call('changesAfter', [conversationId, afterSeq]);
+  }
+
+  customerTokenHash(conversationId: string): Promise<string | null> {
+    return this.call('customerTokenHash', [conversationId]);
+  }
+
+  replaceCustomerTokenHash(conversationId: string, hash: string): Promise<boolean> {
+    return this.call('replaceCustomerTokenHash', [conversationId, hash]);
+  }
+
+  countHit(key: string, windowMs: number, limit: number, blockMs: number): Promise<HitCount> {
+    return this.call('countHit', [key, windowMs, limit, blockMs]);
   }
 
   /** The primary sends this worker the changes of the conversations it watches. */

@@ -10,6 +10,7 @@ import {
   ConversationRepository,
   ConversationSummary,
   DeletedMessage,
+  HitCount,
   KeptResponse,
   KeyClaim,
   MessagePage,
@@ -99,7 +100,7 @@ export class RedisConversationRepository
         Promise.all([
           this.redis.chatReserve(this.keys.meta, input.maxConversations),
           this.redis.zadd(this.keys.activity(id), now, id),
-          this.redis.chatCreate(...keys, now),
+          this.redis.chatCreate(...keys, now, input.customerTokenHash ?? ''),
         ]),
       );
     } catch (error) {
@@ -334,6 +335,23 @@ export class RedisConversationRepository
     await this.run(() =>
       this.redis.chatDeleteIf(this.keys.idempotency(key), JSON.stringify({ f: fingerprint })),
     );
+  }
+
+  async customerTokenHash(conversationId: string): Promise<string | null> {
+    const [conv] = this.keys.conversation(conversationId);
+    return (await this.run(() => this.redis.hget(conv, 't'))) || null;
+  }
+
+  async replaceCustomerTokenHash(conversationId: string, hash: string): Promise<boolean> {
+    const [conv] = this.keys.conversation(conversationId);
+    return (await this.run(() => this.redis.chatSetToken(conv, hash))) === 1;
+  }
+
+  async countHit(key: string, windowMs: number, limit: number, blockMs: number): Promise<HitCount> {
+    const [totalHits, windowEndsInMs, blockedForMs] = await this.run(() =>
+      this.redis.chatHit(...this.keys.hitCounter(key), windowMs, limit, blockMs),
+    );
+    return { totalHits, windowEndsInMs, blockedForMs };
   }
 
   async changesAfter(conversationId: string, afterSeq: number): Promise<ChangesAfter | null> {

@@ -4,7 +4,8 @@
  * slot; the activity index is split into ACTIVITY_BUCKETS sorted sets with tags of their own,
  * so no single key takes every write.
  *
- *   <prefix>{<id>}:conv      hash  c createdAt, a lastActivityAt, s last seq, n message count
+ *   <prefix>{<id>}:conv      hash  c createdAt, a lastActivityAt, s last seq, n message count,
+ *                                 t the customer token's hash
  *   <prefix>{<id>}:msgs      zset  score timestamp, member <seq, 10 digits><message JSON>
  *   <prefix>{<id>}:seq       zset  score seq, member as in msgs: the messages in seq order, for pages
  *   <prefix>{<id>}:ids       hash  message id -> its seq
@@ -15,6 +16,8 @@
  *   <prefix>{meta}           hash  conversations, messages: what the store holds
  *   <prefix>{meta}:sweeper   string  the sweeper lock: a random token, with an expiry
  *   <prefix>idem:{<key>}     string  an Idempotency-Key's claim or kept response, expiring
+ *   <prefix>rl:{<key>}       string  a rate-limit counter, expiring with its window
+ *   <prefix>rl:{<key>}:block string  present while that counter is blocked, expiring with the block
  *
  * Changes are also published on the channel <prefix>events:{<id>} as "<seq> <type> <JSON>".
  */
@@ -38,6 +41,12 @@ export class RedisKeys {
   /** Where an Idempotency-Key's claim and response live. */
   idempotency(key: string): string {
     return `${this.prefix}idem:{${key}}`;
+  }
+
+  /** A rate-limit counter and its block. */
+  hitCounter(key: string): [string, string] {
+    const counter = `${this.prefix}rl:{${key}}`;
+    return [counter, `${counter}:block`];
   }
 
   /** The pub/sub channel of a conversation's changes. */

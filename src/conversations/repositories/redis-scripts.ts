@@ -14,11 +14,11 @@ if n >= tonumber(ARGV[1]) then return 0 end
 redis.call('HINCRBY', KEYS[1], 'conversations', 1)
 return 1`,
   },
-  /** ARGV now. */
+  /** ARGV now, customer token hash. */
   chatCreate: {
     numberOfKeys: 5,
     lua: `
-redis.call('HSET', KEYS[1], 'c', ARGV[1], 'a', ARGV[1], 's', 0, 'n', 0)
+redis.call('HSET', KEYS[1], 'c', ARGV[1], 'a', ARGV[1], 's', 0, 'n', 0, 't', ARGV[2])
 return 1`,
   },
   /**
@@ -149,6 +149,34 @@ return {more, items}`,
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`,
   },
+  /** KEYS[1] a conversation's record; ARGV the new token hash. 1 when set, 0 when missing. */
+  chatSetToken: {
+    numberOfKeys: 1,
+    lua: `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 't', ARGV[1])
+return 1`,
+  },
+  /**
+   * KEYS[1] the counter, KEYS[2] its block; ARGV window ms, limit, block ms. {hits, ms until
+   * the window ends, ms until the block ends or 0}. The hit that passes the limit sets the
+   * block and drops the counter, so counting starts again once the block is over.
+   */
+  chatHit: {
+    numberOfKeys: 2,
+    lua: `
+local blocked = redis.call('PTTL', KEYS[2])
+if blocked > 0 then return {tonumber(ARGV[2]) + 1, blocked, blocked} end
+local hits = redis.call('INCR', KEYS[1])
+if hits == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+local ttl = redis.call('PTTL', KEYS[1])
+if hits > tonumber(ARGV[2]) then
+  redis.call('SET', KEYS[2], 1, 'PX', ARGV[3])
+  redis.call('DEL', KEYS[1])
+  return {hits, ttl, tonumber(ARGV[3])}
+end
+return {hits, ttl, 0}`,
+  },
 } as const;
 
 type Key = string;
@@ -157,7 +185,15 @@ type Arg = string | number;
 /** The scripts as client commands (ioredis defineCommand). */
 export interface RedisScripts {
   chatReserve(meta: Key, max: Arg): Promise<number>;
-  chatCreate(conv: Key, msgs: Key, ids: Key, events: Key, seqs: Key, now: Arg): Promise<number>;
+  chatCreate(
+    conv: Key,
+    msgs: Key,
+    ids: Key,
+    events: Key,
+    seqs: Key,
+    now: Arg,
+    tokenHash: Arg,
+  ): Promise<number>;
   chatGet(
     conv: Key,
     msgs: Key,
@@ -220,4 +256,12 @@ export interface RedisScripts {
     limit: Arg,
   ): Promise<[number, string[]] | null>;
   chatDeleteIf(key: Key, value: Arg): Promise<number>;
+  chatSetToken(conv: Key, hash: Arg): Promise<number>;
+  chatHit(
+    counter: Key,
+    block: Key,
+    windowMs: Arg,
+    limit: Arg,
+    blockMs: Arg,
+  ): Promise<[number, number, number]>;
 }

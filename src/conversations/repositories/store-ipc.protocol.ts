@@ -21,6 +21,9 @@ export const STORE_OPERATIONS = [
   'claimKey',
   'completeKey',
   'releaseKey',
+  'customerTokenHash',
+  'replaceCustomerTokenHash',
+  'countHit',
 ] as const satisfies readonly (keyof ConversationRepository)[];
 
 export type StoreOperation = (typeof STORE_OPERATIONS)[number];

@@ -1,0 +1,16 @@
+import { SetMetadata } from '@nestjs/common';
+
+/**
+ * Who may call a route when API_KEYS is set. A route without this decorator takes an API
+ * key: new routes are closed until opened on purpose.
+ *
+ * - `public`: anyone, credential or not (health probes).
+ * - `customer`: an API key, or the customer token of the route's conversation.
+ * - `customer-post`: as `customer`, and a customer may only post as `customer`.
+ * - `open-create`: an API key; anyone when PUBLIC_CONVERSATIONS is true.
+ */
+export type AccessRule = 'public' | 'customer' | 'customer-post' | 'open-create';
+
+export const ACCESS_RULE = 'access-rule';
+
+export const Access = (rule: AccessRule) => SetMetadata(ACCESS_RULE, rule);

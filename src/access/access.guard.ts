@@ -1,0 +1,73 @@
+import { CanActivate, ExecutionContext, HttpStatus, Inject, Injectable } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import type { Request } from 'express';
+import { ProblemException } from '../common/problem';
+import { AppConfig, appConfig } from '../config/app.config';
+import { conversationNotFound } from '../conversations/conversations.service';
+import { ACCESS_RULE, AccessRule } from './access.decorator';
+import { AccessService, Principal } from './access.service';
+
+function unauthorized(detail: string): ProblemException {
+  return new ProblemException(HttpStatus.UNAUTHORIZED, 'unauthorized', detail, undefined, {
+    'WWW-Authenticate': 'Bearer',
+  });
+}
+
+function forbidden(code: string, detail: string): ProblemException {
+  return new ProblemException(HttpStatus.FORBIDDEN, code, detail);
+}
+
+/**
+ * Applies each route's AccessRule to the request's principal: 401 for a missing or wrong
+ * credential, 404 for a customer token used on another conversation (as if it did not
+ * exist), 403 for a customer doing what only a key may.
+ */
+@Injectable()
+export class AccessGuard implements CanActivate {
+  constructor(
+    private readonly access: AccessService,
+    private readonly reflector: Reflector,
+    @Inject(appConfig.KEY) private readonly config: AppConfig,
+  ) {}
+
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    const rule = this.reflector.getAllAndOverride<AccessRule | undefined>(ACCESS_RULE, [
+      context.getHandler(),
+      context.getClass(),
+    ]);
+    if (!this.access.enabled || rule === 'public') {
+      return true;
+    }
+    const req = context.switchToHttp().getRequest<Request>();
+    this.check(rule, await this.access.principal(req), req);
+    return true;
+  }
+
+  private check(rule: AccessRule | undefined, principal: Principal, req: Request): void {
+    switch (principal.kind) {
+      case 'open':
+      case 'api-key':
+        return;
+      case 'invalid':
+        throw unauthorized('The credential is not a valid API key or customer token.');
+      case 'anonymous':
+        if (rule === 'open-create' && this.config.PUBLIC_CONVERSATIONS) {
+          return;
+        }
+        throw unauthorized('This route needs Authorization: Bearer <API key or customer token>.');
+      case 'customer':
+        if (rule === 'open-create' && this.config.PUBLIC_CONVERSATIONS) {
+          return;
+        }
+        if (rule !== 'customer' && rule !== 'customer-post') {
+          throw forbidden('forbidden', 'A customer token cannot do this; it takes an API key.');
+        }
+        if (req.params.conversationId !== principal.conversationId) {
+          throw conversationNotFound();
+        }
+        if (rule === 'customer-post' && (req.body as { sender?: unknown })?.sender === 'agent') {
+          throw forbidden('sender_not_allowed', 'A customer token may post as "customer" only.');
+        }
+    }
+  }
+}

@@ -1,0 +1,36 @@
+import { Module } from '@nestjs/common';
+import { APP_GUARD } from '@nestjs/core';
+import { ThrottlerModule } from '@nestjs/throttler';
+import { AppConfig, appConfig } from '../config/app.config';
+import { ConversationRepository } from '../conversations/conversation.repository';
+import { ConversationStoreModule } from '../conversations/conversation-store.module';
+import { AccessGuard } from './access.guard';
+import { AccessService } from './access.service';
+import { RateLimitGuard } from './rate-limit.guard';
+import { SharedThrottlerStorage } from './shared-throttler.storage';
+
+/**
+ * Access control (API keys, customer tokens) and rate limits, as global guards in this order:
+ * the rate limit first, so that wrong credentials are counted too, then the access rules.
+ */
+@Module({
+  imports: [
+    ConversationStoreModule,
+    ThrottlerModule.forRootAsync({
+      imports: [ConversationStoreModule],
+      inject: [appConfig.KEY, ConversationRepository],
+      useFactory: (config: AppConfig, repository: ConversationRepository) => ({
+        // The limit itself is chosen per caller by RateLimitGuard.
+        throttlers: [{ ttl: config.RATE_LIMIT_WINDOW_MS, limit: config.RATE_LIMIT_MAX }],
+        storage: new SharedThrottlerStorage(repository),
+      }),
+    }),
+  ],
+  providers: [
+    AccessService,
+    { provide: APP_GUARD, useClass: RateLimitGuard },
+    { provide: APP_GUARD, useClass: AccessGuard },
+  ],
+  exports: [AccessService],
+})
+export class AccessModule {}

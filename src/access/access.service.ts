@@ -1,0 +1,116 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { Request } from 'express';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { AppConfig, apiKeyList, appConfig } from '../config/app.config';
+import { ConversationRepository } from '../conversations/conversation.repository';
+import { toProblem } from '../conversations/conversations.service';
+import { hashToken, sameHash, tokenConversation } from './customer-tokens';
+
+/** Who a request comes from, as far as access control is concerned. */
+export type Principal =
+  /** API_KEYS is not set: access control is off. */
+  | { kind: 'open' }
+  /** A trusted caller; `id` names its key without revealing it. */
+  | { kind: 'api-key'; id: string }
+  /** A customer holding the token of one conversation. */
+  | { kind: 'customer'; conversationId: string }
+  /** No credential. */
+  | { kind: 'anonymous' }
+  /** A credential that is not a key and not a valid token. */
+  | { kind: 'invalid' };
+
+/** How long a worker trusts a token it has checked against the store. */
+const TOKEN_CACHE_MS = 60_000;
+const TOKEN_CACHE_SIZE = 10_000;
+
+const digest = (text: string) => createHash('sha256').update(text).digest();
+
+/**
+ * Tells who a request comes from, once per request. API keys are compared in constant time
+ * (their SHA-256 digests, every key each time); a customer token is checked against the hash
+ * its conversation keeps in the store, and trusted for a minute after that.
+ */
+@Injectable()
+export class AccessService {
+  readonly enabled: boolean;
+  private readonly keys: { id: string; digest: Buffer }[];
+  private readonly resolved = new WeakMap<Request, Promise<Principal>>();
+  /** Token hash → its conversation and when this worker stops trusting it without asking. */
+  private readonly checkedTokens = new Map<string, { conversationId: string; until: number }>();
+
+  constructor(
+    private readonly repository: ConversationRepository,
+    @Inject(appConfig.KEY) config: AppConfig,
+  ) {
+    this.keys = (apiKeyList(config.API_KEYS) ?? []).map((key) => ({
+      id: digest(key).toString('hex').slice(0, 12),
+      digest: digest(key),
+    }));
+    this.enabled = this.keys.length > 0;
+  }
+
+  principal(req: Request): Promise<Principal> {
+    let principal = this.resolved.get(req);
+    if (!principal) {
+      principal = this.resolve(req.headers.authorization);
+      this.resolved.set(req, principal);
+    }
+    return principal;
+  }
+
+  private async resolve(authorization: string | undefined): Promise<Principal> {
+    if (!this.enabled) {
+      return { kind: 'open' };
+    }
+    if (authorization === undefined) {
+      return { kind: 'anonymous' };
+    }
+    const match = /^Bearer +(\S+) *$/i.exec(authorization);
+    if (!match) {
+      return { kind: 'invalid' };
+    }
+    const credential = match[1];
+    const presented = digest(credential);
+    let keyId: string | null = null;
+    for (const key of this.keys) {
+      // No early exit: the time taken does not say which key, if any, matched.
+      if (timingSafeEqual(presented, key.digest)) {
+        keyId = key.id;
+      }
+    }
+    if (keyId !== null) {
+      return { kind: 'api-key', id: keyId };
+    }
+    const conversationId = await this.checkToken(credential);
+    return conversationId ? { kind: 'customer', conversationId } : { kind: 'invalid' };
+  }
+
+  /** The conversation a customer token opens, or null when it opens none. */
+  private async checkToken(token: string): Promise<string | null> {
+    const conversationId = tokenConversation(token);
+    if (!conversationId) {
+      return null;
+    }
+    const hash = hashToken(token);
+    const now = Date.now();
+    const cached = this.checkedTokens.get(hash);
+    if (cached && cached.until > now) {
+      return cached.conversationId;
+    }
+    let stored: string | null;
+    try {
+      stored = await this.repository.customerTokenHash(conversationId);
+    } catch (error) {
+      throw toProblem(error);
+    }
+    if (!stored || !sameHash(hash, stored)) {
+      return null;
+    }
+    this.checkedTokens.delete(hash);
+    this.checkedTokens.set(hash, { conversationId, until: now + TOKEN_CACHE_MS });
+    if (this.checkedTokens.size > TOKEN_CACHE_SIZE) {
+      this.checkedTokens.delete(this.checkedTokens.keys().next().value as string);
+    }
+    return conversationId;
+  }
+}

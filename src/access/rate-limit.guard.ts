@@ -1,0 +1,89 @@
+import { ExecutionContext, HttpStatus, Inject, Injectable } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import {
+  InjectThrottlerOptions,
+  InjectThrottlerStorage,
+  ThrottlerGuard,
+  ThrottlerLimitDetail,
+  ThrottlerModuleOptions,
+  ThrottlerRequest,
+  ThrottlerStorage,
+  normalizeIp,
+} from '@nestjs/throttler';
+import type { Request, Response } from 'express';
+import { ProblemException } from '../common/problem';
+import { AppConfig, appConfig } from '../config/app.config';
+import { AccessService, Principal } from './access.service';
+
+/**
+ * @nestjs/throttler's guard, counting each API key, each customer token and each client IP
+ * (for everyone else) against one budget across all routes, with the IETF `RateLimit-*`
+ * headers and a problem+json 429.
+ */
+@Injectable()
+export class RateLimitGuard extends ThrottlerGuard {
+  protected override headerPrefix = 'RateLimit';
+
+  constructor(
+    @InjectThrottlerOptions() options: ThrottlerModuleOptions,
+    @InjectThrottlerStorage() storage: ThrottlerStorage,
+    reflector: Reflector,
+    private readonly access: AccessService,
+    @Inject(appConfig.KEY) private readonly config: AppConfig,
+  ) {
+    super(options, storage, reflector);
+  }
+
+  /** The limit depends on who calls: RATE_LIMIT_API_KEY_MAX for a key, else RATE_LIMIT_MAX. */
+  protected override async handleRequest(request: ThrottlerRequest): Promise<boolean> {
+    const principal = await this.access.principal(
+      request.context.switchToHttp().getRequest<Request>(),
+    );
+    const limit =
+      principal.kind === 'api-key'
+        ? this.config.RATE_LIMIT_API_KEY_MAX
+        : this.config.RATE_LIMIT_MAX;
+    // 0 is "no limit" for this kind of caller.
+    return limit <= 0 ? true : super.handleRequest({ ...request, limit });
+  }
+
+  /** Whose budget a request is counted against. */
+  protected override async getTracker(req: Request): Promise<string> {
+    const principal: Principal = await this.access.principal(req);
+    switch (principal.kind) {
+      case 'api-key':
+        return `key:${principal.id}`;
+      case 'customer':
+        return `conversation:${principal.conversationId}`;
+      default:
+        return `ip:${normalizeIp(req.ip ?? '', this.ipv6SubnetPrefix)}`;
+    }
+  }
+
+  /** One budget per caller for the whole API, not one per route. */
+  protected override generateKey(
+    _context: ExecutionContext,
+    trackerKey: string,
+    name: string,
+  ): string {
+    return `${name}:${trackerKey}`;
+  }
+
+  protected override async throwThrottlingException(
+    context: ExecutionContext,
+    detail: ThrottlerLimitDetail,
+  ): Promise<void> {
+    const res = context.switchToHttp().getResponse<Response>();
+    const retryAfter = String(Math.max(1, detail.timeToBlockExpire));
+    res.setHeader('RateLimit-Limit', detail.limit);
+    res.setHeader('RateLimit-Remaining', 0);
+    res.setHeader('RateLimit-Reset', retryAfter);
+    throw new ProblemException(
+      HttpStatus.TOO_MANY_REQUESTS,
+      'rate_limited',
+      `Too many requests: at most ${detail.limit} in ${detail.ttl / 1000} s. Retry after ${retryAfter} s.`,
+      undefined,
+      { 'Retry-After': retryAfter },
+    );
+  }
+}

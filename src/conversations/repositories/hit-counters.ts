@@ -1,0 +1,50 @@
+import { HitCount } from '../conversation.repository';
+
+interface Counter {
+  hits: number;
+  /** Date.now() at which the window ends. */
+  windowEndsAt: number;
+  /** Date.now() at which the block ends; 0 when not blocked. */
+  blockedUntil: number;
+}
+
+/**
+ * Rate-limit counters in memory, fixed windows (ConversationRepository.countHit). At most
+ * `maxCounters` are kept; a counter whose window starts is moved to the back of the Map, so
+ * the ones dropped first when it is full are those whose window began longest ago.
+ */
+export class HitCounters {
+  private readonly counters = new Map<string, Counter>();
+
+  constructor(private readonly maxCounters = 100_000) {}
+
+  hit(key: string, windowMs: number, limit: number, blockMs: number): HitCount {
+    const now = Date.now();
+    let counter = this.counters.get(key);
+    if (counter && counter.blockedUntil > now) {
+      return this.count(counter, now);
+    }
+    // After a block, counting starts again in a new window.
+    if (!counter || counter.windowEndsAt <= now || counter.blockedUntil !== 0) {
+      this.counters.delete(key);
+      counter = { hits: 0, windowEndsAt: now + windowMs, blockedUntil: 0 };
+      this.counters.set(key, counter);
+      while (this.counters.size > this.maxCounters) {
+        this.counters.delete(this.counters.keys().next().value as string);
+      }
+    }
+    counter.hits++;
+    if (counter.hits > limit) {
+      counter.blockedUntil = now + blockMs;
+    }
+    return this.count(counter, now);
+  }
+
+  private count(counter: Counter, now: number): HitCount {
+    return {
+      totalHits: counter.hits,
+      windowEndsInMs: counter.windowEndsAt - now,
+      blockedForMs: Math.max(0, counter.blockedUntil - now),
+    };
+  }
+}

@@ -1,0 +1,405 @@
+import request from 'supertest';
+import { hashToken } from '../src/access/customer-tokens';
+import { ConversationRepository } from '../src/conversations/conversation.repository';
+import { InMemoryConversationRepository } from '../src/conversations/repositories/in-memory-conversation.repository';
+import { useTestApp } from './utils/create-app';
+import { openEventStream } from './utils/event-stream';
+import { describeWithRedis } from './utils/redis';
+import { requestText, ServerProcess, spawnServer, useServer } from './utils/spawn-server';
+
+const BACKEND_KEY = 'backend-key-0123456789abcdef';
+const CONSOLE_KEY = 'console-key-fedcba9876543210';
+const API_KEYS = `${BACKEND_KEY},${CONSOLE_KEY}`;
+const bearer = (credential: string) => ({ Authorization: `Bearer ${credential}` });
+
+interface Created {
+  id: string;
+  customerToken: string;
+}
+
+/** The problem body, with the checks every refusal must pass. */
+function expectProblem(
+  res: { status: number; headers: Record<string, string>; text: string },
+  status: number,
+  code: string,
+): void {
+  expect(res.status).toBe(status);
+  expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+  expect(JSON.parse(res.text)).toMatchObject({ status, code });
+  if (status === 401) {
+    expect(res.headers['www-authenticate']).toBe('Bearer');
+  }
+}
+
+describe('access control (API_KEYS set)', () => {
+  const app = useTestApp({ env: { API_KEYS } });
+  const http = () => request(app().getHttpServer());
+
+  async function create(): Promise<Created> {
+    const res = await http().post('/api/conversations').set(bearer(BACKEND_KEY));
+    expect(res.status).toBe(201);
+    return res.body as Created;
+  }
+
+  async function messageCount(id: string): Promise<number> {
+    const res = await http().get(`/api/conversations/${id}`).set(bearer(BACKEND_KEY));
+    return (res.body as { messageCount: number }).messageCount;
+  }
+
+  describe('API keys', () => {
+    it('gives either key full access: create, post as agent, read, delete', async () => {
+      const { id } = await create();
+      const posted = await http()
+        .post(`/api/conversations/${id}/messages`)
+        .set(bearer(CONSOLE_KEY))
+        .send({ sender: 'agent', content: 'hello' });
+      expect(posted.status).toBe(201);
+      const read = await http().get(`/api/conversations/${id}`).set(bearer(CONSOLE_KEY));
+      expect(read.status).toBe(200);
+      const deleted = await http()
+        .delete(`/api/conversations/${id}/messages/${(posted.body as { id: string }).id}`)
+        .set(bearer(BACKEND_KEY));
+      expect(deleted.status).toBe(200);
+    });
+
+    it('401 without a credential, on every API route, and changes nothing', async () => {
+      const { id } = await create();
+      const messageId = '00000000-0000-4000-8000-000000000000';
+      const attempts = [
+        http().post('/api/conversations'),
+        http().get(`/api/conversations/${id}`),
+        http().get(`/api/conversations/${id}/messages`),
+        http().get(`/api/conversations/${id}/events`),
+        http().post(`/api/conversations/${id}/messages`).send({ sender: 'agent', content: 'x' }),
+        http().delete(`/api/conversations/${id}/messages/${messageId}`),
+        http().get('/metrics'),
+      ];
+      for (const res of await Promise.all(attempts)) {
+        expectProblem(res, 401, 'unauthorized');
+      }
+      expect(await messageCount(id)).toBe(0);
+    });
+
+    it('401 for a wrong key, a key of another case, or another scheme', async () => {
+      const { id } = await create();
+      for (const authorization of [
+        `Bearer ${BACKEND_KEY}x`,
+        `Bearer ${BACKEND_KEY.toUpperCase()}`,
+        `Basic ${Buffer.from(`user:${BACKEND_KEY}`).toString('base64')}`,
+        BACKEND_KEY,
+        'Bearer',
+      ]) {
+        const res = await http()
+          .post(`/api/conversations/${id}/messages`)
+          .set('Authorization', authorization)
+          .send({ sender: 'agent', content: 'x' });
+        expectProblem(res, 401, 'unauthorized');
+      }
+      expect(await messageCount(id)).toBe(0);
+    });
+
+    it('leaves the docs and health probes open', async () => {
+      for (const path of ['/docs', '/docs-json', '/health/live', '/health/ready']) {
+        const res = await http().get(path).redirects(1);
+        expect({ path, status: res.status }).toEqual({ path, status: 200 });
+      }
+    });
+
+    it('documents the bearer scheme in the OpenAPI document', async () => {
+      const doc = (await http().get('/docs-json')).body as {
+        components: { securitySchemes: Record<string, { type: string; scheme: string }> };
+      };
+      expect(doc.components.securitySchemes.bearer).toMatchObject({
+        type: 'http',
+        scheme: 'bearer',
+      });
+    });
+  });
+
+  describe('customer tokens', () => {
+    it('returns a token that names the conversation; the store keeps only its hash', async () => {
+      const { id, customerToken } = await create();
+      expect(customerToken).toMatch(new RegExp(`^${id}\\.[A-Za-z0-9_-]{43}$`));
+      const repository = app().get(ConversationRepository) as InMemoryConversationRepository;
+      expect(await repository.customerTokenHash(id)).toBe(hashToken(customerToken));
+      const secret = customerToken.split('.')[1];
+      expect([...repository.snapshotLines()].join('\n')).not.toContain(secret);
+    });
+
+    it('lets the customer read, page, follow and post as customer', async () => {
+      const { id, customerToken } = await create();
+      const posted = await http()
+        .post(`/api/conversations/${id}/messages`)
+        .set(bearer(customerToken))
+        .send({ sender: 'customer', content: 'where is my order?' });
+      expect(posted.status).toBe(201);
+
+      const read = await http().get(`/api/conversations/${id}`).set(bearer(customerToken));
+      expect(read.status).toBe(200);
+      expect((read.body as { messageCount: number }).messageCount).toBe(1);
+      const page = await http()
+        .get(`/api/conversations/${id}/messages?limit=5`)
+        .set(bearer(customerToken));
+      expect(page.status).toBe(200);
+
+      const server = app().getHttpServer();
+      if (!server.listening) {
+        await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      }
+      const { port } = server.address() as { port: number };
+      const stream = await openEventStream(
+        `http://127.0.0.1:${port}`,
+        `/api/conversations/${id}/events?lastEventId=0`,
+        bearer(customerToken),
+      );
+      try {
+        expect(stream.status).toBe(200);
+        const [event] = await stream.waitForEvents(1);
+        expect(event).toMatchObject({ id: '1', event: 'message.created' });
+      } finally {
+        stream.close();
+      }
+    });
+
+    it('403 sender_not_allowed when a customer posts as the agent; nothing is stored', async () => {
+      const { id, customerToken } = await create();
+      const res = await http()
+        .post(`/api/conversations/${id}/messages`)
+        .set(bearer(customerToken))
+        .send({ sender: 'agent', content: 'I am the agent now' });
+      expectProblem(res, 403, 'sender_not_allowed');
+      expect(await messageCount(id)).toBe(0);
+    });
+
+    it('403 for what only a key may do: delete, open a conversation, metrics', async () => {
+      const { id, customerToken } = await create();
+      const posted = await http()
+        .post(`/api/conversations/${id}/messages`)
+        .set(bearer(customerToken))
+        .send({ sender: 'customer', content: 'keep me' });
+      const deleted = await http()
+        .delete(`/api/conversations/${id}/messages/${(posted.body as { id: string }).id}`)
+        .set(bearer(customerToken));
+      expectProblem(deleted, 403, 'forbidden');
+      expect(await messageCount(id)).toBe(1);
+      expectProblem(
+        await http().post('/api/conversations').set(bearer(customerToken)),
+        403,
+        'forbidden',
+      );
+      expectProblem(await http().get('/metrics').set(bearer(customerToken)), 403, 'forbidden');
+    });
+
+    it("404 with another conversation's token, as if the conversation did not exist", async () => {
+      const mine = await create();
+      const theirs = await create();
+      await http()
+        .post(`/api/conversations/${theirs.id}/messages`)
+        .set(bearer(BACKEND_KEY))
+        .send({ sender: 'agent', content: 'private' });
+      for (const res of [
+        await http().get(`/api/conversations/${theirs.id}`).set(bearer(mine.customerToken)),
+        await http()
+          .get(`/api/conversations/${theirs.id}/messages`)
+          .set(bearer(mine.customerToken)),
+        await http().get(`/api/conversations/${theirs.id}/events`).set(bearer(mine.customerToken)),
+        await http()
+          .post(`/api/conversations/${theirs.id}/messages`)
+          .set(bearer(mine.customerToken))
+          .send({ sender: 'customer', content: 'hi' }),
+      ]) {
+        expectProblem(res, 404, 'conversation_not_found');
+        expect(res.text).not.toContain('private');
+      }
+      expect(await messageCount(theirs.id)).toBe(1);
+    });
+
+    it('401 for a forged token: the right conversation with a made-up secret', async () => {
+      const { id, customerToken } = await create();
+      const secret = customerToken.split('.')[1];
+      const forged = `${id}.${secret.slice(0, -1)}${secret.endsWith('A') ? 'B' : 'A'}`;
+      const res = await http().get(`/api/conversations/${id}`).set(bearer(forged));
+      expectProblem(res, 401, 'unauthorized');
+    });
+
+    it('replays a create only to the caller that made it, with a fresh token', async () => {
+      const key = { 'Idempotency-Key': 'access-create-1' };
+      const first = await http().post('/api/conversations').set(bearer(BACKEND_KEY)).set(key);
+      const replay = await http().post('/api/conversations').set(bearer(BACKEND_KEY)).set(key);
+      const otherCaller = await http().post('/api/conversations').set(bearer(CONSOLE_KEY)).set(key);
+
+      const firstBody = first.body as Created;
+      expect(replay.headers['idempotent-replayed']).toBe('true');
+      expect((replay.body as Created).id).toBe(firstBody.id);
+      expect(otherCaller.headers['idempotent-replayed']).toBeUndefined();
+      expect((otherCaller.body as Created).id).not.toBe(firstBody.id);
+
+      // The replayed token replaces the first one, which was never kept anywhere.
+      const fresh = (replay.body as Created).customerToken;
+      expect(fresh).not.toBe(firstBody.customerToken);
+      expect(
+        (await http().get(`/api/conversations/${firstBody.id}`).set(bearer(fresh))).status,
+      ).toBe(200);
+      expectProblem(
+        await http().get(`/api/conversations/${firstBody.id}`).set(bearer(firstBody.customerToken)),
+        401,
+        'unauthorized',
+      );
+    });
+  });
+});
+
+describe('PUBLIC_CONVERSATIONS=true', () => {
+  const app = useTestApp({ env: { API_KEYS, PUBLIC_CONVERSATIONS: 'true' } });
+  const http = () => request(app().getHttpServer());
+
+  it('lets anyone open a conversation and get its token, but not read without it', async () => {
+    const created = await http().post('/api/conversations');
+    expect(created.status).toBe(201);
+    const { id, customerToken } = created.body as Created;
+
+    expectProblem(await http().get(`/api/conversations/${id}`), 401, 'unauthorized');
+    expect((await http().get(`/api/conversations/${id}`).set(bearer(customerToken))).status).toBe(
+      200,
+    );
+  });
+
+  it('still refuses a wrong credential on create', async () => {
+    expectProblem(
+      await http().post('/api/conversations').set(bearer('not-a-key-at-all-0000')),
+      401,
+      'unauthorized',
+    );
+  });
+});
+
+describe('rate limits (one process)', () => {
+  const app = useTestApp({
+    env: {
+      API_KEYS,
+      PUBLIC_CONVERSATIONS: 'true',
+      RATE_LIMIT_MAX: '5',
+      RATE_LIMIT_API_KEY_MAX: '8',
+    },
+  });
+  const http = () => request(app().getHttpServer());
+
+  it('counts each client address across routes: 429 problem+json with Retry-After past the limit', async () => {
+    const answers = [];
+    for (let i = 0; i < 7; i++) {
+      // Alternate routes: the budget is the client's, not the route's; wrong keys count too.
+      answers.push(
+        i % 2 === 0
+          ? await http().post('/api/conversations')
+          : await http().get('/api/conversations/not-a-uuid').set(bearer('wrong-key-000000000')),
+      );
+    }
+    expect(answers.map((res) => res.status)).toEqual([201, 401, 201, 401, 201, 429, 429]);
+    expect(answers.slice(0, 5).map((res) => res.headers['ratelimit-remaining'])).toEqual([
+      '4',
+      '3',
+      '2',
+      '1',
+      '0',
+    ]);
+    expect(answers[0].headers['ratelimit-limit']).toBe('5');
+    expect(Number(answers[0].headers['ratelimit-reset'])).toBeGreaterThan(0);
+    const refused = answers[5];
+    expectProblem(refused, 429, 'rate_limited');
+    expect(Number(refused.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+    expect(Number(refused.headers['retry-after'])).toBeLessThanOrEqual(60);
+    expect(refused.headers['ratelimit-remaining']).toBe('0');
+  });
+
+  it('gives each API key and each customer token a budget of its own; probes are never limited', async () => {
+    const keyAnswers = [];
+    for (let i = 0; i < 9; i++) {
+      keyAnswers.push((await http().post('/api/conversations').set(bearer(BACKEND_KEY))).status);
+    }
+    expect(keyAnswers).toEqual([201, 201, 201, 201, 201, 201, 201, 201, 429]);
+    const other = await http().post('/api/conversations').set(bearer(CONSOLE_KEY));
+    expect(other.status).toBe(201);
+
+    // This address spent its budget in the test above; the customer token has its own.
+    expect((await http().post('/api/conversations')).status).toBe(429);
+    const { id, customerToken } = other.body as Created;
+    const reads = [];
+    for (let i = 0; i < 6; i++) {
+      reads.push((await http().get(`/api/conversations/${id}`).set(bearer(customerToken))).status);
+    }
+    expect(reads).toEqual([200, 200, 200, 200, 200, 429]);
+
+    const health = await Promise.all(Array.from({ length: 10 }, () => http().get('/health/live')));
+    expect(health.map((res) => res.status)).toEqual(Array(10).fill(200));
+  });
+});
+
+/** Sends `count` requests at once, each on a fresh connection; returns their statuses. */
+async function burst(servers: ServerProcess[], count: number): Promise<number[]> {
+  const answers = await Promise.all(
+    Array.from({ length: count }, (_, i) =>
+      requestText(servers[i % servers.length].baseUrl, 'POST', '/api/conversations'),
+    ),
+  );
+  return answers.map((res) => res.status);
+}
+
+describe('rate limit across workers (built server, WORKERS=2)', () => {
+  jest.setTimeout(30_000);
+  const server = useServer({ WORKERS: '2', RATE_LIMIT_MAX: '20', RATE_LIMIT_WINDOW_MS: '60000' });
+
+  it('accepts exactly the limit in total, however the connections are shared out', async () => {
+    const statuses = await burst([server()], 60);
+    expect(statuses.filter((status) => status === 201)).toHaveLength(20);
+    expect(statuses.filter((status) => status === 429)).toHaveLength(40);
+    // Both workers served: each logged access lines.
+    const servedBy = new Set(
+      server()
+        .lines(/POST \/api\/conversations/)
+        .map((line) => /^\[worker (\d+)\]/.exec(line)?.[1]),
+    );
+    expect(servedBy.size).toBe(2);
+  });
+
+  it('warns at start that access control is off', () => {
+    expect(server().lines(/API_KEYS is not set: access control is OFF/)).toHaveLength(1);
+  });
+});
+
+describeWithRedis('rate limit across instances (STORE=redis)', (redis) => {
+  jest.setTimeout(30_000);
+  const servers: ServerProcess[] = [];
+
+  beforeAll(async () => {
+    const env = {
+      STORE: 'redis',
+      REDIS_URL: redis().url,
+      REDIS_KEY_PREFIX: redis().newPrefix(),
+      RATE_LIMIT_MAX: '15',
+      API_KEYS,
+      PUBLIC_CONVERSATIONS: 'true',
+    };
+    servers.push(
+      ...(await Promise.all([
+        spawnServer({ ...env, WORKERS: '2' }),
+        spawnServer({ ...env, WORKERS: '0' }),
+      ])),
+    );
+  });
+
+  afterAll(async () => {
+    await Promise.all(servers.map((server) => server.stop()));
+  });
+
+  it('accepts exactly the limit in total across two instances', async () => {
+    const statuses = await burst(servers, 45);
+    expect(statuses.filter((status) => status === 201)).toHaveLength(15);
+    expect(statuses.filter((status) => status === 429)).toHaveLength(30);
+  });
+
+  it('does not warn when API_KEYS is set', () => {
+    for (const server of servers) {
+      expect(server.lines(/access control is OFF/)).toEqual([]);
+    }
+  });
+});
