@@ -3,6 +3,7 @@ import type { NextFunction, Request, Response } from 'express';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import helmet from 'helmet';
+import { serveConsole } from './console/console.setup';
 import { AppConfig, appConfig, originList, trustProxySetting } from './config/app.config';
 import { RequestObserver } from './observability/request-observer';
 
@@ -53,6 +54,10 @@ export function configureApp(app: NestExpressApplication): NestExpressApplicatio
       ],
       maxAge: 600,
     });
+  }
+
+  if (config.CONSOLE_ENABLED) {
+    serveConsole(app);
   }
 
   const document = SwaggerModule.createDocument(

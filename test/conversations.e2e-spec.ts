@@ -820,7 +820,8 @@ describe('Conversations API (default limits)', () => {
   describe('unknown routes', () => {
     it.each([
       ['get', '/api/nope'],
-      ['get', '/'],
+      ['get', '/nope'],
+      ['post', '/'],
       ['get', '/api/conversations'],
       ['put', `/api/conversations/${UNKNOWN_ID}`],
       ['patch', `/api/conversations/${UNKNOWN_ID}`],

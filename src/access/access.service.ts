@@ -19,6 +19,17 @@ export type Principal =
   /** A credential that is not a key and not a valid token. */
   | { kind: 'invalid' };
 
+/**
+ * `?access_token=` (RFC 6750, section 2.3), taken on event streams only: a browser's
+ * EventSource cannot send an Authorization header.
+ */
+function queryCredential(req: Request): string | undefined {
+  const token = req.query.access_token;
+  return req.method === 'GET' && req.path.endsWith('/events') && typeof token === 'string'
+    ? `Bearer ${token}`
+    : undefined;
+}
+
 /** How long a worker trusts a token it has checked against the store. */
 const TOKEN_CACHE_MS = 60_000;
 const TOKEN_CACHE_SIZE = 10_000;
@@ -52,7 +63,7 @@ export class AccessService {
   principal(req: Request): Promise<Principal> {
     let principal = this.resolved.get(req);
     if (!principal) {
-      principal = this.resolve(req.headers.authorization);
+      principal = this.resolve(req.headers.authorization ?? queryCredential(req));
       this.resolved.set(req, principal);
     }
     return principal;
