@@ -1,3 +1,5 @@
+/// <reference lib="dom" />
+// Functions passed to page.evaluate and waitForFunction run in the browser.
 import type { Browser, Page } from 'playwright-core';
 import request from 'supertest';
 import { useTestApp } from './utils/create-app';
@@ -80,7 +82,8 @@ const texts = (page: Page, pane: 'customer' | 'agent') =>
 async function waitForTexts(page: Page, pane: 'customer' | 'agent', expected: string[]) {
   await page.waitForFunction(
     ([selector, want]) =>
-      JSON.stringify([...document.querySelectorAll(selector)].map((e) => e.textContent)) === want,
+      JSON.stringify(Array.from(document.querySelectorAll(selector), (e) => e.textContent)) ===
+      want,
     [`#${pane} .messages .text`, JSON.stringify(expected)] as const,
     { timeout: 8_000 },
   );

@@ -34,6 +34,13 @@ export class RateLimitGuard extends ThrottlerGuard {
     super(options, storage, reflector);
   }
 
+  /** With both limits 0, nothing is counted and no store call is made. */
+  override async canActivate(context: ExecutionContext): Promise<boolean> {
+    return this.config.RATE_LIMIT_MAX === 0 && this.config.RATE_LIMIT_API_KEY_MAX === 0
+      ? true
+      : super.canActivate(context);
+  }
+
   /** The limit depends on who calls: RATE_LIMIT_API_KEY_MAX for a key, else RATE_LIMIT_MAX. */
   protected override async handleRequest(request: ThrottlerRequest): Promise<boolean> {
     const principal = await this.access.principal(
