@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { LoadResult, runLoad } from '../lib/load';
 import { cpuBetween, cpuSnapshot, startRssSampler } from '../lib/proc-stats';
 import { Configuration, RunningServer, startServer } from '../lib/server';
+import { redisCpuSeconds } from '../lib/redis';
 import { median } from '../lib/stats';
 import { Scenario, seed } from './scenarios';
 
@@ -24,6 +25,8 @@ export interface Measurement {
   cpuMicrosPerRequest?: number;
   /** Cluster primary alone (configurations with workers). */
   primaryCpuMicrosPerRequest?: number;
+  /** The Redis server's own CPU (STORE=redis), which the server's processes do not include. */
+  redisCpuMicrosPerRequest?: number;
   /** The load generator (this process), as a share of one core, during the measured run. */
   loadGeneratorCpuPercent?: number;
   /** Highest summed RSS of the server's processes, sampled every 100 ms from start to stop. */
@@ -43,6 +46,7 @@ export interface CellSummary {
   non2xx: number;
   cpuMicrosPerRequest: number;
   primaryCpuMicrosPerRequest: number | null;
+  redisCpuMicrosPerRequest: number | null;
   peakRssBytes: number;
   fixedRate: { rate: number; p50: number; p99: number } | null;
 }
@@ -95,6 +99,9 @@ async function measureRunning(
   await load(undefined, timing.warmupSeconds);
   phase('warmup');
 
+  const redisUrl =
+    server.configuration.env.STORE === 'redis' ? server.configuration.env.REDIS_URL : null;
+  const redisBefore = redisUrl ? await redisCpuSeconds(redisUrl) : 0;
   const pids = server.pids();
   const before = cpuSnapshot(pids);
   const ownBefore = process.cpuUsage();
@@ -104,6 +111,7 @@ async function measureRunning(
   const elapsed = (performance.now() - started) / 1000;
   const pidsAfter = server.pids();
   const after = cpuSnapshot(pidsAfter);
+  const redisAfter = redisUrl ? await redisCpuSeconds(redisUrl) : 0;
   phase('measure');
 
   const cpuSeconds = cpuBetween(before, after);
@@ -118,6 +126,9 @@ async function measureRunning(
   };
   if (server.configuration.workers > 0) {
     measurement.primaryCpuMicrosPerRequest = perRequest(cpuBetween(before, after, [server.pid]));
+  }
+  if (redisUrl) {
+    measurement.redisCpuMicrosPerRequest = perRequest(redisAfter - redisBefore);
   }
   const invalid = problems(result, 'max');
   if (pidsAfter.length !== pids.length || pids.some((pid) => !pidsAfter.includes(pid))) {
@@ -180,6 +191,7 @@ function summarize(measurements: Measurement[]): CellSummary {
       0,
     );
   const primary = medianOf(measurements, (m) => m.primaryCpuMicrosPerRequest);
+  const redis = medianOf(measurements, (m) => m.redisCpuMicrosPerRequest);
   const withFixedRate = measurements.filter((m) => m.fixedRate);
   return {
     requestsPerSecond: medianOf(measurements, (m) => m.load?.requestsPerSecond),
@@ -189,6 +201,7 @@ function summarize(measurements: Measurement[]): CellSummary {
     non2xx: sum((load) => load.non2xx),
     cpuMicrosPerRequest: medianOf(measurements, (m) => m.cpuMicrosPerRequest),
     primaryCpuMicrosPerRequest: Number.isNaN(primary) ? null : primary,
+    redisCpuMicrosPerRequest: Number.isNaN(redis) ? null : redis,
     peakRssBytes: medianOf(measurements, (m) => m.peakRssBytes),
     fixedRate:
       withFixedRate.length === 0
@@ -214,6 +227,9 @@ function describe(measurement: Measurement): string {
   ];
   if (measurement.primaryCpuMicrosPerRequest !== undefined) {
     parts.push(`primary ${Math.round(measurement.primaryCpuMicrosPerRequest)} µs/req`);
+  }
+  if (measurement.redisCpuMicrosPerRequest !== undefined) {
+    parts.push(`Redis server ${Math.round(measurement.redisCpuMicrosPerRequest)} µs/req`);
   }
   if (measurement.fixedRate) {
     const fixed = measurement.fixedRate;

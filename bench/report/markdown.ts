@@ -48,6 +48,7 @@ function httpSection(input: ReportInput, cells: Cell[]): string[] {
     `${cell.median.errors} / ${cell.median.non2xx}`,
     num(cell.median.cpuMicrosPerRequest, 1),
     num(cell.median.primaryCpuMicrosPerRequest, 1),
+    num(cell.median.redisCpuMicrosPerRequest, 1),
     mib(cell.median.peakRssBytes),
     cell.valid ? 'yes' : '**INVALID**',
   ]);
@@ -64,6 +65,7 @@ function httpSection(input: ReportInput, cells: Cell[]): string[] {
         'errors / non-2xx',
         'server CPU µs/req (all processes)',
         'primary CPU µs/req',
+        'Redis server CPU µs/req',
         'peak RSS MiB',
         'valid',
       ],

@@ -24,10 +24,12 @@ export type Principal =
  * EventSource cannot send an Authorization header.
  */
 function queryCredential(req: Request): string | undefined {
+  // req.query parses the query string on every read: only for event streams.
+  if (req.method !== 'GET' || !req.path.endsWith('/events')) {
+    return undefined;
+  }
   const token = req.query.access_token;
-  return req.method === 'GET' && req.path.endsWith('/events') && typeof token === 'string'
-    ? `Bearer ${token}`
-    : undefined;
+  return typeof token === 'string' ? `Bearer ${token}` : undefined;
 }
 
 /** How long a worker trusts a token it has checked against the store. */

@@ -29,7 +29,8 @@ export async function connectRedis(
     maxRetriesPerRequest: 0,
     commandTimeout: commandTimeoutMs,
     connectTimeout: Math.min(commandTimeoutMs, 5_000),
-    enableAutoPipelining: true,
+    // The repository batches per event-loop turn itself (redis-batch.ts).
+    enableAutoPipelining: false,
     retryStrategy: (attempt) => Math.min(attempt * 100, 1_000),
   });
   /** An outage was told and has not ended: told once per outage, not once per retry. */

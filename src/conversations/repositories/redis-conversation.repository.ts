@@ -23,6 +23,7 @@ import {
 } from '../conversation.repository';
 import { HistoryCache } from './history-cache';
 import { historyPieces } from './history-pieces';
+import { batchedCommands } from './redis-batch';
 import { RedisKeys } from './redis-keys';
 import { Watchers } from './watchers';
 import { REDIS_SCRIPTS, RedisScripts } from './redis-scripts';
@@ -31,6 +32,8 @@ import { REDIS_SCRIPTS, RedisScripts } from './redis-scripts';
 const SWEEP_BATCH = 200;
 /** How long the sweeper lock lives if its holder dies mid-sweep. */
 const SWEEP_LOCK_MS = 60_000;
+/** How long message-count changes are added up before they are sent (see countMessages). */
+const MESSAGE_COUNT_FLUSH_MS = 200;
 /** Characters of histories this process keeps copies of (see HistoryCache). */
 const HISTORY_CACHE_CHARS = 16 * 1024 * 1024;
 /** Digits of the seq that prefixes each member of a conversation's message set. */
@@ -57,13 +60,18 @@ export class RedisConversationRepository
   implements OnApplicationShutdown
 {
   readonly kind = 'redis';
-  private readonly redis: ScriptedRedis;
+  private readonly redis: Redis;
+  /** The client's commands, batched per event-loop turn (see batchedCommands). */
+  private readonly commands: ScriptedRedis;
   private readonly keys: RedisKeys;
   private readonly histories = new HistoryCache(HISTORY_CACHE_CHARS);
 
   private readonly watchers = new Watchers();
   /** The connection in subscriber mode, made on the first watch. */
   private subscriber: Redis | null = null;
+  /** Message-count changes not yet sent (see countMessages). */
+  private pendingMessages = 0;
+  private messageFlush: NodeJS.Timeout | null = null;
 
   /**
    * @param redis a client that fails commands fast while disconnected (see connectRedis)
@@ -80,7 +88,8 @@ export class RedisConversationRepository
     for (const [name, script] of Object.entries(REDIS_SCRIPTS)) {
       redis.defineCommand(name, script);
     }
-    this.redis = redis as ScriptedRedis;
+    this.redis = redis;
+    this.commands = batchedCommands<ScriptedRedis>(redis);
     this.keys = new RedisKeys(prefix);
   }
 
@@ -98,9 +107,9 @@ export class RedisConversationRepository
     try {
       [reserved] = await this.run(() =>
         Promise.all([
-          this.redis.chatReserve(this.keys.meta, input.maxConversations),
-          this.redis.zadd(this.keys.activity(id), now, id),
-          this.redis.chatCreate(...keys, now, input.customerTokenHash ?? ''),
+          this.commands.chatReserve(this.keys.meta, input.maxConversations),
+          this.commands.zadd(this.keys.activity(id), now, id),
+          this.commands.chatCreate(...keys, now, input.customerTokenHash ?? ''),
         ]),
       );
     } catch (error) {
@@ -118,16 +127,16 @@ export class RedisConversationRepository
 
   private async undoCreate(id: string, keys: string[], reserved: boolean): Promise<void> {
     await Promise.all([
-      this.redis.del(...keys),
-      this.redis.zrem(this.keys.activity(id), id),
-      reserved ? this.redis.hincrby(this.keys.meta, 'conversations', -1) : null,
+      this.commands.del(...keys),
+      this.commands.zrem(this.keys.activity(id), id),
+      reserved ? this.commands.hincrby(this.keys.meta, 'conversations', -1) : null,
     ]).catch(() => undefined);
   }
 
   async getConversation(conversationId: string): Promise<ConversationHistory | null> {
     const cached = this.histories.get(conversationId);
     const raw = await this.run<RawHistory>(() =>
-      this.redis.chatGet(...this.keys.conversation(conversationId), cached?.version ?? -1),
+      this.commands.chatGet(...this.keys.conversation(conversationId), cached?.version ?? -1),
     );
     if (!raw) {
       this.histories.delete(conversationId);
@@ -148,7 +157,7 @@ export class RedisConversationRepository
     knownVersion: number,
   ): Promise<ConversationHistory | UnchangedHistory | null> {
     const raw = await this.run<RawHistory>(() =>
-      this.redis.chatGet(...this.keys.conversation(conversationId), knownVersion),
+      this.commands.chatGet(...this.keys.conversation(conversationId), knownVersion),
     );
     if (!raw) {
       return null;
@@ -175,7 +184,7 @@ export class RedisConversationRepository
     const jsonHead = `${head.slice(0, -1)},"seq":`;
     const jsonTail = `,"createdAt":${input.now}}`;
     const seq = await this.run(() =>
-      this.redis.chatAppend(
+      this.commands.chatAppend(
         ...this.keys.conversation(conversationId),
         input.id,
         jsonHead,
@@ -206,7 +215,7 @@ export class RedisConversationRepository
     now: number,
   ): Promise<DeletedMessage> {
     const seq = await this.run(() =>
-      this.redis.chatDelete(
+      this.commands.chatDelete(
         ...this.keys.conversation(conversationId),
         messageId,
         now,
@@ -228,7 +237,7 @@ export class RedisConversationRepository
   async evictInactive(cutoff: number): Promise<number> {
     const token = randomUUID();
     const locked = await this.run(() =>
-      this.redis.set(this.keys.sweeperLock, token, 'PX', SWEEP_LOCK_MS, 'NX'),
+      this.commands.set(this.keys.sweeperLock, token, 'PX', SWEEP_LOCK_MS, 'NX'),
     );
     if (locked !== 'OK') {
       return 0; // another instance is sweeping
@@ -239,7 +248,7 @@ export class RedisConversationRepository
       for (const bucket of this.keys.activityBuckets()) {
         for (;;) {
           const ids = await this.run(() =>
-            this.redis.zrangebyscore(bucket, '-inf', `(${cutoff}`, 'LIMIT', 0, SWEEP_BATCH),
+            this.commands.zrangebyscore(bucket, '-inf', `(${cutoff}`, 'LIMIT', 0, SWEEP_BATCH),
           );
           if (ids.length === 0) {
             break;
@@ -263,7 +272,7 @@ export class RedisConversationRepository
             .exec(),
         );
       }
-      await this.run(() => this.redis.chatDeleteIf(this.keys.sweeperLock, token));
+      await this.run(() => this.commands.chatDeleteIf(this.keys.sweeperLock, token));
     }
     return conversations;
   }
@@ -272,7 +281,7 @@ export class RedisConversationRepository
     const mode =
       query.after !== undefined ? 'after' : query.before !== undefined ? 'before' : 'last';
     const raw = await this.run(() =>
-      this.redis.chatPage(
+      this.commands.chatPage(
         ...this.keys.conversation(conversationId),
         mode,
         query.after ?? query.before ?? 0,
@@ -297,12 +306,12 @@ export class RedisConversationRepository
     const redisKey = this.keys.idempotency(key);
     for (let attempt = 0; attempt < 3; attempt++) {
       const set = await this.run(() =>
-        this.redis.set(redisKey, JSON.stringify({ f: fingerprint }), 'PX', pendingMs, 'NX'),
+        this.commands.set(redisKey, JSON.stringify({ f: fingerprint }), 'PX', pendingMs, 'NX'),
       );
       if (set === 'OK') {
         return { state: 'claimed' };
       }
-      const current = await this.run(() => this.redis.get(redisKey));
+      const current = await this.run(() => this.commands.get(redisKey));
       if (current === null) {
         continue; // expired in between: try to claim again
       }
@@ -322,7 +331,7 @@ export class RedisConversationRepository
     ttlMs: number,
   ): Promise<void> {
     await this.run(() =>
-      this.redis.set(
+      this.commands.set(
         this.keys.idempotency(key),
         JSON.stringify({ f: fingerprint, r: response }),
         'PX',
@@ -333,30 +342,30 @@ export class RedisConversationRepository
 
   async releaseKey(key: string, fingerprint: string): Promise<void> {
     await this.run(() =>
-      this.redis.chatDeleteIf(this.keys.idempotency(key), JSON.stringify({ f: fingerprint })),
+      this.commands.chatDeleteIf(this.keys.idempotency(key), JSON.stringify({ f: fingerprint })),
     );
   }
 
   async customerTokenHash(conversationId: string): Promise<string | null> {
     const [conv] = this.keys.conversation(conversationId);
-    return (await this.run(() => this.redis.hget(conv, 't'))) || null;
+    return (await this.run(() => this.commands.hget(conv, 't'))) || null;
   }
 
   async replaceCustomerTokenHash(conversationId: string, hash: string): Promise<boolean> {
     const [conv] = this.keys.conversation(conversationId);
-    return (await this.run(() => this.redis.chatSetToken(conv, hash))) === 1;
+    return (await this.run(() => this.commands.chatSetToken(conv, hash))) === 1;
   }
 
   async countHit(key: string, windowMs: number, limit: number, blockMs: number): Promise<HitCount> {
     const [totalHits, windowEndsInMs, blockedForMs] = await this.run(() =>
-      this.redis.chatHit(...this.keys.hitCounter(key), windowMs, limit, blockMs),
+      this.commands.chatHit(...this.keys.hitCounter(key), windowMs, limit, blockMs),
     );
     return { totalHits, windowEndsInMs, blockedForMs };
   }
 
   async changesAfter(conversationId: string, afterSeq: number): Promise<ChangesAfter | null> {
     const raw = await this.run(() =>
-      this.redis.chatChangesAfter(...this.keys.conversation(conversationId), afterSeq),
+      this.commands.chatChangesAfter(...this.keys.conversation(conversationId), afterSeq),
     );
     if (!raw) {
       return null;
@@ -392,13 +401,15 @@ export class RedisConversationRepository
   }
 
   async stats(): Promise<StoreStats> {
+    await this.flushMessageCount();
     const [conversations, messages] = await this.run(() =>
-      this.redis.hmget(this.keys.meta, 'conversations', 'messages'),
+      this.commands.hmget(this.keys.meta, 'conversations', 'messages'),
     );
     return { conversations: Number(conversations ?? 0), messages: Number(messages ?? 0) };
   }
 
   async onApplicationShutdown(): Promise<void> {
+    await this.flushMessageCount();
     this.subscriber?.disconnect();
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
@@ -426,24 +437,45 @@ export class RedisConversationRepository
   /** Removes one candidate; the number of messages it held, or null when it stays. */
   private async evictOne(bucket: string, id: string, cutoff: number): Promise<number | null> {
     const [result, lastActivityAt] = await this.run(() =>
-      this.redis.chatEvict(...this.keys.conversation(id), cutoff, this.keys.channel(id)),
+      this.commands.chatEvict(...this.keys.conversation(id), cutoff, this.keys.channel(id)),
     );
     if (result === -1) {
       // Active after all: its index entry was behind. Put it right, so the sweep moves on.
-      await this.run(() => this.redis.zadd(bucket, 'GT', lastActivityAt, id));
+      await this.run(() => this.commands.zadd(bucket, 'GT', lastActivityAt, id));
       return null;
     }
-    await this.run(() => this.redis.zrem(bucket, id));
+    await this.run(() => this.commands.zrem(bucket, id));
     return result === -2 ? null : result;
   }
 
   /**
-   * The message counter, after a post or delete. Not awaited: it is sent on the same
-   * connection right behind the script, and a lost increment (Redis gone at that moment)
-   * only skews the gauge.
+   * The message counter, after a post or delete. The changes of MESSAGE_COUNT_FLUSH_MS are
+   * added up here and sent as one HINCRBY, not one per write: the counter lives under {meta},
+   * a slot of its own, so it cannot join the write's script, and a command per post cost the
+   * worker as much as a third of its Redis work. A process's stats() sends what it holds
+   * first; a process that dies loses at most that window's changes, which only skews the gauge.
    */
   private countMessages(change: number): void {
-    this.redis.hincrby(this.keys.meta, 'messages', change).catch(() => undefined);
+    this.pendingMessages += change;
+    this.messageFlush ??= setTimeout(() => void this.flushMessageCount(), MESSAGE_COUNT_FLUSH_MS);
+    this.messageFlush.unref();
+  }
+
+  private async flushMessageCount(): Promise<void> {
+    if (this.messageFlush) {
+      clearTimeout(this.messageFlush);
+      this.messageFlush = null;
+    }
+    const change = this.pendingMessages;
+    if (change === 0) {
+      return;
+    }
+    this.pendingMessages = 0;
+    try {
+      await this.commands.hincrby(this.keys.meta, 'messages', change);
+    } catch {
+      this.countMessages(change); // Redis is away: sent with the next flush
+    }
   }
 
   private summary(conversationId: string, raw: NonNullable<RawHistory>) {

@@ -41,17 +41,22 @@ return h`,
   chatAppend: {
     numberOfKeys: 5,
     lua: `
-local h = redis.call('HMGET', KEYS[1], 'a', 'n')
+local h = redis.call('HMGET', KEYS[1], 'a', 'n', 's')
 if not h[1] then return -1 end
-if tonumber(h[2]) >= tonumber(ARGV[6]) then return -2 end
-local seq = redis.call('HINCRBY', KEYS[1], 's', 1)
-local prefix = string.format('%010d', seq)
+local n = tonumber(h[2])
+if n >= tonumber(ARGV[6]) then return -2 end
+local seq = tonumber(h[3]) + 1
 local json = ARGV[2] .. seq .. ARGV[3]
-redis.call('ZADD', KEYS[2], ARGV[4], prefix .. json)
-redis.call('ZADD', KEYS[5], seq, prefix .. json)
+local member = string.format('%010d', seq) .. json
+redis.call('ZADD', KEYS[2], ARGV[4], member)
+redis.call('ZADD', KEYS[5], seq, member)
 redis.call('HSET', KEYS[3], ARGV[1], seq)
-redis.call('HINCRBY', KEYS[1], 'n', 1)
-if tonumber(ARGV[5]) > tonumber(h[1]) then redis.call('HSET', KEYS[1], 'a', ARGV[5]) end
+-- One write of the record: seq, count, and the activity time unless it would go back.
+if tonumber(ARGV[5]) > tonumber(h[1]) then
+  redis.call('HSET', KEYS[1], 's', seq, 'n', n + 1, 'a', ARGV[5])
+else
+  redis.call('HSET', KEYS[1], 's', seq, 'n', n + 1)
+end
 redis.call('XADD', KEYS[4], 'MAXLEN', ARGV[8], seq .. '-0', 't', 'c', 'd', json)
 redis.call('PUBLISH', ARGV[7], seq .. ' message.created ' .. json)
 return seq`,
@@ -60,8 +65,8 @@ return seq`,
   chatDelete: {
     numberOfKeys: 5,
     lua: `
-local a = redis.call('HGET', KEYS[1], 'a')
-if not a then return -1 end
+local h = redis.call('HMGET', KEYS[1], 'a', 'n', 's')
+if not h[1] then return -1 end
 local ref = redis.call('HGET', KEYS[3], ARGV[1])
 if not ref then return -3 end
 -- The seq index finds the member at once; the same member is in the timestamp set.
@@ -69,9 +74,12 @@ local member = redis.call('ZRANGEBYSCORE', KEYS[5], ref, ref)[1]
 redis.call('ZREM', KEYS[2], member)
 redis.call('ZREM', KEYS[5], member)
 redis.call('HDEL', KEYS[3], ARGV[1])
-redis.call('HINCRBY', KEYS[1], 'n', -1)
-if tonumber(ARGV[2]) > tonumber(a) then redis.call('HSET', KEYS[1], 'a', ARGV[2]) end
-local seq = redis.call('HINCRBY', KEYS[1], 's', 1)
+local seq = tonumber(h[3]) + 1
+if tonumber(ARGV[2]) > tonumber(h[1]) then
+  redis.call('HSET', KEYS[1], 's', seq, 'n', tonumber(h[2]) - 1, 'a', ARGV[2])
+else
+  redis.call('HSET', KEYS[1], 's', seq, 'n', tonumber(h[2]) - 1)
+end
 local json = '{"messageId":' .. cjson.encode(ARGV[1]) .. ',"seq":' .. seq .. '}'
 redis.call('XADD', KEYS[4], 'MAXLEN', ARGV[4], seq .. '-0', 't', 'd', 'd', json)
 redis.call('PUBLISH', ARGV[3], seq .. ' message.deleted ' .. json)
