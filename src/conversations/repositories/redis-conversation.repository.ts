@@ -133,8 +133,24 @@ export class RedisConversationRepository
     ]).catch(() => undefined);
   }
 
+  /**
+   * A history this process served before is confirmed with a plain HMGET of the record (no
+   * script, the cheapest read Redis has); only when its version moved is the script asked for
+   * the messages.
+   */
   async getConversation(conversationId: string): Promise<ConversationHistory | null> {
     const cached = this.histories.get(conversationId);
+    if (cached) {
+      const [conv] = this.keys.conversation(conversationId);
+      const [c, a, s, n] = await this.run(() => this.commands.hmget(conv, 'c', 'a', 's', 'n'));
+      if (c === null || a === null || s === null || n === null) {
+        this.histories.delete(conversationId);
+        return null;
+      }
+      if (Number(s) === cached.version) {
+        return { ...this.summary(conversationId, [c, a, s, n]), messagesJson: cached.pieces };
+      }
+    }
     const raw = await this.run<RawHistory>(() =>
       this.commands.chatGet(...this.keys.conversation(conversationId), cached?.version ?? -1),
     );
