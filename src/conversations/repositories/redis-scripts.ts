@@ -51,12 +51,8 @@ local member = string.format('%010d', seq) .. json
 redis.call('ZADD', KEYS[2], ARGV[4], member)
 redis.call('ZADD', KEYS[5], seq, member)
 redis.call('HSET', KEYS[3], ARGV[1], seq)
--- One write of the record: seq, count, and the activity time unless it would go back.
-if tonumber(ARGV[5]) > tonumber(h[1]) then
-  redis.call('HSET', KEYS[1], 's', seq, 'n', n + 1, 'a', ARGV[5])
-else
-  redis.call('HSET', KEYS[1], 's', seq, 'n', n + 1)
-end
+-- One write of the record: seq, count, and the activity time (never going back).
+redis.call('HSET', KEYS[1], 's', seq, 'n', n + 1, 'a', math.max(tonumber(ARGV[5]), tonumber(h[1])))
 redis.call('XADD', KEYS[4], 'MAXLEN', ARGV[8], seq .. '-0', 't', 'c', 'd', json)
 redis.call('PUBLISH', ARGV[7], seq .. ' message.created ' .. json)
 return seq`,
@@ -75,11 +71,7 @@ redis.call('ZREM', KEYS[2], member)
 redis.call('ZREM', KEYS[5], member)
 redis.call('HDEL', KEYS[3], ARGV[1])
 local seq = tonumber(h[3]) + 1
-if tonumber(ARGV[2]) > tonumber(h[1]) then
-  redis.call('HSET', KEYS[1], 's', seq, 'n', tonumber(h[2]) - 1, 'a', ARGV[2])
-else
-  redis.call('HSET', KEYS[1], 's', seq, 'n', tonumber(h[2]) - 1)
-end
+redis.call('HSET', KEYS[1], 's', seq, 'n', tonumber(h[2]) - 1, 'a', math.max(tonumber(ARGV[2]), tonumber(h[1])))
 local json = '{"messageId":' .. cjson.encode(ARGV[1]) .. ',"seq":' .. seq .. '}'
 redis.call('XADD', KEYS[4], 'MAXLEN', ARGV[4], seq .. '-0', 't', 'd', 'd', json)
 redis.call('PUBLISH', ARGV[3], seq .. ' message.deleted ' .. json)
