@@ -1,10 +1,10 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Request } from 'express';
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import { AppConfig, apiKeyList, appConfig } from '../config/app.config';
 import { ConversationRepository } from '../conversations/conversation.repository';
 import { toProblem } from '../conversations/conversations.service';
-import { hashToken, sameHash, tokenConversation } from './customer-tokens';
+import { sameHash, sha256, tokenConversation } from './customer-tokens';
 
 /** Who a request comes from, as far as access control is concerned. */
 export type Principal =
@@ -36,8 +36,6 @@ function queryCredential(req: Request): string | undefined {
 const TOKEN_CACHE_MS = 60_000;
 const TOKEN_CACHE_SIZE = 10_000;
 
-const digest = (text: string) => createHash('sha256').update(text).digest();
-
 /**
  * Tells who a request comes from, once per request. API keys are compared in constant time
  * (their SHA-256 digests, every key each time); a customer token is checked against the hash
@@ -55,10 +53,10 @@ export class AccessService {
     private readonly repository: ConversationRepository,
     @Inject(appConfig.KEY) config: AppConfig,
   ) {
-    this.keys = (apiKeyList(config.API_KEYS) ?? []).map((key) => ({
-      id: digest(key).toString('hex').slice(0, 12),
-      digest: digest(key),
-    }));
+    this.keys = (apiKeyList(config.API_KEYS) ?? []).map((key) => {
+      const digest = sha256(key);
+      return { id: digest.toString('hex').slice(0, 12), digest };
+    });
     this.enabled = this.keys.length > 0;
   }
 
@@ -83,7 +81,7 @@ export class AccessService {
       return { kind: 'invalid' };
     }
     const credential = match[1];
-    const presented = digest(credential);
+    const presented = sha256(credential);
     let keyId: string | null = null;
     for (const key of this.keys) {
       // No early exit: the time taken does not say which key, if any, matched.
@@ -94,17 +92,17 @@ export class AccessService {
     if (keyId !== null) {
       return { kind: 'api-key', id: keyId };
     }
-    const conversationId = await this.checkToken(credential);
+    // The same digest, as the store keeps it, serves the customer-token check.
+    const conversationId = await this.checkToken(credential, presented.toString('base64url'));
     return conversationId ? { kind: 'customer', conversationId } : { kind: 'invalid' };
   }
 
   /** The conversation a customer token opens, or null when it opens none. */
-  private async checkToken(token: string): Promise<string | null> {
+  private async checkToken(token: string, hash: string): Promise<string | null> {
     const conversationId = tokenConversation(token);
     if (!conversationId) {
       return null;
     }
-    const hash = hashToken(token);
     const now = Date.now();
     const cached = this.checkedTokens.get(hash);
     if (cached && cached.until > now) {

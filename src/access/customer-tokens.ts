@@ -11,8 +11,13 @@ export interface IssuedToken {
   hash: string;
 }
 
+export function sha256(text: string): Buffer {
+  return createHash('sha256').update(text).digest();
+}
+
+/** What the store keeps of a token: its SHA-256, base64url. */
 export function hashToken(token: string): string {
-  return createHash('sha256').update(token).digest('base64url');
+  return sha256(token).toString('base64url');
 }
 
 export function issueCustomerToken(conversationId: string): IssuedToken {
