@@ -18,6 +18,8 @@ const BACKOFF_START_MS = 100;
 const BACKOFF_MAX_MS = 10_000;
 const CRASH_WINDOW_MS = 30_000;
 const CRASHES_TOLERATED = 5;
+/** After killing the workers that did not drain, the longest the stop waits for their exit. */
+const KILL_WAIT_MS = 2_000;
 
 /** Sends to a worker that may be gone: a closed channel is not an error worth a crash. */
 export function sendToWorker(worker: Worker, message: unknown): void {
@@ -56,7 +58,12 @@ export class WorkerSupervisor {
   /** Asks every worker to drain and exit; kills those still running after the grace period. */
   stop(): Promise<void> {
     this.stopping ??= new Promise<void>((resolve) => {
-      const remaining = () => Object.values(cluster.workers ?? {}).filter(Boolean) as Worker[];
+      // A worker whose process has exited is done, even while cluster.workers still lists it:
+      // Node removes it only once its IPC channel has closed too, which may come after 'exit'.
+      const remaining = () =>
+        Object.values(cluster.workers ?? {}).filter(
+          (worker): worker is Worker => worker !== undefined && !worker.isDead(),
+        );
       const check = () => {
         if (remaining().length === 0) {
           clearTimeout(deadline);
@@ -68,6 +75,8 @@ export class WorkerSupervisor {
           this.logger.warn(`Worker ${worker.id} did not drain in time: killing it`);
           worker.process.kill('SIGKILL');
         }
+        // The stop goes on even if an exit is never reported: the primary must not hang.
+        setTimeout(resolve, KILL_WAIT_MS);
       }, this.options.graceMs + 1_000);
       cluster.on('exit', check);
       const shutdown: ShutdownMessage = { ch: CONTROL_CHANNEL, cmd: 'shutdown' };

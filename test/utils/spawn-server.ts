@@ -17,6 +17,9 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** Longer than a drain's worst case (SHUTDOWN_GRACE_MS 8 s, then 1 s before workers are killed). */
+const STOP_TIMEOUT_MS = 20_000;
+
 export interface ServerProcess {
   readonly baseUrl: string;
   readonly port: number;
@@ -117,7 +120,29 @@ export async function spawnServer(
       if (child.exitCode === null && child.signalCode === null) {
         child.kill(signal);
       }
-      return exited;
+      // A stop that hangs is a bug to report, not a reason to hang the test run: the server
+      // and its workers are killed, and the stop fails with what the server printed.
+      const pids = server.workerPids();
+      let timer: NodeJS.Timeout | undefined;
+      const hung = new Promise<'hung'>((resolve) => {
+        timer = setTimeout(() => resolve('hung'), STOP_TIMEOUT_MS);
+      });
+      const outcome = await Promise.race([exited, hung]);
+      clearTimeout(timer);
+      if (outcome === 'hung') {
+        for (const pid of [child.pid, ...pids]) {
+          try {
+            process.kill(pid ?? -1, 'SIGKILL');
+          } catch {
+            // already gone
+          }
+        }
+        await exited;
+        throw new Error(
+          `The server did not exit within ${STOP_TIMEOUT_MS} ms of ${signal}; killed. Output:\n${output}`,
+        );
+      }
+      return outcome;
     },
   };
   const ready = workers === 0 ? /Listening on/ : /\[worker \d+\].*Serving on port/;
@@ -205,10 +230,10 @@ export function useServer(env: Record<string, string> = {}): () => ServerProcess
   let server: ServerProcess | undefined;
   beforeAll(async () => {
     server = await spawnServer(env);
-  });
+  }, 30_000);
   afterAll(async () => {
     await server?.stop();
-  });
+  }, STOP_TIMEOUT_MS + 5_000);
   return () => {
     if (!server) {
       throw new Error('the server has not started');
