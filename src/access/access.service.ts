@@ -3,7 +3,7 @@ import type { Request } from 'express';
 import { timingSafeEqual } from 'node:crypto';
 import { AppConfig, apiKeyList, appConfig } from '../config/app.config';
 import { ConversationRepository } from '../conversations/conversation.repository';
-import { toProblem } from '../conversations/conversations.service';
+import { fromStore } from '../conversations/conversations.service';
 import { sameHash, sha256, tokenConversation } from './customer-tokens';
 
 /** Who a request comes from, as far as access control is concerned. */
@@ -108,12 +108,7 @@ export class AccessService {
     if (cached && cached.until > now) {
       return cached.conversationId;
     }
-    let stored: string | null;
-    try {
-      stored = await this.repository.customerTokenHash(conversationId);
-    } catch (error) {
-      throw toProblem(error);
-    }
+    const stored = await fromStore(this.repository.customerTokenHash(conversationId));
     if (!stored || !sameHash(hash, stored)) {
       return null;
     }

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { ThrottlerStorage } from '@nestjs/throttler';
 import { ConversationRepository } from '../conversations/conversation.repository';
-import { toProblem } from '../conversations/conversations.service';
+import { fromStore } from '../conversations/conversations.service';
 
 type ThrottlerStorageRecord = Awaited<ReturnType<ThrottlerStorage['increment']>>;
 
@@ -22,16 +22,12 @@ export class SharedThrottlerStorage implements ThrottlerStorage {
     limit: number,
     blockDuration: number,
   ): Promise<ThrottlerStorageRecord> {
-    try {
-      const count = await this.repository.countHit(key, ttl, limit, blockDuration);
-      return {
-        totalHits: count.totalHits,
-        timeToExpire: seconds(count.windowEndsInMs),
-        isBlocked: count.blockedForMs > 0,
-        timeToBlockExpire: seconds(count.blockedForMs),
-      };
-    } catch (error) {
-      throw toProblem(error);
-    }
+    const count = await fromStore(this.repository.countHit(key, ttl, limit, blockDuration));
+    return {
+      totalHits: count.totalHits,
+      timeToExpire: seconds(count.windowEndsInMs),
+      isBlocked: count.blockedForMs > 0,
+      timeToBlockExpire: seconds(count.blockedForMs),
+    };
   }
 }

@@ -61,6 +61,15 @@ export function toProblem(error: unknown): unknown {
   return error instanceof StoreError ? STORE_PROBLEMS[error.code]() : error;
 }
 
+/** A store call's result, its StoreError turned into the problem the client gets. */
+export async function fromStore<T>(operation: Promise<T>): Promise<T> {
+  try {
+    return await operation;
+  } catch (error) {
+    throw toProblem(error);
+  }
+}
+
 export function messageNotFound(): ProblemException {
   return STORE_PROBLEMS.message_not_found();
 }
@@ -100,7 +109,7 @@ export class ConversationsService {
   }> {
     const id = randomUUID();
     const { token, hash } = issueCustomerToken(id);
-    const conversation = await this.store(
+    const conversation = await fromStore(
       this.repository.createConversation({
         id,
         now: this.clock.now(),
@@ -112,7 +121,7 @@ export class ConversationsService {
   }
 
   async getConversation(conversationId: string): Promise<ConversationHistory> {
-    const history = await this.store(this.repository.getConversation(conversationId));
+    const history = await fromStore(this.repository.getConversation(conversationId));
     if (!history) {
       throw conversationNotFound();
     }
@@ -125,7 +134,7 @@ export class ConversationsService {
         { field: 'before', message: 'give at most one cursor: after or before' },
       ]);
     }
-    const page = await this.store(
+    const page = await fromStore(
       this.repository.getPage(conversationId, {
         after: query.after,
         before: query.before,
@@ -141,7 +150,7 @@ export class ConversationsService {
   async postMessage(conversationId: string, dto: CreateMessageDto): Promise<StoredMessage> {
     const now = this.clock.now();
     this.checkMessage(dto, now);
-    return this.store(
+    return fromStore(
       this.repository.appendMessage(conversationId, {
         id: randomUUID(),
         sender: dto.sender,
@@ -154,7 +163,7 @@ export class ConversationsService {
   }
 
   deleteMessage(conversationId: string, messageId: string): Promise<DeletedMessage> {
-    return this.store(this.repository.deleteMessage(conversationId, messageId, this.clock.now()));
+    return fromStore(this.repository.deleteMessage(conversationId, messageId, this.clock.now()));
   }
 
   /** Rules that depend on configuration or the clock, beyond what the DTO checks. */
@@ -175,15 +184,6 @@ export class ConversationsService {
     }
     if (errors.length > 0) {
       throw new ValidationFailedException(errors);
-    }
-  }
-
-  /** Turns the store's error codes into HTTP problems. */
-  private async store<T>(operation: Promise<T>): Promise<T> {
-    try {
-      return await operation;
-    } catch (error) {
-      throw toProblem(error);
     }
   }
 }

@@ -7,7 +7,7 @@ import { issueCustomerToken } from '../access/customer-tokens';
 import { ProblemException, ValidationFailedException } from '../common/problem';
 import { AppConfig, appConfig } from '../config/app.config';
 import { ConversationRepository, KeptResponse, KeyClaim } from './conversation.repository';
-import { toProblem } from './conversations.service';
+import { fromStore } from './conversations.service';
 
 /** 1–255 visible ASCII characters. */
 const VALID_KEY = /^[\x21-\x7e]{1,255}$/;
@@ -152,12 +152,9 @@ export class IdempotencyMiddleware implements NestMiddleware {
       return response.body;
     }
     const { token, hash } = issueCustomerToken(conversationId);
-    let replaced: boolean;
-    try {
-      replaced = await this.repository.replaceCustomerTokenHash(conversationId, hash);
-    } catch (error) {
-      throw toProblem(error);
-    }
+    const replaced = await fromStore(
+      this.repository.replaceCustomerTokenHash(conversationId, hash),
+    );
     // A conversation evicted since has no token to give.
     return replaced
       ? JSON.stringify({ ...(JSON.parse(response.body) as object), customerToken: token })
@@ -168,12 +165,7 @@ export class IdempotencyMiddleware implements NestMiddleware {
   private async claim(key: string, fingerprint: string): Promise<KeyClaim> {
     const deadline = Date.now() + this.pendingMs;
     for (;;) {
-      let claim: KeyClaim;
-      try {
-        claim = await this.repository.claimKey(key, fingerprint, this.pendingMs);
-      } catch (error) {
-        throw toProblem(error);
-      }
+      const claim = await fromStore(this.repository.claimKey(key, fingerprint, this.pendingMs));
       if (claim.state !== 'pending') {
         return claim;
       }
