@@ -1,7 +1,8 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { requestJson, spawnServer } from './utils/spawn-server';
+import { randomUUID } from 'node:crypto';
+import { requestJson, requestText, spawnServer } from './utils/spawn-server';
 
 interface History {
   id: string;
@@ -78,6 +79,43 @@ describe('SNAPSHOT_PATH (built server, WORKERS=2)', () => {
         },
       );
       expect(next.body.seq).toBe(6);
+    } finally {
+      await second.stop();
+    }
+  });
+
+  it('keeps Idempotency-Keys across a graceful restart: retries are replayed, nothing is stored twice', async () => {
+    const createKey = { 'Idempotency-Key': randomUUID() };
+    const postKey = { 'Idempotency-Key': randomUUID() };
+    const message = { sender: 'customer', content: 'before the restart' };
+    const first = await spawnServer({ WORKERS: '2', SNAPSHOT_PATH: file });
+    const created = await requestText(first.baseUrl, 'POST', '/api/conversations', {
+      headers: createKey,
+    });
+    const { id } = JSON.parse(created.text) as { id: string };
+    const path = `/api/conversations/${id}/messages`;
+    const posted = await requestText(first.baseUrl, 'POST', path, {
+      body: message,
+      headers: postKey,
+    });
+    expect(posted.status).toBe(201);
+    expect((await first.stop('SIGTERM')).code).toBe(0);
+
+    const second = await spawnServer({ WORKERS: '2', SNAPSHOT_PATH: file });
+    try {
+      const createRetry = await requestText(second.baseUrl, 'POST', '/api/conversations', {
+        headers: createKey,
+      });
+      expect(createRetry.headers['idempotent-replayed']).toBe('true');
+      expect((JSON.parse(createRetry.text) as { id: string }).id).toBe(id);
+      const postRetry = await requestText(second.baseUrl, 'POST', path, {
+        body: message,
+        headers: postKey,
+      });
+      expect(postRetry.headers['idempotent-replayed']).toBe('true');
+      expect(postRetry.text).toBe(posted.text);
+      const history = await requestJson<History>(second.baseUrl, 'GET', `/api/conversations/${id}`);
+      expect(history.body.messageCount).toBe(1);
     } finally {
       await second.stop();
     }

@@ -7,6 +7,7 @@ export type StoreErrorCode =
   | 'message_not_found'
   | 'conversation_full'
   | 'capacity_exceeded'
+  | 'idempotency_key_reused'
   | 'store_unavailable';
 
 export class StoreError extends Error {

@@ -44,16 +44,38 @@ export interface UnchangedHistory extends ConversationSummary {
   messagesJson: null;
 }
 
+/**
+ * What makes a write safe to retry (an Idempotency-Key, see conversations/idempotency.ts). The
+ * store decides it in the same atomic step that applies the write, so a retry finds the
+ * result of the first attempt however that attempt's answer was lost, and nothing is ever
+ * applied twice for one key.
+ */
+export interface IdempotentWrite {
+  /** The caller's key digested together with the caller's scope: never the raw header. */
+  key: string;
+  /** The request (method, path, body) digested: the same key with another request is refused. */
+  fingerprint: string;
+  /** How long a post's key is kept (a create's key lives as long as its conversation). */
+  ttlMs: number;
+}
+
 export interface NewConversation {
+  /** With `idempotency`, derived from its key (see conversationIdFor), so a retry names it again. */
   id: string;
   now: number;
   /** The store refuses with `capacity_exceeded` once it holds this many conversations. */
   maxConversations: number;
   /**
    * The hash of the conversation's customer token (see access/customer-tokens.ts); without
-   * one, only API keys reach the conversation.
+   * one, only API keys reach the conversation. A replayed create puts it in place of the
+   * first token's hash: that token was never kept, so it cannot be given again.
    */
   customerTokenHash?: string;
+  /**
+   * A retry of a create that was applied finds the conversation (`replayed`) as it was
+   * created, even at capacity; the same key with another request is `idempotency_key_reused`.
+   */
+  idempotency?: IdempotentWrite;
 }
 
 export interface NewMessage {
@@ -64,6 +86,22 @@ export interface NewMessage {
   now: number;
   /** The store refuses with `conversation_full` once the conversation holds this many messages. */
   maxMessages: number;
+  /**
+   * A retry of a post that was applied gets the message it stored (`replayed`), even if the
+   * message was deleted or the conversation filled up since; kept with the conversation for
+   * `ttlMs`. The same key with another request is `idempotency_key_reused`.
+   */
+  idempotency?: IdempotentWrite;
+}
+
+/** A create's answer: `replayed` when an earlier attempt with the same key made it. */
+export interface CreatedConversation extends ConversationSummary {
+  replayed?: boolean;
+}
+
+/** A post's answer: `replayed` when an earlier attempt with the same key stored it. */
+export interface AppendedMessage extends StoredMessage {
+  replayed?: boolean;
 }
 
 export type ChangeType = 'message.created' | 'message.deleted' | 'conversation.evicted';
@@ -107,31 +145,6 @@ export interface MessagePage {
   hasMore: boolean;
 }
 
-/** A response kept for an Idempotency-Key, to be given again to a retry. */
-export interface KeptResponse {
-  status: number;
-  /** The response body, as JSON text. */
-  body: string;
-  /** Location, when the response had one. */
-  location?: string;
-  /**
-   * The conversation whose customer token was taken out of `body` (tokens are never kept):
-   * a replay issues a new one in its place.
-   */
-  customerTokenOf?: string;
-}
-
-/** What the store says of an Idempotency-Key a request brings. */
-export type KeyClaim =
-  /** New: this request goes ahead, and completes or releases the key. */
-  | { state: 'claimed' }
-  /** The same request was answered: give its response again. */
-  | { state: 'done'; response: KeptResponse }
-  /** The same request is under way elsewhere: wait and ask again. */
-  | { state: 'pending' }
-  /** The key was used with another request. */
-  | { state: 'mismatch' };
-
 /** A rate-limit counter after one more hit (see countHit). */
 export interface HitCount {
   /** Hits in the current window, this one included. */
@@ -164,7 +177,7 @@ export abstract class ConversationRepository {
   /** What the store is, as health reports name it: `in-memory`, `cluster-primary`, ... */
   abstract readonly kind: string;
 
-  abstract createConversation(input: NewConversation): Promise<ConversationSummary>;
+  abstract createConversation(input: NewConversation): Promise<CreatedConversation>;
 
   /** Null when the conversation does not exist. */
   abstract getConversation(conversationId: string): Promise<ConversationHistory | null>;
@@ -178,7 +191,7 @@ export abstract class ConversationRepository {
     knownVersion: number,
   ): Promise<ConversationHistory | UnchangedHistory | null>;
 
-  abstract appendMessage(conversationId: string, input: NewMessage): Promise<StoredMessage>;
+  abstract appendMessage(conversationId: string, input: NewMessage): Promise<AppendedMessage>;
 
   abstract deleteMessage(
     conversationId: string,
@@ -217,34 +230,10 @@ export abstract class ConversationRepository {
   ): () => void;
 
   /**
-   * Claims an Idempotency-Key for a request (`fingerprint`: its method, path and body), or
-   * says what became of it. A claim lapses after `pendingMs` unless completed, so a request
-   * whose process died does not hold its retries forever.
-   */
-  abstract claimKey(key: string, fingerprint: string, pendingMs: number): Promise<KeyClaim>;
-
-  /** Keeps the claimed request's response for `ttlMs`. */
-  abstract completeKey(
-    key: string,
-    fingerprint: string,
-    response: KeptResponse,
-    ttlMs: number,
-  ): Promise<void>;
-
-  /** Gives up a claim (the request failed): a retry goes ahead. */
-  abstract releaseKey(key: string, fingerprint: string): Promise<void>;
-
-  /**
    * The hash of the conversation's customer token, as given at creation; null when the
    * conversation does not exist (or has no token).
    */
   abstract customerTokenHash(conversationId: string): Promise<string | null>;
-
-  /**
-   * Gives the conversation a new customer token hash in place of the old one; false when the
-   * conversation does not exist.
-   */
-  abstract replaceCustomerTokenHash(conversationId: string, hash: string): Promise<boolean>;
 
   /**
    * Counts one request against a rate limit, in a fixed window of `windowMs` that begins with

@@ -63,7 +63,8 @@ import {
 import { CreateMessageDto } from './dto/create-message.dto';
 import { PageQueryDto } from './dto/page-query.dto';
 import { EventStreamsService, parseLastEventId } from './event-streams.service';
-import { IDEMPOTENCY_HEADER } from './idempotency.middleware';
+import { IDEMPOTENCY_HEADER, IdempotencyKey, REPLAYED_HEADER } from './idempotency';
+import { IdempotentWrite } from './conversation.repository';
 
 const ConversationId = () => Param('conversationId', new UuidOrNotFoundPipe(conversationNotFound));
 const MessageId = () => Param('messageId', new UuidOrNotFoundPipe(messageNotFound));
@@ -72,10 +73,16 @@ const IDEMPOTENCY_DOC = {
   name: IDEMPOTENCY_HEADER,
   required: false,
   description:
-    '1–255 visible ASCII characters. A retry with the same key and body within IDEMPOTENCY_TTL_MS gets ' +
-    'the original status and body again, with `Idempotent-Replayed: true`, and creates nothing; the same ' +
-    'key with another body is a 422 `idempotency_key_reused`.',
+    '1–255 visible ASCII characters; a random UUID when sent without a credential. A retry with the same ' +
+    'key and body gets the original status and body again, with `Idempotent-Replayed: true`, and creates ' +
+    'nothing, however the first answer was lost; the same key with another body is a 422 ' +
+    '`idempotency_key_reused`. A post keeps its key for IDEMPOTENCY_TTL_MS (at most CONVERSATION_TTL_MS), ' +
+    'a create for the life of its conversation.',
 };
+
+/** Marks a replayed answer (an Idempotency-Key retry). */
+const replayed = (res: Response, replay: boolean | undefined) =>
+  replay && res.setHeader(REPLAYED_HEADER, 'true');
 
 const problem = (description: string) => ({
   description,
@@ -123,10 +130,13 @@ export class ConversationsController {
   )
   async create(
     @Body(EmptyBodyPipe) _body: unknown,
+    @IdempotencyKey() idempotency: IdempotentWrite | undefined,
     @Res({ passthrough: true }) res: Response,
   ): Promise<CreatedConversationDto> {
-    const { conversation, customerToken } = await this.conversations.createConversation();
+    const { conversation, customerToken } =
+      await this.conversations.createConversation(idempotency);
     res.location(`/api/conversations/${conversation.id}`);
+    replayed(res, conversation.replayed);
     return toCreatedConversationDto(conversation, customerToken);
   }
 
@@ -212,8 +222,12 @@ export class ConversationsController {
   async postMessage(
     @ConversationId() conversationId: string,
     @Body() dto: CreateMessageDto,
+    @IdempotencyKey() idempotency: IdempotentWrite | undefined,
+    @Res({ passthrough: true }) res: Response,
   ): Promise<MessageDto> {
-    return toMessageDto(await this.conversations.postMessage(conversationId, dto));
+    const message = await this.conversations.postMessage(conversationId, dto, idempotency);
+    replayed(res, message.replayed);
+    return toMessageDto(message);
   }
 
   @Delete(':conversationId/messages/:messageId')

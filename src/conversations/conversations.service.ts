@@ -6,15 +6,17 @@ import { Clock } from '../common/clock';
 import { ProblemException, ValidationFailedException } from '../common/problem';
 import { StoreError, StoreErrorCode } from './conversation.errors';
 import {
+  AppendedMessage,
   ConversationHistory,
   ConversationRepository,
-  ConversationSummary,
+  CreatedConversation,
   DeletedMessage,
+  IdempotentWrite,
   MessagePage,
-  StoredMessage,
 } from './conversation.repository';
 import { CreateMessageDto } from './dto/create-message.dto';
 import { PAGE_LIMIT_DEFAULT, PageQueryDto } from './dto/page-query.dto';
+import { conversationIdFor } from './idempotency';
 
 /** Seconds a client is told to wait when the store is full: about one eviction tick. */
 const CAPACITY_RETRY_AFTER_SECONDS = 60;
@@ -33,6 +35,12 @@ const STORE_PROBLEMS: Record<StoreErrorCode, () => ProblemException> = {
       HttpStatus.CONFLICT,
       'conversation_full',
       'The conversation holds the maximum number of messages.',
+    ),
+  idempotency_key_reused: () =>
+    new ProblemException(
+      HttpStatus.UNPROCESSABLE_ENTITY,
+      'idempotency_key_reused',
+      'This Idempotency-Key was used with a different request (method, path or body).',
     ),
   capacity_exceeded: () =>
     new ProblemException(
@@ -102,12 +110,16 @@ export class ConversationsService {
     @Inject(appConfig.KEY) private readonly config: AppConfig,
   ) {}
 
-  /** The new conversation, and the customer token that opens it (of which the store keeps the hash). */
-  async createConversation(): Promise<{
-    conversation: ConversationSummary;
+  /**
+   * The new conversation, and the customer token that opens it (of which the store keeps the
+   * hash). A keyed create's retry gets the same conversation with a new token, which replaces
+   * the first: the first was never kept, and only the key's own caller can replay it.
+   */
+  async createConversation(idempotency?: IdempotentWrite): Promise<{
+    conversation: CreatedConversation;
     customerToken: string;
   }> {
-    const id = randomUUID();
+    const id = idempotency ? conversationIdFor(idempotency.key) : randomUUID();
     const { token, hash } = issueCustomerToken(id);
     const conversation = await fromStore(
       this.repository.createConversation({
@@ -115,6 +127,7 @@ export class ConversationsService {
         now: this.clock.now(),
         maxConversations: this.config.MAX_CONVERSATIONS,
         customerTokenHash: hash,
+        idempotency,
       }),
     );
     return { conversation, customerToken: token };
@@ -147,7 +160,11 @@ export class ConversationsService {
     return page;
   }
 
-  async postMessage(conversationId: string, dto: CreateMessageDto): Promise<StoredMessage> {
+  async postMessage(
+    conversationId: string,
+    dto: CreateMessageDto,
+    idempotency?: IdempotentWrite,
+  ): Promise<AppendedMessage> {
     const now = this.clock.now();
     this.checkMessage(dto, now);
     return fromStore(
@@ -158,6 +175,7 @@ export class ConversationsService {
         timestamp: dto.timestamp ?? now,
         now,
         maxMessages: this.config.MAX_MESSAGES_PER_CONVERSATION,
+        idempotency,
       }),
     );
   }

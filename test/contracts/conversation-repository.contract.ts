@@ -294,34 +294,82 @@ export function conversationRepositoryContract(
       expect(JSON.parse(page?.messagesJson ?? '')).toEqual([posted[0]]);
     });
 
-    it('claims an Idempotency-Key once, keeps the response, and refuses another request', async () => {
-      const key = `key-${randomUUID()}`;
-      const response = { status: 201, body: '{"id":"x"}', location: '/api/conversations/x' };
-      expect(await repository.claimKey(key, 'fp-1', 5_000)).toEqual({ state: 'claimed' });
-      expect(await repository.claimKey(key, 'fp-1', 5_000)).toEqual({ state: 'pending' });
-      expect(await repository.claimKey(key, 'fp-2', 5_000)).toEqual({ state: 'mismatch' });
-
-      await repository.completeKey(key, 'fp-1', response, 60_000);
-      expect(await repository.claimKey(key, 'fp-1', 5_000)).toEqual({ state: 'done', response });
-      expect(await repository.claimKey(key, 'fp-2', 5_000)).toEqual({ state: 'mismatch' });
-      // A kept response is not released by a late failure report.
-      await repository.releaseKey(key, 'fp-1');
-      expect(await repository.claimKey(key, 'fp-1', 5_000)).toEqual({ state: 'done', response });
+    it('applies a keyed post once: a retry gets the stored message, another request is refused', async () => {
+      const { id } = await create();
+      const idempotency = { key: `k-${randomUUID()}`, fingerprint: 'fp-1', ttlMs: 1_000 };
+      const first = await repository.appendMessage(id, draft({ idempotency, content: 'once' }));
+      expect(first.replayed).toBeFalsy();
+      const retry = await repository.appendMessage(
+        id,
+        draft({ idempotency, content: 'once', now: 1_500 }),
+      );
+      expect(retry).toEqual({ ...first, replayed: true });
+      await expectStoreError(
+        repository.appendMessage(
+          id,
+          draft({ idempotency: { ...idempotency, fingerprint: 'fp-2' } }),
+        ),
+        'idempotency_key_reused',
+      );
+      expect(messagesOf(await repository.getConversation(id))).toEqual([first]);
+      // The same key in another conversation is another key: scoped to its conversation.
+      const other = await create();
+      const elsewhere = await repository.appendMessage(other.id, draft({ idempotency }));
+      expect(elsewhere.replayed).toBeFalsy();
     });
 
-    it('lets a retry go ahead after a claim is released or has lapsed', async () => {
-      const released = `key-${randomUUID()}`;
-      await repository.claimKey(released, 'fp', 5_000);
-      await repository.releaseKey(released, 'fp');
-      expect(await repository.claimKey(released, 'fp', 5_000)).toEqual({ state: 'claimed' });
-
-      const lapsed = `key-${randomUUID()}`;
-      await repository.claimKey(lapsed, 'fp', 50);
-      await new Promise((resolve) => setTimeout(resolve, 120));
-      expect(await repository.claimKey(lapsed, 'other', 5_000)).toEqual({ state: 'claimed' });
+    it('replays a keyed post after its message was deleted and the conversation filled up, until the key expires', async () => {
+      const { id } = await create();
+      const idempotency = { key: `k-${randomUUID()}`, fingerprint: 'fp', ttlMs: 1_000 };
+      const first = await repository.appendMessage(id, draft({ idempotency, maxMessages: 1 }));
+      await repository.deleteMessage(id, first.id, 1_100);
+      await repository.appendMessage(id, draft({ now: 1_200, maxMessages: 1 }));
+      const retry = await repository.appendMessage(
+        id,
+        draft({ idempotency, now: 1_999, maxMessages: 1 }),
+      );
+      expect(retry).toEqual({ ...first, replayed: true });
+      // Expired (now 2_000 = 1_000 + ttlMs): the key is free again, and the limits apply.
+      await expectStoreError(
+        repository.appendMessage(id, draft({ idempotency, now: 2_000, maxMessages: 1 })),
+        'conversation_full',
+      );
+      const fresh = await repository.appendMessage(id, draft({ idempotency, now: 2_000 }));
+      expect(fresh.replayed).toBeFalsy();
+      expect(fresh.seq).toBe(4);
     });
 
-    it('keeps a customer token hash with the conversation, replaces it, and forgets it on eviction', async () => {
+    it('applies a keyed create once: a retry gets the conversation as made, with the new token hash, even at capacity', async () => {
+      const id = randomUUID();
+      const idempotency = { key: `k-${randomUUID()}`, fingerprint: 'fp-create', ttlMs: 1_000 };
+      const input = { id, now: 1_000, maxConversations: LIMITS.maxConversations, idempotency };
+      const made = await repository.createConversation({ ...input, customerTokenHash: 'hash-1' });
+      expect(made).toEqual({ id, createdAt: 1_000, lastActivityAt: 1_000, messageCount: 0 });
+      await repository.appendMessage(id, draft({ now: 1_100 }));
+      const statsBefore = await repository.stats();
+
+      const retry = await repository.createConversation({
+        ...input,
+        now: 1_200,
+        maxConversations: statsBefore.conversations, // full: a retry is still answered
+        customerTokenHash: 'hash-2',
+      });
+      expect(retry).toEqual({ ...made, replayed: true });
+      expect(await repository.customerTokenHash(id)).toBe('hash-2');
+      expect((await repository.getConversation(id))?.messageCount).toBe(1);
+      expect((await repository.stats()).conversations).toBe(statsBefore.conversations);
+
+      await expectStoreError(
+        repository.createConversation({
+          ...input,
+          idempotency: { ...idempotency, fingerprint: 'fp-other' },
+        }),
+        'idempotency_key_reused',
+      );
+      expect(await repository.customerTokenHash(id)).toBe('hash-2');
+    });
+
+    it('keeps a customer token hash with the conversation and forgets it on eviction', async () => {
       const id = randomUUID();
       await repository.createConversation({
         id,
@@ -333,13 +381,8 @@ export function conversationRepositoryContract(
       expect(await repository.customerTokenHash((await create()).id)).toBeNull();
       expect(await repository.customerTokenHash(randomUUID())).toBeNull();
 
-      expect(await repository.replaceCustomerTokenHash(id, 'hash-2')).toBe(true);
-      expect(await repository.customerTokenHash(id)).toBe('hash-2');
-      expect(await repository.replaceCustomerTokenHash(randomUUID(), 'hash-3')).toBe(false);
-
       await repository.evictInactive(2_000);
       expect(await repository.customerTokenHash(id)).toBeNull();
-      expect(await repository.replaceCustomerTokenHash(id, 'hash-4')).toBe(false);
     });
 
     it('counts rate-limit hits in a window, blocks past the limit, and starts again after the block', async () => {

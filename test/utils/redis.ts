@@ -77,6 +77,11 @@ export class PrivateRedis {
     }
   }
 
+  /** Sends it a signal: SIGSTOP stalls it (commands wait, unanswered), SIGCONT resumes it. */
+  signal(signal: NodeJS.Signals): void {
+    this.child?.kill(signal);
+  }
+
   /** Stops it at once (SIGKILL): to the server, Redis is simply gone. */
   async stop(): Promise<void> {
     const child = this.child;

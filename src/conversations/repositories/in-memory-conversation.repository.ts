@@ -1,19 +1,19 @@
 import { StoreError } from '../conversation.errors';
 import { ActivityIndex } from './activity-index';
 import { historyPieces } from './history-pieces';
-import { IdempotencyKeys } from './idempotency-keys';
 import { HitCounters } from './hit-counters';
 import { Watchers } from './watchers';
 import {
+  AppendedMessage,
   ChangesAfter,
   ConversationChange,
   ConversationHistory,
   ConversationRepository,
   ConversationSummary,
+  CreatedConversation,
   DeletedMessage,
   HitCount,
-  KeptResponse,
-  KeyClaim,
+  IdempotentWrite,
   MessagePage,
   NewConversation,
   NewMessage,
@@ -37,9 +37,21 @@ interface MessageRecord {
  */
 type BufferedChange = MessageRecord | { readonly seq: number; readonly deleted: string };
 
+/** A keyed post's result, kept for its retries (see NewMessage.idempotency). */
+interface KeptPost {
+  readonly fingerprint: string;
+  readonly expiresAt: number;
+  /** The message as it was stored: the record's own string, not a copy. */
+  readonly json: string;
+}
+
 interface ConversationRecord {
   readonly id: string;
   readonly createdAt: number;
+  /** The fingerprint of the keyed create that made it; empty when made without a key. */
+  readonly createKey: string;
+  /** Keyed posts by key, oldest first (every key lives equally long); made on the first. */
+  postKeys?: Map<string, KeptPost>;
   /** The customer token's hash; empty for a conversation restored from an older snapshot. */
   tokenHash: string;
   lastActivityAt: number;
@@ -55,6 +67,9 @@ interface ConversationRecord {
 interface SnapshotLine {
   id: string;
   createdAt: number;
+  createKey?: string;
+  /** [key, fingerprint, expiresAt, JSON], oldest first. */
+  postKeys?: [string, string, number, string][];
   tokenHash?: string;
   lastActivityAt: number;
   lastSeq: number;
@@ -87,8 +102,25 @@ function toChange(conversationId: string, change: BufferedChange): ConversationC
       };
 }
 
+/**
+ * Keyed posts remembered per conversation at most; past it the oldest key goes first. Ten
+ * thousand is the default MAX_MESSAGES_PER_CONVERSATION: only a conversation whose messages
+ * are deleted and posted again, all with keys, within the key's lifetime reaches it.
+ */
+const MAX_POST_KEYS = 10_000;
+
 /** Default width of an activity generation (see ActivityIndex). */
 const DEFAULT_GENERATION_MS = 60_000;
+
+/** A create's answer, the same for the attempt that made it and every retry. */
+function asCreated(record: ConversationRecord): ConversationSummary {
+  return {
+    id: record.id,
+    createdAt: record.createdAt,
+    lastActivityAt: record.createdAt,
+    messageCount: 0,
+  };
+}
 
 function summarize(record: ConversationRecord): ConversationSummary {
   return {
@@ -127,7 +159,6 @@ export class InMemoryConversationRepository extends ConversationRepository {
   private readonly conversations: ActivityIndex<ConversationRecord>;
 
   private readonly watchers = new Watchers();
-  private readonly keys = new IdempotencyKeys();
   private readonly hits = new HitCounters();
 
   /**
@@ -143,8 +174,9 @@ export class InMemoryConversationRepository extends ConversationRepository {
   }
 
   /**
-   * The store as lines of JSON, one conversation each (for SNAPSHOT_PATH). Replay buffers
-   * and Idempotency-Keys are not kept: after a restart a reconnecting stream gets `reset`.
+   * The store as lines of JSON, one conversation each (for SNAPSHOT_PATH), with their
+   * Idempotency-Keys. Replay buffers are not kept: after a restart a reconnecting stream gets
+   * `reset`.
    */
   *snapshotLines(): IterableIterator<string> {
     for (const record of this.conversations.members()) {
@@ -155,6 +187,19 @@ export class InMemoryConversationRepository extends ConversationRepository {
         lastActivityAt: record.lastActivityAt,
         lastSeq: record.lastSeq,
         messages: record.bySeq.map((m) => [m.timestamp, m.seq, m.json]),
+        ...(record.createKey ? { createKey: record.createKey } : {}),
+        ...(record.postKeys
+          ? {
+              postKeys: [...record.postKeys].map(
+                ([key, kept]): [string, string, number, string] => [
+                  key,
+                  kept.fingerprint,
+                  kept.expiresAt,
+                  kept.json,
+                ],
+              ),
+            }
+          : {}),
       } satisfies SnapshotLine);
     }
   }
@@ -170,6 +215,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
     const record: ConversationRecord = {
       id: flat(saved.id),
       createdAt: saved.createdAt,
+      createKey: saved.createKey ?? '',
       tokenHash: flat(saved.tokenHash ?? ''),
       lastActivityAt: saved.lastActivityAt,
       lastSeq: saved.lastSeq,
@@ -177,16 +223,36 @@ export class InMemoryConversationRepository extends ConversationRepository {
       messages: [...bySeq].sort((a, b) => a.timestamp - b.timestamp || a.seq - b.seq),
       changes: [],
     };
+    if (saved.postKeys) {
+      record.postKeys = new Map(
+        saved.postKeys.map(([key, fingerprint, expiresAt, json]) => [
+          key,
+          { fingerprint, expiresAt, json: flat(json) },
+        ]),
+      );
+    }
     this.conversations.add(record);
   }
 
-  async createConversation(input: NewConversation): Promise<ConversationSummary> {
+  async createConversation(input: NewConversation): Promise<CreatedConversation> {
+    if (input.idempotency) {
+      // The id comes from the key: a conversation with it was made by an earlier attempt.
+      const existing = this.conversations.get(input.id);
+      if (existing) {
+        if (existing.createKey !== input.idempotency.fingerprint) {
+          throw new StoreError('idempotency_key_reused');
+        }
+        existing.tokenHash = flat(input.customerTokenHash ?? '');
+        return { ...asCreated(existing), replayed: true };
+      }
+    }
     if (this.conversations.size >= input.maxConversations) {
       throw new StoreError('capacity_exceeded');
     }
     const record: ConversationRecord = {
       id: flat(input.id),
       createdAt: input.now,
+      createKey: input.idempotency?.fingerprint ?? '',
       tokenHash: flat(input.customerTokenHash ?? ''),
       lastActivityAt: input.now,
       lastSeq: 0,
@@ -195,7 +261,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
       changes: [],
     };
     this.conversations.add(record);
-    return summarize(record);
+    return asCreated(record);
   }
 
   async getConversation(conversationId: string): Promise<ConversationHistory | null> {
@@ -221,8 +287,16 @@ export class InMemoryConversationRepository extends ConversationRepository {
     return this.getConversation(conversationId);
   }
 
-  async appendMessage(conversationId: string, input: NewMessage): Promise<StoredMessage> {
+  async appendMessage(conversationId: string, input: NewMessage): Promise<AppendedMessage> {
     const record = this.getRecord(conversationId);
+    const keyed = input.idempotency;
+    if (keyed) {
+      // Before the limits: a retry gets what the first attempt stored, whatever happened since.
+      const kept = this.keptPost(record, keyed, input.now);
+      if (kept) {
+        return { ...(JSON.parse(kept.json) as StoredMessage), replayed: true };
+      }
+    }
     if (record.messages.length >= input.maxMessages) {
       throw new StoreError('conversation_full');
     }
@@ -249,6 +323,9 @@ export class InMemoryConversationRepository extends ConversationRepository {
     }
     this.conversations.touch(record, input.now, 1);
     this.changed(record, stored);
+    if (keyed) {
+      this.keepPost(record, keyed, input.now, stored.json);
+    }
     return message;
   }
 
@@ -310,23 +387,6 @@ export class InMemoryConversationRepository extends ConversationRepository {
     return { messagesJson: `[${page.map((m) => m.json).join(',')}]`, hasMore };
   }
 
-  async claimKey(key: string, fingerprint: string, pendingMs: number): Promise<KeyClaim> {
-    return this.keys.claim(key, fingerprint, pendingMs);
-  }
-
-  async completeKey(
-    key: string,
-    fingerprint: string,
-    response: KeptResponse,
-    ttlMs: number,
-  ): Promise<void> {
-    this.keys.complete(key, fingerprint, response, ttlMs);
-  }
-
-  async releaseKey(key: string, fingerprint: string): Promise<void> {
-    this.keys.release(key, fingerprint);
-  }
-
   async changesAfter(conversationId: string, afterSeq: number): Promise<ChangesAfter | null> {
     const record = this.conversations.get(conversationId);
     if (!record) {
@@ -355,14 +415,6 @@ export class InMemoryConversationRepository extends ConversationRepository {
     return this.conversations.get(conversationId)?.tokenHash || null;
   }
 
-  async replaceCustomerTokenHash(conversationId: string, hash: string): Promise<boolean> {
-    const record = this.conversations.get(conversationId);
-    if (record) {
-      record.tokenHash = flat(hash);
-    }
-    return record !== undefined;
-  }
-
   async countHit(key: string, windowMs: number, limit: number, blockMs: number): Promise<HitCount> {
     return this.hits.hit(key, windowMs, limit, blockMs);
   }
@@ -383,6 +435,40 @@ export class InMemoryConversationRepository extends ConversationRepository {
     if (this.watchers.has(record.id)) {
       this.watchers.emit(toChange(record.id, change));
     }
+  }
+
+  /** The kept result of a keyed post, if it is a retry; refuses a key reused for another. */
+  private keptPost(
+    record: ConversationRecord,
+    keyed: IdempotentWrite,
+    now: number,
+  ): KeptPost | undefined {
+    const kept = record.postKeys?.get(keyed.key);
+    if (!kept || kept.expiresAt <= now) {
+      return undefined;
+    }
+    if (kept.fingerprint !== keyed.fingerprint) {
+      throw new StoreError('idempotency_key_reused');
+    }
+    return kept;
+  }
+
+  /** Keeps a keyed post's result, and lets go of the keys that have expired. */
+  private keepPost(record: ConversationRecord, keyed: IdempotentWrite, now: number, json: string) {
+    const keys = (record.postKeys ??= new Map());
+    // Every key lives equally long, so the expired ones are at the front.
+    for (const [key, kept] of keys) {
+      if (kept.expiresAt > now && keys.size < MAX_POST_KEYS) {
+        break;
+      }
+      keys.delete(key);
+    }
+    keys.delete(keyed.key); // an expired entry under the same key: re-inserted at the back
+    keys.set(flat(keyed.key), {
+      fingerprint: flat(keyed.fingerprint),
+      expiresAt: now + keyed.ttlMs,
+      json,
+    });
   }
 
   private getRecord(conversationId: string): ConversationRecord {

@@ -2,20 +2,18 @@ import { OnApplicationShutdown } from '@nestjs/common';
 import { performance } from 'node:perf_hooks';
 import { StoreError } from '../conversation.errors';
 import {
+  AppendedMessage,
   ChangesAfter,
   ConversationChange,
   ConversationHistory,
   ConversationRepository,
-  ConversationSummary,
+  CreatedConversation,
   DeletedMessage,
   HitCount,
-  KeptResponse,
-  KeyClaim,
   MessagePage,
   NewConversation,
   NewMessage,
   PageQuery,
-  StoredMessage,
   StoreStats,
   UnchangedHistory,
 } from '../conversation.repository';
@@ -92,7 +90,7 @@ export class IpcConversationRepository
     ];
   }
 
-  createConversation(input: NewConversation): Promise<ConversationSummary> {
+  createConversation(input: NewConversation): Promise<CreatedConversation> {
     return this.call('createConversation', [input]);
   }
 
@@ -124,7 +122,7 @@ export class IpcConversationRepository
     return this.call('getConversationIfChanged', [conversationId, knownVersion]);
   }
 
-  appendMessage(conversationId: string, input: NewMessage): Promise<StoredMessage> {
+  appendMessage(conversationId: string, input: NewMessage): Promise<AppendedMessage> {
     return this.call('appendMessage', [conversationId, input]);
   }
 
@@ -144,33 +142,12 @@ export class IpcConversationRepository
     return this.call('getPage', [conversationId, query]);
   }
 
-  claimKey(key: string, fingerprint: string, pendingMs: number): Promise<KeyClaim> {
-    return this.call('claimKey', [key, fingerprint, pendingMs]);
-  }
-
-  completeKey(
-    key: string,
-    fingerprint: string,
-    response: KeptResponse,
-    ttlMs: number,
-  ): Promise<void> {
-    return this.call('completeKey', [key, fingerprint, response, ttlMs]);
-  }
-
-  releaseKey(key: string, fingerprint: string): Promise<void> {
-    return this.call('releaseKey', [key, fingerprint]);
-  }
-
   changesAfter(conversationId: string, afterSeq: number): Promise<ChangesAfter | null> {
     return this.call('changesAfter', [conversationId, afterSeq]);
   }
 
   customerTokenHash(conversationId: string): Promise<string | null> {
     return this.call('customerTokenHash', [conversationId]);
-  }
-
-  replaceCustomerTokenHash(conversationId: string, hash: string): Promise<boolean> {
-    return this.call('replaceCustomerTokenHash', [conversationId, hash]);
   }
 
   countHit(key: string, windowMs: number, limit: number, blockMs: number): Promise<HitCount> {

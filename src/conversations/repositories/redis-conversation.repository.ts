@@ -3,16 +3,15 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { StoreError } from '../conversation.errors';
 import {
+  AppendedMessage,
   ChangesAfter,
   ChangeType,
   ConversationChange,
   ConversationHistory,
   ConversationRepository,
-  ConversationSummary,
+  CreatedConversation,
   DeletedMessage,
   HitCount,
-  KeptResponse,
-  KeyClaim,
   MessagePage,
   NewConversation,
   NewMessage,
@@ -96,38 +95,60 @@ export class RedisConversationRepository
   /**
    * One round trip: the capacity reservation, the index entry and the conversation are sent
    * together, and one connection runs its commands in order. The index entry comes before the
-   * conversation, so none is ever stored without being findable by the sweeper. When the
-   * store turns out to be full, the conversation just made is removed again; its id was never
-   * given to anyone.
+   * conversation, so none is ever stored without being findable by the sweeper (`LT`: an entry
+   * is only ever moved back, so a retry never moves a live conversation's entry forward).
+   * When the store turns out to be full, the conversation just made is removed again; its id
+   * was never given to anyone. A keyed create's id comes from its key, so the script finds a
+   * retry's conversation and answers it; the place reserved for it is given back.
    */
-  async createConversation(input: NewConversation): Promise<ConversationSummary> {
+  async createConversation(input: NewConversation): Promise<CreatedConversation> {
     const { id, now } = input;
     const keys = this.keys.conversation(id);
     let reserved: number;
+    let made: [number, string?];
     try {
-      [reserved] = await this.run(() =>
+      [reserved, , made] = await this.run(() =>
         Promise.all([
           this.commands.chatReserve(this.keys.meta, input.maxConversations),
-          this.commands.zadd(this.keys.activity(id), now, id),
-          this.commands.chatCreate(...keys, now, input.customerTokenHash ?? ''),
+          this.commands.zadd(this.keys.activity(id), 'LT', now, id),
+          this.commands.chatCreate(
+            ...keys,
+            now,
+            input.customerTokenHash ?? '',
+            input.idempotency?.fingerprint ?? '',
+          ),
         ]),
       );
     } catch (error) {
       // Whatever got through is undone (if Redis is gone this fails too, and the sweeper
-      // removes the index entry; the count may stay one high).
-      await this.undoCreate(id, keys, true);
+      // removes the index entry; the count may stay one high). Not for a keyed create: its
+      // conversation may be one an earlier attempt made and answered, which a retry replays.
+      if (!input.idempotency) {
+        await this.undoCreate(id, keys, true);
+      }
       throw error;
     }
-    if (reserved !== 1) {
-      await this.undoCreate(id, keys, false);
-      throw new StoreError('capacity_exceeded');
+    const [state, createdAt] = made;
+    if (state === 1) {
+      if (reserved !== 1) {
+        await this.undoCreate(id, keys, false);
+        throw new StoreError('capacity_exceeded');
+      }
+      return { id, createdAt: now, lastActivityAt: now, messageCount: 0 };
     }
-    return { id, createdAt: now, lastActivityAt: now, messageCount: 0 };
+    if (reserved === 1) {
+      await this.commands.hincrby(this.keys.meta, 'conversations', -1).catch(() => undefined);
+    }
+    if (state === -4) {
+      throw new StoreError('idempotency_key_reused');
+    }
+    const created = Number(createdAt);
+    return { id, createdAt: created, lastActivityAt: created, messageCount: 0, replayed: true };
   }
 
   private async undoCreate(id: string, keys: string[], reserved: boolean): Promise<void> {
     await Promise.all([
-      this.commands.del(...keys),
+      this.commands.del(...keys, ...this.keys.postKeys(id)),
       this.commands.zrem(this.keys.activity(id), id),
       reserved ? this.commands.hincrby(this.keys.meta, 'conversations', -1) : null,
     ]).catch(() => undefined);
@@ -188,7 +209,7 @@ export class RedisConversationRepository
       : { ...summary, messagesJson: null };
   }
 
-  async appendMessage(conversationId: string, input: NewMessage): Promise<StoredMessage> {
+  async appendMessage(conversationId: string, input: NewMessage): Promise<AppendedMessage> {
     const head = JSON.stringify({
       id: input.id,
       conversationId,
@@ -199,9 +220,11 @@ export class RedisConversationRepository
     // The script puts the seq it assigns between the two halves: the wire order of StoredMessage.
     const jsonHead = `${head.slice(0, -1)},"seq":`;
     const jsonTail = `,"createdAt":${input.now}}`;
+    const keyed = input.idempotency;
     const seq = await this.run(() =>
       this.commands.chatAppend(
         ...this.keys.conversation(conversationId),
+        ...this.keys.postKeys(conversationId),
         input.id,
         jsonHead,
         jsonTail,
@@ -210,8 +233,14 @@ export class RedisConversationRepository
         input.maxMessages,
         this.keys.channel(conversationId),
         this.replayLimit,
+        keyed?.key ?? '',
+        keyed?.fingerprint ?? '',
+        keyed?.ttlMs ?? 0,
       ),
     );
+    if (Array.isArray(seq)) {
+      return { ...(JSON.parse(seq[0]) as StoredMessage), replayed: true };
+    }
     this.refuse(seq);
     this.countMessages(1);
     return {
@@ -314,62 +343,9 @@ export class RedisConversationRepository
     };
   }
 
-  /**
-   * One key per Idempotency-Key, `{"f":fingerprint}` while claimed and
-   * `{"f":fingerprint,"r":response}` once complete, with an expiry either way.
-   */
-  async claimKey(key: string, fingerprint: string, pendingMs: number): Promise<KeyClaim> {
-    const redisKey = this.keys.idempotency(key);
-    for (let attempt = 0; attempt < 3; attempt++) {
-      const set = await this.run(() =>
-        this.commands.set(redisKey, JSON.stringify({ f: fingerprint }), 'PX', pendingMs, 'NX'),
-      );
-      if (set === 'OK') {
-        return { state: 'claimed' };
-      }
-      const current = await this.run(() => this.commands.get(redisKey));
-      if (current === null) {
-        continue; // expired in between: try to claim again
-      }
-      const entry = JSON.parse(current) as { f: string; r?: KeptResponse };
-      if (entry.f !== fingerprint) {
-        return { state: 'mismatch' };
-      }
-      return entry.r ? { state: 'done', response: entry.r } : { state: 'pending' };
-    }
-    return { state: 'pending' };
-  }
-
-  async completeKey(
-    key: string,
-    fingerprint: string,
-    response: KeptResponse,
-    ttlMs: number,
-  ): Promise<void> {
-    await this.run(() =>
-      this.commands.set(
-        this.keys.idempotency(key),
-        JSON.stringify({ f: fingerprint, r: response }),
-        'PX',
-        ttlMs,
-      ),
-    );
-  }
-
-  async releaseKey(key: string, fingerprint: string): Promise<void> {
-    await this.run(() =>
-      this.commands.chatDeleteIf(this.keys.idempotency(key), JSON.stringify({ f: fingerprint })),
-    );
-  }
-
   async customerTokenHash(conversationId: string): Promise<string | null> {
     const [conv] = this.keys.conversation(conversationId);
     return (await this.run(() => this.commands.hget(conv, 't'))) || null;
-  }
-
-  async replaceCustomerTokenHash(conversationId: string, hash: string): Promise<boolean> {
-    const [conv] = this.keys.conversation(conversationId);
-    return (await this.run(() => this.commands.chatSetToken(conv, hash))) === 1;
   }
 
   async countHit(key: string, windowMs: number, limit: number, blockMs: number): Promise<HitCount> {
@@ -453,7 +429,12 @@ export class RedisConversationRepository
   /** Removes one candidate; the number of messages it held, or null when it stays. */
   private async evictOne(bucket: string, id: string, cutoff: number): Promise<number | null> {
     const [result, lastActivityAt] = await this.run(() =>
-      this.commands.chatEvict(...this.keys.conversation(id), cutoff, this.keys.channel(id)),
+      this.commands.chatEvict(
+        ...this.keys.conversation(id),
+        ...this.keys.postKeys(id),
+        cutoff,
+        this.keys.channel(id),
+      ),
     );
     if (result === -1) {
       // Active after all: its index entry was behind. Put it right, so the sweep moves on.
@@ -514,6 +495,9 @@ export class RedisConversationRepository
     }
     if (result === -3) {
       throw new StoreError('message_not_found');
+    }
+    if (result === -4) {
+      throw new StoreError('idempotency_key_reused');
     }
   }
 

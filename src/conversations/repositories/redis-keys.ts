@@ -5,17 +5,19 @@
  * so no single key takes every write.
  *
  *   <prefix>{<id>}:conv      hash  c createdAt, a lastActivityAt, s last seq, n message count,
- *                                 t the customer token's hash
+ *                                 t the customer token's hash, k the fingerprint of the keyed
+ *                                 create that made it
  *   <prefix>{<id>}:msgs      zset  score timestamp, member <seq, 10 digits><message JSON>
  *   <prefix>{<id>}:seq       zset  score seq, member as in msgs: the messages in seq order, for pages
  *   <prefix>{<id>}:ids       hash  message id -> its seq
  *   <prefix>{<id>}:events    stream  the last EVENT_REPLAY_LIMIT changes, entry id <seq>-0,
  *                                 fields t (c created, d deleted) and d (the event's JSON)
+ *   <prefix>{<id>}:idem      hash  keyed post's scoped key digest -> "<fingerprint> <message JSON>"
+ *   <prefix>{<id>}:idemx     zset  score when that key expires, member the key digest
  *   <prefix>{activity:<b>}   zset  score last activity known to the index (never later than
  *                                 the real one), member conversation id (b = 0..15)
  *   <prefix>{meta}           hash  conversations, messages: what the store holds
  *   <prefix>{meta}:sweeper   string  the sweeper lock: a random token, with an expiry
- *   <prefix>idem:{<key>}     string  an Idempotency-Key's claim or kept response, expiring
  *   <prefix>rl:{<key>}       string  a rate-limit counter, expiring with its window
  *   <prefix>rl:{<key>}:block string  present while that counter is blocked, expiring with the block
  *
@@ -38,9 +40,10 @@ export class RedisKeys {
     return [`${tag}:conv`, `${tag}:msgs`, `${tag}:ids`, `${tag}:events`, `${tag}:seq`];
   }
 
-  /** Where an Idempotency-Key's claim and response live. */
-  idempotency(key: string): string {
-    return `${this.prefix}idem:{${key}}`;
+  /** A conversation's kept keyed posts and their expiry times (in its slot). */
+  postKeys(id: string): [string, string] {
+    const tag = `${this.prefix}{${id}}`;
+    return [`${tag}:idem`, `${tag}:idemx`];
   }
 
   /** A rate-limit counter and its block. */

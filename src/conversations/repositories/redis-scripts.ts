@@ -2,7 +2,8 @@
  * The Lua scripts that change or read one conversation atomically. KEYS are the
  * conversation's five keys (RedisKeys.conversation), all in one hash slot. Scripts that
  * change it also append the change to its event stream and publish it on its channel. Refusals come
- * back as negative numbers: -1 no such conversation, -2 conversation full, -3 no such message.
+ * back as negative numbers: -1 no such conversation, -2 conversation full, -3 no such message,
+ * -4 an Idempotency-Key used with another request.
  */
 export const REDIS_SCRIPTS = {
   /** KEYS[1] meta; ARGV max conversations. 1 when a place was taken, 0 when the store is full. */
@@ -14,12 +15,22 @@ if n >= tonumber(ARGV[1]) then return 0 end
 redis.call('HINCRBY', KEYS[1], 'conversations', 1)
 return 1`,
   },
-  /** ARGV now, customer token hash. */
+  /**
+   * ARGV now, customer token hash, the keyed create's fingerprint ('' without a key). {1} when
+   * made; when the conversation exists (a keyed create's id comes from its key, so this is a
+   * retry): {0, createdAt} with the new token hash put in place, or {-4} for another request.
+   */
   chatCreate: {
     numberOfKeys: 5,
     lua: `
-redis.call('HSET', KEYS[1], 'c', ARGV[1], 'a', ARGV[1], 's', 0, 'n', 0, 't', ARGV[2])
-return 1`,
+local made = redis.call('HMGET', KEYS[1], 'c', 'k')
+if made[1] then
+  if ARGV[3] == '' or made[2] ~= ARGV[3] then return {-4} end
+  redis.call('HSET', KEYS[1], 't', ARGV[2])
+  return {0, made[1]}
+end
+redis.call('HSET', KEYS[1], 'c', ARGV[1], 'a', ARGV[1], 's', 0, 'n', 0, 't', ARGV[2], 'k', ARGV[3])
+return {1}`,
   },
   /**
    * ARGV known version (-1: none). Null when missing; else createdAt, lastActivityAt, seq,
@@ -35,14 +46,33 @@ h[5] = redis.call('ZRANGE', KEYS[2], 0, -1)
 return h`,
   },
   /**
-   * ARGV message id, JSON head, JSON tail, timestamp, now, max messages, channel, replay
-   * limit. The new seq.
+   * KEYS the conversation's five, then its kept keyed posts and their expiry times. ARGV
+   * message id, JSON head, JSON tail, timestamp, now, max messages, channel, replay limit,
+   * scoped key ('' without one), fingerprint, key lifetime ms. The new seq; {the message JSON}
+   * for a retry of a keyed post already stored; -4 for a key used with another request.
    */
   chatAppend: {
-    numberOfKeys: 5,
+    numberOfKeys: 7,
     lua: `
 local h = redis.call('HMGET', KEYS[1], 'a', 'n', 's')
 if not h[1] then return -1 end
+local keyed = ARGV[9] ~= ''
+if keyed then
+  -- Before the limits: a retry gets what the first attempt stored, whatever happened since.
+  local now = tonumber(ARGV[5])
+  local expired = redis.call('ZRANGEBYSCORE', KEYS[7], '-inf', now, 'LIMIT', 0, 16)
+  if #expired > 0 then
+    redis.call('HDEL', KEYS[6], unpack(expired))
+    redis.call('ZREM', KEYS[7], unpack(expired))
+  end
+  local keptUntil = redis.call('ZSCORE', KEYS[7], ARGV[9])
+  if keptUntil and tonumber(keptUntil) > now then
+    local kept = redis.call('HGET', KEYS[6], ARGV[9])
+    local cut = string.find(kept, ' ', 1, true)
+    if string.sub(kept, 1, cut - 1) ~= ARGV[10] then return -4 end
+    return {string.sub(kept, cut + 1)}
+  end
+end
 local n = tonumber(h[2])
 if n >= tonumber(ARGV[6]) then return -2 end
 local seq = tonumber(h[3]) + 1
@@ -55,6 +85,10 @@ redis.call('HSET', KEYS[3], ARGV[1], seq)
 redis.call('HSET', KEYS[1], 's', seq, 'n', n + 1, 'a', math.max(tonumber(ARGV[5]), tonumber(h[1])))
 redis.call('XADD', KEYS[4], 'MAXLEN', ARGV[8], seq .. '-0', 't', 'c', 'd', json)
 redis.call('PUBLISH', ARGV[7], seq .. ' message.created ' .. json)
+if keyed then
+  redis.call('HSET', KEYS[6], ARGV[9], ARGV[10] .. ' ' .. json)
+  redis.call('ZADD', KEYS[7], tonumber(ARGV[5]) + tonumber(ARGV[11]), ARGV[9])
+end
 return seq`,
   },
   /** ARGV message id, now, channel, replay limit. The seq the delete takes. */
@@ -78,17 +112,17 @@ redis.call('PUBLISH', ARGV[3], seq .. ' message.deleted ' .. json)
 return seq`,
   },
   /**
-   * ARGV cutoff, channel. {messages removed, 0} when evicted; {-1, lastActivityAt} when
-   * active since; {-2, 0} when it does not exist.
+   * KEYS as chatAppend's. ARGV cutoff, channel. {messages removed, 0} when evicted;
+   * {-1, lastActivityAt} when active since; {-2, 0} when it does not exist.
    */
   chatEvict: {
-    numberOfKeys: 5,
+    numberOfKeys: 7,
     lua: `
 local h = redis.call('HMGET', KEYS[1], 'a', 'n')
 if not h[1] then return {-2, 0} end
 if tonumber(h[1]) >= tonumber(ARGV[1]) then return {-1, h[1]} end
 local s = redis.call('HGET', KEYS[1], 's')
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
 redis.call('PUBLISH', ARGV[2], s .. ' conversation.evicted {}')
 return {tonumber(h[2]), 0}`,
   },
@@ -141,7 +175,7 @@ return {more, items}`,
   },
   /**
    * KEYS[1] a key; ARGV a value. Deletes the key only while it holds that value: the
-   * sweeper lock by its token, an Idempotency-Key by its claim.
+   * sweeper lock by its token.
    */
   chatDeleteIf: {
     numberOfKeys: 1,
@@ -193,7 +227,8 @@ export interface RedisScripts {
     seqs: Key,
     now: Arg,
     tokenHash: Arg,
-  ): Promise<number>;
+    fingerprint: Arg,
+  ): Promise<[number, string?]>;
   chatGet(
     conv: Key,
     msgs: Key,
@@ -208,6 +243,8 @@ export interface RedisScripts {
     ids: Key,
     events: Key,
     seqs: Key,
+    postKeys: Key,
+    postKeyExpiry: Key,
     messageId: Arg,
     jsonHead: Arg,
     jsonTail: Arg,
@@ -216,7 +253,10 @@ export interface RedisScripts {
     maxMessages: Arg,
     channel: Arg,
     replayLimit: Arg,
-  ): Promise<number>;
+    key: Arg,
+    fingerprint: Arg,
+    keyTtlMs: Arg,
+  ): Promise<number | [string]>;
   chatDelete(
     conv: Key,
     msgs: Key,
@@ -234,6 +274,8 @@ export interface RedisScripts {
     ids: Key,
     events: Key,
     seqs: Key,
+    postKeys: Key,
+    postKeyExpiry: Key,
     cutoff: Arg,
     channel: Arg,
   ): Promise<[number, string | number]>;

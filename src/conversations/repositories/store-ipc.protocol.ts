@@ -18,11 +18,7 @@ export const STORE_OPERATIONS = [
   'stats',
   'changesAfter',
   'getPage',
-  'claimKey',
-  'completeKey',
-  'releaseKey',
   'customerTokenHash',
-  'replaceCustomerTokenHash',
   'countHit',
 ] as const satisfies readonly (keyof ConversationRepository)[];
 

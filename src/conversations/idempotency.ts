@@ -1,0 +1,101 @@
+import { createParamDecorator, ExecutionContext, Inject, Injectable } from '@nestjs/common';
+import { PipeTransform } from '@nestjs/common';
+import type { Request } from 'express';
+import { createHash } from 'node:crypto';
+import { AccessService, Principal } from '../access/access.service';
+import { ValidationFailedException } from '../common/problem';
+import { AppConfig, appConfig } from '../config/app.config';
+import { IdempotentWrite } from './conversation.repository';
+
+export const IDEMPOTENCY_HEADER = 'Idempotency-Key';
+export const REPLAYED_HEADER = 'Idempotent-Replayed';
+
+/** 1–255 visible ASCII characters. */
+const VALID_KEY = /^[\x21-\x7e]{1,255}$/;
+/** What a caller without a credential must send: a random UUID is as good as a secret. */
+const UUID_KEY = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+function refuse(message: string): never {
+  throw new ValidationFailedException([{ field: IDEMPOTENCY_HEADER, message }]);
+}
+
+/**
+ * Whose keys a request uses. Every caller with a credential has keys of its own; callers
+ * without one (open mode, or an anonymous create with PUBLIC_CONVERSATIONS) share one scope,
+ * so their keys must be UUIDs: unguessable, a key then names one caller's request.
+ */
+function scopeOf(principal: Principal, key: string): string {
+  switch (principal.kind) {
+    case 'api-key':
+      return `api-key ${principal.id}`;
+    case 'customer':
+      return `customer ${principal.conversationId}`;
+    default:
+      if (!UUID_KEY.test(key)) {
+        refuse('without a credential, must be a random UUID (for example crypto.randomUUID())');
+      }
+      return 'anonymous';
+  }
+}
+
+const digest = (...parts: string[]) =>
+  // JSON keeps the parts apart: no scope and key can spell another pair.
+  createHash('sha256').update(JSON.stringify(parts)).digest('base64url');
+
+/**
+ * The id of the conversation a keyed create makes: derived from the scoped key, so that a
+ * retry names the same conversation and the store can tell it was made (in one step, on one
+ * Redis slot). A UUID v4 in form; one-way, so it says nothing of the key or its caller.
+ */
+export function conversationIdFor(scopedKey: string): string {
+  const bytes = createHash('sha256').update(`conversation ${scopedKey}`).digest();
+  bytes[6] = (bytes[6] & 0x0f) | 0x40;
+  bytes[8] = (bytes[8] & 0x3f) | 0x80;
+  const hex = bytes.subarray(0, 16).toString('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/**
+ * Turns a POST's Idempotency-Key into what the store needs (see IdempotentWrite), or
+ * undefined without one. Runs as a parameter pipe, so after the guards: a replay is
+ * authorized and counted like any request, and a caller whose credential is refused never
+ * reaches it.
+ */
+@Injectable()
+export class IdempotencyKeyPipe implements PipeTransform<
+  Request,
+  Promise<IdempotentWrite | undefined>
+> {
+  private readonly ttlMs: number;
+
+  constructor(
+    private readonly access: AccessService,
+    @Inject(appConfig.KEY) config: AppConfig,
+  ) {
+    // A key outlives neither its setting nor the conversation's inactivity limit.
+    this.ttlMs = Math.min(config.IDEMPOTENCY_TTL_MS, config.CONVERSATION_TTL_MS);
+  }
+
+  async transform(req: Request): Promise<IdempotentWrite | undefined> {
+    const header = req.headers['idempotency-key'];
+    if (header === undefined) {
+      return undefined;
+    }
+    if (typeof header !== 'string' || !VALID_KEY.test(header)) {
+      refuse('must be 1 to 255 visible ASCII characters');
+    }
+    const scope = scopeOf(await this.access.principal(req), header);
+    return {
+      key: digest(scope, header),
+      fingerprint: digest(req.method, req.path, JSON.stringify(req.body ?? null)),
+      ttlMs: this.ttlMs,
+    };
+  }
+}
+
+const CurrentRequest = createParamDecorator((_data: unknown, context: ExecutionContext) =>
+  context.switchToHttp().getRequest<Request>(),
+);
+
+/** The request's Idempotency-Key, ready for the store (see IdempotencyKeyPipe). */
+export const IdempotencyKey = () => CurrentRequest(IdempotencyKeyPipe);
