@@ -1,4 +1,4 @@
-import { ConfigValidationError, validateConfig } from './app.config';
+import { clusterNodeList, ConfigValidationError, validateConfig } from './app.config';
 
 /** The error validateConfig throws for env; fails the test if it does not throw one. */
 function configError(env: Record<string, unknown>): ConfigValidationError {
@@ -38,6 +38,9 @@ describe('validateConfig', () => {
     HEALTH_TIMEOUT_MS: 1_000,
     STORE: 'memory',
     REDIS_URL: 'redis://127.0.0.1:6379',
+    REDIS_CLUSTER_NODES: '',
+    REDIS_WAIT_REPLICAS: 0,
+    REDIS_WAIT_TIMEOUT_MS: 500,
     REDIS_KEY_PREFIX: 'chat:',
     EVENT_REPLAY_LIMIT: 1_000,
     SSE_HEARTBEAT_MS: 15_000,
@@ -101,6 +104,8 @@ describe('validateConfig', () => {
         HEALTH_TIMEOUT_MS: '50',
         STORE: 'redis',
         REDIS_URL: 'rediss://user:secret@redis.internal:6380/2',
+        REDIS_WAIT_REPLICAS: '1',
+        REDIS_WAIT_TIMEOUT_MS: '250',
         REDIS_KEY_PREFIX: 'test-1:',
         EVENT_REPLAY_LIMIT: '20',
         SSE_HEARTBEAT_MS: '500',
@@ -139,6 +144,9 @@ describe('validateConfig', () => {
         HEALTH_TIMEOUT_MS: 50,
         STORE: 'redis',
         REDIS_URL: 'rediss://user:secret@redis.internal:6380/2',
+        REDIS_CLUSTER_NODES: '',
+        REDIS_WAIT_REPLICAS: 1,
+        REDIS_WAIT_TIMEOUT_MS: 250,
         REDIS_KEY_PREFIX: 'test-1:',
         EVENT_REPLAY_LIMIT: 20,
         SSE_HEARTBEAT_MS: 500,
@@ -225,6 +233,12 @@ describe('validateConfig', () => {
       ['REDIS_URL', 'redis://'],
       ['REDIS_URL', 'redis://127.0.0.1:6379/not-a-db'],
       ['REDIS_KEY_PREFIX', 'a{b}'],
+      ['REDIS_CLUSTER_NODES', 'redis-a'],
+      ['REDIS_CLUSTER_NODES', 'redis-a:6379,http://redis-b:6379'],
+      ['REDIS_CLUSTER_NODES', 'redis://redis-a:6379/2'],
+      ['REDIS_CLUSTER_NODES', ','],
+      ['REDIS_WAIT_REPLICAS', '-1'],
+      ['REDIS_WAIT_TIMEOUT_MS', '0'],
       ['EVENT_REPLAY_LIMIT', '0'],
       ['SSE_HEARTBEAT_MS', '10'],
       ['IDEMPOTENCY_TTL_MS', '5'],
@@ -246,6 +260,37 @@ describe('validateConfig', () => {
       expect(namedVariables(error)).toEqual([name]);
       expect(error.message).toContain(`- ${name} `);
       expect(error.message).toContain(JSON.stringify(value).slice(1, -1));
+    });
+
+    it('refuses REDIS_URL and REDIS_CLUSTER_NODES together, naming both', () => {
+      const error = configError({
+        REDIS_URL: 'redis://127.0.0.1:6379',
+        REDIS_CLUSTER_NODES: '127.0.0.1:7000',
+      });
+      expect(error.problems).toEqual([
+        'REDIS_URL and REDIS_CLUSTER_NODES are both set: set REDIS_URL for one Redis, or REDIS_CLUSTER_NODES for a Redis Cluster',
+      ]);
+    });
+
+    it('reads cluster seeds in every form, credentials and TLS included', () => {
+      expect(
+        clusterNodeList(
+          '10.0.0.1:7000, redis://user:p%40ss@redis-b.internal:7001,rediss://[::1]:7002/',
+        ),
+      ).toEqual([
+        { host: '10.0.0.1', port: 7000, tls: false },
+        {
+          host: 'redis-b.internal',
+          port: 7001,
+          username: 'user',
+          password: 'p@ss',
+          tls: false,
+        },
+        { host: '::1', port: 7002, tls: true },
+      ]);
+      expect(validateConfig({ REDIS_CLUSTER_NODES: '127.0.0.1:7000' }).REDIS_CLUSTER_NODES).toBe(
+        '127.0.0.1:7000',
+      );
     });
 
     it('names every bad variable at once, and no good one', () => {

@@ -11,6 +11,7 @@ import {
   ValidationError,
   validateSync,
   Validate,
+  ValidateIf,
   ValidatorConstraint,
   ValidatorConstraintInterface,
 } from 'class-validator';
@@ -111,6 +112,62 @@ export function apiKeyList(value: string): string[] | null {
     .map((key) => key.trim())
     .filter(Boolean);
   return keys.every((key) => /^[\x21-\x2b\x2d-\x7e]{16,256}$/.test(key)) ? keys : null;
+}
+
+/** One seed node of REDIS_CLUSTER_NODES. */
+export interface ClusterNodeSeed {
+  host: string;
+  port: number;
+  username?: string;
+  password?: string;
+  tls: boolean;
+}
+
+/**
+ * The seeds of REDIS_CLUSTER_NODES (`host:port` or `redis://[user:password@]host:port`,
+ * `rediss://` for TLS, comma-separated); null when one is malformed, [] when empty.
+ */
+export function clusterNodeList(value: string): ClusterNodeSeed[] | null {
+  const seeds: ClusterNodeSeed[] = [];
+  for (const entry of value
+    .split(',')
+    .map((item) => item.trim())
+    .filter(Boolean)) {
+    let url: URL;
+    try {
+      url = new URL(/^rediss?:\/\//.test(entry) ? entry : `redis://${entry}`);
+    } catch {
+      return null;
+    }
+    const port = Number(url.port);
+    if (
+      !url.hostname ||
+      !url.port ||
+      port < 1 ||
+      port > 65_535 ||
+      !['', '/'].includes(url.pathname)
+    ) {
+      return null;
+    }
+    seeds.push({
+      host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+      port,
+      ...(url.username ? { username: decodeURIComponent(url.username) } : {}),
+      ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
+      tls: url.protocol === 'rediss:',
+    });
+  }
+  return seeds;
+}
+
+@ValidatorConstraint({ name: 'clusterNodeList' })
+class ClusterNodeListConstraint implements ValidatorConstraintInterface {
+  validate(value: unknown): boolean {
+    return typeof value === 'string' && (clusterNodeList(value)?.length ?? 0) > 0;
+  }
+  defaultMessage(): string {
+    return 'must be a comma-separated list of seed nodes: host:port, or redis://[user:password@]host:port (rediss:// for TLS)';
+  }
 }
 
 /** TRUST_PROXY as Express's `trust proxy` setting takes it: a boolean, a hop count or addresses. */
@@ -221,6 +278,32 @@ export class EnvironmentVariables {
   })
   @Validate(RedisUrlConstraint)
   REDIS_URL: string;
+
+  /**
+   * With STORE=redis: seed nodes of a Redis Cluster (`host:port` or
+   * `redis://[user:password@]host:port`, `rediss://` for TLS, comma-separated); the rest of the
+   * cluster is discovered from them. Not with REDIS_URL.
+   */
+  @orDefault('')
+  @ValidateIf((config: { REDIS_CLUSTER_NODES?: string }) => config.REDIS_CLUSTER_NODES !== '')
+  @Validate(ClusterNodeListConstraint)
+  REDIS_CLUSTER_NODES: string;
+
+  /**
+   * With STORE=redis: a write is acknowledged only once this many replicas have it (Redis
+   * WAIT, right after the write, on the same connection). 0: as soon as the master has it.
+   */
+  @int('0')
+  @IsInt()
+  @Min(0)
+  @Max(16)
+  REDIS_WAIT_REPLICAS: number;
+
+  /** How long a write waits for REDIS_WAIT_REPLICAS before it is answered 503 replication_timeout. */
+  @int('500')
+  @IsInt()
+  @Min(1)
+  REDIS_WAIT_TIMEOUT_MS: number;
 
   /** Put in front of every key, so that several servers (or tests) can share one Redis. */
   @orDefault('chat:')
@@ -354,8 +437,16 @@ function describe(error: ValidationError): string {
 export function validateConfig(env: Record<string, unknown>): AppConfig {
   const config = plainToInstance(EnvironmentVariables, pickDeclared(env));
   const errors = validateSync(config, { skipMissingProperties: false });
-  if (errors.length > 0) {
-    throw new ConfigValidationError(errors.map(describe));
+  const problems = errors.map(describe);
+  const given = (name: string) =>
+    typeof env[name] === 'string' && (env[name] as string).trim() !== '';
+  if (given('REDIS_URL') && given('REDIS_CLUSTER_NODES')) {
+    problems.push(
+      'REDIS_URL and REDIS_CLUSTER_NODES are both set: set REDIS_URL for one Redis, or REDIS_CLUSTER_NODES for a Redis Cluster',
+    );
+  }
+  if (problems.length > 0) {
+    throw new ConfigValidationError(problems);
   }
   return Object.freeze(config);
 }
@@ -380,6 +471,9 @@ const DECLARED_KEYS = [
   'HEALTH_TIMEOUT_MS',
   'STORE',
   'REDIS_URL',
+  'REDIS_CLUSTER_NODES',
+  'REDIS_WAIT_REPLICAS',
+  'REDIS_WAIT_TIMEOUT_MS',
   'REDIS_KEY_PREFIX',
   'EVENT_REPLAY_LIMIT',
   'SSE_HEARTBEAT_MS',

@@ -1,0 +1,260 @@
+import { ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { Cluster, Redis } from 'ioredis';
+import { REDIS_BINARY } from './redis';
+
+const run = promisify(execFile);
+
+/** Whether a loopback port can be bound now. */
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+/** A port whose cluster bus port (port + 10000) is free too. */
+async function freeNodePort(taken: Set<number>): Promise<number> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    if (taken.has(port) || taken.has(port + 10_000)) {
+      continue;
+    }
+    if ((await portFree(port)) && (await portFree(port + 10_000))) {
+      taken.add(port);
+      taken.add(port + 10_000);
+      return port;
+    }
+  }
+  throw new Error('no free port pair for a Redis Cluster node');
+}
+
+/** One redis-server of the cluster, in its own folder (nodes.conf, AOF). */
+class ClusterNode {
+  private child: ChildProcess | null = null;
+
+  constructor(
+    readonly port: number,
+    private readonly dir: string,
+    private readonly binary: string,
+  ) {}
+
+  get address(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  get running(): boolean {
+    return this.child !== null && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  async start(): Promise<void> {
+    this.child = spawn(
+      this.binary,
+      [
+        '--port',
+        String(this.port),
+        '--bind',
+        '127.0.0.1',
+        '--dir',
+        this.dir,
+        '--cluster-enabled',
+        'yes',
+        '--cluster-config-file',
+        `nodes-${this.port}.conf`,
+        '--cluster-node-timeout',
+        '2000',
+        '--appendonly',
+        'yes',
+        '--appendfilename',
+        `appendonly-${this.port}.aof`,
+        '--appenddirname',
+        `aof-${this.port}`,
+        '--save',
+        '',
+      ],
+      { stdio: 'ignore' },
+    );
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const client = new Redis(this.port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0 });
+      client.on('error', () => undefined);
+      try {
+        await client.connect();
+        await client.ping();
+        client.disconnect();
+        return;
+      } catch (error) {
+        client.disconnect();
+        if (Date.now() > deadline || !this.running) {
+          throw new Error(`redis-server (cluster node) did not start on ${this.port}: ${String(error)}`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+  }
+
+  /** Kills it at once: to the cluster it simply vanishes. */
+  async kill(): Promise<void> {
+    const child = this.child;
+    if (!child || !this.running) {
+      return;
+    }
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGKILL');
+    await exited;
+  }
+
+  client(): Redis {
+    const client = new Redis(this.port, '127.0.0.1', { maxRetriesPerRequest: 1 });
+    client.on('error', () => undefined);
+    return client;
+  }
+}
+
+/**
+ * A Redis Cluster of the test's own: six redis-server processes on free loopback ports
+ * (three masters, three replicas), cluster-node-timeout 2 s, AOF on, in a temporary folder
+ * removed by stop().
+ */
+export class TestRedisCluster {
+  private constructor(
+    readonly nodes: ClusterNode[],
+    private readonly dir: string,
+  ) {}
+
+  static async start(binary: string): Promise<TestRedisCluster> {
+    const dir = mkdtempSync(path.join(tmpdir(), 'chat-redis-cluster-'));
+    const taken = new Set<number>();
+    const nodes: ClusterNode[] = [];
+    for (let i = 0; i < 6; i++) {
+      nodes.push(new ClusterNode(await freeNodePort(taken), dir, binary));
+    }
+    const cluster = new TestRedisCluster(nodes, dir);
+    try {
+      await Promise.all(nodes.map((node) => node.start()));
+      await run(path.join(path.dirname(binary), 'redis-cli'), [
+        '--cluster',
+        'create',
+        ...nodes.map((node) => node.address),
+        '--cluster-replicas',
+        '1',
+        '--cluster-yes',
+      ]);
+      await cluster.waitUntilOk();
+    } catch (error) {
+      await cluster.stop();
+      throw error;
+    }
+    return cluster;
+  }
+
+  /** The seed list, as REDIS_CLUSTER_NODES takes it. */
+  get seeds(): string {
+    return this.nodes.map((node) => node.address).join(',');
+  }
+
+  /** Polls every running node until each reports cluster_state:ok and agrees on 3 masters. */
+  async waitUntilOk(timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const states = await Promise.all(
+        this.nodes
+          .filter((node) => node.running)
+          .map(async (node) => {
+            const client = node.client();
+            try {
+              const info = (await client.cluster('INFO')) as string;
+              return /cluster_state:ok/.test(info) && /cluster_size:3/.test(info);
+            } catch {
+              return false;
+            } finally {
+              client.disconnect();
+            }
+          }),
+      );
+      if (states.every(Boolean)) {
+        return;
+      }
+      if (Date.now() > deadline) {
+        throw new Error('the Redis Cluster did not reach cluster_state:ok');
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
+  /** The nodes that are masters now, as the cluster itself says. */
+  async masters(): Promise<ClusterNode[]> {
+    const running = this.nodes.find((node) => node.running);
+    if (!running) {
+      return [];
+    }
+    const client = running.client();
+    try {
+      const lines = ((await client.cluster('NODES')) as string).trim().split('\n');
+      const ports = lines
+        .filter((line) => / master /.test(` ${line.split(' ')[2].replace(/,/g, ' ')} `))
+        .filter((line) => !/fail/.test(line.split(' ')[2]))
+        .map((line) => Number(line.split(' ')[1].split('@')[0].split(':')[1]));
+      return this.nodes.filter((node) => ports.includes(node.port));
+    } finally {
+      client.disconnect();
+    }
+  }
+
+  /** A client of the whole cluster, for the test's own look at the data. */
+  client(): Cluster {
+    const client = new Cluster(
+      this.nodes.map((node) => ({ host: '127.0.0.1', port: node.port })),
+      { redisOptions: { maxRetriesPerRequest: 1 } },
+    );
+    client.on('error', () => undefined);
+    return client;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.nodes.map((node) => node.kill()));
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * `describe` for suites that need a Redis Cluster: REDIS_CLUSTER_NODES when set, else one the
+ * suite starts from redis-server (see TestRedisCluster); without either it is skipped with a
+ * notice, or fails under CI=true.
+ */
+export function describeWithRedisCluster(
+  name: string,
+  body: (cluster: () => TestRedisCluster) => void,
+): void {
+  if (!REDIS_BINARY) {
+    if (process.env.CI === 'true') {
+      describe(name, () => {
+        it('needs redis-server to start a Redis Cluster (CI=true does not skip)', () => {
+          throw new Error('No redis-server: cannot start a Redis Cluster');
+        });
+      });
+      return;
+    }
+    process.stderr.write(
+      `\n*** SKIPPED: "${name}" needs redis-server and redis-cli (Debian: apt-get install redis-server). ***\n\n`,
+    );
+    describe.skip(name, () => body(() => undefined as unknown as TestRedisCluster));
+    return;
+  }
+  const binary = REDIS_BINARY;
+  describe(name, () => {
+    let cluster: TestRedisCluster;
+    beforeAll(async () => {
+      cluster = await TestRedisCluster.start(binary);
+    }, 60_000);
+    afterAll(async () => {
+      await cluster?.stop();
+    }, 30_000);
+    body(() => cluster);
+  });
+}
