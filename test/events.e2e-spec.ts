@@ -1,4 +1,5 @@
-import { openEventStream } from './utils/event-stream';
+import http from 'node:http';
+import { EventStreamClient, openEventStream, StreamEvent } from './utils/event-stream';
 import { describeWithRedis } from './utils/redis';
 import { requestJson, ServerProcess, spawnServer } from './utils/spawn-server';
 
@@ -222,6 +223,148 @@ describeWithRedis('event stream: STORE=redis, two instances', (redis) => {
       reset.close();
     } finally {
       await Promise.all([a.stop(), b.stop()]);
+    }
+  });
+});
+
+/**
+ * Posts to a conversation on `lanes` concurrent connections until stopped; stop() resolves
+ * with the last seq posted.
+ */
+function keepPosting(server: ServerProcess, id: string, lanes = 4) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: lanes });
+  let posting = true;
+  let lastSeq = 0;
+  const running = Promise.all(
+    Array.from({ length: lanes }, async (_, lane) => {
+      for (let i = 0; posting; i++) {
+        const res = await requestJson<{ seq: number }>(
+          server.baseUrl,
+          'POST',
+          `/api/conversations/${id}/messages`,
+          { sender: 'agent', content: `lane ${lane} #${i}` },
+          agent,
+        );
+        expect(res.status).toBe(201);
+        lastSeq = Math.max(lastSeq, res.body.seq);
+      }
+    }),
+  );
+  return {
+    posted: () => lastSeq,
+    stop: async () => {
+      posting = false;
+      await running;
+      agent.destroy();
+      return lastSeq;
+    },
+  };
+}
+
+/**
+ * Waits until the stream has told everything up to `lastSeq`, then checks that it told every
+ * seq after `from` once and in order, or a `reset` and every seq after the reset's.
+ */
+async function expectEverySeq(
+  stream: EventStreamClient,
+  from: number,
+  lastSeq: number,
+): Promise<void> {
+  const lastId = () => Number(stream.events.at(-1)?.id ?? from);
+  const deadline = Date.now() + 5_000;
+  while (lastId() < lastSeq && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  let expected = from + 1;
+  const skipped: string[] = [];
+  for (const event of stream.events as StreamEvent[]) {
+    const seq = Number(event.id);
+    if (event.event === 'reset') {
+      expected = seq + 1;
+    } else if (seq !== expected) {
+      skipped.push(`${expected}..${seq - 1}`);
+      expected = seq + 1;
+    } else {
+      expected++;
+    }
+  }
+  expect(skipped).toEqual([]);
+  expect(expected - 1).toBe(lastSeq);
+}
+
+describeWithRedis('event stream: STORE=redis, no gaps', (redis) => {
+  jest.setTimeout(120_000);
+
+  it("gives a new process's first subscriber every change from Last-Event-ID 0, while another instance posts", async () => {
+    const env = {
+      STORE: 'redis',
+      REDIS_URL: redis().url,
+      REDIS_KEY_PREFIX: redis().newPrefix(),
+      WORKERS: '0',
+    };
+    const writer = await spawnServer(env);
+    try {
+      for (let trial = 0; trial < 3; trial++) {
+        const reader = await spawnServer(env);
+        const id = await createOn(writer);
+        const posting = keepPosting(writer, id);
+        try {
+          while (posting.posted() < 5) {
+            await new Promise((resolve) => setTimeout(resolve, 5));
+          }
+          // The reader's first watch: its subscriber connection is made now, while posts go on.
+          const stream = await openEventStream(reader.baseUrl, eventsPath(id), {
+            'Last-Event-ID': '0',
+          });
+          expect(stream.status).toBe(200);
+          const posted = posting.posted();
+          while (posting.posted() < posted + 50) {
+            await new Promise((resolve) => setTimeout(resolve, 10));
+          }
+          await expectEverySeq(stream, 0, await posting.stop());
+          stream.close();
+        } finally {
+          await posting.stop();
+          await reader.stop();
+        }
+      }
+    } finally {
+      await writer.stop();
+    }
+  });
+
+  it('catches open streams up when their subscriber connection is killed, while another instance posts', async () => {
+    const prefix = redis().newPrefix();
+    const env = { STORE: 'redis', REDIS_URL: redis().url, REDIS_KEY_PREFIX: prefix, WORKERS: '0' };
+    const [reader, writer] = await Promise.all([spawnServer(env), spawnServer(env)]);
+    /** Kills this prefix's subscriber connections (the reader's; the writer has none). */
+    const killSubscriber = async () => {
+      const list = await redis().admin.client('LIST');
+      const ids = String(list)
+        .split('\n')
+        .filter((line) => line.includes(` name=${prefix}sub `))
+        .map((line) => /\bid=(\d+)/.exec(line)?.[1]);
+      expect(ids).toHaveLength(1);
+      await redis().admin.client('KILL', 'ID', String(ids[0]));
+    };
+    try {
+      const ids = [await createOn(writer), await createOn(writer)];
+      const streams = await Promise.all(
+        [...ids, ...ids].map((id) => openEventStream(reader.baseUrl, eventsPath(id))),
+      );
+      const posting = ids.map((id) => keepPosting(writer, id, 2));
+      for (let kill = 0; kill < 2; kill++) {
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        await killSubscriber();
+      }
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const lastSeqs = await Promise.all(posting.map((p) => p.stop()));
+      for (const [i, stream] of streams.entries()) {
+        await expectEverySeq(stream, 0, lastSeqs[i % 2]);
+        stream.close();
+      }
+    } finally {
+      await Promise.all([reader.stop(), writer.stop()]);
     }
   });
 });

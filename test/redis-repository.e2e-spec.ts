@@ -102,6 +102,44 @@ describeWithRedis('Redis store', (redis) => {
     }
   });
 
+  it('subscribes again after its subscriber connection is killed, then tells watchers of the gap', async () => {
+    const { prefix, repository } = await open();
+    try {
+      const { id } = await repository.createConversation({ id: randomUUID(), now: 1, ...LIMITS });
+      const seen: string[] = [];
+      const watch = repository.watch(id, {
+        change: (change) => seen.push(String(change.seq)),
+        gap: () => seen.push('gap'),
+      });
+      await watch.ready;
+      const list = String(await redis().admin.client('LIST'));
+      const subscriber = list.split('\n').find((line) => line.includes(` name=${prefix}sub `));
+      await redis().admin.client('KILL', 'ID', /\bid=(\d+)/.exec(subscriber ?? '')?.[1] ?? '');
+
+      const deadline = Date.now() + 5_000;
+      while (!seen.includes('gap') && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      expect(seen).toEqual(['gap']);
+      // Told once subscribed again: a change made now is told.
+      await repository.appendMessage(id, {
+        id: randomUUID(),
+        sender: 'agent',
+        content: 'after the gap',
+        timestamp: 1,
+        now: 1,
+        ...LIMITS,
+      });
+      while (seen.length < 2 && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      expect(seen).toEqual(['gap', '1']);
+      watch.stop();
+    } finally {
+      await repository.onApplicationShutdown();
+    }
+  });
+
   conversationRepositoryContract('Redis', async () => {
     const { repository } = await open();
     return {

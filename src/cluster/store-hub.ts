@@ -81,7 +81,11 @@ export class StoreHub {
     if (request.watch !== undefined && !watched.has(request.watch)) {
       watched.set(
         request.watch,
-        this.repository.watch(request.watch, (change) => reply({ ch: STORE_CHANNEL, change })),
+        this.repository.watch(request.watch, {
+          change: (change) => reply({ ch: STORE_CHANNEL, change }),
+          // The primary's store is in memory, in this process: its watches have no gaps.
+          gap: () => undefined,
+        }).stop,
       );
     }
     if (request.unwatch !== undefined) {

@@ -119,6 +119,30 @@ export interface ConversationChange {
   data: string;
 }
 
+/** Who a watch tells (see ConversationRepository.watch). */
+export interface ChangeListener {
+  /** A change to the conversation, in seq order. */
+  change(change: ConversationChange): void;
+  /**
+   * Changes may have been missed since the last one told (the store's connection dropped):
+   * read them with changesAfter from the last seq handled, and end if that read fails. Told
+   * once the watch is in effect again, so nothing made after the read is missed; a store
+   * that cannot watch again (a worker whose primary is gone) tells it too, and its reads fail.
+   */
+  gap(): void;
+}
+
+/** A watch on one conversation (see ConversationRepository.watch). */
+export interface Watch {
+  /**
+   * Resolves once the watch is in effect: every change made after that, by any process or
+   * instance, is told (or, if the store's connection drops meanwhile, a gap is). Rejects
+   * (with a StoreError) when it cannot be made; stop it then.
+   */
+  ready: Promise<void>;
+  stop(): void;
+}
+
 /** The changes after a seq, from the store's bounded replay buffer. */
 export interface ChangesAfter {
   /** The conversation's last seq now. */
@@ -220,14 +244,14 @@ export abstract class ConversationRepository {
   abstract changesAfter(conversationId: string, afterSeq: number): Promise<ChangesAfter | null>;
 
   /**
-   * Calls `listener` with every change to the conversation from now on, in seq order,
-   * whichever process or instance made it; returns the way to stop. An eviction is told
-   * once the sweep that removed the conversation has finished.
+   * Tells `listener` of every change to the conversation, in seq order, whichever process or
+   * instance made it, from when the watch's `ready` resolves; a reader that must miss nothing
+   * awaits `ready` before it reads where to start (changesAfter). Watches of one conversation
+   * share one upstream subscription: a second watch made while the first's is still being
+   * set up is ready when that is. An eviction is told once the sweep that removed the
+   * conversation has finished; a possible loss of changes is told as a gap.
    */
-  abstract watch(
-    conversationId: string,
-    listener: (change: ConversationChange) => void,
-  ): () => void;
+  abstract watch(conversationId: string, listener: ChangeListener): Watch;
 
   /**
    * The hash of the conversation's customer token, as given at creation; null when the

@@ -2,7 +2,12 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { Response } from 'express';
 import { ValidationFailedException } from '../common/problem';
 import { AppConfig, appConfig } from '../config/app.config';
-import { ConversationChange, ConversationRepository } from './conversation.repository';
+import {
+  ChangeListener,
+  ChangesAfter,
+  ConversationChange,
+  ConversationRepository,
+} from './conversation.repository';
 import { conversationNotFound, toProblem } from './conversations.service';
 
 /** An event-stream id: a seq, 0 or more. */
@@ -29,7 +34,9 @@ function frame(change: ConversationChange): string {
 /**
  * Server-Sent Events for one conversation: replays what a reconnecting client missed (from
  * the store's replay buffer), then forwards every change live, each exactly once and in seq
- * order, with a comment line every SSE_HEARTBEAT_MS.
+ * order, with a comment line every SSE_HEARTBEAT_MS. When the store tells of a gap (its
+ * connection dropped), the stream catches up from the replay buffer before it goes on, or
+ * ends if the store cannot answer: it never goes on past a gap.
  */
 @Injectable()
 export class EventStreamsService {
@@ -49,26 +56,27 @@ export class EventStreamsService {
     lastEventId: number | undefined,
     res: Response,
   ): Promise<void> {
-    // Watch first, then read where the stream starts: nothing can fall in between.
-    const early: ConversationChange[] = [];
-    let deliver: (change: ConversationChange) => void = (change) => early.push(change);
-    const unwatch = this.repository.watch(conversationId, (change) => deliver(change));
+    const stream = new LiveStream(this.repository, conversationId, res);
+    // Watch first, and read where the stream starts only once the watch is in effect:
+    // a change made in between is then told, and held until what was read is written.
+    const watch = this.repository.watch(conversationId, stream);
     let start;
     try {
+      await watch.ready;
       start = await this.repository.changesAfter(
         conversationId,
         lastEventId ?? Number.MAX_SAFE_INTEGER,
       );
     } catch (error) {
-      unwatch();
+      watch.stop();
       throw toProblem(error);
     }
     if (!start) {
-      unwatch();
+      watch.stop();
       throw conversationNotFound();
     }
     if (res.destroyed) {
-      unwatch(); // the client left while the store answered
+      watch.stop(); // the client left while the store answered
       return;
     }
 
@@ -79,51 +87,17 @@ export class EventStreamsService {
     res.setHeader('X-Accel-Buffering', 'no'); // nginx: pass events through at once
     res.flushHeaders();
     this.open.add(res);
-
-    let lastSent = lastEventId ?? start.lastSeq;
-    let ended = false;
-    let heartbeat: NodeJS.Timeout | undefined;
-    const end = () => {
-      if (!ended) {
-        ended = true;
-        unwatch();
-        clearInterval(heartbeat);
-        this.open.delete(res);
-        res.end();
-      }
+    const heartbeat = setInterval(() => res.write(': heartbeat\n\n'), this.config.SSE_HEARTBEAT_MS);
+    stream.onEnd = () => {
+      watch.stop();
+      clearInterval(heartbeat);
+      this.open.delete(res);
     };
-    const send = (change: ConversationChange) => {
-      if (ended) {
-        return;
-      }
-      if (change.type === 'conversation.evicted') {
-        res.write(frame(change));
-        end();
-        return;
-      }
-      if (change.seq > lastSent) {
-        lastSent = change.seq;
-        res.write(frame(change));
-      }
-    };
+    // The response closes when the client leaves (or when the stream ends it).
+    res.on('close', () => stream.end());
 
     res.write(': connected\n\n');
-    if (lastEventId !== undefined && (!start.complete || lastEventId > start.lastSeq)) {
-      // The buffer no longer reaches back that far (or the id is not one of this
-      // conversation's): the client reloads the history.
-      res.write(
-        `id: ${start.lastSeq}\nevent: reset\ndata: ${JSON.stringify({ lastEventId: start.lastSeq })}\n\n`,
-      );
-      lastSent = start.lastSeq;
-    }
-    start.changes.forEach(send);
-    early.forEach(send);
-    deliver = send;
-    if (!ended) {
-      heartbeat = setInterval(() => res.write(': heartbeat\n\n'), this.config.SSE_HEARTBEAT_MS);
-      // The response closes when the client leaves (or when end() ends it).
-      res.on('close', end);
-    }
+    stream.begin(lastEventId ?? start.lastSeq, start);
   }
 
   /** Ends every open stream (the server is stopping); clients reconnect elsewhere. */
@@ -132,5 +106,143 @@ export class EventStreamsService {
       res.end();
     }
     this.open.clear();
+  }
+}
+
+/**
+ * One open stream's state. Changes told while it reads the store (at the start, and to catch
+ * up after a gap) are held, then written after what was read; each seq is written once. As
+ * every seq is one change, a change that skips one is a gap too (one told live just before
+ * the store's notice, say): the stream holds it and catches up.
+ */
+class LiveStream implements ChangeListener {
+  /** The last seq the client has (sent, or its Last-Event-ID). */
+  private lastSent = 0;
+  /** Changes told while the store is being read; null while live. */
+  private held: ConversationChange[] | null = [];
+  /** A gap was told while the store was being read: read again after. */
+  private gapAgain = false;
+  private ended = false;
+  /** Releases the watch, the heartbeat and the entry in the open set. */
+  onEnd: () => void = () => undefined;
+
+  constructor(
+    private readonly repository: ConversationRepository,
+    private readonly conversationId: string,
+    private readonly res: Response,
+  ) {}
+
+  change(change: ConversationChange): void {
+    if (this.held) {
+      this.held.push(change);
+    } else if (!this.forward(change)) {
+      this.held = [change];
+      void this.catchUp();
+    }
+  }
+
+  gap(): void {
+    if (this.held) {
+      this.gapAgain = true; // being read already, perhaps from before the gap
+    } else {
+      void this.catchUp();
+    }
+  }
+
+  /** Starts the stream after `lastSent` with what the start read (as catchUp does). */
+  begin(lastSent: number, read: ChangesAfter): void {
+    this.lastSent = lastSent;
+    this.write(read);
+  }
+
+  end(): void {
+    if (!this.ended) {
+      this.ended = true;
+      this.held = null;
+      this.onEnd();
+      this.res.end();
+    }
+  }
+
+  /** Reads what the client missed from the store's replay buffer, and writes it. */
+  private async catchUp(): Promise<void> {
+    this.held ??= [];
+    this.gapAgain = false;
+    let read: ChangesAfter | null;
+    try {
+      read = await this.repository.changesAfter(this.conversationId, this.lastSent);
+    } catch {
+      this.end(); // the client reconnects with Last-Event-ID, and is told what it missed
+      return;
+    }
+    if (this.ended) {
+      return;
+    }
+    if (!read) {
+      // Gone meanwhile, and its eviction was not told (it fell in the gap).
+      this.forward({
+        conversationId: this.conversationId,
+        seq: 0,
+        type: 'conversation.evicted',
+        data: '{}',
+      });
+      return;
+    }
+    this.write(read);
+  }
+
+  /**
+   * Writes what was read after `lastSent`, or `reset` when the buffer no longer reaches back
+   * that far (or the client's id is not one of this conversation's): the client reloads the
+   * history. Then the changes held meanwhile, and then it is live.
+   */
+  private write(read: ChangesAfter): void {
+    if (this.ended) {
+      return;
+    }
+    if (!read.complete || this.lastSent > read.lastSeq) {
+      this.res.write(
+        `id: ${read.lastSeq}\nevent: reset\ndata: ${JSON.stringify({ lastEventId: read.lastSeq })}\n\n`,
+      );
+      this.lastSent = read.lastSeq;
+    }
+    for (const change of read.changes) {
+      if (change.seq > this.lastSent) {
+        this.lastSent = change.seq;
+        this.res.write(frame(change));
+      }
+    }
+    const held = this.held ?? [];
+    this.held = null;
+    for (let i = 0; i < held.length; i++) {
+      if (!this.forward(held[i])) {
+        this.held = held.slice(i);
+        void this.catchUp();
+        return;
+      }
+    }
+    if (this.gapAgain && !this.ended) {
+      void this.catchUp();
+    }
+  }
+
+  /** Writes a change unless the client has it; false, writing nothing, when it skips a seq. */
+  private forward(change: ConversationChange): boolean {
+    if (this.ended) {
+      return true;
+    }
+    if (change.type === 'conversation.evicted') {
+      this.res.write(frame(change));
+      this.end();
+      return true;
+    }
+    if (change.seq > this.lastSent + 1) {
+      return false;
+    }
+    if (change.seq > this.lastSent) {
+      this.lastSent = change.seq;
+      this.res.write(frame(change));
+    }
+    return true;
   }
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { StoreError } from '../../src/conversations/conversation.errors';
 import {
+  ChangeListener,
   ConversationHistory,
   ConversationRepository,
   NewMessage,
@@ -455,33 +456,59 @@ export function conversationRepositoryContract(
       });
     });
 
+    /** A listener that notes each change as `<seq> <type>`, and each gap. */
+    function noting(seen: string[]): ChangeListener {
+      return {
+        change: (change) => seen.push(`${change.seq} ${change.type}`),
+        gap: () => seen.push('gap'),
+      };
+    }
+
     it('tells watchers of each change in seq order, until they stop', async () => {
       const { id } = await create();
       const seen: string[] = [];
-      const stop = repository.watch(id, (change) => seen.push(`${change.seq} ${change.type}`));
-      // A watch may take a moment to reach the store (another process, Redis pub/sub).
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      const watch = repository.watch(id, noting(seen));
+      await watch.ready;
       const message = await repository.appendMessage(id, draft());
       await repository.deleteMessage(id, message.id, 1_000);
       await until(() => seen.length >= 2);
       expect(seen).toEqual(['1 message.created', '2 message.deleted']);
 
-      stop();
+      watch.stop();
       await new Promise((resolve) => setTimeout(resolve, 50));
       await repository.appendMessage(id, draft());
       await new Promise((resolve) => setTimeout(resolve, 50));
       expect(seen).toHaveLength(2);
     });
 
+    it('has a watch in effect when it is ready: a change made right after is told', async () => {
+      // Each round on a conversation no one watched yet, the case the first watch of a
+      // process meets; and a second watch made while the first is on its way.
+      for (let round = 0; round < 5; round++) {
+        const { id } = await create();
+        const first: string[] = [];
+        const second: string[] = [];
+        const watches = [repository.watch(id, noting(first)), repository.watch(id, noting(second))];
+        await watches[1].ready;
+        await repository.appendMessage(id, draft());
+        await watches[0].ready;
+        await repository.appendMessage(id, draft());
+        await until(() => first.length >= 2 && second.length >= 2);
+        expect(first).toEqual(['1 message.created', '2 message.created']);
+        expect(second).toEqual(first);
+        watches.forEach((watch) => watch.stop());
+      }
+    });
+
     it('tells watchers when their conversation is evicted', async () => {
       const { id } = await create(1_000);
       const seen: string[] = [];
-      const stop = repository.watch(id, (change) => seen.push(change.type));
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      const watch = repository.watch(id, noting(seen));
+      await watch.ready;
       await repository.evictInactive(2_000);
       await until(() => seen.length >= 1);
-      expect(seen).toEqual(['conversation.evicted']);
-      stop();
+      expect(seen).toEqual([expect.stringMatching(/^\d+ conversation\.evicted$/)]);
+      watch.stop();
     });
 
     it('frees capacity when it evicts', async () => {

@@ -81,7 +81,10 @@ class ClusterNode {
     );
     const deadline = Date.now() + 10_000;
     for (;;) {
-      const client = new Redis(this.port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0 });
+      const client = new Redis(this.port, '127.0.0.1', {
+        lazyConnect: true,
+        maxRetriesPerRequest: 0,
+      });
       client.on('error', () => undefined);
       try {
         await client.connect();
@@ -91,7 +94,9 @@ class ClusterNode {
       } catch (error) {
         client.disconnect();
         if (Date.now() > deadline || !this.running) {
-          throw new Error(`redis-server (cluster node) did not start on ${this.port}: ${String(error)}`);
+          throw new Error(
+            `redis-server (cluster node) did not start on ${this.port}: ${String(error)}`,
+          );
         }
         await new Promise((resolve) => setTimeout(resolve, 50));
       }

@@ -55,7 +55,11 @@
   }
 
   function formatTime(ms) {
-    return new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+    return new Date(ms).toLocaleTimeString([], {
+      hour: '2-digit',
+      minute: '2-digit',
+      second: '2-digit',
+    });
   }
 
   function makePane(role) {
@@ -170,7 +174,9 @@
         }
       };
       source.addEventListener('message.created', (event) => pane.add(JSON.parse(event.data)));
-      source.addEventListener('message.deleted', (event) => pane.remove(JSON.parse(event.data).messageId));
+      source.addEventListener('message.deleted', (event) =>
+        pane.remove(JSON.parse(event.data).messageId),
+      );
       source.addEventListener('reset', () => {
         pane.reload().catch((error) => pane.setState('error', error.message));
       });
@@ -211,10 +217,16 @@
   function updateStatusLine() {
     const states = panes.map((pane) => pane.state);
     if (states.includes('evicted')) {
-      setStatus('evicted', 'Evicted: the conversation was inactive too long and is gone. Start a new one.');
+      setStatus(
+        'evicted',
+        'Evicted: the conversation was inactive too long and is gone. Start a new one.',
+      );
     } else if (states.includes('error')) {
       const failing = panes.find((pane) => pane.state === 'error');
-      setStatus('error', `The ${failing.role} pane cannot follow the conversation: ${failing.text}`);
+      setStatus(
+        'error',
+        `The ${failing.role} pane cannot follow the conversation: ${failing.text}`,
+      );
     } else if (states.includes('reconnecting')) {
       setStatus('reconnecting', 'Reconnecting… messages sent meanwhile will be replayed.');
     } else if (states.every((state) => state === 'connected')) {
@@ -256,7 +268,10 @@
   $('#open').addEventListener('click', () => {
     const id = openIdInput.value.trim().toLowerCase();
     if (!UUID.test(id)) {
-      setStatus('error', 'A conversation id is a UUID such as 3f2b9c1e-8a4d-4c7e-9b1a-2d5e6f7a8b9c.');
+      setStatus(
+        'error',
+        'A conversation id is a UUID such as 3f2b9c1e-8a4d-4c7e-9b1a-2d5e6f7a8b9c.',
+      );
       return;
     }
     open(id);

@@ -5,6 +5,7 @@ import { HitCounters } from './hit-counters';
 import { Watchers } from './watchers';
 import {
   AppendedMessage,
+  ChangeListener,
   ChangesAfter,
   ConversationChange,
   ConversationHistory,
@@ -21,6 +22,7 @@ import {
   StoredMessage,
   StoreStats,
   UnchangedHistory,
+  Watch,
 } from '../conversation.repository';
 
 /** A stored message, kept small: what ordering needs, and its JSON, made once. */
@@ -419,8 +421,9 @@ export class InMemoryConversationRepository extends ConversationRepository {
     return this.hits.hit(key, windowMs, limit, blockMs);
   }
 
-  watch(conversationId: string, listener: (change: ConversationChange) => void): () => void {
-    return this.watchers.add(conversationId, listener);
+  /** In effect at once: every write is applied here, after the watch is added. */
+  watch(conversationId: string, listener: ChangeListener): Watch {
+    return { ready: Promise.resolve(), stop: this.watchers.add(conversationId, listener) };
   }
 
   async stats(): Promise<StoreStats> {

@@ -69,6 +69,27 @@ describe('IpcConversationRepository failures', () => {
     });
   });
 
+  it('tells watchers of a gap when the channel closes, and their reads then fail', async () => {
+    const port = loopback(new StoreHub(new InMemoryConversationRepository()));
+    const repository = new IpcConversationRepository(port, 2_000);
+    const { id } = await repository.createConversation(conversation());
+    const seen: string[] = [];
+    const watch = repository.watch(id, {
+      change: (change) => seen.push(String(change.seq)),
+      gap: () => seen.push('gap'),
+    });
+    await watch.ready;
+    port.disconnect();
+    expect(seen).toEqual(['gap']);
+    expect(await repository.changesAfter(id, 0).catch((e: unknown) => e)).toMatchObject({
+      code: 'store_unavailable',
+    });
+    // A watch made after the close is refused.
+    const late = repository.watch(id, { change: () => undefined, gap: () => undefined });
+    expect(await late.ready.catch((e: unknown) => e)).toMatchObject({ code: 'store_unavailable' });
+    watch.stop();
+  });
+
   it('sends the calls of one event-loop turn as one batch', async () => {
     const hub = new StoreHub(new InMemoryConversationRepository());
     const port = loopback(hub);

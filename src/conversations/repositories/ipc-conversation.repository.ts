@@ -3,8 +3,8 @@ import { performance } from 'node:perf_hooks';
 import { StoreError } from '../conversation.errors';
 import {
   AppendedMessage,
+  ChangeListener,
   ChangesAfter,
-  ConversationChange,
   ConversationHistory,
   ConversationRepository,
   CreatedConversation,
@@ -16,6 +16,7 @@ import {
   PageQuery,
   StoreStats,
   UnchangedHistory,
+  Watch,
 } from '../conversation.repository';
 import { MessagePort } from '../../common/message-port';
 import { HistoryCache } from './history-cache';
@@ -154,35 +155,55 @@ export class IpcConversationRepository
     return this.call('countHit', [key, windowMs, limit, blockMs]);
   }
 
-  /** The primary sends this worker the changes of the conversations it watches. */
-  watch(conversationId: string, listener: (change: ConversationChange) => void): () => void {
+  /**
+   * The primary sends this worker the changes of the conversations it watches. Ready at once,
+   * with no answer to wait for: the watch message is sent now, while a call made after it
+   * (the stream's changesAfter) is only queued and leaves with a later batch (flush, on
+   * setImmediate or later still). The IPC channel keeps order, and the StoreHub applies a
+   * watch on arrival, synchronously, to a store that applies each write synchronously; so
+   * every write applied after any call this worker makes from now on is told to it, and the
+   * others are in that call's answer. When the channel closes, watchers are told of a gap
+   * (see close) and their reads fail.
+   */
+  watch(conversationId: string, listener: ChangeListener): Watch {
+    if (this.closed) {
+      return { ready: Promise.reject(new StoreError('store_unavailable')), stop: () => undefined };
+    }
     const tell = (request: WatchRequest) => {
       try {
         this.port.send(request);
       } catch {
-        // The primary is gone; this worker is about to exit.
+        // The primary is gone: the channel's close tells the watchers.
       }
     };
-    return this.watchers.add(
+    const stop = this.watchers.add(
       conversationId,
       listener,
       () => tell({ ch: STORE_CHANNEL, watch: conversationId }),
       () => tell({ ch: STORE_CHANNEL, unwatch: conversationId }),
     );
+    return { ready: Promise.resolve(), stop };
   }
 
   onApplicationShutdown(): void {
     this.close();
   }
 
-  /** Fails every pending and future call: the primary is gone. */
+  /**
+   * Fails every pending and future call, and tells every watcher of a gap (its read then
+   * fails, and an event stream ends): the primary is gone.
+   */
   close(): void {
+    if (this.closed) {
+      return;
+    }
     this.closed = true;
     this.unsubscribe.forEach((unsubscribe) => unsubscribe());
     this.timers.forEach((timer) => clearTimeout(timer));
     this.timers.clear();
     this.queue = [];
     this.failAll([...this.pending.keys()]);
+    this.watchers.gap();
   }
 
   private call<T>(op: StoreOperation, args: unknown[]): Promise<T> {

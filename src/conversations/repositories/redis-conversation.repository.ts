@@ -4,9 +4,9 @@ import type { Redis } from 'ioredis';
 import { StoreError } from '../conversation.errors';
 import {
   AppendedMessage,
+  ChangeListener,
   ChangesAfter,
   ChangeType,
-  ConversationChange,
   ConversationHistory,
   ConversationRepository,
   CreatedConversation,
@@ -19,6 +19,7 @@ import {
   StoredMessage,
   StoreStats,
   UnchangedHistory,
+  Watch,
 } from '../conversation.repository';
 import { HistoryCache } from './history-cache';
 import { historyPieces } from './history-pieces';
@@ -68,6 +69,10 @@ export class RedisConversationRepository
   private readonly watchers = new Watchers();
   /** The connection in subscriber mode, made on the first watch. */
   private subscriber: Redis | null = null;
+  /** The subscriber connection's name in CLIENT LIST. */
+  private readonly subscriberName: string;
+  /** Each watched conversation's SUBSCRIBE: pending, or confirmed on this connection. */
+  private readonly subscriptions = new Map<string, Promise<void>>();
   /** Message-count changes not yet sent (see countMessages). */
   private pendingMessages = 0;
   private messageFlush: NodeJS.Timeout | null = null;
@@ -90,6 +95,7 @@ export class RedisConversationRepository
     this.redis = redis;
     this.commands = batchedCommands<ScriptedRedis>(redis);
     this.keys = new RedisKeys(prefix);
+    this.subscriberName = `${prefix}sub`;
   }
 
   /**
@@ -377,19 +383,31 @@ export class RedisConversationRepository
 
   /**
    * Subscribes to the conversation's channel while someone here watches it; every instance
-   * that watches gets every change, whichever instance made it.
+   * that watches gets every change, whichever instance made it. Ready once Redis has
+   * confirmed the SUBSCRIBE (a PUBLISH after that reaches this process); watches that come
+   * while it is on its way wait for the same one.
    */
-  watch(conversationId: string, listener: (change: ConversationChange) => void): () => void {
+  watch(conversationId: string, listener: ChangeListener): Watch {
     const channel = this.keys.channel(conversationId);
-    return this.watchers.add(
-      conversationId,
-      listener,
-      () =>
-        void this.subscriberConnection()
-          .subscribe(channel)
-          .catch(() => undefined),
-      () => void this.subscriber?.unsubscribe(channel).catch(() => undefined),
-    );
+    const stop = this.watchers.add(conversationId, listener, undefined, () => {
+      this.subscriptions.delete(conversationId);
+      void this.subscriber?.unsubscribe(channel).catch(() => undefined);
+    });
+    let ready = this.subscriptions.get(conversationId);
+    if (!ready) {
+      const subscribing = this.run(() => this.subscriberConnection().subscribe(channel)).then(
+        () => undefined,
+      );
+      // A failed SUBSCRIBE is not kept: the next watch sends another.
+      void subscribing.catch(() => {
+        if (this.subscriptions.get(conversationId) === subscribing) {
+          this.subscriptions.delete(conversationId);
+        }
+      });
+      this.subscriptions.set(conversationId, subscribing);
+      ready = subscribing;
+    }
+    return { ready, stop };
   }
 
   async stats(): Promise<StoreStats> {
@@ -406,10 +424,28 @@ export class RedisConversationRepository
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
 
+  /**
+   * The subscriber connection, made on the first watch. After a reconnect (Redis restarted,
+   * the connection killed) it subscribes again to every watched channel itself, rather than
+   * leaving it to ioredis's autoResubscribe, so that it knows when that is done: only then
+   * are the watchers told of the gap, and what they read to fill it cannot miss anything
+   * published after. Its name (`<prefix>sub`) lets an operator, or a test, find it in
+   * CLIENT LIST.
+   */
   private subscriberConnection(): Redis {
     if (!this.subscriber) {
-      // Same options; it resubscribes by itself after a reconnect.
-      const subscriber = this.redis.duplicate({ enableOfflineQueue: true });
+      const subscriber = this.redis.duplicate({
+        enableOfflineQueue: true,
+        autoResubscribe: false,
+        connectionName: this.subscriberName,
+      });
+      let connectedBefore = false;
+      subscriber.on('ready', () => {
+        if (connectedBefore) {
+          this.resubscribe(subscriber);
+        }
+        connectedBefore = true;
+      });
       subscriber.on('error', () => undefined); // the main connection tells of outages
       subscriber.on('message', (channel: string, payload: string) => {
         const first = payload.indexOf(' ');
@@ -424,6 +460,37 @@ export class RedisConversationRepository
       this.subscriber = subscriber;
     }
     return this.subscriber;
+  }
+
+  /**
+   * Subscribes a reconnected subscriber to every watched channel again; once Redis confirms,
+   * tells those watchers of the gap. Watches made meanwhile wait for it. If it fails while
+   * connected, the connection is dropped and made again, which tries again.
+   */
+  private resubscribe(subscriber: Redis): void {
+    const conversationIds = this.watchers.conversations();
+    if (conversationIds.length === 0) {
+      return;
+    }
+    const subscribed = this.run(() =>
+      subscriber.subscribe(...conversationIds.map((id) => this.keys.channel(id))),
+    ).then(() => undefined);
+    for (const id of conversationIds) {
+      this.subscriptions.set(id, subscribed);
+    }
+    void subscribed.then(
+      () => this.watchers.gap(conversationIds),
+      () => {
+        for (const id of conversationIds) {
+          if (this.subscriptions.get(id) === subscribed) {
+            this.subscriptions.delete(id);
+          }
+        }
+        if (subscriber.status === 'ready') {
+          subscriber.disconnect(true);
+        } // else the next 'ready' tries again
+      },
+    );
   }
 
   /** Removes one candidate; the number of messages it held, or null when it stays. */

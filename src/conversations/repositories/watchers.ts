@@ -1,10 +1,8 @@
-import { ConversationChange } from '../conversation.repository';
-
-type Listener = (change: ConversationChange) => void;
+import { ChangeListener, ConversationChange } from '../conversation.repository';
 
 /** Who watches which conversation, in one process. */
 export class Watchers {
-  private readonly byConversation = new Map<string, Set<Listener>>();
+  private readonly byConversation = new Map<string, Set<ChangeListener>>();
 
   /**
    * Adds a listener; `onFirst` runs when the conversation had none, `onLast` when the returned
@@ -12,7 +10,7 @@ export class Watchers {
    */
   add(
     conversationId: string,
-    listener: Listener,
+    listener: ChangeListener,
     onFirst: () => void = () => undefined,
     onLast: () => void = () => undefined,
   ): () => void {
@@ -42,13 +40,24 @@ export class Watchers {
   }
 
   emit(change: ConversationChange): void {
-    const listeners = this.byConversation.get(change.conversationId);
+    this.tell(change.conversationId, (listener) => listener.change(change));
+  }
+
+  /** Tells the listeners of these conversations (all when none are named) of a gap. */
+  gap(conversationIds: string[] = this.conversations()): void {
+    for (const conversationId of conversationIds) {
+      this.tell(conversationId, (listener) => listener.gap());
+    }
+  }
+
+  private tell(conversationId: string, call: (listener: ChangeListener) => void): void {
+    const listeners = this.byConversation.get(conversationId);
     if (!listeners) {
       return;
     }
     for (const listener of [...listeners]) {
       try {
-        listener(change);
+        call(listener);
       } catch {
         // One broken listener (a closed stream) must not keep the change from the others.
       }
