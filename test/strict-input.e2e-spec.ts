@@ -1,0 +1,224 @@
+import { randomUUID } from 'node:crypto';
+import request from 'supertest';
+import { useTestApp } from './utils/create-app';
+
+const API_KEY = 'backend-key-0123456789abcdef';
+const bearer = { Authorization: `Bearer ${API_KEY}` };
+const MESSAGE = JSON.stringify({ sender: 'agent', content: 'hi' });
+
+/** superagent would JSON.stringify a Buffer sent as JSON: send the bytes as they are. */
+const asIs = (body: unknown) => body as string;
+
+interface Answer {
+  status: number;
+  headers: Record<string, string>;
+  body: unknown;
+}
+
+function expectProblem(res: Answer, status: number, code: string, detail?: string): void {
+  expect(res.status).toBe(status);
+  expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+  expect(res.body).toMatchObject({ status, code, ...(detail ? { detail } : {}) });
+}
+
+/** `text` in UTF-7 (RFC 2152), every character but letters and digits base64-encoded. */
+function utf7(text: string): Buffer {
+  const encoded = [...text].map((c) =>
+    /[A-Za-z0-9 ]/.test(c)
+      ? c
+      : `+${Buffer.from(c, 'utf16le').swap16().toString('base64').replace(/=+$/, '')}-`,
+  );
+  return Buffer.from(encoded.join(''));
+}
+
+function utf32le(text: string): Buffer {
+  const points = [...text].map((c) => c.codePointAt(0) ?? 0);
+  const out = Buffer.alloc(points.length * 4);
+  points.forEach((point, i) => out.writeUInt32LE(point, i * 4));
+  return out;
+}
+
+describe('JSON bodies: UTF-8 only, depth checked on what is parsed', () => {
+  const app = useTestApp();
+  const http = () => request(app().getHttpServer());
+  let id: string;
+
+  beforeAll(async () => {
+    id = ((await http().post('/api/conversations')).body as { id: string }).id;
+  });
+
+  const messageCount = async () =>
+    ((await http().get(`/api/conversations/${id}`)).body as { messageCount: number }).messageCount;
+
+  const post = (
+    contentType: string,
+    body: string | Buffer,
+    path = `/api/conversations/${id}/messages`,
+  ) => http().post(path).set('Content-Type', contentType).serialize(asIs).send(body);
+
+  it.each([
+    ['utf-16', Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(MESSAGE, 'utf16le')])],
+    ['utf-16le', Buffer.from(MESSAGE, 'utf16le')],
+    ['UTF-16BE', Buffer.from(MESSAGE, 'utf16le').swap16()],
+    ['utf-32', utf32le(MESSAGE)],
+    ['utf-7', utf7(MESSAGE)],
+    ['latin1', Buffer.from(MESSAGE, 'latin1')],
+  ])('415 unsupported_media_type for charset=%s; nothing stored', async (charset, body) => {
+    const before = await messageCount();
+    const res = await post(`application/json; charset=${charset}`, body);
+    expectProblem(res, 415, 'unsupported_media_type', 'The body must be JSON encoded as UTF-8.');
+    expect(await messageCount()).toBe(before);
+  });
+
+  it.each(['utf8', 'UTF-8', 'utf-8', 'Utf8', '"utf-8"'])('accepts charset=%s', async (charset) => {
+    const res = await post(`application/json; charset=${charset}`, MESSAGE);
+    expect(res.status).toBe(201);
+  });
+
+  it('accepts a content type with an empty parameter (RFC 9110), and none at all', async () => {
+    expect((await post('application/json;', MESSAGE)).status).toBe(201);
+    expect((await post('application/json', MESSAGE)).status).toBe(201);
+  });
+
+  it('415 for a content type whose parameters do not parse', async () => {
+    const res = await post('application/json; charset', MESSAGE);
+    expectProblem(res, 415, 'unsupported_media_type');
+  });
+
+  describe('deep nesting the byte scan could not see in another charset: 4xx, never 500', () => {
+    // UTF-7 writes `[` as `+AFs-` (and `]` as itself): no opening bracket byte at all.
+    const utf7Deep = Buffer.from(
+      `{"sender":"agent","content":"x","extra":${'+AFs-'.repeat(10_000)}${']'.repeat(10_000)}}`,
+    );
+    // In UTF-16LE, "\u0122" is the bytes 22 01: a quote byte the scan takes for a string.
+    const utf16Deep = Buffer.from(
+      `{"sender":"agent","content":"\u0122","extra":${'['.repeat(15_000)}${']'.repeat(15_000)}}`,
+      'utf16le',
+    );
+    const cases = [
+      ['UTF-7', 'application/json; charset=utf-7', utf7Deep],
+      ['UTF-7 labelled UTF-8', 'application/json', utf7Deep],
+      ['UTF-16LE', 'application/json; charset=utf-16le', utf16Deep],
+      ['UTF-16', 'application/json; charset=utf-16', utf16Deep],
+      ['UTF-16LE labelled UTF-8', 'application/json; charset=utf-8', utf16Deep],
+    ] as const;
+
+    it.each(cases)('%s', async (_, contentType, body) => {
+      const answers: { path: string; key: boolean; status: number }[] = [];
+      for (const path of ['/api/conversations', `/api/conversations/${id}/messages`]) {
+        for (const key of [false, true]) {
+          const before = await messageCount();
+          let req = http().post(path).set('Content-Type', contentType);
+          if (key) {
+            req = req.set('Idempotency-Key', randomUUID());
+          }
+          const res = await req.serialize(asIs).send(body);
+          answers.push({ path, key, status: res.status });
+          expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+          expect(await messageCount()).toBe(before);
+        }
+      }
+      expect(answers.filter(({ status }) => status < 400 || status >= 500)).toEqual([]);
+    });
+  });
+
+  it('answers an unknown route 404 whatever its body', async () => {
+    for (const [contentType, body] of [
+      ['text/plain', 'hello'],
+      ['application/json', '{"a":'],
+      ['application/json; charset=utf-16', MESSAGE],
+    ]) {
+      expectProblem(await post(contentType, body, '/api/nope'), 404, 'not_found');
+    }
+  });
+});
+
+describe('order: the rate limit, then access, then the body (RATE_LIMIT_MAX=3)', () => {
+  const app = useTestApp({ env: { RATE_LIMIT_MAX: '3', RATE_LIMIT_WINDOW_MS: '60000' } });
+  const http = () => request(app().getHttpServer());
+
+  it('counts bad bodies, and answers a blocked caller 429 whatever its body', async () => {
+    const malformed = () =>
+      http().post('/api/conversations').set('Content-Type', 'application/json').send('{"a":');
+    for (let i = 0; i < 3; i++) {
+      expectProblem(await malformed(), 400, 'malformed_json');
+    }
+    expectProblem(await malformed(), 429, 'rate_limited');
+    const notJson = await http()
+      .post('/api/conversations')
+      .set('Content-Type', 'text/plain')
+      .send('hello');
+    expectProblem(notJson, 429, 'rate_limited');
+    const utf16 = await http()
+      .post('/api/conversations')
+      .set('Content-Type', 'application/json; charset=utf-16le')
+      .serialize(asIs)
+      .send(Buffer.from('{}', 'utf16le'));
+    expectProblem(utf16, 429, 'rate_limited');
+  });
+});
+
+describe('order: access before the body (API_KEYS set)', () => {
+  const app = useTestApp({ env: { API_KEYS: API_KEY } });
+  const http = () => request(app().getHttpServer());
+  let id: string;
+  let customerToken: string;
+
+  beforeAll(async () => {
+    const created = await http().post('/api/conversations').set(bearer);
+    ({ id, customerToken } = created.body as { id: string; customerToken: string });
+  });
+
+  const messageCount = async () =>
+    (
+      (await http().get(`/api/conversations/${id}`).set(bearer)).body as {
+        messageCount: number;
+      }
+    ).messageCount;
+
+  it.each([
+    ['a malformed body', 'application/json', '{"a":'],
+    ['a non-JSON content type', 'text/plain', 'hello'],
+    ['a UTF-16 body', 'application/json; charset=utf-16le', MESSAGE],
+    ['a body nested 20,000 deep', 'application/json', '['.repeat(20_000)],
+  ])('401 without a credential for %s', async (_, contentType, body) => {
+    for (const path of ['/api/conversations', `/api/conversations/${id}/messages`]) {
+      const res = await http().post(path).set('Content-Type', contentType).send(body);
+      expectProblem(res, 401, 'unauthorized');
+    }
+    expect(await messageCount()).toBe(0);
+  });
+
+  it('401 with a wrong credential for a malformed body', async () => {
+    const res = await http()
+      .post(`/api/conversations/${id}/messages`)
+      .set({ Authorization: 'Bearer not-a-key', 'Content-Type': 'application/json' })
+      .send('{"a":');
+    expectProblem(res, 401, 'unauthorized');
+  });
+
+  it('a customer token: 403 posting as agent, 400 for a malformed body, 415 for another type; nothing stored', async () => {
+    const asCustomer = { Authorization: `Bearer ${customerToken}` };
+    const post = (contentType: string, body: string) =>
+      http()
+        .post(`/api/conversations/${id}/messages`)
+        .set({ ...asCustomer, 'Content-Type': contentType })
+        .send(body);
+    expectProblem(await post('application/json', MESSAGE), 403, 'sender_not_allowed');
+    expectProblem(await post('application/json', '{"sender":'), 400, 'malformed_json');
+    expectProblem(await post('text/plain', MESSAGE), 415, 'unsupported_media_type');
+    expect(await messageCount()).toBe(0);
+    const ok = await post('application/json', JSON.stringify({ sender: 'customer', content: 'x' }));
+    expect(ok.status).toBe(201);
+  });
+
+  it('a key: 400 for a malformed body, 415 for another type, once authorized', async () => {
+    const post = (contentType: string, body: string) =>
+      http()
+        .post(`/api/conversations/${id}/messages`)
+        .set({ ...bearer, 'Content-Type': contentType })
+        .send(body);
+    expectProblem(await post('application/json', '{"a":'), 400, 'malformed_json');
+    expectProblem(await post('text/plain', 'hello'), 415, 'unsupported_media_type');
+  });
+});
