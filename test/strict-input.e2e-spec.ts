@@ -222,3 +222,99 @@ describe('order: access before the body (API_KEYS set)', () => {
     expectProblem(await post('text/plain', 'hello'), 415, 'unsupported_media_type');
   });
 });
+
+describe('query parameters: given once, numbers in plain decimal', () => {
+  const app = useTestApp();
+  const http = () => request(app().getHttpServer());
+  let id: string;
+
+  beforeAll(async () => {
+    id = ((await http().post('/api/conversations')).body as { id: string }).id;
+    for (let i = 0; i < 3; i++) {
+      await http()
+        .post(`/api/conversations/${id}/messages`)
+        .send({ sender: 'agent', content: `m${i}` });
+    }
+  });
+
+  const lastEventIdError = {
+    field: 'lastEventId',
+    message: 'Last-Event-ID must be a seq: an integer, 0 or more',
+  };
+
+  it.each([
+    'lastEventId=1&lastEventId=2',
+    'lastEventId=0x10',
+    'lastEventId=1e2',
+    'lastEventId=%201',
+    'lastEventId=01',
+    'lastEventId=-1',
+    'lastEventId=%2B1',
+    'lastEventId=1.0',
+  ])('GET .../events?%s: 400 validation_failed', async (query) => {
+    const res = await http().get(`/api/conversations/${id}/events?${query}`);
+    expectProblem(res, 400, 'validation_failed');
+    expect((res.body as { errors: unknown }).errors).toEqual([lastEventIdError]);
+  });
+
+  it.each(['1, 2', '0x10', '1e2', '01'])(
+    'Last-Event-ID: %s: 400 validation_failed',
+    async (id_) => {
+      const res = await http().get(`/api/conversations/${id}/events`).set('Last-Event-ID', id_);
+      expectProblem(res, 400, 'validation_failed');
+      expect((res.body as { errors: unknown }).errors).toEqual([lastEventIdError]);
+    },
+  );
+
+  it.each([
+    ['limit=1&limit=2', 'limit', 'limit must be an integer'],
+    ['after=1&after=2', 'after', 'after must be an integer seq'],
+    ['before=2&before=3', 'before', 'before must be an integer seq'],
+    ['limit=0x10', 'limit', 'limit must be an integer'],
+    ['limit=1e2', 'limit', 'limit must be an integer'],
+    ['limit=%201', 'limit', 'limit must be an integer'],
+    ['limit=1%20', 'limit', 'limit must be an integer'],
+    ['limit=010', 'limit', 'limit must be an integer'],
+    ['limit=%2B5', 'limit', 'limit must be an integer'],
+    ['limit=5.0', 'limit', 'limit must be an integer'],
+    ['limit=', 'limit', 'limit must be an integer'],
+    ['after=0b11', 'after', 'after must be an integer seq'],
+    ['after=0o7', 'after', 'after must be an integer seq'],
+    ['after=', 'after', 'after must be an integer seq'],
+    ['after=99999999999999999999', 'after', 'after must be an integer seq'],
+    ['after=-0', 'after', 'after must be an integer seq'],
+    ['after=-01', 'after', 'after must be an integer seq'],
+    ['after=-1', 'after', 'after must not be negative'],
+    ['before=Infinity', 'before', 'before must be an integer seq'],
+  ])('GET .../messages?%s: 400 validation_failed', async (query, field, message) => {
+    const res = await http().get(`/api/conversations/${id}/messages?${query}`);
+    expectProblem(res, 400, 'validation_failed');
+    expect((res.body as { errors: unknown }).errors).toEqual([{ field, message }]);
+  });
+
+  it('takes plain decimal numbers', async () => {
+    const res = await http().get(`/api/conversations/${id}/messages?limit=2&after=0`);
+    expect(res.status).toBe(200);
+    expect((res.body as { messages: { seq: number }[] }).messages.map((m) => m.seq)).toEqual([
+      1, 2,
+    ]);
+    const back = await http().get(`/api/conversations/${id}/messages?before=3&limit=10`);
+    expect((back.body as { messages: { seq: number }[] }).messages.map((m) => m.seq)).toEqual([
+      1, 2,
+    ]);
+  });
+});
+
+describe('query parameters: access_token given twice (API_KEYS set)', () => {
+  const app = useTestApp({ env: { API_KEYS: API_KEY } });
+
+  it('400 validation_failed, not a 500 and not a stream', async () => {
+    const res = await request(app().getHttpServer()).get(
+      `/api/conversations/${randomUUID()}/events?access_token=${API_KEY}&access_token=${API_KEY}`,
+    );
+    expectProblem(res, 400, 'validation_failed');
+    expect((res.body as { errors: unknown }).errors).toEqual([
+      { field: 'access_token', message: 'access_token must be given once' },
+    ]);
+  });
+});

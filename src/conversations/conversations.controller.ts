@@ -164,7 +164,7 @@ export class ConversationsController {
   async events(
     @ConversationId() conversationId: string,
     @Headers('last-event-id') header: string | undefined,
-    @Query('lastEventId') query: string | undefined,
+    @Query('lastEventId') query: unknown,
     @Res() res: Response,
   ): Promise<void> {
     await this.streams.stream(conversationId, parseLastEventId(header ?? query), res);
