@@ -1,5 +1,9 @@
+import { LoggerService } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import request from 'supertest';
+import { ConversationRepository } from '../src/conversations/conversation.repository';
+import { InMemoryConversationRepository } from '../src/conversations/repositories/in-memory-conversation.repository';
 import { useTestApp } from './utils/create-app';
 
 const API_KEY = 'backend-key-0123456789abcdef';
@@ -316,5 +320,79 @@ describe('query parameters: access_token given twice (API_KEYS set)', () => {
     expect((res.body as { errors: unknown }).errors).toEqual([
       { field: 'access_token', message: 'access_token must be given once' },
     ]);
+  });
+});
+
+/** A store whose event-stream read fails with a plain Error: the filter's 500 and its log line. */
+class FailingChangesRepository extends InMemoryConversationRepository {
+  override changesAfter(): Promise<never> {
+    return Promise.reject(new Error('the store broke'));
+  }
+}
+
+/** Every line the app logs, as text. */
+class CapturingLogger implements LoggerService {
+  readonly lines: string[] = [];
+  private capture = (...args: unknown[]) => {
+    this.lines.push(JSON.stringify(args));
+  };
+  log = this.capture;
+  error = this.capture;
+  warn = this.capture;
+  debug = this.capture;
+  verbose = this.capture;
+  fatal = this.capture;
+}
+
+describe('no credential in any log line (a forced 500, LOG_LEVEL=log)', () => {
+  const app = useTestApp({
+    env: { API_KEYS: API_KEY, LOG_LEVEL: 'log' },
+    override: (builder) =>
+      builder.overrideProvider(ConversationRepository).useValue(new FailingChangesRepository()),
+  });
+  const logger = new CapturingLogger();
+
+  beforeAll(() => {
+    app().useLogger(logger);
+  });
+
+  /** The lines logged for one request, once its access log line is written. */
+  async function linesOf(requestId: string): Promise<string[]> {
+    for (let i = 0; i < 50; i++) {
+      const lines = logger.lines.filter((line) => line.includes(requestId));
+      if (lines.some((line) => line.includes('"Http"'))) {
+        return lines;
+      }
+      await sleep(10);
+    }
+    throw new Error(`no access log line for ${requestId}: ${logger.lines.join('\n')}`);
+  }
+
+  it.each([
+    [
+      'access_token',
+      `?lastEventId=1&access_token=${API_KEY}`,
+      '?lastEventId=1&access_token=[redacted]',
+    ],
+    ['an encoded name', `?access%5Ftoken=${API_KEY}`, '?access%5Ftoken=[redacted]'],
+  ])('redacts %s in the error line; the access log has no query', async (_, query, logged) => {
+    const id = randomUUID();
+    const res = await request(app().getHttpServer()).get(`/api/conversations/${id}/events${query}`);
+    expectProblem(res, 500, 'internal_error');
+    const lines = await linesOf(res.headers['x-request-id']);
+    const all = lines.join('\n');
+    expect(all).toContain(`Unhandled error on GET /api/conversations/${id}/events${logged}`);
+    expect(all).toContain('the store broke');
+    expect(all).not.toContain(API_KEY);
+  });
+
+  it('never logs the Authorization header', async () => {
+    const res = await request(app().getHttpServer())
+      .get(`/api/conversations/${randomUUID()}/events`)
+      .set(bearer);
+    expectProblem(res, 500, 'internal_error');
+    const all = (await linesOf(res.headers['x-request-id'])).join('\n');
+    expect(all).toContain('Unhandled error on GET');
+    expect(all).not.toContain(API_KEY);
   });
 });
