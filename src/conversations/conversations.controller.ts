@@ -208,7 +208,11 @@ export class ConversationsController {
   @ApiNotFoundResponse(problem('conversation_not_found'))
   @ApiConflictResponse(problem('conversation_full: MAX_MESSAGES_PER_CONVERSATION reached'))
   @ApiPayloadTooLargeResponse(problem('payload_too_large: body over BODY_LIMIT'))
-  @ApiUnsupportedMediaTypeResponse(problem('unsupported_media_type: the body is not JSON'))
+  @ApiUnsupportedMediaTypeResponse(
+    problem(
+      'unsupported_media_type: the body is not JSON, or not in UTF-8 (charset=utf-8 or utf8)',
+    ),
+  )
   async postMessage(
     @ConversationId() conversationId: string,
     @Body() dto: CreateMessageDto,
