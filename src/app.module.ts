@@ -1,9 +1,8 @@
-import { MiddlewareConsumer, Module, NestModule, RequestMethod } from '@nestjs/common';
+import { Module } from '@nestjs/common';
 import { APP_FILTER, APP_PIPE } from '@nestjs/core';
 import cluster from 'node:cluster';
 import { AccessModule } from './access/access.module';
 import { CommonModule } from './common/common.module';
-import { JsonBodyMiddleware } from './common/json-body.middleware';
 import { ProblemExceptionFilter } from './common/problem.filter';
 import { AppValidationPipe } from './common/validation.pipe';
 import { AppConfigModule } from './config/config.module';
@@ -30,8 +29,4 @@ import { SnapshotModule } from './snapshot/snapshot.module';
     { provide: APP_FILTER, useClass: ProblemExceptionFilter },
   ],
 })
-export class AppModule implements NestModule {
-  configure(consumer: MiddlewareConsumer): void {
-    consumer.apply(JsonBodyMiddleware).forRoutes({ path: '{*path}', method: RequestMethod.ALL });
-  }
-}
+export class AppModule {}

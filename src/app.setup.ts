@@ -8,9 +8,9 @@ import { AppConfig, appConfig, originList, trustProxySetting } from './config/ap
 import { RequestObserver } from './observability/request-observer';
 
 /**
- * Options for every app instance: the JSON body parser runs as Nest middleware instead, and a
- * failure to start (Redis unreachable) is thrown to main.ts, which says why and exits 1,
- * rather than aborting the process.
+ * Options for every app instance: the JSON body is read by a guard instead (JsonBodyGuard,
+ * after the rate limit and access guards), and a failure to start (Redis unreachable) is
+ * thrown to main.ts, which says why and exits 1, rather than aborting the process.
  */
 export const APP_OPTIONS: NestApplicationOptions = { bodyParser: false, abortOnError: false };
 

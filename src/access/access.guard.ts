@@ -1,6 +1,7 @@
 import { CanActivate, ExecutionContext, HttpStatus, Inject, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import type { Request } from 'express';
+import type { Request, Response } from 'express';
+import { JsonBodyParser } from '../common/json-body.parser';
 import { ProblemException } from '../common/problem';
 import { AppConfig, appConfig } from '../config/app.config';
 import { conversationNotFound } from '../conversations/conversations.service';
@@ -26,6 +27,7 @@ function forbidden(code: string, detail: string): ProblemException {
 export class AccessGuard implements CanActivate {
   constructor(
     private readonly access: AccessService,
+    private readonly body: JsonBodyParser,
     private readonly reflector: Reflector,
     @Inject(appConfig.KEY) private readonly config: AppConfig,
   ) {}
@@ -38,8 +40,17 @@ export class AccessGuard implements CanActivate {
     if (!this.access.enabled || rule === 'public') {
       return true;
     }
-    const req = context.switchToHttp().getRequest<Request>();
-    this.check(rule, await this.access.principal(req), req);
+    const http = context.switchToHttp();
+    const req = http.getRequest<Request>();
+    const principal = await this.access.principal(req);
+    this.check(rule, principal, req);
+    if (rule === 'customer-post' && principal.kind === 'customer') {
+      // The one rule that needs the body: read here, ahead of JsonBodyGuard (once all the same).
+      await this.body.parse(req, http.getResponse<Response>());
+      if ((req.body as { sender?: unknown } | undefined)?.sender === 'agent') {
+        throw forbidden('sender_not_allowed', 'A customer token may post as "customer" only.');
+      }
+    }
     return true;
   }
 
@@ -64,9 +75,6 @@ export class AccessGuard implements CanActivate {
         }
         if (req.params.conversationId !== principal.conversationId) {
           throw conversationNotFound();
-        }
-        if (rule === 'customer-post' && (req.body as { sender?: unknown })?.sender === 'agent') {
-          throw forbidden('sender_not_allowed', 'A customer token may post as "customer" only.');
         }
     }
   }

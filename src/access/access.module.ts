@@ -1,6 +1,8 @@
 import { Module } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
 import { ThrottlerModule } from '@nestjs/throttler';
+import { JsonBodyGuard } from '../common/json-body.guard';
+import { JsonBodyParser } from '../common/json-body.parser';
 import { AppConfig, appConfig } from '../config/app.config';
 import { ConversationRepository } from '../conversations/conversation.repository';
 import { ConversationStoreModule } from '../conversations/conversation-store.module';
@@ -10,8 +12,10 @@ import { RateLimitGuard } from './rate-limit.guard';
 import { SharedThrottlerStorage } from './shared-throttler.storage';
 
 /**
- * Access control (API keys, customer tokens) and rate limits, as global guards in this order:
- * the rate limit first, so that wrong credentials are counted too, then the access rules.
+ * Access control (API keys, customer tokens) and rate limits, as global guards in this order
+ * (the order of the providers below): the rate limit first, so that wrong credentials and bad
+ * bodies are counted too, then the access rules, then the JSON body, so that a caller refused
+ * by either costs no parsing.
  */
 @Module({
   imports: [
@@ -28,8 +32,10 @@ import { SharedThrottlerStorage } from './shared-throttler.storage';
   ],
   providers: [
     AccessService,
+    JsonBodyParser,
     { provide: APP_GUARD, useClass: RateLimitGuard },
     { provide: APP_GUARD, useClass: AccessGuard },
+    { provide: APP_GUARD, useClass: JsonBodyGuard },
   ],
   exports: [AccessService],
 })

@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Request } from 'express';
 import { timingSafeEqual } from 'node:crypto';
+import { ValidationFailedException } from '../common/problem';
 import { AppConfig, apiKeyList, appConfig } from '../config/app.config';
 import { ConversationRepository } from '../conversations/conversation.repository';
 import { fromStore } from '../conversations/conversations.service';
@@ -21,7 +22,7 @@ export type Principal =
 
 /**
  * `?access_token=` (RFC 6750, section 2.3), taken on event streams only: a browser's
- * EventSource cannot send an Authorization header.
+ * EventSource cannot send an Authorization header. Given twice, it is refused.
  */
 function queryCredential(req: Request): string | undefined {
   // req.query parses the query string on every read: only for event streams.
@@ -29,7 +30,12 @@ function queryCredential(req: Request): string | undefined {
     return undefined;
   }
   const token = req.query.access_token;
-  return typeof token === 'string' ? `Bearer ${token}` : undefined;
+  if (token !== undefined && typeof token !== 'string') {
+    throw new ValidationFailedException([
+      { field: 'access_token', message: 'access_token must be given once' },
+    ]);
+  }
+  return token === undefined ? undefined : `Bearer ${token}`;
 }
 
 /** How long a worker trusts a token it has checked against the store. */

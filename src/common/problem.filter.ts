@@ -15,6 +15,7 @@ import {
   ProblemException,
   problemType,
 } from './problem';
+import { redactUrl } from './redact';
 import { requestIdOf } from './request-id';
 
 interface Problem {
@@ -103,7 +104,8 @@ export class ProblemExceptionFilter implements ExceptionFilter {
     }
     this.logger.error(
       {
-        message: `Unhandled error on ${request.method} ${request.originalUrl ?? request.url}`,
+        // Never the credential an event stream may carry in its query; no header is logged.
+        message: `Unhandled error on ${request.method} ${redactUrl(request.originalUrl ?? request.url)}`,
         requestId: requestIdOf(request),
       },
       exception instanceof Error ? exception.stack : String(exception),

@@ -174,7 +174,7 @@ export class ConversationsController {
   async events(
     @ConversationId() conversationId: string,
     @Headers('last-event-id') header: string | undefined,
-    @Query('lastEventId') query: string | undefined,
+    @Query('lastEventId') query: unknown,
     @Res() res: Response,
   ): Promise<void> {
     await this.streams.stream(conversationId, parseLastEventId(header ?? query), res);
@@ -218,7 +218,11 @@ export class ConversationsController {
   @ApiNotFoundResponse(problem('conversation_not_found'))
   @ApiConflictResponse(problem('conversation_full: MAX_MESSAGES_PER_CONVERSATION reached'))
   @ApiPayloadTooLargeResponse(problem('payload_too_large: body over BODY_LIMIT'))
-  @ApiUnsupportedMediaTypeResponse(problem('unsupported_media_type: the body is not JSON'))
+  @ApiUnsupportedMediaTypeResponse(
+    problem(
+      'unsupported_media_type: the body is not JSON, or not in UTF-8 (charset=utf-8 or utf8)',
+    ),
+  )
   async postMessage(
     @ConversationId() conversationId: string,
     @Body() dto: CreateMessageDto,

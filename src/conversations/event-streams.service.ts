@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Response } from 'express';
+import { parseDecimal } from '../common/decimal-integer';
 import { ValidationFailedException } from '../common/problem';
 import { AppConfig, appConfig } from '../config/app.config';
 import {
@@ -10,20 +11,21 @@ import {
 } from './conversation.repository';
 import { conversationNotFound, toProblem } from './conversations.service';
 
-/** An event-stream id: a seq, 0 or more. */
-const EVENT_ID = /^\d{1,15}$/;
-
-/** Reads Last-Event-ID (header, or the lastEventId query parameter); undefined when absent. */
-export function parseLastEventId(raw: string | undefined): number | undefined {
+/**
+ * Reads Last-Event-ID (header, or the lastEventId query parameter): a seq in plain decimal;
+ * undefined when absent or empty (as EventSource means it). A repeated parameter is refused.
+ */
+export function parseLastEventId(raw: unknown): number | undefined {
   if (raw === undefined || raw === '') {
     return undefined;
   }
-  if (!EVENT_ID.test(raw.trim())) {
+  const seq = parseDecimal(raw);
+  if (seq === undefined) {
     throw new ValidationFailedException([
       { field: 'lastEventId', message: 'Last-Event-ID must be a seq: an integer, 0 or more' },
     ]);
   }
-  return Number(raw.trim());
+  return seq;
 }
 
 function frame(change: ConversationChange): string {

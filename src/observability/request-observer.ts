@@ -6,14 +6,8 @@ import { assignRequestId, REQUEST_ID_HEADER } from '../common/request-id';
 import { AppConfig, appConfig } from '../config/app.config';
 import { MetricsService } from './metrics.service';
 
-/** The route label of a request that matched no route, or was refused before routing. */
+/** The route label of a request that matched no route. */
 export const UNMATCHED_ROUTE = 'unmatched';
-
-/**
- * What req.route says when the last route matched was the app-wide middleware route (see
- * AppModule): the request was refused there (an unreadable body) before reaching its own.
- */
-const MIDDLEWARE_ROUTE = '/{*path}';
 
 /**
  * The first handler of every request (see configureApp): gives it a request id, returned in
@@ -40,8 +34,7 @@ export class RequestObserver {
       const ms = performance.now() - started;
       // The route pattern, not the path: ids in paths would make a series per conversation.
       const route = (req.route as { path?: unknown } | undefined)?.path;
-      const label =
-        typeof route === 'string' && route !== MIDDLEWARE_ROUTE ? route : UNMATCHED_ROUTE;
+      const label = typeof route === 'string' ? route : UNMATCHED_ROUTE;
       this.metrics.observeRequest(req.method, label, res.statusCode, ms / 1000);
       if (this.accessLog) {
         this.logger.log({

@@ -1,6 +1,6 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
-import { Type } from 'class-transformer';
 import { IsInt, Max, Min, ValidateIf } from 'class-validator';
+import { DecimalInteger } from '../../common/decimal-integer';
 
 export const PAGE_LIMIT_DEFAULT = 50;
 export const PAGE_LIMIT_MAX = 200;
@@ -16,7 +16,7 @@ export class PageQueryDto {
   @Max(PAGE_LIMIT_MAX, { message: `limit must be at most ${PAGE_LIMIT_MAX}` })
   @Min(1, { message: 'limit must be at least 1' })
   @IsInt({ message: 'limit must be an integer' })
-  @Type(() => Number)
+  @DecimalInteger()
   @ValidateIf((_dto: unknown, value: unknown) => value !== undefined)
   limit?: number;
 
@@ -27,7 +27,7 @@ export class PageQueryDto {
   })
   @Min(0, { message: 'after must not be negative' })
   @IsInt({ message: 'after must be an integer seq' })
-  @Type(() => Number)
+  @DecimalInteger()
   @ValidateIf((_dto: unknown, value: unknown) => value !== undefined)
   after?: number;
 
@@ -38,7 +38,7 @@ export class PageQueryDto {
   })
   @Min(1, { message: 'before must be at least 1' })
   @IsInt({ message: 'before must be an integer seq' })
-  @Type(() => Number)
+  @DecimalInteger()
   @ValidateIf((_dto: unknown, value: unknown) => value !== undefined)
   before?: number;
 }

@@ -1,0 +1,187 @@
+import { HttpStatus, Inject, Injectable } from '@nestjs/common';
+import { parse as parseContentType } from 'content-type';
+import { raw, Request, RequestHandler, Response } from 'express';
+import { AppConfig, appConfig } from '../config/app.config';
+import { ProblemException } from './problem';
+
+const JSON_TYPES = ['application/json', 'application/*+json'];
+
+/** JSON is UTF-8 (RFC 8259): a body labelled with any other charset is refused. */
+const UTF8_LABELS = new Set(['utf-8', 'utf8']);
+
+/** No request this API takes nests deeper; deeper bodies would only cost stack further in. */
+const MAX_DEPTH = 32;
+
+/**
+ * Whether the JSON text in `body` nests objects and arrays deeper than MAX_DEPTH. Exact for
+ * UTF-8, the only encoding parsed: every byte of a multi-byte character is 0x80 or above, so
+ * a quote, a backslash or a bracket byte is always that character.
+ */
+function tooDeep(body: Buffer): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < body.length; i++) {
+    const byte = body[i];
+    if (inString) {
+      if (byte === 0x5c) {
+        i++; // an escaped character, quote included
+      } else if (byte === 0x22) {
+        inString = false;
+      }
+    } else if (byte === 0x22) {
+      inString = true;
+    } else if (byte === 0x7b || byte === 0x5b) {
+      if (++depth > MAX_DEPTH) {
+        return true;
+      }
+    } else if (byte === 0x7d || byte === 0x5d) {
+      depth--;
+    }
+  }
+  return false;
+}
+
+const notJson = () =>
+  new ProblemException(
+    HttpStatus.UNSUPPORTED_MEDIA_TYPE,
+    'unsupported_media_type',
+    'The body must be JSON, sent with Content-Type: application/json.',
+  );
+const notUtf8Charset = () =>
+  new ProblemException(
+    HttpStatus.UNSUPPORTED_MEDIA_TYPE,
+    'unsupported_media_type',
+    'The body must be JSON encoded as UTF-8.',
+  );
+const malformed = (detail: string) =>
+  new ProblemException(HttpStatus.BAD_REQUEST, 'malformed_json', detail);
+
+/** The reader's errors (http-errors objects from raw-body and body-parser), by their `type`. */
+const READER_PROBLEMS: Record<string, () => ProblemException> = {
+  'entity.too.large': () =>
+    new ProblemException(
+      HttpStatus.PAYLOAD_TOO_LARGE,
+      'payload_too_large',
+      'The body is larger than the server accepts (BODY_LIMIT).',
+    ),
+  'encoding.unsupported': () =>
+    new ProblemException(
+      HttpStatus.UNSUPPORTED_MEDIA_TYPE,
+      'unsupported_media_type',
+      'The body uses a content encoding the server does not accept.',
+    ),
+};
+
+/** Translated here: past this point Nest would turn them into a bare 400 or a 500. */
+function toProblem(error: unknown): unknown {
+  const type = (error as { type?: unknown } | null)?.type;
+  const known = typeof type === 'string' ? READER_PROBLEMS[type] : undefined;
+  if (known) {
+    return known();
+  }
+  const status = (error as { status?: unknown } | null)?.status;
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    return new ProblemException(status, 'bad_request', 'The request body could not be read.');
+  }
+  return error;
+}
+
+/**
+ * Whether a request says it has a body: a Transfer-Encoding, or a Content-Length (0 included,
+ * as body-parser counts it: an empty JSON body reads as `{}`). Without one, `req.body` stays
+ * undefined and nothing is read.
+ */
+export function carriesBody(req: Request): boolean {
+  return (
+    req.headers['transfer-encoding'] !== undefined || req.headers['content-length'] !== undefined
+  );
+}
+
+/**
+ * Reads a request's JSON body into `req.body` (any JSON value: the pipes say what shape a
+ * route wants), at most once per request, and refuses what it cannot read as problem+json:
+ * a body of another type or a charset other than UTF-8 (415), one over BODY_LIMIT (413), one
+ * that is not UTF-8, not JSON, or nests deeper than MAX_DEPTH (400).
+ *
+ * Called by JsonBodyGuard after the rate limit and access guards, so that a caller who is
+ * refused there costs no body parsing (and AccessGuard calls it itself where a rule needs
+ * the body). The bytes are read by express.raw (BODY_LIMIT, Content-Encoding); decoding is
+ * done here, as UTF-8 only, so that the depth scan sees exactly the text JSON.parse parses.
+ */
+@Injectable()
+export class JsonBodyParser {
+  private readonly readBytes: RequestHandler;
+  /** Fatal: invalid bytes are refused, not stored as U+FFFD. Skips a leading BOM. */
+  private readonly decoder = new TextDecoder('utf-8', { fatal: true });
+  private readonly parsed = new WeakMap<Request, Promise<void>>();
+
+  constructor(@Inject(appConfig.KEY) config: AppConfig) {
+    this.readBytes = raw({ limit: config.BODY_LIMIT, type: () => true });
+  }
+
+  parse(req: Request, res: Response): Promise<void> {
+    let parsed = this.parsed.get(req);
+    if (!parsed) {
+      parsed = this.read(req, res);
+      this.parsed.set(req, parsed);
+    }
+    return parsed;
+  }
+
+  private async read(req: Request, res: Response): Promise<void> {
+    if (!carriesBody(req)) {
+      return;
+    }
+    if (!req.is(JSON_TYPES)) {
+      // An empty body of any type (Content-Length: 0) is no body.
+      if (req.headers['transfer-encoding'] !== undefined || req.headers['content-length'] !== '0') {
+        throw notJson();
+      }
+      return;
+    }
+    if (!UTF8_LABELS.has(charsetOf(req))) {
+      throw notUtf8Charset();
+    }
+    const bytes = await new Promise<unknown>((resolve, reject) =>
+      this.readBytes(req, res, (error?: unknown) =>
+        error ? reject(toProblem(error)) : resolve(req.body),
+      ),
+    );
+    // Not a Buffer only when the request had already ended: nothing to read.
+    req.body = Buffer.isBuffer(bytes) ? this.decode(bytes) : undefined;
+  }
+
+  private decode(bytes: Buffer): unknown {
+    let text: string;
+    try {
+      text = this.decoder.decode(bytes);
+    } catch {
+      throw malformed('The body is not valid UTF-8.');
+    }
+    // Before anything walks it recursively.
+    if (tooDeep(bytes)) {
+      throw malformed(`The body nests objects or arrays more than ${MAX_DEPTH} deep.`);
+    }
+    if (text.length === 0) {
+      return {}; // as body-parser reads it: an empty JSON body is a common client mistake
+    }
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      throw malformed('The body is not valid JSON.');
+    }
+  }
+}
+
+/** The charset a JSON content type names, lower case; UTF-8 when it names none. */
+function charsetOf(req: Request): string {
+  // RFC 9110 allows empty parameters ("application/json;"), which content-type 1.x refuses.
+  const header = (req.headers['content-type'] ?? '').replace(/;[ \t]*(?=;|$)/g, '');
+  let parameters: Record<string, string>;
+  try {
+    parameters = parseContentType(header).parameters;
+  } catch {
+    throw notJson(); // parameters that do not parse: which charset is meant is anyone's guess
+  }
+  return parameters.charset?.toLowerCase() ?? 'utf-8';
+}
