@@ -1,12 +1,17 @@
 import { Module } from '@nestjs/common';
 import cluster from 'node:cluster';
-import { AppConfig, appConfig } from '../config/app.config';
+import { AppConfig, appConfig, clusterNodeList } from '../config/app.config';
 import { MetricsService } from '../observability/metrics.service';
 import { ConversationRepository } from './conversation.repository';
 import { InMemoryConversationRepository } from './repositories/in-memory-conversation.repository';
 import { processPort } from '../common/message-port';
 import { IpcConversationRepository } from './repositories/ipc-conversation.repository';
-import { connectRedis, redactRedisUrl } from './repositories/redis-client';
+import {
+  connectRedis,
+  connectRedisCluster,
+  redactClusterSeeds,
+  redactRedisUrl,
+} from './repositories/redis-client';
 import { RedisConversationRepository } from './repositories/redis-conversation.repository';
 
 /** About 30 activity generations per TTL, none narrower than a second (see ActivityIndex). */
@@ -16,7 +21,8 @@ function generationWidth(ttlMs: number): number {
 
 /**
  * Provides the storage port; the implementation is chosen here and nowhere else. With
- * STORE=redis every process (primary and workers alike) talks to Redis directly. Otherwise a
+ * STORE=redis every process (primary and workers alike) talks to Redis directly: one Redis
+ * (REDIS_URL), or a Redis Cluster (REDIS_CLUSTER_NODES). Otherwise a
  * cluster worker reaches the primary's store over IPC, and a single process or the primary
  * holds it in memory.
  */
@@ -30,14 +36,29 @@ function generationWidth(ttlMs: number): number {
         metrics: MetricsService,
       ): Promise<ConversationRepository> => {
         if (config.STORE === 'redis') {
-          return new RedisConversationRepository(
-            await connectRedis(config.REDIS_URL, config.STORE_TIMEOUT_MS, {
-              mustConnect: !cluster.isWorker,
-            }),
-            config.REDIS_KEY_PREFIX,
-            redactRedisUrl(config.REDIS_URL),
-            config.EVENT_REPLAY_LIMIT,
-          );
+          // A cluster worker, started by a primary that has connected, may be replaced while
+          // Redis is down and must not crash for it.
+          const mustConnect = !cluster.isWorker;
+          const seeds = clusterNodeList(config.REDIS_CLUSTER_NODES) ?? [];
+          const options = {
+            replayLimit: config.EVENT_REPLAY_LIMIT,
+            waitReplicas: config.REDIS_WAIT_REPLICAS,
+            waitTimeoutMs: config.REDIS_WAIT_TIMEOUT_MS,
+            timeoutMs: config.STORE_TIMEOUT_MS,
+          };
+          return seeds.length > 0
+            ? new RedisConversationRepository(
+                await connectRedisCluster(seeds, config.STORE_TIMEOUT_MS, { mustConnect }),
+                config.REDIS_KEY_PREFIX,
+                redactClusterSeeds(seeds),
+                options,
+              )
+            : new RedisConversationRepository(
+                await connectRedis(config.REDIS_URL, config.STORE_TIMEOUT_MS, { mustConnect }),
+                config.REDIS_KEY_PREFIX,
+                redactRedisUrl(config.REDIS_URL),
+                options,
+              );
         }
         return cluster.isWorker
           ? new IpcConversationRepository(processPort(), config.STORE_TIMEOUT_MS, (op, ok, s) =>

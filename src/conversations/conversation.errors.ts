@@ -8,7 +8,9 @@ export type StoreErrorCode =
   | 'conversation_full'
   | 'capacity_exceeded'
   | 'idempotency_key_reused'
-  | 'store_unavailable';
+  | 'store_unavailable'
+  /** REDIS_WAIT_REPLICAS did not confirm a write in time: it may or may not stand. */
+  | 'replication_timeout';
 
 export class StoreError extends Error {
   /** @param message what went wrong, for logs and health reports; only the code crosses IPC */

@@ -50,6 +50,14 @@ const STORE_PROBLEMS: Record<StoreErrorCode, () => ProblemException> = {
       undefined,
       { 'Retry-After': String(CAPACITY_RETRY_AFTER_SECONDS) },
     ),
+  replication_timeout: () =>
+    new ProblemException(
+      HttpStatus.SERVICE_UNAVAILABLE,
+      'replication_timeout',
+      'The write was not confirmed by enough Redis replicas in time: it may or may not have been applied. Retrying with the same Idempotency-Key is safe.',
+      undefined,
+      { 'Retry-After': '1' },
+    ),
   store_unavailable: () =>
     new ProblemException(
       HttpStatus.SERVICE_UNAVAILABLE,

@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
+import { ClusterNodeSeed } from '../../config/app.config';
 import { withTimeout } from '../../common/with-timeout';
 
 /** The URL without user or password, fit for logs and health reports. */
@@ -72,4 +73,97 @@ export async function connectRedis(
     throw new Error(`Cannot reach Redis at ${where} (REDIS_URL): ${reason}`);
   }
   return redis;
+}
+
+/** The seeds as logs and errors name them: hosts and ports, never credentials. */
+export function redactClusterSeeds(seeds: ClusterNodeSeed[]): string {
+  return seeds
+    .map(({ host, port }) => `${host.includes(':') ? `[${host}]` : host}:${port}`)
+    .join(',');
+}
+
+/**
+ * Connects to a Redis Cluster from its seed nodes (REDIS_CLUSTER_NODES), or fails with an
+ * error that names the variable and says why: unreachable, or a cluster whose state is not
+ * ok. As connectRedis, commands are never queued while the cluster is down; the client
+ * follows MOVED and ASK redirections and refreshes its slot map during resharding and
+ * failover by itself. Commands are auto-pipelined per node (ioredis groups them by slot
+ * owner), since one pipeline may only reach one node; events use sharded pub/sub.
+ */
+export async function connectRedisCluster(
+  seeds: ClusterNodeSeed[],
+  commandTimeoutMs: number,
+  { mustConnect = true }: { mustConnect?: boolean } = {},
+): Promise<Cluster> {
+  const where = redactClusterSeeds(seeds);
+  const logger = new Logger('Redis');
+  const [{ username, password, tls }] = seeds;
+  const cluster = new Cluster(
+    seeds.map(({ host, port }) => ({ host, port })),
+    {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      enableAutoPipelining: true,
+      shardedSubscribers: true,
+      scaleReads: 'master',
+      retryDelayOnFailover: 100,
+      retryDelayOnClusterDown: 100,
+      retryDelayOnTryAgain: 100,
+      clusterRetryStrategy: (attempt) => Math.min(attempt * 100, 1_000),
+      slotsRefreshTimeout: Math.min(commandTimeoutMs, 2_000),
+      redisOptions: {
+        username,
+        password,
+        ...(tls ? { tls: {} } : {}),
+        maxRetriesPerRequest: 0,
+        commandTimeout: commandTimeoutMs,
+        connectTimeout: Math.min(commandTimeoutMs, 5_000),
+      },
+    },
+  );
+  let down = false;
+  let started = false;
+  let lastError: Error | null = null;
+  cluster.on('error', (error: Error) => {
+    lastError = error;
+    if (started && !down) {
+      down = true;
+      logger.error(`Redis Cluster at ${where} is unreachable: ${error.message}. Retrying.`);
+    }
+  });
+  cluster.on('ready', () => {
+    if (down) {
+      logger.log(`Redis Cluster at ${where} is back`);
+    }
+    down = false;
+    started = true;
+  });
+  try {
+    await withTimeout(
+      cluster.connect().then(async () => {
+        const info = (await cluster.cluster('INFO')) as string;
+        if (!/cluster_state:ok/.test(info)) {
+          throw new Error(
+            `the cluster's state is not ok (${/cluster_state:(\w+)/.exec(info)?.[1] ?? 'unknown'})`,
+          );
+        }
+      }),
+      Math.min(commandTimeoutMs, 5_000),
+    );
+  } catch (error) {
+    const cause =
+      error instanceof Error && /state is not ok/.test(error.message)
+        ? error
+        : (lastError ?? error);
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    if (!mustConnect) {
+      logger.warn(`Starting without the Redis Cluster at ${where}: ${reason}. Retrying.`);
+      down = true;
+      started = true;
+      return cluster;
+    }
+    cluster.disconnect();
+    throw new Error(`Cannot use the Redis Cluster at ${where} (REDIS_CLUSTER_NODES): ${reason}`);
+  }
+  return cluster;
 }

@@ -1,6 +1,7 @@
 import { OnApplicationShutdown } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
+import { withTimeout } from '../../common/with-timeout';
 import { StoreError } from '../conversation.errors';
 import {
   AppendedMessage,
@@ -41,13 +42,32 @@ const SEQ_DIGITS = 10;
 
 type ScriptedRedis = Redis & RedisScripts;
 
+/** One Redis (REDIS_URL) or a Redis Cluster (REDIS_CLUSTER_NODES). */
+export type RedisClient = Redis | Cluster;
+
+export interface RedisStoreOptions {
+  /** Changes kept per conversation for event replay (EVENT_REPLAY_LIMIT). */
+  replayLimit?: number;
+  /** Replicas that must have a write before it is acknowledged (REDIS_WAIT_REPLICAS). */
+  waitReplicas?: number;
+  /** How long a write waits for them (REDIS_WAIT_TIMEOUT_MS). */
+  waitTimeoutMs?: number;
+  /**
+   * The longest a call may take, redirections and retries during a failover included
+   * (STORE_TIMEOUT_MS); one Redis's client bounds each command itself.
+   */
+  timeoutMs?: number;
+}
+
 /** What the get script answers: the summary fields, then the members when asked for. */
 type RawHistory = [string, string, string, string, string[]?] | null;
 
 /**
- * The store in Redis, shared by every process of every instance. Each conversation's keys
- * carry its id as hash tag, so its Lua scripts (atomic) touch one slot; the activity index
- * and the counters live under their own tags (see RedisKeys).
+ * The store in Redis, shared by every process of every instance, on one Redis or a Redis
+ * Cluster. Each conversation's keys carry its id as hash tag, so its Lua scripts (atomic)
+ * touch one slot, and every command touches one slot; the activity index and the counters
+ * live under their own tags (see RedisKeys). Changes travel by sharded pub/sub (SPUBLISH
+ * inside the scripts): in a cluster, only within the conversation's shard.
  *
  * The activity index is kept lazily: a conversation is indexed at its creation time, and
  * posts and deletes update only the conversation's own `a`. A sweep takes the entries older
@@ -55,20 +75,35 @@ type RawHistory = [string, string, string, string, string[]?] | null;
  * their real last activity. So a write costs one script, and each sweep visits what it
  * evicts plus the conversations whose entry fell behind since (at most once per TTL each).
  */
+function isReplicationTimeout(error: unknown): boolean {
+  return error instanceof StoreError && error.code === 'replication_timeout';
+}
+
 export class RedisConversationRepository
   extends ConversationRepository
   implements OnApplicationShutdown
 {
-  readonly kind = 'redis';
-  private readonly redis: Redis;
-  /** The client's commands, batched per event-loop turn (see batchedCommands). */
+  readonly kind: 'redis' | 'redis-cluster';
+  private readonly redis: RedisClient;
+  /**
+   * The client's commands: on one Redis batched per event-loop turn (see batchedCommands); on
+   * a cluster auto-pipelined per node by the client, since a pipeline reaches one node.
+   */
   private readonly commands: ScriptedRedis;
+  private readonly replayLimit: number;
+  private readonly waitReplicas: number;
+  private readonly waitTimeoutMs: number;
+  private readonly timeoutMs: number;
   private readonly keys: RedisKeys;
   private readonly histories = new HistoryCache(HISTORY_CACHE_CHARS);
 
   private readonly watchers = new Watchers();
-  /** The connection in subscriber mode, made on the first watch. */
-  private subscriber: Redis | null = null;
+  /**
+   * The connection in subscriber mode, made on the first watch: on one Redis a connection of
+   * its own; on a cluster the cluster client itself, whose sharded subscribers are connections
+   * of their own, one per master.
+   */
+  private subscriber: RedisClient | null = null;
   /** The subscriber connection's name in CLIENT LIST. */
   private readonly subscriberName: string;
   /** Each watched conversation's SUBSCRIBE: pending, or confirmed on this connection. */
@@ -78,59 +113,71 @@ export class RedisConversationRepository
   private messageFlush: NodeJS.Timeout | null = null;
 
   /**
-   * @param redis a client that fails commands fast while disconnected (see connectRedis)
-   * @param where the Redis URL without credentials, for error messages
-   * @param replayLimit changes kept per conversation for event replay (EVENT_REPLAY_LIMIT)
+   * @param redis a client that fails commands fast while disconnected (see connectRedis and
+   *   connectRedisCluster)
+   * @param where the Redis URL or cluster seeds without credentials, for error messages
    */
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     prefix: string,
     private readonly where: string,
-    private readonly replayLimit = 1_000,
+    options: RedisStoreOptions = {},
   ) {
     super();
     for (const [name, script] of Object.entries(REDIS_SCRIPTS)) {
       redis.defineCommand(name, script);
     }
     this.redis = redis;
-    this.commands = batchedCommands<ScriptedRedis>(redis);
+    this.kind = redis instanceof Cluster ? 'redis-cluster' : 'redis';
+    this.commands =
+      redis instanceof Cluster
+        ? (redis as unknown as ScriptedRedis)
+        : batchedCommands<ScriptedRedis>(redis);
+    this.replayLimit = options.replayLimit ?? 1_000;
+    this.waitReplicas = options.waitReplicas ?? 0;
+    this.waitTimeoutMs = options.waitTimeoutMs ?? 500;
+    this.timeoutMs = options.timeoutMs ?? 5_000;
     this.keys = new RedisKeys(prefix);
     this.subscriberName = `${prefix}sub`;
   }
 
   /**
-   * One round trip: the capacity reservation, the index entry and the conversation are sent
-   * together, and one connection runs its commands in order. The index entry comes before the
-   * conversation, so none is ever stored without being findable by the sweeper (`LT`: an entry
-   * is only ever moved back, so a retry never moves a live conversation's entry forward).
-   * When the store turns out to be full, the conversation just made is removed again; its id
-   * was never given to anyone. A keyed create's id comes from its key, so the script finds a
-   * retry's conversation and answers it; the place reserved for it is given back.
+   * Two steps, each on its own slots: first the capacity reservation and the index entry,
+   * then the conversation. The index entry comes first, so none is ever stored without being
+   * findable by the sweeper: a process that dies in between leaves at most an index entry for
+   * nothing, which the next sweep drops (and the count one high). `LT`: an entry is only ever
+   * moved back, so a retry never moves a live conversation's entry forward. When the store
+   * turns out to be full, the conversation just made is removed again; its id was never given
+   * to anyone. A keyed create's id comes from its key, so the script finds a retry's
+   * conversation and answers it; the place reserved for it is given back.
    */
   async createConversation(input: NewConversation): Promise<CreatedConversation> {
     const { id, now } = input;
     const keys = this.keys.conversation(id);
-    let reserved: number;
+    let reserved = 0;
     let made: [number, string?];
     try {
-      [reserved, , made] = await this.run(() =>
+      [reserved] = await this.run(() =>
         Promise.all([
           this.commands.chatReserve(this.keys.meta, input.maxConversations),
           this.commands.zadd(this.keys.activity(id), 'LT', now, id),
-          this.commands.chatCreate(
-            ...keys,
-            now,
-            input.customerTokenHash ?? '',
-            input.idempotency?.fingerprint ?? '',
-          ),
         ]),
+      );
+      made = await this.write((commands) =>
+        commands.chatCreate(
+          ...keys,
+          now,
+          input.customerTokenHash ?? '',
+          input.idempotency?.fingerprint ?? '',
+        ),
       );
     } catch (error) {
       // Whatever got through is undone (if Redis is gone this fails too, and the sweeper
       // removes the index entry; the count may stay one high). Not for a keyed create: its
-      // conversation may be one an earlier attempt made and answered, which a retry replays.
-      if (!input.idempotency) {
-        await this.undoCreate(id, keys, true);
+      // conversation may be one an earlier attempt made and answered, which a retry replays;
+      // nor after a replication timeout, whose write stands.
+      if (!input.idempotency && !isReplicationTimeout(error)) {
+        await this.undoCreate(id, keys, reserved === 1);
       }
       throw error;
     }
@@ -227,8 +274,8 @@ export class RedisConversationRepository
     const jsonHead = `${head.slice(0, -1)},"seq":`;
     const jsonTail = `,"createdAt":${input.now}}`;
     const keyed = input.idempotency;
-    const seq = await this.run(() =>
-      this.commands.chatAppend(
+    const seq = await this.write((commands) =>
+      commands.chatAppend(
         ...this.keys.conversation(conversationId),
         ...this.keys.postKeys(conversationId),
         input.id,
@@ -265,8 +312,8 @@ export class RedisConversationRepository
     messageId: string,
     now: number,
   ): Promise<DeletedMessage> {
-    const seq = await this.run(() =>
-      this.commands.chatDelete(
+    const seq = await this.write((commands) =>
+      commands.chatDelete(
         ...this.keys.conversation(conversationId),
         messageId,
         now,
@@ -391,14 +438,14 @@ export class RedisConversationRepository
     const channel = this.keys.channel(conversationId);
     const stop = this.watchers.add(conversationId, listener, undefined, () => {
       this.subscriptions.delete(conversationId);
-      void this.subscriber?.unsubscribe(channel).catch(() => undefined);
+      void this.subscriber?.sunsubscribe(channel).catch(() => undefined);
     });
     let ready = this.subscriptions.get(conversationId);
     if (!ready) {
-      const subscribing = this.run(() => this.subscriberConnection().subscribe(channel)).then(
+      const subscribing = this.run(() => this.subscriberConnection().ssubscribe(channel)).then(
         () => undefined,
       );
-      // A failed SUBSCRIBE is not kept: the next watch sends another.
+      // A failed SSUBSCRIBE is not kept: the next watch sends another.
       void subscribing.catch(() => {
         if (this.subscriptions.get(conversationId) === subscribing) {
           this.subscriptions.delete(conversationId);
@@ -425,55 +472,69 @@ export class RedisConversationRepository
   }
 
   /**
-   * The subscriber connection, made on the first watch. After a reconnect (Redis restarted,
-   * the connection killed) it subscribes again to every watched channel itself, rather than
-   * leaving it to ioredis's autoResubscribe, so that it knows when that is done: only then
-   * are the watchers told of the gap, and what they read to fill it cannot miss anything
-   * published after. Its name (`<prefix>sub`) lets an operator, or a test, find it in
-   * CLIENT LIST.
+   * The subscriber, made on the first watch. After a reconnect (Redis restarted, the
+   * connection killed) or, on a cluster, a change of the shards' masters (failover,
+   * resharding), it subscribes again to every watched channel itself and waits for Redis to
+   * confirm; only then are the watchers told of the gap, so that what they read to fill it
+   * cannot miss anything published after. On one Redis its connection is named
+   * `<prefix>sub`, so an operator, or a test, can find it in CLIENT LIST.
    */
-  private subscriberConnection(): Redis {
-    if (!this.subscriber) {
-      const subscriber = this.redis.duplicate({
+  private subscriberConnection(): RedisClient {
+    if (this.subscriber) {
+      return this.subscriber;
+    }
+    let subscriber: RedisClient;
+    if (this.redis instanceof Cluster) {
+      // Its sharded subscribers are connections of their own, one per master.
+      subscriber = this.redis;
+      subscriber.on('subscribersReady', () => this.resubscribe(subscriber));
+    } else {
+      const connection = this.redis.duplicate({
         enableOfflineQueue: true,
         autoResubscribe: false,
         connectionName: this.subscriberName,
       });
       let connectedBefore = false;
-      subscriber.on('ready', () => {
+      connection.on('ready', () => {
         if (connectedBefore) {
-          this.resubscribe(subscriber);
+          this.resubscribe(connection);
         }
         connectedBefore = true;
       });
-      subscriber.on('error', () => undefined); // the main connection tells of outages
-      subscriber.on('message', (channel: string, payload: string) => {
-        const first = payload.indexOf(' ');
-        const second = payload.indexOf(' ', first + 1);
-        this.watchers.emit({
-          conversationId: this.keys.conversationOf(channel),
-          seq: Number(payload.slice(0, first)),
-          type: payload.slice(first + 1, second) as ChangeType,
-          data: payload.slice(second + 1),
-        });
-      });
-      this.subscriber = subscriber;
+      connection.on('error', () => undefined); // the main connection tells of outages
+      subscriber = connection;
     }
-    return this.subscriber;
+    subscriber.on('smessage', (channel: string, payload: string) => {
+      const first = payload.indexOf(' ');
+      const second = payload.indexOf(' ', first + 1);
+      this.watchers.emit({
+        conversationId: this.keys.conversationOf(channel),
+        seq: Number(payload.slice(0, first)),
+        type: payload.slice(first + 1, second) as ChangeType,
+        data: payload.slice(second + 1),
+      });
+    });
+    this.subscriber = subscriber;
+    return subscriber;
   }
 
   /**
-   * Subscribes a reconnected subscriber to every watched channel again; once Redis confirms,
-   * tells those watchers of the gap. Watches made meanwhile wait for it. If it fails while
-   * connected, the connection is dropped and made again, which tries again.
+   * Subscribes again to every watched channel; once Redis confirms, tells those watchers of
+   * the gap. Watches made meanwhile wait for it. If it fails while connected, one Redis's
+   * connection is dropped and made again, which tries again; a cluster tries again at its
+   * next topology refresh, and the streams meanwhile catch up when a seq is skipped.
    */
-  private resubscribe(subscriber: Redis): void {
+  private resubscribe(subscriber: RedisClient): void {
     const conversationIds = this.watchers.conversations();
     if (conversationIds.length === 0) {
       return;
     }
+    const channels = conversationIds.map((id) => this.keys.channel(id));
     const subscribed = this.run(() =>
-      subscriber.subscribe(...conversationIds.map((id) => this.keys.channel(id))),
+      subscriber instanceof Cluster
+        ? // A cluster takes one slot per SSUBSCRIBE.
+          Promise.all(channels.map((channel) => subscriber.ssubscribe(channel)))
+        : subscriber.ssubscribe(...channels),
     ).then(() => undefined);
     for (const id of conversationIds) {
       this.subscriptions.set(id, subscribed);
@@ -486,7 +547,7 @@ export class RedisConversationRepository
             this.subscriptions.delete(id);
           }
         }
-        if (subscriber.status === 'ready') {
+        if (!(subscriber instanceof Cluster) && subscriber.status === 'ready') {
           subscriber.disconnect(true);
         } // else the next 'ready' tries again
       },
@@ -568,10 +629,48 @@ export class RedisConversationRepository
     }
   }
 
-  /** Runs a command; any failure to reach Redis becomes store_unavailable. */
+  /**
+   * Runs a write's script. With REDIS_WAIT_REPLICAS, the script and a WAIT leave together in
+   * one pipeline, to the conversation's node (the same connection, right after the write):
+   * the answer comes once that many replicas have the write, or fails with
+   * replication_timeout, and then the write may stand: a retry with the same Idempotency-Key
+   * is safe.
+   */
+  private write<T>(script: (commands: ScriptedRedis) => Promise<T>): Promise<T> {
+    if (this.waitReplicas === 0) {
+      return this.run(() => script(this.commands));
+    }
+    return this.run(async () => {
+      const pipeline = this.redis.pipeline();
+      void script(pipeline as unknown as ScriptedRedis); // queued: a pipeline's command returns it
+      pipeline.wait(this.waitReplicas, this.waitTimeoutMs);
+      const [[scriptError, result], [waitError, replicas]] = (await pipeline.exec()) ?? [
+        [new Error('no answer'), null],
+        [null, 0],
+      ];
+      if (scriptError || waitError) {
+        throw scriptError ?? waitError;
+      }
+      if (Number(replicas) < this.waitReplicas) {
+        throw new StoreError(
+          'replication_timeout',
+          `Redis at ${this.where}: ${String(replicas)} of ${this.waitReplicas} replica(s) confirmed the write within ${this.waitTimeoutMs} ms`,
+        );
+      }
+      return result as T;
+    });
+  }
+
+  /**
+   * Runs a command; any failure to reach Redis becomes store_unavailable. One Redis's client
+   * bounds each command itself; a cluster's call is bounded here, since it may follow
+   * redirections and wait out a failover.
+   */
   private async run<T>(command: () => Promise<T>): Promise<T> {
     try {
-      return await command();
+      return await (this.redis instanceof Cluster
+        ? withTimeout(command(), this.timeoutMs)
+        : command());
     } catch (error) {
       if (error instanceof StoreError) {
         throw error;

@@ -1,7 +1,8 @@
 /**
  * The Lua scripts that change or read one conversation atomically. KEYS are the
  * conversation's five keys (RedisKeys.conversation), all in one hash slot. Scripts that
- * change it also append the change to its event stream and publish it on its channel. Refusals come
+ * change it also append the change to its event stream and publish it on its channel (sharded
+ * pub/sub: SPUBLISH, on the conversation's own slot). Refusals come
  * back as negative numbers: -1 no such conversation, -2 conversation full, -3 no such message,
  * -4 an Idempotency-Key used with another request.
  */
@@ -84,7 +85,7 @@ redis.call('HSET', KEYS[3], ARGV[1], seq)
 -- One write of the record: seq, count, and the activity time (never going back).
 redis.call('HSET', KEYS[1], 's', seq, 'n', n + 1, 'a', math.max(tonumber(ARGV[5]), tonumber(h[1])))
 redis.call('XADD', KEYS[4], 'MAXLEN', ARGV[8], seq .. '-0', 't', 'c', 'd', json)
-redis.call('PUBLISH', ARGV[7], seq .. ' message.created ' .. json)
+redis.call('SPUBLISH', ARGV[7], seq .. ' message.created ' .. json)
 if keyed then
   redis.call('HSET', KEYS[6], ARGV[9], ARGV[10] .. ' ' .. json)
   redis.call('ZADD', KEYS[7], tonumber(ARGV[5]) + tonumber(ARGV[11]), ARGV[9])
@@ -108,7 +109,7 @@ local seq = tonumber(h[3]) + 1
 redis.call('HSET', KEYS[1], 's', seq, 'n', tonumber(h[2]) - 1, 'a', math.max(tonumber(ARGV[2]), tonumber(h[1])))
 local json = '{"messageId":' .. cjson.encode(ARGV[1]) .. ',"seq":' .. seq .. '}'
 redis.call('XADD', KEYS[4], 'MAXLEN', ARGV[4], seq .. '-0', 't', 'd', 'd', json)
-redis.call('PUBLISH', ARGV[3], seq .. ' message.deleted ' .. json)
+redis.call('SPUBLISH', ARGV[3], seq .. ' message.deleted ' .. json)
 return seq`,
   },
   /**
@@ -123,7 +124,7 @@ if not h[1] then return {-2, 0} end
 if tonumber(h[1]) >= tonumber(ARGV[1]) then return {-1, h[1]} end
 local s = redis.call('HGET', KEYS[1], 's')
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
-redis.call('PUBLISH', ARGV[2], s .. ' conversation.evicted {}')
+redis.call('SPUBLISH', ARGV[2], s .. ' conversation.evicted {}')
 return {tonumber(h[2]), 0}`,
   },
   /**
