@@ -76,6 +76,10 @@ class ClusterNode {
         `aof-${this.port}`,
         '--save',
         '',
+        // A replica syncs at once (Redis waits 5 s by default for more to join): until then
+        // a master's WAIT gets no acknowledgement.
+        '--repl-diskless-sync-delay',
+        '0',
       ],
       { stdio: 'ignore' },
     );
@@ -163,8 +167,11 @@ export class TestRedisCluster {
     return this.nodes.map((node) => node.address).join(',');
   }
 
-  /** Polls every running node until each reports cluster_state:ok and agrees on 3 masters. */
-  async waitUntilOk(timeoutMs = 20_000): Promise<void> {
+  /**
+   * Polls every running node until each reports cluster_state:ok and agrees on 3 masters,
+   * and (unless `replicas` is false) every master has a replica in sync.
+   */
+  async waitUntilOk(timeoutMs = 20_000, replicas = true): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const states = await Promise.all(
@@ -174,7 +181,15 @@ export class TestRedisCluster {
             const client = node.client();
             try {
               const info = (await client.cluster('INFO')) as string;
-              return /cluster_state:ok/.test(info) && /cluster_size:3/.test(info);
+              if (!/cluster_state:ok/.test(info) || !/cluster_size:3/.test(info)) {
+                return false;
+              }
+              const replication = await client.info('replication');
+              return (
+                !replicas ||
+                !/role:master/.test(replication) ||
+                /slave0:.*state=online/.test(replication)
+              );
             } catch {
               return false;
             } finally {

@@ -88,7 +88,8 @@ export function redactClusterSeeds(seeds: ClusterNodeSeed[]): string {
  * ok. As connectRedis, commands are never queued while the cluster is down; the client
  * follows MOVED and ASK redirections and refreshes its slot map during resharding and
  * failover by itself. Commands are auto-pipelined per node (ioredis groups them by slot
- * owner), since one pipeline may only reach one node; events use sharded pub/sub.
+ * owner), since one pipeline may only reach one node. Events use sharded pub/sub on
+ * connections of their own (see ShardSubscribers).
  */
 export async function connectRedisCluster(
   seeds: ClusterNodeSeed[],
@@ -104,7 +105,6 @@ export async function connectRedisCluster(
       lazyConnect: true,
       enableOfflineQueue: false,
       enableAutoPipelining: true,
-      shardedSubscribers: true,
       scaleReads: 'master',
       retryDelayOnFailover: 100,
       retryDelayOnClusterDown: 100,

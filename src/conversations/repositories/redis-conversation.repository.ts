@@ -28,6 +28,12 @@ import { batchedCommands } from './redis-batch';
 import { RedisKeys } from './redis-keys';
 import { Watchers } from './watchers';
 import { REDIS_SCRIPTS, RedisScripts } from './redis-scripts';
+import {
+  ChannelSubscriber,
+  ConnectionSubscriber,
+  ShardSubscribers,
+  SubscriberEvents,
+} from './redis-subscribers';
 
 /** Conversations asked for at once from an activity bucket during a sweep. */
 const SWEEP_BATCH = 200;
@@ -98,13 +104,9 @@ export class RedisConversationRepository
   private readonly histories = new HistoryCache(HISTORY_CACHE_CHARS);
 
   private readonly watchers = new Watchers();
-  /**
-   * The connection in subscriber mode, made on the first watch: on one Redis a connection of
-   * its own; on a cluster the cluster client itself, whose sharded subscribers are connections
-   * of their own, one per master.
-   */
-  private subscriber: RedisClient | null = null;
-  /** The subscriber connection's name in CLIENT LIST. */
+  /** The sharded pub/sub subscriptions (see ChannelSubscriber), made on the first watch. */
+  private subscriber: ChannelSubscriber | null = null;
+  /** The subscriber connections' name in CLIENT LIST. */
   private readonly subscriberName: string;
   /** Each watched conversation's SUBSCRIBE: pending, or confirmed on this connection. */
   private readonly subscriptions = new Map<string, Promise<void>>();
@@ -438,13 +440,12 @@ export class RedisConversationRepository
     const channel = this.keys.channel(conversationId);
     const stop = this.watchers.add(conversationId, listener, undefined, () => {
       this.subscriptions.delete(conversationId);
-      void this.subscriber?.sunsubscribe(channel).catch(() => undefined);
+      this.subscriber?.unsubscribe(channel);
     });
     let ready = this.subscriptions.get(conversationId);
     if (!ready) {
-      const subscribing = this.run(() => this.subscriberConnection().ssubscribe(channel)).then(
-        () => undefined,
-      );
+      const subscriber = this.channelSubscriber();
+      const subscribing = this.run(() => subscriber.subscribe(channel));
       // A failed SSUBSCRIBE is not kept: the next watch sends another.
       void subscribing.catch(() => {
         if (this.subscriptions.get(conversationId) === subscribing) {
@@ -467,91 +468,37 @@ export class RedisConversationRepository
 
   async onApplicationShutdown(): Promise<void> {
     await this.flushMessageCount();
-    this.subscriber?.disconnect();
+    this.subscriber?.close();
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
 
   /**
-   * The subscriber, made on the first watch. After a reconnect (Redis restarted, the
-   * connection killed) or, on a cluster, a change of the shards' masters (failover,
-   * resharding), it subscribes again to every watched channel itself and waits for Redis to
-   * confirm; only then are the watchers told of the gap, so that what they read to fill it
-   * cannot miss anything published after. On one Redis its connection is named
-   * `<prefix>sub`, so an operator, or a test, can find it in CLIENT LIST.
+   * The subscriptions, made on the first watch: one connection on one Redis, one per master
+   * on a cluster. After a reconnect, or a new master for a watched slot, they subscribe again
+   * and, once Redis confirms, tell the watchers of the gap.
    */
-  private subscriberConnection(): RedisClient {
-    if (this.subscriber) {
-      return this.subscriber;
+  private channelSubscriber(): ChannelSubscriber {
+    if (!this.subscriber) {
+      const events: SubscriberEvents = {
+        message: (channel, payload) => {
+          const first = payload.indexOf(' ');
+          const second = payload.indexOf(' ', first + 1);
+          this.watchers.emit({
+            conversationId: this.keys.conversationOf(channel),
+            seq: Number(payload.slice(0, first)),
+            type: payload.slice(first + 1, second) as ChangeType,
+            data: payload.slice(second + 1),
+          });
+        },
+        gap: (channels) =>
+          this.watchers.gap(channels.map((channel) => this.keys.conversationOf(channel))),
+      };
+      this.subscriber =
+        this.redis instanceof Cluster
+          ? new ShardSubscribers(this.redis, this.subscriberName, events)
+          : new ConnectionSubscriber(this.redis, this.subscriberName, events);
     }
-    let subscriber: RedisClient;
-    if (this.redis instanceof Cluster) {
-      // Its sharded subscribers are connections of their own, one per master.
-      subscriber = this.redis;
-      subscriber.on('subscribersReady', () => this.resubscribe(subscriber));
-    } else {
-      const connection = this.redis.duplicate({
-        enableOfflineQueue: true,
-        autoResubscribe: false,
-        connectionName: this.subscriberName,
-      });
-      let connectedBefore = false;
-      connection.on('ready', () => {
-        if (connectedBefore) {
-          this.resubscribe(connection);
-        }
-        connectedBefore = true;
-      });
-      connection.on('error', () => undefined); // the main connection tells of outages
-      subscriber = connection;
-    }
-    subscriber.on('smessage', (channel: string, payload: string) => {
-      const first = payload.indexOf(' ');
-      const second = payload.indexOf(' ', first + 1);
-      this.watchers.emit({
-        conversationId: this.keys.conversationOf(channel),
-        seq: Number(payload.slice(0, first)),
-        type: payload.slice(first + 1, second) as ChangeType,
-        data: payload.slice(second + 1),
-      });
-    });
-    this.subscriber = subscriber;
-    return subscriber;
-  }
-
-  /**
-   * Subscribes again to every watched channel; once Redis confirms, tells those watchers of
-   * the gap. Watches made meanwhile wait for it. If it fails while connected, one Redis's
-   * connection is dropped and made again, which tries again; a cluster tries again at its
-   * next topology refresh, and the streams meanwhile catch up when a seq is skipped.
-   */
-  private resubscribe(subscriber: RedisClient): void {
-    const conversationIds = this.watchers.conversations();
-    if (conversationIds.length === 0) {
-      return;
-    }
-    const channels = conversationIds.map((id) => this.keys.channel(id));
-    const subscribed = this.run(() =>
-      subscriber instanceof Cluster
-        ? // A cluster takes one slot per SSUBSCRIBE.
-          Promise.all(channels.map((channel) => subscriber.ssubscribe(channel)))
-        : subscriber.ssubscribe(...channels),
-    ).then(() => undefined);
-    for (const id of conversationIds) {
-      this.subscriptions.set(id, subscribed);
-    }
-    void subscribed.then(
-      () => this.watchers.gap(conversationIds),
-      () => {
-        for (const id of conversationIds) {
-          if (this.subscriptions.get(id) === subscribed) {
-            this.subscriptions.delete(id);
-          }
-        }
-        if (!(subscriber instanceof Cluster) && subscriber.status === 'ready') {
-          subscriber.disconnect(true);
-        } // else the next 'ready' tries again
-      },
-    );
+    return this.subscriber;
   }
 
   /** Removes one candidate; the number of messages it held, or null when it stays. */
