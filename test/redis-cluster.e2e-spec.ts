@@ -1,3 +1,4 @@
+import calculateSlot from 'cluster-key-slot';
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import { clusterNodeList } from '../src/config/app.config';
@@ -10,6 +11,7 @@ import { requestText, ServerProcess, spawnServer } from './utils/spawn-server';
 
 const LIMITS = { maxConversations: 10_000, maxMessages: 10_000 };
 let prefixes = 0;
+const idOf = (res: { text: string }) => (JSON.parse(res.text) as { id: string }).id;
 const newPrefix = () => `test:${randomUUID().slice(0, 8)}:${prefixes++}:`;
 
 /** Every key under the prefix, on every master of the cluster, by master port. */
@@ -228,3 +230,179 @@ describeWithRedisCluster('Redis Cluster: two instances (one WORKERS=2)', (cluste
     expect(server.output()).not.toContain('secret-password');
   });
 });
+
+describeWithRedisCluster(
+  'Redis Cluster: a master SIGKILLed under load (REDIS_WAIT_REPLICAS=1)',
+  (cluster) => {
+    jest.setTimeout(120_000);
+    const prefix = newPrefix();
+    let server: ServerProcess;
+
+    beforeAll(async () => {
+      server = await spawnServer({
+        STORE: 'redis',
+        REDIS_CLUSTER_NODES: cluster().seeds,
+        REDIS_KEY_PREFIX: prefix,
+        REDIS_WAIT_REPLICAS: '1',
+        REDIS_WAIT_TIMEOUT_MS: '500',
+        STORE_TIMEOUT_MS: '1500',
+        WORKERS: '2',
+      });
+    }, 60_000);
+
+    afterAll(async () => {
+      await server?.stop();
+    }, 30_000);
+
+    it('loses no acknowledged write, answers only 201 or 503, keeps the other shards writing, and heals when the node is back', async () => {
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
+      const call = (method: string, path: string, body?: unknown) =>
+        requestText(server.baseUrl, method, path, { body, agent }).catch(() => ({
+          status: 0,
+          headers: {},
+          text: '',
+        }));
+      const ids: string[] = [];
+      for (let i = 0; i < 24; i++) {
+        ids.push(idOf(await call('POST', '/api/conversations')));
+      }
+      // Which master holds each conversation, from the cluster's own slot map.
+      const admin = cluster().client();
+      const slots = (await admin.cluster('SLOTS')) as unknown as [
+        number,
+        number,
+        [string, number],
+      ][];
+      admin.disconnect();
+      const masterOf = (id: string) => {
+        const slot = calculateSlot(`${prefix}{${id}}:conv`);
+        return slots.find(([from, to]) => slot >= from && slot <= to)?.[2][1];
+      };
+      const victimPort = masterOf(ids[0]);
+      const victim = cluster().nodes.find((node) => node.port === victimPort);
+      if (!victim) {
+        throw new Error('no master found for the first conversation');
+      }
+      const onVictim = new Set(ids.filter((id) => masterOf(id) === victimPort));
+      expect(onVictim.size).toBeGreaterThan(0);
+      expect(onVictim.size).toBeLessThan(ids.length);
+
+      type Outcome = {
+        id: string;
+        status: number;
+        at: number;
+        message?: { id: string; seq: number };
+      };
+      const outcomes: Outcome[] = [];
+      const started = Date.now();
+      let killedAt = Infinity;
+      let restartedAt = Infinity;
+      let healedAt = Infinity;
+      let stop = false;
+      const lanes = Array.from({ length: 12 }, async (_, lane) => {
+        for (let n = 0; !stop; n++) {
+          const id = ids[(lane + n * 12) % ids.length];
+          const res = await call('POST', `/api/conversations/${id}/messages`, {
+            sender: 'agent',
+            content: `lane ${lane} #${n}`,
+          });
+          const at = Date.now();
+          outcomes.push({
+            id,
+            status: res.status,
+            at,
+            message: res.status === 201 ? (JSON.parse(res.text) as Outcome['message']) : undefined,
+          });
+          if (res.status === 201 && onVictim.has(id) && at > restartedAt && at < healedAt) {
+            healedAt = at;
+          }
+        }
+      });
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      await victim.kill();
+      killedAt = Date.now();
+      // The replica takes over after cluster-node-timeout; it has no replica of its own, so
+      // with REDIS_WAIT_REPLICAS=1 its shard refuses writes until the old node rejoins.
+      await new Promise((resolve) => setTimeout(resolve, 6_000));
+      await victim.start();
+      restartedAt = Date.now();
+      const deadline = restartedAt + 10_000;
+      while (healedAt === Infinity && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      stop = true;
+      await Promise.all(lanes);
+
+      // Only 201 or 503: never a 500, never a hang (0 would be a failed connection).
+      const statuses = new Set(outcomes.map((outcome) => outcome.status));
+      expect([...statuses].sort()).toEqual(
+        [...statuses].filter((s) => s === 201 || s === 503).sort(),
+      );
+      expect(outcomes.filter((o) => o.at > killedAt && o.status === 503).length).toBeGreaterThan(0);
+      // The other shards kept accepting writes while the victim's failed over.
+      const others = outcomes.filter(
+        (o) => !onVictim.has(o.id) && o.at > killedAt && o.at < restartedAt,
+      );
+      expect(others.length).toBeGreaterThan(20);
+      expect(others.filter((o) => o.status !== 201)).toEqual([]);
+      // Every shard accepts writes within 10 s of the node's return.
+      expect(healedAt - restartedAt).toBeLessThan(10_000);
+
+      // No acknowledged write is lost, and no seq is taken twice.
+      await cluster().waitUntilOk();
+      for (const id of ids) {
+        const history = await call('GET', `/api/conversations/${id}`);
+        expect(history.status).toBe(200);
+        const { messages } = JSON.parse(history.text) as {
+          messages: { id: string; seq: number }[];
+        };
+        const stored = new Set(messages.map((message) => message.id));
+        const acknowledged = outcomes.filter((o) => o.id === id && o.message);
+        expect(acknowledged.filter((o) => !stored.has(o.message?.id ?? ''))).toEqual([]);
+        const seqs = messages.map((message) => message.seq);
+        expect(new Set(seqs).size).toBe(seqs.length);
+      }
+      agent.destroy();
+      expect(Date.now() - started).toBeLessThan(60_000);
+      if (process.env.FAILOVER_REPORT) {
+        const refused = outcomes.filter((o) => o.at > killedAt && o.status === 503);
+        const firstAfterKill = outcomes.find(
+          (o) => onVictim.has(o.id) && o.at > killedAt && o.status === 201,
+        );
+        console.log(
+          `failover: ${outcomes.length} posts, ${outcomes.filter((o) => o.status === 201).length} acknowledged, ` +
+            `${refused.length} answered 503 after the kill (all on the killed shard: ${refused.every((o) => onVictim.has(o.id))}); ` +
+            `first 201 on that shard ${(firstAfterKill?.at ?? NaN) - killedAt} ms after the kill; ` +
+            `healed ${healedAt - restartedAt} ms after the node's restart`,
+        );
+      }
+    });
+
+    it('is not ready while the cluster state is not ok, and ready again once it is', async () => {
+      const ready = () => requestText(server.baseUrl, 'GET', '/health/ready');
+      expect((await ready()).status).toBe(200);
+      // Two of three masters gone: the last one is in the minority and says cluster_state:fail.
+      const victims = (await cluster().masters()).slice(0, 2);
+      await Promise.all(victims.map((node) => node.kill()));
+      const deadline = Date.now() + 15_000;
+      let answer = await ready();
+      while (answer.status === 200 && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        answer = await ready();
+      }
+      expect(answer.status).toBe(503);
+      expect(JSON.parse(answer.text)).toMatchObject({
+        status: 'error',
+        error: { store: { kind: 'redis-cluster', status: 'down' } },
+      });
+      await Promise.all(victims.map((node) => node.start()));
+      await cluster().waitUntilOk(30_000, false);
+      const back = Date.now() + 15_000;
+      while ((answer = await ready()).status !== 200 && Date.now() < back) {
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      expect(answer.status).toBe(200);
+    });
+  },
+);

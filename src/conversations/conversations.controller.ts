@@ -126,7 +126,10 @@ export class ConversationsController {
   })
   @ApiBadRequestResponse(problem('validation_failed (unknown body fields) or malformed_json'))
   @ApiServiceUnavailableResponse(
-    problem('capacity_exceeded: the store holds MAX_CONVERSATIONS; see Retry-After'),
+    problem(
+      'capacity_exceeded: the store holds MAX_CONVERSATIONS; store_unavailable; replication_timeout ' +
+        '(REDIS_WAIT_REPLICAS: the write may stand, retry with the same Idempotency-Key). See Retry-After',
+    ),
   )
   async create(
     @Body(EmptyBodyPipe) _body: unknown,
@@ -217,6 +220,12 @@ export class ConversationsController {
   @ApiBadRequestResponse(problem('validation_failed (see errors) or malformed_json'))
   @ApiNotFoundResponse(problem('conversation_not_found'))
   @ApiConflictResponse(problem('conversation_full: MAX_MESSAGES_PER_CONVERSATION reached'))
+  @ApiServiceUnavailableResponse(
+    problem(
+      'store_unavailable, or replication_timeout (REDIS_WAIT_REPLICAS): the write may stand, ' +
+        'retry with the same Idempotency-Key. See Retry-After',
+    ),
+  )
   @ApiPayloadTooLargeResponse(problem('payload_too_large: body over BODY_LIMIT'))
   @ApiUnsupportedMediaTypeResponse(
     problem(

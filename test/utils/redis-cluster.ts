@@ -35,7 +35,7 @@ async function freeNodePort(taken: Set<number>): Promise<number> {
 }
 
 /** One redis-server of the cluster, in its own folder (nodes.conf, AOF). */
-class ClusterNode {
+export class ClusterNode {
   private child: ChildProcess | null = null;
 
   constructor(
@@ -52,6 +52,7 @@ class ClusterNode {
     return this.child !== null && this.child.exitCode === null && this.child.signalCode === null;
   }
 
+  /** Starts it (again: with its nodes.conf and AOF, it rejoins the cluster it left). */
   async start(): Promise<void> {
     this.child = spawn(
       this.binary,
@@ -68,6 +69,9 @@ class ClusterNode {
         `nodes-${this.port}.conf`,
         '--cluster-node-timeout',
         '2000',
+        // While one shard fails over, the others keep serving (see the README).
+        '--cluster-require-full-coverage',
+        'no',
         '--appendonly',
         'yes',
         '--appendfilename',

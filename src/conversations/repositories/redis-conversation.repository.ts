@@ -65,6 +65,10 @@ export interface RedisStoreOptions {
   timeoutMs?: number;
 }
 
+function isReplicationTimeout(error: unknown): boolean {
+  return error instanceof StoreError && error.code === 'replication_timeout';
+}
+
 /** What the get script answers: the summary fields, then the members when asked for. */
 type RawHistory = [string, string, string, string, string[]?] | null;
 
@@ -81,10 +85,6 @@ type RawHistory = [string, string, string, string, string[]?] | null;
  * their real last activity. So a write costs one script, and each sweep visits what it
  * evicts plus the conversations whose entry fell behind since (at most once per TTL each).
  */
-function isReplicationTimeout(error: unknown): boolean {
-  return error instanceof StoreError && error.code === 'replication_timeout';
-}
-
 export class RedisConversationRepository
   extends ConversationRepository
   implements OnApplicationShutdown
@@ -458,11 +458,22 @@ export class RedisConversationRepository
     return { ready, stop };
   }
 
+  /** On a cluster it also asks a node for the cluster's state: not ok, the store is down. */
   async stats(): Promise<StoreStats> {
     await this.flushMessageCount();
-    const [conversations, messages] = await this.run(() =>
-      this.commands.hmget(this.keys.meta, 'conversations', 'messages'),
+    const [[conversations, messages], state] = await this.run(() =>
+      Promise.all([
+        this.commands.hmget(this.keys.meta, 'conversations', 'messages'),
+        this.redis instanceof Cluster ? this.redis.cluster('INFO') : null,
+      ]),
     );
+    const clusterState = state === null ? 'ok' : /cluster_state:(\w+)/.exec(String(state))?.[1];
+    if (clusterState !== 'ok') {
+      throw new StoreError(
+        'store_unavailable',
+        `Redis Cluster at ${this.where}: cluster_state:${clusterState ?? 'unknown'}`,
+      );
+    }
     return { conversations: Number(conversations ?? 0), messages: Number(messages ?? 0) };
   }
 
