@@ -21,6 +21,21 @@ export type Principal =
   | { kind: 'invalid' };
 
 /**
+ * Whose budget a request counts against (rate limits, event-stream places): its API key, its
+ * conversation's customer token, or, for everyone else, its client address.
+ */
+export function callerOf(principal: Principal, ip: string | undefined): string {
+  switch (principal.kind) {
+    case 'api-key':
+      return `key:${principal.id}`;
+    case 'customer':
+      return `conversation:${principal.conversationId}`;
+    default:
+      return `ip:${ip ?? ''}`;
+  }
+}
+
+/**
  * `?access_token=` (RFC 6750, section 2.3), taken on event streams only: a browser's
  * EventSource cannot send an Authorization header. Given twice, it is refused.
  */

@@ -13,7 +13,7 @@ import {
 import type { Request, Response } from 'express';
 import { ProblemException } from '../common/problem';
 import { AppConfig, appConfig } from '../config/app.config';
-import { AccessService, Principal } from './access.service';
+import { AccessService, callerOf } from './access.service';
 
 /**
  * @nestjs/throttler's guard, counting each API key, each customer token and each client IP
@@ -56,15 +56,10 @@ export class RateLimitGuard extends ThrottlerGuard {
 
   /** Whose budget a request is counted against. */
   protected override async getTracker(req: Request): Promise<string> {
-    const principal: Principal = await this.access.principal(req);
-    switch (principal.kind) {
-      case 'api-key':
-        return `key:${principal.id}`;
-      case 'customer':
-        return `conversation:${principal.conversationId}`;
-      default:
-        return `ip:${normalizeIp(req.ip ?? '', this.ipv6SubnetPrefix)}`;
-    }
+    return callerOf(
+      await this.access.principal(req),
+      normalizeIp(req.ip ?? '', this.ipv6SubnetPrefix),
+    );
   }
 
   /** One budget per caller for the whole API, not one per route. */

@@ -16,6 +16,7 @@ import {
   ValidatorConstraintInterface,
 } from 'class-validator';
 import { validateCronExpression } from 'cron';
+import { getHeapStatistics } from 'node:v8';
 
 /** Empty strings count as "not set", so `PORT=` falls back to the default like an unset variable. */
 const orDefault = (fallback: string) =>
@@ -305,6 +306,28 @@ export class EnvironmentVariables {
   @Min(1)
   REDIS_WAIT_TIMEOUT_MS: number;
 
+  /**
+   * The in-memory store's byte budget: message text plus what each message, conversation
+   * and kept Idempotency-Key costs besides. A write past it is refused with 507 store_full.
+   * 0 (the default): half the heap limit of the process that owns the store (see the README).
+   */
+  @int('0')
+  @IsInt()
+  @Min(0)
+  MAX_STORE_BYTES: number;
+
+  /** Event streams one process serves at most; past it a new one gets 503. */
+  @int('10000')
+  @IsInt()
+  @Min(1)
+  MAX_EVENT_STREAMS: number;
+
+  /** Event streams one client (API key, customer token, or address) may hold open in a process. */
+  @int('20')
+  @IsInt()
+  @Min(1)
+  MAX_EVENT_STREAMS_PER_CLIENT: number;
+
   /** Put in front of every key, so that several servers (or tests) can share one Redis. */
   @orDefault('chat:')
   @Matches(/^[A-Za-z0-9:_.-]{0,64}$/, {
@@ -475,6 +498,9 @@ const DECLARED_KEYS = [
   'REDIS_WAIT_REPLICAS',
   'REDIS_WAIT_TIMEOUT_MS',
   'REDIS_KEY_PREFIX',
+  'MAX_STORE_BYTES',
+  'MAX_EVENT_STREAMS',
+  'MAX_EVENT_STREAMS_PER_CLIENT',
   'EVENT_REPLAY_LIMIT',
   'SSE_HEARTBEAT_MS',
   'IDEMPOTENCY_TTL_MS',
@@ -500,6 +526,14 @@ function pickDeclared(env: Record<string, unknown>): Record<string, unknown> {
     picked[key] = env[key];
   }
   return picked;
+}
+
+/**
+ * The in-memory store's byte budget: MAX_STORE_BYTES, or half the heap limit of this process
+ * (the one that owns the store), leaving the other half to requests, caches and the runtime.
+ */
+export function storeByteBudget(config: AppConfig): number {
+  return config.MAX_STORE_BYTES || Math.floor(getHeapStatistics().heap_size_limit / 2);
 }
 
 /** The validated configuration, read from process.env once, injectable as `@Inject(appConfig.KEY)`. */

@@ -1,6 +1,6 @@
 import { Module } from '@nestjs/common';
 import cluster from 'node:cluster';
-import { AppConfig, appConfig, clusterNodeList } from '../config/app.config';
+import { AppConfig, appConfig, clusterNodeList, storeByteBudget } from '../config/app.config';
 import { MetricsService } from '../observability/metrics.service';
 import { ConversationRepository } from './conversation.repository';
 import { InMemoryConversationRepository } from './repositories/in-memory-conversation.repository';
@@ -67,6 +67,7 @@ function generationWidth(ttlMs: number): number {
           : new InMemoryConversationRepository(
               generationWidth(config.CONVERSATION_TTL_MS),
               config.EVENT_REPLAY_LIMIT,
+              storeByteBudget(config),
             );
       },
     },

@@ -183,6 +183,9 @@ export interface HitCount {
 export interface StoreStats {
   conversations: number;
   messages: number;
+  /** What the in-memory store holds as its byte budget counts it, and that budget. */
+  bytes?: number;
+  maxBytes?: number;
 }
 
 export interface DeletedMessage {

@@ -50,6 +50,14 @@ const STORE_PROBLEMS: Record<StoreErrorCode, () => ProblemException> = {
       undefined,
       { 'Retry-After': String(CAPACITY_RETRY_AFTER_SECONDS) },
     ),
+  store_full: () =>
+    new ProblemException(
+      HttpStatus.INSUFFICIENT_STORAGE,
+      'store_full',
+      'The store is full: nothing was written. Retry later, once inactive conversations are evicted or messages deleted.',
+      undefined,
+      { 'Retry-After': String(CAPACITY_RETRY_AFTER_SECONDS) },
+    ),
   replication_timeout: () =>
     new ProblemException(
       HttpStatus.SERVICE_UNAVAILABLE,

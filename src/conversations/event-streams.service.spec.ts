@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import type { Response } from 'express';
+import { AccessService } from '../access/access.service';
 import { validateConfig } from '../config/app.config';
 import { StoreError } from './conversation.errors';
 import { ChangeListener, ChangesAfter, ConversationChange, Watch } from './conversation.repository';
@@ -51,6 +52,13 @@ function fakeResponse() {
     destroyed: false,
     ended: false,
     text: '',
+    req: {
+      headers: {},
+      query: {},
+      method: 'GET',
+      path: '/api/conversations/x/events',
+      ip: '127.0.0.1',
+    },
     status: () => res,
     setHeader: () => res,
     flushHeaders: () => undefined,
@@ -72,9 +80,11 @@ const tick = () => new Promise((resolve) => setImmediate(resolve));
 describe('EventStreamsService after a gap', () => {
   async function setup() {
     const repository = new DroppingRepository();
+    const config = validateConfig({ LOG_LEVEL: 'silent', SSE_HEARTBEAT_MS: '60000' });
     const service = new EventStreamsService(
       repository,
-      validateConfig({ LOG_LEVEL: 'silent', SSE_HEARTBEAT_MS: '60000' }),
+      new AccessService(repository, config),
+      config,
     );
     const { id } = await repository.createConversation({
       id: randomUUID(),

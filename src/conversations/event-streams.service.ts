@@ -1,7 +1,8 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { HttpStatus, Inject, Injectable } from '@nestjs/common';
 import type { Response } from 'express';
 import { parseDecimal } from '../common/decimal-integer';
-import { ValidationFailedException } from '../common/problem';
+import { AccessService, callerOf } from '../access/access.service';
+import { ProblemException, ValidationFailedException } from '../common/problem';
 import { AppConfig, appConfig } from '../config/app.config';
 import {
   ChangeListener,
@@ -10,6 +11,9 @@ import {
   ConversationRepository,
 } from './conversation.repository';
 import { conversationNotFound, toProblem } from './conversations.service';
+
+/** Seconds a client refused a stream place is told to wait. */
+const STREAM_RETRY_AFTER_SECONDS = 5;
 
 /**
  * Reads Last-Event-ID (header, or the lastEventId query parameter): a seq in plain decimal;
@@ -43,11 +47,59 @@ function frame(change: ConversationChange): string {
 @Injectable()
 export class EventStreamsService {
   private readonly open = new Set<Response>();
+  /** Streams this process serves, and how many each client holds (see takePlace). */
+  private places = 0;
+  private readonly placesByClient = new Map<string, number>();
 
   constructor(
     private readonly repository: ConversationRepository,
+    private readonly access: AccessService,
     @Inject(appConfig.KEY) private readonly config: AppConfig,
   ) {}
+
+  /**
+   * Takes one of the process's MAX_EVENT_STREAMS places and one of the client's
+   * MAX_EVENT_STREAMS_PER_CLIENT (its API key, customer token or address), or refuses with
+   * 503 or 429; returns the way to give both back, which the stream calls once it ends,
+   * however it ends (a client that vanished is found when a write to it fails).
+   */
+  private takePlace(client: string): () => void {
+    const held = this.placesByClient.get(client) ?? 0;
+    if (held >= this.config.MAX_EVENT_STREAMS_PER_CLIENT) {
+      throw new ProblemException(
+        HttpStatus.TOO_MANY_REQUESTS,
+        'too_many_streams',
+        `This client holds ${held} event streams here, the most it may (MAX_EVENT_STREAMS_PER_CLIENT): close one first.`,
+        undefined,
+        { 'Retry-After': String(STREAM_RETRY_AFTER_SECONDS) },
+      );
+    }
+    if (this.places >= this.config.MAX_EVENT_STREAMS) {
+      throw new ProblemException(
+        HttpStatus.SERVICE_UNAVAILABLE,
+        'stream_capacity_exceeded',
+        'This server serves as many event streams as it may (MAX_EVENT_STREAMS). Retry later.',
+        undefined,
+        { 'Retry-After': String(STREAM_RETRY_AFTER_SECONDS) },
+      );
+    }
+    this.places++;
+    this.placesByClient.set(client, held + 1);
+    let given = false;
+    return () => {
+      if (given) {
+        return;
+      }
+      given = true;
+      this.places--;
+      const left = (this.placesByClient.get(client) ?? 1) - 1;
+      if (left > 0) {
+        this.placesByClient.set(client, left);
+      } else {
+        this.placesByClient.delete(client);
+      }
+    };
+  }
 
   /**
    * Answers the request with the stream, or throws a problem (unknown conversation, store
@@ -58,10 +110,15 @@ export class EventStreamsService {
     lastEventId: number | undefined,
     res: Response,
   ): Promise<void> {
+    const release = this.takePlace(callerOf(await this.access.principal(res.req), res.req.ip));
     const stream = new LiveStream(this.repository, conversationId, res);
     // Watch first, and read where the stream starts only once the watch is in effect:
     // a change made in between is then told, and held until what was read is written.
     const watch = this.repository.watch(conversationId, stream);
+    const giveUp = () => {
+      watch.stop();
+      release();
+    };
     let start;
     try {
       await watch.ready;
@@ -70,15 +127,15 @@ export class EventStreamsService {
         lastEventId ?? Number.MAX_SAFE_INTEGER,
       );
     } catch (error) {
-      watch.stop();
+      giveUp();
       throw toProblem(error);
     }
     if (!start) {
-      watch.stop();
+      giveUp();
       throw conversationNotFound();
     }
     if (res.destroyed) {
-      watch.stop(); // the client left while the store answered
+      giveUp(); // the client left while the store answered
       return;
     }
 
@@ -91,7 +148,7 @@ export class EventStreamsService {
     this.open.add(res);
     const heartbeat = setInterval(() => res.write(': heartbeat\n\n'), this.config.SSE_HEARTBEAT_MS);
     stream.onEnd = () => {
-      watch.stop();
+      giveUp();
       clearInterval(heartbeat);
       this.open.delete(res);
     };

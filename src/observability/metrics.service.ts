@@ -153,6 +153,16 @@ export class MetricsService implements OnModuleDestroy {
       });
     gauge('chat_conversations_stored', 'Conversations in the store.', (s) => s.conversations);
     gauge('chat_messages_stored', 'Messages in the store.', (s) => s.messages);
+    gauge(
+      'chat_store_bytes',
+      'What the in-memory store holds, as its byte budget (MAX_STORE_BYTES) counts it; 0 on Redis.',
+      (s) => s.bytes ?? 0,
+    );
+    gauge(
+      'chat_store_bytes_budget',
+      "The in-memory store's byte budget (MAX_STORE_BYTES); 0 on Redis.",
+      (s) => s.maxBytes ?? 0,
+    );
   }
 
   onModuleDestroy(): void {

@@ -38,10 +38,12 @@ export class PrivateRedis {
   private constructor(
     private readonly binary: string,
     readonly port: number,
+    private readonly extraArgs: string[],
   ) {}
 
-  static async start(binary: string): Promise<PrivateRedis> {
-    const redis = new PrivateRedis(binary, await freePort());
+  /** @param extraArgs more redis-server options, such as ['--maxmemory', '16mb'] */
+  static async start(binary: string, extraArgs: string[] = []): Promise<PrivateRedis> {
+    const redis = new PrivateRedis(binary, await freePort(), extraArgs);
     await redis.start();
     return redis;
   }
@@ -54,7 +56,17 @@ export class PrivateRedis {
   async start(): Promise<void> {
     const child = spawn(
       this.binary,
-      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+      [
+        '--port',
+        String(this.port),
+        '--bind',
+        '127.0.0.1',
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        ...this.extraArgs,
+      ],
       { stdio: 'ignore' },
     );
     this.child = child;

@@ -77,7 +77,7 @@ describe('ActivityIndex', () => {
         fc.array(step, { maxLength: 80 }),
         fc.integer({ min: 1, max: 300 }),
         async (steps: Step[], span) => {
-          const index = new ActivityIndex<Weighted>(span, (m) => m.weight);
+          const index = new ActivityIndex<Weighted>(span, (m) => [m.weight, 2 * m.weight]);
           const model = new Map<string, { time: number; weight: number }>();
           for (const { kind, key, time, change } of steps) {
             const id = `k${key}`;
@@ -90,7 +90,7 @@ describe('ActivityIndex', () => {
               expect(found).toBeDefined();
               const applied = Math.max(change, -known.weight);
               (found as Weighted).weight += applied;
-              index.touch(found as Weighted, time, applied);
+              index.touch(found as Weighted, time, [applied, 2 * applied]);
               model.set(id, { time: Math.max(known.time, time), weight: known.weight + applied });
             } else if (kind === 'evict') {
               const expected = [...model].filter(([, m]) => m.time < time).map(([k]) => k);
@@ -98,7 +98,9 @@ describe('ActivityIndex', () => {
               expected.forEach((k) => model.delete(k));
             }
             expect(index.size).toBe(model.size);
-            expect(index.weight).toBe([...model.values()].reduce((sum, m) => sum + m.weight, 0));
+            const total = [...model.values()].reduce((sum, m) => sum + m.weight, 0);
+            expect(index.weight()).toBe(total);
+            expect(index.weight(1)).toBe(2 * total);
           }
           for (const [id, { time }] of model) {
             expect(index.get(id)?.lastActivityAt).toBe(time);

@@ -10,8 +10,15 @@ interface Generation<T extends Active> {
   /** Every member's last activity lies in [start, start + span). */
   readonly start: number;
   readonly members: Map<string, T>;
-  /** The members' weights summed (see ActivityIndex.weight). */
-  weight: number;
+  /** The members' weights summed, each kind apart (see ActivityIndex.weight). */
+  readonly weights: number[];
+}
+
+/** Adds `change` (times `sign`) into `into`, kind by kind. */
+function addWeights(into: number[], change: readonly number[], sign = 1): void {
+  for (let i = 0; i < change.length; i++) {
+    into[i] = (into[i] ?? 0) + sign * change[i];
+  }
 }
 
 /** Members visited between two yields to the event loop. */
@@ -31,25 +38,25 @@ export class ActivityIndex<T extends Active> {
   /** Oldest first. */
   private readonly generations: Generation<T>[] = [];
   private total = 0;
-  private totalWeight = 0;
+  private readonly totalWeights: number[] = [];
 
   /**
-   * @param weigh a member's weight now (a conversation's message count), summed per
-   *   generation so that `weight` is known without visiting members, even as whole
-   *   generations are evicted.
+   * @param weigh a member's weights now, one number per kind (a conversation's message count
+   *   and bytes), summed per generation so that `weight` is known without visiting members,
+   *   even as whole generations are evicted.
    */
   constructor(
     private readonly span: number,
-    private readonly weigh: (member: T) => number = () => 0,
+    private readonly weigh: (member: T) => readonly number[] = () => [],
   ) {}
 
   get size(): number {
     return this.total;
   }
 
-  /** The weights of all members, summed. */
-  get weight(): number {
-    return this.totalWeight;
+  /** The weights of one kind of all members, summed (0 for a kind no member has). */
+  weight(kind = 0): number {
+    return this.totalWeights[kind] ?? 0;
   }
 
   /** Every member, oldest generation first. */
@@ -71,34 +78,36 @@ export class ActivityIndex<T extends Active> {
 
   add(member: T): void {
     const generation = this.generationAt(member.lastActivityAt);
-    const weight = this.weigh(member);
+    const weights = this.weigh(member);
     generation.members.set(member.id, member);
-    generation.weight += weight;
+    addWeights(generation.weights, weights);
     this.total++;
-    this.totalWeight += weight;
+    addWeights(this.totalWeights, weights);
   }
 
   /**
    * Records activity at `time`, moving the member to that time's generation.
-   * @param weightChange how much the member's weight changed with this activity (a message
-   *   appended: +1), already applied to the member.
+   * @param weightChanges how much each of the member's weights changed with this activity (a
+   *   message appended: one message and its bytes more), already applied to the member.
    */
-  touch(member: T, time: number, weightChange = 0): void {
+  touch(member: T, time: number, weightChanges: readonly number[] = []): void {
     const from = this.generationOf(member);
     if (!from?.members.has(member.id)) {
       return; // evicted already
     }
     member.lastActivityAt = Math.max(member.lastActivityAt, time);
-    this.totalWeight += weightChange;
+    addWeights(this.totalWeights, weightChanges);
     const to = this.generationAt(member.lastActivityAt);
     if (to === from) {
       // Order within a generation does not matter: a sweep walks all of it.
-      to.weight += weightChange;
+      addWeights(to.weights, weightChanges);
       return;
     }
-    const weight = this.weigh(member);
-    from.weight -= weight - weightChange;
-    to.weight += weight;
+    const weights = this.weigh(member);
+    // `from` holds the weights as they were before the change.
+    addWeights(from.weights, weights, -1);
+    addWeights(from.weights, weightChanges);
+    addWeights(to.weights, weights);
     from.members.delete(member.id);
     to.members.set(member.id, member);
     if (from.members.size === 0) {
@@ -111,7 +120,7 @@ export class ActivityIndex<T extends Active> {
     let evicted = 0;
     while (this.generations.length > 0 && this.generations[0].start + this.span <= cutoff) {
       evicted += this.generations[0].members.size;
-      this.totalWeight -= this.generations[0].weight;
+      addWeights(this.totalWeights, this.generations[0].weights, -1);
       this.generations.shift();
     }
     this.total -= evicted;
@@ -125,10 +134,10 @@ export class ActivityIndex<T extends Active> {
     let visited = 0;
     for (const member of partial.members.values()) {
       if (member.lastActivityAt < cutoff) {
-        const weight = this.weigh(member);
+        const weights = this.weigh(member);
         partial.members.delete(member.id);
-        partial.weight -= weight;
-        this.totalWeight -= weight;
+        addWeights(partial.weights, weights, -1);
+        addWeights(this.totalWeights, weights, -1);
         this.total--;
         evicted++;
       }
@@ -166,7 +175,7 @@ export class ActivityIndex<T extends Active> {
     if (i >= 0 && this.generations[i].start === start) {
       return this.generations[i];
     }
-    const generation: Generation<T> = { start, members: new Map(), weight: 0 };
+    const generation: Generation<T> = { start, members: new Map(), weights: [] };
     this.generations.splice(i + 1, 0, generation);
     return generation;
   }

@@ -1,3 +1,4 @@
+import { Logger } from '@nestjs/common';
 import { StoreError } from '../conversation.errors';
 import { ActivityIndex } from './activity-index';
 import { historyPieces } from './history-pieces';
@@ -58,6 +59,8 @@ interface ConversationRecord {
   tokenHash: string;
   lastActivityAt: number;
   lastSeq: number;
+  /** What it holds, as the store's byte budget counts it (see messageBytes). */
+  bytes: number;
   /** Chronological: ascending timestamp, ties by seq (arrival order). */
   readonly messages: MessageRecord[];
   /** The same records in seq order (arrival order), for pages. */
@@ -111,6 +114,34 @@ function toChange(conversationId: string, change: BufferedChange): ConversationC
  */
 const MAX_POST_KEYS = 10_000;
 
+/**
+ * What the byte budget (MAX_STORE_BYTES) counts, beyond the text itself: the heap a stored
+ * message costs besides its JSON string (its record, its places in the two orders and the
+ * replay buffer), a conversation with no message, and a kept Idempotency-Key. Measured by
+ * `npm run bench` (the budget against the heap it actually takes; see the README).
+ */
+export const MESSAGE_OVERHEAD_BYTES = 300;
+export const CONVERSATION_OVERHEAD_BYTES = 1_200;
+const KEPT_POST_BYTES = 260;
+
+/**
+ * A stored string's heap bytes: V8 keeps a string with no character above U+00FF one byte a
+ * character, any other two.
+ */
+function stringBytes(text: string): number {
+  // eslint-disable-next-line no-control-regex
+  return /[^\u0000-\u00ff]/.test(text) ? 2 * text.length : text.length;
+}
+
+/** The kinds of weight the activity index sums for each conversation. */
+const MESSAGES = 0;
+const BYTES = 1;
+
+/** A stored message as the byte budget counts it. */
+function messageBytes(json: string): number {
+  return MESSAGE_OVERHEAD_BYTES + stringBytes(json);
+}
+
 /** Default width of an activity generation (see ActivityIndex). */
 const DEFAULT_GENERATION_MS = 60_000;
 
@@ -162,17 +193,31 @@ export class InMemoryConversationRepository extends ConversationRepository {
 
   private readonly watchers = new Watchers();
   private readonly hits = new HitCounters();
+  private readonly logger = new Logger('Store');
+  /** Past 90% of the budget a warning is logged, once until it falls below 80% again. */
+  private warnedFull = false;
 
   /**
    * @param generationMs width of an activity generation; about TTL / 30 suits eviction.
    * @param replayLimit changes kept per conversation for event replay (EVENT_REPLAY_LIMIT)
+   * @param maxBytes the byte budget (MAX_STORE_BYTES): a write past it is refused with
+   *   store_full, and nothing stored is touched
    */
   constructor(
     generationMs = DEFAULT_GENERATION_MS,
     private readonly replayLimit = 1_000,
+    private readonly maxBytes = Infinity,
   ) {
     super();
-    this.conversations = new ActivityIndex(generationMs, (record) => record.messages.length);
+    this.conversations = new ActivityIndex(generationMs, (record) => [
+      record.messages.length,
+      record.bytes,
+    ]);
+  }
+
+  /** What the store holds, as the budget counts it. */
+  get bytes(): number {
+    return this.conversations.weight(BYTES);
   }
 
   /**
@@ -221,6 +266,11 @@ export class InMemoryConversationRepository extends ConversationRepository {
       tokenHash: flat(saved.tokenHash ?? ''),
       lastActivityAt: saved.lastActivityAt,
       lastSeq: saved.lastSeq,
+      // Counted, but never refused: a restart loses nothing, and writes wait for room.
+      bytes:
+        CONVERSATION_OVERHEAD_BYTES +
+        bySeq.reduce((sum, message) => sum + messageBytes(message.json), 0) +
+        (saved.postKeys?.length ?? 0) * KEPT_POST_BYTES,
       bySeq,
       messages: [...bySeq].sort((a, b) => a.timestamp - b.timestamp || a.seq - b.seq),
       changes: [],
@@ -251,6 +301,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
     if (this.conversations.size >= input.maxConversations) {
       throw new StoreError('capacity_exceeded');
     }
+    this.makeRoom(CONVERSATION_OVERHEAD_BYTES);
     const record: ConversationRecord = {
       id: flat(input.id),
       createdAt: input.now,
@@ -258,6 +309,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
       tokenHash: flat(input.customerTokenHash ?? ''),
       lastActivityAt: input.now,
       lastSeq: 0,
+      bytes: CONVERSATION_OVERHEAD_BYTES,
       messages: [],
       bySeq: [],
       changes: [],
@@ -308,7 +360,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
       sender: input.sender,
       content: input.content,
       timestamp: input.timestamp,
-      seq: ++record.lastSeq,
+      seq: record.lastSeq + 1,
       createdAt: input.now,
     };
     const stored: MessageRecord = {
@@ -316,6 +368,9 @@ export class InMemoryConversationRepository extends ConversationRepository {
       seq: message.seq,
       json: flat(JSON.stringify(message)),
     };
+    const bytes = messageBytes(stored.json);
+    this.makeRoom(bytes + (keyed ? KEPT_POST_BYTES : 0));
+    record.lastSeq = message.seq;
     const { messages } = record;
     record.bySeq.push(stored);
     if (messages.length === 0 || messages[messages.length - 1].timestamp <= message.timestamp) {
@@ -323,11 +378,10 @@ export class InMemoryConversationRepository extends ConversationRepository {
     } else {
       messages.splice(firstAbove(messages, 'timestamp', message.timestamp), 0, stored);
     }
-    this.conversations.touch(record, input.now, 1);
+    const keyBytes = keyed ? this.keepPost(record, keyed, input.now, stored.json) : 0;
+    record.bytes += bytes + keyBytes;
+    this.conversations.touch(record, input.now, [1, bytes + keyBytes]);
     this.changed(record, stored);
-    if (keyed) {
-      this.keepPost(record, keyed, input.now, stored.json);
-    }
     return message;
   }
 
@@ -351,7 +405,9 @@ export class InMemoryConversationRepository extends ConversationRepository {
     const [removed] = messages.splice(index, 1);
     record.bySeq.splice(firstAbove(record.bySeq, 'seq', removed.seq - 1), 1);
     const seq = ++record.lastSeq;
-    this.conversations.touch(record, now, -1);
+    const bytes = messageBytes(removed.json);
+    record.bytes -= bytes;
+    this.conversations.touch(record, now, [-1, -bytes]);
     this.changed(record, { seq, deleted: messageId });
     return { messageId, seq };
   }
@@ -427,7 +483,12 @@ export class InMemoryConversationRepository extends ConversationRepository {
   }
 
   async stats(): Promise<StoreStats> {
-    return { conversations: this.conversations.size, messages: this.conversations.weight };
+    return {
+      conversations: this.conversations.size,
+      messages: this.conversations.weight(MESSAGES),
+      bytes: this.bytes,
+      maxBytes: Number.isFinite(this.maxBytes) ? this.maxBytes : undefined,
+    };
   }
 
   private changed(record: ConversationRecord, change: BufferedChange): void {
@@ -457,8 +518,18 @@ export class InMemoryConversationRepository extends ConversationRepository {
   }
 
   /** Keeps a keyed post's result, and lets go of the keys that have expired. */
-  private keepPost(record: ConversationRecord, keyed: IdempotentWrite, now: number, json: string) {
+  /**
+   * Keeps a keyed post's result, and lets go of the keys that have expired; the change in
+   * the bytes the conversation's keys take.
+   */
+  private keepPost(
+    record: ConversationRecord,
+    keyed: IdempotentWrite,
+    now: number,
+    json: string,
+  ): number {
     const keys = (record.postKeys ??= new Map());
+    const before = keys.size;
     // Every key lives equally long, so the expired ones are at the front.
     for (const [key, kept] of keys) {
       if (kept.expiresAt > now && keys.size < MAX_POST_KEYS) {
@@ -472,6 +543,26 @@ export class InMemoryConversationRepository extends ConversationRepository {
       expiresAt: now + keyed.ttlMs,
       json,
     });
+    return (keys.size - before) * KEPT_POST_BYTES;
+  }
+
+  /**
+   * Refuses a write of `bytes` more that would pass the budget (store_full), before anything
+   * changes; warns once when the store passes 90% of it.
+   */
+  private makeRoom(bytes: number): void {
+    const after = this.bytes + bytes;
+    if (after > this.maxBytes) {
+      throw new StoreError('store_full');
+    }
+    if (!this.warnedFull && after > 0.9 * this.maxBytes) {
+      this.warnedFull = true;
+      this.logger.warn(
+        `The store holds ${after} bytes, over 90% of MAX_STORE_BYTES (${this.maxBytes}): writes are refused with 507 past it`,
+      );
+    } else if (this.warnedFull && after < 0.8 * this.maxBytes) {
+      this.warnedFull = false;
+    }
   }
 
   private getRecord(conversationId: string): ConversationRecord {

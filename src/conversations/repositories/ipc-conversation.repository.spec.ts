@@ -209,7 +209,9 @@ describe('IpcConversationRepository failures', () => {
     expect(batches).toHaveLength(3);
     expect((batches[2] as { calls: unknown[] }).calls).toHaveLength(5);
     answers.splice(0).forEach((answer) => answer());
-    expect(await Promise.all(results)).toEqual(Array(7).fill({ conversations: 0, messages: 0 }));
+    expect(await Promise.all(results)).toEqual(
+      Array(7).fill({ conversations: 0, messages: 0, bytes: 0 }),
+    );
     repository.close();
   });
 

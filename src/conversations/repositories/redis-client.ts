@@ -10,6 +10,26 @@ export function redactRedisUrl(url: string): string {
 }
 
 /**
+ * Warns when a Redis may evict keys to make room (any maxmemory-policy but noeviction): it
+ * would silently delete conversations. With noeviction a write past maxmemory fails, and the
+ * server answers 507 store_full. A Redis that does not let CONFIG be read (some managed
+ * services) is left unchecked.
+ */
+async function warnIfEvicting(node: Redis, where: string, logger: Logger): Promise<void> {
+  try {
+    const [, policy] = (await node.config('GET', 'maxmemory-policy')) as string[];
+    if (policy && policy !== 'noeviction') {
+      logger.warn(
+        `Redis at ${where} has maxmemory-policy ${policy}: when it fills up it may silently delete conversations. ` +
+          'Set maxmemory-policy noeviction: writes past maxmemory are then refused with 507 store_full.',
+      );
+    }
+  } catch {
+    // CONFIG is disabled: nothing to say.
+  }
+}
+
+/**
  * Connects to Redis, or fails with an error that says where and why (unless `mustConnect` is
  * false: a cluster worker, started by a primary that has connected, may be replaced while
  * Redis is down and must not crash for it). The client never queues
@@ -71,6 +91,9 @@ export async function connectRedis(
     }
     redis.disconnect();
     throw new Error(`Cannot reach Redis at ${where} (REDIS_URL): ${reason}`);
+  }
+  if (mustConnect) {
+    await warnIfEvicting(redis, where, logger); // once per instance: its workers skip it
   }
   return redis;
 }
@@ -164,6 +187,11 @@ export async function connectRedisCluster(
     }
     cluster.disconnect();
     throw new Error(`Cannot use the Redis Cluster at ${where} (REDIS_CLUSTER_NODES): ${reason}`);
+  }
+  if (mustConnect) {
+    for (const master of cluster.nodes('master')) {
+      await warnIfEvicting(master, `${master.options.host}:${master.options.port}`, logger);
+    }
   }
   return cluster;
 }

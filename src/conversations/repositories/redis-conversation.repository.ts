@@ -620,7 +620,8 @@ export class RedisConversationRepository
   }
 
   /**
-   * Runs a command; any failure to reach Redis becomes store_unavailable. One Redis's client
+   * Runs a command; any failure to reach Redis becomes store_unavailable, a refusal for want
+   * of memory store_full. One Redis's client
    * bounds each command itself; a cluster's call is bounded here, since it may follow
    * redirections and wait out a failover.
    */
@@ -634,7 +635,9 @@ export class RedisConversationRepository
         throw error;
       }
       const reason = error instanceof Error ? error.message : String(error);
-      throw new StoreError('store_unavailable', `Redis at ${this.where}: ${reason}`);
+      // maxmemory reached under noeviction: nothing was written.
+      const code = reason.startsWith('OOM ') ? 'store_full' : 'store_unavailable';
+      throw new StoreError(code, `Redis at ${this.where}: ${reason}`);
     }
   }
 }
