@@ -9,6 +9,7 @@ import { SCENARIOS } from './http/scenarios';
 import { installCleanup } from './lib/children';
 import { describeMachine } from './lib/machine';
 import { RESULTS_DIR, ROOT, SERVER_MAIN } from './lib/paths';
+import { clusterResults } from './report/cluster';
 import { renderMarkdown } from './report/markdown';
 import { computeTargets } from './report/targets';
 import { FULL_SCALE, QUICK_SCALE, runScaleSuite, ScaleResults } from './scale/scale-suite';
@@ -21,7 +22,7 @@ import {
 } from './realtime/realtime-suite';
 
 /**
- * `npm run bench [-- --quick] [--configs=A,B] [--scenarios=post,get20] [--skip=http,scale,hub,realtime]`
+ * `npm run bench [-- --quick] [--configs=A,B,F,FW] [--scenarios=post,get20] [--skip=http,scale,hub,realtime]`
  * Builds the server once, runs the HTTP scenarios, the scale checks and the hub
  * micro-benchmark, prints a markdown report and writes bench/results/<timestamp>.json.
  */
@@ -34,7 +35,7 @@ const FULL = {
 };
 
 const QUICK = {
-  // Under 2 minutes for 20 cells: a 1 s warm-up (Nest needs it far more than node:http) and
+  // About 2 minutes for the 32 HTTP cells: a 1 s warm-up (Nest needs it far more than node:http) and
   // a short measurement. Indicative numbers only; the full run is the one to judge by.
   http: { warmupSeconds: 1, measureSeconds: 1.5, rounds: 1, connections: 50 } satisfies HttpTiming,
   hub: { measureSeconds: 1.5, warmupSeconds: 0.5, inFlightPerWorker: 32 },
@@ -64,7 +65,7 @@ function parseOptions(argv: string[]): Options {
       list(value).forEach((suite) => options.skip.add(suite));
     } else {
       throw new Error(
-        `Unknown option ${arg}. Usage: npm run bench -- [--quick] [--configs=A,E,B,C,D] [--scenarios=${SCENARIOS.map((s) => s.key).join(',')}] [--skip=http,scale,hub,realtime]`,
+        `Unknown option ${arg}. Usage: npm run bench -- [--quick] [--configs=${CONFIGURATIONS.map((c) => c.key).join(',')}] [--scenarios=${SCENARIOS.map((s) => s.key).join(',')}] [--skip=http,scale,hub,realtime]`,
       );
     }
   }
@@ -106,7 +107,15 @@ async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
   const settings = options.quick ? QUICK : FULL;
   const startedAt = new Date();
-  const configurations = CONFIGURATIONS.filter(
+  const unknown = (options.configurations ?? []).filter(
+    (key) => !CONFIGURATIONS.some((c) => c.key === key),
+  );
+  if (unknown.length > 0) {
+    throw new Error(
+      `Unknown configuration ${unknown.join(', ')} (known: ${CONFIGURATIONS.map((c) => c.key).join(', ')})`,
+    );
+  }
+  let configurations = CONFIGURATIONS.filter(
     (c) => !options.configurations || options.configurations.includes(c.key),
   );
   const scenarios = SCENARIOS.filter((s) =>
@@ -116,12 +125,18 @@ async function main(): Promise<void> {
   log(
     `${options.quick ? 'quick' : 'full'} run on ${machine.cores} cores (${machine.cpuModel}), Node ${machine.node}`,
   );
-  const cells = options.skip.has('http') ? 0 : configurations.length * scenarios.length;
+  const runsIn = (scenario: (typeof scenarios)[number]) =>
+    configurations.filter((c) => !c.scenarios || c.scenarios.includes(scenario.key)).length;
+  const cells = options.skip.has('http')
+    ? 0
+    : scenarios.reduce((total, scenario) => total + runsIn(scenario), 0);
   const { warmupSeconds, measureSeconds, rounds } = settings.http;
   const estimate =
     10 +
     rounds * cells * (warmupSeconds + measureSeconds + 1.5) +
-    rounds * configurations.length * measureSeconds * scenarios.filter((s) => s.fixedRate).length +
+    rounds *
+      measureSeconds *
+      scenarios.filter((s) => s.fixedRate).reduce((total, s) => total + runsIn(s), 0) +
     (options.skip.has('scale') ? 0 : options.quick ? 10 : 70) +
     (options.skip.has('hub')
       ? 0
@@ -131,26 +146,62 @@ async function main(): Promise<void> {
   build();
 
   const errors: string[] = [];
+  // What a configuration needs beside it while the HTTP and real-time suites run (F's Redis
+  // Cluster); one that cannot get it is left out of this run, with the reason among the errors.
+  const usesConfigurations = !options.skip.has('http') || !options.skip.has('realtime');
+  const ready: typeof configurations = [];
+  for (const configuration of configurations) {
+    if (!configuration.setup || !usesConfigurations) {
+      ready.push(configuration);
+    } else if (
+      await attempt(`${configuration.label} setup`, errors, async () => {
+        await configuration.setup?.(log);
+        return true;
+      })
+    ) {
+      ready.push(configuration);
+    }
+  }
+  configurations = ready;
+  let tornDown = false;
+  const teardown = async () => {
+    if (!tornDown) {
+      tornDown = true;
+      for (const configuration of configurations) {
+        await attempt(`${configuration.label} teardown`, errors, async () =>
+          configuration.teardown?.(),
+        );
+      }
+    }
+  };
+
   let http: Cell[] | null = null;
   let scale: ScaleResults | null = null;
   let hub: HubResults | null = null;
-  if (!options.skip.has('http')) {
-    http = await attempt('HTTP scenarios', errors, () =>
-      runHttpSuite(configurations, scenarios, settings.http, log),
-    );
-  }
-  if (!options.skip.has('scale')) {
-    scale = await attempt('scale checks', errors, () => runScaleSuite(settings.scale, log));
-  }
-  if (!options.skip.has('hub')) {
-    hub = await attempt('hub micro-benchmark', errors, () => runHubSuite(settings.hub, log));
-  }
-
   let realtime: RealtimeResults | null = null;
-  if (!options.skip.has('realtime')) {
-    realtime = await attempt('real-time measures', errors, () =>
-      runRealtimeSuite(configurations, settings.realtime, log),
-    );
+  try {
+    if (!options.skip.has('http')) {
+      http = await attempt('HTTP scenarios', errors, () =>
+        runHttpSuite(configurations, scenarios, settings.http, log),
+      );
+    }
+    if (options.skip.has('realtime')) {
+      // Not left running beside the scale checks and the hub micro-benchmark.
+      await teardown();
+    }
+    if (!options.skip.has('scale')) {
+      scale = await attempt('scale checks', errors, () => runScaleSuite(settings.scale, log));
+    }
+    if (!options.skip.has('hub')) {
+      hub = await attempt('hub micro-benchmark', errors, () => runHubSuite(settings.hub, log));
+    }
+    if (!options.skip.has('realtime')) {
+      realtime = await attempt('real-time measures', errors, () =>
+        runRealtimeSuite(configurations, settings.realtime, log),
+      );
+    }
+  } finally {
+    await teardown();
   }
 
   const targets = computeTargets({ http, scale, hub, realtime });
@@ -167,6 +218,7 @@ async function main(): Promise<void> {
     scale,
     hub,
     realtime,
+    cluster: clusterResults(http),
     errors,
     targets,
   };

@@ -1,16 +1,56 @@
 import { Configuration } from '../lib/server';
 import { benchScript, SERVER_MAIN } from '../lib/paths';
-import { deleteKeys } from '../lib/redis';
+import { deleteKeys, redisCpuSeconds } from '../lib/redis';
+import { BenchRedisCluster } from '../lib/redis-cluster';
 
 /** D's Redis: REDIS_URL, or the usual local one. */
 export const BENCH_REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const RUN = Date.now().toString(36);
 let starts = 0;
 
+/** F's Redis Cluster, started once for F and FW together (see `setup`) and stopped after. */
+let cluster: Promise<BenchRedisCluster> | null = null;
+let clusterNow: BenchRedisCluster | null = null;
+
+function runningCluster(): BenchRedisCluster {
+  if (!clusterNow) {
+    throw new Error('the bench Redis Cluster is not running (Configuration.setup not called)');
+  }
+  return clusterNow;
+}
+
+const onCluster = (key: string, label: string, env: Record<string, string>): Configuration => ({
+  key,
+  label,
+  script: SERVER_MAIN,
+  env: { STORE: 'redis', ...env },
+  workers: 2,
+  setup: async (log) => {
+    cluster ??= BenchRedisCluster.start(log);
+    clusterNow = await cluster;
+  },
+  teardown: async () => {
+    const stopping = cluster;
+    cluster = null;
+    clusterNow = null;
+    await (await stopping?.catch(() => null))?.stop();
+  },
+  // REDIS_URL must stay unset: both together are a configuration error.
+  perStart: () => ({
+    REDIS_CLUSTER_NODES: runningCluster().seeds,
+    REDIS_KEY_PREFIX: `bench:${RUN}:${starts++}:`,
+  }),
+  // The cluster is the bench's own: every start begins on an empty one.
+  afterStop: () => runningCluster().flush(),
+  storeCpuSeconds: () => runningCluster().cpuSeconds(),
+  masterCommandCalls: () => runningCluster().masterCommandCalls(),
+});
+
 /**
  * What the HTTP scenarios compare, in the order they alternate within each round. Every
  * configuration gets HOST=127.0.0.1, a free PORT, LOG_LEVEL=silent (see lib/server.ts).
- * D needs a Redis server at BENCH_REDIS_URL.
+ * D needs a Redis server at BENCH_REDIS_URL; F and FW start a Redis Cluster of their own
+ * (lib/redis-cluster.ts: six redis-server processes, three masters and three replicas).
  */
 export const CONFIGURATIONS: Configuration[] = [
   {
@@ -38,5 +78,14 @@ export const CONFIGURATIONS: Configuration[] = [
     // Each start gets its own empty key space, deleted once it has stopped.
     perStart: () => ({ REDIS_KEY_PREFIX: `bench:${RUN}:${starts++}:` }),
     afterStop: (env) => deleteKeys(BENCH_REDIS_URL, env.REDIS_KEY_PREFIX),
+    storeCpuSeconds: () => redisCpuSeconds(BENCH_REDIS_URL),
+  },
+  onCluster('F', 'F Nest WORKERS=2 STORE=redis (Redis Cluster 3+3)', {}),
+  {
+    // Writes acknowledged only once a replica has them: what that costs, against F.
+    ...onCluster('FW', 'FW Nest WORKERS=2 STORE=redis (Redis Cluster 3+3) REDIS_WAIT_REPLICAS=1', {
+      REDIS_WAIT_REPLICAS: '1',
+    }),
+    scenarios: ['post', 'create'],
   },
 ];

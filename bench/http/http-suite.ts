@@ -2,7 +2,6 @@ import { performance } from 'node:perf_hooks';
 import { LoadResult, runLoad } from '../lib/load';
 import { cpuBetween, cpuSnapshot, startRssSampler } from '../lib/proc-stats';
 import { Configuration, RunningServer, startServer } from '../lib/server';
-import { redisCpuSeconds } from '../lib/redis';
 import { median } from '../lib/stats';
 import { Scenario, seed } from './scenarios';
 
@@ -25,8 +24,13 @@ export interface Measurement {
   cpuMicrosPerRequest?: number;
   /** Cluster primary alone (configurations with workers). */
   primaryCpuMicrosPerRequest?: number;
-  /** The Redis server's own CPU (STORE=redis), which the server's processes do not include. */
+  /**
+   * The Redis servers' own CPU (STORE=redis), which the server's processes do not include:
+   * D's one Redis, all six nodes of F's cluster.
+   */
   redisCpuMicrosPerRequest?: number;
+  /** Commands each Redis Cluster master ran during the measured run, by address. */
+  masterCommands?: Record<string, number>;
   /** The load generator (this process), as a share of one core, during the measured run. */
   loadGeneratorCpuPercent?: number;
   /** Highest summed RSS of the server's processes, sampled every 100 ms from start to stop. */
@@ -49,6 +53,14 @@ export interface CellSummary {
   redisCpuMicrosPerRequest: number | null;
   peakRssBytes: number;
   fixedRate: { rate: number; p50: number; p99: number } | null;
+  /** Redis Cluster: each master's commands summed over the rounds, and its share of them. */
+  masterCommands: MasterCommands | null;
+}
+
+export interface MasterCommands {
+  byMaster: { address: string; calls: number; share: number }[];
+  /** Busiest master's commands over the least busy's. */
+  maxOverMin: number;
 }
 
 export interface Cell {
@@ -99,9 +111,9 @@ async function measureRunning(
   await load(undefined, timing.warmupSeconds);
   phase('warmup');
 
-  const redisUrl =
-    server.configuration.env.STORE === 'redis' ? server.configuration.env.REDIS_URL : null;
-  const redisBefore = redisUrl ? await redisCpuSeconds(redisUrl) : 0;
+  const { storeCpuSeconds, masterCommandCalls } = server.configuration;
+  const redisBefore = (await storeCpuSeconds?.()) ?? 0;
+  const commandsBefore = await masterCommandCalls?.();
   const pids = server.pids();
   const before = cpuSnapshot(pids);
   const ownBefore = process.cpuUsage();
@@ -111,7 +123,8 @@ async function measureRunning(
   const elapsed = (performance.now() - started) / 1000;
   const pidsAfter = server.pids();
   const after = cpuSnapshot(pidsAfter);
-  const redisAfter = redisUrl ? await redisCpuSeconds(redisUrl) : 0;
+  const redisAfter = (await storeCpuSeconds?.()) ?? 0;
+  const commandsAfter = await masterCommandCalls?.();
   phase('measure');
 
   const cpuSeconds = cpuBetween(before, after);
@@ -127,8 +140,16 @@ async function measureRunning(
   if (server.configuration.workers > 0) {
     measurement.primaryCpuMicrosPerRequest = perRequest(cpuBetween(before, after, [server.pid]));
   }
-  if (redisUrl) {
+  if (storeCpuSeconds) {
     measurement.redisCpuMicrosPerRequest = perRequest(redisAfter - redisBefore);
+  }
+  if (commandsBefore && commandsAfter) {
+    measurement.masterCommands = Object.fromEntries(
+      Object.entries(commandsAfter).map(([address, calls]) => [
+        address,
+        calls - (commandsBefore[address] ?? 0),
+      ]),
+    );
   }
   const invalid = problems(result, 'max');
   if (pidsAfter.length !== pids.length || pids.some((pid) => !pidsAfter.includes(pid))) {
@@ -184,6 +205,26 @@ async function measureOnce(
 const medianOf = (measurements: Measurement[], pick: (m: Measurement) => number | undefined) =>
   median(measurements.map(pick).filter((value): value is number => value !== undefined));
 
+function masterCommandsOf(measurements: Measurement[]): MasterCommands | null {
+  const totals = new Map<string, number>();
+  for (const { masterCommands } of measurements) {
+    for (const [address, calls] of Object.entries(masterCommands ?? {})) {
+      totals.set(address, (totals.get(address) ?? 0) + calls);
+    }
+  }
+  if (totals.size === 0) {
+    return null;
+  }
+  const all = [...totals.values()].reduce((sum, calls) => sum + calls, 0);
+  const byMaster = [...totals]
+    .map(([address, calls]) => ({ address, calls, share: calls / Math.max(all, 1) }))
+    .sort((a, b) => b.calls - a.calls);
+  return {
+    byMaster,
+    maxOverMin: byMaster[0].calls / byMaster[byMaster.length - 1].calls,
+  };
+}
+
 function summarize(measurements: Measurement[]): CellSummary {
   const sum = (pick: (load: LoadResult) => number) =>
     measurements.reduce(
@@ -211,6 +252,7 @@ function summarize(measurements: Measurement[]): CellSummary {
             p50: medianOf(withFixedRate, (m) => m.fixedRate?.p50),
             p99: medianOf(withFixedRate, (m) => m.fixedRate?.p99),
           },
+    masterCommands: masterCommandsOf(measurements),
   };
 }
 
@@ -230,6 +272,13 @@ function describe(measurement: Measurement): string {
   }
   if (measurement.redisCpuMicrosPerRequest !== undefined) {
     parts.push(`Redis server ${Math.round(measurement.redisCpuMicrosPerRequest)} µs/req`);
+  }
+  if (measurement.masterCommands) {
+    parts.push(
+      `commands per master ${Object.values(measurement.masterCommands)
+        .map((calls) => calls.toLocaleString('en'))
+        .join(' / ')}`,
+    );
   }
   if (measurement.fixedRate) {
     const fixed = measurement.fixedRate;
@@ -253,11 +302,12 @@ export async function runHttpSuite(
 ): Promise<Cell[]> {
   const cells: Cell[] = [];
   for (const scenario of scenarios) {
+    const here = configurations.filter((c) => !c.scenarios || c.scenarios.includes(scenario.key));
     const measurements = new Map<string, Measurement[]>(
-      configurations.map((configuration) => [configuration.key, []]),
+      here.map((configuration) => [configuration.key, []]),
     );
     for (let round = 1; round <= timing.rounds; round++) {
-      for (const configuration of configurations) {
+      for (const configuration of here) {
         const measurement = await measureOnce(configuration, scenario, timing, round);
         measurements.get(configuration.key)?.push(measurement);
         log(
@@ -265,7 +315,7 @@ export async function runHttpSuite(
         );
       }
     }
-    for (const configuration of configurations) {
+    for (const configuration of here) {
       const list = measurements.get(configuration.key) ?? [];
       const invalidReasons = list
         .filter((m) => m.invalid)

@@ -19,6 +19,15 @@ export interface Configuration {
   perStart?: () => Record<string, string>;
   /** Called with that environment once the server has stopped (to delete its keys). */
   afterStop?: (env: Record<string, string>) => Promise<void>;
+  /** Started once before the suites and stopped after them (F's Redis Cluster). */
+  setup?: (log: (line: string) => void) => Promise<void>;
+  teardown?: () => Promise<void>;
+  /** CPU seconds the store's own servers have used so far (Redis, outside the process tree). */
+  storeCpuSeconds?: () => Promise<number>;
+  /** Commands each Redis Cluster master has run so far, by address. */
+  masterCommandCalls?: () => Promise<Record<string, number>>;
+  /** The HTTP scenarios it runs in; every one when absent. */
+  scenarios?: string[];
 }
 
 /** Environment shared by every configuration: loopback, quiet, no capacity limit in the way. */

@@ -4,6 +4,7 @@ import { Scenario } from '../http/scenarios';
 import { Configuration } from '../lib/server';
 import { Machine } from '../lib/machine';
 import { ScaleResults } from '../scale/scale-suite';
+import { clusterMarkdown, ClusterResults } from './cluster';
 import { TargetResult } from './targets';
 
 export interface ReportInput {
@@ -17,6 +18,7 @@ export interface ReportInput {
   http: Cell[] | null;
   scale: ScaleResults | null;
   hub: HubResults | null;
+  cluster: ClusterResults | null;
   errors: string[];
   targets: TargetResult[];
 }
@@ -185,6 +187,9 @@ export function renderMarkdown(input: ReportInput): string {
   }
   if (input.http) {
     lines.push(...httpSection(input, input.http), '');
+  }
+  if (input.cluster) {
+    lines.push(...clusterMarkdown(input.cluster), '');
   }
   if (input.scale) {
     lines.push(...scaleSection(input.scale, input.mode), '');

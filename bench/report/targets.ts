@@ -2,6 +2,7 @@ import { HubResults } from '../hub/hub-suite';
 import { Cell } from '../http/http-suite';
 import { RealtimeResults } from '../realtime/realtime-suite';
 import { ScaleResults } from '../scale/scale-suite';
+import { MAX_MASTER_IMBALANCE } from './cluster';
 
 export interface TargetResult {
   target: string;
@@ -135,6 +136,17 @@ export function computeTargets({ http, scale, hub, realtime }: SuiteResults): Ta
     targets.push(withCpu(ratioTarget(http, scenario, 'D', 'C', 0.8, 1.2), scenario));
   }
   targets.push(withCpu(ratioTarget(http, 'get1000', 'D', 'C', 1.0), 'get1000'));
+  // Redis Cluster: the keys (and so the work) spread over the masters.
+  const mixedF = http && cellOf(http, 'mixed', 'F');
+  const shares = mixedF?.median.masterCommands;
+  targets.push({
+    target: `mixed: F busiest Redis master ≤ ${MAX_MASTER_IMBALANCE}× the commands of the least busy`,
+    value: shares
+      ? `${fixed(shares.maxOverMin)}× (${shares.byMaster.map((m) => `${(m.share * 100).toFixed(1)}%`).join(' / ')})`
+      : 'not measured',
+    pass: mixedF && shares ? mixedF.valid && shares.maxOverMin <= MAX_MASTER_IMBALANCE : null,
+    note: mixedF && !mixedF.valid ? 'invalid cell' : undefined,
+  });
   for (const run of scale?.memory.runs ?? []) {
     targets.push({
       target: `memory (${run.idStyle === 'single' ? 'WORKERS=0 inputs' : 'cluster primary inputs'}): ≤ 350 B per message beyond its text`,
