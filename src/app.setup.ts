@@ -1,5 +1,5 @@
 import { NestApplicationOptions } from '@nestjs/common';
-import type { NextFunction, Request, Response } from 'express';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import helmet from 'helmet';
@@ -14,6 +14,27 @@ import { RequestObserver } from './observability/request-observer';
  */
 export const APP_OPTIONS: NestApplicationOptions = { bodyParser: false, abortOnError: false };
 
+/**
+ * helmet's headers: a strict Content-Security-Policy (Swagger UI loads only its own files),
+ * nosniff, frame and referrer policies. HSTS and CSP `upgrade-insecure-requests` only on
+ * answers to HTTPS requests (TLS, or X-Forwarded-Proto: https from a trusted proxy): over plain
+ * HTTP under any name but localhost, a browser would upgrade every file a page loads to https
+ * and fail to load it. Both sets are built once; a request only picks one.
+ */
+function securityHeaders(trustProxy: ReturnType<typeof trustProxySetting>): RequestHandler {
+  const plain = helmet({
+    strictTransportSecurity: false,
+    contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } },
+  });
+  const secure = helmet();
+  // This server speaks plain HTTP: without a trusted proxy no request is HTTPS.
+  if (trustProxy === false) {
+    return plain;
+  }
+  return (req: Request, res: Response, next: NextFunction) =>
+    (req.secure ? secure : plain)(req, res, next);
+}
+
 /** What main.ts and the e2e tests both apply to a created app, so they serve the same thing. */
 export function configureApp(app: NestExpressApplication): NestExpressApplication {
   app.disable('x-powered-by');
@@ -24,9 +45,7 @@ export function configureApp(app: NestExpressApplication): NestExpressApplicatio
   app.set('trust proxy', trustProxySetting(config.TRUST_PROXY));
   // First, ahead of Swagger's routes and Nest's: every request gets its id, metrics and log line.
   app.use(app.get(RequestObserver).handle);
-  // helmet's defaults: a strict Content-Security-Policy (Swagger UI loads only its own files),
-  // nosniff, frame and referrer policies, HSTS.
-  app.use(helmet());
+  app.use(securityHeaders(trustProxySetting(config.TRUST_PROXY)));
   // API answers are per-user and change at any moment: never cached.
   app.use('/api', (_req: Request, res: Response, next: NextFunction) => {
     res.setHeader('Cache-Control', 'no-store');

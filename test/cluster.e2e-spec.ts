@@ -56,7 +56,7 @@ describe('cluster mode (WORKERS=2, built server over real HTTP)', () => {
 
     it('runs a primary and two workers', () => {
       expect(server.workerPids()).toHaveLength(2);
-      expect(server.lines(/^\[primary\] .*Started 2 workers/)).toHaveLength(1);
+      expect(server.lines(/^\[primary\] .*Listening on .*: 2 workers/)).toHaveLength(1);
     });
 
     it('serves every read of 50 conversations, each on a fresh connection, with the right data', async () => {

@@ -4,11 +4,12 @@ import { NestExpressApplication } from '@nestjs/platform-express';
 import cluster, { Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import { createLogger } from '../common/logger';
-import { AppConfig, apiKeyList } from '../config/app.config';
+import { AddressInfo } from 'node:net';
+import { AppConfig, apiKeyList, clusterNodeList } from '../config/app.config';
 import { closeGracefully, startHttpServer } from '../http-server';
 import { ClusterMetricsHub } from '../observability/cluster-metrics';
 import { COLLECT_TIMEOUT_MS, MetricsService } from '../observability/metrics.service';
-import { isShutdownMessage } from './control';
+import { CONTROL_CHANNEL, isReadyMessage, isShutdownMessage, ReadyMessage } from './control';
 import { PrimaryModule } from './primary.module';
 import { StoreHub } from './store-hub';
 import { sendToWorker, WorkerSupervisor } from './worker-supervisor';
@@ -27,20 +28,49 @@ export async function runServer(config: AppConfig): Promise<void> {
   }
 }
 
-function listeningMessage(config: AppConfig): string {
-  return `Listening on http://${config.HOST}:${config.PORT} (API under /api, Swagger UI at /docs)`;
+/** Where the store is, without a password. */
+function storeDescription(config: AppConfig): string {
+  if (config.STORE === 'memory') {
+    return 'in-memory store';
+  }
+  const seeds = clusterNodeList(config.REDIS_CLUSTER_NODES) ?? [];
+  if (seeds.length > 0) {
+    return `Redis Cluster at ${seeds.map((seed) => `${seed.host}:${seed.port}`).join(',')}`;
+  }
+  const url = new URL(config.REDIS_URL);
+  return `Redis at ${url.protocol}//${url.host}${url.pathname.length > 1 ? url.pathname : ''}`;
+}
+
+/**
+ * The last line of every start, for the person who started it: where to go, how many
+ * processes serve it, and on which store.
+ */
+function readyMessage(config: AppConfig, port: number, workers: number): string {
+  const anyAddress = ['0.0.0.0', '::', ''].includes(config.HOST);
+  const host = anyAddress
+    ? 'localhost'
+    : config.HOST.includes(':')
+      ? `[${config.HOST}]`
+      : config.HOST;
+  const url = `http://${host}:${port}`;
+  const processes = workers === 0 ? 'one process (WORKERS=0)' : `${workers} workers`;
+  const consoleAt = config.CONSOLE_ENABLED ? `console at ${url}/` : 'console off';
+  return (
+    `Listening on ${url}${anyAddress ? ` (all interfaces)` : ''}: ${processes}, ` +
+    `${storeDescription(config)}; Swagger UI at ${url}/docs, ${consoleAt}`
+  );
+}
+
+function listeningPort(app: NestExpressApplication): number {
+  return (app.getHttpServer().address() as AddressInfo).port;
 }
 
 /** Said once at start, by the single process or the primary. */
-function warnIfOpen(
-  config: AppConfig,
-  log: { warn(message: string, context?: string): void },
-): void {
+function warnIfOpen(config: AppConfig): void {
   if (!apiKeyList(config.API_KEYS)?.length) {
-    log.warn(
+    new Logger('Access').warn(
       'API_KEYS is not set: access control is OFF. Anyone who can reach this port may read every ' +
         'conversation and post as the agent. Set API_KEYS before exposing the server.',
-      'Access',
     );
   }
 }
@@ -49,8 +79,8 @@ function warnIfOpen(
 async function runSingleProcess(config: AppConfig): Promise<void> {
   const logger = createLogger(config, { role: 'server' });
   const app = await startHttpServer(config, logger);
-  warnIfOpen(config, logger);
-  logger.log(listeningMessage(config), 'Bootstrap');
+  warnIfOpen(config);
+  logger.log(readyMessage(config, listeningPort(app), 0), 'Bootstrap');
   let stopping = false;
   for (const signal of STOP_SIGNALS) {
     process.on(signal, () => {
@@ -82,6 +112,17 @@ async function runPrimary(config: AppConfig, workers: number): Promise<void> {
     COLLECT_TIMEOUT_MS,
   );
   const log = new Logger('Primary');
+  // The start ends once every first worker serves: then say where, once.
+  const ready = new Set<number>();
+  const onReady = (worker: Worker, port: number) => {
+    if (ready.size < workers) {
+      ready.add(worker.id);
+      if (ready.size === workers) {
+        log.log(readyMessage(config, port, workers));
+      }
+    }
+    return true;
+  };
 
   const exit = async (code: number) => {
     await supervisor.stop();
@@ -92,6 +133,7 @@ async function runPrimary(config: AppConfig, workers: number): Promise<void> {
     workers,
     graceMs: config.SHUTDOWN_GRACE_MS,
     onMessage: (worker, message) =>
+      (isReadyMessage(message) && onReady(worker, message.port)) ||
       hub.handle(message, (reply) => sendToWorker(worker, reply), worker.id) ||
       metricsHub.handle({ send: (reply) => sendToWorker(worker, reply) }, message),
     onRestart: () => metrics.countWorkerRestart(),
@@ -102,8 +144,7 @@ async function runPrimary(config: AppConfig, workers: number): Promise<void> {
   });
   cluster.on('exit', (worker) => hub.forget(worker.id));
   supervisor.start();
-  warnIfOpen(config, log);
-  log.log(`Started ${workers} workers. ${listeningMessage(config)}`);
+  warnIfOpen(config);
 
   for (const signal of STOP_SIGNALS) {
     process.on(signal, () => {
@@ -148,7 +189,10 @@ async function runWorker(config: AppConfig): Promise<void> {
   });
   app = await startHttpServer(config, logger);
   // Logged once the listening socket is shared with this worker, not when the app is built.
-  logger.log(`Serving on port ${config.PORT}`, 'Worker');
+  const port = listeningPort(app);
+  logger.log(`Serving on port ${port}`, 'Worker');
+  const ready: ReadyMessage = { ch: CONTROL_CHANNEL, cmd: 'ready', port };
+  process.send?.(ready);
   if (stopReason) {
     drain(app);
   }

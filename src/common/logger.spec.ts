@@ -20,6 +20,25 @@ function capture(run: () => void): string[] {
 }
 
 describe('AppLogger', () => {
+  it("writes Nest's module and route lines at debug, everything else at its own level", () => {
+    const atLog = new AppLogger({ role: 'server' }, { LOG_LEVEL: 'log', LOG_FORMAT: 'json' });
+    const quiet = capture(() => {
+      atLog.log('AppModule dependencies initialized', 'InstanceLoader');
+      atLog.log('Mapped {/api/conversations, POST} route', 'RouterExplorer');
+      atLog.log('ConversationsController {/api/conversations}:', 'RoutesResolver');
+      atLog.log('Listening on http://localhost:3000', 'Bootstrap');
+    });
+    expect(quiet.map((line) => (JSON.parse(line) as { context: string }).context)).toEqual([
+      'Bootstrap',
+    ]);
+
+    const atDebug = new AppLogger({ role: 'server' }, { LOG_LEVEL: 'debug', LOG_FORMAT: 'json' });
+    const [line] = capture(() =>
+      atDebug.log('Mapped {/api/conversations, POST} route', 'RouterExplorer'),
+    );
+    expect(JSON.parse(line)).toMatchObject({ level: 'debug', context: 'RouterExplorer' });
+  });
+
   it('writes one JSON object per line with time, level, role, worker id and context', () => {
     const logger = new AppLogger(
       { role: 'worker', workerId: 3 },

@@ -39,6 +39,18 @@ function isLogEvent(value: unknown): value is LogEvent {
 }
 
 /**
+ * Nest's own start-up chatter (every module loaded, every route of every worker mapped): at
+ * `debug`, so that a start at `log` shows what a person needs.
+ */
+const STARTUP_CONTEXTS = new Set([
+  'NestFactory',
+  'InstanceLoader',
+  'RoutesResolver',
+  'RouterExplorer',
+  'NestApplication',
+]);
+
+/**
  * Nest's ConsoleLogger, either writing one JSON object per line (`LOG_FORMAT=json`:
  * time, level, role, workerId, pid, context, message and the event's own fields) or readable
  * lines prefixed with the process (`LOG_FORMAT=pretty`: `[worker 2]`).
@@ -55,6 +67,15 @@ export class AppLogger extends ConsoleLogger {
       logLevels: logLevels(config.LOG_LEVEL),
       colors: !json && Boolean(process.stdout.isTTY),
     });
+  }
+
+  override log(message: unknown, ...rest: unknown[]): void {
+    const context = rest[rest.length - 1];
+    if (typeof context === 'string' && STARTUP_CONTEXTS.has(context)) {
+      this.debug(message, ...rest);
+    } else {
+      super.log(message, ...rest);
+    }
   }
 
   protected override printAsJson(

@@ -56,25 +56,45 @@ describe('validateConfig', () => {
     API_KEYS: '',
     PUBLIC_CONVERSATIONS: false,
     RATE_LIMIT_WINDOW_MS: 60_000,
-    RATE_LIMIT_MAX: 600,
+    RATE_LIMIT_MAX: 0,
     RATE_LIMIT_API_KEY_MAX: 6_000,
     TRUST_PROXY: 'false',
     CONSOLE_ENABLED: true,
   };
 
   describe('defaults', () => {
+    const pipe = { stdoutIsTTY: false };
+
     it('applies every default when the environment is empty', () => {
-      expect({ ...validateConfig({}) }).toEqual(DEFAULTS);
+      expect({ ...validateConfig({}, pipe) }).toEqual(DEFAULTS);
     });
 
     it('treats empty strings as unset', () => {
       const env = Object.fromEntries(Object.keys(DEFAULTS).map((key) => [key, '']));
 
-      expect({ ...validateConfig(env) }).toEqual(DEFAULTS);
+      expect({ ...validateConfig(env, pipe) }).toEqual(DEFAULTS);
+    });
+
+    it('writes readable lines to a terminal, JSON elsewhere, unless LOG_FORMAT says', () => {
+      expect(validateConfig({}, { stdoutIsTTY: true }).LOG_FORMAT).toBe('pretty');
+      expect(validateConfig({ LOG_FORMAT: '' }, { stdoutIsTTY: true }).LOG_FORMAT).toBe('pretty');
+      expect(validateConfig({}, pipe).LOG_FORMAT).toBe('json');
+      expect(validateConfig({ LOG_FORMAT: 'json' }, { stdoutIsTTY: true }).LOG_FORMAT).toBe('json');
+      expect(validateConfig({ LOG_FORMAT: ' pretty ' }, pipe).LOG_FORMAT).toBe('pretty');
+      expect(namedVariables(configError({ LOG_FORMAT: 'xml' }))).toEqual(['LOG_FORMAT']);
+    });
+
+    it('limits client addresses by default only when API_KEYS is set; an explicit value always holds', () => {
+      const keys = 'backend-key-0123456789';
+      expect(validateConfig({}).RATE_LIMIT_MAX).toBe(0);
+      expect(validateConfig({ API_KEYS: keys }).RATE_LIMIT_MAX).toBe(600);
+      expect(validateConfig({ API_KEYS: keys, RATE_LIMIT_MAX: '' }).RATE_LIMIT_MAX).toBe(600);
+      expect(validateConfig({ RATE_LIMIT_MAX: '50' }).RATE_LIMIT_MAX).toBe(50);
+      expect(validateConfig({ API_KEYS: keys, RATE_LIMIT_MAX: '0' }).RATE_LIMIT_MAX).toBe(0);
     });
 
     it('ignores variables it does not know', () => {
-      const config = validateConfig({ PATH: '/usr/bin', SECRET: 'x' });
+      const config = validateConfig({ PATH: '/usr/bin', SECRET: 'x' }, pipe);
 
       expect({ ...config }).toEqual(DEFAULTS);
       expect(config).not.toHaveProperty('SECRET');

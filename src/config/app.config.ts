@@ -24,10 +24,18 @@ const orDefault = (fallback: string) =>
     value === undefined || value === '' ? fallback : String(value).trim(),
   );
 
-/** Integers are parsed strictly: `3000abc`, `1e3` and `12.5` are rejected rather than truncated. */
-const int = (fallback: string) =>
-  Transform(({ value }: { value: unknown }) => {
-    const raw = value === undefined || value === '' ? fallback : String(value).trim();
+/**
+ * Integers are parsed strictly: `3000abc`, `1e3` and `12.5` are rejected rather than truncated.
+ * The default may depend on the other variables (given as the raw environment).
+ */
+const int = (fallback: string | ((env: Record<string, unknown>) => string)) =>
+  Transform(({ value, obj }: { value: unknown; obj: Record<string, unknown> }) => {
+    const raw =
+      value === undefined || value === ''
+        ? typeof fallback === 'string'
+          ? fallback
+          : fallback(obj)
+        : String(value).trim();
     return /^-?\d+$/.test(raw) ? Number(raw) : raw;
   });
 
@@ -258,8 +266,10 @@ export class EnvironmentVariables {
   @IsIn(['silent', 'error', 'warn', 'log', 'debug', 'verbose'])
   LOG_LEVEL: 'silent' | 'error' | 'warn' | 'log' | 'debug' | 'verbose';
 
-  /** One JSON object per line (default), or readable lines for a terminal (`npm run start:dev`). */
-  @orDefault('json')
+  /**
+   * One JSON object per line, or readable lines. Default: `pretty` when stdout is a terminal
+   * (a person is reading), `json` otherwise (a log collector is); see validateConfig.
+   */
   @IsIn(['json', 'pretty'])
   LOG_FORMAT: 'json' | 'pretty';
 
@@ -405,8 +415,12 @@ export class EnvironmentVariables {
   @Min(1_000)
   RATE_LIMIT_WINDOW_MS: number;
 
-  /** Requests per window for each client IP and each customer token; 0: no limit. */
-  @int('600')
+  /**
+   * Requests per window for each client IP and each customer token; 0: no limit. Default: 600
+   * with API_KEYS set, else 0: the open development mode has no one to tell apart, and a limit
+   * there only refuses test suites, load tests and every user behind an untrusted proxy.
+   */
+  @int((env) => (apiKeyList(String(env.API_KEYS ?? ''))?.length ? '600' : '0'))
   @IsInt()
   @Min(0)
   RATE_LIMIT_MAX: number;
@@ -455,14 +469,24 @@ function describe(error: ValidationError): string {
 
 /**
  * Reads the known variables from `env`, applies defaults and validates them.
- * Throws a ConfigValidationError naming every bad variable.
+ * Throws a ConfigValidationError naming every bad variable. `stdoutIsTTY` picks LOG_FORMAT's
+ * default (a cluster's workers share the primary's stdout, so they pick the same).
  */
-export function validateConfig(env: Record<string, unknown>): AppConfig {
-  const config = plainToInstance(EnvironmentVariables, pickDeclared(env));
-  const errors = validateSync(config, { skipMissingProperties: false });
-  const problems = errors.map(describe);
+export function validateConfig(
+  env: Record<string, unknown>,
+  { stdoutIsTTY = Boolean(process.stdout.isTTY) }: { stdoutIsTTY?: boolean } = {},
+): AppConfig {
   const given = (name: string) =>
     typeof env[name] === 'string' && (env[name] as string).trim() !== '';
+  const declared = pickDeclared(env);
+  declared.LOG_FORMAT = given('LOG_FORMAT')
+    ? String(env.LOG_FORMAT).trim()
+    : stdoutIsTTY
+      ? 'pretty'
+      : 'json';
+  const config = plainToInstance(EnvironmentVariables, declared);
+  const errors = validateSync(config, { skipMissingProperties: false });
+  const problems = errors.map(describe);
   if (given('REDIS_URL') && given('REDIS_CLUSTER_NODES')) {
     problems.push(
       'REDIS_URL and REDIS_CLUSTER_NODES are both set: set REDIS_URL for one Redis, or REDIS_CLUSTER_NODES for a Redis Cluster',

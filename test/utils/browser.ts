@@ -19,8 +19,11 @@ export function describeWithBrowser(name: string, body: () => void): void {
   describe(name, body);
 }
 
-/** Headless Chromium, started as this machine allows (no sandbox as root, no network chatter). */
-export function launchChromium(): Promise<Browser> {
+/**
+ * Headless Chromium, started as this machine allows (no sandbox as root, no network chatter),
+ * with any further command-line switches (`--host-resolver-rules=...`).
+ */
+export function launchChromium(extraArgs: string[] = []): Promise<Browser> {
   return chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
@@ -32,6 +35,7 @@ export function launchChromium(): Promise<Browser> {
       '--disable-background-networking',
       '--disable-component-update',
       '--disable-sync',
+      ...extraArgs,
     ],
   });
 }

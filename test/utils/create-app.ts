@@ -13,7 +13,8 @@ export interface TestAppOptions {
 
 /** The real AppModule, configured as main.ts configures it, with quiet logs unless asked. */
 export async function createTestApp(options: TestAppOptions = {}): Promise<NestExpressApplication> {
-  // No rate limit unless a test asks for one: suites send thousands of requests from one address.
+  // No rate limit unless a test asks for one: suites send thousands of requests from one
+  // address. Explicit, so it holds with API_KEYS set too (where the default is 600).
   const config: AppConfig = validateConfig({
     LOG_LEVEL: 'silent',
     RATE_LIMIT_MAX: '0',

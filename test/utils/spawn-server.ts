@@ -42,11 +42,21 @@ export interface ServerProcess {
  */
 export async function spawnServer(
   env: Record<string, string> = {},
-  { waitUntilReady = true, port: fixedPort }: { waitUntilReady?: boolean; port?: number } = {},
+  {
+    waitUntilReady = true,
+    port: fixedPort,
+    main = MAIN,
+  }: {
+    waitUntilReady?: boolean;
+    port?: number;
+    /** Another build to start (a production install in a temporary folder). */
+    main?: string;
+  } = {},
 ): Promise<ServerProcess> {
   const port = fixedPort ?? (await freePort());
   const workers = Number(env.WORKERS ?? '2');
-  const child = spawn(process.execPath, [MAIN], {
+  const child = spawn(process.execPath, [main], {
+    cwd: path.dirname(path.dirname(main)),
     env: {
       PATH: process.env.PATH,
       NODE_ENV: 'production',
@@ -56,7 +66,9 @@ export async function spawnServer(
       LOG_LEVEL: 'log',
       // Readable lines: the helpers below find workers by their `[worker N] <pid>` prefix.
       LOG_FORMAT: 'pretty',
-      // No rate limit unless a test asks for one: suites send thousands of requests from one address.
+      // No rate limit unless a test asks for one: suites send thousands of requests from one
+      // address. Explicit, so it holds with API_KEYS set too (where the default is 600);
+      // RATE_LIMIT_MAX: '' gives the server's default.
       RATE_LIMIT_MAX: '0',
       ...env,
     },
@@ -145,9 +157,12 @@ export async function spawnServer(
       return outcome;
     },
   };
-  const ready = workers === 0 ? /Listening on/ : /\[worker \d+\].*Serving on port/;
   if (waitUntilReady) {
-    await waitFor(ready, Math.max(workers, 1));
+    if (workers > 0) {
+      await waitFor(/\[worker \d+\].*Serving on port/, workers);
+    }
+    // The last line of a start, once every worker serves.
+    await waitFor(/Listening on/);
   }
   return server;
 }
