@@ -868,21 +868,21 @@ describe('Conversations API (default limits)', () => {
 
       // Every conversation route may also answer 401 (access control) and 429 (rate limit).
       const expected: [string, string, string[], string[]][] = [
-        ['/api/conversations', 'post', ['201'], ['400', '403', '422', '503']],
+        ['/api/conversations', 'post', ['201'], ['400', '403', '422', '503', '507']],
         ['/api/conversations/{conversationId}', 'get', ['200'], ['404']],
         [
           '/api/conversations/{conversationId}/messages',
           'post',
           ['201'],
-          ['400', '403', '404', '409', '413', '415', '422'],
+          ['400', '403', '404', '409', '413', '415', '422', '503', '507'],
         ],
         ['/api/conversations/{conversationId}/messages', 'get', ['200'], ['400', '404']],
-        ['/api/conversations/{conversationId}/events', 'get', ['200'], ['400', '404']],
+        ['/api/conversations/{conversationId}/events', 'get', ['200'], ['400', '404', '503']],
         [
           '/api/conversations/{conversationId}/messages/{messageId}',
           'delete',
           ['200'],
-          ['403', '404'],
+          ['403', '404', '503'],
         ],
       ];
       for (const [path, method, success, listed] of expected) {

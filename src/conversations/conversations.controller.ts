@@ -27,6 +27,7 @@ import {
   ApiParam,
   ApiPayloadTooLargeResponse,
   ApiProduces,
+  ApiResponse,
   ApiQuery,
   ApiServiceUnavailableResponse,
   ApiTags,
@@ -89,6 +90,16 @@ const problem = (description: string) => ({
   content: { [PROBLEM_CONTENT_TYPE]: { schema: { $ref: getSchemaPath(ProblemDto) } } },
 });
 
+/** A write's 503: the store did not answer, or not enough replicas confirmed. */
+const WRITE_UNAVAILABLE = problem(
+  'store_unavailable, or replication_timeout (REDIS_WAIT_REPLICAS): the write may stand, ' +
+    'retry with the same Idempotency-Key. See Retry-After',
+);
+
+const STORE_FULL = problem(
+  'store_full: the store is full (MAX_STORE_BYTES, or Redis maxmemory); nothing was written. See Retry-After',
+);
+
 @ApiTags('conversations')
 @ApiExtraModels(ProblemDto)
 @ApiBearerAuth()
@@ -131,6 +142,7 @@ export class ConversationsController {
         '(REDIS_WAIT_REPLICAS: the write may stand, retry with the same Idempotency-Key). See Retry-After',
     ),
   )
+  @ApiResponse({ status: 507, ...STORE_FULL })
   async create(
     @Body(EmptyBodyPipe) _body: unknown,
     @IdempotencyKey() idempotency: IdempotentWrite | undefined,
@@ -173,6 +185,12 @@ export class ConversationsController {
   @ApiProduces('text/event-stream')
   @ApiOkResponse({ description: 'text/event-stream', schema: { type: 'string' } })
   @ApiBadRequestResponse(problem('validation_failed: Last-Event-ID is not a seq'))
+  @ApiServiceUnavailableResponse(
+    problem(
+      'stream_capacity_exceeded: this server serves MAX_EVENT_STREAMS streams (429 too_many_streams: ' +
+        'this client holds MAX_EVENT_STREAMS_PER_CLIENT). See Retry-After',
+    ),
+  )
   @ApiNotFoundResponse(problem('conversation_not_found'))
   async events(
     @ConversationId() conversationId: string,
@@ -220,12 +238,8 @@ export class ConversationsController {
   @ApiBadRequestResponse(problem('validation_failed (see errors) or malformed_json'))
   @ApiNotFoundResponse(problem('conversation_not_found'))
   @ApiConflictResponse(problem('conversation_full: MAX_MESSAGES_PER_CONVERSATION reached'))
-  @ApiServiceUnavailableResponse(
-    problem(
-      'store_unavailable, or replication_timeout (REDIS_WAIT_REPLICAS): the write may stand, ' +
-        'retry with the same Idempotency-Key. See Retry-After',
-    ),
-  )
+  @ApiServiceUnavailableResponse(WRITE_UNAVAILABLE)
+  @ApiResponse({ status: 507, ...STORE_FULL })
   @ApiPayloadTooLargeResponse(problem('payload_too_large: body over BODY_LIMIT'))
   @ApiUnsupportedMediaTypeResponse(
     problem(
@@ -250,6 +264,7 @@ export class ConversationsController {
     description: 'Takes an API key when API_KEYS is set.',
   })
   @ApiForbiddenResponse(problem('forbidden: a customer token cannot delete'))
+  @ApiServiceUnavailableResponse(WRITE_UNAVAILABLE)
   @ApiParam({ name: 'conversationId', format: 'uuid' })
   @ApiParam({ name: 'messageId', format: 'uuid' })
   @ApiOkResponse({ type: DeleteMessageResponseDto })
