@@ -43,7 +43,8 @@ export interface MessagePort {
 }
 
 interface InMemoryModule {
-  InMemoryConversationRepository: new () => Repository;
+  /** `bytes`: what its byte budget (MAX_STORE_BYTES) counts of what it holds. */
+  InMemoryConversationRepository: new () => Repository & { readonly bytes: number };
 }
 
 interface IpcModule {

@@ -153,6 +153,12 @@ export function computeTargets({ http, scale, hub, realtime }: SuiteResults): Ta
       value: `${fixed(run.bytesBeyondText, 0)} B (${fixed(run.bytesPerMessage, 0)} B − ${scale?.memory.assumedTextBytes} B text, ${run.messages} messages)`,
       pass: run.bytesBeyondText <= 350,
     });
+    const budgetOverHeap = run.budgetBytesPerMessage / run.bytesPerMessage;
+    targets.push({
+      target: `memory budget (${run.idStyle === 'single' ? 'WORKERS=0 inputs' : 'cluster primary inputs'}): bytes counted per message within 20% of the heap it takes`,
+      value: `${fixed(run.budgetBytesPerMessage, 0)} B counted / ${fixed(run.bytesPerMessage, 0)} B on the heap = ${fixed(budgetOverHeap)}`,
+      pass: Math.abs(budgetOverHeap - 1) <= 0.2,
+    });
   }
   if (!scale) {
     targets.push({

@@ -15,6 +15,8 @@ import { fail, report, settledHeapUsed } from './heap';
  * - `cluster`: the primary. The whole call arrives as JSON over IPC, so every string in it
  *   (id, content) is a fresh flat string.
  * The heap delta after GC includes everything the store keeps: records, arrays, strings.
+ * Beside it, what the store's byte budget (MAX_STORE_BYTES) counts for the same messages:
+ * the two must agree for the budget to bound the heap honestly.
  *
  *   node --expose-gc memory-per-message.js text <count>
  *
@@ -89,6 +91,7 @@ async function messages(idStyle: string, conversations: number, perConversation:
     heapBeforeBytes: before,
     heapAfterBytes: after,
     bytesPerMessage: (after - before) / n,
+    budgetBytesPerMessage: repository.bytes / n,
     seconds: (performance.now() - started) / 1000,
   };
 }

@@ -45,6 +45,8 @@ interface MemoryRun {
   conversations: number;
   messages: number;
   bytesPerMessage: number;
+  /** What the store's byte budget counts per message (conversations included). */
+  budgetBytesPerMessage: number;
   seconds: number;
 }
 
@@ -100,7 +102,8 @@ export async function runScaleSuite(
     );
     runs.push({ ...result, bytesBeyondText: result.bytesPerMessage - ASSUMED_TEXT_BYTES });
     log(
-      `[memory] ${result.messages} messages (${idStyle}): ${result.bytesPerMessage.toFixed(0)} B/message in ${result.seconds.toFixed(1)} s`,
+      `[memory] ${result.messages} messages (${idStyle}): ${result.bytesPerMessage.toFixed(0)} B/message on the heap, ` +
+        `${result.budgetBytesPerMessage.toFixed(0)} B counted by the budget, in ${result.seconds.toFixed(1)} s`,
     );
   }
 

@@ -43,3 +43,73 @@ describe('InMemoryConversationRepository eviction at scale', () => {
     expect(ticksDuringSweep).toBeGreaterThan(5);
   });
 });
+
+describe('InMemoryConversationRepository byte budget', () => {
+  const message = (content: string, now = 1_000) => ({
+    id: randomUUID(),
+    sender: 'agent' as const,
+    content,
+    timestamp: now,
+    now,
+    maxMessages: 1_000,
+  });
+
+  it('refuses a write past MAX_STORE_BYTES with store_full, touching nothing, and takes writes again once room is freed', async () => {
+    const repository = new InMemoryConversationRepository(60_000, 1_000, 10_000);
+    const { id } = await repository.createConversation({
+      id: randomUUID(),
+      now: 1,
+      maxConversations: 10,
+    });
+    const stored = [];
+    for (;;) {
+      const result = await repository
+        .appendMessage(id, message('x'.repeat(1_000)))
+        .catch((error: unknown) => error);
+      if (!(result && typeof result === 'object' && 'seq' in result)) {
+        expect(result).toMatchObject({ code: 'store_full' });
+        break;
+      }
+      stored.push(result);
+    }
+    // 400 for the conversation, 112 + about 1,190 for each message (its JSON).
+    expect(stored).toHaveLength(7);
+    const stats = await repository.stats();
+    expect(stats).toMatchObject({ conversations: 1, messages: 7, maxBytes: 10_000 });
+    expect(stats.bytes).toBeLessThanOrEqual(10_000);
+    expect(stats.bytes).toBe(repository.bytes);
+    // Nothing stored was touched, and the refused message took no seq.
+    const history = await repository.getConversation(id);
+    expect(history?.version).toBe(7);
+    await expect(
+      repository.createConversation({ id: randomUUID(), now: 1, maxConversations: 10 }),
+    ).resolves.toBeDefined(); // 400 bytes still fit
+    await expect(
+      repository.createConversation({ id: randomUUID(), now: 1, maxConversations: 10 }),
+    ).rejects.toMatchObject({ code: 'store_full' });
+
+    await repository.deleteMessage(id, stored[0].id, 2_000);
+    const next = await repository.appendMessage(id, message('y'.repeat(1_000), 2_000));
+    expect(next.seq).toBe(9);
+  });
+
+  it('counts a character beyond U+00FF as two bytes, and gives every byte back on eviction', async () => {
+    const repository = new InMemoryConversationRepository(60_000, 1_000);
+    const { id } = await repository.createConversation({
+      id: randomUUID(),
+      now: 1,
+      maxConversations: 10,
+    });
+    const empty = repository.bytes;
+    await repository.appendMessage(id, message('a'.repeat(500)));
+    const latin = repository.bytes - empty;
+    await repository.appendMessage(id, message('é'.repeat(500)));
+    const stillLatin = repository.bytes - empty - latin;
+    await repository.appendMessage(id, message('€'.repeat(500)));
+    const wide = repository.bytes - empty - latin - stillLatin;
+    expect(stillLatin).toBe(latin);
+    expect(wide).toBeGreaterThan(latin + 500);
+    await repository.evictInactive(10_000);
+    expect(repository.bytes).toBe(0);
+  });
+});

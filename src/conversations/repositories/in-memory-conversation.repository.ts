@@ -120,9 +120,9 @@ const MAX_POST_KEYS = 10_000;
  * replay buffer), a conversation with no message, and a kept Idempotency-Key. Measured by
  * `npm run bench` (the budget against the heap it actually takes; see the README).
  */
-export const MESSAGE_OVERHEAD_BYTES = 300;
-export const CONVERSATION_OVERHEAD_BYTES = 1_200;
-const KEPT_POST_BYTES = 260;
+export const MESSAGE_OVERHEAD_BYTES = 112;
+export const CONVERSATION_OVERHEAD_BYTES = 400;
+const KEPT_POST_BYTES = 240;
 
 /**
  * A stored string's heap bytes: V8 keeps a string with no character above U+00FF one byte a
