@@ -1,4 +1,4 @@
-import { ExecutionContext, HttpStatus, Inject, Injectable, Logger } from '@nestjs/common';
+import { ExecutionContext, HttpStatus, Inject, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import {
   InjectThrottlerOptions,
@@ -12,7 +12,7 @@ import {
 } from '@nestjs/throttler';
 import type { Request, Response } from 'express';
 import { ProblemException } from '../common/problem';
-import { AppConfig, appConfig, trustProxySetting } from '../config/app.config';
+import { AppConfig, appConfig } from '../config/app.config';
 import { AccessService, callerOf } from './access.service';
 
 /**
@@ -23,11 +23,8 @@ import { AccessService, callerOf } from './access.service';
 @Injectable()
 export class RateLimitGuard extends ThrottlerGuard {
   protected override headerPrefix = 'RateLimit';
-  protected override logger = new Logger(RateLimitGuard.name);
   /** Whether any caller can be limited: decided once, so an unlimited server pays nothing. */
   private readonly active: boolean;
-  /** Whether to look out for a proxy nobody told us about (TRUST_PROXY unset). */
-  private watchForProxy: boolean;
 
   constructor(
     @InjectThrottlerOptions() options: ThrottlerModuleOptions,
@@ -40,7 +37,6 @@ export class RateLimitGuard extends ThrottlerGuard {
     // Without API_KEYS every caller is counted by address, so only RATE_LIMIT_MAX can apply.
     this.active =
       config.RATE_LIMIT_MAX > 0 || (access.enabled && config.RATE_LIMIT_API_KEY_MAX > 0);
-    this.watchForProxy = trustProxySetting(config.TRUST_PROXY) === false;
   }
 
   /** With no limit that applies, nothing is counted and no store call is made. */
@@ -63,22 +59,9 @@ export class RateLimitGuard extends ThrottlerGuard {
 
   /** Whose budget a request is counted against. */
   protected override async getTracker(req: Request): Promise<string> {
-    const principal = await this.access.principal(req);
-    const byAddress = principal.kind !== 'api-key' && principal.kind !== 'customer';
-    if (byAddress && this.watchForProxy && req.headers['x-forwarded-for'] !== undefined) {
-      this.warnUntrustedProxy();
-    }
-    return callerOf(principal, normalizeIp(req.ip ?? '', this.ipv6SubnetPrefix));
-  }
-
-  /** Once per process: what express-rate-limit's validation checks say in the same case. */
-  private warnUntrustedProxy(): void {
-    this.watchForProxy = false;
-    this.logger.warn(
-      'A request came with X-Forwarded-For but TRUST_PROXY is not set: the forwarded address is ' +
-        "ignored, so every client behind this proxy is counted as the proxy's one address and " +
-        'shares one rate limit. Set TRUST_PROXY (a hop count, or the proxy addresses) to count ' +
-        'each client on its own.',
+    return callerOf(
+      await this.access.principal(req),
+      normalizeIp(req.ip ?? '', this.ipv6SubnetPrefix),
     );
   }
 

@@ -3,7 +3,7 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { performance } from 'node:perf_hooks';
 import { logLevels } from '../common/logger';
 import { assignRequestId, REQUEST_ID_HEADER } from '../common/request-id';
-import { AppConfig, appConfig } from '../config/app.config';
+import { AppConfig, appConfig, trustProxySetting } from '../config/app.config';
 import { MetricsService } from './metrics.service';
 
 /** The route label of a request that matched no route. */
@@ -18,16 +18,36 @@ export const UNMATCHED_ROUTE = 'unmatched';
 export class RequestObserver {
   private readonly logger = new Logger('Http');
   private readonly accessLog: boolean;
+  /** Whether to look out for a proxy nobody told us about (TRUST_PROXY unset): once. */
+  private watchForProxy: boolean;
 
   constructor(
     private readonly metrics: MetricsService,
     @Inject(appConfig.KEY) config: AppConfig,
   ) {
     this.accessLog = logLevels(config.LOG_LEVEL).includes('log');
+    this.watchForProxy = trustProxySetting(config.TRUST_PROXY) === false;
+  }
+
+  /**
+   * Once per process, as express-rate-limit's validation checks do: behind a proxy that is
+   * not trusted, every client has the proxy's one address, for rate limits and stream places.
+   */
+  private warnUntrustedProxy(): void {
+    this.watchForProxy = false;
+    this.logger.warn(
+      'A request came with X-Forwarded-For but TRUST_PROXY is not set: the forwarded address is ' +
+        "ignored, so every client behind this proxy is counted as the proxy's one address and " +
+        'shares one rate limit and one share of event streams. Set TRUST_PROXY (a hop count, or ' +
+        'the proxy addresses) to count each client on its own.',
+    );
   }
 
   readonly handle: RequestHandler = (req: Request, res: Response, next: NextFunction) => {
     const started = performance.now();
+    if (this.watchForProxy && req.headers['x-forwarded-for'] !== undefined) {
+      this.warnUntrustedProxy();
+    }
     const requestId = assignRequestId(req);
     res.setHeader(REQUEST_ID_HEADER, requestId);
     res.once('finish', () => {

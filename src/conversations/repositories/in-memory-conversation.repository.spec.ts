@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { conversationRepositoryContract } from '../../../test/contracts/conversation-repository.contract';
+import { StoreError } from '../conversation.errors';
+import { StoredMessage } from '../conversation.repository';
 import { InMemoryConversationRepository } from './in-memory-conversation.repository';
 
 conversationRepositoryContract('in-memory', async () => ({
@@ -61,16 +63,16 @@ describe('InMemoryConversationRepository byte budget', () => {
       now: 1,
       maxConversations: 10,
     });
-    const stored = [];
+    const stored: StoredMessage[] = [];
     for (;;) {
       const result = await repository
         .appendMessage(id, message('x'.repeat(1_000)))
         .catch((error: unknown) => error);
-      if (!(result && typeof result === 'object' && 'seq' in result)) {
-        expect(result).toMatchObject({ code: 'store_full' });
+      if (result instanceof StoreError) {
+        expect(result.code).toBe('store_full');
         break;
       }
-      stored.push(result);
+      stored.push(result as StoredMessage);
     }
     // 400 for the conversation, 112 + about 1,190 for each message (its JSON).
     expect(stored).toHaveLength(7);
