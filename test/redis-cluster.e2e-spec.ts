@@ -225,7 +225,7 @@ describeWithRedisCluster('Redis Cluster: two instances (one WORKERS=2)', (cluste
     const { code } = await server.exited;
     expect(code).toBe(1);
     expect(server.output()).toMatch(
-      /Cannot use the Redis Cluster at 127\.0\.0\.1:1 \(REDIS_CLUSTER_NODES\)/,
+      /Cannot reach the Redis Cluster at 127\.0\.0\.1:1 \(REDIS_CLUSTER_NODES\)/,
     );
     expect(server.output()).not.toContain('secret-password');
   });

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { Cluster, Redis } from 'ioredis';
-import { REDIS_BINARY } from './redis';
+import { describeUnavailable, REDIS_BINARY } from './redis';
 
 const run = promisify(execFile);
 
@@ -247,27 +247,22 @@ export class TestRedisCluster {
 }
 
 /**
- * `describe` for suites that need a Redis Cluster: REDIS_CLUSTER_NODES when set, else one the
- * suite starts from redis-server (see TestRedisCluster); without either it is skipped with a
- * notice, or fails under CI=true.
+ * `describe` for suites that need a Redis Cluster: one the suite starts from redis-server
+ * (see TestRedisCluster), never a shared one, since the suites kill its nodes; without
+ * redis-server it is skipped with a notice, or fails under CI=true.
  */
 export function describeWithRedisCluster(
   name: string,
   body: (cluster: () => TestRedisCluster) => void,
 ): void {
   if (!REDIS_BINARY) {
-    if (process.env.CI === 'true') {
-      describe(name, () => {
-        it('needs redis-server to start a Redis Cluster (CI=true does not skip)', () => {
-          throw new Error('No redis-server: cannot start a Redis Cluster');
-        });
-      });
-      return;
-    }
-    process.stderr.write(
-      `\n*** SKIPPED: "${name}" needs redis-server and redis-cli (Debian: apt-get install redis-server). ***\n\n`,
+    describeUnavailable(
+      name,
+      'needs redis-server to start a Redis Cluster',
+      'No redis-server: cannot start a Redis Cluster',
+      'needs redis-server and redis-cli (Debian: apt-get install redis-server).',
+      () => body(() => undefined as unknown as TestRedisCluster),
     );
-    describe.skip(name, () => body(() => undefined as unknown as TestRedisCluster));
     return;
   }
   const binary = REDIS_BINARY;

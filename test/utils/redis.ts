@@ -119,24 +119,41 @@ export interface TestRedis {
 }
 
 /**
+ * A suite whose service is missing: under CI=true it fails (`test` names the failing test,
+ * `error` says why), elsewhere it is skipped with a loud notice (`notice`).
+ */
+export function describeUnavailable(
+  name: string,
+  test: string,
+  error: string,
+  notice: string,
+  body: () => void,
+): void {
+  if (process.env.CI === 'true') {
+    describe(name, () => {
+      it(`${test} (CI=true does not skip)`, () => {
+        throw new Error(error);
+      });
+    });
+    return;
+  }
+  process.stderr.write(`\n*** SKIPPED: "${name}" ${notice} ***\n\n`);
+  describe.skip(name, body);
+}
+
+/**
  * `describe` for suites that need Redis (see RedisSource). Every key prefix handed out is
  * deleted after the suite, and a private server is stopped.
  */
 export function describeWithRedis(name: string, body: (redis: () => TestRedis) => void): void {
   if (!REDIS_SOURCE) {
-    if (process.env.CI === 'true') {
-      describe(name, () => {
-        it('needs Redis: set REDIS_URL or install redis-server (CI=true does not skip)', () => {
-          throw new Error('No Redis: REDIS_URL is not set and redis-server is not installed');
-        });
-      });
-      return;
-    }
-    process.stderr.write(
-      `\n*** SKIPPED: "${name}" needs Redis. Set REDIS_URL=redis://host:port, or install ` +
-        `redis-server (Debian: apt-get install redis-server) to let the tests start one. ***\n\n`,
+    describeUnavailable(
+      name,
+      'needs Redis: set REDIS_URL or install redis-server',
+      'No Redis: REDIS_URL is not set and redis-server is not installed',
+      'needs Redis. Set REDIS_URL=redis://host:port, or install redis-server (Debian: apt-get install redis-server) to let the tests start one.',
+      () => body(() => undefined as unknown as TestRedis),
     );
-    describe.skip(name, () => body(() => undefined as unknown as TestRedis));
     return;
   }
   const source = REDIS_SOURCE;

@@ -15,11 +15,11 @@ export function redactRedisUrl(url: string): string {
  * server answers 507 store_full. A Redis that does not let CONFIG be read (some managed
  * services) is left unchecked.
  */
-async function warnIfEvicting(node: Redis, where: string, logger: Logger): Promise<void> {
+async function warnIfEvicting(node: Redis, where: string): Promise<void> {
   try {
     const [, policy] = (await node.config('GET', 'maxmemory-policy')) as string[];
     if (policy && policy !== 'noeviction') {
-      logger.warn(
+      new Logger('Redis').warn(
         `Redis at ${where} has maxmemory-policy ${policy}: when it fills up it may silently delete conversations. ` +
           'Set maxmemory-policy noeviction: writes past maxmemory are then refused with 507 store_full.',
       );
@@ -29,13 +29,71 @@ async function warnIfEvicting(node: Redis, where: string, logger: Logger): Promi
   }
 }
 
+/** A usability check that failed: its message says why. */
+class CheckFailed extends Error {}
+
 /**
- * Connects to Redis, or fails with an error that says where and why (unless `mustConnect` is
- * false: a cluster worker, started by a primary that has connected, may be replaced while
- * Redis is down and must not crash for it). The client never queues
- * commands while disconnected and never retries them: a request fails at once with
- * store_unavailable instead of hanging, and the client reconnects by itself (every second at
- * most) so that service resumes when Redis is back.
+ * Brings a client up within the time allowed, or says why. It tells an outage once when it
+ * begins and once when it ends, never once per retry, and never queues commands meanwhile
+ * (see the callers). With `mustConnect` false (a cluster worker, started by a primary that
+ * has connected, may be replaced while Redis is down and must not crash for it), a client
+ * that cannot connect is returned anyway and keeps trying in the background.
+ *
+ * @param check what proves the client usable once connected (a PING; the cluster's state)
+ * @param setting the variable to name when it cannot be used
+ */
+async function bringUp<Client extends Redis | Cluster>(
+  client: Client,
+  check: () => Promise<unknown>,
+  what: string,
+  setting: string,
+  timeoutMs: number,
+  mustConnect: boolean,
+): Promise<Client> {
+  const logger = new Logger('Redis');
+  /** An outage was told and has not ended. */
+  let down = false;
+  /** Connected at least once: failures before that are the start-up's to tell. */
+  let started = false;
+  let lastError: Error | null = null;
+  client.on('error', (error: Error) => {
+    lastError = error;
+    if (started && !down) {
+      down = true;
+      logger.error(`${what} is unreachable: ${error.message}. Retrying every second.`);
+    }
+  });
+  client.on('ready', () => {
+    if (down) {
+      logger.log(`${what} is back`);
+    }
+    down = false;
+    started = true;
+  });
+  try {
+    await withTimeout(client.connect().then(check), Math.min(timeoutMs, 5_000));
+  } catch (error) {
+    // The socket's own error (ECONNREFUSED, ENOTFOUND...) says more than "Connection is
+    // closed"; a check that failed says why itself.
+    const cause = error instanceof CheckFailed ? error : ((lastError as Error | null) ?? error);
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    if (!mustConnect) {
+      logger.warn(`Starting without ${what}: ${reason}. Retrying every second.`);
+      down = true;
+      started = true;
+      return client;
+    }
+    client.disconnect();
+    throw new Error(`Cannot reach ${what} (${setting}): ${reason}`);
+  }
+  return client;
+}
+
+/**
+ * Connects to Redis, or fails with an error that says where and why (see bringUp). The client
+ * never queues commands while disconnected and never retries them: a request fails at once
+ * with store_unavailable instead of hanging, and the client reconnects by itself (every
+ * second at most) so that service resumes when Redis is back.
  */
 export async function connectRedis(
   url: string,
@@ -43,7 +101,6 @@ export async function connectRedis(
   { mustConnect = true }: { mustConnect?: boolean } = {},
 ): Promise<Redis> {
   const where = redactRedisUrl(url);
-  const logger = new Logger('Redis');
   const redis = new Redis(url, {
     lazyConnect: true,
     enableOfflineQueue: false,
@@ -54,46 +111,16 @@ export async function connectRedis(
     enableAutoPipelining: false,
     retryStrategy: (attempt) => Math.min(attempt * 100, 1_000),
   });
-  /** An outage was told and has not ended: told once per outage, not once per retry. */
-  let down = false;
-  /** Connected at least once: failures before that are the start-up's to tell. */
-  let started = false;
-  let lastError: Error | null = null;
-  redis.on('error', (error: Error) => {
-    lastError = error;
-    if (started && !down) {
-      down = true;
-      logger.error(`Redis at ${where} is unreachable: ${error.message}. Retrying every second.`);
-    }
-  });
-  redis.on('ready', () => {
-    if (down) {
-      logger.log(`Redis at ${where} is back`);
-    }
-    down = false;
-    started = true;
-  });
-  try {
-    await withTimeout(
-      redis.connect().then(() => redis.ping()),
-      Math.min(commandTimeoutMs, 5_000),
-    );
-  } catch (error) {
-    // The socket's own error (ECONNREFUSED, ENOTFOUND...) says more than "Connection is closed".
-    const cause = (lastError as Error | null) ?? error;
-    const reason = cause instanceof Error ? cause.message : String(cause);
-    if (!mustConnect) {
-      // Keeps trying in the background (retryStrategy); commands fail fast until it is back.
-      logger.warn(`Starting without Redis at ${where}: ${reason}. Retrying every second.`);
-      down = true;
-      started = true;
-      return redis;
-    }
-    redis.disconnect();
-    throw new Error(`Cannot reach Redis at ${where} (REDIS_URL): ${reason}`);
-  }
+  await bringUp(
+    redis,
+    () => redis.ping(),
+    `Redis at ${where}`,
+    'REDIS_URL',
+    commandTimeoutMs,
+    mustConnect,
+  );
   if (mustConnect) {
-    await warnIfEvicting(redis, where, logger); // once per instance: its workers skip it
+    await warnIfEvicting(redis, where); // once per instance: its workers skip it
   }
   return redis;
 }
@@ -120,7 +147,6 @@ export async function connectRedisCluster(
   { mustConnect = true }: { mustConnect?: boolean } = {},
 ): Promise<Cluster> {
   const where = redactClusterSeeds(seeds);
-  const logger = new Logger('Redis');
   const [{ username, password, tls }] = seeds;
   const cluster = new Cluster(
     seeds.map(({ host, port }) => ({ host, port })),
@@ -144,53 +170,23 @@ export async function connectRedisCluster(
       },
     },
   );
-  let down = false;
-  let started = false;
-  let lastError: Error | null = null;
-  cluster.on('error', (error: Error) => {
-    lastError = error;
-    if (started && !down) {
-      down = true;
-      logger.error(`Redis Cluster at ${where} is unreachable: ${error.message}. Retrying.`);
-    }
-  });
-  cluster.on('ready', () => {
-    if (down) {
-      logger.log(`Redis Cluster at ${where} is back`);
-    }
-    down = false;
-    started = true;
-  });
-  try {
-    await withTimeout(
-      cluster.connect().then(async () => {
-        const info = (await cluster.cluster('INFO')) as string;
-        if (!/cluster_state:ok/.test(info)) {
-          throw new Error(
-            `the cluster's state is not ok (${/cluster_state:(\w+)/.exec(info)?.[1] ?? 'unknown'})`,
-          );
-        }
-      }),
-      Math.min(commandTimeoutMs, 5_000),
-    );
-  } catch (error) {
-    const cause =
-      error instanceof Error && /state is not ok/.test(error.message)
-        ? error
-        : (lastError ?? error);
-    const reason = cause instanceof Error ? cause.message : String(cause);
-    if (!mustConnect) {
-      logger.warn(`Starting without the Redis Cluster at ${where}: ${reason}. Retrying.`);
-      down = true;
-      started = true;
-      return cluster;
-    }
-    cluster.disconnect();
-    throw new Error(`Cannot use the Redis Cluster at ${where} (REDIS_CLUSTER_NODES): ${reason}`);
-  }
+  await bringUp(
+    cluster,
+    async () => {
+      const info = (await cluster.cluster('INFO')) as string;
+      if (!/cluster_state:ok/.test(info)) {
+        const state = /cluster_state:(\w+)/.exec(info)?.[1] ?? 'unknown';
+        throw new CheckFailed(`the cluster's state is not ok (${state})`);
+      }
+    },
+    `the Redis Cluster at ${where}`,
+    'REDIS_CLUSTER_NODES',
+    commandTimeoutMs,
+    mustConnect,
+  );
   if (mustConnect) {
     for (const master of cluster.nodes('master')) {
-      await warnIfEvicting(master, `${master.options.host}:${master.options.port}`, logger);
+      await warnIfEvicting(master, `${master.options.host}:${master.options.port}`);
     }
   }
   return cluster;
