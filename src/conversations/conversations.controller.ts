@@ -100,6 +100,11 @@ const WRITE_UNAVAILABLE = problem(
     'retry with the same Idempotency-Key. See Retry-After',
 );
 
+const PAYLOAD_TOO_LARGE = problem('payload_too_large: body over BODY_LIMIT');
+const UNSUPPORTED_MEDIA_TYPE = problem(
+  'unsupported_media_type: the body is not JSON, or not in UTF-8 (charset=utf-8 or utf8)',
+);
+
 const STORE_FULL = problem(
   'store_full: the store is full (MAX_STORE_BYTES, or Redis maxmemory); nothing was written. See Retry-After',
 );
@@ -246,12 +251,8 @@ export class ConversationsController {
   @ApiConflictResponse(problem('conversation_full: MAX_MESSAGES_PER_CONVERSATION reached'))
   @ApiServiceUnavailableResponse(WRITE_UNAVAILABLE)
   @ApiResponse({ status: 507, ...STORE_FULL })
-  @ApiPayloadTooLargeResponse(problem('payload_too_large: body over BODY_LIMIT'))
-  @ApiUnsupportedMediaTypeResponse(
-    problem(
-      'unsupported_media_type: the body is not JSON, or not in UTF-8 (charset=utf-8 or utf8)',
-    ),
-  )
+  @ApiPayloadTooLargeResponse(PAYLOAD_TOO_LARGE)
+  @ApiUnsupportedMediaTypeResponse(UNSUPPORTED_MEDIA_TYPE)
   async postMessage(
     @ConversationId() conversationId: string,
     @Body() dto: CreateMessageDto,
@@ -281,6 +282,8 @@ export class ConversationsController {
   @ApiForbiddenResponse(problem('sender_not_allowed: a customer token sending as agent'))
   @ApiNotFoundResponse(problem('conversation_not_found'))
   @ApiServiceUnavailableResponse(problem('store_unavailable. See Retry-After'))
+  @ApiPayloadTooLargeResponse(PAYLOAD_TOO_LARGE)
+  @ApiUnsupportedMediaTypeResponse(UNSUPPORTED_MEDIA_TYPE)
   async typing(
     @ConversationId() conversationId: string,
     @Body() dto: TypingDto,
@@ -309,6 +312,9 @@ export class ConversationsController {
   @ApiForbiddenResponse(problem('sender_not_allowed: a customer token reading as agent'))
   @ApiNotFoundResponse(problem('conversation_not_found'))
   @ApiServiceUnavailableResponse(WRITE_UNAVAILABLE)
+  @ApiResponse({ status: 507, ...STORE_FULL })
+  @ApiPayloadTooLargeResponse(PAYLOAD_TOO_LARGE)
+  @ApiUnsupportedMediaTypeResponse(UNSUPPORTED_MEDIA_TYPE)
   async read(
     @ConversationId() conversationId: string,
     @Body() dto: ReadDto,
