@@ -113,10 +113,7 @@ export interface AppendedMessage extends StoredMessage {
 }
 
 export type ChangeType =
-  | 'message.created'
-  | 'message.deleted'
-  | 'conversation.read'
-  | 'conversation.evicted';
+  'message.created' | 'message.deleted' | 'conversation.read' | 'conversation.evicted';
 
 /**
  * One change to a conversation, as its event stream tells it. `seq` is the seq the change

@@ -284,10 +284,7 @@ export class ConversationsController {
   @ApiServiceUnavailableResponse(problem('store_unavailable. See Retry-After'))
   @ApiPayloadTooLargeResponse(PAYLOAD_TOO_LARGE)
   @ApiUnsupportedMediaTypeResponse(UNSUPPORTED_MEDIA_TYPE)
-  async typing(
-    @ConversationId() conversationId: string,
-    @Body() dto: TypingDto,
-  ): Promise<void> {
+  async typing(@ConversationId() conversationId: string, @Body() dto: TypingDto): Promise<void> {
     await this.conversations.sendTyping(conversationId, dto);
   }
 

@@ -381,7 +381,9 @@ describe('ConversationsService', () => {
     it('does not absorb a renewal after a refused signal', async () => {
       const { service } = setup();
       for (let i = 0; i < 2; i++) {
-        const problem = await problemFrom(() => service.sendTyping(UNKNOWN_ID, { sender: 'agent' }));
+        const problem = await problemFrom(() =>
+          service.sendTyping(UNKNOWN_ID, { sender: 'agent' }),
+        );
         expect(problem.getStatus()).toBe(HttpStatus.NOT_FOUND);
       }
     });

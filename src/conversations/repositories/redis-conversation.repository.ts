@@ -76,9 +76,7 @@ function isReplicationTimeout(error: unknown): boolean {
  * What the get script answers: the summary fields and the read horizons, then the members
  * when asked for.
  */
-type RawHistory =
-  | [string, string, string, string, string | null, string | null, string[]?]
-  | null;
+type RawHistory = [string, string, string, string, string | null, string | null, string[]?] | null;
 
 /** What a subscriber hears that is a typing signal, not a change ("<seq> <type> <JSON>"). */
 const TYPING_PREFIX = 'typing ';

@@ -280,9 +280,7 @@ export interface RedisScripts {
     events: Key,
     seqs: Key,
     knownVersion: Arg,
-  ): Promise<
-    [string, string, string, string, string | null, string | null, string[]?] | null
-  >;
+  ): Promise<[string, string, string, string, string | null, string | null, string[]?] | null>;
   chatAppend(
     conv: Key,
     msgs: Key,
