@@ -277,6 +277,8 @@ describeWithBrowser('the console in headless Chromium (built server, WORKERS=2)'
       await waitForTexts(page, 'agent', ['from the customer']);
       await send(page, 'agent', 'from the agent');
       await waitForTexts(page, 'customer', ['from the customer', 'from the agent']);
+      // The agent pane shows its own message once its POST answers (or its stream brings it).
+      await waitForTexts(page, 'agent', ['from the customer', 'from the agent']);
       expect(
         await page
           .locator('#agent .messages li')
