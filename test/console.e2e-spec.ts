@@ -157,6 +157,47 @@ describeWithBrowser('the console in headless Chromium (built server, WORKERS=2)'
       await page.close();
     });
 
+    it('shows the other side typing, and marks "Read" under what the other side has read', async () => {
+      const page = await browser.newPage();
+      await page.goto(`${server().baseUrl}/`);
+      await page.click('#start');
+      await page.locator('#status[data-state="connected"]').waitFor({ timeout: 8_000 });
+      const id = (await page.locator('#conversation').textContent())?.split(' ')[1] ?? '';
+
+      await page.fill('#customer .composer input', 'Where is');
+      const agentTyping = page.locator('#agent .typing');
+      await agentTyping.waitFor({ state: 'visible', timeout: 8_000 });
+      expect(await agentTyping.textContent()).toBe('Customer is typing…');
+      expect(await page.locator('#customer .typing').isHidden()).toBe(true);
+
+      await send(page, 'customer', 'Where is my order?');
+      // Sent: the indicator goes at once; the agent pane, visible, reports the message read.
+      await agentTyping.waitFor({ state: 'hidden', timeout: 8_000 });
+      const mine = page.locator('#customer .messages li[data-sender="customer"]');
+      await mine.locator('.read').waitFor({ timeout: 8_000 });
+      expect(await mine.locator('.read').textContent()).toBe('Read');
+
+      await page.fill('#agent .composer input', 'Let me');
+      await page.locator('#customer .typing').waitFor({ state: 'visible', timeout: 8_000 });
+      expect(await page.locator('#customer .typing').textContent()).toBe('Agent is typing…');
+      await send(page, 'agent', 'Let me check.');
+      await page
+        .locator('#agent .messages li[data-sender="agent"] .read')
+        .waitFor({ timeout: 8_000 });
+      // One "Read" per pane, under the last message read.
+      expect(await page.locator('#customer .read').count()).toBe(1);
+      expect(await page.locator('#agent .read').count()).toBe(1);
+
+      const history = await requestJson<{ lastRead: { customer: number; agent: number } }>(
+        server().baseUrl,
+        'GET',
+        `/api/conversations/${id}`,
+      );
+      // The customer's message took seq 1; the agent's read 2; the agent's message 3.
+      expect(history.body.lastRead).toEqual({ customer: 3, agent: 1 });
+      await page.close();
+    });
+
     it('reconnects when the workers die, and shows what was posted meanwhile', async () => {
       const page = await browser.newPage();
       await page.goto(`${server().baseUrl}/`);
@@ -236,6 +277,8 @@ describeWithBrowser('the console in headless Chromium (built server, WORKERS=2)'
       await waitForTexts(page, 'agent', ['from the customer']);
       await send(page, 'agent', 'from the agent');
       await waitForTexts(page, 'customer', ['from the customer', 'from the agent']);
+      // The agent pane shows its own message once its POST answers (or its stream brings it).
+      await waitForTexts(page, 'agent', ['from the customer', 'from the agent']);
       expect(
         await page
           .locator('#agent .messages li')

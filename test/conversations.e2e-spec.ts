@@ -229,6 +229,7 @@ describe('Conversations API (default limits)', () => {
         createdAt: conversation.createdAt,
         lastActivityAt: conversation.createdAt,
         messageCount: 0,
+        lastRead: { customer: 0, agent: 0 },
         messages: [],
       });
     });
@@ -344,6 +345,7 @@ describe('Conversations API (default limits)', () => {
         createdAt: conversation.createdAt,
         lastActivityAt: clock.time,
         messageCount: 1,
+        lastRead: { customer: 0, agent: 0 },
         messages: [message],
       });
     });
@@ -746,6 +748,7 @@ describe('Conversations API (default limits)', () => {
         createdAt: conversation.createdAt,
         lastActivityAt: clock.time,
         messageCount: 1,
+        lastRead: { customer: 0, agent: 0 },
         messages: [keep],
       });
     });
@@ -878,6 +881,18 @@ describe('Conversations API (default limits)', () => {
         ],
         ['/api/conversations/{conversationId}/messages', 'get', ['200'], ['400', '404']],
         ['/api/conversations/{conversationId}/events', 'get', ['200'], ['400', '404', '503']],
+        [
+          '/api/conversations/{conversationId}/typing',
+          'post',
+          ['204'],
+          ['400', '403', '404', '413', '415', '503'],
+        ],
+        [
+          '/api/conversations/{conversationId}/read',
+          'post',
+          ['200'],
+          ['400', '403', '404', '413', '415', '503', '507'],
+        ],
         [
           '/api/conversations/{conversationId}/messages/{messageId}',
           'delete',

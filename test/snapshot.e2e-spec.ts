@@ -7,6 +7,7 @@ import { requestJson, requestText, spawnServer } from './utils/spawn-server';
 interface History {
   id: string;
   messageCount: number;
+  lastRead: { customer: number; agent: number };
   messages: { id: string; seq: number; content: string }[];
 }
 
@@ -16,7 +17,7 @@ describe('SNAPSHOT_PATH (built server, WORKERS=2)', () => {
   const file = path.join(dir, 'store.jsonl');
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('keeps every conversation and message across a graceful restart', async () => {
+  it('keeps every conversation, message and read horizon across a graceful restart', async () => {
     const first = await spawnServer({ WORKERS: '2', SNAPSHOT_PATH: file });
     const ids: string[] = [];
     for (let c = 0; c < 5; c++) {
@@ -48,6 +49,17 @@ describe('SNAPSHOT_PATH (built server, WORKERS=2)', () => {
       'DELETE',
       `/api/conversations/${ids[0]}/messages/${deletedFrom.messages[0].id}`,
     );
+    // Read horizons take seqs 6 and 7.
+    for (const [sender, seq] of [
+      ['agent', 4],
+      ['customer', 6],
+    ] as const) {
+      const read = await requestJson(first.baseUrl, 'POST', `/api/conversations/${ids[0]}/read`, {
+        sender,
+        seq,
+      });
+      expect(read.status).toBe(200);
+    }
     const before = await Promise.all(
       ids.map(
         async (id) =>
@@ -68,7 +80,8 @@ describe('SNAPSHOT_PATH (built server, WORKERS=2)', () => {
         ),
       );
       expect(after).toEqual(before);
-      // The next change takes the next seq: 4 posts and a delete took 1..5 in the first.
+      expect(after[0].lastRead).toEqual({ customer: 6, agent: 4 });
+      // The next change takes the next seq: 4 posts, a delete and 2 reads took 1..7 in the first.
       const next = await requestJson<{ seq: number }>(
         second.baseUrl,
         'POST',
@@ -78,7 +91,7 @@ describe('SNAPSHOT_PATH (built server, WORKERS=2)', () => {
           content: 'after the restart',
         },
       );
-      expect(next.body.seq).toBe(6);
+      expect(next.body.seq).toBe(8);
     } finally {
       await second.stop();
     }

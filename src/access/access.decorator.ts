@@ -6,7 +6,8 @@ import { SetMetadata } from '@nestjs/common';
  *
  * - `public`: anyone, credential or not (health probes).
  * - `customer`: an API key, or the customer token of the route's conversation.
- * - `customer-post`: as `customer`, and a customer may only post as `customer`.
+ * - `customer-post`: as `customer`, and a customer may only send a body whose `sender` is
+ *   `customer` (posts, typing, read receipts).
  * - `open-create`: an API key; anyone when PUBLIC_CONVERSATIONS is true.
  */
 export type AccessRule = 'public' | 'customer' | 'customer-post' | 'open-create';

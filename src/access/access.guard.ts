@@ -48,7 +48,7 @@ export class AccessGuard implements CanActivate {
       // The one rule that needs the body: read here, ahead of JsonBodyGuard (once all the same).
       await this.body.parse(req, http.getResponse<Response>());
       if ((req.body as { sender?: unknown } | undefined)?.sender === 'agent') {
-        throw forbidden('sender_not_allowed', 'A customer token may post as "customer" only.');
+        throw forbidden('sender_not_allowed', 'A customer token may act as "customer" only.');
       }
     }
     return true;

@@ -13,6 +13,7 @@ import {
   StoreReply,
   StoreReplyBatch,
   StoreReplyPart,
+  TypingNotice,
   WatchRequest,
 } from '../conversations/repositories/store-ipc.protocol';
 
@@ -37,7 +38,7 @@ export class StoreHub {
    */
   handle(
     message: unknown,
-    reply: (message: StoreReplyBatch | StoreReplyPart | ChangeNotice) => void,
+    reply: (message: StoreReplyBatch | StoreReplyPart | ChangeNotice | TypingNotice) => void,
     from = 0,
   ): boolean {
     if (isWatchRequest(message)) {
@@ -71,7 +72,7 @@ export class StoreHub {
   private updateWatch(
     from: number,
     request: WatchRequest,
-    reply: (message: ChangeNotice) => void,
+    reply: (message: ChangeNotice | TypingNotice) => void,
   ): void {
     let watched = this.watches.get(from);
     if (!watched) {
@@ -83,6 +84,7 @@ export class StoreHub {
         request.watch,
         this.repository.watch(request.watch, {
           change: (change) => reply({ ch: STORE_CHANNEL, change }),
+          typing: (typing) => reply({ ch: STORE_CHANNEL, typing }),
           // The primary's store is in memory, in this process: its watches have no gaps.
           gap: () => undefined,
         }).stop,

@@ -359,6 +359,13 @@ export class EnvironmentVariables {
   @Min(100)
   SSE_HEARTBEAT_MS: number;
 
+  /** How long a typing indicator shows unless renewed: a typing event's `expiresAt` is now plus this. */
+  @int('5000')
+  @IsInt()
+  @Min(1_000)
+  @Max(60_000)
+  TYPING_TTL_MS: number;
+
   /** How long a response is kept for its Idempotency-Key (at most CONVERSATION_TTL_MS). */
   @int('86400000')
   @IsInt()
@@ -527,6 +534,7 @@ const DECLARED_KEYS = [
   'MAX_EVENT_STREAMS_PER_CLIENT',
   'EVENT_REPLAY_LIMIT',
   'SSE_HEARTBEAT_MS',
+  'TYPING_TTL_MS',
   'IDEMPOTENCY_TTL_MS',
   'CORS_ORIGINS',
   'HEADERS_TIMEOUT_MS',

@@ -9,6 +9,8 @@ export type StoreErrorCode =
   | 'capacity_exceeded'
   | 'idempotency_key_reused'
   | 'store_unavailable'
+  /** A read receipt for a seq beyond the conversation's last seq. */
+  | 'seq_beyond_last'
   /** The store's memory is full (MAX_STORE_BYTES, or Redis maxmemory): nothing was written. */
   | 'store_full'
   /** REDIS_WAIT_REPLICAS did not confirm a write in time: it may or may not stand. */

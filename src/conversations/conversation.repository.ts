@@ -9,7 +9,7 @@ export interface StoredMessage {
   content: string;
   /** When the message was written, as the client says (or the server's clock by default). */
   timestamp: number;
-  /** Per-conversation change counter: every create and delete takes the next value. */
+  /** Per-conversation change counter: every change (create, delete, read) takes the next value. */
   seq: number;
   /** When the server stored it. */
   createdAt: number;
@@ -22,7 +22,14 @@ export interface ConversationSummary {
   messageCount: number;
 }
 
+/** How far each side has read: the highest seq it reported (0: nothing yet). */
+export interface LastRead {
+  customer: number;
+  agent: number;
+}
+
 export interface ConversationHistory extends ConversationSummary {
+  lastRead: LastRead;
   /**
    * Changes whenever the messages do (it is the conversation's last seq), so a copy of
    * `messagesJson` taken at one version is exact for as long as the version stays.
@@ -40,6 +47,7 @@ export interface ConversationHistory extends ConversationSummary {
 
 /** A history whose messages the caller already holds at this version. */
 export interface UnchangedHistory extends ConversationSummary {
+  lastRead: LastRead;
   version: number;
   messagesJson: null;
 }
@@ -104,13 +112,14 @@ export interface AppendedMessage extends StoredMessage {
   replayed?: boolean;
 }
 
-export type ChangeType = 'message.created' | 'message.deleted' | 'conversation.evicted';
+export type ChangeType =
+  'message.created' | 'message.deleted' | 'conversation.read' | 'conversation.evicted';
 
 /**
  * One change to a conversation, as its event stream tells it. `seq` is the seq the change
  * took (for an eviction: the conversation's last seq); `data` is the event's JSON text: the
- * message for message.created, `{"messageId","seq"}` for message.deleted, `{}` for
- * conversation.evicted.
+ * message for message.created, `{"messageId","seq"}` for message.deleted, `{"sender","seq"}`
+ * (the new horizon) for conversation.read, `{}` for conversation.evicted.
  */
 export interface ConversationChange {
   conversationId: string;
@@ -119,10 +128,39 @@ export interface ConversationChange {
   data: string;
 }
 
+/** A side reports how far it has read (see ConversationRepository.markRead). */
+export interface ReadReceipt {
+  sender: Sender;
+  /** The seq read up to: at most the conversation's last seq. */
+  seq: number;
+  now: number;
+}
+
+/** A read's answer: the horizons after it, and the seq it took when it moved one. */
+export interface ReadState {
+  lastRead: LastRead;
+  /** Absent when the horizon was already there or beyond: nothing changed. */
+  seq?: number;
+}
+
+/**
+ * That a side is typing, or stopped. Ephemeral: no seq, never stored or replayed, not
+ * activity; told to every watcher of the conversation, in every process and instance.
+ */
+export interface TypingSignal {
+  conversationId: string;
+  sender: Sender;
+  typing: boolean;
+  /** When a client hides the indicator unless renewed (now + TYPING_TTL_MS). */
+  expiresAt: number;
+}
+
 /** Who a watch tells (see ConversationRepository.watch). */
 export interface ChangeListener {
   /** A change to the conversation, in seq order. */
   change(change: ConversationChange): void;
+  /** A typing signal: outside the seq order, and never part of a gap; absent: not wanted. */
+  typing?(signal: TypingSignal): void;
   /**
    * Changes may have been missed since the last one told (the store's connection dropped):
    * read them with changesAfter from the last seq handled, and end if that read fails. Told
@@ -198,7 +236,8 @@ export interface DeletedMessage {
  * so `seq` stays unique and gap-free however many callers write at once, and rejects
  * with a StoreError (see conversation.errors.ts) rather than returning sentinels.
  *
- * Activity (create, post, delete) moves a conversation's `lastActivityAt`; reads do not.
+ * Activity (create, post, delete, a read receipt that moves a horizon) moves a
+ * conversation's `lastActivityAt`; reads of the store and typing signals do not.
  */
 export abstract class ConversationRepository {
   /** What the store is, as health reports name it: `in-memory`, `cluster-primary`, ... */
@@ -225,6 +264,20 @@ export abstract class ConversationRepository {
     messageId: string,
     now: number,
   ): Promise<DeletedMessage>;
+
+  /**
+   * Moves the sender's read horizon up to `receipt.seq`: a change, which takes the next seq,
+   * is activity, and is told as `conversation.read`. A seq at or below the horizon changes
+   * nothing (the answer has no `seq`). Rejects with conversation_not_found, or
+   * seq_beyond_last when the seq is beyond the conversation's last seq.
+   */
+  abstract markRead(conversationId: string, receipt: ReadReceipt): Promise<ReadState>;
+
+  /**
+   * Tells every watcher of the conversation, in every process and instance, of a typing
+   * signal; stores nothing. Rejects with conversation_not_found.
+   */
+  abstract sendTyping(signal: TypingSignal): Promise<void>;
 
   /**
    * Removes every conversation whose last activity is before `cutoff` and returns how many

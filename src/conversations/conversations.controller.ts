@@ -20,6 +20,7 @@ import {
   ApiConflictResponse,
   ApiCreatedResponse,
   ApiExtraModels,
+  ApiNoContentResponse,
   ApiHeader,
   ApiNotFoundResponse,
   ApiOkResponse,
@@ -53,6 +54,7 @@ import {
   DeleteMessageResponseDto,
   MessageDto,
   MessagePageDto,
+  ReadStateDto,
 } from './dto/conversation.dto';
 import {
   toCreatedConversationDto,
@@ -60,8 +62,10 @@ import {
   toDeleteMessageResponseDto,
   toMessageDto,
   toMessagePageJson,
+  toReadStateDto,
 } from './dto/conversation.mapper';
 import { CreateMessageDto } from './dto/create-message.dto';
+import { ReadDto, TypingDto } from './dto/signal.dto';
 import { PageQueryDto } from './dto/page-query.dto';
 import { EventStreamsService, parseLastEventId } from './event-streams.service';
 import { IDEMPOTENCY_HEADER, IdempotencyKey, REPLAYED_HEADER } from './idempotency';
@@ -94,6 +98,11 @@ const problem = (description: string) => ({
 const WRITE_UNAVAILABLE = problem(
   'store_unavailable, or replication_timeout (REDIS_WAIT_REPLICAS): the write may stand, ' +
     'retry with the same Idempotency-Key. See Retry-After',
+);
+
+const PAYLOAD_TOO_LARGE = problem('payload_too_large: body over BODY_LIMIT');
+const UNSUPPORTED_MEDIA_TYPE = problem(
+  'unsupported_media_type: the body is not JSON, or not in UTF-8 (charset=utf-8 or utf8)',
 );
 
 const STORE_FULL = problem(
@@ -173,7 +182,9 @@ export class ConversationsController {
     summary: 'Follow a conversation live (Server-Sent Events)',
     description:
       'Events: `message.created` (the message), `message.deleted` (`{ messageId, seq }`), ' +
-      '`conversation.evicted` (then the stream ends), and `reset` when the replay buffer ' +
+      '`conversation.read` (`{ sender, seq }`: how far that side has read), ' +
+      '`conversation.evicted` (then the stream ends), `typing` (`{ sender, typing, expiresAt }`, ' +
+      'with no `id`: never replayed), and `reset` when the replay buffer ' +
       '(EVENT_REPLAY_LIMIT changes) no longer covers what a reconnecting client missed: reload the ' +
       "history. Each event's `id` is the conversation's seq of that change; send it back as " +
       '`Last-Event-ID` (or `?lastEventId=`) to get every change after it. A comment line every ' +
@@ -240,12 +251,8 @@ export class ConversationsController {
   @ApiConflictResponse(problem('conversation_full: MAX_MESSAGES_PER_CONVERSATION reached'))
   @ApiServiceUnavailableResponse(WRITE_UNAVAILABLE)
   @ApiResponse({ status: 507, ...STORE_FULL })
-  @ApiPayloadTooLargeResponse(problem('payload_too_large: body over BODY_LIMIT'))
-  @ApiUnsupportedMediaTypeResponse(
-    problem(
-      'unsupported_media_type: the body is not JSON, or not in UTF-8 (charset=utf-8 or utf8)',
-    ),
-  )
+  @ApiPayloadTooLargeResponse(PAYLOAD_TOO_LARGE)
+  @ApiUnsupportedMediaTypeResponse(UNSUPPORTED_MEDIA_TYPE)
   async postMessage(
     @ConversationId() conversationId: string,
     @Body() dto: CreateMessageDto,
@@ -255,6 +262,61 @@ export class ConversationsController {
     const message = await this.conversations.postMessage(conversationId, dto, idempotency);
     replayed(res, message.replayed);
     return toMessageDto(message);
+  }
+
+  @Post(':conversationId/typing')
+  @HttpCode(HttpStatus.NO_CONTENT)
+  @Access('customer-post')
+  @ApiOperation({
+    summary: 'Say that the customer or the agent is typing, or stopped',
+    description:
+      'Every subscriber of the event stream gets `event: typing` with ' +
+      '`{ sender, typing, expiresAt }` (now + TYPING_TTL_MS: hide the indicator then unless renewed). ' +
+      'Not stored, not replayed, no seq, not activity. At most one `typing: true` a second per ' +
+      'conversation and sender goes out from each server process; renewals in between are absorbed. ' +
+      '`typing: false` always goes out. With a customer token, only as `customer`.',
+  })
+  @ApiParam({ name: 'conversationId', format: 'uuid' })
+  @ApiNoContentResponse({ description: 'Sent (or absorbed as a renewal)' })
+  @ApiBadRequestResponse(problem('validation_failed (see errors) or malformed_json'))
+  @ApiForbiddenResponse(problem('sender_not_allowed: a customer token sending as agent'))
+  @ApiNotFoundResponse(problem('conversation_not_found'))
+  @ApiServiceUnavailableResponse(problem('store_unavailable. See Retry-After'))
+  @ApiPayloadTooLargeResponse(PAYLOAD_TOO_LARGE)
+  @ApiUnsupportedMediaTypeResponse(UNSUPPORTED_MEDIA_TYPE)
+  async typing(@ConversationId() conversationId: string, @Body() dto: TypingDto): Promise<void> {
+    await this.conversations.sendTyping(conversationId, dto);
+  }
+
+  @Post(':conversationId/read')
+  @HttpCode(HttpStatus.OK)
+  @Access('customer-post')
+  @ApiOperation({
+    summary: 'Report how far the customer or the agent has read',
+    description:
+      "Moves the sender's read horizon up to `seq`: a change to the conversation, which takes the " +
+      'next seq, counts as activity and goes out as `event: conversation.read` (replayed like any ' +
+      'change). A seq at or below the horizon changes nothing and answers the current state. ' +
+      'With a customer token, only as `customer`.',
+  })
+  @ApiParam({ name: 'conversationId', format: 'uuid' })
+  @ApiOkResponse({ type: ReadStateDto })
+  @ApiBadRequestResponse(
+    problem(
+      "validation_failed (see errors; also a seq beyond the conversation's last seq) or malformed_json",
+    ),
+  )
+  @ApiForbiddenResponse(problem('sender_not_allowed: a customer token reading as agent'))
+  @ApiNotFoundResponse(problem('conversation_not_found'))
+  @ApiServiceUnavailableResponse(WRITE_UNAVAILABLE)
+  @ApiResponse({ status: 507, ...STORE_FULL })
+  @ApiPayloadTooLargeResponse(PAYLOAD_TOO_LARGE)
+  @ApiUnsupportedMediaTypeResponse(UNSUPPORTED_MEDIA_TYPE)
+  async read(
+    @ConversationId() conversationId: string,
+    @Body() dto: ReadDto,
+  ): Promise<ReadStateDto> {
+    return toReadStateDto(await this.conversations.markRead(conversationId, dto));
   }
 
   @Delete(':conversationId/messages/:messageId')

@@ -80,6 +80,7 @@ describe('ConversationsService', () => {
         createdAt: T0,
         lastActivityAt: T0 + 500,
         messageCount: 1,
+        lastRead: { customer: 0, agent: 0 },
         version: 1,
         messagesJson: [JSON.stringify([stored])],
       });
@@ -341,6 +342,66 @@ describe('ConversationsService', () => {
         { field: 'content', message: 'content must be at most 2 characters' },
         skewError(0),
       ]);
+    });
+  });
+
+  describe('typing and read receipts', () => {
+    it('sends typing until now + TYPING_TTL_MS, absorbs renewals within a second, never a stop', async () => {
+      const { service, repository, clock } = setup({ TYPING_TTL_MS: '2000' });
+      const {
+        conversation: { id },
+      } = await service.createConversation();
+      const sent: string[] = [];
+      repository.watch(id, {
+        change: () => undefined,
+        gap: () => undefined,
+        typing: (signal) => sent.push(`${signal.sender} ${signal.typing} ${signal.expiresAt - T0}`),
+      });
+
+      await service.sendTyping(id, { sender: 'agent' });
+      clock.advance(400);
+      await service.sendTyping(id, { sender: 'agent', typing: true }); // absorbed
+      await service.sendTyping(id, { sender: 'customer' }); // another sender
+      await service.sendTyping(id, { sender: 'agent', typing: false });
+      await service.sendTyping(id, { sender: 'agent', typing: false });
+      await service.sendTyping(id, { sender: 'agent' }); // after a stop: at once
+      clock.advance(1_000);
+      await service.sendTyping(id, { sender: 'agent' });
+
+      expect(sent).toEqual([
+        'agent true 2000',
+        'customer true 2400',
+        'agent false 2400',
+        'agent false 2400',
+        'agent true 2400',
+        'agent true 3400',
+      ]);
+    });
+
+    it('does not absorb a renewal after a refused signal', async () => {
+      const { service } = setup();
+      for (let i = 0; i < 2; i++) {
+        const problem = await problemFrom(() =>
+          service.sendTyping(UNKNOWN_ID, { sender: 'agent' }),
+        );
+        expect(problem.getStatus()).toBe(HttpStatus.NOT_FOUND);
+      }
+    });
+
+    it('answers the horizons; a seq past the last one is a 400 validation_failed', async () => {
+      const { service } = setup();
+      const {
+        conversation: { id },
+      } = await service.createConversation();
+      await service.postMessage(id, message('hi'));
+      expect(await service.markRead(id, { sender: 'agent', seq: 1 })).toEqual({
+        customer: 0,
+        agent: 1,
+      });
+      const problem = await problemFrom(() => service.markRead(id, { sender: 'agent', seq: 3 }));
+      expect(problem.getStatus()).toBe(HttpStatus.BAD_REQUEST);
+      expect(problem.code).toBe('validation_failed');
+      expect(problem.errors).toEqual([{ field: 'seq', message: expect.any(String) }]);
     });
   });
 

@@ -12,11 +12,14 @@ import {
   CreatedConversation,
   DeletedMessage,
   IdempotentWrite,
+  LastRead,
   MessagePage,
 } from './conversation.repository';
 import { CreateMessageDto } from './dto/create-message.dto';
 import { PAGE_LIMIT_DEFAULT, PageQueryDto } from './dto/page-query.dto';
+import { ReadDto, TypingDto } from './dto/signal.dto';
 import { conversationIdFor } from './idempotency';
+import { TypingGate } from './typing-gate';
 
 /** Seconds a client is told to wait when the store is full: about one eviction tick. */
 const CAPACITY_RETRY_AFTER_SECONDS = 60;
@@ -66,6 +69,10 @@ const STORE_PROBLEMS: Record<StoreErrorCode, () => ProblemException> = {
       undefined,
       { 'Retry-After': '1' },
     ),
+  seq_beyond_last: () =>
+    new ValidationFailedException([
+      { field: 'seq', message: "seq must not be beyond the conversation's last seq" },
+    ]),
   store_unavailable: () =>
     new ProblemException(
       HttpStatus.SERVICE_UNAVAILABLE,
@@ -120,6 +127,8 @@ function characterCount(text: string, atLeast: number): number {
 
 @Injectable()
 export class ConversationsService {
+  private readonly typingGate = new TypingGate();
+
   constructor(
     private readonly repository: ConversationRepository,
     private readonly clock: Clock,
@@ -198,6 +207,50 @@ export class ConversationsService {
 
   deleteMessage(conversationId: string, messageId: string): Promise<DeletedMessage> {
     return fromStore(this.repository.deleteMessage(conversationId, messageId, this.clock.now()));
+  }
+
+  /**
+   * Moves the sender's read horizon (a change with the next seq, told as conversation.read);
+   * at or below it, changes nothing. The horizons after it.
+   */
+  async markRead(conversationId: string, dto: ReadDto): Promise<LastRead> {
+    const state = await fromStore(
+      this.repository.markRead(conversationId, {
+        sender: dto.sender,
+        seq: dto.seq,
+        now: this.clock.now(),
+      }),
+    );
+    return state.lastRead;
+  }
+
+  /**
+   * Tells every subscriber that the sender is typing (until now + TYPING_TTL_MS) or stopped.
+   * A renewal within a second of the last `typing: true` this process sent is absorbed;
+   * `typing: false` always goes out.
+   */
+  async sendTyping(conversationId: string, dto: TypingDto): Promise<void> {
+    const now = this.clock.now();
+    const typing = dto.typing ?? true;
+    const key = `${conversationId} ${dto.sender}`;
+    if (!typing) {
+      this.typingGate.forget(key);
+    } else if (!this.typingGate.admit(key, now)) {
+      return;
+    }
+    try {
+      await fromStore(
+        this.repository.sendTyping({
+          conversationId,
+          sender: dto.sender,
+          typing,
+          expiresAt: now + this.config.TYPING_TTL_MS,
+        }),
+      );
+    } catch (error) {
+      this.typingGate.forget(key); // not sent: the next one must not be absorbed
+      throw error;
+    }
   }
 
   /** Rules that depend on configuration or the clock, beyond what the DTO checks. */

@@ -9,6 +9,7 @@ import {
   ChangesAfter,
   ConversationChange,
   ConversationRepository,
+  TypingSignal,
 } from './conversation.repository';
 import { conversationNotFound, toProblem } from './conversations.service';
 
@@ -182,6 +183,8 @@ class LiveStream implements ChangeListener {
   /** A gap was told while the store was being read: read again after. */
   private gapAgain = false;
   private ended = false;
+  /** The response has begun: typing signals may be written (they are never held). */
+  private started = false;
   /** Releases the watch, the heartbeat and the entry in the open set. */
   onEnd: () => void = () => undefined;
 
@@ -200,6 +203,18 @@ class LiveStream implements ChangeListener {
     }
   }
 
+  /** Written at once, even while changes are held: it has no seq, and no place among them. */
+  typing(signal: TypingSignal): void {
+    if (this.started && !this.ended) {
+      const data = JSON.stringify({
+        sender: signal.sender,
+        typing: signal.typing,
+        expiresAt: signal.expiresAt,
+      });
+      this.res.write(`event: typing\ndata: ${data}\n\n`);
+    }
+  }
+
   gap(): void {
     if (this.held) {
       this.gapAgain = true; // being read already, perhaps from before the gap
@@ -211,6 +226,7 @@ class LiveStream implements ChangeListener {
   /** Starts the stream after `lastSent` with what the start read (as catchUp does). */
   begin(lastSent: number, read: ChangesAfter): void {
     this.lastSent = lastSent;
+    this.started = true;
     this.write(read);
   }
 

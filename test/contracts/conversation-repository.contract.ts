@@ -8,6 +8,7 @@ import {
   Sender,
   StoredMessage,
   StoreStats,
+  TypingSignal,
 } from '../../src/conversations/conversation.repository';
 
 export interface RepositoryHarness {
@@ -91,6 +92,7 @@ export function conversationRepositoryContract(
       expect(summary).toEqual({ id, createdAt: 1_234, lastActivityAt: 1_234, messageCount: 0 });
       expect(await repository.getConversation(id)).toEqual({
         ...summary,
+        lastRead: { customer: 0, agent: 0 },
         version: 0,
         messagesJson: ['[]'],
       });
@@ -537,6 +539,102 @@ export function conversationRepositoryContract(
       }
       expect(messagesOf(history)).toEqual(sent);
       expect(history?.version).toBe(300);
+    });
+
+    it('moves a read horizon with the next seq, as activity, and tells it as a change', async () => {
+      const { id } = await create(1_000);
+      const seen: string[] = [];
+      const watch = repository.watch(id, noting(seen));
+      await watch.ready;
+      await repository.appendMessage(id, draft({ now: 2_000 }));
+      await repository.appendMessage(id, draft({ sender: 'agent', now: 2_000 }));
+
+      expect(await repository.markRead(id, { sender: 'agent', seq: 1, now: 3_000 })).toEqual({
+        lastRead: { customer: 0, agent: 1 },
+        seq: 3,
+      });
+      expect(await repository.markRead(id, { sender: 'customer', seq: 3, now: 4_000 })).toEqual({
+        lastRead: { customer: 3, agent: 1 },
+        seq: 4,
+      });
+      // At or below the horizon: nothing changes, no seq, no activity.
+      expect(await repository.markRead(id, { sender: 'agent', seq: 1, now: 9_000 })).toEqual({
+        lastRead: { customer: 3, agent: 1 },
+      });
+      expect(await repository.markRead(id, { sender: 'customer', seq: 2, now: 9_000 })).toEqual({
+        lastRead: { customer: 3, agent: 1 },
+      });
+      await expectStoreError(
+        repository.markRead(id, { sender: 'agent', seq: 5, now: 9_000 }),
+        'seq_beyond_last',
+      );
+      await expectStoreError(
+        repository.markRead(randomUUID(), { sender: 'agent', seq: 0, now: 9_000 }),
+        'conversation_not_found',
+      );
+
+      const history = await repository.getConversation(id);
+      expect(history).toMatchObject({
+        lastRead: { customer: 3, agent: 1 },
+        lastActivityAt: 4_000,
+        version: 4,
+        messageCount: 2,
+      });
+      const unchanged = await repository.getConversationIfChanged(id, 4);
+      expect(unchanged?.lastRead).toEqual({ customer: 3, agent: 1 });
+
+      expect((await repository.changesAfter(id, 2))?.changes).toEqual([
+        {
+          conversationId: id,
+          seq: 3,
+          type: 'conversation.read',
+          data: JSON.stringify({ sender: 'agent', seq: 1 }),
+        },
+        {
+          conversationId: id,
+          seq: 4,
+          type: 'conversation.read',
+          data: JSON.stringify({ sender: 'customer', seq: 3 }),
+        },
+      ]);
+      await until(() => seen.length >= 4);
+      expect(seen).toEqual([
+        '1 message.created',
+        '2 message.created',
+        '3 conversation.read',
+        '4 conversation.read',
+      ]);
+      // The next message follows the read.
+      expect((await repository.appendMessage(id, draft({ now: 5_000 }))).seq).toBe(5);
+      watch.stop();
+    });
+
+    it('tells typing signals to every watcher, stores nothing and takes no seq', async () => {
+      const { id } = await create(1_000);
+      const signals: TypingSignal[] = [];
+      const watch = repository.watch(id, {
+        change: () => undefined,
+        gap: () => undefined,
+        typing: (signal) => signals.push(signal),
+      });
+      await watch.ready;
+      const signal = { conversationId: id, sender: 'agent' as const, typing: true, expiresAt: 9 };
+      await repository.sendTyping(signal);
+      await repository.sendTyping({ ...signal, sender: 'customer', typing: false });
+      await until(() => signals.length >= 2);
+      expect(signals).toEqual([signal, { ...signal, sender: 'customer', typing: false }]);
+      const history = await repository.getConversation(id);
+      expect(history).toMatchObject({ version: 0, lastActivityAt: 1_000 });
+      expect(await repository.changesAfter(id, 0)).toEqual({
+        lastSeq: 0,
+        complete: true,
+        changes: [],
+      });
+      await expectStoreError(
+        repository.sendTyping({ ...signal, conversationId: randomUUID() }),
+        'conversation_not_found',
+      );
+      watch.stop();
     });
 
     it('leaves the messages out only while the known version is current', async () => {

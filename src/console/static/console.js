@@ -54,6 +54,10 @@
     return data;
   }
 
+  const NAMES = { customer: 'Customer', agent: 'Agent' };
+  /** How often a pane renews its typing signal while its input changes (the TTL is longer). */
+  const TYPING_RENEW_MS = 2_000;
+
   function formatTime(ms) {
     return new Date(ms).toLocaleTimeString([], {
       hour: '2-digit',
@@ -68,7 +72,21 @@
     const paneStatus = root.querySelector('.pane-status');
     const form = root.querySelector('.composer');
     const input = form.querySelector('input');
-    const pane = { role, state: 'idle', messages: new Map(), deleted: new Set(), source: null };
+    const typingLine = root.querySelector('.typing');
+    const other = role === 'customer' ? 'agent' : 'customer';
+    const pane = {
+      role,
+      state: 'idle',
+      messages: new Map(),
+      deleted: new Set(),
+      source: null,
+      lastRead: { customer: 0, agent: 0 },
+      /** The highest seq of a message from the other side, and the last one reported read. */
+      newest: 0,
+      reported: 0,
+      typingTimer: null,
+      typingSentAt: 0,
+    };
 
     pane.setState = (state, text) => {
       pane.state = state;
@@ -82,6 +100,13 @@
       const sorted = [...pane.messages.values()].sort(
         (a, b) => a.timestamp - b.timestamp || a.seq - b.seq,
       );
+      // "Read" goes under the last of this pane's own messages the other side has read.
+      let readSeq = 0;
+      for (const message of sorted) {
+        if (message.sender === role && message.seq <= pane.lastRead[other]) {
+          readSeq = Math.max(readSeq, message.seq);
+        }
+      }
       const items = sorted.map((message) => {
         const item = document.createElement('li');
         item.className = message.sender === role ? 'message mine' : 'message';
@@ -105,6 +130,12 @@
         text.className = 'text';
         text.textContent = message.content;
         item.append(meta, text);
+        if (message.seq === readSeq) {
+          const read = document.createElement('div');
+          read.className = 'read';
+          read.textContent = 'Read';
+          item.append(read);
+        }
         return item;
       });
       list.replaceChildren(...items);
@@ -114,9 +145,72 @@
     pane.add = (message) => {
       if (!pane.deleted.has(message.id)) {
         pane.messages.set(message.id, message);
+        if (message.sender === other && message.seq > pane.newest) {
+          pane.newest = message.seq;
+          pane.reportRead();
+        }
         pane.render();
       }
     };
+
+    /** Tells the server how far this side has read, while the page is visible. */
+    pane.reportRead = () => {
+      if (document.visibilityState !== 'visible' || pane.newest <= pane.reported) {
+        return;
+      }
+      const seq = pane.newest;
+      pane.reported = seq;
+      api(role, 'POST', `/api/conversations/${conversationId}/read`, { sender: role, seq }).catch(
+        () => {
+          pane.reported = 0; // tried again with the next message, or when the page shows
+        },
+      );
+    };
+
+    pane.read = (receipt) => {
+      if (receipt.seq > pane.lastRead[receipt.sender]) {
+        pane.lastRead[receipt.sender] = receipt.seq;
+        pane.render();
+      }
+    };
+
+    /** Shows "Agent is typing…" (or Customer) until the signal expires or stops. */
+    pane.typing = (signal) => {
+      if (signal.sender !== other) {
+        return;
+      }
+      clearTimeout(pane.typingTimer);
+      const left = Math.min(signal.expiresAt - Date.now(), 30_000);
+      if (!signal.typing || left <= 0) {
+        typingLine.hidden = true;
+        typingLine.textContent = '';
+        return;
+      }
+      typingLine.textContent = `${NAMES[other]} is typing…`;
+      typingLine.hidden = false;
+      pane.typingTimer = setTimeout(() => pane.typing({ ...signal, typing: false }), left);
+    };
+
+    /** Says this side is typing (renewed at most every TYPING_RENEW_MS), or stopped. */
+    const sendTyping = (typing) => {
+      if (!conversationId) {
+        return;
+      }
+      const now = Date.now();
+      if (typing && now - pane.typingSentAt < TYPING_RENEW_MS) {
+        return;
+      }
+      if (!typing && pane.typingSentAt === 0) {
+        return; // said nothing yet
+      }
+      pane.typingSentAt = typing ? now : 0;
+      api(role, 'POST', `/api/conversations/${conversationId}/typing`, {
+        sender: role,
+        typing,
+      }).catch(() => undefined); // a lost indicator is harmless
+    };
+    input.addEventListener('input', () => sendTyping(input.value.trim() !== ''));
+
 
     pane.remove = (messageId) => {
       pane.deleted.add(messageId);
@@ -128,6 +222,7 @@
     pane.reload = async () => {
       const history = await api(role, 'GET', `/api/conversations/${conversationId}`);
       pane.messages.clear();
+      pane.lastRead = { ...history.lastRead };
       history.messages.forEach((message) => pane.add(message));
       pane.render();
     };
@@ -148,6 +243,10 @@
       pane.close();
       pane.messages.clear();
       pane.deleted.clear();
+      pane.lastRead = { customer: 0, agent: 0 };
+      pane.newest = 0;
+      pane.reported = 0;
+      pane.typing({ sender: other, typing: false, expiresAt: 0 });
       pane.render();
       const params = new URLSearchParams({ lastEventId: '0' });
       const secret = credential(role);
@@ -177,6 +276,8 @@
       source.addEventListener('message.deleted', (event) =>
         pane.remove(JSON.parse(event.data).messageId),
       );
+      source.addEventListener('conversation.read', (event) => pane.read(JSON.parse(event.data)));
+      source.addEventListener('typing', (event) => pane.typing(JSON.parse(event.data)));
       source.addEventListener('reset', () => {
         pane.reload().catch((error) => pane.setState('error', error.message));
       });
@@ -198,6 +299,7 @@
           content,
         });
         input.value = '';
+        sendTyping(false);
         pane.add(message); // the stream brings it too; the id makes it one
       } catch (error) {
         setStatus('error', `Could not send: ${error.message}`);
@@ -208,6 +310,8 @@
   }
 
   const panes = [makePane('customer'), makePane('agent')];
+
+  document.addEventListener('visibilitychange', () => panes.forEach((pane) => pane.reportRead()));
 
   function setStatus(state, text) {
     statusLine.dataset.state = state;

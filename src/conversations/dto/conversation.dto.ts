@@ -65,7 +65,7 @@ export class MessageDto {
     type: 'integer',
     example: 1,
     description:
-      'Per-conversation change counter assigned by the server: every message created or deleted takes the next value, never reused.',
+      'Per-conversation change counter assigned by the server: every change (a message created or deleted, a read horizon moved) takes the next value, never reused.',
   })
   seq: number;
 
@@ -75,6 +75,27 @@ export class MessageDto {
     description: `When the server stored it. ${TIME_DESCRIPTION}`,
   })
   createdAt: number;
+}
+
+export class LastReadDto {
+  @ApiProperty({
+    type: 'integer',
+    example: 3,
+    description: 'The seq the customer has read up to; 0: nothing yet.',
+  })
+  customer: number;
+
+  @ApiProperty({
+    type: 'integer',
+    example: 0,
+    description: 'The seq the agent has read up to; 0: nothing yet.',
+  })
+  agent: number;
+}
+
+export class ReadStateDto {
+  @ApiProperty({ type: LastReadDto })
+  lastRead: LastReadDto;
 }
 
 export class ConversationHistoryDto {
@@ -92,6 +113,9 @@ export class ConversationHistoryDto {
 
   @ApiProperty({ type: 'integer', example: 1 })
   messageCount: number;
+
+  @ApiProperty({ type: LastReadDto, description: 'How far each side has read.' })
+  lastRead: LastReadDto;
 
   @ApiProperty({
     type: [MessageDto],

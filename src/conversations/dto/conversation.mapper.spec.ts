@@ -41,6 +41,7 @@ describe('conversation mapper', () => {
       createdAt: 1,
       lastActivityAt: 2,
       messageCount: 2,
+      lastRead: { customer: 0, agent: 1 },
       version: 2,
       messagesJson: pieces,
     }).join('');
@@ -52,6 +53,7 @@ describe('conversation mapper', () => {
       createdAt: 1,
       lastActivityAt: 2,
       messageCount: 2,
+      lastRead: { customer: 0, agent: 1 },
       messages: [message, message],
     });
     expect(Object.keys(JSON.parse(json) as object)).toEqual([
@@ -60,6 +62,7 @@ describe('conversation mapper', () => {
       'createdAt',
       'lastActivityAt',
       'messageCount',
+      'lastRead',
       'messages',
     ]);
   });

@@ -1,6 +1,7 @@
 import {
   ConversationHistory,
   ConversationSummary,
+  LastRead,
   MessagePage,
   StoredMessage,
 } from '../conversation.repository';
@@ -9,6 +10,7 @@ import {
   CreatedConversationDto,
   DeleteMessageResponseDto,
   MessageDto,
+  ReadStateDto,
 } from './conversation.dto';
 
 // Explicit field lists: the wire format changes only when these functions do.
@@ -59,11 +61,20 @@ export function toConversationHistoryJson(history: ConversationHistory): string[
     createdAt: history.createdAt,
     lastActivityAt: history.lastActivityAt,
     messageCount: history.messageCount,
+    lastRead: toLastReadDto(history.lastRead),
   });
   const pieces = history.messagesJson.slice();
   pieces[0] = `${header.slice(0, -1)},"messages":${pieces[0]}`;
   pieces[pieces.length - 1] += '}';
   return pieces;
+}
+
+function toLastReadDto(lastRead: LastRead): LastRead {
+  return { customer: lastRead.customer, agent: lastRead.agent };
+}
+
+export function toReadStateDto(lastRead: LastRead): ReadStateDto {
+  return { lastRead: toLastReadDto(lastRead) };
 }
 
 export function toDeleteMessageResponseDto(messageId: string): DeleteMessageResponseDto {

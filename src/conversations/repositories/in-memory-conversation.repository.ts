@@ -16,12 +16,17 @@ import {
   DeletedMessage,
   HitCount,
   IdempotentWrite,
+  LastRead,
   MessagePage,
   NewConversation,
   NewMessage,
   PageQuery,
+  ReadReceipt,
+  ReadState,
+  Sender,
   StoredMessage,
   StoreStats,
+  TypingSignal,
   UnchangedHistory,
   Watch,
 } from '../conversation.repository';
@@ -36,9 +41,12 @@ interface MessageRecord {
 
 /**
  * An entry of a conversation's replay buffer: the message record itself for a
- * message.created (no copy), or the deletion.
+ * message.created (no copy), the deletion, or the read receipt.
  */
-type BufferedChange = MessageRecord | { readonly seq: number; readonly deleted: string };
+type BufferedChange =
+  | MessageRecord
+  | { readonly seq: number; readonly deleted: string }
+  | { readonly seq: number; readonly reader: Sender; readonly horizon: number };
 
 /** A keyed post's result, kept for its retries (see NewMessage.idempotency). */
 interface KeptPost {
@@ -59,6 +67,9 @@ interface ConversationRecord {
   tokenHash: string;
   lastActivityAt: number;
   lastSeq: number;
+  /** The read horizons (see markRead). */
+  readCustomer: number;
+  readAgent: number;
   /** What it holds, as the store's byte budget counts it (see messageBytes). */
   bytes: number;
   /** Chronological: ascending timestamp, ties by seq (arrival order). */
@@ -78,6 +89,8 @@ interface SnapshotLine {
   tokenHash?: string;
   lastActivityAt: number;
   lastSeq: number;
+  /** [customer, agent] read horizons; absent in snapshots from before read receipts. */
+  lastRead?: [number, number];
   /** [timestamp, seq, JSON], ascending seq. */
   messages: [number, number, string][];
 }
@@ -97,14 +110,27 @@ function flat(text: string): string {
 }
 
 function toChange(conversationId: string, change: BufferedChange): ConversationChange {
-  return 'json' in change
-    ? { conversationId, seq: change.seq, type: 'message.created', data: change.json }
-    : {
-        conversationId,
-        seq: change.seq,
-        type: 'message.deleted',
-        data: JSON.stringify({ messageId: change.deleted, seq: change.seq }),
-      };
+  if ('json' in change) {
+    return { conversationId, seq: change.seq, type: 'message.created', data: change.json };
+  }
+  if ('deleted' in change) {
+    return {
+      conversationId,
+      seq: change.seq,
+      type: 'message.deleted',
+      data: JSON.stringify({ messageId: change.deleted, seq: change.seq }),
+    };
+  }
+  return {
+    conversationId,
+    seq: change.seq,
+    type: 'conversation.read',
+    data: JSON.stringify({ sender: change.reader, seq: change.horizon }),
+  };
+}
+
+function lastReadOf(record: ConversationRecord): LastRead {
+  return { customer: record.readCustomer, agent: record.readAgent };
 }
 
 /**
@@ -233,6 +259,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
         tokenHash: record.tokenHash,
         lastActivityAt: record.lastActivityAt,
         lastSeq: record.lastSeq,
+        lastRead: [record.readCustomer, record.readAgent],
         messages: record.bySeq.map((m) => [m.timestamp, m.seq, m.json]),
         ...(record.createKey ? { createKey: record.createKey } : {}),
         ...(record.postKeys
@@ -266,6 +293,8 @@ export class InMemoryConversationRepository extends ConversationRepository {
       tokenHash: flat(saved.tokenHash ?? ''),
       lastActivityAt: saved.lastActivityAt,
       lastSeq: saved.lastSeq,
+      readCustomer: saved.lastRead?.[0] ?? 0,
+      readAgent: saved.lastRead?.[1] ?? 0,
       // Counted, but never refused: a restart loses nothing, and writes wait for room.
       bytes:
         CONVERSATION_OVERHEAD_BYTES +
@@ -309,6 +338,8 @@ export class InMemoryConversationRepository extends ConversationRepository {
       tokenHash: flat(input.customerTokenHash ?? ''),
       lastActivityAt: input.now,
       lastSeq: 0,
+      readCustomer: 0,
+      readAgent: 0,
       bytes: CONVERSATION_OVERHEAD_BYTES,
       messages: [],
       bySeq: [],
@@ -325,6 +356,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
     }
     return {
       ...summarize(record),
+      lastRead: lastReadOf(record),
       version: record.lastSeq,
       messagesJson: historyPieces(record.messages.length, (i) => record.messages[i].json),
     };
@@ -336,7 +368,12 @@ export class InMemoryConversationRepository extends ConversationRepository {
   ): Promise<ConversationHistory | UnchangedHistory | null> {
     const record = this.conversations.get(conversationId);
     if (record?.lastSeq === knownVersion) {
-      return { ...summarize(record), version: knownVersion, messagesJson: null };
+      return {
+        ...summarize(record),
+        lastRead: lastReadOf(record),
+        version: knownVersion,
+        messagesJson: null,
+      };
     }
     return this.getConversation(conversationId);
   }
@@ -410,6 +447,31 @@ export class InMemoryConversationRepository extends ConversationRepository {
     this.conversations.touch(record, now, [-1, -bytes]);
     this.changed(record, { seq, deleted: messageId });
     return { messageId, seq };
+  }
+
+  async markRead(conversationId: string, receipt: ReadReceipt): Promise<ReadState> {
+    const record = this.getRecord(conversationId);
+    if (receipt.seq > record.lastSeq) {
+      throw new StoreError('seq_beyond_last');
+    }
+    const horizon = receipt.sender === 'customer' ? record.readCustomer : record.readAgent;
+    if (receipt.seq <= horizon) {
+      return { lastRead: lastReadOf(record) };
+    }
+    if (receipt.sender === 'customer') {
+      record.readCustomer = receipt.seq;
+    } else {
+      record.readAgent = receipt.seq;
+    }
+    const seq = ++record.lastSeq;
+    this.conversations.touch(record, receipt.now);
+    this.changed(record, { seq, reader: receipt.sender, horizon: receipt.seq });
+    return { lastRead: lastReadOf(record), seq };
+  }
+
+  async sendTyping(signal: TypingSignal): Promise<void> {
+    this.getRecord(signal.conversationId);
+    this.watchers.typing(signal);
   }
 
   async evictInactive(cutoff: number): Promise<number> {

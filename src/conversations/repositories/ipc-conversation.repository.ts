@@ -14,7 +14,10 @@ import {
   NewConversation,
   NewMessage,
   PageQuery,
+  ReadReceipt,
+  ReadState,
   StoreStats,
+  TypingSignal,
   UnchangedHistory,
   Watch,
 } from '../conversation.repository';
@@ -25,6 +28,7 @@ import {
   isChangeNotice,
   isReplyBatch,
   isReplyPart,
+  isTypingNotice,
   STORE_CHANNEL,
   StoreCall,
   StoreOperation,
@@ -129,6 +133,15 @@ export class IpcConversationRepository
 
   deleteMessage(conversationId: string, messageId: string, now: number): Promise<DeletedMessage> {
     return this.call('deleteMessage', [conversationId, messageId, now]);
+  }
+
+  markRead(conversationId: string, receipt: ReadReceipt): Promise<ReadState> {
+    return this.call('markRead', [conversationId, receipt]);
+  }
+
+  /** The primary tells the workers that watch the conversation, this one included. */
+  sendTyping(signal: TypingSignal): Promise<void> {
+    return this.call('sendTyping', [signal]);
   }
 
   evictInactive(cutoff: number): Promise<number> {
@@ -271,6 +284,10 @@ export class IpcConversationRepository
   private onMessage(message: unknown): void {
     if (isChangeNotice(message)) {
       this.watchers.emit(message.change);
+      return;
+    }
+    if (isTypingNotice(message)) {
+      this.watchers.typing(message.typing);
       return;
     }
     if (isReplyPart(message)) {

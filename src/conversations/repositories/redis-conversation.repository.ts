@@ -17,8 +17,11 @@ import {
   NewConversation,
   NewMessage,
   PageQuery,
+  ReadReceipt,
+  ReadState,
   StoredMessage,
   StoreStats,
+  TypingSignal,
   UnchangedHistory,
   Watch,
 } from '../conversation.repository';
@@ -69,8 +72,20 @@ function isReplicationTimeout(error: unknown): boolean {
   return error instanceof StoreError && error.code === 'replication_timeout';
 }
 
-/** What the get script answers: the summary fields, then the members when asked for. */
-type RawHistory = [string, string, string, string, string[]?] | null;
+/**
+ * What the get script answers: the summary fields and the read horizons, then the members
+ * when asked for.
+ */
+type RawHistory = [string, string, string, string, string | null, string | null, string[]?] | null;
+
+/** What a subscriber hears that is a typing signal, not a change ("<seq> <type> <JSON>"). */
+const TYPING_PREFIX = 'typing ';
+
+const CHANGE_TYPES: Record<string, ChangeType> = {
+  c: 'message.created',
+  d: 'message.deleted',
+  r: 'conversation.read',
+};
 
 /**
  * The store in Redis, shared by every process of every instance, on one Redis or a Redis
@@ -218,13 +233,18 @@ export class RedisConversationRepository
     const cached = this.histories.get(conversationId);
     if (cached) {
       const [conv] = this.keys.conversation(conversationId);
-      const [c, a, s, n] = await this.run(() => this.commands.hmget(conv, 'c', 'a', 's', 'n'));
+      const [c, a, s, n, rc, ra] = await this.run(() =>
+        this.commands.hmget(conv, 'c', 'a', 's', 'n', 'rc', 'ra'),
+      );
       if (c === null || a === null || s === null || n === null) {
         this.histories.delete(conversationId);
         return null;
       }
       if (Number(s) === cached.version) {
-        return { ...this.summary(conversationId, [c, a, s, n]), messagesJson: cached.pieces };
+        return {
+          ...this.summary(conversationId, [c, a, s, n, rc, ra]),
+          messagesJson: cached.pieces,
+        };
       }
     }
     const raw = await this.run<RawHistory>(() =>
@@ -235,7 +255,7 @@ export class RedisConversationRepository
       return null;
     }
     const summary = this.summary(conversationId, raw);
-    const members = raw[4];
+    const members = raw[6];
     if (!members) {
       return { ...summary, messagesJson: cached?.pieces ?? [] };
     }
@@ -255,7 +275,7 @@ export class RedisConversationRepository
       return null;
     }
     const summary = this.summary(conversationId, raw);
-    const members = raw[4];
+    const members = raw[6];
     return members
       ? {
           ...summary,
@@ -326,6 +346,40 @@ export class RedisConversationRepository
     this.refuse(seq);
     this.countMessages(-1);
     return { messageId, seq };
+  }
+
+  async markRead(conversationId: string, receipt: ReadReceipt): Promise<ReadState> {
+    const [result, customer, agent] = await this.write((commands) =>
+      commands.chatRead(
+        ...this.keys.conversation(conversationId),
+        receipt.sender,
+        receipt.seq,
+        receipt.now,
+        this.keys.channel(conversationId),
+        this.replayLimit,
+      ),
+    );
+    this.refuse(result);
+    const lastRead = { customer: customer ?? 0, agent: agent ?? 0 };
+    return result === 0 ? { lastRead } : { lastRead, seq: result };
+  }
+
+  /** Published on the conversation's channel, like its changes, but with no seq. */
+  async sendTyping(signal: TypingSignal): Promise<void> {
+    const [conv] = this.keys.conversation(signal.conversationId);
+    const payload = JSON.stringify({
+      sender: signal.sender,
+      typing: signal.typing,
+      expiresAt: signal.expiresAt,
+    });
+    const result = await this.run(() =>
+      this.commands.chatTyping(
+        conv,
+        this.keys.channel(signal.conversationId),
+        TYPING_PREFIX + payload,
+      ),
+    );
+    this.refuse(result);
   }
 
   /**
@@ -424,7 +478,7 @@ export class RedisConversationRepository
       changes: entries.map(([id, fields]) => ({
         conversationId,
         seq: Number.parseInt(id, 10),
-        type: fields[1] === 'c' ? 'message.created' : 'message.deleted',
+        type: CHANGE_TYPES[fields[1]],
         data: fields[3],
       })),
     };
@@ -492,6 +546,14 @@ export class RedisConversationRepository
     if (!this.subscriber) {
       const events: SubscriberEvents = {
         message: (channel, payload) => {
+          if (payload.startsWith(TYPING_PREFIX)) {
+            const typing = JSON.parse(payload.slice(TYPING_PREFIX.length)) as Omit<
+              TypingSignal,
+              'conversationId'
+            >;
+            this.watchers.typing({ conversationId: this.keys.conversationOf(channel), ...typing });
+            return;
+          }
           const first = payload.indexOf(' ');
           const second = payload.indexOf(' ', first + 1);
           this.watchers.emit({
@@ -567,6 +629,7 @@ export class RedisConversationRepository
       createdAt: Number(raw[0]),
       lastActivityAt: Number(raw[1]),
       messageCount: Number(raw[3]),
+      lastRead: { customer: Number(raw[4] ?? 0), agent: Number(raw[5] ?? 0) },
       version: Number(raw[2]),
     };
   }
@@ -584,6 +647,9 @@ export class RedisConversationRepository
     }
     if (result === -4) {
       throw new StoreError('idempotency_key_reused');
+    }
+    if (result === -5) {
+      throw new StoreError('seq_beyond_last');
     }
   }
 

@@ -6,12 +6,13 @@
  *
  *   <prefix>{<id>}:conv      hash  c createdAt, a lastActivityAt, s last seq, n message count,
  *                                 t the customer token's hash, k the fingerprint of the keyed
- *                                 create that made it
+ *                                 create that made it, rc and ra the customer's and the
+ *                                 agent's read horizons (absent: 0)
  *   <prefix>{<id>}:msgs      zset  score timestamp, member <seq, 10 digits><message JSON>
  *   <prefix>{<id>}:seq       zset  score seq, member as in msgs: the messages in seq order, for pages
  *   <prefix>{<id>}:ids       hash  message id -> its seq
  *   <prefix>{<id>}:events    stream  the last EVENT_REPLAY_LIMIT changes, entry id <seq>-0,
- *                                 fields t (c created, d deleted) and d (the event's JSON)
+ *                                 fields t (c created, d deleted, r read) and d (the event's JSON)
  *   <prefix>{<id>}:idem      hash  keyed post's scoped key digest -> "<fingerprint> <message JSON>"
  *   <prefix>{<id>}:idemx     zset  score when that key expires, member the key digest
  *   <prefix>{activity:<b>}   zset  score last activity known to the index (never later than
@@ -21,7 +22,8 @@
  *   <prefix>rl:{<key>}       string  a rate-limit counter, expiring with its window
  *   <prefix>rl:{<key>}:block string  present while that counter is blocked, expiring with the block
  *
- * Changes are also published on the channel <prefix>events:{<id>} as "<seq> <type> <JSON>".
+ * Changes are also published on the channel <prefix>events:{<id>} as "<seq> <type> <JSON>",
+ * and typing signals, which have no seq, as "typing <JSON>".
  */
 export const ACTIVITY_BUCKETS = 16;
 

@@ -4,7 +4,7 @@
  * change it also append the change to its event stream and publish it on its channel (sharded
  * pub/sub: SPUBLISH, on the conversation's own slot). Refusals come
  * back as negative numbers: -1 no such conversation, -2 conversation full, -3 no such message,
- * -4 an Idempotency-Key used with another request.
+ * -4 an Idempotency-Key used with another request, -5 a read beyond the last seq.
  */
 export const REDIS_SCRIPTS = {
   /** KEYS[1] meta; ARGV max conversations. 1 when a place was taken, 0 when the store is full. */
@@ -35,15 +35,16 @@ return {1}`,
   },
   /**
    * ARGV known version (-1: none). Null when missing; else createdAt, lastActivityAt, seq,
-   * count, and the members unless the version is still the known one.
+   * count, the customer's and the agent's read horizons (false: none yet), and the members
+   * unless the version is still the known one.
    */
   chatGet: {
     numberOfKeys: 5,
     lua: `
-local h = redis.call('HMGET', KEYS[1], 'c', 'a', 's', 'n')
+local h = redis.call('HMGET', KEYS[1], 'c', 'a', 's', 'n', 'rc', 'ra')
 if not h[1] then return nil end
 if h[3] == ARGV[1] then return h end
-h[5] = redis.call('ZRANGE', KEYS[2], 0, -1)
+h[7] = redis.call('ZRANGE', KEYS[2], 0, -1)
 return h`,
   },
   /**
@@ -111,6 +112,48 @@ local json = '{"messageId":' .. cjson.encode(ARGV[1]) .. ',"seq":' .. seq .. '}'
 redis.call('XADD', KEYS[4], 'MAXLEN', ARGV[4], seq .. '-0', 't', 'd', 'd', json)
 redis.call('SPUBLISH', ARGV[3], seq .. ' message.deleted ' .. json)
 return seq`,
+  },
+  /**
+   * ARGV sender (customer or agent), seq read, now, channel, replay limit. {-1} or {-5}
+   * refused; {0, customer horizon, agent horizon} when the horizon was there already; else
+   * {the seq the move takes, customer horizon, agent horizon}. The horizons are fields rc and
+   * ra of the record.
+   */
+  chatRead: {
+    numberOfKeys: 5,
+    lua: `
+local h = redis.call('HMGET', KEYS[1], 'a', 's', 'rc', 'ra')
+if not h[1] then return {-1} end
+local last = tonumber(h[2])
+local want = tonumber(ARGV[2])
+if want > last then return {-5} end
+local rc = tonumber(h[3] or '0')
+local ra = tonumber(h[4] or '0')
+local field = 'ra'
+local horizon = ra
+if ARGV[1] == 'customer' then
+  field = 'rc'
+  horizon = rc
+end
+if want <= horizon then return {0, rc, ra} end
+if field == 'rc' then rc = want else ra = want end
+local seq = last + 1
+redis.call('HSET', KEYS[1], 's', seq, field, want, 'a', math.max(tonumber(ARGV[3]), tonumber(h[1])))
+local json = '{"sender":' .. cjson.encode(ARGV[1]) .. ',"seq":' .. want .. '}'
+redis.call('XADD', KEYS[4], 'MAXLEN', ARGV[5], seq .. '-0', 't', 'r', 'd', json)
+redis.call('SPUBLISH', ARGV[4], seq .. ' conversation.read ' .. json)
+return {seq, rc, ra}`,
+  },
+  /**
+   * KEYS[1] a conversation's record; ARGV channel, payload. Publishes a typing signal, which
+   * is stored nowhere; -1 when the conversation does not exist, else 0.
+   */
+  chatTyping: {
+    numberOfKeys: 1,
+    lua: `
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+redis.call('SPUBLISH', ARGV[1], ARGV[2])
+return 0`,
   },
   /**
    * KEYS as chatAppend's. ARGV cutoff, channel. {messages removed, 0} when evicted;
@@ -237,7 +280,7 @@ export interface RedisScripts {
     events: Key,
     seqs: Key,
     knownVersion: Arg,
-  ): Promise<[string, string, string, string, string[]?] | null>;
+  ): Promise<[string, string, string, string, string | null, string | null, string[]?] | null>;
   chatAppend(
     conv: Key,
     msgs: Key,
@@ -269,6 +312,19 @@ export interface RedisScripts {
     channel: Arg,
     replayLimit: Arg,
   ): Promise<number>;
+  chatRead(
+    conv: Key,
+    msgs: Key,
+    ids: Key,
+    events: Key,
+    seqs: Key,
+    sender: Arg,
+    seq: Arg,
+    now: Arg,
+    channel: Arg,
+    replayLimit: Arg,
+  ): Promise<[number, number?, number?]>;
+  chatTyping(conv: Key, channel: Arg, payload: Arg): Promise<number>;
   chatEvict(
     conv: Key,
     msgs: Key,

@@ -1,5 +1,9 @@
 import { StoreErrorCode } from '../conversation.errors';
-import { ConversationChange, ConversationRepository } from '../conversation.repository';
+import {
+  ConversationChange,
+  ConversationRepository,
+  TypingSignal,
+} from '../conversation.repository';
 
 /**
  * The wire protocol between a worker's IpcConversationRepository and the primary's StoreHub.
@@ -14,6 +18,8 @@ export const STORE_OPERATIONS = [
   'getConversationIfChanged',
   'appendMessage',
   'deleteMessage',
+  'markRead',
+  'sendTyping',
   'evictInactive',
   'stats',
   'changesAfter',
@@ -64,6 +70,19 @@ export interface WatchRequest {
 export interface ChangeNotice {
   ch: typeof STORE_CHANNEL;
   change: ConversationChange;
+}
+
+/** Primary → worker: a typing signal in a conversation the worker watches. */
+export interface TypingNotice {
+  ch: typeof STORE_CHANNEL;
+  typing: TypingSignal;
+}
+
+export function isTypingNotice(message: unknown): message is TypingNotice {
+  const m = message as TypingNotice | null;
+  return (
+    typeof m === 'object' && m !== null && m.ch === STORE_CHANNEL && typeof m.typing === 'object'
+  );
 }
 
 export function isWatchRequest(message: unknown): message is WatchRequest {

@@ -1,4 +1,4 @@
-import { ChangeListener, ConversationChange } from '../conversation.repository';
+import { ChangeListener, ConversationChange, TypingSignal } from '../conversation.repository';
 
 /** Who watches which conversation, in one process. */
 export class Watchers {
@@ -41,6 +41,10 @@ export class Watchers {
 
   emit(change: ConversationChange): void {
     this.tell(change.conversationId, (listener) => listener.change(change));
+  }
+
+  typing(signal: TypingSignal): void {
+    this.tell(signal.conversationId, (listener) => listener.typing?.(signal));
   }
 
   /** Tells the listeners of these conversations (all when none are named) of a gap. */
