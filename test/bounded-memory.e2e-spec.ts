@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import net from 'node:net';
 import { openEventStream } from './utils/event-stream';
@@ -13,6 +14,31 @@ interface Flooded {
   acknowledged: Map<string, string[]>;
   statuses: Set<number>;
   refusal: { status: number; headers: http.IncomingHttpHeaders; text: string };
+}
+
+/**
+ * A keyed post of a large message. A connection that drops (a kept-alive socket the server
+ * closed as the next request went out) is retried with the same key, which the API makes
+ * safe; a server that died fails the test with its last words.
+ */
+async function postSafely(server: ServerProcess, path: string, agent: http.Agent) {
+  const key = randomUUID();
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await requestText(server.baseUrl, 'POST', path, {
+        body: { sender: 'customer', content: BIG },
+        headers: { 'Idempotency-Key': key },
+        agent,
+      });
+    } catch (error) {
+      if (server.child.exitCode !== null || server.child.signalCode !== null || attempt > 2) {
+        throw new Error(
+          `${String(error)}; server exit ${server.child.exitCode ?? server.child.signalCode}; ` +
+            `its last output:\n${server.output().slice(-2_000)}`,
+        );
+      }
+    }
+  }
 }
 
 /**
@@ -34,10 +60,7 @@ async function flood(server: ServerProcess, maxPosts = 40_000): Promise<Flooded>
       for (let n = 0; !refusal && posts < maxPosts; n++) {
         posts++;
         const id = ids[(lane + n * 8) % ids.length];
-        const res = await requestText(server.baseUrl, 'POST', `/api/conversations/${id}/messages`, {
-          body: { sender: 'customer', content: BIG },
-          agent,
-        });
+        const res = await postSafely(server, `/api/conversations/${id}/messages`, agent);
         statuses.add(res.status);
         if (res.status === 201) {
           acknowledged.get(id)?.push(idOf(res));

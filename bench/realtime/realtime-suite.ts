@@ -46,6 +46,8 @@ export interface FanoutResult {
   p50Ms: number;
   p99Ms: number;
   maxMs: number;
+  /** The same subscribers told of typing signals (alternately true and false, so none is absorbed). */
+  typing: { signals: number; deliveries: number; p50Ms: number; p99Ms: number; maxMs: number };
 }
 
 export interface PageResult {
@@ -73,12 +75,17 @@ async function createConversation(server: RunningServer): Promise<string> {
   return ((await response.json()) as { id: string }).id;
 }
 
-/** One subscriber: records when each event id arrives. */
+/**
+ * One subscriber: records when each event id arrives, and when its n-th typing event (which
+ * has no id) arrives.
+ */
 function subscribe(
   server: RunningServer,
   conversationId: string,
   arrivals: Map<number, number[]>,
+  typingArrivals: Map<number, number[]>,
 ): Promise<http.ClientRequest> {
+  let typingSeen = 0;
   return new Promise((resolve, reject) => {
     const request = http.get(
       `${server.baseUrl}/api/conversations/${conversationId}/events`,
@@ -103,6 +110,8 @@ function subscribe(
             const id = /^id: (\d+)$/m.exec(block)?.[1];
             if (id) {
               arrivals.get(Number(id))?.push(now);
+            } else if (/^event: typing$/m.test(block)) {
+              typingArrivals.get(typingSeen++)?.push(now);
             }
           }
         });
@@ -125,11 +134,17 @@ async function fanout(
     for (let seq = 1; seq <= settings.posts; seq++) {
       arrivals.set(seq, []);
     }
+    const typingArrivals = new Map<number, number[]>();
+    for (let n = 0; n < settings.posts; n++) {
+      typingArrivals.set(n, []);
+    }
     for (let i = 0; i < settings.subscribers; i += 50) {
       const batch = Math.min(50, settings.subscribers - i);
       streams.push(
         ...(await Promise.all(
-          Array.from({ length: batch }, () => subscribe(server, conversationId, arrivals)),
+          Array.from({ length: batch }, () =>
+            subscribe(server, conversationId, arrivals, typingArrivals),
+          ),
         )),
       );
     }
@@ -148,7 +163,27 @@ async function fanout(
       sentAt.set(seq, started);
       await new Promise((resolve) => setTimeout(resolve, settings.postIntervalMs));
     }
+    // Typing signals, as many as posts: true and false alternately, so none is absorbed by
+    // the once-a-second coalescing (a false always goes out and lets the next true through).
+    const typingSentAt: number[] = [];
+    for (let n = 0; n < settings.posts; n++) {
+      typingSentAt.push(performance.now());
+      const response = await fetch(`${server.baseUrl}/api/conversations/${conversationId}/typing`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ sender: 'agent', typing: n % 2 === 0 }),
+      });
+      if (response.status !== 204) {
+        throw new Error(`typing answered ${response.status}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, settings.postIntervalMs));
+    }
     await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const typingLatencies: number[] = [];
+    for (const [n, times] of typingArrivals) {
+      typingLatencies.push(...times.map((t) => t - typingSentAt[n]));
+    }
+    typingLatencies.sort((a, b) => a - b);
     const latencies: number[] = [];
     for (const [seq, times] of arrivals) {
       const start = sentAt.get(seq);
@@ -165,9 +200,17 @@ async function fanout(
       p50Ms: percentile(latencies, 50),
       p99Ms: percentile(latencies, 99),
       maxMs: latencies[latencies.length - 1] ?? Number.NaN,
+      typing: {
+        signals: settings.posts,
+        deliveries: typingLatencies.length,
+        p50Ms: percentile(typingLatencies, 50),
+        p99Ms: percentile(typingLatencies, 99),
+        maxMs: typingLatencies[typingLatencies.length - 1] ?? Number.NaN,
+      },
     };
     log(
-      `[fan-out] ${configuration.label}: ${result.deliveries} deliveries, p50 ${result.p50Ms.toFixed(1)} ms, p99 ${result.p99Ms.toFixed(1)} ms`,
+      `[fan-out] ${configuration.label}: ${result.deliveries} deliveries, p50 ${result.p50Ms.toFixed(1)} ms, p99 ${result.p99Ms.toFixed(1)} ms; ` +
+        `typing ${result.typing.deliveries} deliveries, p50 ${result.typing.p50Ms.toFixed(1)} ms, p99 ${result.typing.p99Ms.toFixed(1)} ms`,
     );
     return result;
   } finally {
@@ -253,14 +296,14 @@ export function realtimeMarkdown(results: RealtimeResults): string[] {
   const lines = [
     '### Real-time: delivery to event-stream subscribers, and pages',
     '',
-    '| Configuration | subscribers | posts | deliveries | p50 ms | p99 ms | max ms |',
-    '| --- | --- | --- | --- | --- | --- | --- |',
-    ...results.fanout.map(
-      (r) =>
-        `| ${r.configuration} | ${r.subscribers} | ${r.posts} | ${r.deliveries} | ${r.p50Ms.toFixed(1)} | ${r.p99Ms.toFixed(1)} | ${r.maxMs.toFixed(1)} |`,
-    ),
+    '| Configuration | event | subscribers | sent | deliveries | p50 ms | p99 ms | max ms |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- |',
+    ...results.fanout.flatMap((r) => [
+      `| ${r.configuration} | message.created | ${r.subscribers} | ${r.posts} | ${r.deliveries} | ${r.p50Ms.toFixed(1)} | ${r.p99Ms.toFixed(1)} | ${r.maxMs.toFixed(1)} |`,
+      `| ${r.configuration} | typing | ${r.subscribers} | ${r.typing.signals} | ${r.typing.deliveries} | ${r.typing.p50Ms.toFixed(1)} | ${r.typing.p99Ms.toFixed(1)} | ${r.typing.maxMs.toFixed(1)} |`,
+    ]),
     '',
-    'Latency: from just before the POST is sent to the event arriving at a subscriber (all subscribers in the runner process, on their own connections, shared out by the cluster).',
+    'Latency: from just before the POST (a message, or a typing signal) is sent to the event arriving at a subscriber (all subscribers in the runner process, on their own connections, shared out by the cluster).',
   ];
   if (results.pages) {
     const p = results.pages;

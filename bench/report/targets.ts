@@ -68,6 +68,18 @@ export function computeTargets({ http, scale, hub, realtime }: SuiteResults): Ta
           }
         : { target, value: 'not measured', pass: null },
     );
+    const typingTarget = `typing: ${key} delivery p99 < 100 ms to every subscriber`;
+    targets.push(
+      result
+        ? {
+            target: typingTarget,
+            value: `${result.typing.p99Ms.toFixed(1)} ms (p50 ${result.typing.p50Ms.toFixed(1)}; ${result.typing.deliveries} of ${result.subscribers * result.typing.signals} delivered)`,
+            pass:
+              result.typing.p99Ms < 100 &&
+              result.typing.deliveries === result.subscribers * result.typing.signals,
+          }
+        : { target: typingTarget, value: 'not measured', pass: null },
+    );
   }
   const pages = realtime?.pages;
   targets.push(
