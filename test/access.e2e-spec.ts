@@ -4,8 +4,8 @@ import { ConversationRepository } from '../src/conversations/conversation.reposi
 import { InMemoryConversationRepository } from '../src/conversations/repositories/in-memory-conversation.repository';
 import { useTestApp } from './utils/create-app';
 import { openEventStream } from './utils/event-stream';
-import { describeWithRedis } from './utils/redis';
-import { requestText, ServerProcess, spawnServer, useServer } from './utils/spawn-server';
+import { describeWithRedis, useRedisInstances } from './utils/redis';
+import { requestText, ServerProcess, useServer } from './utils/spawn-server';
 
 const BACKEND_KEY = 'backend-key-0123456789abcdef';
 const CONSOLE_KEY = 'console-key-fedcba9876543210';
@@ -368,37 +368,20 @@ describe('rate limit across workers (built server, WORKERS=2)', () => {
 
 describeWithRedis('rate limit across instances (STORE=redis)', (redis) => {
   jest.setTimeout(30_000);
-  const servers: ServerProcess[] = [];
-
-  beforeAll(async () => {
-    const env = {
-      STORE: 'redis',
-      REDIS_URL: redis().url,
-      REDIS_KEY_PREFIX: redis().newPrefix(),
-      RATE_LIMIT_MAX: '15',
-      API_KEYS,
-      PUBLIC_CONVERSATIONS: 'true',
-    };
-    servers.push(
-      ...(await Promise.all([
-        spawnServer({ ...env, WORKERS: '2' }),
-        spawnServer({ ...env, WORKERS: '0' }),
-      ])),
-    );
-  });
-
-  afterAll(async () => {
-    await Promise.all(servers.map((server) => server.stop()));
-  });
+  const env = { RATE_LIMIT_MAX: '15', API_KEYS, PUBLIC_CONVERSATIONS: 'true' };
+  const servers = useRedisInstances(redis, [
+    { ...env, WORKERS: '2' },
+    { ...env, WORKERS: '0' },
+  ]);
 
   it('accepts exactly the limit in total across two instances', async () => {
-    const statuses = await burst(servers, 45);
+    const statuses = await burst(servers(), 45);
     expect(statuses.filter((status) => status === 201)).toHaveLength(15);
     expect(statuses.filter((status) => status === 429)).toHaveLength(30);
   });
 
   it('does not warn when API_KEYS is set', () => {
-    for (const server of servers) {
+    for (const server of servers()) {
       expect(server.lines(/access control is OFF/)).toEqual([]);
     }
   });

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import net from 'node:net';
-import { describeWithRedis, PrivateRedis, REDIS_BINARY } from './utils/redis';
+import { describeWithRedis, PrivateRedis, REDIS_BINARY, useRedisInstances } from './utils/redis';
 import { requestText, ServerProcess, spawnServer, useServer } from './utils/spawn-server';
 
 const BACKEND_KEY = 'backend-key-0123456789abcdef';
@@ -337,38 +337,24 @@ describe('Idempotency-Key across a stalled primary (WORKERS=1, STORE_TIMEOUT_MS=
 
 describeWithRedis('Idempotency-Key: STORE=redis, two instances', (redis) => {
   jest.setTimeout(60_000);
-  let servers: ServerProcess[] = [];
-
-  beforeAll(async () => {
-    const env = {
-      STORE: 'redis',
-      REDIS_URL: redis().url,
-      REDIS_KEY_PREFIX: redis().newPrefix(),
-      WORKERS: '0',
-    };
-    servers = await Promise.all([spawnServer(env), spawnServer(env)]);
-  }, 30_000);
-
-  afterAll(async () => {
-    await Promise.all(servers.map((server) => server.stop()));
-  }, 30_000);
+  const servers = useRedisInstances(redis, [{ WORKERS: '0' }, { WORKERS: '0' }]);
 
   it('ten identical posts at once across both instances make one message', async () => {
-    const id = idOf(await post(servers[0], '/api/conversations', undefined));
-    await tenAtOnce(servers, id, randomUUID());
+    const id = idOf(await post(servers()[0], '/api/conversations', undefined));
+    await tenAtOnce(servers(), id, randomUUID());
   });
 
   it('replays a create across instances: one conversation', async () => {
     const key = { 'Idempotency-Key': randomUUID() };
-    const first = await post(servers[0], '/api/conversations', undefined, key);
-    const again = await post(servers[1], '/api/conversations', undefined, key);
+    const first = await post(servers()[0], '/api/conversations', undefined, key);
+    const again = await post(servers()[1], '/api/conversations', undefined, key);
     expect(again.status).toBe(201);
     expect(again.headers['idempotent-replayed']).toBe('true');
     expect(idOf(again)).toBe(idOf(first));
   });
 
   it('replays a post whose client vanished before the answer, with one copy stored', async () => {
-    await retryAfterVanishing(servers);
+    await retryAfterVanishing(servers());
   });
 });
 

@@ -1,13 +1,7 @@
 import http from 'node:http';
 import { EventStreamClient, openEventStream, StreamEvent } from './utils/event-stream';
-import { describeWithRedis } from './utils/redis';
-import {
-  requestText,
-  ServerProcess,
-  spawnServer,
-  unknownId,
-  useServer,
-} from './utils/spawn-server';
+import { describeWithRedis, useRedisInstances } from './utils/redis';
+import { requestText, ServerProcess, unknownId, useServer } from './utils/spawn-server';
 
 const API_KEY = 'typing-read-test-key-0123456789';
 const TYPING_TTL_MS = 3_000;
@@ -298,25 +292,13 @@ describe('typing and read receipts (built server, WORKERS=2, API_KEYS set)', () 
 
 describeWithRedis('typing and read receipts: two instances sharing one Redis', (redis) => {
   jest.setTimeout(60_000);
-  const servers: ServerProcess[] = [];
-
-  beforeAll(async () => {
-    const env = {
-      STORE: 'redis',
-      REDIS_URL: redis().url,
-      REDIS_KEY_PREFIX: redis().newPrefix(),
-      WORKERS: '0',
-      API_KEYS: API_KEY,
-    };
-    servers.push(...(await Promise.all([spawnServer(env), spawnServer(env)])));
-  });
-
-  afterAll(async () => {
-    await Promise.all(servers.map((server) => server.stop()));
-  });
+  const servers = useRedisInstances(redis, [
+    { WORKERS: '0', API_KEYS: API_KEY },
+    { WORKERS: '0', API_KEYS: API_KEY },
+  ]);
 
   it('carries typing and reads from one instance to the subscribers of the other', async () => {
-    const [a, b] = servers;
+    const [a, b] = servers();
     const { id, customerToken } = await create(a);
     const onB = await stream(b, id, customerToken);
     const onA = await stream(a, id);

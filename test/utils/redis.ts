@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { Redis } from 'ioredis';
-import { freePort } from './spawn-server';
+import { freePort, ServerProcess, spawnServer } from './spawn-server';
 
 /**
  * How the Redis suites find Redis: REDIS_URL when set; otherwise a private redis-server that
@@ -206,4 +206,28 @@ export function describeWithRedis(name: string, body: (redis: () => TestRedis) =
       admin,
     }));
   });
+}
+
+/**
+ * Starts one built server per `envs` entry (each `{}` by default adds nothing) on the suite's
+ * Redis, all sharing one new key prefix, before the enclosing describe's tests, and stops
+ * them after: instances of one deployment.
+ */
+export function useRedisInstances(
+  redis: () => TestRedis,
+  envs: Record<string, string>[],
+): () => ServerProcess[] {
+  let servers: ServerProcess[] = [];
+  beforeAll(async () => {
+    const shared = {
+      STORE: 'redis',
+      REDIS_URL: redis().url,
+      REDIS_KEY_PREFIX: redis().newPrefix(),
+    };
+    servers = await Promise.all(envs.map((env) => spawnServer({ ...shared, ...env })));
+  }, 60_000);
+  afterAll(async () => {
+    await Promise.all(servers.map((server) => server.stop()));
+  }, 30_000);
+  return () => servers;
 }
