@@ -95,10 +95,10 @@ const problem = (description: string) => ({
 });
 
 /** A write's 503: the store did not answer, or not enough replicas confirmed. */
-const WRITE_UNAVAILABLE = problem(
+const WRITE_UNAVAILABLE_TEXT =
   'store_unavailable, or replication_timeout (REDIS_WAIT_REPLICAS): the write may stand, ' +
-    'retry with the same Idempotency-Key. See Retry-After',
-);
+  'retry with the same Idempotency-Key. See Retry-After';
+const WRITE_UNAVAILABLE = problem(WRITE_UNAVAILABLE_TEXT);
 
 const PAYLOAD_TOO_LARGE = problem('payload_too_large: body over BODY_LIMIT');
 const UNSUPPORTED_MEDIA_TYPE = problem(
@@ -146,10 +146,7 @@ export class ConversationsController {
   })
   @ApiBadRequestResponse(problem('validation_failed (unknown body fields) or malformed_json'))
   @ApiServiceUnavailableResponse(
-    problem(
-      'capacity_exceeded: the store holds MAX_CONVERSATIONS; store_unavailable; replication_timeout ' +
-        '(REDIS_WAIT_REPLICAS: the write may stand, retry with the same Idempotency-Key). See Retry-After',
-    ),
+    problem(`capacity_exceeded: the store holds MAX_CONVERSATIONS; ${WRITE_UNAVAILABLE_TEXT}`),
   )
   @ApiResponse({ status: 507, ...STORE_FULL })
   async create(
