@@ -16,16 +16,18 @@ describe('GET /api/conversations/:id/messages (pages)', () => {
 
   beforeAll(async () => {
     // Seeded through the store: 100,000 posts over HTTP would only test patience.
+    // Active now (real time): the app's eviction job runs every minute on the real clock, and
+    // would evict a conversation last active at the epoch if a minute turned during the suite.
     const repository = app().get(ConversationRepository);
-    id = (await repository.createConversation({ id: randomUUID(), now: 1, maxConversations: 10 }))
-      .id;
+    const now = Date.now();
+    id = (await repository.createConversation({ id: randomUUID(), now, maxConversations: 10 })).id;
     for (let i = 1; i <= N; i++) {
       await repository.appendMessage(id, {
         id: randomUUID(),
         sender: i % 2 ? 'customer' : 'agent',
         content: `message ${i}`,
         timestamp: i,
-        now: i,
+        now,
         maxMessages: N,
       });
     }
