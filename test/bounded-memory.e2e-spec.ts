@@ -79,6 +79,18 @@ async function flood(server: ServerProcess, maxPosts = 40_000): Promise<Flooded>
 
 /** After a flood: the refusal, nothing lost, the server alive, and room again after deletes. */
 async function expectBoundedFlood(server: ServerProcess): Promise<void> {
+  try {
+    await boundedFlood(server);
+  } catch (error) {
+    // Say whether the server is still there, and what it said last.
+    throw new Error(
+      `${String(error)}; server exit ${server.child.exitCode ?? server.child.signalCode}; ` +
+        `its last output:\n${server.output().slice(-3_000)}`,
+    );
+  }
+}
+
+async function boundedFlood(server: ServerProcess): Promise<void> {
   const { ids, acknowledged, statuses, refusal } = await flood(server);
   expect([...statuses].sort()).toEqual([201, 507]);
   expect(refusal.headers['content-type']).toMatch(/^application\/problem\+json/);

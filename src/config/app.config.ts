@@ -319,7 +319,8 @@ export class EnvironmentVariables {
   /**
    * The in-memory store's byte budget: message text plus what each message, conversation
    * and kept Idempotency-Key costs besides. A write past it is refused with 507 store_full.
-   * 0 (the default): half the heap limit of the process that owns the store (see the README).
+   * 0 (the default): derived from the heap limit of the process that owns the store (see
+   * storeByteBudget and the README).
    */
   @int('0')
   @IsInt()
@@ -560,12 +561,23 @@ function pickDeclared(env: Record<string, unknown>): Record<string, unknown> {
   return picked;
 }
 
+/** What the server needs of its heap besides the store: Nest, the runtime, caches (measured ~30 MB). */
+const SERVER_HEAP_BYTES = 64 * 1024 * 1024;
+/** The least default budget, for a heap too small to leave room by the rule below. */
+const MIN_STORE_BYTES = 8 * 1024 * 1024;
+
 /**
- * The in-memory store's byte budget: MAX_STORE_BYTES, or half the heap limit of this process
- * (the one that owns the store), leaving the other half to requests, caches and the runtime.
+ * The in-memory store's byte budget: MAX_STORE_BYTES, or half of what the heap limit of this
+ * process (the one that owns the store) leaves once 64 MiB are set aside for the server
+ * itself; the other half is room for requests (a long history read is copied while it is
+ * sent) and for the garbage collector. With a 128 MB old space (heap limit 176 MiB) that is
+ * 56 MiB: half the limit, 88 MiB, ran the heap out once a full store's histories were read.
  */
 export function storeByteBudget(config: AppConfig): number {
-  return config.MAX_STORE_BYTES || Math.floor(getHeapStatistics().heap_size_limit / 2);
+  const limit = getHeapStatistics().heap_size_limit;
+  return (
+    config.MAX_STORE_BYTES || Math.max(MIN_STORE_BYTES, Math.floor((limit - SERVER_HEAP_BYTES) / 2))
+  );
 }
 
 /** The validated configuration, read from process.env once, injectable as `@Inject(appConfig.KEY)`. */
