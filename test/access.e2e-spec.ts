@@ -1,7 +1,7 @@
 import request from 'supertest';
 import { hashToken } from '../src/access/customer-tokens';
 import { ConversationRepository } from '../src/conversations/conversation.repository';
-import { InMemoryConversationRepository } from '../src/conversations/repositories/in-memory-conversation.repository';
+import { InMemoryConversationRepository } from '../src/conversations/repositories/memory/in-memory-conversation.repository';
 import { useTestApp } from './utils/create-app';
 import { openEventStream } from './utils/event-stream';
 import { describeWithRedis, useRedisInstances } from './utils/redis';

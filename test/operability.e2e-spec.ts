@@ -1,7 +1,7 @@
 import request from 'supertest';
 import { ConversationRepository } from '../src/conversations/conversation.repository';
 import { StoreError } from '../src/conversations/conversation.errors';
-import { InMemoryConversationRepository } from '../src/conversations/repositories/in-memory-conversation.repository';
+import { InMemoryConversationRepository } from '../src/conversations/repositories/memory/in-memory-conversation.repository';
 import { useTestApp } from './utils/create-app';
 import {
   requestJson,

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { connectRedis } from '../src/conversations/repositories/redis-client';
-import { RedisConversationRepository } from '../src/conversations/repositories/redis-conversation.repository';
+import { connectRedis } from '../src/conversations/repositories/redis/redis-client';
+import { RedisConversationRepository } from '../src/conversations/repositories/redis/redis-conversation.repository';
 import { conversationRepositoryContract } from './contracts/conversation-repository.contract';
 import { describeWithRedis } from './utils/redis';
 

@@ -1,7 +1,7 @@
 import { NestExpressApplication } from '@nestjs/platform-express';
 import request from 'supertest';
 import { ConversationRepository } from '../src/conversations/conversation.repository';
-import { IpcConversationRepository } from '../src/conversations/repositories/ipc-conversation.repository';
+import { IpcConversationRepository } from '../src/conversations/repositories/ipc/ipc-conversation.repository';
 import { MessagePort } from '../src/common/message-port';
 import { createTestApp } from './utils/create-app';
 

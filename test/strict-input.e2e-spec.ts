@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import request from 'supertest';
 import { ConversationRepository } from '../src/conversations/conversation.repository';
-import { InMemoryConversationRepository } from '../src/conversations/repositories/in-memory-conversation.repository';
+import { InMemoryConversationRepository } from '../src/conversations/repositories/memory/in-memory-conversation.repository';
 import { useTestApp } from './utils/create-app';
 
 const API_KEY = 'backend-key-0123456789abcdef';

@@ -83,16 +83,19 @@ interface ControlModule {
 const load = async <T>(relative: string): Promise<T> => (await import(serverModule(relative))) as T;
 
 export const loadInMemoryRepository = async () =>
-  (await load<InMemoryModule>('conversations/repositories/in-memory-conversation.repository.js'))
-    .InMemoryConversationRepository;
+  (
+    await load<InMemoryModule>(
+      'conversations/repositories/memory/in-memory-conversation.repository.js',
+    )
+  ).InMemoryConversationRepository;
 
 export const loadIpcRepository = async () => ({
-  ...(await load<IpcModule>('conversations/repositories/ipc-conversation.repository.js')),
+  ...(await load<IpcModule>('conversations/repositories/ipc/ipc-conversation.repository.js')),
   ...(await load<MessagePortModule>('common/message-port.js')),
 });
 
 export const loadStoreHub = async () =>
-  (await load<StoreHubModule>('cluster/store-hub.js')).StoreHub;
+  (await load<StoreHubModule>('conversations/repositories/ipc/store-hub.js')).StoreHub;
 
 export const loadSupervisor = () => load<SupervisorModule>('cluster/worker-supervisor.js');
 

@@ -11,7 +11,7 @@ import { ClusterMetricsHub } from '../observability/cluster-metrics';
 import { COLLECT_TIMEOUT_MS, MetricsService } from '../observability/metrics.service';
 import { CONTROL_CHANNEL, isReadyMessage, isShutdownMessage, ReadyMessage } from './control';
 import { PrimaryModule } from './primary.module';
-import { StoreHub } from './store-hub';
+import { StoreHub } from '../conversations/repositories/ipc/store-hub';
 import { sendToWorker, WorkerSupervisor } from './worker-supervisor';
 
 const STOP_SIGNALS = ['SIGTERM', 'SIGINT'] as const;

@@ -6,7 +6,7 @@ import { ConversationStoreModule } from '../conversations/conversation-store.mod
 import { EvictionModule } from '../eviction/eviction.module';
 import { ObservabilityModule } from '../observability/observability.module';
 import { SnapshotModule } from '../snapshot/snapshot.module';
-import { StoreHub } from './store-hub';
+import { StoreHub } from '../conversations/repositories/ipc/store-hub';
 
 /** The cluster primary: no HTTP, just the one store, its eviction job and the IPC hub. */
 @Module({

@@ -3,16 +3,16 @@ import cluster from 'node:cluster';
 import { AppConfig, appConfig, clusterNodeList, storeByteBudget } from '../config/app.config';
 import { MetricsService } from '../observability/metrics.service';
 import { ConversationRepository } from './conversation.repository';
-import { InMemoryConversationRepository } from './repositories/in-memory-conversation.repository';
+import { InMemoryConversationRepository } from './repositories/memory/in-memory-conversation.repository';
 import { processPort } from '../common/message-port';
-import { IpcConversationRepository } from './repositories/ipc-conversation.repository';
+import { IpcConversationRepository } from './repositories/ipc/ipc-conversation.repository';
 import {
   connectRedis,
   connectRedisCluster,
   redactClusterSeeds,
   redactRedisUrl,
-} from './repositories/redis-client';
-import { RedisConversationRepository } from './repositories/redis-conversation.repository';
+} from './repositories/redis/redis-client';
+import { RedisConversationRepository } from './repositories/redis/redis-conversation.repository';
 
 /** About 30 activity generations per TTL, none narrower than a second (see ActivityIndex). */
 function generationWidth(ttlMs: number): number {

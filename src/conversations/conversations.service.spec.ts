@@ -6,7 +6,7 @@ import { validateConfig } from '../config/app.config';
 import { StoreError } from './conversation.errors';
 import { ConversationsService } from './conversations.service';
 import { CreateMessageDto } from './dto/create-message.dto';
-import { InMemoryConversationRepository } from './repositories/in-memory-conversation.repository';
+import { InMemoryConversationRepository } from './repositories/memory/in-memory-conversation.repository';
 import { FakeClock } from '../../test/utils/fake-clock';
 
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;

@@ -6,7 +6,7 @@ import { validateConfig } from '../config/app.config';
 import { StoreError } from './conversation.errors';
 import { ChangeListener, ChangesAfter, ConversationChange, Watch } from './conversation.repository';
 import { EventStreamsService } from './event-streams.service';
-import { InMemoryConversationRepository } from './repositories/in-memory-conversation.repository';
+import { InMemoryConversationRepository } from './repositories/memory/in-memory-conversation.repository';
 
 /**
  * The in-memory store with a connection that can drop: while `connected` is false, changes

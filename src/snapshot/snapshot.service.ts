@@ -4,7 +4,7 @@ import { open, rename } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { AppConfig, appConfig } from '../config/app.config';
 import { ConversationRepository } from '../conversations/conversation.repository';
-import { InMemoryConversationRepository } from '../conversations/repositories/in-memory-conversation.repository';
+import { InMemoryConversationRepository } from '../conversations/repositories/memory/in-memory-conversation.repository';
 
 /**
  * SNAPSHOT_PATH: the in-memory store is written to that file when the process that owns it

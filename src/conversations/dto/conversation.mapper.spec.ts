@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { StoredMessage } from '../conversation.repository';
-import { InMemoryConversationRepository } from '../repositories/in-memory-conversation.repository';
+import { InMemoryConversationRepository } from '../repositories/memory/in-memory-conversation.repository';
 import { toConversationHistoryJson, toMessageDto } from './conversation.mapper';
 
 describe('conversation mapper', () => {

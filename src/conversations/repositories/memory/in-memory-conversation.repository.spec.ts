@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { conversationRepositoryContract } from '../../../test/contracts/conversation-repository.contract';
-import { StoreError } from '../conversation.errors';
-import { StoredMessage } from '../conversation.repository';
+import { conversationRepositoryContract } from '../../../../test/contracts/conversation-repository.contract';
+import { StoreError } from '../../conversation.errors';
+import { StoredMessage } from '../../conversation.repository';
 import { InMemoryConversationRepository } from './in-memory-conversation.repository';
 
 conversationRepositoryContract('in-memory', async () => ({

@@ -1,6 +1,6 @@
 import { OnApplicationShutdown } from '@nestjs/common';
 import { performance } from 'node:perf_hooks';
-import { StoreError } from '../conversation.errors';
+import { StoreError } from '../../conversation.errors';
 import {
   AppendedMessage,
   ChangeListener,
@@ -20,10 +20,10 @@ import {
   TypingSignal,
   UnchangedHistory,
   Watch,
-} from '../conversation.repository';
-import { MessagePort } from '../../common/message-port';
-import { HistoryCache } from './history-cache';
-import { Watchers } from './watchers';
+} from '../../conversation.repository';
+import { MessagePort } from '../../../common/message-port';
+import { HistoryCache } from '../history-cache';
+import { Watchers } from '../watchers';
 import {
   isChangeNotice,
   isReplyBatch,

@@ -1,8 +1,8 @@
 import { OnApplicationShutdown } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { Cluster, Redis } from 'ioredis';
-import { withTimeout } from '../../common/with-timeout';
-import { StoreError } from '../conversation.errors';
+import { withTimeout } from '../../../common/with-timeout';
+import { StoreError } from '../../conversation.errors';
 import {
   AppendedMessage,
   ChangeListener,
@@ -24,12 +24,12 @@ import {
   TypingSignal,
   UnchangedHistory,
   Watch,
-} from '../conversation.repository';
-import { HistoryCache } from './history-cache';
-import { historyPieces } from './history-pieces';
+} from '../../conversation.repository';
+import { HistoryCache } from '../history-cache';
+import { historyPieces } from '../history-pieces';
 import { batchedCommands } from './redis-batch';
 import { RedisKeys } from './redis-keys';
-import { Watchers } from './watchers';
+import { Watchers } from '../watchers';
 import { REDIS_SCRIPTS, RedisScripts } from './redis-scripts';
 import {
   ChannelSubscriber,

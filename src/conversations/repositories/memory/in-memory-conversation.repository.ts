@@ -1,9 +1,9 @@
 import { Logger } from '@nestjs/common';
-import { StoreError } from '../conversation.errors';
+import { StoreError } from '../../conversation.errors';
 import { ActivityIndex } from './activity-index';
-import { historyPieces } from './history-pieces';
+import { historyPieces } from '../history-pieces';
 import { HitCounters } from './hit-counters';
-import { Watchers } from './watchers';
+import { Watchers } from '../watchers';
 import {
   AppendedMessage,
   ChangeListener,
@@ -29,7 +29,7 @@ import {
   TypingSignal,
   UnchangedHistory,
   Watch,
-} from '../conversation.repository';
+} from '../../conversation.repository';
 
 /** A stored message, kept small: what ordering needs, and its JSON, made once. */
 interface MessageRecord {

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { StoreHub } from '../../cluster/store-hub';
-import { conversationRepositoryContract } from '../../../test/contracts/conversation-repository.contract';
-import { StoreError } from '../conversation.errors';
-import { InMemoryConversationRepository } from './in-memory-conversation.repository';
+import { StoreHub } from './store-hub';
+import { conversationRepositoryContract } from '../../../../test/contracts/conversation-repository.contract';
+import { StoreError } from '../../conversation.errors';
+import { InMemoryConversationRepository } from '../memory/in-memory-conversation.repository';
 import { IpcConversationRepository } from './ipc-conversation.repository';
-import { MessagePort } from '../../common/message-port';
+import { MessagePort } from '../../../common/message-port';
 
 type Listener = (message: unknown) => void;
 

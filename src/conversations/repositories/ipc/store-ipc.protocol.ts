@@ -1,9 +1,9 @@
-import { StoreErrorCode } from '../conversation.errors';
+import { StoreErrorCode } from '../../conversation.errors';
 import {
   ConversationChange,
   ConversationRepository,
   TypingSignal,
-} from '../conversation.repository';
+} from '../../conversation.repository';
 
 /**
  * The wire protocol between a worker's IpcConversationRepository and the primary's StoreHub.

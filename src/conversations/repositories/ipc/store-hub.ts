@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
-import { StoreError } from '../conversations/conversation.errors';
-import { ConversationRepository } from '../conversations/conversation.repository';
-import { ConversationHistory } from '../conversations/conversation.repository';
+import { StoreError } from '../../conversation.errors';
+import { ConversationRepository } from '../../conversation.repository';
+import { ConversationHistory } from '../../conversation.repository';
 import {
   ChangeNotice,
   isRequestBatch,
@@ -15,7 +15,7 @@ import {
   StoreReplyPart,
   TypingNotice,
   WatchRequest,
-} from '../conversations/repositories/store-ipc.protocol';
+} from './store-ipc.protocol';
 
 const ALLOWED = new Set<string>(STORE_OPERATIONS);
 const HISTORY_OPERATIONS = new Set<string>(['getConversation', 'getConversationIfChanged']);

@@ -1,4 +1,4 @@
-import { HitCount } from '../conversation.repository';
+import { HitCount } from '../../conversation.repository';
 
 interface Counter {
   hits: number;
