@@ -32,14 +32,19 @@ export class AccessGuard implements CanActivate {
     @Inject(appConfig.KEY) private readonly config: AppConfig,
   ) {}
 
-  async canActivate(context: ExecutionContext): Promise<boolean> {
+  /** Open mode (no API_KEYS) and public routes answer a plain `true`, with no promise. */
+  canActivate(context: ExecutionContext): Promise<boolean> | boolean {
+    if (!this.access.enabled) {
+      return true;
+    }
     const rule = this.reflector.getAllAndOverride<AccessRule | undefined>(ACCESS_RULE, [
       context.getHandler(),
       context.getClass(),
     ]);
-    if (!this.access.enabled || rule === 'public') {
-      return true;
-    }
+    return rule === 'public' || this.apply(rule, context);
+  }
+
+  private async apply(rule: AccessRule | undefined, context: ExecutionContext): Promise<boolean> {
     const http = context.switchToHttp();
     const req = http.getRequest<Request>();
     const principal = await this.access.principal(req);
