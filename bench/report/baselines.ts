@@ -57,7 +57,10 @@ export function baselineResults(cells: Cell[] | null): BaselineResults | null {
 
 const int = (value: number) =>
   Number.isFinite(value) ? Math.round(value).toLocaleString('en') : '–';
-const one = (value: number) => (Number.isFinite(value) ? value.toFixed(1) : '–');
+const one = (value: number) =>
+  Number.isFinite(value)
+    ? value.toLocaleString('en', { minimumFractionDigits: 1, maximumFractionDigits: 1 })
+    : '–';
 
 export function baselinesMarkdown(
   results: BaselineResults,
