@@ -7,7 +7,6 @@ import {
   Delete,
   ExceptionFilter,
   Get,
-  Inject,
   Module,
   NotFoundException,
   Param,
@@ -46,7 +45,7 @@ function unwrap(reply: Reply, res?: Response): unknown {
 
 @Controller('api/conversations')
 class ConversationsController {
-  constructor(@Inject(ChatCore) private readonly core: ChatCore) {}
+  constructor(private readonly core: ChatCore) {}
 
   @Post()
   create(@Body() body: unknown, @Res({ passthrough: true }) res: Response): unknown {
