@@ -9,6 +9,7 @@ import { SCENARIOS } from './http/scenarios';
 import { installCleanup } from './lib/children';
 import { describeMachine } from './lib/machine';
 import { RESULTS_DIR, ROOT, SERVER_MAIN } from './lib/paths';
+import { baselineResults } from './report/baselines';
 import { clusterResults } from './report/cluster';
 import { renderMarkdown } from './report/markdown';
 import { computeTargets } from './report/targets';
@@ -22,7 +23,7 @@ import {
 } from './realtime/realtime-suite';
 
 /**
- * `npm run bench [-- --quick] [--configs=A,B,F,FW] [--scenarios=post,get20] [--skip=http,scale,hub,realtime]`
+ * `npm run bench [-- --quick] [--configs=A,E,N,X,B,C,L,F,FW] [--scenarios=post,get20] [--skip=http,scale,hub,realtime]`
  * Builds the server once, runs the HTTP scenarios, the scale checks and the hub
  * micro-benchmark, prints a markdown report and writes bench/results/<timestamp>.json.
  */
@@ -218,6 +219,7 @@ async function main(): Promise<void> {
     scale,
     hub,
     realtime,
+    baselines: baselineResults(http),
     cluster: clusterResults(http),
     errors,
     targets,

@@ -2,10 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 
 /**
- * The work the chat API does, hand-written with no framework, shared by the two baseline
- * servers (node:http and Express) so that both do exactly the same thing: the same routes'
- * rules as the real server's DTOs, pipes and service, a Map kept in activity order like the
- * in-memory repository, and the same response bodies.
+ * The work the chat API does, hand-written with no framework, shared by the baseline servers
+ * (A node:http, E Express, N NestJS, X Express with production features) so that they all do
+ * exactly the same thing: the same routes' rules as the real server's DTOs, pipes and service,
+ * a Map kept in activity order like the in-memory repository, and the same response bodies.
  */
 
 export const LIMITS = {
@@ -52,6 +52,17 @@ interface Conversation {
   lastActivityAt: number;
   lastSeq: number;
   messages: Message[];
+  /** Only with ChatCoreOptions.issueToken: what is kept of the customer token. */
+  customerTokenHash?: string;
+}
+
+export interface ChatCoreOptions {
+  /**
+   * Issues a customer token for a new conversation, as the real server does (configuration X):
+   * its hash is stored with the conversation and the token returned in the create's body.
+   * Absent (A, E, N): no token, and a create does exactly what it did before.
+   */
+  issueToken?: (conversationId: string) => { token: string; hash: string };
 }
 
 export function problem(
@@ -216,6 +227,8 @@ export class ChatCore {
   /** In activity order, like the in-memory repository: activity moves a conversation last. */
   private readonly conversations = new Map<string, Conversation>();
 
+  constructor(private readonly options: ChatCoreOptions = {}) {}
+
   createConversation(body: unknown): Reply {
     if (body !== undefined) {
       if (!isObject(body)) {
@@ -246,10 +259,16 @@ export class ChatCore {
       lastSeq: 0,
       messages: [],
     };
+    const issued = this.options.issueToken?.(conversation.id);
+    if (issued) {
+      conversation.customerTokenHash = issued.hash;
+    }
     this.conversations.set(conversation.id, conversation);
     return {
       status: 201,
-      body: summary(conversation),
+      body: issued
+        ? { ...summary(conversation), customerToken: issued.token }
+        : summary(conversation),
       headers: { Location: `/api/conversations/${conversation.id}` },
     };
   }

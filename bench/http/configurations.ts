@@ -2,6 +2,7 @@ import { Configuration } from '../lib/server';
 import { benchScript, SERVER_MAIN } from '../lib/paths';
 import { deleteKeys, redisCpuSeconds } from '../lib/redis';
 import { BenchRedisCluster } from '../lib/redis-cluster';
+import { BASELINE_SCENARIOS } from './scenarios';
 
 /** D's Redis: REDIS_URL, or the usual local one. */
 export const BENCH_REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -48,7 +49,10 @@ const onCluster = (key: string, label: string, env: Record<string, string>): Con
 
 /**
  * What the HTTP scenarios compare, in the order they alternate within each round. Every
- * configuration gets HOST=127.0.0.1, a free PORT, LOG_LEVEL=silent (see lib/server.ts).
+ * configuration gets HOST=127.0.0.1, a free PORT, LOG_LEVEL=silent, RATE_LIMIT_MAX=0 (L
+ * overrides it; see lib/server.ts). A, E, N and X are baselines in baselines/, sharing
+ * chat-core.ts: N the leanest NestJS app doing E's work, X E with the server's production
+ * features by hand.
  * D needs a Redis server at BENCH_REDIS_URL; F and FW start a Redis Cluster of their own
  * (lib/redis-cluster.ts: six redis-server processes, three masters and three replicas).
  */
@@ -67,8 +71,35 @@ export const CONFIGURATIONS: Configuration[] = [
     env: {},
     workers: 0,
   },
+  {
+    key: 'N',
+    label: 'N bare NestJS 11',
+    script: benchScript('baselines/nest-server.js'),
+    env: {},
+    workers: 0,
+    scenarios: BASELINE_SCENARIOS,
+  },
+  {
+    key: 'X',
+    label: 'X Express 5 + production features',
+    script: benchScript('baselines/express-prod-server.js'),
+    env: {},
+    workers: 0,
+    scenarios: BASELINE_SCENARIOS,
+  },
   { key: 'B', label: 'B Nest WORKERS=0', script: SERVER_MAIN, env: {}, workers: 0 },
   { key: 'C', label: 'C Nest WORKERS=2', script: SERVER_MAIN, env: {}, workers: 2 },
+  {
+    // The default deployment counts too: C with the shared rate limiter (its counters in the
+    // primary) on, at a limit the load never reaches.
+    key: 'L',
+    label: 'L Nest WORKERS=2 rate limit on (never reached)',
+    script: SERVER_MAIN,
+    env: { RATE_LIMIT_MAX: '1000000000', RATE_LIMIT_WINDOW_MS: '60000' },
+    workers: 2,
+    scenarios: BASELINE_SCENARIOS,
+    httpOnly: true,
+  },
   {
     key: 'D',
     label: 'D Nest WORKERS=2 STORE=redis',

@@ -28,6 +28,8 @@ export interface Configuration {
   masterCommandCalls?: () => Promise<Record<string, number>>;
   /** The HTTP scenarios it runs in; every one when absent. */
   scenarios?: string[];
+  /** Left out of the real-time measures (which otherwise run every one that forks workers). */
+  httpOnly?: true;
 }
 
 /** Environment shared by every configuration: loopback, quiet, no capacity limit in the way. */

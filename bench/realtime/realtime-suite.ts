@@ -277,13 +277,16 @@ async function pages(
   }
 }
 
-/** Fan-out in every given configuration that forks workers; pages in the first of them. */
+/**
+ * Fan-out in every given configuration that forks workers (but those marked HTTP-only); pages
+ * in the first of them.
+ */
 export async function runRealtimeSuite(
   configurations: Configuration[],
   settings: RealtimeSettings,
   log: (line: string) => void,
 ): Promise<RealtimeResults> {
-  const clustered = configurations.filter((c) => c.workers > 0);
+  const clustered = configurations.filter((c) => c.workers > 0 && !c.httpOnly);
   const fanoutResults: FanoutResult[] = [];
   for (const configuration of clustered) {
     fanoutResults.push(await fanout(configuration, settings, log));

@@ -24,7 +24,7 @@ export interface ClusterResults {
 /** The busiest master does at most this many times the commands of the least busy. */
 export const MAX_MASTER_IMBALANCE = 1.5;
 
-function compare(
+export function compare(
   cells: Cell[],
   scenario: string,
   numerator: string,

@@ -4,6 +4,7 @@ import { Scenario } from '../http/scenarios';
 import { Configuration } from '../lib/server';
 import { Machine } from '../lib/machine';
 import { ScaleResults } from '../scale/scale-suite';
+import { baselinesMarkdown, BaselineResults } from './baselines';
 import { clusterMarkdown, ClusterResults } from './cluster';
 import { TargetResult } from './targets';
 
@@ -18,6 +19,7 @@ export interface ReportInput {
   http: Cell[] | null;
   scale: ScaleResults | null;
   hub: HubResults | null;
+  baselines: BaselineResults | null;
   cluster: ClusterResults | null;
   errors: string[];
   targets: TargetResult[];
@@ -187,6 +189,10 @@ export function renderMarkdown(input: ReportInput): string {
   }
   if (input.http) {
     lines.push(...httpSection(input, input.http), '');
+  }
+  if (input.baselines) {
+    const title = (key: string) => input.scenarios.find((s) => s.key === key)?.title ?? key;
+    lines.push(...baselinesMarkdown(input.baselines, title), '');
   }
   if (input.cluster) {
     lines.push(...clusterMarkdown(input.cluster), '');

@@ -95,9 +95,13 @@ export function computeTargets({ http, scale, hub, realtime }: SuiteResults): Ta
           pass: null,
         },
   );
-  for (const scenario of ['post', 'create', 'get20']) {
-    targets.push(ratioTarget(http, scenario, 'B', 'E', 0.9));
-  }
+  // The server against the leanest NestJS app doing the same work (issue 19); B/E is only a
+  // figure now, in the baselines section.
+  targets.push(ratioTarget(http, 'post', 'B', 'N', 0.85));
+  targets.push(ratioTarget(http, 'create', 'B', 'N', 0.85));
+  targets.push(ratioTarget(http, 'get20', 'B', 'N', 1.0));
+  // The default deployment with the shared rate limiter on, at a limit never reached.
+  targets.push(ratioTarget(http, 'post', 'L', 'C', 0.95));
   for (const scenario of ['post', 'create', 'get20']) {
     targets.push(ratioTarget(http, scenario, 'C', 'B', 1.0));
   }
