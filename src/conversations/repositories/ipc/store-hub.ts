@@ -2,14 +2,16 @@ import { Logger } from '@nestjs/common';
 import { StoreError } from '../../conversation.errors';
 import { ConversationRepository } from '../../conversation.repository';
 import { ConversationHistory } from '../../conversation.repository';
+import { RateLimitStore } from '../../rate-limit.store';
 import {
   ChangeNotice,
   isRequestBatch,
   isWatchRequest,
   PART_CHARS,
   STORE_CHANNEL,
-  STORE_OPERATIONS,
+  STORE_PORTS,
   StoreCall,
+  StorePort,
   StoreReply,
   StoreReplyBatch,
   StoreReplyPart,
@@ -17,17 +19,30 @@ import {
   WatchRequest,
 } from './store-ipc.protocol';
 
-const ALLOWED = new Set<string>(STORE_OPERATIONS);
+/** Each port's operations that may be called, by port. */
+const ALLOWED = new Map<string, Set<string>>(
+  Object.entries(STORE_PORTS).map(([port, operations]) => [port, new Set<string>(operations)]),
+);
 const HISTORY_OPERATIONS = new Set<string>(['getConversation', 'getConversationIfChanged']);
 
+type Operation = (...args: unknown[]) => Promise<unknown>;
+
 /**
- * The primary's side of the store protocol: applies each worker's calls to the one
- * repository, in arrival order, and answers each batch with one reply batch.
+ * The primary's side of the store protocol: applies each worker's calls, in arrival order, to
+ * the store of the port each names (the one conversation repository, the rate-limit
+ * counters), and answers each batch with one reply batch.
  */
 export class StoreHub {
   private readonly logger = new Logger(StoreHub.name);
+  /** The stores calls may reach, by port; a port with none refuses its calls. */
+  private readonly ports: { [Port in StorePort]?: object };
 
-  constructor(private readonly repository: ConversationRepository) {}
+  constructor(
+    private readonly repository: ConversationRepository,
+    rateLimit?: RateLimitStore,
+  ) {
+    this.ports = { conversations: repository, rateLimit };
+  }
 
   /** What each worker watches: worker → conversation → stop. */
   private readonly watches = new Map<number, Map<string, () => void>>();
@@ -54,7 +69,12 @@ export class StoreHub {
     void Promise.all(replies).then((settled) => {
       settled.forEach((answer, i) => {
         const history = answer.ok ? (answer.result as ConversationHistory | null) : null;
-        if (HISTORY_OPERATIONS.has(message.calls[i].op) && Array.isArray(history?.messagesJson)) {
+        const call = message.calls[i];
+        if (
+          call.port === 'conversations' &&
+          HISTORY_OPERATIONS.has(call.op) &&
+          Array.isArray(history?.messagesJson)
+        ) {
           this.sendLeadingPieces(answer.id, history, reply);
         }
       });
@@ -121,13 +141,14 @@ export class StoreHub {
   }
 
   private async apply(call: StoreCall): Promise<StoreReply> {
-    if (!ALLOWED.has(call.op) || !Array.isArray(call.args)) {
+    const store = ALLOWED.get(call.port)?.has(call.op) ? this.ports[call.port] : undefined;
+    if (!store || !Array.isArray(call.args)) {
       this.logger.warn(`Refused store call ${JSON.stringify(call.op)}`);
       return { id: call.id, ok: false, code: 'store_unavailable' };
     }
     try {
-      const method = this.repository[call.op] as (...args: unknown[]) => Promise<unknown>;
-      const result = await method.apply(this.repository, call.args);
+      const operation = (store as Record<string, Operation>)[call.op];
+      const result = await operation.apply(store, call.args);
       return { id: call.id, ok: true, result };
     } catch (error) {
       if (error instanceof StoreError) {
