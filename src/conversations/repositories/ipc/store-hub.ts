@@ -11,6 +11,7 @@ import {
   STORE_CHANNEL,
   STORE_PORTS,
   StoreCall,
+  StoreOperation,
   StorePort,
   StoreReply,
   StoreReplyBatch,
@@ -19,10 +20,6 @@ import {
   WatchRequest,
 } from './store-ipc.protocol';
 
-/** Each port's operations that may be called, by port. */
-const ALLOWED = new Map<string, Set<string>>(
-  Object.entries(STORE_PORTS).map(([port, operations]) => [port, new Set<string>(operations)]),
-);
 const HISTORY_OPERATIONS = new Set<string>(['getConversation', 'getConversationIfChanged']);
 
 type Operation = (...args: unknown[]) => Promise<unknown>;
@@ -34,14 +31,18 @@ type Operation = (...args: unknown[]) => Promise<unknown>;
  */
 export class StoreHub {
   private readonly logger = new Logger(StoreHub.name);
-  /** The stores calls may reach, by port; a port with none refuses its calls. */
-  private readonly ports: { [Port in StorePort]?: object };
+  /** port → operation → the store's method: what a call may reach, and nothing else. */
+  private readonly ports = new Map<string, Map<string, Operation>>();
 
+  /** Without `rateLimits`, the rate-limit port's calls are refused (as unknown ones are). */
   constructor(
     private readonly repository: ConversationRepository,
-    rateLimit?: RateLimitStore,
+    rateLimits?: RateLimitStore,
   ) {
-    this.ports = { conversations: repository, rateLimit };
+    this.serve('conversations', repository);
+    if (rateLimits) {
+      this.serve('rateLimit', rateLimits);
+    }
   }
 
   /** What each worker watches: worker → conversation → stop. */
@@ -140,15 +141,27 @@ export class StoreHub {
     history.messagesJson = group;
   }
 
+  /** Puts the port's operations (STORE_PORTS) of `store` in the table. */
+  private serve<Port extends StorePort>(
+    port: Port,
+    store: Record<StoreOperation<Port>, unknown>,
+  ): void {
+    const operations = new Map<string, Operation>();
+    for (const op of STORE_PORTS[port] as readonly StoreOperation<Port>[]) {
+      // Looked up at each call, as a plain method call would.
+      operations.set(op, (...args) => (store[op] as Operation).apply(store, args));
+    }
+    this.ports.set(port, operations);
+  }
+
   private async apply(call: StoreCall): Promise<StoreReply> {
-    const store = ALLOWED.get(call.port)?.has(call.op) ? this.ports[call.port] : undefined;
-    if (!store || !Array.isArray(call.args)) {
+    const operation = this.ports.get(call.port)?.get(call.op);
+    if (!operation || !Array.isArray(call.args)) {
       this.logger.warn(`Refused store call ${JSON.stringify(call.op)}`);
       return { id: call.id, ok: false, code: 'store_unavailable' };
     }
     try {
-      const operation = (store as Record<string, Operation>)[call.op];
-      const result = await operation.apply(store, call.args);
+      const result = await operation(...call.args);
       return { id: call.id, ok: true, result };
     } catch (error) {
       if (error instanceof StoreError) {
