@@ -4,7 +4,9 @@ import http from 'node:http';
 import { clusterNodeList } from '../src/config/app.config';
 import { connectRedisCluster } from '../src/conversations/repositories/redis/redis-client';
 import { RedisConversationRepository } from '../src/conversations/repositories/redis/redis-conversation.repository';
+import { RedisRateLimitStore } from '../src/conversations/repositories/redis/redis-rate-limit.store';
 import { conversationRepositoryContract } from './contracts/conversation-repository.contract';
+import { rateLimitStoreContract } from './contracts/rate-limit-store.contract';
 import { openEventStream } from './utils/event-stream';
 import { describeWithRedisCluster, TestRedisCluster } from './utils/redis-cluster';
 import { requestText, ServerProcess, spawnServer } from './utils/spawn-server';
@@ -50,6 +52,14 @@ describeWithRedisCluster('Redis Cluster store (3 masters, 3 replicas)', (cluster
   conversationRepositoryContract('Redis Cluster', async () => {
     const { repository } = await open();
     return { repository, teardown: () => repository.onApplicationShutdown() };
+  });
+
+  rateLimitStoreContract('Redis Cluster', async () => {
+    const { repository } = await open();
+    return {
+      store: new RedisRateLimitStore(repository.connection),
+      teardown: () => repository.onApplicationShutdown(),
+    };
   });
 
   it('spreads conversations over every master, and eviction leaves no key on any of them', async () => {

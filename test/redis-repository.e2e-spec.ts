@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { connectRedis } from '../src/conversations/repositories/redis/redis-client';
 import { RedisConversationRepository } from '../src/conversations/repositories/redis/redis-conversation.repository';
+import { RedisRateLimitStore } from '../src/conversations/repositories/redis/redis-rate-limit.store';
 import { conversationRepositoryContract } from './contracts/conversation-repository.contract';
+import { rateLimitStoreContract } from './contracts/rate-limit-store.contract';
 import { describeWithRedis } from './utils/redis';
 
 const LIMITS = { maxConversations: 1_000, maxMessages: 1_000 };
@@ -144,6 +146,15 @@ describeWithRedis('Redis store', (redis) => {
     const { repository } = await open();
     return {
       repository,
+      teardown: () => repository.onApplicationShutdown(),
+    };
+  });
+
+  rateLimitStoreContract('Redis', async () => {
+    // As in the app: on the conversation store's connection.
+    const { repository } = await open();
+    return {
+      store: new RedisRateLimitStore(repository.connection),
       teardown: () => repository.onApplicationShutdown(),
     };
   });

@@ -4,8 +4,8 @@ import { ThrottlerModule } from '@nestjs/throttler';
 import { JsonBodyGuard } from '../common/json-body.guard';
 import { JsonBodyParser } from '../common/json-body.parser';
 import { AppConfig, appConfig } from '../config/app.config';
-import { ConversationRepository } from '../conversations/conversation.repository';
 import { ConversationStoreModule } from '../conversations/conversation-store.module';
+import { RateLimitStore } from '../conversations/rate-limit.store';
 import { AccessGuard } from './access.guard';
 import { AccessService } from './access.service';
 import { RateLimitGuard } from './rate-limit.guard';
@@ -22,11 +22,11 @@ import { SharedThrottlerStorage } from './shared-throttler.storage';
     ConversationStoreModule,
     ThrottlerModule.forRootAsync({
       imports: [ConversationStoreModule],
-      inject: [appConfig.KEY, ConversationRepository],
-      useFactory: (config: AppConfig, repository: ConversationRepository) => ({
+      inject: [appConfig.KEY, RateLimitStore],
+      useFactory: (config: AppConfig, rateLimits: RateLimitStore) => ({
         // The limit itself is chosen per caller by RateLimitGuard.
         throttlers: [{ ttl: config.RATE_LIMIT_WINDOW_MS, limit: config.RATE_LIMIT_MAX }],
-        storage: new SharedThrottlerStorage(repository),
+        storage: new SharedThrottlerStorage(rateLimits),
       }),
     }),
   ],

@@ -1,20 +1,20 @@
 import { Injectable } from '@nestjs/common';
 import { ThrottlerStorage } from '@nestjs/throttler';
-import { ConversationRepository } from '../conversations/conversation.repository';
 import { fromStore } from '../conversations/conversations.service';
+import { RateLimitStore } from '../conversations/rate-limit.store';
 
 type ThrottlerStorageRecord = Awaited<ReturnType<ThrottlerStorage['increment']>>;
 
 const seconds = (ms: number) => Math.max(0, Math.ceil(ms / 1000));
 
 /**
- * The throttler's counters, kept by the conversation store (ConversationRepository.countHit):
- * in this process, in the cluster's primary, or in Redis. So a limit is counted once across
- * every worker and instance, never once per worker.
+ * The throttler's counters, kept by the rate-limit store (RateLimitStore.countHit) where the
+ * conversations are: in this process, in the cluster's primary, or in Redis. So a limit is
+ * counted once across every worker and instance, never once per worker.
  */
 @Injectable()
 export class SharedThrottlerStorage implements ThrottlerStorage {
-  constructor(private readonly repository: ConversationRepository) {}
+  constructor(private readonly store: RateLimitStore) {}
 
   async increment(
     key: string,
@@ -22,7 +22,7 @@ export class SharedThrottlerStorage implements ThrottlerStorage {
     limit: number,
     blockDuration: number,
   ): Promise<ThrottlerStorageRecord> {
-    const count = await fromStore(this.repository.countHit(key, ttl, limit, blockDuration));
+    const count = await fromStore(this.store.countHit(key, ttl, limit, blockDuration));
     return {
       totalHits: count.totalHits,
       timeToExpire: seconds(count.windowEndsInMs),

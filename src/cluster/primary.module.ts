@@ -7,6 +7,7 @@ import { EvictionModule } from '../eviction/eviction.module';
 import { ObservabilityModule } from '../observability/observability.module';
 import { SnapshotModule } from '../snapshot/snapshot.module';
 import { StoreHub } from '../conversations/repositories/ipc/store-hub';
+import { RateLimitStore } from '../conversations/rate-limit.store';
 
 /** The cluster primary: no HTTP, just the one store, its eviction job and the IPC hub. */
 @Module({
@@ -21,8 +22,9 @@ import { StoreHub } from '../conversations/repositories/ipc/store-hub';
   providers: [
     {
       provide: StoreHub,
-      inject: [ConversationRepository],
-      useFactory: (repository: ConversationRepository) => new StoreHub(repository),
+      inject: [ConversationRepository, RateLimitStore],
+      useFactory: (repository: ConversationRepository, rateLimits: RateLimitStore) =>
+        new StoreHub(repository, rateLimits),
     },
   ],
 })

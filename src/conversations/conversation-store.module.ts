@@ -13,6 +13,10 @@ import {
   redactRedisUrl,
 } from './repositories/redis/redis-client';
 import { RedisConversationRepository } from './repositories/redis/redis-conversation.repository';
+import { RateLimitStore } from './rate-limit.store';
+import { InMemoryRateLimitStore } from './repositories/memory/in-memory-rate-limit.store';
+import { IpcRateLimitStore } from './repositories/ipc/ipc-rate-limit.store';
+import { RedisRateLimitStore } from './repositories/redis/redis-rate-limit.store';
 
 /** About 30 activity generations per TTL, none narrower than a second (see ActivityIndex). */
 function generationWidth(ttlMs: number): number {
@@ -20,7 +24,23 @@ function generationWidth(ttlMs: number): number {
 }
 
 /**
- * Provides the storage port; the implementation is chosen here and nowhere else. With
+ * The rate-limit counters live where the conversations do, on the same connection: in Redis
+ * on the conversation store's client, in a worker over its IPC channel to the primary, else in
+ * this process's memory. So they follow the conversation store's choice (and a test's
+ * replacement of it) without deciding again.
+ */
+function rateLimitStoreBeside(conversations: ConversationRepository): RateLimitStore {
+  if (conversations instanceof RedisConversationRepository) {
+    return new RedisRateLimitStore(conversations.connection);
+  }
+  if (conversations instanceof IpcConversationRepository) {
+    return new IpcRateLimitStore(conversations.channel);
+  }
+  return new InMemoryRateLimitStore();
+}
+
+/**
+ * Provides the storage ports; the implementations are chosen here and nowhere else. With
  * STORE=redis every process (primary and workers alike) talks to Redis directly: one Redis
  * (REDIS_URL), or a Redis Cluster (REDIS_CLUSTER_NODES). Otherwise a
  * cluster worker reaches the primary's store over IPC, and a single process or the primary
@@ -71,7 +91,12 @@ function generationWidth(ttlMs: number): number {
             );
       },
     },
+    {
+      provide: RateLimitStore,
+      inject: [ConversationRepository],
+      useFactory: rateLimitStoreBeside,
+    },
   ],
-  exports: [ConversationRepository],
+  exports: [ConversationRepository, RateLimitStore],
 })
 export class ConversationStoreModule {}

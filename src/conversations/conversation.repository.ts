@@ -207,16 +207,6 @@ export interface MessagePage {
   hasMore: boolean;
 }
 
-/** A rate-limit counter after one more hit (see countHit). */
-export interface HitCount {
-  /** Hits in the current window, this one included. */
-  totalHits: number;
-  /** Until the window ends. */
-  windowEndsInMs: number;
-  /** Until the block ends when the limit has been passed; else 0. */
-  blockedForMs: number;
-}
-
 /** What a store holds now. */
 export interface StoreStats {
   conversations: number;
@@ -232,7 +222,10 @@ export interface DeletedMessage {
 }
 
 /**
- * The storage port. Every implementation applies each write atomically and in one place,
+ * The conversations' storage port: conversations, their messages, pages, replay and watches,
+ * and what a write must decide atomically with them (Idempotency-Keys, the customer token's
+ * hash). Rate-limit counters have a port of their own (rate-limit.store.ts), provided beside
+ * this one. Every implementation applies each write atomically and in one place,
  * so `seq` stays unique and gap-free however many callers write at once, and rejects
  * with a StoreError (see conversation.errors.ts) rather than returning sentinels.
  *
@@ -314,19 +307,6 @@ export abstract class ConversationRepository {
    * conversation does not exist (or has no token).
    */
   abstract customerTokenHash(conversationId: string): Promise<string | null>;
-
-  /**
-   * Counts one request against a rate limit, in a fixed window of `windowMs` that begins with
-   * its first hit. The hit that passes `limit` blocks the counter for `blockMs`; while
-   * blocked, hits are not counted. Kept in the store so that every worker and instance
-   * counts against the same number.
-   */
-  abstract countHit(
-    key: string,
-    windowMs: number,
-    limit: number,
-    blockMs: number,
-  ): Promise<HitCount>;
 
   /**
    * What the store holds now, at a cost that does not grow with it. It also shows that the

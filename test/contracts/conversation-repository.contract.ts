@@ -392,42 +392,6 @@ export function conversationRepositoryContract(
       expect(await repository.customerTokenHash(id)).toBeNull();
     });
 
-    it('counts rate-limit hits in a window, blocks past the limit, and starts again after the block', async () => {
-      const key = `rl-${randomUUID()}`;
-      const counts = [];
-      for (let i = 0; i < 4; i++) {
-        counts.push(await repository.countHit(key, 60_000, 3, 150));
-      }
-      expect(counts.map((c) => c.totalHits)).toEqual([1, 2, 3, 4]);
-      expect(counts.slice(0, 3).map((c) => c.blockedForMs)).toEqual([0, 0, 0]);
-      for (const count of counts.slice(0, 3)) {
-        expect(count.windowEndsInMs).toBeGreaterThan(59_000);
-        expect(count.windowEndsInMs).toBeLessThanOrEqual(60_000);
-      }
-      expect(counts[3].blockedForMs).toBeGreaterThan(100);
-      expect(counts[3].blockedForMs).toBeLessThanOrEqual(150);
-
-      // While blocked, hits are refused and not counted; other keys are not affected.
-      const blocked = await repository.countHit(key, 60_000, 3, 150);
-      expect(blocked.blockedForMs).toBeGreaterThan(0);
-      expect(blocked.totalHits).toBeGreaterThan(3);
-      expect((await repository.countHit(`${key}-other`, 60_000, 3, 150)).totalHits).toBe(1);
-
-      await new Promise((resolve) => setTimeout(resolve, 200));
-      const after = await repository.countHit(key, 60_000, 3, 150);
-      expect(after).toMatchObject({ totalHits: 1, blockedForMs: 0 });
-    });
-
-    it('counts concurrent hits exactly once each', async () => {
-      const key = `rl-${randomUUID()}`;
-      const counts = await Promise.all(
-        Array.from({ length: 50 }, () => repository.countHit(key, 60_000, 100, 1_000)),
-      );
-      expect(counts.map((c) => c.totalHits).sort((a, b) => a - b)).toEqual(
-        Array.from({ length: 50 }, (_, i) => i + 1),
-      );
-    });
-
     it('gives the changes after a seq, each with its seq, type and event JSON', async () => {
       expect(await repository.changesAfter(randomUUID(), 0)).toBeNull();
       const { id } = await create();

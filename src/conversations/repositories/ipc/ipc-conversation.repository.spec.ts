@@ -1,9 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { StoreHub } from './store-hub';
 import { conversationRepositoryContract } from '../../../../test/contracts/conversation-repository.contract';
+import { rateLimitStoreContract } from '../../../../test/contracts/rate-limit-store.contract';
 import { StoreError } from '../../conversation.errors';
 import { InMemoryConversationRepository } from '../memory/in-memory-conversation.repository';
+import { InMemoryRateLimitStore } from '../memory/in-memory-rate-limit.store';
 import { IpcConversationRepository } from './ipc-conversation.repository';
+import { IpcRateLimitStore } from './ipc-rate-limit.store';
 import { MessagePort } from '../../../common/message-port';
 
 type Listener = (message: unknown) => void;
@@ -45,6 +48,18 @@ conversationRepositoryContract('IPC to the primary', async () => {
     2_000,
   );
   return { repository, teardown: async () => repository.close() };
+});
+
+rateLimitStoreContract('IPC to the primary', async () => {
+  // As in a worker: the rate-limit store shares the conversation store's channel.
+  const repository = new IpcConversationRepository(
+    loopback(new StoreHub(new InMemoryConversationRepository(), new InMemoryRateLimitStore())),
+    2_000,
+  );
+  return {
+    store: new IpcRateLimitStore(repository.channel),
+    teardown: async () => repository.close(),
+  };
 });
 
 describe('IpcConversationRepository failures', () => {

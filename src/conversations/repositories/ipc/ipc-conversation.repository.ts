@@ -1,5 +1,4 @@
 import { OnApplicationShutdown } from '@nestjs/common';
-import { performance } from 'node:perf_hooks';
 import { StoreError } from '../../conversation.errors';
 import {
   AppendedMessage,
@@ -9,7 +8,6 @@ import {
   ConversationRepository,
   CreatedConversation,
   DeletedMessage,
-  HitCount,
   MessagePage,
   NewConversation,
   NewMessage,
@@ -24,44 +22,24 @@ import {
 import { MessagePort } from '../../../common/message-port';
 import { HistoryCache } from '../history-cache';
 import { Watchers } from '../watchers';
+import { IpcStoreChannel, StoreCallObserver } from './ipc-store-channel';
 import {
   isChangeNotice,
-  isReplyBatch,
-  isReplyPart,
   isTypingNotice,
   STORE_CHANNEL,
-  StoreCall,
   StoreOperation,
-  StoreReply,
   WatchRequest,
 } from './store-ipc.protocol';
-
-interface Pending {
-  op: StoreOperation;
-  /** performance.now() when the call was made. */
-  startedAt: number;
-  resolve(value: unknown): void;
-  reject(error: Error): void;
-}
-
-/** Told of every call once it is settled: answered (`ok`), refused or failed. */
-export type StoreCallObserver = (op: StoreOperation, ok: boolean, seconds: number) => void;
-
-/**
- * Batches sent and not yet answered. Calls made while this many are out wait for an answer
- * and then leave together: under load the batches grow instead of the primary's message
- * rate, and with no load a call leaves at once.
- */
-const MAX_BATCHES_IN_FLIGHT = 2;
 
 /** Characters of histories a worker keeps copies of (see HistoryCache): 16 M, 16–64 MB. */
 const HISTORY_CACHE_CHARS = 16 * 1024 * 1024;
 
 /**
  * A worker's view of the store the primary owns: every call is forwarded over the cluster
- * IPC channel to the primary's StoreHub, which applies it to the one in-memory repository.
- * Calls made in one event-loop turn, or while earlier batches are still out, go as one
- * batch. A call with no answer within the timeout fails with `store_unavailable`.
+ * IPC channel (an IpcStoreChannel, which batches the calls of one event-loop turn) to the
+ * primary's StoreHub, which applies it to the one in-memory repository. A call with no answer
+ * within the timeout fails with `store_unavailable`. The worker's IpcRateLimitStore shares
+ * the channel (see `channel`).
  */
 export class IpcConversationRepository
   extends ConversationRepository
@@ -69,30 +47,17 @@ export class IpcConversationRepository
 {
   /** The in-memory store of the cluster primary, reached over IPC. */
   readonly kind = 'cluster-primary';
-  private nextId = 1;
-  private readonly pending = new Map<number, Pending>();
+  /** The channel to the primary, for the other ports' IPC stores of this worker. */
+  readonly channel: IpcStoreChannel;
   private readonly histories = new HistoryCache(HISTORY_CACHE_CHARS);
   private readonly watchers = new Watchers();
-  /** Leading history pieces received ahead of their call's answer (see StoreReplyPart). */
-  private readonly parts = new Map<number, string[]>();
-  /** Each batch in flight, by the id of its first call (replies keep the calls' order). */
-  private readonly timers = new Map<number, NodeJS.Timeout>();
-  private queue: StoreCall[] = [];
-  private flushScheduled = false;
-  private batchesInFlight = 0;
-  private closed = false;
-  private readonly unsubscribe: (() => void)[];
 
-  constructor(
-    private readonly port: MessagePort,
-    private readonly timeoutMs: number,
-    private readonly observe: StoreCallObserver = () => undefined,
-  ) {
+  constructor(port: MessagePort, timeoutMs: number, observe?: StoreCallObserver) {
     super();
-    this.unsubscribe = [
-      port.onMessage((message) => this.onMessage(message)),
-      port.onClose(() => this.close()),
-    ];
+    this.channel = new IpcStoreChannel(port, timeoutMs, observe);
+    this.channel.onNotice((message) => this.onNotice(message));
+    // The primary is gone: watchers are told of a gap, and their reads fail.
+    this.channel.onClose(() => this.watchers.gap());
   }
 
   createConversation(input: NewConversation): Promise<CreatedConversation> {
@@ -164,10 +129,6 @@ export class IpcConversationRepository
     return this.call('customerTokenHash', [conversationId]);
   }
 
-  countHit(key: string, windowMs: number, limit: number, blockMs: number): Promise<HitCount> {
-    return this.call('countHit', [key, windowMs, limit, blockMs]);
-  }
-
   /**
    * The primary sends this worker the changes of the conversations it watches. Ready at once,
    * with no answer to wait for: the watch message is sent now, while a call made after it
@@ -179,12 +140,12 @@ export class IpcConversationRepository
    * (see close) and their reads fail.
    */
   watch(conversationId: string, listener: ChangeListener): Watch {
-    if (this.closed) {
+    if (this.channel.closed) {
       return { ready: Promise.reject(new StoreError('store_unavailable')), stop: () => undefined };
     }
     const tell = (request: WatchRequest) => {
       try {
-        this.port.send(request);
+        this.channel.send(request);
       } catch {
         // The primary is gone: the channel's close tells the watchers.
       }
@@ -207,136 +168,18 @@ export class IpcConversationRepository
    * fails, and an event stream ends): the primary is gone.
    */
   close(): void {
-    if (this.closed) {
-      return;
-    }
-    this.closed = true;
-    this.unsubscribe.forEach((unsubscribe) => unsubscribe());
-    this.timers.forEach((timer) => clearTimeout(timer));
-    this.timers.clear();
-    this.queue = [];
-    this.failAll([...this.pending.keys()]);
-    this.watchers.gap();
+    this.channel.close();
   }
 
-  private call<T>(op: StoreOperation, args: unknown[]): Promise<T> {
-    if (this.closed) {
-      return Promise.reject(new StoreError('store_unavailable'));
-    }
-    const id = this.nextId++;
-    const result = new Promise<T>((resolve, reject) => {
-      this.pending.set(id, {
-        op,
-        startedAt: performance.now(),
-        resolve: resolve as (value: unknown) => void,
-        reject,
-      });
-    });
-    this.queue.push({ id, op, args });
-    this.scheduleFlush();
-    return result;
+  private call<T>(op: StoreOperation<'conversations'>, args: unknown[]): Promise<T> {
+    return this.channel.call('conversations', op, args);
   }
 
-  private scheduleFlush(): void {
-    if (!this.flushScheduled && this.queue.length > 0) {
-      this.flushScheduled = true;
-      setImmediate(() => this.flush());
-    }
-  }
-
-  private flush(): void {
-    this.flushScheduled = false;
-    if (this.batchesInFlight >= MAX_BATCHES_IN_FLIGHT || this.closed) {
-      return; // the next answer (or its timeout) sends what has queued up
-    }
-    const calls = this.queue;
-    this.queue = [];
-    try {
-      this.port.send({ ch: STORE_CHANNEL, calls });
-    } catch {
-      this.failAll(calls.map((call) => call.id));
-      return;
-    }
-    this.batchesInFlight++;
-    // One timer per batch rather than per call; the batch is answered as a whole.
-    const timer = setTimeout(() => this.onTimeout(), this.timeoutMs);
-    timer.unref();
-    this.timers.set(calls[0].id, timer);
-  }
-
-  /**
-   * A batch went unanswered: the primary is stuck or gone, so everything waiting fails now
-   * rather than each call serving out its own wait behind it.
-   */
-  private onTimeout(): void {
-    this.timers.forEach((timer) => clearTimeout(timer));
-    this.timers.clear();
-    this.queue = [];
-    this.batchesInFlight = 0;
-    this.failAll([...this.pending.keys()]);
-  }
-
-  private batchDone(): void {
-    this.batchesInFlight--;
-    this.scheduleFlush();
-  }
-
-  private onMessage(message: unknown): void {
+  private onNotice(message: unknown): void {
     if (isChangeNotice(message)) {
       this.watchers.emit(message.change);
-      return;
-    }
-    if (isTypingNotice(message)) {
+    } else if (isTypingNotice(message)) {
       this.watchers.typing(message.typing);
-      return;
-    }
-    if (isReplyPart(message)) {
-      const { id, messagesJson } = message.part;
-      if (!this.pending.has(id)) {
-        return; // its call has failed already
-      }
-      const received = this.parts.get(id);
-      this.parts.set(id, received ? received.concat(messagesJson) : messagesJson);
-      return;
-    }
-    if (!isReplyBatch(message) || message.replies.length === 0) {
-      return;
-    }
-    const timer = this.timers.get(message.replies[0].id);
-    if (timer === undefined) {
-      return; // timed out already: batchDone has run
-    }
-    clearTimeout(timer);
-    this.timers.delete(message.replies[0].id);
-    for (const reply of message.replies) {
-      this.settle(reply);
-    }
-    this.batchDone();
-  }
-
-  private settle(reply: StoreReply): void {
-    const leading = this.parts.get(reply.id);
-    this.parts.delete(reply.id);
-    const pending = this.pending.get(reply.id);
-    if (!pending) {
-      return; // timed out already
-    }
-    this.pending.delete(reply.id);
-    this.observe(pending.op, reply.ok, (performance.now() - pending.startedAt) / 1000);
-    if (reply.ok) {
-      if (leading) {
-        const history = reply.result as ConversationHistory;
-        history.messagesJson = leading.concat(history.messagesJson);
-      }
-      pending.resolve(reply.result);
-    } else {
-      pending.reject(new StoreError(reply.code));
-    }
-  }
-
-  private failAll(ids: number[]): void {
-    for (const id of ids) {
-      this.settle({ id, ok: false, code: 'store_unavailable' });
     }
   }
 }

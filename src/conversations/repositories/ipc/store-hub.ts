@@ -2,14 +2,17 @@ import { Logger } from '@nestjs/common';
 import { StoreError } from '../../conversation.errors';
 import { ConversationRepository } from '../../conversation.repository';
 import { ConversationHistory } from '../../conversation.repository';
+import { RateLimitStore } from '../../rate-limit.store';
 import {
   ChangeNotice,
   isRequestBatch,
   isWatchRequest,
   PART_CHARS,
   STORE_CHANNEL,
-  STORE_OPERATIONS,
+  STORE_PORTS,
   StoreCall,
+  StoreOperation,
+  StorePort,
   StoreReply,
   StoreReplyBatch,
   StoreReplyPart,
@@ -17,17 +20,30 @@ import {
   WatchRequest,
 } from './store-ipc.protocol';
 
-const ALLOWED = new Set<string>(STORE_OPERATIONS);
 const HISTORY_OPERATIONS = new Set<string>(['getConversation', 'getConversationIfChanged']);
 
+type Operation = (...args: unknown[]) => Promise<unknown>;
+
 /**
- * The primary's side of the store protocol: applies each worker's calls to the one
- * repository, in arrival order, and answers each batch with one reply batch.
+ * The primary's side of the store protocol: applies each worker's calls, in arrival order, to
+ * the store of the port each names (the one conversation repository, the rate-limit
+ * counters), and answers each batch with one reply batch.
  */
 export class StoreHub {
   private readonly logger = new Logger(StoreHub.name);
+  /** port → operation → the store's method: what a call may reach, and nothing else. */
+  private readonly ports = new Map<string, Map<string, Operation>>();
 
-  constructor(private readonly repository: ConversationRepository) {}
+  /** Without `rateLimits`, the rate-limit port's calls are refused (as unknown ones are). */
+  constructor(
+    private readonly repository: ConversationRepository,
+    rateLimits?: RateLimitStore,
+  ) {
+    this.serve('conversations', repository);
+    if (rateLimits) {
+      this.serve('rateLimit', rateLimits);
+    }
+  }
 
   /** What each worker watches: worker → conversation → stop. */
   private readonly watches = new Map<number, Map<string, () => void>>();
@@ -54,7 +70,12 @@ export class StoreHub {
     void Promise.all(replies).then((settled) => {
       settled.forEach((answer, i) => {
         const history = answer.ok ? (answer.result as ConversationHistory | null) : null;
-        if (HISTORY_OPERATIONS.has(message.calls[i].op) && Array.isArray(history?.messagesJson)) {
+        const call = message.calls[i];
+        if (
+          call.port === 'conversations' &&
+          HISTORY_OPERATIONS.has(call.op) &&
+          Array.isArray(history?.messagesJson)
+        ) {
           this.sendLeadingPieces(answer.id, history, reply);
         }
       });
@@ -120,14 +141,27 @@ export class StoreHub {
     history.messagesJson = group;
   }
 
+  /** Puts the port's operations (STORE_PORTS) of `store` in the table. */
+  private serve<Port extends StorePort>(
+    port: Port,
+    store: Record<StoreOperation<Port>, unknown>,
+  ): void {
+    const operations = new Map<string, Operation>();
+    for (const op of STORE_PORTS[port] as readonly StoreOperation<Port>[]) {
+      // Looked up at each call, as a plain method call would.
+      operations.set(op, (...args) => (store[op] as Operation).apply(store, args));
+    }
+    this.ports.set(port, operations);
+  }
+
   private async apply(call: StoreCall): Promise<StoreReply> {
-    if (!ALLOWED.has(call.op) || !Array.isArray(call.args)) {
+    const operation = this.ports.get(call.port)?.get(call.op);
+    if (!operation || !Array.isArray(call.args)) {
       this.logger.warn(`Refused store call ${JSON.stringify(call.op)}`);
       return { id: call.id, ok: false, code: 'store_unavailable' };
     }
     try {
-      const method = this.repository[call.op] as (...args: unknown[]) => Promise<unknown>;
-      const result = await method.apply(this.repository, call.args);
+      const result = await operation(...call.args);
       return { id: call.id, ok: true, result };
     } catch (error) {
       if (error instanceof StoreError) {

@@ -4,34 +4,43 @@ import {
   ConversationRepository,
   TypingSignal,
 } from '../../conversation.repository';
+import { RateLimitStore } from '../../rate-limit.store';
 
 /**
- * The wire protocol between a worker's IpcConversationRepository and the primary's StoreHub.
- * Calls made in the same event-loop turn travel as one batch, and their replies as one.
+ * The wire protocol between a worker's IPC stores (IpcConversationRepository,
+ * IpcRateLimitStore, over one IpcStoreChannel) and the primary's StoreHub. A call names its
+ * port and one of that port's operations. Calls made in the same event-loop turn travel as one
+ * batch, and their replies as one.
  */
 export const STORE_CHANNEL = 'chat:store';
 
-/** The port's methods that may be called over IPC, and nothing else. */
-export const STORE_OPERATIONS = [
-  'createConversation',
-  'getConversation',
-  'getConversationIfChanged',
-  'appendMessage',
-  'deleteMessage',
-  'markRead',
-  'sendTyping',
-  'evictInactive',
-  'stats',
-  'changesAfter',
-  'getPage',
-  'customerTokenHash',
-  'countHit',
-] as const satisfies readonly (keyof ConversationRepository)[];
+/** Each port's methods that may be called over IPC, and nothing else. */
+export const STORE_PORTS = {
+  conversations: [
+    'createConversation',
+    'getConversation',
+    'getConversationIfChanged',
+    'appendMessage',
+    'deleteMessage',
+    'markRead',
+    'sendTyping',
+    'evictInactive',
+    'stats',
+    'changesAfter',
+    'getPage',
+    'customerTokenHash',
+  ] as const satisfies readonly (keyof ConversationRepository)[],
+  rateLimit: ['countHit'] as const satisfies readonly (keyof RateLimitStore)[],
+};
 
-export type StoreOperation = (typeof STORE_OPERATIONS)[number];
+export type StorePort = keyof typeof STORE_PORTS;
+
+/** An operation of `Port` (of any port by default). */
+export type StoreOperation<Port extends StorePort = StorePort> = (typeof STORE_PORTS)[Port][number];
 
 export interface StoreCall {
   id: number;
+  port: StorePort;
   op: StoreOperation;
   args: unknown[];
 }

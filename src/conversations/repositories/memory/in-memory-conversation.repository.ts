@@ -2,7 +2,6 @@ import { Logger } from '@nestjs/common';
 import { StoreError } from '../../conversation.errors';
 import { ActivityIndex } from './activity-index';
 import { historyPieces } from '../history-pieces';
-import { HitCounters } from './hit-counters';
 import { Watchers } from '../watchers';
 import {
   AppendedMessage,
@@ -14,7 +13,6 @@ import {
   ConversationSummary,
   CreatedConversation,
   DeletedMessage,
-  HitCount,
   IdempotentWrite,
   LastRead,
   MessagePage,
@@ -218,7 +216,6 @@ export class InMemoryConversationRepository extends ConversationRepository {
   private readonly conversations: ActivityIndex<ConversationRecord>;
 
   private readonly watchers = new Watchers();
-  private readonly hits = new HitCounters();
   private readonly logger = new Logger('Store');
   /** Past 90% of the budget a warning is logged, once until it falls below 80% again. */
   private warnedFull = false;
@@ -533,10 +530,6 @@ export class InMemoryConversationRepository extends ConversationRepository {
 
   async customerTokenHash(conversationId: string): Promise<string | null> {
     return this.conversations.get(conversationId)?.tokenHash || null;
-  }
-
-  async countHit(key: string, windowMs: number, limit: number, blockMs: number): Promise<HitCount> {
-    return this.hits.hit(key, windowMs, limit, blockMs);
   }
 
   /** In effect at once: every write is applied here, after the watch is added. */

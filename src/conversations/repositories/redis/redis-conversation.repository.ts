@@ -1,7 +1,6 @@
 import { OnApplicationShutdown } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
-import { Cluster, Redis } from 'ioredis';
-import { withTimeout } from '../../../common/with-timeout';
+import { Cluster } from 'ioredis';
 import { StoreError } from '../../conversation.errors';
 import {
   AppendedMessage,
@@ -12,7 +11,6 @@ import {
   ConversationRepository,
   CreatedConversation,
   DeletedMessage,
-  HitCount,
   MessagePage,
   NewConversation,
   NewMessage,
@@ -27,10 +25,10 @@ import {
 } from '../../conversation.repository';
 import { HistoryCache } from '../history-cache';
 import { historyPieces } from '../history-pieces';
-import { batchedCommands } from './redis-batch';
+import { RedisClient, RedisStoreConnection, ScriptedRedis } from './redis-connection';
 import { RedisKeys } from './redis-keys';
 import { Watchers } from '../watchers';
-import { REDIS_SCRIPTS, RedisScripts } from './redis-scripts';
+import { refuse, ScriptCode } from './script-codes';
 import {
   ChannelSubscriber,
   ConnectionSubscriber,
@@ -48,11 +46,6 @@ const MESSAGE_COUNT_FLUSH_MS = 200;
 const HISTORY_CACHE_CHARS = 16 * 1024 * 1024;
 /** Digits of the seq that prefixes each member of a conversation's message set. */
 const SEQ_DIGITS = 10;
-
-type ScriptedRedis = Redis & RedisScripts;
-
-/** One Redis (REDIS_URL) or a Redis Cluster (REDIS_CLUSTER_NODES). */
-export type RedisClient = Redis | Cluster;
 
 export interface RedisStoreOptions {
   /** Changes kept per conversation for event replay (EVENT_REPLAY_LIMIT). */
@@ -105,17 +98,14 @@ export class RedisConversationRepository
   implements OnApplicationShutdown
 {
   readonly kind: 'redis' | 'redis-cluster';
+  /** The client, its scripts and key layout, shared with this process's RedisRateLimitStore. */
+  readonly connection: RedisStoreConnection;
   private readonly redis: RedisClient;
-  /**
-   * The client's commands: on one Redis batched per event-loop turn (see batchedCommands); on
-   * a cluster auto-pipelined per node by the client, since a pipeline reaches one node.
-   */
   private readonly commands: ScriptedRedis;
+  private readonly keys: RedisKeys;
   private readonly replayLimit: number;
   private readonly waitReplicas: number;
   private readonly waitTimeoutMs: number;
-  private readonly timeoutMs: number;
-  private readonly keys: RedisKeys;
   private readonly histories = new HistoryCache(HISTORY_CACHE_CHARS);
 
   private readonly watchers = new Watchers();
@@ -141,20 +131,14 @@ export class RedisConversationRepository
     options: RedisStoreOptions = {},
   ) {
     super();
-    for (const [name, script] of Object.entries(REDIS_SCRIPTS)) {
-      redis.defineCommand(name, script);
-    }
+    this.connection = new RedisStoreConnection(redis, prefix, where, options.timeoutMs ?? 5_000);
     this.redis = redis;
+    this.commands = this.connection.commands;
+    this.keys = this.connection.keys;
     this.kind = redis instanceof Cluster ? 'redis-cluster' : 'redis';
-    this.commands =
-      redis instanceof Cluster
-        ? (redis as unknown as ScriptedRedis)
-        : batchedCommands<ScriptedRedis>(redis);
     this.replayLimit = options.replayLimit ?? 1_000;
     this.waitReplicas = options.waitReplicas ?? 0;
     this.waitTimeoutMs = options.waitTimeoutMs ?? 500;
-    this.timeoutMs = options.timeoutMs ?? 5_000;
-    this.keys = new RedisKeys(prefix);
     this.subscriberName = `${prefix}sub`;
   }
 
@@ -171,15 +155,16 @@ export class RedisConversationRepository
   async createConversation(input: NewConversation): Promise<CreatedConversation> {
     const { id, now } = input;
     const keys = this.keys.conversation(id);
-    let reserved = 0;
-    let made: [number, string?];
+    let reserved = false;
+    let made: Awaited<ReturnType<ScriptedRedis['chatCreate']>>;
     try {
-      [reserved] = await this.run(() =>
+      const [place] = await this.run(() =>
         Promise.all([
           this.commands.chatReserve(this.keys.meta, input.maxConversations),
           this.commands.zadd(this.keys.activity(id), 'LT', now, id),
         ]),
       );
+      reserved = place === ScriptCode.Done;
       made = await this.write((commands) =>
         commands.chatCreate(
           ...keys,
@@ -194,25 +179,24 @@ export class RedisConversationRepository
       // conversation may be one an earlier attempt made and answered, which a retry replays;
       // nor after a replication timeout, whose write stands.
       if (!input.idempotency && !isReplicationTimeout(error)) {
-        await this.undoCreate(id, keys, reserved === 1);
+        await this.undoCreate(id, keys, reserved);
       }
       throw error;
     }
-    const [state, createdAt] = made;
-    if (state === 1) {
-      if (reserved !== 1) {
+    if (made[0] === ScriptCode.Done) {
+      if (!reserved) {
         await this.undoCreate(id, keys, false);
         throw new StoreError('capacity_exceeded');
       }
       return { id, createdAt: now, lastActivityAt: now, messageCount: 0 };
     }
-    if (reserved === 1) {
+    if (reserved) {
       await this.commands.hincrby(this.keys.meta, 'conversations', -1).catch(() => undefined);
     }
-    if (state === -4) {
+    if (made[0] === ScriptCode.KeyReused) {
       throw new StoreError('idempotency_key_reused');
     }
-    const created = Number(createdAt);
+    const created = Number(made[1]);
     return { id, createdAt: created, lastActivityAt: created, messageCount: 0, replayed: true };
   }
 
@@ -316,7 +300,7 @@ export class RedisConversationRepository
     if (Array.isArray(seq)) {
       return { ...(JSON.parse(seq[0]) as StoredMessage), replayed: true };
     }
-    this.refuse(seq);
+    refuse(seq);
     this.countMessages(1);
     return {
       id: input.id,
@@ -343,7 +327,7 @@ export class RedisConversationRepository
         this.replayLimit,
       ),
     );
-    this.refuse(seq);
+    refuse(seq);
     this.countMessages(-1);
     return { messageId, seq };
   }
@@ -359,9 +343,9 @@ export class RedisConversationRepository
         this.replayLimit,
       ),
     );
-    this.refuse(result);
+    refuse(result);
     const lastRead = { customer: customer ?? 0, agent: agent ?? 0 };
-    return result === 0 ? { lastRead } : { lastRead, seq: result };
+    return result === ScriptCode.Unchanged ? { lastRead } : { lastRead, seq: result };
   }
 
   /** Published on the conversation's channel, like its changes, but with no seq. */
@@ -379,7 +363,7 @@ export class RedisConversationRepository
         TYPING_PREFIX + payload,
       ),
     );
-    this.refuse(result);
+    refuse(result);
   }
 
   /**
@@ -455,13 +439,6 @@ export class RedisConversationRepository
   async customerTokenHash(conversationId: string): Promise<string | null> {
     const [conv] = this.keys.conversation(conversationId);
     return (await this.run(() => this.commands.hget(conv, 't'))) || null;
-  }
-
-  async countHit(key: string, windowMs: number, limit: number, blockMs: number): Promise<HitCount> {
-    const [totalHits, windowEndsInMs, blockedForMs] = await this.run(() =>
-      this.commands.chatHit(...this.keys.hitCounter(key), windowMs, limit, blockMs),
-    );
-    return { totalHits, windowEndsInMs, blockedForMs };
   }
 
   async changesAfter(conversationId: string, afterSeq: number): Promise<ChangesAfter | null> {
@@ -584,13 +561,13 @@ export class RedisConversationRepository
         this.keys.channel(id),
       ),
     );
-    if (result === -1) {
+    if (result === ScriptCode.StillActive) {
       // Active after all: its index entry was behind. Put it right, so the sweep moves on.
       await this.run(() => this.commands.zadd(bucket, 'GT', lastActivityAt, id));
       return null;
     }
     await this.run(() => this.commands.zrem(bucket, id));
-    return result === -2 ? null : result;
+    return result === ScriptCode.ConversationNotFound ? null : result;
   }
 
   /**
@@ -634,25 +611,6 @@ export class RedisConversationRepository
     };
   }
 
-  /** The scripts answer refusals as negative numbers. */
-  private refuse(result: number): void {
-    if (result === -1) {
-      throw new StoreError('conversation_not_found');
-    }
-    if (result === -2) {
-      throw new StoreError('conversation_full');
-    }
-    if (result === -3) {
-      throw new StoreError('message_not_found');
-    }
-    if (result === -4) {
-      throw new StoreError('idempotency_key_reused');
-    }
-    if (result === -5) {
-      throw new StoreError('seq_beyond_last');
-    }
-  }
-
   /**
    * Runs a write's script. With REDIS_WAIT_REPLICAS, the script and a WAIT leave together in
    * one pipeline, to the conversation's node (the same connection, right after the write):
@@ -685,25 +643,8 @@ export class RedisConversationRepository
     });
   }
 
-  /**
-   * Runs a command; any failure to reach Redis becomes store_unavailable, a refusal for want
-   * of memory store_full. One Redis's client
-   * bounds each command itself; a cluster's call is bounded here, since it may follow
-   * redirections and wait out a failover.
-   */
-  private async run<T>(command: () => Promise<T>): Promise<T> {
-    try {
-      return await (this.redis instanceof Cluster
-        ? withTimeout(command(), this.timeoutMs)
-        : command());
-    } catch (error) {
-      if (error instanceof StoreError) {
-        throw error;
-      }
-      const reason = error instanceof Error ? error.message : String(error);
-      // maxmemory reached under noeviction: nothing was written.
-      const code = reason.startsWith('OOM ') ? 'store_full' : 'store_unavailable';
-      throw new StoreError(code, `Redis at ${this.where}: ${reason}`);
-    }
+  /** Runs a command: failures become StoreErrors (see RedisStoreConnection.run). */
+  private run<T>(command: () => Promise<T>): Promise<T> {
+    return this.connection.run(command);
   }
 }

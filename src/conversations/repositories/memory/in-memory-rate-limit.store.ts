@@ -1,4 +1,4 @@
-import { HitCount } from '../../conversation.repository';
+import { HitCount, RateLimitStore } from '../../rate-limit.store';
 
 interface Counter {
   hits: number;
@@ -9,16 +9,19 @@ interface Counter {
 }
 
 /**
- * Rate-limit counters in memory, fixed windows (ConversationRepository.countHit). At most
- * `maxCounters` are kept; a counter whose window starts is moved to the back of the Map, so
- * the ones dropped first when it is full are those whose window began longest ago.
+ * Rate-limit counters in memory, fixed windows: the single process's, or the cluster
+ * primary's (its workers reach them over IPC). At most `maxCounters` are kept; a counter whose
+ * window starts is moved to the back of the Map, so the ones dropped first when it is full
+ * are those whose window began longest ago.
  */
-export class HitCounters {
+export class InMemoryRateLimitStore extends RateLimitStore {
   private readonly counters = new Map<string, Counter>();
 
-  constructor(private readonly maxCounters = 100_000) {}
+  constructor(private readonly maxCounters = 100_000) {
+    super();
+  }
 
-  hit(key: string, windowMs: number, limit: number, blockMs: number): HitCount {
+  async countHit(key: string, windowMs: number, limit: number, blockMs: number): Promise<HitCount> {
     const now = Date.now();
     let counter = this.counters.get(key);
     if (counter && counter.blockedUntil > now) {

@@ -1,0 +1,44 @@
+import { loadRedisScripts } from './redis-scripts';
+import { ScriptCode } from './script-codes';
+
+describe('the Redis scripts as loaded', () => {
+  const scripts = loadRedisScripts();
+  const byName = new Map(scripts.map((script) => [script.name, script]));
+
+  it('has one command per file, with the key count its name gives', () => {
+    expect(Object.fromEntries(scripts.map((s) => [s.name, s.numberOfKeys]))).toEqual({
+      chatAppend: 7,
+      chatChangesAfter: 5,
+      chatCreate: 5,
+      chatDelete: 5,
+      chatDeleteIf: 1,
+      chatEvict: 7,
+      chatGet: 5,
+      chatHit: 2,
+      chatPage: 5,
+      chatRead: 5,
+      chatReserve: 1,
+      chatTyping: 1,
+    });
+  });
+
+  it('has its includes put in, and defines every code it names', () => {
+    for (const { name, lua } of scripts) {
+      expect(`${name}: ${lua}`).not.toContain('--@');
+      const code = lua
+        .replace(/--\[\[[\s\S]*?\]\]/g, '')
+        .replace(/--.*$/gm, '')
+        .replace(/'[^']*'/g, "''");
+      const named = new Set(code.match(/\b[A-Z][A-Z_]+\b/g) ?? []);
+      for (const word of named) {
+        if (word !== 'KEYS' && word !== 'ARGV') {
+          expect(`${name}: ${code}`).toMatch(new RegExp(`^local ${word} = -?\\d+$`, 'm'));
+        }
+      }
+    }
+    expect(byName.get('chatAppend')?.lua).toContain(
+      `local CONVERSATION_NOT_FOUND = ${ScriptCode.ConversationNotFound}`,
+    );
+    expect(byName.get('chatRead')?.lua).toContain('local function tellChange(');
+  });
+});

@@ -1,0 +1,59 @@
+--[[
+  Posts a message: it takes the conversation's next seq, and is told as message.created. A
+  keyed post (ARGV[9] set) that was stored before gets what it stored, whatever happened since.
+
+  KEYS[1] conv, KEYS[2] msgs, KEYS[3] ids, KEYS[4] events, KEYS[5] seq: the conversation's keys
+  KEYS[6] idem                    its kept keyed posts: scoped key -> "<fingerprint> <JSON>"
+  KEYS[7] idemx                   their expiry times
+  ARGV[1] message id
+  ARGV[2] JSON head, ARGV[3] JSON tail: the message's JSON, less the seq between them
+  ARGV[4] timestamp
+  ARGV[5] now
+  ARGV[6] max messages
+  ARGV[7] the conversation's channel
+  ARGV[8] replay limit
+  ARGV[9] the scoped Idempotency-Key ('' without one)
+  ARGV[10] the request's fingerprint
+  ARGV[11] how long the key is kept, ms
+
+  Returns the seq the message took; {the message JSON} for a retry of a keyed post stored
+  before; CONVERSATION_NOT_FOUND, KEY_REUSED (the key came with another request) or
+  CONVERSATION_FULL.
+]]
+--@include "codes"
+--@include "tellChange"
+local h = redis.call('HMGET', KEYS[1], 'a', 'n', 's')
+if not h[1] then return CONVERSATION_NOT_FOUND end
+local keyed = ARGV[9] ~= ''
+if keyed then
+  -- Before the limits: a retry gets what the first attempt stored, whatever happened since.
+  local now = tonumber(ARGV[5])
+  local expired = redis.call('ZRANGEBYSCORE', KEYS[7], '-inf', now, 'LIMIT', 0, 16)
+  if #expired > 0 then
+    redis.call('HDEL', KEYS[6], unpack(expired))
+    redis.call('ZREM', KEYS[7], unpack(expired))
+  end
+  local keptUntil = redis.call('ZSCORE', KEYS[7], ARGV[9])
+  if keptUntil and tonumber(keptUntil) > now then
+    local kept = redis.call('HGET', KEYS[6], ARGV[9])
+    local cut = string.find(kept, ' ', 1, true)
+    if string.sub(kept, 1, cut - 1) ~= ARGV[10] then return KEY_REUSED end
+    return {string.sub(kept, cut + 1)}
+  end
+end
+local n = tonumber(h[2])
+if n >= tonumber(ARGV[6]) then return CONVERSATION_FULL end
+local seq = tonumber(h[3]) + 1
+local json = ARGV[2] .. seq .. ARGV[3]
+local member = string.format('%010d', seq) .. json
+redis.call('ZADD', KEYS[2], ARGV[4], member)
+redis.call('ZADD', KEYS[5], seq, member)
+redis.call('HSET', KEYS[3], ARGV[1], seq)
+-- One write of the record: seq, count, and the activity time (never going back).
+redis.call('HSET', KEYS[1], 's', seq, 'n', n + 1, 'a', math.max(tonumber(ARGV[5]), tonumber(h[1])))
+tellChange(seq, 'c', 'message.created', json, ARGV[7], ARGV[8])
+if keyed then
+  redis.call('HSET', KEYS[6], ARGV[9], ARGV[10] .. ' ' .. json)
+  redis.call('ZADD', KEYS[7], tonumber(ARGV[5]) + tonumber(ARGV[11]), ARGV[9])
+end
+return seq

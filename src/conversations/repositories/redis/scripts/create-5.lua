@@ -1,0 +1,23 @@
+--[[
+  Makes a conversation's record. A keyed create's id comes from its key, so a record that
+  exists already means a retry: it is answered as it was made, with the new token hash.
+
+  KEYS[1] conv                    the conversation's record (hash)
+  KEYS[2] msgs, KEYS[3] ids, KEYS[4] events, KEYS[5] seq: its other keys (untouched)
+  ARGV[1] now
+  ARGV[2] the customer token's hash ('' without one)
+  ARGV[3] the keyed create's request fingerprint ('' without a key)
+
+  Returns {DONE} when made; {EXISTS, createdAt} for a retry of the same request (the token
+  hash put in place); {KEY_REUSED} when it exists and this is another request, or no keyed
+  create at all.
+]]
+--@include "codes"
+local made = redis.call('HMGET', KEYS[1], 'c', 'k')
+if made[1] then
+  if ARGV[3] == '' or made[2] ~= ARGV[3] then return {KEY_REUSED} end
+  redis.call('HSET', KEYS[1], 't', ARGV[2])
+  return {EXISTS, made[1]}
+end
+redis.call('HSET', KEYS[1], 'c', ARGV[1], 'a', ARGV[1], 's', 0, 'n', 0, 't', ARGV[2], 'k', ARGV[3])
+return {DONE}

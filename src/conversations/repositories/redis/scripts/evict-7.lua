@@ -1,0 +1,20 @@
+--[[
+  Evicts a conversation whose own last activity is before the cutoff: every key of it goes,
+  and conversation.evicted is published (with its last seq).
+
+  KEYS[1] conv, KEYS[2] msgs, KEYS[3] ids, KEYS[4] events, KEYS[5] seq, KEYS[6] idem,
+  KEYS[7] idemx: every key of the conversation, as append's
+  ARGV[1] cutoff
+  ARGV[2] the conversation's channel
+
+  Returns {messages removed, 0} when evicted; {STILL_ACTIVE, lastActivityAt} when active
+  since the cutoff; {CONVERSATION_NOT_FOUND, 0} when it does not exist.
+]]
+--@include "codes"
+local h = redis.call('HMGET', KEYS[1], 'a', 'n')
+if not h[1] then return {CONVERSATION_NOT_FOUND, 0} end
+if tonumber(h[1]) >= tonumber(ARGV[1]) then return {STILL_ACTIVE, h[1]} end
+local s = redis.call('HGET', KEYS[1], 's')
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
+redis.call('SPUBLISH', ARGV[2], s .. ' conversation.evicted {}')
+return {tonumber(h[2]), 0}

@@ -1,0 +1,38 @@
+--[[
+  A read receipt: moves the sender's read horizon (fields rc and ra of the record) up to a
+  seq. A move takes the conversation's next seq, is activity, and is told as
+  conversation.read; a seq at or below the horizon changes nothing.
+
+  KEYS[1] conv, KEYS[2] msgs, KEYS[3] ids, KEYS[4] events, KEYS[5] seq: the conversation's keys
+  ARGV[1] sender: customer or agent
+  ARGV[2] the seq read up to
+  ARGV[3] now
+  ARGV[4] the conversation's channel
+  ARGV[5] replay limit
+
+  Returns {the seq the move took, customer horizon, agent horizon}; {UNCHANGED, customer
+  horizon, agent horizon} when the horizon was there already; {CONVERSATION_NOT_FOUND} or
+  {SEQ_BEYOND_LAST}.
+]]
+--@include "codes"
+--@include "tellChange"
+local h = redis.call('HMGET', KEYS[1], 'a', 's', 'rc', 'ra')
+if not h[1] then return {CONVERSATION_NOT_FOUND} end
+local last = tonumber(h[2])
+local want = tonumber(ARGV[2])
+if want > last then return {SEQ_BEYOND_LAST} end
+local rc = tonumber(h[3] or '0')
+local ra = tonumber(h[4] or '0')
+local field = 'ra'
+local horizon = ra
+if ARGV[1] == 'customer' then
+  field = 'rc'
+  horizon = rc
+end
+if want <= horizon then return {UNCHANGED, rc, ra} end
+if field == 'rc' then rc = want else ra = want end
+local seq = last + 1
+redis.call('HSET', KEYS[1], 's', seq, field, want, 'a', math.max(tonumber(ARGV[3]), tonumber(h[1])))
+local json = '{"sender":' .. cjson.encode(ARGV[1]) .. ',"seq":' .. want .. '}'
+tellChange(seq, 'r', 'conversation.read', json, ARGV[4], ARGV[5])
+return {seq, rc, ra}
