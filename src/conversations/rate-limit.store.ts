@@ -1,7 +1,9 @@
-/** A rate-limit counter after one more hit (see RateLimitStore.countHit). */
+/** A rate-limit counter after one or more hits (see RateLimitStore.countHit). */
 export interface HitCount {
-  /** Hits in the current window, this one included. */
+  /** Hits in the current window, these included. */
   totalHits: number;
+  /** How many hits this call counted: `hits`, fewer when only fewer fitted, or 1. */
+  counted: number;
   /** Until the window ends. */
   windowEndsInMs: number;
   /** Until the block ends when the limit has been passed; else 0. */
@@ -18,11 +20,15 @@ export abstract class RateLimitStore {
    * Counts one request against a rate limit, in a fixed window of `windowMs` that begins with
    * its first hit. The hit that passes `limit` blocks the counter for `blockMs`; while
    * blocked, hits are not counted.
+   *
+   * With `hits` above 1, counts as many of them as fit under the limit at once (a process
+   * reserving hits ahead, see SharedThrottlerStorage); when none fits, counts one, as above.
    */
   abstract countHit(
     key: string,
     windowMs: number,
     limit: number,
     blockMs: number,
+    hits?: number,
   ): Promise<HitCount>;
 }

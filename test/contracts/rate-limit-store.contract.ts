@@ -54,6 +54,32 @@ export function rateLimitStoreContract(
       expect(after).toMatchObject({ totalHits: 1, blockedForMs: 0 });
     });
 
+    it('counts several hits at once as far as they fit, then one at a time as usual', async () => {
+      const key = `rl-${randomUUID()}`;
+      expect(await store.countHit(key, 60_000, 10, 150, 4)).toMatchObject({
+        totalHits: 4,
+        counted: 4,
+        blockedForMs: 0,
+      });
+      // Only 6 fit of the 8 wanted: those are counted, and nothing is blocked.
+      expect(await store.countHit(key, 60_000, 10, 150, 8)).toMatchObject({
+        totalHits: 10,
+        counted: 6,
+        blockedForMs: 0,
+      });
+      // None fits: one hit is counted, the one past the limit, which blocks as usual.
+      const past = await store.countHit(key, 60_000, 10, 150, 8);
+      expect(past).toMatchObject({ totalHits: 11, counted: 1 });
+      expect(past.blockedForMs).toBeGreaterThan(100);
+      // While blocked, nothing is counted.
+      expect((await store.countHit(key, 60_000, 10, 150, 8)).counted).toBe(0);
+      // One hit by default.
+      expect(await store.countHit(`${key}-other`, 60_000, 10, 150)).toMatchObject({
+        totalHits: 1,
+        counted: 1,
+      });
+    });
+
     it('counts concurrent hits exactly once each', async () => {
       const key = `rl-${randomUUID()}`;
       const counts = await Promise.all(

@@ -11,7 +11,13 @@ export class IpcRateLimitStore extends RateLimitStore {
     super();
   }
 
-  countHit(key: string, windowMs: number, limit: number, blockMs: number): Promise<HitCount> {
-    return this.channel.call('rateLimit', 'countHit', [key, windowMs, limit, blockMs]);
+  countHit(
+    key: string,
+    windowMs: number,
+    limit: number,
+    blockMs: number,
+    hits = 1,
+  ): Promise<HitCount> {
+    return this.channel.call('rateLimit', 'countHit', [key, windowMs, limit, blockMs, hits]);
   }
 }

@@ -21,11 +21,17 @@ export class InMemoryRateLimitStore extends RateLimitStore {
     super();
   }
 
-  async countHit(key: string, windowMs: number, limit: number, blockMs: number): Promise<HitCount> {
+  async countHit(
+    key: string,
+    windowMs: number,
+    limit: number,
+    blockMs: number,
+    hits = 1,
+  ): Promise<HitCount> {
     const now = Date.now();
     let counter = this.counters.get(key);
     if (counter && counter.blockedUntil > now) {
-      return this.count(counter, now);
+      return this.count(counter, now, 0);
     }
     // After a block, counting starts again in a new window.
     if (!counter || counter.windowEndsAt <= now || counter.blockedUntil !== 0) {
@@ -36,16 +42,18 @@ export class InMemoryRateLimitStore extends RateLimitStore {
         this.counters.delete(this.counters.keys().next().value as string);
       }
     }
-    counter.hits++;
+    const counted = Math.max(1, Math.min(hits, limit - counter.hits));
+    counter.hits += counted;
     if (counter.hits > limit) {
       counter.blockedUntil = now + blockMs;
     }
-    return this.count(counter, now);
+    return this.count(counter, now, counted);
   }
 
-  private count(counter: Counter, now: number): HitCount {
+  private count(counter: Counter, now: number, counted: number): HitCount {
     return {
       totalHits: counter.hits,
+      counted,
       windowEndsInMs: counter.windowEndsAt - now,
       blockedForMs: Math.max(0, counter.blockedUntil - now),
     };

@@ -11,11 +11,17 @@ export class RedisRateLimitStore extends RateLimitStore {
     super();
   }
 
-  async countHit(key: string, windowMs: number, limit: number, blockMs: number): Promise<HitCount> {
+  async countHit(
+    key: string,
+    windowMs: number,
+    limit: number,
+    blockMs: number,
+    hits = 1,
+  ): Promise<HitCount> {
     const { commands, keys } = this.connection;
-    const [totalHits, windowEndsInMs, blockedForMs] = await this.connection.run(() =>
-      commands.chatHit(...keys.hitCounter(key), windowMs, limit, blockMs),
+    const [totalHits, windowEndsInMs, blockedForMs, counted] = await this.connection.run(() =>
+      commands.chatHit(...keys.hitCounter(key), windowMs, limit, blockMs, hits),
     );
-    return { totalHits, windowEndsInMs, blockedForMs };
+    return { totalHits, counted, windowEndsInMs, blockedForMs };
   }
 }

@@ -162,5 +162,6 @@ export interface RedisScripts {
     windowMs: Arg,
     limit: Arg,
     blockMs: Arg,
-  ): Promise<[number, number, number]>;
+    hits: Arg,
+  ): Promise<[number, number, number, number]>;
 }
