@@ -26,7 +26,7 @@ describe('SharedThrottlerStorage', () => {
     const storage = new SharedThrottlerStorage(store);
     const totals = [];
     for (let i = 0; i < 150; i++) {
-      totals.push((await storage.increment('k', WINDOW, 199, BLOCK, 'default')).totalHits);
+      totals.push((await storage.increment('k', WINDOW, 199, BLOCK)).totalHits);
     }
     expect(store.calls).toBe(150);
     expect(totals).toEqual(Array.from({ length: 150 }, (_, i) => i + 1));
@@ -37,7 +37,7 @@ describe('SharedThrottlerStorage', () => {
     const storage = new SharedThrottlerStorage(store);
     const totals = [];
     for (let i = 0; i < 3_000; i++) {
-      totals.push((await storage.increment('k', WINDOW, 1_000_000, BLOCK, 'default')).totalHits);
+      totals.push((await storage.increment('k', WINDOW, 1_000_000, BLOCK)).totalHits);
     }
     expect(totals).toEqual(Array.from({ length: 3_000 }, (_, i) => i + 1));
     // 1, 2, 4, ..., 256, then 256 at a time: 9 + 10 calls.
@@ -48,7 +48,7 @@ describe('SharedThrottlerStorage', () => {
     const store = new CountingStore();
     const storage = new SharedThrottlerStorage(store);
     const records = await Promise.all(
-      Array.from({ length: 300 }, () => storage.increment('k', WINDOW, 100_000, BLOCK, 'default')),
+      Array.from({ length: 300 }, () => storage.increment('k', WINDOW, 100_000, BLOCK)),
     );
     const totals = records.map((record) => record.totalHits).sort((a, b) => a - b);
     expect(totals).toEqual(Array.from({ length: 300 }, (_, i) => i + 1));
@@ -76,7 +76,6 @@ describe('SharedThrottlerStorage', () => {
               WINDOW,
               limit,
               BLOCK,
-              'default',
             );
             if (!record.isBlocked && record.totalHits <= limit) {
               accepted++;
@@ -98,10 +97,10 @@ describe('SharedThrottlerStorage', () => {
     const store = new CountingStore();
     const storage = new SharedThrottlerStorage(store);
     for (let i = 0; i < 40; i++) {
-      await storage.increment('k', WINDOW, 100_000, BLOCK, 'default');
+      await storage.increment('k', WINDOW, 100_000, BLOCK);
     }
     jest.setSystemTime(1_000_000 + WINDOW + 1);
-    const next = await storage.increment('k', WINDOW, 100_000, BLOCK, 'default');
+    const next = await storage.increment('k', WINDOW, 100_000, BLOCK);
     expect(next.totalHits).toBe(1);
     expect(next.timeToExpire).toBe(WINDOW / 1000);
   });
@@ -115,8 +114,8 @@ describe('SharedThrottlerStorage', () => {
       }
     })();
     const storage = new SharedThrottlerStorage(failing);
-    await expect(storage.increment('k', WINDOW, 100_000, BLOCK, 'default')).rejects.toThrow('down');
-    await expect(storage.increment('k', WINDOW, 100_000, BLOCK, 'default')).rejects.toThrow('down');
+    await expect(storage.increment('k', WINDOW, 100_000, BLOCK)).rejects.toThrow('down');
+    await expect(storage.increment('k', WINDOW, 100_000, BLOCK)).rejects.toThrow('down');
     expect(failing.calls).toBe(2);
   });
 });

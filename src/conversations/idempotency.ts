@@ -64,7 +64,7 @@ export function conversationIdFor(scopedKey: string): string {
 @Injectable()
 export class IdempotencyKeyPipe implements PipeTransform<
   Request,
-  Promise<IdempotentWrite | undefined>
+  Promise<IdempotentWrite | undefined> | undefined
 > {
   private readonly ttlMs: number;
 
@@ -76,11 +76,13 @@ export class IdempotencyKeyPipe implements PipeTransform<
     this.ttlMs = Math.min(config.IDEMPOTENCY_TTL_MS, config.CONVERSATION_TTL_MS);
   }
 
-  async transform(req: Request): Promise<IdempotentWrite | undefined> {
+  /** Without the header, answers at once: no promise, no principal to look up. */
+  transform(req: Request): Promise<IdempotentWrite | undefined> | undefined {
     const header = req.headers['idempotency-key'];
-    if (header === undefined) {
-      return undefined;
-    }
+    return header === undefined ? undefined : this.keyed(req, header);
+  }
+
+  private async keyed(req: Request, header: string | string[]): Promise<IdempotentWrite> {
     if (typeof header !== 'string' || !VALID_KEY.test(header)) {
       refuse('must be 1 to 255 visible ASCII characters');
     }

@@ -2,9 +2,12 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { performance } from 'node:perf_hooks';
 import { logLevels } from '../common/logger';
-import { assignRequestId, REQUEST_ID_HEADER } from '../common/request-id';
+import { assignRequestId, REQUEST_ID_HEADER, requestIdOf } from '../common/request-id';
 import { AppConfig, appConfig, trustProxySetting } from '../config/app.config';
 import { MetricsService } from './metrics.service';
+
+const STARTED = Symbol('started');
+type Observed = Response & { [STARTED]: number };
 
 /** The route label of a request that matched no route. */
 export const UNMATCHED_ROUTE = 'unmatched';
@@ -20,6 +23,8 @@ export class RequestObserver {
   private readonly accessLog: boolean;
   /** Whether to look out for a proxy nobody told us about (TRUST_PROXY unset): once. */
   private watchForProxy: boolean;
+  /** The one `finish` listener of every response: no closure per request. */
+  private readonly finished: (this: Response) => void;
 
   constructor(
     private readonly metrics: MetricsService,
@@ -27,6 +32,11 @@ export class RequestObserver {
   ) {
     this.accessLog = logLevels(config.LOG_LEVEL).includes('log');
     this.watchForProxy = trustProxySetting(config.TRUST_PROXY) === false;
+    const observe = (req: Request, res: Response) => this.observe(req, res);
+    // `this` is the response that finished.
+    this.finished = function (this: Response) {
+      observe(this.req, this);
+    };
   }
 
   /**
@@ -44,29 +54,31 @@ export class RequestObserver {
   }
 
   readonly handle: RequestHandler = (req: Request, res: Response, next: NextFunction) => {
-    const started = performance.now();
+    (res as Observed)[STARTED] = performance.now();
     if (this.watchForProxy && req.headers['x-forwarded-for'] !== undefined) {
       this.warnUntrustedProxy();
     }
-    const requestId = assignRequestId(req);
-    res.setHeader(REQUEST_ID_HEADER, requestId);
-    res.once('finish', () => {
-      const ms = performance.now() - started;
-      // The route pattern, not the path: ids in paths would make a series per conversation.
-      const route = (req.route as { path?: unknown } | undefined)?.path;
-      const label = typeof route === 'string' ? route : UNMATCHED_ROUTE;
-      this.metrics.observeRequest(req.method, label, res.statusCode, ms / 1000);
-      if (this.accessLog) {
-        this.logger.log({
-          message: `${req.method} ${label} ${res.statusCode} ${ms.toFixed(1)} ms`,
-          requestId,
-          method: req.method,
-          route: label,
-          status: res.statusCode,
-          durationMs: Math.round(ms * 10) / 10,
-        });
-      }
-    });
+    res.setHeader(REQUEST_ID_HEADER, assignRequestId(req));
+    // One listener for every response, no closure per request: `finish` is emitted once.
+    res.on('finish', this.finished);
     next();
   };
+
+  private observe(req: Request, res: Response): void {
+    const ms = performance.now() - (res as Observed)[STARTED];
+    // The route pattern, not the path: ids in paths would make a series per conversation.
+    const route = (req.route as { path?: unknown } | undefined)?.path;
+    const label = typeof route === 'string' ? route : UNMATCHED_ROUTE;
+    this.metrics.observeRequest(req.method, label, res.statusCode, ms / 1000);
+    if (this.accessLog) {
+      this.logger.log({
+        message: `${req.method} ${label} ${res.statusCode} ${ms.toFixed(1)} ms`,
+        requestId: requestIdOf(req),
+        method: req.method,
+        route: label,
+        status: res.statusCode,
+        durationMs: Math.round(ms * 10) / 10,
+      });
+    }
+  }
 }
