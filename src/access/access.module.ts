@@ -3,7 +3,7 @@ import { APP_GUARD } from '@nestjs/core';
 import { ThrottlerModule } from '@nestjs/throttler';
 import { JsonBodyGuard } from '../common/json-body.guard';
 import { JsonBodyParser } from '../common/json-body.parser';
-import { AppConfig, appConfig } from '../config/app.config';
+import { RateLimitSettings } from '../config/app.settings';
 import { ConversationRepository } from '../conversations/conversation.repository';
 import { ConversationStoreModule } from '../conversations/conversation-store.module';
 import { AccessGuard } from './access.guard';
@@ -22,10 +22,10 @@ import { SharedThrottlerStorage } from './shared-throttler.storage';
     ConversationStoreModule,
     ThrottlerModule.forRootAsync({
       imports: [ConversationStoreModule],
-      inject: [appConfig.KEY, ConversationRepository],
-      useFactory: (config: AppConfig, repository: ConversationRepository) => ({
+      inject: [RateLimitSettings, ConversationRepository],
+      useFactory: (limits: RateLimitSettings, repository: ConversationRepository) => ({
         // The limit itself is chosen per caller by RateLimitGuard.
-        throttlers: [{ ttl: config.RATE_LIMIT_WINDOW_MS, limit: config.RATE_LIMIT_MAX }],
+        throttlers: [{ ttl: limits.windowMs, limit: limits.perClient }],
         storage: new SharedThrottlerStorage(repository),
       }),
     }),

@@ -1,9 +1,9 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { performance } from 'node:perf_hooks';
 import { logLevels } from '../common/logger';
 import { assignRequestId, REQUEST_ID_HEADER } from '../common/request-id';
-import { AppConfig, appConfig, trustProxySetting } from '../config/app.config';
+import { HttpSettings, ObservabilitySettings } from '../config/app.settings';
 import { MetricsService } from './metrics.service';
 
 /** The route label of a request that matched no route. */
@@ -23,10 +23,11 @@ export class RequestObserver {
 
   constructor(
     private readonly metrics: MetricsService,
-    @Inject(appConfig.KEY) config: AppConfig,
+    observability: ObservabilitySettings,
+    http: HttpSettings,
   ) {
-    this.accessLog = logLevels(config.LOG_LEVEL).includes('log');
-    this.watchForProxy = trustProxySetting(config.TRUST_PROXY) === false;
+    this.accessLog = logLevels(observability.logLevel).includes('log');
+    this.watchForProxy = http.trustProxy === false;
   }
 
   /**
