@@ -75,6 +75,8 @@ export class AccessService {
     private readonly repository: ConversationRepository,
     @Inject(appConfig.KEY) config: AppConfig,
   ) {
+    // The validated config, as unit specs build this service; settingsOf gives the same
+    // resolution that the injected settings groups come from.
     this.keys = settingsOf(config).access.apiKeys.map((key) => {
       const digest = sha256(key);
       return { id: digest.toString('hex').slice(0, 12), digest };
