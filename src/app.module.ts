@@ -1,8 +1,8 @@
-import { Module } from '@nestjs/common';
+import { Module, Provider } from '@nestjs/common';
 import { APP_FILTER, APP_PIPE } from '@nestjs/core';
-import cluster from 'node:cluster';
 import { AccessModule } from './access/access.module';
 import { CommonModule } from './common/common.module';
+import { ProcessRoleModule } from './common/process-role';
 import { ProblemExceptionFilter } from './common/problem.filter';
 import { AppValidationPipe } from './common/validation.pipe';
 import { AppConfigModule } from './config/config.module';
@@ -12,21 +12,33 @@ import { HealthModule } from './health/health.module';
 import { ObservabilityModule } from './observability/observability.module';
 import { SnapshotModule } from './snapshot/snapshot.module';
 
+/** The HTTP API: what a single process and every cluster worker (cluster/worker.module.ts) serve. */
+export const HTTP_API_IMPORTS = [
+  AppConfigModule,
+  CommonModule,
+  ObservabilityModule,
+  AccessModule,
+  ConversationsModule,
+  HealthModule,
+];
+
+export const HTTP_API_PROVIDERS: Provider[] = [
+  { provide: APP_PIPE, useClass: AppValidationPipe },
+  { provide: APP_FILTER, useClass: ProblemExceptionFilter },
+];
+
+/**
+ * The root of a single process (WORKERS=0), and of the e2e tests: the HTTP API with the store
+ * in this process, and so the jobs that run where the store lives: eviction and snapshots (in
+ * cluster mode the primary runs them, see cluster/primary.module.ts).
+ */
 @Module({
   imports: [
-    AppConfigModule,
-    CommonModule,
-    ObservabilityModule,
-    AccessModule,
-    ConversationsModule,
-    HealthModule,
-    // The eviction job runs where the store lives: here in a single process, in the primary
-    // under cluster mode (see cluster/primary.module.ts), never in a worker.
-    ...(cluster.isWorker ? [] : [EvictionModule, SnapshotModule]),
+    ProcessRoleModule.forRole('server'),
+    ...HTTP_API_IMPORTS,
+    EvictionModule,
+    SnapshotModule,
   ],
-  providers: [
-    { provide: APP_PIPE, useClass: AppValidationPipe },
-    { provide: APP_FILTER, useClass: ProblemExceptionFilter },
-  ],
+  providers: HTTP_API_PROVIDERS,
 })
 export class AppModule {}

@@ -4,7 +4,7 @@ import { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import helmet from 'helmet';
 import { serveConsole } from './console/console.setup';
-import { AppConfig, appConfig, originList, trustProxySetting } from './config/app.config';
+import { HttpSettings } from './config/app.settings';
 import { RequestObserver } from './observability/request-observer';
 
 /**
@@ -21,7 +21,7 @@ export const APP_OPTIONS: NestApplicationOptions = { bodyParser: false, abortOnE
  * HTTP under any name but localhost, a browser would upgrade every file a page loads to https
  * and fail to load it. Both sets are built once; a request only picks one.
  */
-function securityHeaders(trustProxy: ReturnType<typeof trustProxySetting>): RequestHandler {
+function securityHeaders(trustProxy: HttpSettings['trustProxy']): RequestHandler {
   const plain = helmet({
     strictTransportSecurity: false,
     contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } },
@@ -40,21 +40,20 @@ export function configureApp(app: NestExpressApplication): NestExpressApplicatio
   app.disable('x-powered-by');
   // Responses are never cached by clients; an ETag would cost a hash of every body.
   app.set('etag', false);
-  const config = app.get<AppConfig>(appConfig.KEY);
+  const http = app.get(HttpSettings);
   // Which X-Forwarded-For to believe: rate limits count per client address.
-  app.set('trust proxy', trustProxySetting(config.TRUST_PROXY));
+  app.set('trust proxy', http.trustProxy);
   // First, ahead of Swagger's routes and Nest's: every request gets its id, metrics and log line.
   app.use(app.get(RequestObserver).handle);
-  app.use(securityHeaders(trustProxySetting(config.TRUST_PROXY)));
+  app.use(securityHeaders(http.trustProxy));
   // API answers are per-user and change at any moment: never cached.
   app.use('/api', (_req: Request, res: Response, next: NextFunction) => {
     res.setHeader('Cache-Control', 'no-store');
     next();
   });
-  const origins = originList(config.CORS_ORIGINS) ?? [];
-  if (origins.length > 0) {
+  if (http.corsOrigins.length > 0) {
     app.enableCors({
-      origin: origins,
+      origin: [...http.corsOrigins],
       allowedHeaders: [
         'Content-Type',
         'Authorization',
@@ -75,7 +74,7 @@ export function configureApp(app: NestExpressApplication): NestExpressApplicatio
     });
   }
 
-  if (config.CONSOLE_ENABLED) {
+  if (http.consoleEnabled) {
     serveConsole(app);
   }
 

@@ -3,7 +3,7 @@ import { APP_GUARD } from '@nestjs/core';
 import { ThrottlerModule } from '@nestjs/throttler';
 import { JsonBodyGuard } from '../common/json-body.guard';
 import { JsonBodyParser } from '../common/json-body.parser';
-import { AppConfig, appConfig } from '../config/app.config';
+import { RateLimitSettings } from '../config/app.settings';
 import { ConversationStoreModule } from '../conversations/conversation-store.module';
 import { RateLimitStore } from '../conversations/rate-limit.store';
 import { AccessGuard } from './access.guard';
@@ -22,10 +22,10 @@ import { SharedThrottlerStorage } from './shared-throttler.storage';
     ConversationStoreModule,
     ThrottlerModule.forRootAsync({
       imports: [ConversationStoreModule],
-      inject: [appConfig.KEY, RateLimitStore],
-      useFactory: (config: AppConfig, rateLimits: RateLimitStore) => ({
+      inject: [RateLimitSettings, RateLimitStore],
+      useFactory: (limits: RateLimitSettings, rateLimits: RateLimitStore) => ({
         // The limit itself is chosen per caller by RateLimitGuard.
-        throttlers: [{ ttl: config.RATE_LIMIT_WINDOW_MS, limit: config.RATE_LIMIT_MAX }],
+        throttlers: [{ ttl: limits.windowMs, limit: limits.perClient }],
         storage: new SharedThrottlerStorage(rateLimits),
       }),
     }),

@@ -2,7 +2,8 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { Request } from 'express';
 import { timingSafeEqual } from 'node:crypto';
 import { ValidationFailedException } from '../common/problem';
-import { AppConfig, apiKeyList, appConfig } from '../config/app.config';
+import { AppConfig, appConfig } from '../config/app.config';
+import { settingsOf } from '../config/app.settings';
 import { ConversationRepository } from '../conversations/conversation.repository';
 import { fromStore } from '../conversations/conversations.service';
 import { sameHash, sha256, tokenConversation } from './customer-tokens';
@@ -74,7 +75,9 @@ export class AccessService {
     private readonly repository: ConversationRepository,
     @Inject(appConfig.KEY) config: AppConfig,
   ) {
-    this.keys = (apiKeyList(config.API_KEYS) ?? []).map((key) => {
+    // The validated config, as unit specs build this service; settingsOf gives the same
+    // resolution that the injected settings groups come from.
+    this.keys = settingsOf(config).access.apiKeys.map((key) => {
       const digest = sha256(key);
       return { id: digest.toString('hex').slice(0, 12), digest };
     });

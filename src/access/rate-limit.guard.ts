@@ -1,4 +1,4 @@
-import { ExecutionContext, HttpStatus, Inject, Injectable } from '@nestjs/common';
+import { ExecutionContext, HttpStatus, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import {
   InjectThrottlerOptions,
@@ -12,7 +12,7 @@ import {
 } from '@nestjs/throttler';
 import type { Request, Response } from 'express';
 import { ProblemException } from '../common/problem';
-import { AppConfig, appConfig } from '../config/app.config';
+import { RateLimitSettings } from '../config/app.settings';
 import { AccessService, callerOf } from './access.service';
 
 /**
@@ -31,12 +31,11 @@ export class RateLimitGuard extends ThrottlerGuard {
     @InjectThrottlerStorage() storage: ThrottlerStorage,
     reflector: Reflector,
     private readonly access: AccessService,
-    @Inject(appConfig.KEY) private readonly config: AppConfig,
+    private readonly limits: RateLimitSettings,
   ) {
     super(options, storage, reflector);
     // Without API_KEYS every caller is counted by address, so only RATE_LIMIT_MAX can apply.
-    this.active =
-      config.RATE_LIMIT_MAX > 0 || (access.enabled && config.RATE_LIMIT_API_KEY_MAX > 0);
+    this.active = limits.perClient > 0 || (access.enabled && limits.perApiKey > 0);
   }
 
   /** With no limit that applies, nothing is counted and no store call is made. */
@@ -49,10 +48,7 @@ export class RateLimitGuard extends ThrottlerGuard {
     const principal = await this.access.principal(
       request.context.switchToHttp().getRequest<Request>(),
     );
-    const limit =
-      principal.kind === 'api-key'
-        ? this.config.RATE_LIMIT_API_KEY_MAX
-        : this.config.RATE_LIMIT_MAX;
+    const limit = principal.kind === 'api-key' ? this.limits.perApiKey : this.limits.perClient;
     // 0 is "no limit" for this kind of caller.
     return limit <= 0 ? true : super.handleRequest({ ...request, limit });
   }

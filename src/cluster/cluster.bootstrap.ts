@@ -2,62 +2,72 @@ import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import cluster, { Worker } from 'node:cluster';
-import { availableParallelism } from 'node:os';
+import { AppModule } from '../app.module';
 import { createLogger } from '../common/logger';
+import { ProcessRole } from '../common/process-role';
 import { AddressInfo } from 'node:net';
-import { AppConfig, apiKeyList, clusterNodeList } from '../config/app.config';
-import { closeGracefully, startHttpServer } from '../http-server';
-import { ClusterMetricsHub } from '../observability/cluster-metrics';
-import { COLLECT_TIMEOUT_MS, MetricsService } from '../observability/metrics.service';
+import { AppConfig } from '../config/app.config';
+import { AppSettings, settingsOf } from '../config/app.settings';
+import { MetricsService } from '../observability/metrics.service';
 import { CONTROL_CHANNEL, isReadyMessage, isShutdownMessage, ReadyMessage } from './control';
+import { closeGracefully, startHttpServer } from './http-server';
+import { PrimaryMessageRouter } from './primary-message-router';
 import { PrimaryModule } from './primary.module';
-import { StoreHub } from '../conversations/repositories/ipc/store-hub';
-import { sendToWorker, WorkerSupervisor } from './worker-supervisor';
+import { WorkerModule } from './worker.module';
+import { WorkerSupervisor } from './worker-supervisor';
 
 const STOP_SIGNALS = ['SIGTERM', 'SIGINT'] as const;
 
+/**
+ * Which process this is: the one place that asks node:cluster. Every other file injects the
+ * answer (PROCESS_ROLE), given by the root module each role starts.
+ */
+function processRole(workers: number): ProcessRole {
+  if (workers === 0) {
+    return 'server';
+  }
+  return cluster.isPrimary ? 'primary' : 'worker';
+}
+
 /** Starts the server in the mode the configuration asks for. */
 export async function runServer(config: AppConfig): Promise<void> {
-  const workers = config.WORKERS < 0 ? availableParallelism() : config.WORKERS;
-  if (workers === 0) {
-    await runSingleProcess(config);
-  } else if (cluster.isPrimary) {
-    await runPrimary(config, workers);
-  } else {
-    await runWorker(config);
+  const settings = settingsOf(config);
+  const { workers } = settings.cluster;
+  switch (processRole(workers)) {
+    case 'server':
+      return runSingleProcess(config, settings);
+    case 'primary':
+      return runPrimary(config, settings, workers);
+    case 'worker':
+      return runWorker(config, settings);
   }
 }
 
 /** Where the store is, without a password. */
-function storeDescription(config: AppConfig): string {
-  if (config.STORE === 'memory') {
+function storeDescription({ store, redis }: AppSettings): string {
+  if (store.kind === 'memory') {
     return 'in-memory store';
   }
-  const seeds = clusterNodeList(config.REDIS_CLUSTER_NODES) ?? [];
-  if (seeds.length > 0) {
-    return `Redis Cluster at ${seeds.map((seed) => `${seed.host}:${seed.port}`).join(',')}`;
+  if (redis.clusterNodes.length > 0) {
+    return `Redis Cluster at ${redis.clusterNodes.map((seed) => `${seed.host}:${seed.port}`).join(',')}`;
   }
-  const url = new URL(config.REDIS_URL);
-  return `Redis at ${url.protocol}//${url.host}${url.pathname.length > 1 ? url.pathname : ''}`;
+  return `Redis at ${redis.address}`;
 }
 
 /**
  * The last line of every start, for the person who started it: where to go, how many
  * processes serve it, and on which store.
  */
-function readyMessage(config: AppConfig, port: number, workers: number): string {
-  const anyAddress = ['0.0.0.0', '::', ''].includes(config.HOST);
-  const host = anyAddress
-    ? 'localhost'
-    : config.HOST.includes(':')
-      ? `[${config.HOST}]`
-      : config.HOST;
+function readyMessage(settings: AppSettings, port: number, workers: number): string {
+  const { host: listenHost, consoleEnabled } = settings.http;
+  const anyAddress = ['0.0.0.0', '::', ''].includes(listenHost);
+  const host = anyAddress ? 'localhost' : listenHost.includes(':') ? `[${listenHost}]` : listenHost;
   const url = `http://${host}:${port}`;
   const processes = workers === 0 ? 'one process (WORKERS=0)' : `${workers} workers`;
-  const consoleAt = config.CONSOLE_ENABLED ? `console at ${url}/` : 'console off';
+  const consoleAt = consoleEnabled ? `console at ${url}/` : 'console off';
   return (
     `Listening on ${url}${anyAddress ? ` (all interfaces)` : ''}: ${processes}, ` +
-    `${storeDescription(config)}; Swagger UI at ${url}/docs, ${consoleAt}`
+    `${storeDescription(settings)}; Swagger UI at ${url}/docs, ${consoleAt}`
   );
 }
 
@@ -66,8 +76,8 @@ function listeningPort(app: NestExpressApplication): number {
 }
 
 /** Said once at start, by the single process or the primary. */
-function warnIfOpen(config: AppConfig): void {
-  if (!apiKeyList(config.API_KEYS)?.length) {
+function warnIfOpen(settings: AppSettings): void {
+  if (!settings.access.enabled) {
     new Logger('Access').warn(
       'API_KEYS is not set: access control is OFF. Anyone who can reach this port may read every ' +
         'conversation and post as the agent. Set API_KEYS before exposing the server.',
@@ -76,11 +86,11 @@ function warnIfOpen(config: AppConfig): void {
 }
 
 /** WORKERS=0: one process serving HTTP with the store in its own memory. */
-async function runSingleProcess(config: AppConfig): Promise<void> {
+async function runSingleProcess(config: AppConfig, settings: AppSettings): Promise<void> {
   const logger = createLogger(config, { role: 'server' });
-  const app = await startHttpServer(config, logger);
-  warnIfOpen(config);
-  logger.log(readyMessage(config, listeningPort(app), 0), 'Bootstrap');
+  const app = await startHttpServer(AppModule, settings.http, logger);
+  warnIfOpen(settings);
+  logger.log(readyMessage(settings, listeningPort(app), 0), 'Bootstrap');
   let stopping = false;
   for (const signal of STOP_SIGNALS) {
     process.on(signal, () => {
@@ -89,28 +99,24 @@ async function runSingleProcess(config: AppConfig): Promise<void> {
       }
       stopping = true;
       logger.log(`${signal} received: draining`, 'Bootstrap');
-      void closeGracefully(app, config.SHUTDOWN_GRACE_MS).then(() => process.exit(0));
+      void closeGracefully(app, settings.http.shutdownGraceMs).then(() => process.exit(0));
     });
   }
 }
 
 /** The cluster primary: owns the store and the eviction job, supervises the workers. */
-async function runPrimary(config: AppConfig, workers: number): Promise<void> {
+async function runPrimary(
+  config: AppConfig,
+  settings: AppSettings,
+  workers: number,
+): Promise<void> {
   const logger = createLogger(config, { role: 'primary' });
   const context = await NestFactory.createApplicationContext(PrimaryModule, {
     logger,
     abortOnError: false,
   });
-  const hub = context.get(StoreHub);
+  const router = context.get(PrimaryMessageRouter);
   const metrics = context.get(MetricsService);
-  const metricsHub = new ClusterMetricsHub(
-    metrics.registry,
-    () =>
-      Object.values(cluster.workers ?? {})
-        .filter((worker): worker is Worker => Boolean(worker?.isConnected()))
-        .map((worker) => ({ send: (message) => sendToWorker(worker, message) })),
-    COLLECT_TIMEOUT_MS,
-  );
   const log = new Logger('Primary');
   // The start ends once every first worker serves: then say where, once.
   const ready = new Set<number>();
@@ -118,7 +124,7 @@ async function runPrimary(config: AppConfig, workers: number): Promise<void> {
     if (ready.size < workers) {
       ready.add(worker.id);
       if (ready.size === workers) {
-        log.log(readyMessage(config, port, workers));
+        log.log(readyMessage(settings, port, workers));
       }
     }
     return true;
@@ -131,20 +137,18 @@ async function runPrimary(config: AppConfig, workers: number): Promise<void> {
   };
   const supervisor = new WorkerSupervisor({
     workers,
-    graceMs: config.SHUTDOWN_GRACE_MS,
+    graceMs: settings.http.shutdownGraceMs,
     onMessage: (worker, message) =>
-      (isReadyMessage(message) && onReady(worker, message.port)) ||
-      hub.handle(message, (reply) => sendToWorker(worker, reply), worker.id) ||
-      metricsHub.handle({ send: (reply) => sendToWorker(worker, reply) }, message),
+      (isReadyMessage(message) && onReady(worker, message.port)) || router.route(worker, message),
     onRestart: () => metrics.countWorkerRestart(),
     onCrashLoop: (reason) => {
       log.fatal(`Stopping: ${reason}`);
       void exit(1);
     },
   });
-  cluster.on('exit', (worker) => hub.forget(worker.id));
+  cluster.on('exit', (worker) => router.forget(worker));
   supervisor.start();
-  warnIfOpen(config);
+  warnIfOpen(settings);
 
   for (const signal of STOP_SIGNALS) {
     process.on(signal, () => {
@@ -155,13 +159,13 @@ async function runPrimary(config: AppConfig, workers: number): Promise<void> {
 }
 
 /** A cluster worker: serves HTTP, reaches the primary's store over IPC. */
-async function runWorker(config: AppConfig): Promise<void> {
+async function runWorker(config: AppConfig, settings: AppSettings): Promise<void> {
   const logger = createLogger(config, { role: 'worker', workerId: cluster.worker?.id });
   let app: NestExpressApplication | null = null;
   let stopReason: string | null = null;
   const drain = (running: NestExpressApplication) => {
     logger.log(`${stopReason}: draining`, 'Worker');
-    void closeGracefully(running, config.SHUTDOWN_GRACE_MS).then(() => process.exit(0));
+    void closeGracefully(running, settings.http.shutdownGraceMs).then(() => process.exit(0));
   };
   const stop = (why: string) => {
     if (stopReason) {
@@ -187,7 +191,7 @@ async function runWorker(config: AppConfig): Promise<void> {
     logger.error('Lost the primary: exiting', 'Worker');
     process.exit(1);
   });
-  app = await startHttpServer(config, logger);
+  app = await startHttpServer(WorkerModule, settings.http, logger);
   // Logged once the listening socket is shared with this worker, not when the app is built.
   const port = listeningPort(app);
   logger.log(`Serving on port ${port}`, 'Worker');

@@ -1,17 +1,34 @@
 import { Module } from '@nestjs/common';
+import cluster, { Worker } from 'node:cluster';
 import { CommonModule } from '../common/common.module';
+import { ProcessRoleModule } from '../common/process-role';
 import { AppConfigModule } from '../config/config.module';
 import { ConversationRepository } from '../conversations/conversation.repository';
 import { ConversationStoreModule } from '../conversations/conversation-store.module';
+import { StoreHub } from '../conversations/repositories/ipc/store-hub';
 import { EvictionModule } from '../eviction/eviction.module';
+import { ClusterMetricsHub, MetricsPeer } from '../observability/cluster-metrics';
+import { COLLECT_TIMEOUT_MS, MetricsService } from '../observability/metrics.service';
 import { ObservabilityModule } from '../observability/observability.module';
 import { SnapshotModule } from '../snapshot/snapshot.module';
-import { StoreHub } from '../conversations/repositories/ipc/store-hub';
 import { RateLimitStore } from '../conversations/rate-limit.store';
+import { PrimaryMessageRouter } from './primary-message-router';
+import { sendToWorker } from './worker-supervisor';
 
-/** The cluster primary: no HTTP, just the one store, its eviction job and the IPC hub. */
+/** The workers running now, as the metrics hub asks them for their metrics. */
+function connectedWorkers(): MetricsPeer[] {
+  return Object.values(cluster.workers ?? {})
+    .filter((worker): worker is Worker => Boolean(worker?.isConnected()))
+    .map((worker) => ({ send: (message) => sendToWorker(worker, message) }));
+}
+
+/**
+ * The root of the cluster primary: no HTTP, just the one store, its eviction and snapshot
+ * jobs, and the hubs that answer the workers (routed by PrimaryMessageRouter).
+ */
 @Module({
   imports: [
+    ProcessRoleModule.forRole('primary'),
     AppConfigModule,
     CommonModule,
     ObservabilityModule,
@@ -26,6 +43,13 @@ import { RateLimitStore } from '../conversations/rate-limit.store';
       useFactory: (repository: ConversationRepository, rateLimits: RateLimitStore) =>
         new StoreHub(repository, rateLimits),
     },
+    {
+      provide: ClusterMetricsHub,
+      inject: [MetricsService],
+      useFactory: (metrics: MetricsService) =>
+        new ClusterMetricsHub(metrics.registry, connectedWorkers, COLLECT_TIMEOUT_MS),
+    },
+    PrimaryMessageRouter,
   ],
 })
 export class PrimaryModule {}

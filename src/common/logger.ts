@@ -1,5 +1,6 @@
 import { ConsoleLogger, LogLevel } from '@nestjs/common';
 import { AppConfig } from '../config/app.config';
+import { ProcessRole } from './process-role';
 
 const LEVELS: LogLevel[] = ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'];
 
@@ -9,8 +10,7 @@ export function logLevels(level: AppConfig['LOG_LEVEL']): LogLevel[] {
 
 /** Which process of the server wrote a line. */
 export interface ProcessIdentity {
-  /** `server` (WORKERS=0), `primary` or `worker`. */
-  role: 'server' | 'primary' | 'worker';
+  role: ProcessRole;
   /** The cluster worker's id; absent outside workers. */
   workerId?: number;
 }

@@ -16,7 +16,6 @@ import {
   ValidatorConstraintInterface,
 } from 'class-validator';
 import { validateCronExpression } from 'cron';
-import { getHeapStatistics } from 'node:v8';
 
 /** Empty strings count as "not set", so `PORT=` falls back to the default like an unset variable. */
 const orDefault = (fallback: string) =>
@@ -177,14 +176,6 @@ class ClusterNodeListConstraint implements ValidatorConstraintInterface {
   defaultMessage(): string {
     return 'must be a comma-separated list of seed nodes: host:port, or redis://[user:password@]host:port (rediss:// for TLS)';
   }
-}
-
-/** TRUST_PROXY as Express's `trust proxy` setting takes it: a boolean, a hop count or addresses. */
-export function trustProxySetting(value: string): boolean | number | string {
-  if (value === 'true' || value === 'false') {
-    return value === 'true';
-  }
-  return /^\d+$/.test(value) ? Number(value) : value;
 }
 
 /** Sizes as express accepts them: a byte count or a number with b, kb, mb. */
@@ -561,24 +552,8 @@ function pickDeclared(env: Record<string, unknown>): Record<string, unknown> {
   return picked;
 }
 
-/** What the server needs of its heap besides the store: Nest, the runtime, caches (measured ~30 MB). */
-const SERVER_HEAP_BYTES = 64 * 1024 * 1024;
-/** The least default budget, for a heap too small to leave room by the rule below. */
-const MIN_STORE_BYTES = 8 * 1024 * 1024;
-
 /**
- * The in-memory store's byte budget: MAX_STORE_BYTES, or half of what the heap limit of this
- * process (the one that owns the store) leaves once 64 MiB are set aside for the server
- * itself; the other half is room for requests (a long history read is copied while it is
- * sent) and for the garbage collector. With a 128 MB old space (heap limit 176 MiB) that is
- * 56 MiB: half the limit, 88 MiB, ran the heap out once a full store's histories were read.
+ * The validated configuration, read from process.env once, injectable as `@Inject(appConfig.KEY)`;
+ * what is parsed or derived from it is in app.settings.ts.
  */
-export function storeByteBudget(config: AppConfig): number {
-  const limit = getHeapStatistics().heap_size_limit;
-  return (
-    config.MAX_STORE_BYTES || Math.max(MIN_STORE_BYTES, Math.floor((limit - SERVER_HEAP_BYTES) / 2))
-  );
-}
-
-/** The validated configuration, read from process.env once, injectable as `@Inject(appConfig.KEY)`. */
 export const appConfig = registerAs('app', (): AppConfig => validateConfig(process.env));

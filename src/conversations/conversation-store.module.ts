@@ -1,6 +1,6 @@
 import { Module } from '@nestjs/common';
-import cluster from 'node:cluster';
-import { AppConfig, appConfig, clusterNodeList, storeByteBudget } from '../config/app.config';
+import { PROCESS_ROLE, ProcessRole } from '../common/process-role';
+import { RedisSettings, StoreSettings } from '../config/app.settings';
 import { MetricsService } from '../observability/metrics.service';
 import { ConversationRepository } from './conversation.repository';
 import { InMemoryConversationRepository } from './repositories/memory/in-memory-conversation.repository';
@@ -17,11 +17,6 @@ import { RateLimitStore } from './rate-limit.store';
 import { InMemoryRateLimitStore } from './repositories/memory/in-memory-rate-limit.store';
 import { IpcRateLimitStore } from './repositories/ipc/ipc-rate-limit.store';
 import { RedisRateLimitStore } from './repositories/redis/redis-rate-limit.store';
-
-/** About 30 activity generations per TTL, none narrower than a second (see ActivityIndex). */
-function generationWidth(ttlMs: number): number {
-  return Math.max(1_000, Math.ceil(ttlMs / 30));
-}
 
 /**
  * The rate-limit counters live where the conversations do, on the same connection: in Redis
@@ -50,44 +45,46 @@ function rateLimitStoreBeside(conversations: ConversationRepository): RateLimitS
   providers: [
     {
       provide: ConversationRepository,
-      inject: [appConfig.KEY, MetricsService],
+      inject: [StoreSettings, RedisSettings, PROCESS_ROLE, MetricsService],
       useFactory: async (
-        config: AppConfig,
+        store: StoreSettings,
+        redis: RedisSettings,
+        role: ProcessRole,
         metrics: MetricsService,
       ): Promise<ConversationRepository> => {
-        if (config.STORE === 'redis') {
+        if (store.kind === 'redis') {
           // A cluster worker, started by a primary that has connected, may be replaced while
           // Redis is down and must not crash for it.
-          const mustConnect = !cluster.isWorker;
-          const seeds = clusterNodeList(config.REDIS_CLUSTER_NODES) ?? [];
+          const mustConnect = role !== 'worker';
+          const seeds = [...redis.clusterNodes];
           const options = {
-            replayLimit: config.EVENT_REPLAY_LIMIT,
-            waitReplicas: config.REDIS_WAIT_REPLICAS,
-            waitTimeoutMs: config.REDIS_WAIT_TIMEOUT_MS,
-            timeoutMs: config.STORE_TIMEOUT_MS,
+            replayLimit: store.replayLimit,
+            waitReplicas: redis.waitReplicas,
+            waitTimeoutMs: redis.waitTimeoutMs,
+            timeoutMs: store.timeoutMs,
           };
           return seeds.length > 0
             ? new RedisConversationRepository(
-                await connectRedisCluster(seeds, config.STORE_TIMEOUT_MS, { mustConnect }),
-                config.REDIS_KEY_PREFIX,
+                await connectRedisCluster(seeds, store.timeoutMs, { mustConnect }),
+                redis.keyPrefix,
                 redactClusterSeeds(seeds),
                 options,
               )
             : new RedisConversationRepository(
-                await connectRedis(config.REDIS_URL, config.STORE_TIMEOUT_MS, { mustConnect }),
-                config.REDIS_KEY_PREFIX,
-                redactRedisUrl(config.REDIS_URL),
+                await connectRedis(redis.url, store.timeoutMs, { mustConnect }),
+                redis.keyPrefix,
+                redactRedisUrl(redis.url),
                 options,
               );
         }
-        return cluster.isWorker
-          ? new IpcConversationRepository(processPort(), config.STORE_TIMEOUT_MS, (op, ok, s) =>
+        return role === 'worker'
+          ? new IpcConversationRepository(processPort(), store.timeoutMs, (op, ok, s) =>
               metrics.observeStoreCall(op, ok, s),
             )
           : new InMemoryConversationRepository(
-              generationWidth(config.CONVERSATION_TTL_MS),
-              config.EVENT_REPLAY_LIMIT,
-              storeByteBudget(config),
+              store.generationMs,
+              store.replayLimit,
+              store.byteBudget,
             );
       },
     },

@@ -1,10 +1,10 @@
-import { createParamDecorator, ExecutionContext, Inject, Injectable } from '@nestjs/common';
+import { createParamDecorator, ExecutionContext, Injectable } from '@nestjs/common';
 import { PipeTransform } from '@nestjs/common';
 import type { Request } from 'express';
 import { createHash } from 'node:crypto';
 import { AccessService, Principal } from '../access/access.service';
 import { ValidationFailedException } from '../common/problem';
-import { AppConfig, appConfig } from '../config/app.config';
+import { IdempotencySettings } from '../config/app.settings';
 import { IdempotentWrite } from './conversation.repository';
 
 export const IDEMPOTENCY_HEADER = 'Idempotency-Key';
@@ -66,14 +66,14 @@ export class IdempotencyKeyPipe implements PipeTransform<
   Request,
   Promise<IdempotentWrite | undefined> | undefined
 > {
+  /** How long a post's key is kept: see IdempotencySettings, where every such limit lives. */
   private readonly ttlMs: number;
 
   constructor(
     private readonly access: AccessService,
-    @Inject(appConfig.KEY) config: AppConfig,
+    settings: IdempotencySettings,
   ) {
-    // A key outlives neither its setting nor the conversation's inactivity limit.
-    this.ttlMs = Math.min(config.IDEMPOTENCY_TTL_MS, config.CONVERSATION_TTL_MS);
+    this.ttlMs = settings.postKeyTtlMs;
   }
 
   /** Without the header, answers at once: no promise, no principal to look up. */

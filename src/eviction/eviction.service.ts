@@ -1,8 +1,8 @@
-import { Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { CronJob } from 'cron';
 import { performance } from 'node:perf_hooks';
-import { AppConfig, appConfig } from '../config/app.config';
+import { EvictionSettings } from '../config/app.settings';
 import { Clock } from '../common/clock';
 import { ConversationRepository } from '../conversations/conversation.repository';
 import { MetricsService } from '../observability/metrics.service';
@@ -23,12 +23,12 @@ export class EvictionService implements OnApplicationBootstrap {
     private readonly clock: Clock,
     private readonly scheduler: SchedulerRegistry,
     private readonly metrics: MetricsService,
-    @Inject(appConfig.KEY) private readonly config: AppConfig,
+    private readonly settings: EvictionSettings,
   ) {}
 
   onApplicationBootstrap(): void {
     const job = CronJob.from({
-      cronTime: this.config.EVICTION_CRON,
+      cronTime: this.settings.cron,
       onTick: () => void this.sweep(),
       start: true,
     });
@@ -53,7 +53,7 @@ export class EvictionService implements OnApplicationBootstrap {
     const started = performance.now();
     try {
       const evicted = await this.repository.evictInactive(
-        this.clock.now() - this.config.CONVERSATION_TTL_MS,
+        this.clock.now() - this.settings.conversationTtlMs,
       );
       this.totalEvicted += evicted;
       this.metrics.countEvicted(evicted);

@@ -1,7 +1,7 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import { HealthIndicatorResult, HealthIndicatorService } from '@nestjs/terminus';
 import { withTimeout } from '../common/with-timeout';
-import { AppConfig, appConfig } from '../config/app.config';
+import { ObservabilitySettings } from '../config/app.settings';
 import { ConversationRepository } from '../conversations/conversation.repository';
 
 /** Up when the store answers within HEALTH_TIMEOUT_MS; down, saying why, when it does not. */
@@ -10,14 +10,14 @@ export class StoreHealthIndicator {
   constructor(
     private readonly repository: ConversationRepository,
     private readonly indicators: HealthIndicatorService,
-    @Inject(appConfig.KEY) private readonly config: AppConfig,
+    private readonly settings: ObservabilitySettings,
   ) {}
 
   async check(key = 'store'): Promise<HealthIndicatorResult> {
     const indicator = this.indicators.check(key);
     const kind = this.repository.kind;
     try {
-      await withTimeout(this.repository.stats(), this.config.HEALTH_TIMEOUT_MS);
+      await withTimeout(this.repository.stats(), this.settings.healthTimeoutMs);
       return indicator.up({ kind });
     } catch (error) {
       return indicator.down({

@@ -1,8 +1,8 @@
 import { Inject, Injectable, OnModuleDestroy } from '@nestjs/common';
-import cluster from 'node:cluster';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { AppConfig, appConfig } from '../config/app.config';
 import { processPort } from '../common/message-port';
+import { PROCESS_ROLE, ProcessRole } from '../common/process-role';
+import { ObservabilitySettings } from '../config/app.settings';
 import { withTimeout } from '../common/with-timeout';
 import { StoreStats } from '../conversations/conversation.repository';
 import { ClusterMetricsClient } from './cluster-metrics';
@@ -42,8 +42,8 @@ export class MetricsService implements OnModuleDestroy {
   /** In a cluster worker: the way to the whole cluster's metrics, through the primary. */
   private readonly cluster: ClusterMetricsClient | null;
 
-  constructor(@Inject(appConfig.KEY) config: AppConfig) {
-    this.enabled = config.METRICS_ENABLED;
+  constructor(settings: ObservabilitySettings, @Inject(PROCESS_ROLE) role: ProcessRole) {
+    this.enabled = settings.metricsEnabled;
     const registers = [this.registry];
     this.httpRequests = new Counter({
       name: 'http_requests_total',
@@ -80,7 +80,7 @@ export class MetricsService implements OnModuleDestroy {
       collectDefaultMetrics({ register: this.registry });
     }
     this.cluster =
-      this.enabled && cluster.isWorker
+      this.enabled && role === 'worker'
         ? new ClusterMetricsClient(this.registry, processPort(), SCRAPE_TIMEOUT_MS)
         : null;
   }

@@ -1,9 +1,9 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { performance } from 'node:perf_hooks';
 import { logLevels } from '../common/logger';
 import { assignRequestId, REQUEST_ID_HEADER, requestIdOf } from '../common/request-id';
-import { AppConfig, appConfig, trustProxySetting } from '../config/app.config';
+import { HttpSettings, ObservabilitySettings } from '../config/app.settings';
 import { MetricsService } from './metrics.service';
 
 const STARTED = Symbol('started');
@@ -28,10 +28,11 @@ export class RequestObserver {
 
   constructor(
     private readonly metrics: MetricsService,
-    @Inject(appConfig.KEY) config: AppConfig,
+    observability: ObservabilitySettings,
+    http: HttpSettings,
   ) {
-    this.accessLog = logLevels(config.LOG_LEVEL).includes('log');
-    this.watchForProxy = trustProxySetting(config.TRUST_PROXY) === false;
+    this.accessLog = logLevels(observability.logLevel).includes('log');
+    this.watchForProxy = http.trustProxy === false;
     const observe = (req: Request, res: Response) => this.observe(req, res);
     // `this` is the response that finished.
     this.finished = function (this: Response) {

@@ -1,5 +1,5 @@
-import { Injectable, OnModuleInit } from '@nestjs/common';
-import cluster from 'node:cluster';
+import { Inject, Injectable, OnModuleInit } from '@nestjs/common';
+import { PROCESS_ROLE, ProcessRole } from '../common/process-role';
 import { ConversationRepository } from '../conversations/conversation.repository';
 import { MetricsService } from './metrics.service';
 
@@ -12,10 +12,11 @@ export class StoreGauges implements OnModuleInit {
   constructor(
     private readonly repository: ConversationRepository,
     private readonly metrics: MetricsService,
+    @Inject(PROCESS_ROLE) private readonly role: ProcessRole,
   ) {}
 
   onModuleInit(): void {
-    if (!cluster.isWorker) {
+    if (this.role !== 'worker') {
       this.metrics.watchStore(() => this.repository.stats());
     }
   }

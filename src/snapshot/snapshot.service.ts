@@ -1,8 +1,8 @@
-import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
+import { Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import { createReadStream, existsSync } from 'node:fs';
 import { open, rename } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
-import { AppConfig, appConfig } from '../config/app.config';
+import { SnapshotSettings } from '../config/app.settings';
 import { ConversationRepository } from '../conversations/conversation.repository';
 import { InMemoryConversationRepository } from '../conversations/repositories/memory/in-memory-conversation.repository';
 
@@ -17,18 +17,18 @@ export class SnapshotService implements OnModuleInit, OnApplicationShutdown {
 
   constructor(
     private readonly repository: ConversationRepository,
-    @Inject(appConfig.KEY) private readonly config: AppConfig,
+    private readonly settings: SnapshotSettings,
   ) {}
 
   private get store(): InMemoryConversationRepository | null {
-    return this.config.SNAPSHOT_PATH && this.repository instanceof InMemoryConversationRepository
+    return this.settings.path && this.repository instanceof InMemoryConversationRepository
       ? this.repository
       : null;
   }
 
   async onModuleInit(): Promise<void> {
     const store = this.store;
-    const path = this.config.SNAPSHOT_PATH;
+    const path = this.settings.path;
     if (!store || !existsSync(path)) {
       return;
     }
@@ -45,7 +45,7 @@ export class SnapshotService implements OnModuleInit, OnApplicationShutdown {
 
   async onApplicationShutdown(): Promise<void> {
     const store = this.store;
-    const path = this.config.SNAPSHOT_PATH;
+    const path = this.settings.path;
     if (!store) {
       return;
     }

@@ -1,11 +1,10 @@
-import { LoggerService } from '@nestjs/common';
+import { LoggerService, Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { ExpressAdapter, NestExpressApplication } from '@nestjs/platform-express';
 import { createServer, Server, ServerOptions } from 'node:http';
-import { AppModule } from './app.module';
-import { APP_OPTIONS, configureApp } from './app.setup';
-import { AppConfig } from './config/app.config';
-import { EventStreamsService } from './conversations/event-streams.service';
+import { APP_OPTIONS, configureApp } from '../app.setup';
+import { HttpSettings } from '../config/app.settings';
+import { EventStreamsService } from '../conversations/event-streams.service';
 
 /**
  * Express on an http.Server with timeouts, checked every second, so that clients that send
@@ -21,24 +20,27 @@ class TimedExpressAdapter extends ExpressAdapter {
   }
 }
 
-/** Creates the HTTP app (a single process, or one cluster worker) and starts listening. */
+/**
+ * Creates the HTTP app from its root module (AppModule for a single process, WorkerModule for
+ * a cluster worker) and starts listening.
+ */
 export async function startHttpServer(
-  config: AppConfig,
+  rootModule: Type,
+  http: HttpSettings,
   logger: LoggerService,
 ): Promise<NestExpressApplication> {
   const adapter = new TimedExpressAdapter({
-    requestTimeout: config.REQUEST_TIMEOUT_MS,
-    // Node requires the headers' limit to be within the whole request's.
-    headersTimeout: Math.min(config.HEADERS_TIMEOUT_MS, config.REQUEST_TIMEOUT_MS),
-    keepAliveTimeout: config.KEEP_ALIVE_TIMEOUT_MS,
+    requestTimeout: http.requestTimeoutMs,
+    headersTimeout: http.headersTimeoutMs,
+    keepAliveTimeout: http.keepAliveTimeoutMs,
     connectionsCheckingInterval: 1_000,
   });
-  const app = await NestFactory.create<NestExpressApplication>(AppModule, adapter, {
+  const app = await NestFactory.create<NestExpressApplication>(rootModule, adapter, {
     ...APP_OPTIONS,
     logger,
   });
   configureApp(app);
-  await app.listen(config.PORT, config.HOST);
+  await app.listen(http.port, http.host);
   return app;
 }
 

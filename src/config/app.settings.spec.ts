@@ -1,0 +1,95 @@
+import { availableParallelism } from 'node:os';
+import { getHeapStatistics } from 'node:v8';
+import { validateConfig } from './app.config';
+import { settingsOf, storeByteBudget } from './app.settings';
+
+const settings = (env: Record<string, string> = {}) => settingsOf(validateConfig(env));
+
+describe('settingsOf', () => {
+  it('resolves a configuration once: the same frozen object every time', () => {
+    const config = validateConfig({});
+    const first = settingsOf(config);
+
+    expect(settingsOf(config)).toBe(first);
+    expect(Object.isFrozen(first)).toBe(true);
+    expect(Object.isFrozen(first.http)).toBe(true);
+  });
+
+  it('parses the lists: API keys, CORS origins, Redis Cluster seeds', () => {
+    const { access, http, redis } = settings({
+      API_KEYS: 'backend-key-0123456789, agent-console-key-abcdef',
+      CORS_ORIGINS: 'https://app.example.com, http://localhost:5173',
+      REDIS_URL: '',
+      REDIS_CLUSTER_NODES: '10.0.0.1:7000,rediss://[::1]:7002',
+    });
+
+    expect(access.apiKeys).toEqual(['backend-key-0123456789', 'agent-console-key-abcdef']);
+    expect(access.enabled).toBe(true);
+    expect(http.corsOrigins).toEqual(['https://app.example.com', 'http://localhost:5173']);
+    expect(redis.clusterNodes).toEqual([
+      { host: '10.0.0.1', port: 7000, tls: false },
+      { host: '::1', port: 7002, tls: true },
+    ]);
+  });
+
+  it('leaves access control off, CORS off and one Redis by default', () => {
+    const { access, http, redis } = settings();
+
+    expect(access).toEqual({ apiKeys: [], enabled: false, publicConversations: false });
+    expect(http.corsOrigins).toEqual([]);
+    expect(redis.clusterNodes).toEqual([]);
+  });
+
+  it.each<[string, boolean | number | string]>([
+    ['false', false],
+    ['true', true],
+    ['2', 2],
+    ['loopback, 10.0.0.0/8', 'loopback, 10.0.0.0/8'],
+  ])('reads TRUST_PROXY=%j as %j', (raw, expected) => {
+    expect(settings({ TRUST_PROXY: raw }).http.trustProxy).toEqual(expected);
+  });
+
+  it('gives the Redis address without its credentials', () => {
+    expect(
+      settings({ REDIS_URL: 'rediss://user:secret@redis.internal:6380/2' }).redis.address,
+    ).toBe('rediss://redis.internal:6380/2');
+    expect(settings({ REDIS_URL: 'redis://:pw@127.0.0.1:6379/' }).redis.address).toBe(
+      'redis://127.0.0.1:6379',
+    );
+  });
+
+  it('keeps a post Idempotency-Key for IDEMPOTENCY_TTL_MS, at most CONVERSATION_TTL_MS', () => {
+    expect(settings().idempotency.postKeyTtlMs).toBe(1_800_000);
+    expect(
+      settings({ IDEMPOTENCY_TTL_MS: '60000', CONVERSATION_TTL_MS: '120000' }).idempotency
+        .postKeyTtlMs,
+    ).toBe(60_000);
+  });
+
+  it('caps the headers timeout by the request timeout', () => {
+    expect(settings().http.headersTimeoutMs).toBe(10_000);
+    expect(
+      settings({ HEADERS_TIMEOUT_MS: '20000', REQUEST_TIMEOUT_MS: '15000' }).http.headersTimeoutMs,
+    ).toBe(15_000);
+  });
+
+  it('runs a worker per core for WORKERS=-1, else as many as asked', () => {
+    expect(settings().cluster.workers).toBe(availableParallelism());
+    expect(settings({ WORKERS: '0' }).cluster.workers).toBe(0);
+    expect(settings({ WORKERS: '3' }).cluster.workers).toBe(3);
+  });
+
+  it('makes about 30 activity generations per TTL, none under a second', () => {
+    expect(settings({ CONVERSATION_TTL_MS: '1800000' }).store.generationMs).toBe(60_000);
+    expect(settings({ CONVERSATION_TTL_MS: '1000' }).store.generationMs).toBe(1_000);
+  });
+
+  it('takes MAX_STORE_BYTES as the budget, else derives it from the heap limit', () => {
+    const limit = getHeapStatistics().heap_size_limit;
+    const derived = Math.max(8 * 1024 * 1024, Math.floor((limit - 64 * 1024 * 1024) / 2));
+
+    expect(settings({ MAX_STORE_BYTES: '1000000' }).store.byteBudget).toBe(1_000_000);
+    expect(settings().store.byteBudget).toBe(derived);
+    expect(storeByteBudget(0)).toBe(derived);
+  });
+});

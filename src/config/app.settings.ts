@@ -1,0 +1,302 @@
+import { availableParallelism } from 'node:os';
+import { getHeapStatistics } from 'node:v8';
+import { AppConfig, apiKeyList, ClusterNodeSeed, clusterNodeList, originList } from './app.config';
+
+/*
+ * The validated configuration (app.config.ts), turned once into typed groups by concern.
+ * Every value parsed from a string or derived from other settings is computed here and
+ * nowhere else; each group is injectable by its class (see AppConfigModule).
+ */
+
+/** How many processes serve: the bootstrap's concern. */
+export abstract class ClusterSettings {
+  /** Worker processes; WORKERS=-1 (the default) is one per core. 0: a single process. */
+  readonly workers: number;
+}
+
+/** The listening socket, its timeouts, and what every response carries. */
+export abstract class HttpSettings {
+  readonly port: number;
+  readonly host: string;
+  readonly requestTimeoutMs: number;
+  /**
+   * HEADERS_TIMEOUT_MS, at most REQUEST_TIMEOUT_MS: Node requires the headers' limit to be
+   * within the whole request's.
+   */
+  readonly headersTimeoutMs: number;
+  readonly keepAliveTimeoutMs: number;
+  /** Graceful stop: how long in-flight requests get before connections are cut. */
+  readonly shutdownGraceMs: number;
+  /** Largest request body, as the JSON body parser takes it (`64kb`, `1mb`, a byte count). */
+  readonly bodyLimit: string;
+  /** CORS_ORIGINS as a list; empty: no CORS at all. */
+  readonly corsOrigins: readonly string[];
+  /** TRUST_PROXY as Express's `trust proxy` takes it (see trustProxySetting). */
+  readonly trustProxy: boolean | number | string;
+  readonly consoleEnabled: boolean;
+}
+
+/** The store, whichever it is, and the in-memory store's own sizes. */
+export abstract class StoreSettings {
+  readonly kind: 'memory' | 'redis';
+  /** How long a call waits for the store (the primary over IPC, or a Redis command). */
+  readonly timeoutMs: number;
+  /** Changes kept per conversation for event-stream replay (EVENT_REPLAY_LIMIT). */
+  readonly replayLimit: number;
+  /** The in-memory store's byte budget (see storeByteBudget). */
+  readonly byteBudget: number;
+  /**
+   * The width of the in-memory store's activity generations: about 30 per
+   * CONVERSATION_TTL_MS, so that a sweep walks at most a thirtieth of what is stored beyond
+   * what it evicts, and none narrower than a second, so that a short TTL does not make a
+   * generation per write (see ActivityIndex).
+   */
+  readonly generationMs: number;
+}
+
+/** With STORE=redis: where Redis is and how writes wait for replicas. */
+export abstract class RedisSettings {
+  /** One Redis (REDIS_URL), credentials included. */
+  readonly url: string;
+  /** REDIS_URL without its credentials (`redis://host:6379/2`), for the start message. */
+  readonly address: string;
+  /** The seeds of a Redis Cluster (REDIS_CLUSTER_NODES); empty: one Redis at `url`. */
+  readonly clusterNodes: readonly ClusterNodeSeed[];
+  readonly keyPrefix: string;
+  readonly waitReplicas: number;
+  readonly waitTimeoutMs: number;
+}
+
+/** Who may call. */
+export abstract class AccessSettings {
+  /** The keys of API_KEYS; none: access control is off. */
+  readonly apiKeys: readonly string[];
+  /** Whether access control is on: API_KEYS holds at least one key. */
+  readonly enabled: boolean;
+  readonly publicConversations: boolean;
+}
+
+/** The rate limits; 0 is "no limit" for that kind of caller. */
+export abstract class RateLimitSettings {
+  readonly windowMs: number;
+  /** Per client address and per customer token (RATE_LIMIT_MAX, its default derived there). */
+  readonly perClient: number;
+  /** Per API key (RATE_LIMIT_API_KEY_MAX). */
+  readonly perApiKey: number;
+}
+
+/** What one conversation and the whole store may hold, and how far a client clock may run ahead. */
+export abstract class LimitSettings {
+  readonly maxMessageLength: number;
+  readonly maxMessagesPerConversation: number;
+  readonly maxConversations: number;
+  readonly maxClockSkewMs: number;
+}
+
+/**
+ * The Idempotency-Key time limits, all of them. A create's key has none of its own: it is
+ * kept with its conversation and lives as long as the conversation does.
+ */
+export abstract class IdempotencySettings {
+  /**
+   * How long a post's key (and the answer it replays) is kept: IDEMPOTENCY_TTL_MS, at most
+   * CONVERSATION_TTL_MS, so that a key never outlives the inactivity limit of the
+   * conversation it was used on.
+   */
+  readonly postKeyTtlMs: number;
+}
+
+/** Event streams and typing indicators. */
+export abstract class EventSettings {
+  /** Streams one process serves at most. */
+  readonly maxStreams: number;
+  /** Streams one client (API key, customer token or address) holds in one process. */
+  readonly maxStreamsPerClient: number;
+  readonly heartbeatMs: number;
+  /** A typing event's `expiresAt` is now plus this. */
+  readonly typingTtlMs: number;
+}
+
+/** The eviction job, run by the process that owns the store. */
+export abstract class EvictionSettings {
+  readonly cron: string;
+  /** A conversation with no activity for this long is evicted. */
+  readonly conversationTtlMs: number;
+}
+
+/** The in-memory store's snapshot. */
+export abstract class SnapshotSettings {
+  /** Where it is written on a graceful stop and read at start; '' for none. */
+  readonly path: string;
+}
+
+/** Logs, metrics and probes. */
+export abstract class ObservabilitySettings {
+  readonly logLevel: AppConfig['LOG_LEVEL'];
+  readonly logFormat: AppConfig['LOG_FORMAT'];
+  readonly metricsEnabled: boolean;
+  /** How long /health/ready waits for the store. */
+  readonly healthTimeoutMs: number;
+}
+
+/** Every group; each is also injectable on its own. */
+export abstract class AppSettings {
+  readonly cluster: ClusterSettings;
+  readonly http: HttpSettings;
+  readonly store: StoreSettings;
+  readonly redis: RedisSettings;
+  readonly access: AccessSettings;
+  readonly rateLimits: RateLimitSettings;
+  readonly limits: LimitSettings;
+  readonly idempotency: IdempotencySettings;
+  readonly events: EventSettings;
+  readonly eviction: EvictionSettings;
+  readonly snapshot: SnapshotSettings;
+  readonly observability: ObservabilitySettings;
+}
+
+/** The groups, as AppConfigModule provides them: each class is its own injection token. */
+export const SETTINGS_GROUPS = {
+  cluster: ClusterSettings,
+  http: HttpSettings,
+  store: StoreSettings,
+  redis: RedisSettings,
+  access: AccessSettings,
+  rateLimits: RateLimitSettings,
+  limits: LimitSettings,
+  idempotency: IdempotencySettings,
+  events: EventSettings,
+  eviction: EvictionSettings,
+  snapshot: SnapshotSettings,
+  observability: ObservabilitySettings,
+} as const satisfies { [group in keyof AppSettings]: abstract new () => AppSettings[group] };
+
+/** TRUST_PROXY as Express's `trust proxy` setting takes it: a boolean, a hop count or addresses. */
+export function trustProxySetting(value: string): boolean | number | string {
+  if (value === 'true' || value === 'false') {
+    return value === 'true';
+  }
+  return /^\d+$/.test(value) ? Number(value) : value;
+}
+
+/** What the server needs of its heap besides the store: Nest, the runtime, caches (measured ~30 MB). */
+const SERVER_HEAP_BYTES = 64 * 1024 * 1024;
+/** The least default budget, for a heap too small to leave room by the rule below. */
+const MIN_STORE_BYTES = 8 * 1024 * 1024;
+
+/**
+ * The in-memory store's byte budget: MAX_STORE_BYTES, or half of what the heap limit of this
+ * process (the one that owns the store) leaves once 64 MiB are set aside for the server
+ * itself; the other half is room for requests (a long history read is copied while it is
+ * sent) and for the garbage collector. With a 128 MB old space (heap limit 176 MiB) that is
+ * 56 MiB: half the limit, 88 MiB, ran the heap out once a full store's histories were read.
+ */
+export function storeByteBudget(maxStoreBytes: number): number {
+  const limit = getHeapStatistics().heap_size_limit;
+  return maxStoreBytes || Math.max(MIN_STORE_BYTES, Math.floor((limit - SERVER_HEAP_BYTES) / 2));
+}
+
+/** About 30 activity generations per TTL, none narrower than a second (see StoreSettings). */
+function generationWidth(ttlMs: number): number {
+  return Math.max(1_000, Math.ceil(ttlMs / 30));
+}
+
+/** REDIS_URL without user and password. */
+function redisAddress(value: string): string {
+  const url = new URL(value);
+  return `${url.protocol}//${url.host}${url.pathname.length > 1 ? url.pathname : ''}`;
+}
+
+function resolveSettings(config: AppConfig): AppSettings {
+  const apiKeys = apiKeyList(config.API_KEYS) ?? [];
+  const settings: AppSettings = {
+    cluster: {
+      workers: config.WORKERS < 0 ? availableParallelism() : config.WORKERS,
+    },
+    http: {
+      port: config.PORT,
+      host: config.HOST,
+      requestTimeoutMs: config.REQUEST_TIMEOUT_MS,
+      headersTimeoutMs: Math.min(config.HEADERS_TIMEOUT_MS, config.REQUEST_TIMEOUT_MS),
+      keepAliveTimeoutMs: config.KEEP_ALIVE_TIMEOUT_MS,
+      shutdownGraceMs: config.SHUTDOWN_GRACE_MS,
+      bodyLimit: config.BODY_LIMIT,
+      corsOrigins: originList(config.CORS_ORIGINS) ?? [],
+      trustProxy: trustProxySetting(config.TRUST_PROXY),
+      consoleEnabled: config.CONSOLE_ENABLED,
+    },
+    store: {
+      kind: config.STORE,
+      timeoutMs: config.STORE_TIMEOUT_MS,
+      replayLimit: config.EVENT_REPLAY_LIMIT,
+      byteBudget: storeByteBudget(config.MAX_STORE_BYTES),
+      generationMs: generationWidth(config.CONVERSATION_TTL_MS),
+    },
+    redis: {
+      url: config.REDIS_URL,
+      address: redisAddress(config.REDIS_URL),
+      clusterNodes: clusterNodeList(config.REDIS_CLUSTER_NODES) ?? [],
+      keyPrefix: config.REDIS_KEY_PREFIX,
+      waitReplicas: config.REDIS_WAIT_REPLICAS,
+      waitTimeoutMs: config.REDIS_WAIT_TIMEOUT_MS,
+    },
+    access: {
+      apiKeys,
+      enabled: apiKeys.length > 0,
+      publicConversations: config.PUBLIC_CONVERSATIONS,
+    },
+    rateLimits: {
+      windowMs: config.RATE_LIMIT_WINDOW_MS,
+      perClient: config.RATE_LIMIT_MAX,
+      perApiKey: config.RATE_LIMIT_API_KEY_MAX,
+    },
+    limits: {
+      maxMessageLength: config.MAX_MESSAGE_LENGTH,
+      maxMessagesPerConversation: config.MAX_MESSAGES_PER_CONVERSATION,
+      maxConversations: config.MAX_CONVERSATIONS,
+      maxClockSkewMs: config.MAX_CLOCK_SKEW_MS,
+    },
+    idempotency: {
+      postKeyTtlMs: Math.min(config.IDEMPOTENCY_TTL_MS, config.CONVERSATION_TTL_MS),
+    },
+    events: {
+      maxStreams: config.MAX_EVENT_STREAMS,
+      maxStreamsPerClient: config.MAX_EVENT_STREAMS_PER_CLIENT,
+      heartbeatMs: config.SSE_HEARTBEAT_MS,
+      typingTtlMs: config.TYPING_TTL_MS,
+    },
+    eviction: {
+      cron: config.EVICTION_CRON,
+      conversationTtlMs: config.CONVERSATION_TTL_MS,
+    },
+    snapshot: {
+      path: config.SNAPSHOT_PATH,
+    },
+    observability: {
+      logLevel: config.LOG_LEVEL,
+      logFormat: config.LOG_FORMAT,
+      metricsEnabled: config.METRICS_ENABLED,
+      healthTimeoutMs: config.HEALTH_TIMEOUT_MS,
+    },
+  };
+  for (const group of Object.values(settings)) {
+    Object.freeze(group);
+  }
+  return Object.freeze(settings);
+}
+
+const resolved = new WeakMap<AppConfig, AppSettings>();
+
+/**
+ * The settings of a validated configuration, resolved on first use and the same object
+ * after that: the bootstrap, the injected groups and anything given the configuration itself
+ * read one resolution.
+ */
+export function settingsOf(config: AppConfig): AppSettings {
+  let settings = resolved.get(config);
+  if (!settings) {
+    settings = resolveSettings(config);
+    resolved.set(config, settings);
+  }
+  return settings;
+}
