@@ -14,25 +14,64 @@ import { RequestObserver } from './observability/request-observer';
  */
 export const APP_OPTIONS: NestApplicationOptions = { bodyParser: false, abortOnError: false };
 
-/**
- * helmet's headers: a strict Content-Security-Policy (Swagger UI loads only its own files),
- * nosniff, frame and referrer policies. HSTS and CSP `upgrade-insecure-requests` only on
- * answers to HTTPS requests (TLS, or X-Forwarded-Proto: https from a trusted proxy): over plain
- * HTTP under any name but localhost, a browser would upgrade every file a page loads to https
- * and fail to load it. Both sets are built once; a request only picks one.
- */
-function securityHeaders(trustProxy: HttpSettings['trustProxy']): RequestHandler {
-  const plain = helmet({
-    strictTransportSecurity: false,
-    contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } },
+/** The headers a helmet middleware sets, taken once: helmet sets the same ones every time. */
+function headersOf(middleware: RequestHandler): [string, string][] {
+  const headers: [string, string][] = [];
+  let answered = false;
+  const recorder = {
+    setHeader: (name: string, value: string) => headers.push([name, value]),
+    removeHeader: () => undefined, // X-Powered-By, which the app never sets
+  };
+  middleware({} as Request, recorder as unknown as Response, (error?: unknown) => {
+    if (error) {
+      throw error instanceof Error ? error : new Error(String(error));
+    }
+    answered = true;
   });
-  const secure = helmet();
-  // This server speaks plain HTTP: without a trusted proxy no request is HTTPS.
-  if (trustProxy === false) {
-    return plain;
+  if (!answered) {
+    throw new Error('helmet did not set its headers at once');
   }
-  return (req: Request, res: Response, next: NextFunction) =>
-    (req.secure ? secure : plain)(req, res, next);
+  return headers;
+}
+
+/** Whether Express's `app.use('/api', ...)` would match: `/api` or below it, in any case. */
+function isApiPath(path: string): boolean {
+  return (
+    path.length >= 4 &&
+    path.slice(0, 4).toLowerCase() === '/api' &&
+    (path.length === 4 || path[4] === '/')
+  );
+}
+
+/**
+ * The headers every response gets, set by one middleware from lists built once:
+ * - helmet's: a strict Content-Security-Policy (Swagger UI loads only its own files), nosniff,
+ *   frame and referrer policies. HSTS and CSP `upgrade-insecure-requests` only on answers to
+ *   HTTPS requests (TLS, or X-Forwarded-Proto: https from a trusted proxy): over plain HTTP
+ *   under any name but localhost, a browser would upgrade every file a page loads to https and
+ *   fail to load it.
+ * - `Cache-Control: no-store` on the API's answers, which are per-user and change at any moment.
+ */
+function responseHeaders(trustProxy: HttpSettings['trustProxy']): RequestHandler {
+  const plain = headersOf(
+    helmet({
+      strictTransportSecurity: false,
+      contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } },
+    }),
+  );
+  const secure = headersOf(helmet());
+  // This server speaks plain HTTP: without a trusted proxy no request is HTTPS.
+  const mayBeSecure = trustProxy !== false;
+  return (req: Request, res: Response, next: NextFunction) => {
+    const headers = mayBeSecure && req.secure ? secure : plain;
+    for (let i = 0; i < headers.length; i++) {
+      res.setHeader(headers[i][0], headers[i][1]);
+    }
+    if (isApiPath(req.path)) {
+      res.setHeader('Cache-Control', 'no-store');
+    }
+    next();
+  };
 }
 
 /** What main.ts and the e2e tests both apply to a created app, so they serve the same thing. */
@@ -45,12 +84,7 @@ export function configureApp(app: NestExpressApplication): NestExpressApplicatio
   app.set('trust proxy', http.trustProxy);
   // First, ahead of Swagger's routes and Nest's: every request gets its id, metrics and log line.
   app.use(app.get(RequestObserver).handle);
-  app.use(securityHeaders(http.trustProxy));
-  // API answers are per-user and change at any moment: never cached.
-  app.use('/api', (_req: Request, res: Response, next: NextFunction) => {
-    res.setHeader('Cache-Control', 'no-store');
-    next();
-  });
+  app.use(responseHeaders(http.trustProxy));
   if (http.corsOrigins.length > 0) {
     app.enableCors({
       origin: [...http.corsOrigins],

@@ -19,6 +19,26 @@ describe('response headers (helmet, caching)', () => {
     expect(res.headers['x-powered-by']).toBeUndefined();
   });
 
+  it('marks no-store exactly what lies under /api (any case), and nothing else', async () => {
+    const server = app().getHttpServer();
+    const upper = await request(server).get('/API/conversations/not-a-uuid');
+    const query = await request(server).get('/api?x=1');
+    const beside = await request(server).get('/apix');
+    const docs = await request(server).get('/docs-json');
+
+    expect(upper.headers['cache-control']).toBe('no-store');
+    expect(query.headers['cache-control']).toBe('no-store');
+    expect(beside.status).toBe(404);
+    expect(beside.headers['cache-control']).toBeUndefined();
+    expect(docs.status).toBe(200);
+    expect(docs.headers['cache-control']).toBeUndefined();
+    // helmet's headers on every answer, the API's or not.
+    for (const res of [upper, beside, docs]) {
+      expect(res.headers['x-content-type-options']).toBe('nosniff');
+      expect(res.headers['referrer-policy']).toBe('no-referrer');
+    }
+  });
+
   it('marks API answers, errors included, Cache-Control: no-store', async () => {
     const server = app().getHttpServer();
     const created = await request(server).post('/api/conversations');
