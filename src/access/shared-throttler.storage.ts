@@ -1,7 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { ThrottlerStorage } from '@nestjs/throttler';
 import { ConversationRepository } from '../conversations/conversation.repository';
-import { fromStore } from '../conversations/conversations.service';
 
 type ThrottlerStorageRecord = Awaited<ReturnType<ThrottlerStorage['increment']>>;
 
@@ -22,7 +21,7 @@ export class SharedThrottlerStorage implements ThrottlerStorage {
     limit: number,
     blockDuration: number,
   ): Promise<ThrottlerStorageRecord> {
-    const count = await fromStore(this.repository.countHit(key, ttl, limit, blockDuration));
+    const count = await this.repository.countHit(key, ttl, limit, blockDuration);
     return {
       totalHits: count.totalHits,
       timeToExpire: seconds(count.windowEndsInMs),
