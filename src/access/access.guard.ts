@@ -1,22 +1,11 @@
-import { CanActivate, ExecutionContext, HttpStatus, Inject, Injectable } from '@nestjs/common';
+import { CanActivate, ExecutionContext, Inject, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { Request, Response } from 'express';
 import { JsonBodyParser } from '../common/json-body.parser';
-import { ProblemException } from '../common/problem';
+import { problem } from '../common/problem.catalogue';
 import { AppConfig, appConfig } from '../config/app.config';
-import { conversationNotFound } from '../conversations/conversations.service';
 import { ACCESS_RULE, AccessRule } from './access.decorator';
 import { AccessService, Principal } from './access.service';
-
-function unauthorized(detail: string): ProblemException {
-  return new ProblemException(HttpStatus.UNAUTHORIZED, 'unauthorized', detail, undefined, {
-    'WWW-Authenticate': 'Bearer',
-  });
-}
-
-function forbidden(code: string, detail: string): ProblemException {
-  return new ProblemException(HttpStatus.FORBIDDEN, code, detail);
-}
 
 /**
  * Applies each route's AccessRule to the request's principal: 401 for a missing or wrong
@@ -53,7 +42,7 @@ export class AccessGuard implements CanActivate {
       // The one rule that needs the body: read here, ahead of JsonBodyGuard (once all the same).
       await this.body.parse(req, http.getResponse<Response>());
       if ((req.body as { sender?: unknown } | undefined)?.sender === 'agent') {
-        throw forbidden('sender_not_allowed', 'A customer token may act as "customer" only.');
+        throw problem('sender_not_allowed');
       }
     }
     return true;
@@ -65,21 +54,23 @@ export class AccessGuard implements CanActivate {
       case 'api-key':
         return;
       case 'invalid':
-        throw unauthorized('The credential is not a valid API key or customer token.');
+        throw problem('unauthorized', {
+          detail: 'The credential is not a valid API key or customer token.',
+        });
       case 'anonymous':
         if (rule === 'open-create' && this.config.PUBLIC_CONVERSATIONS) {
           return;
         }
-        throw unauthorized('This route needs Authorization: Bearer <API key or customer token>.');
+        throw problem('unauthorized');
       case 'customer':
         if (rule === 'open-create' && this.config.PUBLIC_CONVERSATIONS) {
           return;
         }
         if (rule !== 'customer' && rule !== 'customer-post') {
-          throw forbidden('forbidden', 'A customer token cannot do this; it takes an API key.');
+          throw problem('forbidden');
         }
         if (req.params.conversationId !== principal.conversationId) {
-          throw conversationNotFound();
+          throw problem('conversation_not_found');
         }
     }
   }

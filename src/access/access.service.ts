@@ -1,11 +1,10 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Request } from 'express';
 import { timingSafeEqual } from 'node:crypto';
-import { ValidationFailedException } from '../common/problem';
+import { ValidationFailedException } from '../common/problem.catalogue';
 import { AppConfig, appConfig } from '../config/app.config';
 import { settingsOf } from '../config/app.settings';
 import { ConversationRepository } from '../conversations/conversation.repository';
-import { fromStore } from '../conversations/conversations.service';
 import { sameHash, sha256, tokenConversation } from './customer-tokens';
 
 /** Who a request comes from, as far as access control is concerned. */
@@ -132,7 +131,7 @@ export class AccessService {
     if (cached && cached.until > now) {
       return cached.conversationId;
     }
-    const stored = await fromStore(this.repository.customerTokenHash(conversationId));
+    const stored = await this.repository.customerTokenHash(conversationId);
     if (!stored || !sameHash(hash, stored)) {
       return null;
     }

@@ -1,4 +1,4 @@
-import { ExecutionContext, HttpStatus, Injectable } from '@nestjs/common';
+import { ExecutionContext, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import {
   InjectThrottlerOptions,
@@ -11,7 +11,7 @@ import {
   normalizeIp,
 } from '@nestjs/throttler';
 import type { Request, Response } from 'express';
-import { ProblemException } from '../common/problem';
+import { problem } from '../common/problem.catalogue';
 import { RateLimitSettings } from '../config/app.settings';
 import { AccessService, callerOf } from './access.service';
 
@@ -79,12 +79,6 @@ export class RateLimitGuard extends ThrottlerGuard {
     res.setHeader('RateLimit-Limit', detail.limit);
     res.setHeader('RateLimit-Remaining', 0);
     res.setHeader('RateLimit-Reset', retryAfter);
-    throw new ProblemException(
-      HttpStatus.TOO_MANY_REQUESTS,
-      'rate_limited',
-      `Too many requests: at most ${detail.limit} in ${detail.ttl / 1000} s. Retry after ${retryAfter} s.`,
-      undefined,
-      { 'Retry-After': retryAfter },
-    );
+    throw problem('rate_limited', { limit: detail.limit, windowMs: detail.ttl, retryAfter });
   }
 }

@@ -1,6 +1,5 @@
 import { Injectable } from '@nestjs/common';
 import { ThrottlerStorage } from '@nestjs/throttler';
-import { fromStore } from '../conversations/conversations.service';
 import { HitCount, RateLimitStore } from '../conversations/rate-limit.store';
 
 type ThrottlerStorageRecord = Awaited<ReturnType<ThrottlerStorage['increment']>>;
@@ -56,7 +55,7 @@ export class SharedThrottlerStorage implements ThrottlerStorage {
   ): Promise<ThrottlerStorageRecord> {
     const most = Math.min(MAX_RESERVED_HITS, Math.floor(limit / 100));
     if (most <= 1) {
-      return this.record(await fromStore(this.store.countHit(key, ttl, limit, blockDuration)));
+      return this.record(await this.store.countHit(key, ttl, limit, blockDuration));
     }
     for (;;) {
       const now = Date.now();
@@ -93,7 +92,7 @@ export class SharedThrottlerStorage implements ThrottlerStorage {
   ): Promise<HitCount> {
     const batch = previous ? Math.min(most, previous.batch * 2) : 1;
     const allowance: Allowance = previous ?? { next: 0, left: 0, endsAt: 0, batch };
-    const counting = fromStore(this.store.countHit(key, ttl, limit, blockDuration, batch));
+    const counting = this.store.countHit(key, ttl, limit, blockDuration, batch);
     allowance.pending = counting;
     if (!previous) {
       this.keep(key, allowance);

@@ -1,8 +1,9 @@
-import { HttpStatus, Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { parse as parseContentType } from 'content-type';
 import { raw, Request, RequestHandler, Response } from 'express';
 import { AppConfig, appConfig } from '../config/app.config';
 import { ProblemException } from './problem';
+import { problem } from './problem.catalogue';
 
 const JSON_TYPES = ['application/json', 'application/*+json'];
 
@@ -50,39 +51,25 @@ function tooDeep(body: Buffer): boolean {
   return false;
 }
 
-const notJson = () =>
-  new ProblemException(
-    HttpStatus.UNSUPPORTED_MEDIA_TYPE,
-    'unsupported_media_type',
-    'The body must be JSON, sent with Content-Type: application/json.',
-  );
+const notJson = () => problem('unsupported_media_type');
 const notUtf8Charset = () =>
-  new ProblemException(
-    HttpStatus.UNSUPPORTED_MEDIA_TYPE,
-    'unsupported_media_type',
-    'The body must be JSON encoded as UTF-8.',
-  );
-const malformed = (detail: string) =>
-  new ProblemException(HttpStatus.BAD_REQUEST, 'malformed_json', detail);
+  problem('unsupported_media_type', { detail: 'The body must be JSON encoded as UTF-8.' });
+const malformed = (detail: string) => problem('malformed_json', { detail });
 
 /** The reader's errors (http-errors objects from raw-body and body-parser), by their `type`. */
 const READER_PROBLEMS: Record<string, () => ProblemException> = {
-  'entity.too.large': () =>
-    new ProblemException(
-      HttpStatus.PAYLOAD_TOO_LARGE,
-      'payload_too_large',
-      'The body is larger than the server accepts (BODY_LIMIT).',
-    ),
+  'entity.too.large': () => problem('payload_too_large'),
   'encoding.unsupported': () =>
-    new ProblemException(
-      HttpStatus.UNSUPPORTED_MEDIA_TYPE,
-      'unsupported_media_type',
-      'The body uses a content encoding the server does not accept.',
-    ),
+    problem('unsupported_media_type', {
+      detail: 'The body uses a content encoding the server does not accept.',
+    }),
 };
 
-/** Translated here: past this point Nest would turn them into a bare 400 or a 500. */
-function toProblem(error: unknown): unknown {
+/**
+ * The problem for an error of the body reader, translated here: past this point Nest would
+ * turn it into a bare 400 or a 500. Anything else unchanged.
+ */
+function readerProblem(error: unknown): unknown {
   const type = (error as { type?: unknown } | null)?.type;
   const known = typeof type === 'string' ? READER_PROBLEMS[type] : undefined;
   if (known) {
@@ -90,7 +77,7 @@ function toProblem(error: unknown): unknown {
   }
   const status = (error as { status?: unknown } | null)?.status;
   if (typeof status === 'number' && status >= 400 && status < 500) {
-    return new ProblemException(status, 'bad_request', 'The request body could not be read.');
+    return problem('bad_request', { status });
   }
   return error;
 }
@@ -150,7 +137,7 @@ export class JsonBodyParser {
     }
     const bytes = await new Promise<unknown>((resolve, reject) =>
       this.readBytes(req, res, (error?: unknown) =>
-        error ? reject(toProblem(error)) : resolve(req.body),
+        error ? reject(readerProblem(error)) : resolve(req.body),
       ),
     );
     // Not a Buffer only when the request had already ended: nothing to read.

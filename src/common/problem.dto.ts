@@ -1,4 +1,5 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { PROBLEMS } from './problem.catalogue';
 
 export class FieldErrorDto {
   @ApiProperty({ example: 'sender' })
@@ -24,8 +25,8 @@ export class ProblemDto {
 
   @ApiProperty({
     example: 'validation_failed',
-    description:
-      'Stable machine-readable code: validation_failed, malformed_json, payload_too_large, unsupported_media_type, conversation_not_found, message_not_found, not_found, conversation_full, capacity_exceeded, store_unavailable, metrics_unavailable, idempotency_key_reused, replication_timeout, store_full, too_many_streams, stream_capacity_exceeded, internal_error.',
+    // From the catalogue, so that no code goes undocumented.
+    description: `Stable machine-readable code: ${Object.keys(PROBLEMS).join(', ')}.`,
   })
   code: string;
 

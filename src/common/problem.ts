@@ -1,4 +1,4 @@
-import { HttpException, HttpStatus } from '@nestjs/common';
+import { HttpException } from '@nestjs/common';
 
 export interface FieldError {
   field: string;
@@ -23,29 +23,34 @@ export function problemType(code: string): string {
   return `urn:chat-server:problem:${code.replace(/_/g, '-')}`;
 }
 
-/**
- * An HTTP error with a stable machine-readable code. Everything the API rejects on purpose
- * is one of these; the exception filter renders it as problem+json.
- */
-export class ProblemException extends HttpException {
-  constructor(
-    status: HttpStatus,
-    readonly code: string,
-    readonly detail: string,
-    readonly errors?: FieldError[],
-    readonly headers?: Record<string, string>,
-  ) {
-    super(detail, status);
-  }
+/** What a problem says, apart from the request it answers. */
+export interface ProblemFields {
+  status: number;
+  title: string;
+  code: string;
+  detail: string;
+  errors?: FieldError[];
+  headers?: Record<string, string>;
 }
 
-export class ValidationFailedException extends ProblemException {
-  constructor(errors: FieldError[]) {
-    super(
-      HttpStatus.BAD_REQUEST,
-      'validation_failed',
-      'The request is not valid: see errors for each field.',
-      errors,
-    );
+/**
+ * An HTTP error with a stable machine-readable code. Everything the API rejects on purpose
+ * is one of these, made from its entry in the catalogue (problem.catalogue.ts); the
+ * exception filter renders it as problem+json.
+ */
+export class ProblemException extends HttpException {
+  readonly title: string;
+  readonly code: string;
+  readonly detail: string;
+  readonly errors?: FieldError[];
+  readonly headers?: Record<string, string>;
+
+  constructor(fields: ProblemFields) {
+    super(fields.detail, fields.status);
+    this.title = fields.title;
+    this.code = fields.code;
+    this.detail = fields.detail;
+    this.errors = fields.errors;
+    this.headers = fields.headers;
   }
 }

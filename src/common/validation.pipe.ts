@@ -1,6 +1,7 @@
 import { ArgumentMetadata, PipeTransform, ValidationError, ValidationPipe } from '@nestjs/common';
 import { CompiledDto, compileDto } from './compiled-dto';
-import { FieldError, ValidationFailedException } from './problem';
+import { FieldError } from './problem';
+import { ValidationFailedException } from './problem.catalogue';
 
 /** Keys class-transformer drops silently, so whitelisting alone would not refuse them. */
 const RESERVED_KEYS = new Set(['__proto__', 'constructor', 'prototype']);

@@ -1,6 +1,8 @@
 /**
  * Failures the store reports. They carry only a code so that they cross process
- * boundaries (cluster IPC, Redis scripts) unchanged; the HTTP layer maps codes to statuses.
+ * boundaries (cluster IPC, Redis scripts) unchanged. What each answers over HTTP (status,
+ * text, headers) is its entry in src/common/problem.catalogue.ts, which the exception filter
+ * applies: callers just let them through.
  */
 export type StoreErrorCode =
   | 'conversation_not_found'

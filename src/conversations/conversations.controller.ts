@@ -12,42 +12,30 @@ import {
   Res,
 } from '@nestjs/common';
 import {
-  ApiBadRequestResponse,
-  ApiBearerAuth,
-  ApiForbiddenResponse,
-  ApiTooManyRequestsResponse,
-  ApiUnauthorizedResponse,
-  ApiConflictResponse,
   ApiCreatedResponse,
-  ApiExtraModels,
-  ApiNoContentResponse,
   ApiHeader,
-  ApiNotFoundResponse,
+  ApiNoContentResponse,
   ApiOkResponse,
   ApiOperation,
   ApiParam,
-  ApiPayloadTooLargeResponse,
   ApiProduces,
-  ApiResponse,
   ApiQuery,
-  ApiServiceUnavailableResponse,
   ApiTags,
-  ApiUnprocessableEntityResponse,
-  ApiUnsupportedMediaTypeResponse,
-  getSchemaPath,
 } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { Access } from '../access/access.decorator';
 import { EmptyBodyPipe } from '../common/empty-body.pipe';
 import { sendJsonPieces } from '../common/json-pieces';
-import { ProblemDto } from '../common/problem.dto';
-import { PROBLEM_CONTENT_TYPE } from '../common/problem';
+import { ApiGuarded, ApiJsonBody, ApiProblem } from '../common/api-problem.decorator';
+import { problem } from '../common/problem.catalogue';
 import { UuidOrNotFoundPipe } from '../common/uuid-or-not-found.pipe';
+import { ConversationsService } from './conversations.service';
 import {
-  ConversationsService,
-  conversationNotFound,
-  messageNotFound,
-} from './conversations.service';
+  ApiConversation,
+  ApiConversationWrite,
+  ApiIdempotent,
+  WRITE_UNAVAILABLE,
+} from './conversations.openapi';
 import {
   ConversationHistoryDto,
   CreatedConversationDto,
@@ -68,60 +56,20 @@ import { CreateMessageDto } from './dto/create-message.dto';
 import { ReadDto, TypingDto } from './dto/signal.dto';
 import { PageQueryDto } from './dto/page-query.dto';
 import { EventStreamsService, parseLastEventId } from './event-streams.service';
-import { IDEMPOTENCY_HEADER, IdempotencyKey, REPLAYED_HEADER } from './idempotency';
+import { IdempotencyKey, REPLAYED_HEADER } from './idempotency';
 import { IdempotentWrite } from './conversation.repository';
 
-const ConversationId = () => Param('conversationId', new UuidOrNotFoundPipe(conversationNotFound));
-const MessageId = () => Param('messageId', new UuidOrNotFoundPipe(messageNotFound));
-
-const IDEMPOTENCY_DOC = {
-  name: IDEMPOTENCY_HEADER,
-  required: false,
-  description:
-    '1–255 visible ASCII characters; a random UUID when sent without a credential. A retry with the same ' +
-    'key and body gets the original status and body again, with `Idempotent-Replayed: true`, and creates ' +
-    'nothing, however the first answer was lost; the same key with another body is a 422 ' +
-    '`idempotency_key_reused`. A post keeps its key for IDEMPOTENCY_TTL_MS (at most CONVERSATION_TTL_MS), ' +
-    'a create for the life of its conversation.',
-};
+const ConversationId = () =>
+  Param('conversationId', new UuidOrNotFoundPipe(() => problem('conversation_not_found')));
+const MessageId = () =>
+  Param('messageId', new UuidOrNotFoundPipe(() => problem('message_not_found')));
 
 /** Marks a replayed answer (an Idempotency-Key retry). */
 const replayed = (res: Response, replay: boolean | undefined) =>
   replay && res.setHeader(REPLAYED_HEADER, 'true');
 
-const problem = (description: string) => ({
-  description,
-  content: { [PROBLEM_CONTENT_TYPE]: { schema: { $ref: getSchemaPath(ProblemDto) } } },
-});
-
-/** A write's 503: the store did not answer, or not enough replicas confirmed. */
-const WRITE_UNAVAILABLE_TEXT =
-  'store_unavailable, or replication_timeout (REDIS_WAIT_REPLICAS): the write may stand, ' +
-  'retry with the same Idempotency-Key. See Retry-After';
-const WRITE_UNAVAILABLE = problem(WRITE_UNAVAILABLE_TEXT);
-
-const PAYLOAD_TOO_LARGE = problem('payload_too_large: body over BODY_LIMIT');
-const UNSUPPORTED_MEDIA_TYPE = problem(
-  'unsupported_media_type: the body is not JSON, or not in UTF-8 (charset=utf-8 or utf8)',
-);
-
-const STORE_FULL = problem(
-  'store_full: the store is full (MAX_STORE_BYTES, or Redis maxmemory); nothing was written. See Retry-After',
-);
-
 @ApiTags('conversations')
-@ApiExtraModels(ProblemDto)
-@ApiBearerAuth()
-@ApiUnauthorizedResponse(
-  problem(
-    'unauthorized: with API_KEYS set, no credential or a wrong one (WWW-Authenticate: Bearer)',
-  ),
-)
-@ApiTooManyRequestsResponse(
-  problem(
-    'rate_limited: over RATE_LIMIT_MAX (or RATE_LIMIT_API_KEY_MAX) in the window; see Retry-After',
-  ),
-)
+@ApiGuarded()
 @Controller('api/conversations')
 export class ConversationsController {
   constructor(
@@ -137,18 +85,18 @@ export class ConversationsController {
       'Takes no body (or `{}`). With API_KEYS set, needs an API key unless PUBLIC_CONVERSATIONS=true. ' +
       'The answer carries the `customerToken` for this conversation.',
   })
-  @ApiForbiddenResponse(problem('forbidden: a customer token cannot open conversations'))
-  @ApiHeader(IDEMPOTENCY_DOC)
-  @ApiUnprocessableEntityResponse(problem('idempotency_key_reused'))
   @ApiCreatedResponse({
     type: CreatedConversationDto,
     description: 'Location: /api/conversations/{id}',
   })
-  @ApiBadRequestResponse(problem('validation_failed (unknown body fields) or malformed_json'))
-  @ApiServiceUnavailableResponse(
-    problem(`capacity_exceeded: the store holds MAX_CONVERSATIONS; ${WRITE_UNAVAILABLE_TEXT}`),
+  @ApiIdempotent()
+  @ApiProblem('validation_failed', 'validation_failed (unknown body fields) or malformed_json')
+  @ApiProblem('forbidden', 'forbidden: a customer token cannot open conversations')
+  @ApiProblem(
+    'capacity_exceeded',
+    `capacity_exceeded: the store holds MAX_CONVERSATIONS; ${WRITE_UNAVAILABLE}`,
   )
-  @ApiResponse({ status: 507, ...STORE_FULL })
+  @ApiProblem('store_full')
   async create(
     @Body(EmptyBodyPipe) _body: unknown,
     @IdempotencyKey() idempotency: IdempotentWrite | undefined,
@@ -164,9 +112,8 @@ export class ConversationsController {
   @Get(':conversationId')
   @Access('customer')
   @ApiOperation({ summary: 'Read a conversation with its whole history' })
-  @ApiParam({ name: 'conversationId', format: 'uuid' })
   @ApiOkResponse({ type: ConversationHistoryDto })
-  @ApiNotFoundResponse(problem('conversation_not_found (also for an id that is not a UUID)'))
+  @ApiConversation('conversation_not_found (also for an id that is not a UUID)')
   // Writes a ConversationHistoryDto that is already serialized: see toConversationHistoryJson.
   async get(@ConversationId() conversationId: string, @Res() res: Response): Promise<void> {
     const history = await this.conversations.getConversation(conversationId);
@@ -187,19 +134,17 @@ export class ConversationsController {
       '`Last-Event-ID` (or `?lastEventId=`) to get every change after it. A comment line every ' +
       'SSE_HEARTBEAT_MS keeps proxies from closing an idle stream.',
   })
-  @ApiParam({ name: 'conversationId', format: 'uuid' })
   @ApiHeader({ name: 'Last-Event-ID', required: false, description: 'The last seq received' })
   @ApiQuery({ name: 'lastEventId', required: false, type: 'integer' })
   @ApiProduces('text/event-stream')
   @ApiOkResponse({ description: 'text/event-stream', schema: { type: 'string' } })
-  @ApiBadRequestResponse(problem('validation_failed: Last-Event-ID is not a seq'))
-  @ApiServiceUnavailableResponse(
-    problem(
-      'stream_capacity_exceeded: this server serves MAX_EVENT_STREAMS streams (429 too_many_streams: ' +
-        'this client holds MAX_EVENT_STREAMS_PER_CLIENT). See Retry-After',
-    ),
+  @ApiConversation()
+  @ApiProblem('validation_failed', 'validation_failed: Last-Event-ID is not a seq')
+  @ApiProblem(
+    'stream_capacity_exceeded',
+    'stream_capacity_exceeded: this server serves MAX_EVENT_STREAMS streams (429 too_many_streams: ' +
+      'this client holds MAX_EVENT_STREAMS_PER_CLIENT). See Retry-After',
   )
-  @ApiNotFoundResponse(problem('conversation_not_found'))
   async events(
     @ConversationId() conversationId: string,
     @Headers('last-event-id') header: string | undefined,
@@ -218,10 +163,9 @@ export class ConversationsController {
       'that precede it; with neither: the newest `limit`. Always ascending seq. The cost grows with ' +
       'the page, not the conversation.',
   })
-  @ApiParam({ name: 'conversationId', format: 'uuid' })
   @ApiOkResponse({ type: MessagePageDto })
-  @ApiBadRequestResponse(problem('validation_failed: a bad limit or cursor, or both cursors'))
-  @ApiNotFoundResponse(problem('conversation_not_found'))
+  @ApiConversation()
+  @ApiProblem('validation_failed', 'validation_failed: a bad limit or cursor, or both cursors')
   // Writes a MessagePageDto that is already serialized: see toMessagePageJson.
   async page(
     @ConversationId() conversationId: string,
@@ -238,18 +182,13 @@ export class ConversationsController {
     summary: 'Post a message as the customer or the agent',
     description: 'With a customer token, only as `customer`.',
   })
-  @ApiForbiddenResponse(problem('sender_not_allowed: a customer token posting as agent'))
-  @ApiHeader(IDEMPOTENCY_DOC)
-  @ApiUnprocessableEntityResponse(problem('idempotency_key_reused'))
-  @ApiParam({ name: 'conversationId', format: 'uuid' })
   @ApiCreatedResponse({ type: MessageDto })
-  @ApiBadRequestResponse(problem('validation_failed (see errors) or malformed_json'))
-  @ApiNotFoundResponse(problem('conversation_not_found'))
-  @ApiConflictResponse(problem('conversation_full: MAX_MESSAGES_PER_CONVERSATION reached'))
-  @ApiServiceUnavailableResponse(WRITE_UNAVAILABLE)
-  @ApiResponse({ status: 507, ...STORE_FULL })
-  @ApiPayloadTooLargeResponse(PAYLOAD_TOO_LARGE)
-  @ApiUnsupportedMediaTypeResponse(UNSUPPORTED_MEDIA_TYPE)
+  @ApiConversation()
+  @ApiIdempotent()
+  @ApiJsonBody('validation_failed (see errors) or malformed_json')
+  @ApiProblem('sender_not_allowed', 'sender_not_allowed: a customer token posting as agent')
+  @ApiProblem('conversation_full')
+  @ApiConversationWrite()
   async postMessage(
     @ConversationId() conversationId: string,
     @Body() dto: CreateMessageDto,
@@ -273,14 +212,11 @@ export class ConversationsController {
       'conversation and sender goes out from each server process; renewals in between are absorbed. ' +
       '`typing: false` always goes out. With a customer token, only as `customer`.',
   })
-  @ApiParam({ name: 'conversationId', format: 'uuid' })
   @ApiNoContentResponse({ description: 'Sent (or absorbed as a renewal)' })
-  @ApiBadRequestResponse(problem('validation_failed (see errors) or malformed_json'))
-  @ApiForbiddenResponse(problem('sender_not_allowed: a customer token sending as agent'))
-  @ApiNotFoundResponse(problem('conversation_not_found'))
-  @ApiServiceUnavailableResponse(problem('store_unavailable. See Retry-After'))
-  @ApiPayloadTooLargeResponse(PAYLOAD_TOO_LARGE)
-  @ApiUnsupportedMediaTypeResponse(UNSUPPORTED_MEDIA_TYPE)
+  @ApiConversation()
+  @ApiJsonBody('validation_failed (see errors) or malformed_json')
+  @ApiProblem('sender_not_allowed', 'sender_not_allowed: a customer token sending as agent')
+  @ApiProblem('store_unavailable', 'store_unavailable. See Retry-After')
   async typing(@ConversationId() conversationId: string, @Body() dto: TypingDto): Promise<void> {
     await this.conversations.sendTyping(conversationId, dto);
   }
@@ -296,19 +232,13 @@ export class ConversationsController {
       'change). A seq at or below the horizon changes nothing and answers the current state. ' +
       'With a customer token, only as `customer`.',
   })
-  @ApiParam({ name: 'conversationId', format: 'uuid' })
   @ApiOkResponse({ type: ReadStateDto })
-  @ApiBadRequestResponse(
-    problem(
-      "validation_failed (see errors; also a seq beyond the conversation's last seq) or malformed_json",
-    ),
+  @ApiConversation()
+  @ApiJsonBody(
+    "validation_failed (see errors; also a seq beyond the conversation's last seq) or malformed_json",
   )
-  @ApiForbiddenResponse(problem('sender_not_allowed: a customer token reading as agent'))
-  @ApiNotFoundResponse(problem('conversation_not_found'))
-  @ApiServiceUnavailableResponse(WRITE_UNAVAILABLE)
-  @ApiResponse({ status: 507, ...STORE_FULL })
-  @ApiPayloadTooLargeResponse(PAYLOAD_TOO_LARGE)
-  @ApiUnsupportedMediaTypeResponse(UNSUPPORTED_MEDIA_TYPE)
+  @ApiProblem('sender_not_allowed', 'sender_not_allowed: a customer token reading as agent')
+  @ApiConversationWrite()
   async read(
     @ConversationId() conversationId: string,
     @Body() dto: ReadDto,
@@ -322,12 +252,11 @@ export class ConversationsController {
     summary: 'Delete a message',
     description: 'Takes an API key when API_KEYS is set.',
   })
-  @ApiForbiddenResponse(problem('forbidden: a customer token cannot delete'))
-  @ApiServiceUnavailableResponse(WRITE_UNAVAILABLE)
-  @ApiParam({ name: 'conversationId', format: 'uuid' })
-  @ApiParam({ name: 'messageId', format: 'uuid' })
   @ApiOkResponse({ type: DeleteMessageResponseDto })
-  @ApiNotFoundResponse(problem('conversation_not_found or message_not_found'))
+  @ApiConversation('conversation_not_found or message_not_found')
+  @ApiParam({ name: 'messageId', format: 'uuid' })
+  @ApiProblem('forbidden', 'forbidden: a customer token cannot delete')
+  @ApiProblem('store_unavailable', WRITE_UNAVAILABLE)
   async deleteMessage(
     @ConversationId() conversationId: string,
     @MessageId() messageId: string,

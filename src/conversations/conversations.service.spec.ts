@@ -2,6 +2,7 @@ import { HttpStatus } from '@nestjs/common';
 import fc from 'fast-check';
 import { hashToken } from '../access/customer-tokens';
 import { ProblemException } from '../common/problem';
+import { problemOf } from '../common/problem.catalogue';
 import { validateConfig } from '../config/app.config';
 import { StoreError } from './conversation.errors';
 import { ConversationsService } from './conversations.service';
@@ -17,7 +18,10 @@ function message(content: string, timestamp?: number): CreateMessageDto {
   return { sender: 'customer', content, ...(timestamp === undefined ? {} : { timestamp }) };
 }
 
-/** Awaits an operation that must fail with a ProblemException and returns it. */
+/**
+ * Awaits an operation that must fail and returns the problem the client gets for it (a store
+ * failure is mapped by the exception filter, as here).
+ */
 async function problemFrom(operation: () => Promise<unknown>): Promise<ProblemException> {
   let caught: unknown;
   try {
@@ -25,8 +29,9 @@ async function problemFrom(operation: () => Promise<unknown>): Promise<ProblemEx
   } catch (error) {
     caught = error;
   }
-  expect(caught).toBeInstanceOf(ProblemException);
-  return caught as ProblemException;
+  const problem = problemOf(caught);
+  expect(problem).toBeInstanceOf(ProblemException);
+  return problem as ProblemException;
 }
 
 function setup(env: Record<string, string> = {}) {

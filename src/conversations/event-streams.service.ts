@@ -1,8 +1,8 @@
-import { HttpStatus, Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import type { Response } from 'express';
 import { parseDecimal } from '../common/decimal-integer';
 import { AccessService, callerOf } from '../access/access.service';
-import { ProblemException, ValidationFailedException } from '../common/problem';
+import { problem, ValidationFailedException } from '../common/problem.catalogue';
 import { AppConfig, appConfig } from '../config/app.config';
 import {
   ChangeListener,
@@ -11,10 +11,6 @@ import {
   ConversationRepository,
   TypingSignal,
 } from './conversation.repository';
-import { conversationNotFound, toProblem } from './conversations.service';
-
-/** Seconds a client refused a stream place is told to wait. */
-const STREAM_RETRY_AFTER_SECONDS = 5;
 
 /**
  * Reads Last-Event-ID (header, or the lastEventId query parameter): a seq in plain decimal;
@@ -67,22 +63,10 @@ export class EventStreamsService {
   private takePlace(client: string): () => void {
     const held = this.placesByClient.get(client) ?? 0;
     if (held >= this.config.MAX_EVENT_STREAMS_PER_CLIENT) {
-      throw new ProblemException(
-        HttpStatus.TOO_MANY_REQUESTS,
-        'too_many_streams',
-        `This client holds ${held} event streams here, the most it may (MAX_EVENT_STREAMS_PER_CLIENT): close one first.`,
-        undefined,
-        { 'Retry-After': String(STREAM_RETRY_AFTER_SECONDS) },
-      );
+      throw problem('too_many_streams', { held });
     }
     if (this.places >= this.config.MAX_EVENT_STREAMS) {
-      throw new ProblemException(
-        HttpStatus.SERVICE_UNAVAILABLE,
-        'stream_capacity_exceeded',
-        'This server serves as many event streams as it may (MAX_EVENT_STREAMS). Retry later.',
-        undefined,
-        { 'Retry-After': String(STREAM_RETRY_AFTER_SECONDS) },
-      );
+      throw problem('stream_capacity_exceeded');
     }
     this.places++;
     this.placesByClient.set(client, held + 1);
@@ -129,11 +113,11 @@ export class EventStreamsService {
       );
     } catch (error) {
       giveUp();
-      throw toProblem(error);
+      throw error;
     }
     if (!start) {
       giveUp();
-      throw conversationNotFound();
+      throw problem('conversation_not_found');
     }
     if (res.destroyed) {
       giveUp(); // the client left while the store answered

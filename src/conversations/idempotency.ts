@@ -3,7 +3,7 @@ import { PipeTransform } from '@nestjs/common';
 import type { Request } from 'express';
 import { createHash } from 'node:crypto';
 import { AccessService, Principal } from '../access/access.service';
-import { ValidationFailedException } from '../common/problem';
+import { ValidationFailedException } from '../common/problem.catalogue';
 import { IdempotencySettings } from '../config/app.settings';
 import { IdempotentWrite } from './conversation.repository';
 

@@ -1,4 +1,4 @@
-import { Controller, Get, Header, HttpStatus } from '@nestjs/common';
+import { Controller, Get, Header } from '@nestjs/common';
 import {
   ApiNotFoundResponse,
   ApiOkResponse,
@@ -10,7 +10,7 @@ import {
 } from '@nestjs/swagger';
 import { SkipThrottle } from '@nestjs/throttler';
 import { Registry } from 'prom-client';
-import { ProblemException } from '../common/problem';
+import { problem } from '../common/problem.catalogue';
 import { MetricsService } from './metrics.service';
 
 @ApiTags('operations')
@@ -34,17 +34,11 @@ export class MetricsController {
   @ApiServiceUnavailableResponse({ description: 'metrics_unavailable: the primary did not answer' })
   async scrape(): Promise<string> {
     if (!this.metrics.enabled) {
-      throw new ProblemException(HttpStatus.NOT_FOUND, 'not_found', 'No such route.');
+      throw problem('not_found');
     }
     const text = await this.metrics.render();
     if (text === null) {
-      throw new ProblemException(
-        HttpStatus.SERVICE_UNAVAILABLE,
-        'metrics_unavailable',
-        'The cluster primary did not answer in time; try again.',
-        undefined,
-        { 'Retry-After': '1' },
-      );
+      throw problem('metrics_unavailable');
     }
     return text;
   }
