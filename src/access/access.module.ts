@@ -1,4 +1,4 @@
-import { Module } from '@nestjs/common';
+import { CanActivate, Module } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
 import { ThrottlerModule } from '@nestjs/throttler';
 import { JsonBodyGuard } from '../common/json-body.guard';
@@ -17,6 +17,9 @@ import { SharedThrottlerStorage } from './shared-throttler.storage';
  * bodies are counted too, then the access rules, then the JSON body, so that a caller refused
  * by either costs no parsing.
  */
+/** Lets every request through, without a promise. */
+const NO_LIMIT: CanActivate = { canActivate: () => true };
+
 @Module({
   imports: [
     ConversationStoreModule,
@@ -33,7 +36,13 @@ import { SharedThrottlerStorage } from './shared-throttler.storage';
   providers: [
     AccessService,
     JsonBodyParser,
-    { provide: APP_GUARD, useClass: RateLimitGuard },
+    RateLimitGuard,
+    // A server where no limit applies gets no rate-limit guard at all: nothing to await.
+    {
+      provide: APP_GUARD,
+      inject: [RateLimitGuard],
+      useFactory: (guard: RateLimitGuard): CanActivate => (guard.active ? guard : NO_LIMIT),
+    },
     { provide: APP_GUARD, useClass: AccessGuard },
     { provide: APP_GUARD, useClass: JsonBodyGuard },
   ],

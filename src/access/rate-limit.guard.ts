@@ -23,8 +23,11 @@ import { AccessService, callerOf } from './access.service';
 @Injectable()
 export class RateLimitGuard extends ThrottlerGuard {
   protected override headerPrefix = 'RateLimit';
-  /** Whether any caller can be limited: decided once, so an unlimited server pays nothing. */
-  private readonly active: boolean;
+  /**
+   * Whether any caller can be limited: decided once, so an unlimited server pays nothing (the
+   * guard is not even installed then, see AccessModule).
+   */
+  readonly active: boolean;
 
   constructor(
     @InjectThrottlerOptions() options: ThrottlerModuleOptions,
