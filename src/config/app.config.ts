@@ -186,94 +186,132 @@ const SIZE_PATTERN = /^\d+(\.\d+)?\s*(b|kb|mb)?$/i;
  * Keys are the environment variable names so a validation error names the variable.
  */
 export class EnvironmentVariables {
+  /** The environment, by Node's convention. */
   @orDefault('production')
   @IsIn(['production', 'development', 'test'])
   NODE_ENV: 'production' | 'development' | 'test';
 
+  /** The HTTP port. */
   @int('3000')
   @IsInt()
   @Min(0)
   @Max(65535)
   PORT: number;
 
+  /** The address to listen on; `0.0.0.0` is every interface. */
   @orDefault('0.0.0.0')
   @IsString()
   HOST: string;
 
-  /** Worker processes under node:cluster; 0 runs one process with no cluster. Default: one per core. */
+  /**
+   * Worker processes under node:cluster; 0 runs a single process with no cluster. In a
+   * container, set it to the container's CPU limit: the cores Node sees can be the host's.
+   * @default one per CPU core
+   */
   @int('-1')
   @IsInt()
   @Min(-1)
   @Max(1024)
   WORKERS: number;
 
+  /**
+   * A conversation with no activity for this long is evicted (default 30 min). Activity is a
+   * create, a post, a delete, or a read receipt that moves a horizon.
+   */
   @int('1800000')
   @IsInt()
   @Min(1)
   CONVERSATION_TTL_MS: number;
 
+  /** When the eviction sweep runs (default every minute). */
   @orDefault('0 * * * * *')
   @Validate(CronExpressionConstraint)
   EVICTION_CRON: string;
 
+  /** Characters per message, counted in Unicode code points (an emoji is one). */
   @int('10000')
   @IsInt()
   @Min(1)
   @Max(1_000_000)
   MAX_MESSAGE_LENGTH: number;
 
+  /** Messages a conversation may hold; past it a post gets 409 conversation_full. */
   @int('10000')
   @IsInt()
   @Min(1)
   MAX_MESSAGES_PER_CONVERSATION: number;
 
+  /** Conversations the store may hold; past it a create gets 503 capacity_exceeded. */
   @int('100000')
   @IsInt()
   @Min(1)
   MAX_CONVERSATIONS: number;
 
+  /** How far a client's `timestamp` may be ahead of the server's clock (default 5 min). */
   @int('300000')
   @IsInt()
   @Min(0)
   MAX_CLOCK_SKEW_MS: number;
 
+  /** The largest request body; past it 413 payload_too_large. */
   @orDefault('64kb')
   @Matches(SIZE_PATTERN, { message: 'must be a size such as 64kb, 1mb or 65536' })
   BODY_LIMIT: string;
 
-  /** How long a worker waits for the primary's store before answering 503 store_unavailable. */
+  /**
+   * How long a request waits for the store (the primary over IPC, or a Redis command, redirections
+   * and retries included) before it is answered 503 store_unavailable.
+   */
   @int('5000')
   @IsInt()
   @Min(1)
   STORE_TIMEOUT_MS: number;
 
-  /** Graceful stop: how long in-flight requests get before connections are cut. */
+  /** On SIGTERM or SIGINT: how long in-flight requests get before connections are cut. */
   @int('8000')
   @IsInt()
   @Min(0)
   SHUTDOWN_GRACE_MS: number;
 
+  /**
+   * The least important log level written. `log` includes one access log line per request;
+   * `debug` adds Nest's module and route-mapping lines.
+   */
   @orDefault('log')
   @IsIn(['silent', 'error', 'warn', 'log', 'debug', 'verbose'])
   LOG_LEVEL: 'silent' | 'error' | 'warn' | 'log' | 'debug' | 'verbose';
 
   /**
-   * One JSON object per line, or readable lines. Default: `pretty` when stdout is a terminal
-   * (a person is reading), `json` otherwise (a log collector is); see validateConfig.
+   * `json`: one JSON object per line; `pretty`: readable lines, prefixed with the process
+   * (`[worker 2]`). The default is picked in validateConfig: a person reads a terminal, a log
+   * collector reads anything else.
+   * @default `pretty` when stdout is a terminal, else `json`
    */
   @IsIn(['json', 'pretty'])
   LOG_FORMAT: 'json' | 'pretty';
 
-  /** Serve Prometheus metrics at /metrics and collect them. */
+  /**
+   * Collect metrics and serve them at `/metrics` in the Prometheus format; `false` collects
+   * none, and `/metrics` answers 404.
+   */
   @bool('true')
   @IsBoolean({ message: 'must be true or false' })
   METRICS_ENABLED: boolean;
 
-  /** Where conversations live: this server's memory (`memory`), or Redis (`redis`). */
+  /**
+   * Where conversations live: `memory`, in the memory of the process that owns the store (the
+   * primary, or the single process), lost on restart unless SNAPSHOT_PATH is set; `redis`, a Redis
+   * server or Redis Cluster shared by every instance.
+   */
   @orDefault('memory')
   @IsIn(['memory', 'redis'])
   STORE: 'memory' | 'redis';
 
+  /**
+   * With STORE=redis: the one Redis, as `redis://` or `rediss://` (TLS), with user, password
+   * and database number if needed. Not with REDIS_CLUSTER_NODES. A malformed URL, or a Redis that
+   * cannot be reached within 5 s, stops the start.
+   */
   @orDefault('redis://127.0.0.1:6379')
   @Matches(/^rediss?:\/\/[^\s]+$/, {
     message: 'must be a redis:// or rediss:// URL, for example redis://127.0.0.1:6379',
@@ -284,7 +322,7 @@ export class EnvironmentVariables {
   /**
    * With STORE=redis: seed nodes of a Redis Cluster (`host:port` or
    * `redis://[user:password@]host:port`, `rediss://` for TLS, comma-separated); the rest of the
-   * cluster is discovered from them. Not with REDIS_URL.
+   * cluster is discovered from them. Not with REDIS_URL: setting both stops the start.
    */
   @orDefault('')
   @ValidateIf((config: { REDIS_CLUSTER_NODES?: string }) => config.REDIS_CLUSTER_NODES !== '')
@@ -292,8 +330,9 @@ export class EnvironmentVariables {
   REDIS_CLUSTER_NODES: string;
 
   /**
-   * With STORE=redis: a write is acknowledged only once this many replicas have it (Redis
-   * WAIT, right after the write, on the same connection). 0: as soon as the master has it.
+   * With STORE=redis: a create, post, delete or read receipt is acknowledged only once this many
+   * replicas have it (Redis WAIT, right after the write, on the same connection); when fewer
+   * confirm in time, 503 replication_timeout. 0: as soon as the master has it.
    */
   @int('0')
   @IsInt()
@@ -301,36 +340,48 @@ export class EnvironmentVariables {
   @Max(16)
   REDIS_WAIT_REPLICAS: number;
 
-  /** How long a write waits for REDIS_WAIT_REPLICAS before it is answered 503 replication_timeout. */
+  /**
+   * How long a write waits for REDIS_WAIT_REPLICAS before it is answered 503 replication_timeout.
+   */
   @int('500')
   @IsInt()
   @Min(1)
   REDIS_WAIT_TIMEOUT_MS: number;
 
   /**
-   * The in-memory store's byte budget: message text plus what each message, conversation
-   * and kept Idempotency-Key costs besides. A write past it is refused with 507 store_full.
-   * 0 (the default): derived from the heap limit of the process that owns the store (see
-   * storeByteBudget and the README).
+   * The in-memory store's byte budget: message text plus what each message, conversation and kept
+   * Idempotency-Key costs besides. A create or post past it is refused with 507 store_full. 0 (the
+   * default): derived from the heap limit of the process that owns the store (storeByteBudget; see
+   * Memory in docs/operations.md). On Redis, Redis's own `maxmemory` applies instead.
+   * @default half of what the heap limit leaves after 64 MiB for the server, at least 8 MiB
    */
   @int('0')
   @IsInt()
   @Min(0)
   MAX_STORE_BYTES: number;
 
-  /** Event streams one process serves at most; past it a new one gets 503. */
+  /**
+   * Event streams one process serves at most; past it a new one gets 503
+   * stream_capacity_exceeded.
+   */
   @int('10000')
   @IsInt()
   @Min(1)
   MAX_EVENT_STREAMS: number;
 
-  /** Event streams one client (API key, customer token, or address) may hold open in a process. */
+  /**
+   * Event streams one client (its API key, its customer token, or its address) may hold open in one
+   * process; past it 429 too_many_streams.
+   */
   @int('20')
   @IsInt()
   @Min(1)
   MAX_EVENT_STREAMS_PER_CLIENT: number;
 
-  /** Put in front of every key, so that several servers (or tests) can share one Redis. */
+  /**
+   * With STORE=redis: put in front of every key, so that several deployments (or tests) can share
+   * one Redis. Every instance of one deployment must use the same.
+   */
   @orDefault('chat:')
   @Matches(/^[A-Za-z0-9:_.-]{0,64}$/, {
     message:
@@ -351,14 +402,20 @@ export class EnvironmentVariables {
   @Min(100)
   SSE_HEARTBEAT_MS: number;
 
-  /** How long a typing indicator shows unless renewed: a typing event's `expiresAt` is now plus this. */
+  /**
+   * How long a typing indicator shows unless renewed: a typing event's `expiresAt` is now plus
+   * this.
+   */
   @int('5000')
   @IsInt()
   @Min(1_000)
   @Max(60_000)
   TYPING_TTL_MS: number;
 
-  /** How long a response is kept for its Idempotency-Key (at most CONVERSATION_TTL_MS). */
+  /**
+   * How long a post's Idempotency-Key and its response are kept (default 24 h; never longer than
+   * CONVERSATION_TTL_MS). A create's key lives as long as its conversation.
+   */
   @int('86400000')
   @IsInt()
   @Min(1_000)
@@ -366,13 +423,16 @@ export class EnvironmentVariables {
 
   /**
    * Origins that browsers may call the API from (CORS), comma-separated, such as
-   * `https://app.example.com,https://admin.example.com`. None by default.
+   * `https://app.example.com,http://localhost:5173`. None: no CORS headers at all.
    */
   @orDefault('')
   @Validate(OriginListConstraint)
   CORS_ORIGINS: string;
 
-  /** A client must send a request's headers within this (slow clients are cut off). */
+  /**
+   * A client must send a request's headers within this, or gets 408 and is cut off (checked every
+   * second).
+   */
   @int('10000')
   @IsInt()
   @Min(1_000)
@@ -390,14 +450,18 @@ export class EnvironmentVariables {
   @Min(0)
   KEEP_ALIVE_TIMEOUT_MS: number;
 
-  /** Where the in-memory store is saved on a graceful stop and read back at start; none by default. */
+  /**
+   * In-memory store only: where it is saved on a graceful stop (a temporary file, fsync, rename)
+   * and read back at start, so that a planned restart keeps every conversation. None by default.
+   */
   @orDefault('')
   @IsString()
   SNAPSHOT_PATH: string;
 
   /**
-   * Keys for trusted callers (the business's backend, the agent console), comma-separated,
-   * sent as `Authorization: Bearer <key>`. None: access control is off and the server says so.
+   * Keys for trusted callers (the business's backend, the agent console), comma-separated, 16 to
+   * 256 visible ASCII characters each, sent as `Authorization: Bearer <key>`. None: access control
+   * is off, and the server says so at start.
    */
   @orDefault('')
   @Validate(ApiKeyListConstraint)
@@ -415,9 +479,11 @@ export class EnvironmentVariables {
   RATE_LIMIT_WINDOW_MS: number;
 
   /**
-   * Requests per window for each client IP and each customer token; 0: no limit. Default: 600
-   * with API_KEYS set, else 0: the open development mode has no one to tell apart, and a limit
-   * there only refuses test suites, load tests and every user behind an untrusted proxy.
+   * Requests per window for each customer token and each client address without a valid
+   * credential; 0: no limit. Without API_KEYS (the open development mode) there is no limit unless
+   * this is set: no one there can be told apart, and a limit would only refuse test suites, load
+   * tests and every user behind an untrusted proxy.
+   * @default `600` with API_KEYS set, else `0`
    */
   @int((env) => (apiKeyList(String(env.API_KEYS ?? ''))?.length ? '600' : '0'))
   @IsInt()
@@ -432,7 +498,8 @@ export class EnvironmentVariables {
 
   /**
    * Which proxies to believe about the client's address (X-Forwarded-For), as Express's
-   * `trust proxy`: false (default), true, a hop count, or addresses such as `loopback`.
+   * `trust proxy`: `true`, a hop count, or addresses such as `loopback`. Set it behind a proxy or
+   * load balancer, or every client is counted as the proxy's one address.
    */
   @orDefault('false')
   @Matches(/^(true|false|\d+|[A-Za-z0-9.:/, -]+)$/, {
@@ -440,12 +507,12 @@ export class EnvironmentVariables {
   })
   TRUST_PROXY: string;
 
-  /** The live console at `/`. */
+  /** The live console at `/`; `false` answers 404 there. */
   @bool('true')
   @IsBoolean()
   CONSOLE_ENABLED: boolean;
 
-  /** How long /health/ready waits for the store before answering 503. */
+  /** How long `GET /health/ready` waits for the store before answering 503. */
   @int('1000')
   @IsInt()
   @Min(1)
