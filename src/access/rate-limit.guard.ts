@@ -6,6 +6,7 @@ import {
   ThrottlerGuard,
   ThrottlerLimitDetail,
   ThrottlerModuleOptions,
+  ThrottlerOptions,
   ThrottlerRequest,
   ThrottlerStorage,
   normalizeIp,
@@ -14,6 +15,9 @@ import type { Request, Response } from 'express';
 import { problem } from '../common/problem.catalogue';
 import { RateLimitSettings } from '../config/app.settings';
 import { AccessService, callerOf } from './access.service';
+
+/** The prefix of every metadata key @nestjs/throttler's decorators set ("THROTTLER:SKIP", ...). */
+const THROTTLER_METADATA = 'THROTTLER:';
 
 /**
  * @nestjs/throttler's guard, counting each API key, each customer token and each client IP
@@ -28,6 +32,8 @@ export class RateLimitGuard extends ThrottlerGuard {
    * guard is not even installed then, see AccessModule).
    */
   readonly active: boolean;
+  /** Per route handler: its plain throttler, or null (see plainThrottler). */
+  private readonly plans = new WeakMap<object, ThrottlerOptions | null>();
 
   constructor(
     @InjectThrottlerOptions() options: ThrottlerModuleOptions,
@@ -43,7 +49,53 @@ export class RateLimitGuard extends ThrottlerGuard {
 
   /** With no limit that applies, nothing is counted and no store call is made. */
   override async canActivate(context: ExecutionContext): Promise<boolean> {
-    return this.active ? super.canActivate(context) : true;
+    if (!this.active) {
+      return true;
+    }
+    const throttler = this.plainThrottler(context.getHandler(), context.getClass());
+    // A route with throttler decorators (@SkipThrottle, @Throttle) takes the library's path.
+    return throttler
+      ? this.handleRequest({
+          context,
+          throttler,
+          limit: throttler.limit as number,
+          ttl: throttler.ttl as number,
+          blockDuration: (throttler.blockDuration ?? throttler.ttl) as number,
+          getTracker: throttler.getTracker ?? this.commonOptions.getTracker!,
+          generateKey: throttler.generateKey ?? this.commonOptions.generateKey!,
+        })
+      : super.canActivate(context);
+  }
+
+  /**
+   * What ThrottlerGuard.canActivate would work out for a route, decided once per route: the
+   * one throttler, when the route and its controller carry no throttler metadata and its
+   * options are plain numbers with no skipIf. Otherwise null, and the library decides per
+   * request as usual.
+   */
+  private plainThrottler(handler: object, controller: object): ThrottlerOptions | null {
+    let plan = this.plans.get(handler);
+    if (plan === undefined) {
+      const decorated = [handler, controller].some((target) =>
+        Reflect.getMetadataKeys(target).some(
+          (key) => typeof key === 'string' && key.startsWith(THROTTLER_METADATA),
+        ),
+      );
+      const [only, ...others] = this.throttlers;
+      plan =
+        !decorated &&
+        only &&
+        others.length === 0 &&
+        !only.skipIf &&
+        !this.commonOptions.skipIf &&
+        typeof only.limit === 'number' &&
+        typeof only.ttl === 'number' &&
+        (only.blockDuration === undefined || typeof only.blockDuration === 'number')
+          ? only
+          : null;
+      this.plans.set(handler, plan);
+    }
+    return plan;
   }
 
   /** The limit depends on who calls: RATE_LIMIT_API_KEY_MAX for a key, else RATE_LIMIT_MAX. */
