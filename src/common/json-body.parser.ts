@@ -12,7 +12,9 @@ const UTF8_LABELS = new Set(['utf-8', 'utf8']);
 
 /** The reading of a request's body, once begun (see JsonBodyParser.parse). */
 const PARSED = Symbol('jsonBody');
-type Parsed = Request & { [PARSED]?: Promise<void> };
+type Parsed = Request & { [PARSED]?: Promise<true> };
+/** The answer for a request with no body to read. */
+const READ: Promise<true> = Promise.resolve(true);
 
 /** JSON in UTF-8; JSON in another charset (415); not JSON (415 unless there is no body). */
 type BodyType = 'json' | 'other-charset' | 'other';
@@ -115,33 +117,49 @@ export class JsonBodyParser {
     this.readBytes = raw({ limit: config.BODY_LIMIT, type: () => true });
   }
 
-  parse(req: Request, res: Response): Promise<void> {
+  /** Resolves to `true` once the body is in `req.body` (as a guard answers). */
+  parse(req: Request, res: Response): Promise<true> {
     // On the request itself: a WeakMap entry per request costs more, in time and in GC.
     return ((req as Parsed)[PARSED] ??= this.read(req, res));
   }
 
-  private async read(req: Request, res: Response): Promise<void> {
+  /** One promise per body read, settled from body-parser's callback: no async chain. */
+  private read(req: Request, res: Response): Promise<true> {
     if (!carriesBody(req)) {
-      return;
+      return READ;
     }
-    const type = this.typeOf(req);
+    let type: BodyType;
+    try {
+      type = this.typeOf(req);
+    } catch (problem) {
+      return Promise.reject(problem as Error); // parameters that do not parse
+    }
     if (type === 'other') {
       // An empty body of any type (Content-Length: 0) is no body.
       if (req.headers['transfer-encoding'] !== undefined || req.headers['content-length'] !== '0') {
-        throw notJson();
+        return Promise.reject(notJson());
       }
-      return;
+      return READ;
     }
     if (type === 'other-charset') {
-      throw notUtf8Charset();
+      return Promise.reject(notUtf8Charset());
     }
-    const bytes = await new Promise<unknown>((resolve, reject) =>
-      this.readBytes(req, res, (error?: unknown) =>
-        error ? reject(readerProblem(error)) : resolve(req.body),
-      ),
+    return new Promise<true>((resolve, reject) =>
+      this.readBytes(req, res, (error?: unknown) => {
+        if (error) {
+          reject(readerProblem(error));
+          return;
+        }
+        try {
+          // Not a Buffer only when the request had already ended: nothing to read.
+          const bytes: unknown = req.body;
+          req.body = Buffer.isBuffer(bytes) ? this.decode(bytes) : undefined;
+          resolve(true);
+        } catch (problem) {
+          reject(problem);
+        }
+      }),
     );
-    // Not a Buffer only when the request had already ended: nothing to read.
-    req.body = Buffer.isBuffer(bytes) ? this.decode(bytes) : undefined;
   }
 
   /**
