@@ -1,9 +1,9 @@
-import { CanActivate, ExecutionContext, Inject, Injectable } from '@nestjs/common';
+import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { Request, Response } from 'express';
 import { JsonBodyParser } from '../common/json-body.parser';
 import { problem } from '../common/problem.catalogue';
-import { AppConfig, appConfig } from '../config/app.config';
+import { AccessSettings } from '../config/app.settings';
 import { ACCESS_RULE, AccessRule } from './access.decorator';
 import { AccessService, Principal } from './access.service';
 
@@ -18,7 +18,7 @@ export class AccessGuard implements CanActivate {
     private readonly access: AccessService,
     private readonly body: JsonBodyParser,
     private readonly reflector: Reflector,
-    @Inject(appConfig.KEY) private readonly config: AppConfig,
+    private readonly settings: AccessSettings,
   ) {}
 
   /** Open mode (no API_KEYS) and public routes answer a plain `true`, with no promise. */
@@ -58,12 +58,12 @@ export class AccessGuard implements CanActivate {
           detail: 'The credential is not a valid API key or customer token.',
         });
       case 'anonymous':
-        if (rule === 'open-create' && this.config.PUBLIC_CONVERSATIONS) {
+        if (rule === 'open-create' && this.settings.publicConversations) {
           return;
         }
         throw problem('unauthorized');
       case 'customer':
-        if (rule === 'open-create' && this.config.PUBLIC_CONVERSATIONS) {
+        if (rule === 'open-create' && this.settings.publicConversations) {
           return;
         }
         if (rule !== 'customer' && rule !== 'customer-post') {

@@ -1,9 +1,8 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import type { Request } from 'express';
 import { timingSafeEqual } from 'node:crypto';
 import { ValidationFailedException } from '../common/problem.catalogue';
-import { AppConfig, appConfig } from '../config/app.config';
-import { settingsOf } from '../config/app.settings';
+import { AccessSettings } from '../config/app.settings';
 import { ConversationRepository } from '../conversations/conversation.repository';
 import { sameHash, sha256, tokenConversation } from './customer-tokens';
 
@@ -78,11 +77,9 @@ export class AccessService {
 
   constructor(
     private readonly repository: ConversationRepository,
-    @Inject(appConfig.KEY) config: AppConfig,
+    settings: AccessSettings,
   ) {
-    // The validated config, as unit specs build this service; settingsOf gives the same
-    // resolution that the injected settings groups come from.
-    this.keys = settingsOf(config).access.apiKeys.map((key) => {
+    this.keys = settings.apiKeys.map((key) => {
       const digest = sha256(key);
       return { id: digest.toString('hex').slice(0, 12), digest };
     });

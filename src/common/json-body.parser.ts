@@ -1,7 +1,7 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import { parse as parseContentType } from 'content-type';
 import { raw, Request, RequestHandler, Response } from 'express';
-import { AppConfig, appConfig } from '../config/app.config';
+import { HttpSettings } from '../config/app.settings';
 import { ProblemException } from './problem';
 import { problem } from './problem.catalogue';
 
@@ -113,8 +113,8 @@ export class JsonBodyParser {
   private readonly decoder = new TextDecoder('utf-8', { fatal: true });
   private readonly types = new Map<string, BodyType>();
 
-  constructor(@Inject(appConfig.KEY) config: AppConfig) {
-    this.readBytes = raw({ limit: config.BODY_LIMIT, type: () => true });
+  constructor(http: HttpSettings) {
+    this.readBytes = raw({ limit: http.bodyLimit, type: () => true });
   }
 
   /** Resolves to `true` once the body is in `req.body` (as a guard answers). */

@@ -4,6 +4,7 @@ import { hashToken } from '../access/customer-tokens';
 import { ProblemException } from '../common/problem';
 import { problemOf } from '../common/problem.catalogue';
 import { validateConfig } from '../config/app.config';
+import { settingsOf } from '../config/app.settings';
 import { StoreError } from './conversation.errors';
 import { ConversationsService } from './conversations.service';
 import { CreateMessageDto } from './dto/create-message.dto';
@@ -38,7 +39,8 @@ function setup(env: Record<string, string> = {}) {
   const repository = new InMemoryConversationRepository();
   const clock = new FakeClock(T0);
   const config = validateConfig({ LOG_LEVEL: 'silent', ...env });
-  const service = new ConversationsService(repository, clock, config);
+  const { limits, events } = settingsOf(config);
+  const service = new ConversationsService(repository, clock, limits, events);
   return { repository, clock, service };
 }
 

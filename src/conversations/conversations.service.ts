@@ -1,6 +1,6 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
-import { AppConfig, appConfig } from '../config/app.config';
+import { EventSettings, LimitSettings } from '../config/app.settings';
 import { issueCustomerToken } from '../access/customer-tokens';
 import { Clock } from '../common/clock';
 import { problem, ValidationFailedException } from '../common/problem.catalogue';
@@ -47,7 +47,8 @@ export class ConversationsService {
   constructor(
     private readonly repository: ConversationRepository,
     private readonly clock: Clock,
-    @Inject(appConfig.KEY) private readonly config: AppConfig,
+    private readonly limits: LimitSettings,
+    private readonly events: EventSettings,
   ) {}
 
   /**
@@ -64,7 +65,7 @@ export class ConversationsService {
     const conversation = await this.repository.createConversation({
       id,
       now: this.clock.now(),
-      maxConversations: this.config.MAX_CONVERSATIONS,
+      maxConversations: this.limits.maxConversations,
       customerTokenHash: hash,
       idempotency,
     });
@@ -109,7 +110,7 @@ export class ConversationsService {
       content: dto.content,
       timestamp: dto.timestamp ?? now,
       now,
-      maxMessages: this.config.MAX_MESSAGES_PER_CONVERSATION,
+      maxMessages: this.limits.maxMessagesPerConversation,
       idempotency,
     });
   }
@@ -150,7 +151,7 @@ export class ConversationsService {
         conversationId,
         sender: dto.sender,
         typing,
-        expiresAt: now + this.config.TYPING_TTL_MS,
+        expiresAt: now + this.events.typingTtlMs,
       });
     } catch (error) {
       this.typingGate.forget(key); // not sent: the next one must not be absorbed
@@ -161,17 +162,17 @@ export class ConversationsService {
   /** Rules that depend on configuration or the clock, beyond what the DTO checks. */
   private checkMessage(dto: CreateMessageDto, now: number): void {
     const errors = [];
-    const max = this.config.MAX_MESSAGE_LENGTH;
+    const max = this.limits.maxMessageLength;
     if (characterCount(dto.content, max) > max) {
       errors.push({ field: 'content', message: `content must be at most ${max} characters` });
     }
     if (!dto.content.isWellFormed()) {
       errors.push({ field: 'content', message: 'content must be valid Unicode text' });
     }
-    if (dto.timestamp !== undefined && dto.timestamp > now + this.config.MAX_CLOCK_SKEW_MS) {
+    if (dto.timestamp !== undefined && dto.timestamp > now + this.limits.maxClockSkewMs) {
       errors.push({
         field: 'timestamp',
-        message: `timestamp must not be more than ${this.config.MAX_CLOCK_SKEW_MS} ms ahead of the server's clock`,
+        message: `timestamp must not be more than ${this.limits.maxClockSkewMs} ms ahead of the server's clock`,
       });
     }
     if (errors.length > 0) {

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { Response } from 'express';
 import { AccessService } from '../access/access.service';
 import { validateConfig } from '../config/app.config';
+import { settingsOf } from '../config/app.settings';
 import { StoreError } from './conversation.errors';
 import { ChangeListener, ChangesAfter, ConversationChange, Watch } from './conversation.repository';
 import { EventStreamsService } from './event-streams.service';
@@ -83,8 +84,8 @@ describe('EventStreamsService after a gap', () => {
     const config = validateConfig({ LOG_LEVEL: 'silent', SSE_HEARTBEAT_MS: '60000' });
     const service = new EventStreamsService(
       repository,
-      new AccessService(repository, config),
-      config,
+      new AccessService(repository, settingsOf(config).access),
+      settingsOf(config).events,
     );
     const { id } = await repository.createConversation({
       id: randomUUID(),

@@ -1,9 +1,9 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import type { Response } from 'express';
 import { parseDecimal } from '../common/decimal-integer';
 import { AccessService, callerOf } from '../access/access.service';
 import { problem, ValidationFailedException } from '../common/problem.catalogue';
-import { AppConfig, appConfig } from '../config/app.config';
+import { EventSettings } from '../config/app.settings';
 import {
   ChangeListener,
   ChangesAfter,
@@ -51,7 +51,7 @@ export class EventStreamsService {
   constructor(
     private readonly repository: ConversationRepository,
     private readonly access: AccessService,
-    @Inject(appConfig.KEY) private readonly config: AppConfig,
+    private readonly settings: EventSettings,
   ) {}
 
   /**
@@ -62,10 +62,10 @@ export class EventStreamsService {
    */
   private takePlace(client: string): () => void {
     const held = this.placesByClient.get(client) ?? 0;
-    if (held >= this.config.MAX_EVENT_STREAMS_PER_CLIENT) {
+    if (held >= this.settings.maxStreamsPerClient) {
       throw problem('too_many_streams', { held });
     }
-    if (this.places >= this.config.MAX_EVENT_STREAMS) {
+    if (this.places >= this.settings.maxStreams) {
       throw problem('stream_capacity_exceeded');
     }
     this.places++;
@@ -131,7 +131,7 @@ export class EventStreamsService {
     res.setHeader('X-Accel-Buffering', 'no'); // nginx: pass events through at once
     res.flushHeaders();
     this.open.add(res);
-    const heartbeat = setInterval(() => res.write(': heartbeat\n\n'), this.config.SSE_HEARTBEAT_MS);
+    const heartbeat = setInterval(() => res.write(': heartbeat\n\n'), this.settings.heartbeatMs);
     stream.onEnd = () => {
       giveUp();
       clearInterval(heartbeat);
