@@ -21,6 +21,10 @@ type BodyType = 'json' | 'other-charset' | 'other';
 /** Distinct Content-Type headers remembered (see JsonBodyParser.typeOf). */
 const KNOWN_TYPES_MAX = 64;
 
+/** A Content-Length as Node's parser lets it through: digits only. */
+const DECIMAL = /^\d{1,15}$/;
+const EMPTY = Buffer.alloc(0);
+
 /** No request this API takes nests deeper; deeper bodies would only cost stack further in. */
 const MAX_DEPTH = 32;
 
@@ -113,8 +117,11 @@ export class JsonBodyParser {
   private readonly decoder = new TextDecoder('utf-8', { fatal: true });
   private readonly types = new Map<string, BodyType>();
 
+  private readonly limit: number;
+
   constructor(http: HttpSettings) {
-    this.readBytes = raw({ limit: http.bodyLimit, type: () => true });
+    this.limit = http.bodyLimitBytes;
+    this.readBytes = raw({ limit: this.limit, type: () => true });
   }
 
   /** Resolves to `true` once the body is in `req.body` (as a guard answers). */
@@ -144,6 +151,9 @@ export class JsonBodyParser {
     if (type === 'other-charset') {
       return Promise.reject(notUtf8Charset());
     }
+    if (this.isPlain(req)) {
+      return this.readPlain(req);
+    }
     return new Promise<true>((resolve, reject) =>
       this.readBytes(req, res, (error?: unknown) => {
         if (error) {
@@ -160,6 +170,69 @@ export class JsonBodyParser {
         }
       }),
     );
+  }
+
+  /**
+   * Whether the body is the common kind, which readPlain takes: not compressed, of a declared
+   * length within BODY_LIMIT, not yet read. Anything else (a Content-Encoding, chunks, a length
+   * over the limit or malformed, a request already read) goes through express.raw, which
+   * answers each of those.
+   */
+  private isPlain(req: Request): boolean {
+    const { headers } = req;
+    const length = headers['content-length'];
+    return (
+      headers['content-encoding'] === undefined &&
+      headers['transfer-encoding'] === undefined &&
+      length !== undefined &&
+      DECIMAL.test(length) &&
+      Number(length) <= this.limit &&
+      req.readable &&
+      !req.readableEnded
+    );
+  }
+
+  /**
+   * Reads a plain body (see isPlain) as raw-body would, without its general machinery: Node's
+   * parser delivers exactly Content-Length bytes and then `end`. A request that is closed or
+   * fails first is refused as raw-body refuses it (400 "request aborted"): its client is gone.
+   */
+  private readPlain(req: Request): Promise<true> {
+    return new Promise<true>((resolve, reject) => {
+      let first: Buffer | undefined;
+      let chunks: Buffer[] | undefined;
+      const onData = (chunk: Buffer) => {
+        if (first === undefined) {
+          first = chunk;
+        } else {
+          (chunks ??= [first]).push(chunk);
+        }
+      };
+      const onEnd = () => {
+        stop();
+        try {
+          const bytes = chunks ? Buffer.concat(chunks) : (first ?? EMPTY);
+          req.body = this.decode(bytes);
+          resolve(true);
+        } catch (problem) {
+          reject(problem);
+        }
+      };
+      const onAbort = () => {
+        stop();
+        reject(problem('bad_request', { status: 400 }));
+      };
+      const stop = () => {
+        req.off('data', onData);
+        req.off('end', onEnd);
+        req.off('error', onAbort);
+        req.off('close', onAbort);
+      };
+      req.on('data', onData);
+      req.on('end', onEnd);
+      req.on('error', onAbort);
+      req.on('close', onAbort);
+    });
   }
 
   /**

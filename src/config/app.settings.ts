@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { getHeapStatistics } from 'node:v8';
+import { parse as parseSize } from 'bytes';
 import { AppConfig, apiKeyList, ClusterNodeSeed, clusterNodeList, originList } from './app.config';
 
 /*
@@ -7,6 +8,15 @@ import { AppConfig, apiKeyList, ClusterNodeSeed, clusterNodeList, originList } f
  * Every value parsed from a string or derived from other settings is computed here and
  * nowhere else; each group is injectable by its class (see AppConfigModule).
  */
+
+/** A size such as `64kb` in bytes, read as body-parser reads its `limit` (the same function). */
+function sizeInBytes(size: string): number {
+  const bytes = parseSize(size);
+  if (bytes === null) {
+    throw new Error(`not a size: ${size}`); // unreachable: the config validates the form
+  }
+  return bytes;
+}
 
 /** How many processes serve: the bootstrap's concern. */
 export abstract class ClusterSettings {
@@ -27,8 +37,8 @@ export abstract class HttpSettings {
   readonly keepAliveTimeoutMs: number;
   /** Graceful stop: how long in-flight requests get before connections are cut. */
   readonly shutdownGraceMs: number;
-  /** Largest request body, as the JSON body parser takes it (`64kb`, `1mb`, a byte count). */
-  readonly bodyLimit: string;
+  /** Largest request body in bytes: BODY_LIMIT (`64kb`, `1mb`, a byte count) as body-parser reads it. */
+  readonly bodyLimitBytes: number;
   /** CORS_ORIGINS as a list; empty: no CORS at all. */
   readonly corsOrigins: readonly string[];
   /** TRUST_PROXY as Express's `trust proxy` takes it (see trustProxySetting). */
@@ -220,7 +230,7 @@ function resolveSettings(config: AppConfig): AppSettings {
       headersTimeoutMs: Math.min(config.HEADERS_TIMEOUT_MS, config.REQUEST_TIMEOUT_MS),
       keepAliveTimeoutMs: config.KEEP_ALIVE_TIMEOUT_MS,
       shutdownGraceMs: config.SHUTDOWN_GRACE_MS,
-      bodyLimit: config.BODY_LIMIT,
+      bodyLimitBytes: sizeInBytes(config.BODY_LIMIT),
       corsOrigins: originList(config.CORS_ORIGINS) ?? [],
       trustProxy: trustProxySetting(config.TRUST_PROXY),
       consoleEnabled: config.CONSOLE_ENABLED,

@@ -25,7 +25,7 @@ import {
 import type { Response } from 'express';
 import { Access } from '../access/access.decorator';
 import { EmptyBodyPipe } from '../common/empty-body.pipe';
-import { sendJsonPieces } from '../common/json-pieces';
+import { sendJson, sendJsonPieces } from '../common/json-pieces';
 import { ApiGuarded, ApiJsonBody, ApiProblem } from '../common/api-problem.decorator';
 import { problem } from '../common/problem.catalogue';
 import { UuidOrNotFoundPipe } from '../common/uuid-or-not-found.pipe';
@@ -97,16 +97,22 @@ export class ConversationsController {
     `capacity_exceeded: the store holds MAX_CONVERSATIONS; ${WRITE_UNAVAILABLE}`,
   )
   @ApiProblem('store_full')
+  // Writes a CreatedConversationDto itself: see sendJson.
   async create(
     @Body(EmptyBodyPipe) _body: unknown,
     @IdempotencyKey() idempotency: IdempotentWrite | undefined,
-    @Res({ passthrough: true }) res: Response,
-  ): Promise<CreatedConversationDto> {
+    @Res() res: Response,
+  ): Promise<void> {
     const { conversation, customerToken } =
       await this.conversations.createConversation(idempotency);
-    res.location(`/api/conversations/${conversation.id}`);
+    // A UUID: nothing in it for res.location to encode.
+    res.setHeader('Location', `/api/conversations/${conversation.id}`);
     replayed(res, conversation.replayed);
-    return toCreatedConversationDto(conversation, customerToken);
+    sendJson(
+      res,
+      HttpStatus.CREATED,
+      JSON.stringify(toCreatedConversationDto(conversation, customerToken)),
+    );
   }
 
   @Get(':conversationId')
@@ -189,15 +195,16 @@ export class ConversationsController {
   @ApiProblem('sender_not_allowed', 'sender_not_allowed: a customer token posting as agent')
   @ApiProblem('conversation_full')
   @ApiConversationWrite()
+  // Writes a MessageDto itself: see sendJson.
   async postMessage(
     @ConversationId() conversationId: string,
     @Body() dto: CreateMessageDto,
     @IdempotencyKey() idempotency: IdempotentWrite | undefined,
-    @Res({ passthrough: true }) res: Response,
-  ): Promise<MessageDto> {
+    @Res() res: Response,
+  ): Promise<void> {
     const message = await this.conversations.postMessage(conversationId, dto, idempotency);
     replayed(res, message.replayed);
-    return toMessageDto(message);
+    sendJson(res, HttpStatus.CREATED, JSON.stringify(toMessageDto(message)));
   }
 
   @Post(':conversationId/typing')
