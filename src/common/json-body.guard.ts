@@ -14,6 +14,6 @@ export class JsonBodyGuard implements CanActivate {
   canActivate(context: ExecutionContext): boolean | Promise<boolean> {
     const http = context.switchToHttp();
     const req = http.getRequest<Request>();
-    return carriesBody(req) ? this.parser.parse(req, http.getResponse<Response>()) : true;
+    return carriesBody(req) ? this.parser.parseLast(req, http.getResponse<Response>()) : true;
   }
 }

@@ -124,10 +124,21 @@ export class JsonBodyParser {
     this.readBytes = raw({ limit: this.limit, type: () => true });
   }
 
-  /** Resolves to `true` once the body is in `req.body` (as a guard answers). */
+  /**
+   * Resolves to `true` once the body is in `req.body` (as a guard answers). The reading is
+   * kept on the request, for the last reader (see `parseLast`).
+   */
   parse(req: Request, res: Response): Promise<true> {
     // On the request itself: a WeakMap entry per request costs more, in time and in GC.
     return ((req as Parsed)[PARSED] ??= this.read(req, res));
+  }
+
+  /**
+   * As `parse`, for the last reader of a request (JsonBodyGuard): the reading another began
+   * is joined; one begun here is not kept, since nobody asks again.
+   */
+  parseLast(req: Request, res: Response): Promise<true> {
+    return (req as Parsed)[PARSED] ?? this.read(req, res);
   }
 
   /** One promise per body read, settled from body-parser's callback: no async chain. */
@@ -201,6 +212,7 @@ export class JsonBodyParser {
     return new Promise<true>((resolve, reject) => {
       let first: Buffer | undefined;
       let chunks: Buffer[] | undefined;
+      let ended = false;
       const onData = (chunk: Buffer) => {
         if (first === undefined) {
           first = chunk;
@@ -208,8 +220,9 @@ export class JsonBodyParser {
           (chunks ??= [first]).push(chunk);
         }
       };
+      // The listeners stay: `close` follows `end`, and then finds the reading over.
       const onEnd = () => {
-        stop();
+        ended = true;
         try {
           const bytes = chunks ? Buffer.concat(chunks) : (first ?? EMPTY);
           req.body = this.decode(bytes);
@@ -219,14 +232,10 @@ export class JsonBodyParser {
         }
       };
       const onAbort = () => {
-        stop();
-        reject(problem('bad_request', { status: 400 }));
-      };
-      const stop = () => {
-        req.off('data', onData);
-        req.off('end', onEnd);
-        req.off('error', onAbort);
-        req.off('close', onAbort);
+        if (!ended) {
+          ended = true;
+          reject(problem('bad_request', { status: 400 }));
+        }
       };
       req.on('data', onData);
       req.on('end', onEnd);

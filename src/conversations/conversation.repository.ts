@@ -112,6 +112,24 @@ export interface AppendedMessage extends StoredMessage {
   replayed?: boolean;
 }
 
+/**
+ * The JSON text of messages a store returns, where the store made it anyway: the in-memory
+ * store serializes each message once, as it writes it, in the wire form (MessageDto's fields
+ * in its order). The answer to a post is then that text, not a second serialization. Weak:
+ * an entry lasts as long as the message object it describes.
+ */
+const storedJson = new WeakMap<StoredMessage, string>();
+
+/** Says that `json` is `message` as JSON, in the wire form. */
+export function keepStoredJson(message: StoredMessage, json: string): void {
+  storedJson.set(message, json);
+}
+
+/** `message` as JSON if its store kept the text (see keepStoredJson). */
+export function storedJsonOf(message: StoredMessage): string | undefined {
+  return storedJson.get(message);
+}
+
 export type ChangeType =
   'message.created' | 'message.deleted' | 'conversation.read' | 'conversation.evicted';
 

@@ -48,7 +48,7 @@ import {
   toCreatedConversationDto,
   toConversationHistoryJson,
   toDeleteMessageResponseDto,
-  toMessageDto,
+  toMessageJson,
   toMessagePageJson,
   toReadStateDto,
 } from './dto/conversation.mapper';
@@ -204,7 +204,7 @@ export class ConversationsController {
   ): Promise<void> {
     const message = await this.conversations.postMessage(conversationId, dto, idempotency);
     replayed(res, message.replayed);
-    sendJson(res, HttpStatus.CREATED, JSON.stringify(toMessageDto(message)));
+    sendJson(res, HttpStatus.CREATED, toMessageJson(message));
   }
 
   @Post(':conversationId/typing')

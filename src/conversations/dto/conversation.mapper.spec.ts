@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { StoredMessage } from '../conversation.repository';
+import { StoredMessage, storedJsonOf } from '../conversation.repository';
 import { InMemoryConversationRepository } from '../repositories/memory/in-memory-conversation.repository';
-import { toConversationHistoryJson, toMessageDto } from './conversation.mapper';
+import { toConversationHistoryJson, toMessageDto, toMessageJson } from './conversation.mapper';
 
 describe('conversation mapper', () => {
   it('keeps the stored JSON of a message identical to its wire form', async () => {
@@ -22,6 +22,33 @@ describe('conversation mapper', () => {
     const history = await repository.getConversation(id);
     // What a read splices in, byte for byte, is what toMessageDto would have serialized.
     expect(history?.messagesJson.join('')).toBe(JSON.stringify([toMessageDto(stored)]));
+  });
+
+  it("answers a post with the store's own text, the same as a serialization of the DTO", async () => {
+    const repository = new InMemoryConversationRepository();
+    const { id } = await repository.createConversation({
+      id: randomUUID(),
+      now: 1,
+      maxConversations: 1,
+    });
+    const contents = ['plain', 'quote " backslash \\ newline \n emoji 😀', '\u2028 \u0000 <>&'];
+    for (const content of contents) {
+      const stored = await repository.appendMessage(id, {
+        id: randomUUID(),
+        sender: 'customer',
+        content,
+        timestamp: 5,
+        now: 7,
+        maxMessages: 10,
+      });
+      // The store kept its text, and that text is the wire form.
+      expect(storedJsonOf(stored)).toBeDefined();
+      expect(toMessageJson(stored)).toBe(JSON.stringify(toMessageDto(stored)));
+    }
+    // A message no store kept text for (a replay, another store) is serialized here.
+    const copy: StoredMessage = { ...(JSON.parse(toMessageJson(message())) as StoredMessage) };
+    expect(storedJsonOf(copy)).toBeUndefined();
+    expect(toMessageJson(copy)).toBe(JSON.stringify(toMessageDto(copy)));
   });
 
   it('writes a history as the ConversationHistoryDto JSON', () => {
@@ -67,3 +94,15 @@ describe('conversation mapper', () => {
     ]);
   });
 });
+
+function message(): StoredMessage {
+  return {
+    id: 'm',
+    conversationId: 'c',
+    sender: 'agent',
+    content: 'x',
+    timestamp: 1,
+    seq: 1,
+    createdAt: 2,
+  };
+}

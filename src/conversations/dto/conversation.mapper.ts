@@ -4,6 +4,7 @@ import {
   LastRead,
   MessagePage,
   StoredMessage,
+  storedJsonOf,
 } from '../conversation.repository';
 import {
   ConversationDto,
@@ -47,6 +48,14 @@ export function toMessageDto(message: StoredMessage): MessageDto {
     seq: message.seq,
     createdAt: message.createdAt,
   };
+}
+
+/**
+ * A MessageDto as JSON text: the text its store kept when it wrote the message (the same,
+ * byte for byte; see keepStoredJson), or else serialized here.
+ */
+export function toMessageJson(message: StoredMessage): string {
+  return storedJsonOf(message) ?? JSON.stringify(toMessageDto(message));
 }
 
 /**

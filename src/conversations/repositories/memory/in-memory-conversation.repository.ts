@@ -14,6 +14,7 @@ import {
   CreatedConversation,
   DeletedMessage,
   IdempotentWrite,
+  keepStoredJson,
   LastRead,
   MessagePage,
   NewConversation,
@@ -416,6 +417,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
     record.bytes += bytes + keyBytes;
     this.conversations.touch(record, input.now, [1, bytes + keyBytes]);
     this.changed(record, stored);
+    keepStoredJson(message, stored.json);
     return message;
   }
 
