@@ -19,6 +19,15 @@ import { AccessService, callerOf } from './access.service';
 /** The prefix of every metadata key @nestjs/throttler's decorators set ("THROTTLER:SKIP", ...). */
 const THROTTLER_METADATA = 'THROTTLER:';
 
+/** A throttler that applies as it is (see RateLimitGuard.plainThrottler), worked out once. */
+interface PlainThrottler {
+  name: string;
+  ttl: number;
+  blockDuration: number;
+  /** The header names ThrottlerGuard sets, or null when it sets none. */
+  headers: { limit: string; remaining: string; reset: string; retryAfter: string } | null;
+}
+
 /**
  * @nestjs/throttler's guard, counting each API key, each customer token and each client IP
  * (for everyone else) against one budget across all routes, with the IETF `RateLimit-*`
@@ -33,7 +42,7 @@ export class RateLimitGuard extends ThrottlerGuard {
    */
   readonly active: boolean;
   /** Per route handler: its plain throttler, or null (see plainThrottler). */
-  private readonly plans = new WeakMap<object, ThrottlerOptions | null>();
+  private readonly plans = new WeakMap<object, PlainThrottler | null>();
 
   constructor(
     @InjectThrottlerOptions() options: ThrottlerModuleOptions,
@@ -52,19 +61,51 @@ export class RateLimitGuard extends ThrottlerGuard {
     if (!this.active) {
       return true;
     }
-    const throttler = this.plainThrottler(context.getHandler(), context.getClass());
+    const plan = this.plainThrottler(context.getHandler(), context.getClass());
     // A route with throttler decorators (@SkipThrottle, @Throttle) takes the library's path.
-    return throttler
-      ? this.handleRequest({
-          context,
-          throttler,
-          limit: throttler.limit as number,
-          ttl: throttler.ttl as number,
-          blockDuration: (throttler.blockDuration ?? throttler.ttl) as number,
-          getTracker: throttler.getTracker ?? this.commonOptions.getTracker!,
-          generateKey: throttler.generateKey ?? this.commonOptions.generateKey!,
-        })
-      : super.canActivate(context);
+    return plan ? this.countPlain(context, plan) : super.canActivate(context);
+  }
+
+  /**
+   * ThrottlerGuard.handleRequest for a plain throttler (see plainThrottler), with this guard's
+   * own tracker and key and with what the library works out per request worked out once: the
+   * same count, the same headers, the same refusal, in two awaits instead of seven.
+   */
+  private async countPlain(context: ExecutionContext, plan: PlainThrottler): Promise<boolean> {
+    const http = context.switchToHttp();
+    const req = http.getRequest<Request>();
+    const principal = await this.access.principal(req);
+    const limit = principal.kind === 'api-key' ? this.limits.perApiKey : this.limits.perClient;
+    // 0 is "no limit" for this kind of caller.
+    if (limit <= 0) {
+      return true;
+    }
+    const tracker = callerOf(principal, normalizeIp(req.ip ?? '', this.ipv6SubnetPrefix));
+    const key = this.generateKey(context, tracker, plan.name);
+    const { totalHits, timeToExpire, isBlocked, timeToBlockExpire } =
+      await this.storageService.increment(key, plan.ttl, limit, plan.blockDuration, plan.name);
+    const res = http.getResponse<Response>();
+    if (isBlocked) {
+      if (plan.headers) {
+        res.setHeader(plan.headers.retryAfter, String(timeToBlockExpire));
+      }
+      await this.throwThrottlingException(context, {
+        limit,
+        ttl: plan.ttl,
+        key,
+        tracker,
+        totalHits,
+        timeToExpire,
+        isBlocked,
+        timeToBlockExpire,
+      });
+    }
+    if (plan.headers) {
+      res.setHeader(plan.headers.limit, String(limit));
+      res.setHeader(plan.headers.remaining, String(Math.max(0, limit - totalHits)));
+      res.setHeader(plan.headers.reset, String(timeToExpire));
+    }
+    return true;
   }
 
   /**
@@ -73,7 +114,7 @@ export class RateLimitGuard extends ThrottlerGuard {
    * options are plain numbers with no skipIf. Otherwise null, and the library decides per
    * request as usual.
    */
-  private plainThrottler(handler: object, controller: object): ThrottlerOptions | null {
+  private plainThrottler(handler: object, controller: object): PlainThrottler | null {
     let plan = this.plans.get(handler);
     if (plan === undefined) {
       const decorated = [handler, controller].some((target) =>
@@ -82,23 +123,48 @@ export class RateLimitGuard extends ThrottlerGuard {
         ),
       );
       const [only, ...others] = this.throttlers;
-      plan =
+      const plain =
         !decorated &&
         only &&
         others.length === 0 &&
         !only.skipIf &&
         !this.commonOptions.skipIf &&
+        !only.getTracker &&
+        !only.generateKey &&
+        !Array.isArray(only.ignoreUserAgents ?? this.commonOptions.ignoreUserAgents) &&
         typeof only.limit === 'number' &&
         typeof only.ttl === 'number' &&
-        (only.blockDuration === undefined || typeof only.blockDuration === 'number')
-          ? only
-          : null;
+        (only.blockDuration === undefined || typeof only.blockDuration === 'number');
+      plan = plain ? this.planOf(only) : null;
       this.plans.set(handler, plan);
     }
     return plan;
   }
 
-  /** The limit depends on who calls: RATE_LIMIT_API_KEY_MAX for a key, else RATE_LIMIT_MAX. */
+  /** A plain throttler's values and header names, as ThrottlerGuard.handleRequest makes them. */
+  private planOf(throttler: ThrottlerOptions): PlainThrottler {
+    const name = throttler.name ?? 'default';
+    const suffix = name === 'default' ? '' : `-${name}`;
+    const setHeaders = throttler.setHeaders ?? this.commonOptions.setHeaders ?? true;
+    return {
+      name,
+      ttl: throttler.ttl as number,
+      blockDuration: (throttler.blockDuration ?? throttler.ttl) as number,
+      headers: setHeaders
+        ? {
+            limit: `${this.headerPrefix}-Limit${suffix}`,
+            remaining: `${this.headerPrefix}-Remaining${suffix}`,
+            reset: `${this.headerPrefix}-Reset${suffix}`,
+            retryAfter: `Retry-After${suffix}`,
+          }
+        : null,
+    };
+  }
+
+  /**
+   * The limit depends on who calls: RATE_LIMIT_API_KEY_MAX for a key, else RATE_LIMIT_MAX.
+   * (The library's path, for decorated routes; countPlain does the same for the others.)
+   */
   protected override async handleRequest(request: ThrottlerRequest): Promise<boolean> {
     const principal = await this.access.principal(
       request.context.switchToHttp().getRequest<Request>(),
