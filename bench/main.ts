@@ -5,6 +5,7 @@ import { performance } from 'node:perf_hooks';
 import { HubResults, runHubSuite } from './hub/hub-suite';
 import { CONFIGURATIONS } from './http/configurations';
 import { Cell, HttpTiming, runHttpSuite } from './http/http-suite';
+import { PairedRatio, PairTiming, runPairedSuite } from './http/paired-suite';
 import { SCENARIOS } from './http/scenarios';
 import { installCleanup } from './lib/children';
 import { describeMachine } from './lib/machine';
@@ -23,13 +24,14 @@ import {
 } from './realtime/realtime-suite';
 
 /**
- * `npm run bench [-- --quick] [--configs=A,E,N,X,B,C,L,F,FW] [--scenarios=post,get20] [--skip=http,scale,hub,realtime]`
+ * `npm run bench [-- --quick] [--configs=A,E,N,X,B,C,L,F,FW] [--scenarios=post,get20] [--skip=http,paired,scale,hub,realtime]`
  * Builds the server once, runs the HTTP scenarios, the scale checks and the hub
  * micro-benchmark, prints a markdown report and writes bench/results/<timestamp>.json.
  */
 
 const FULL = {
   http: { warmupSeconds: 3, measureSeconds: 7, rounds: 3, connections: 50 } satisfies HttpTiming,
+  paired: { warmupSeconds: 3, slices: 16, sliceSeconds: 1, connections: 50 } satisfies PairTiming,
   hub: { measureSeconds: 5, warmupSeconds: 1, inFlightPerWorker: 32 },
   scale: FULL_SCALE,
   realtime: FULL_REALTIME,
@@ -39,6 +41,7 @@ const QUICK = {
   // About 2 minutes for the 32 HTTP cells: a 1 s warm-up (Nest needs it far more than node:http) and
   // a short measurement. Indicative numbers only; the full run is the one to judge by.
   http: { warmupSeconds: 1, measureSeconds: 1.5, rounds: 1, connections: 50 } satisfies HttpTiming,
+  paired: { warmupSeconds: 1, slices: 4, sliceSeconds: 0.5, connections: 50 } satisfies PairTiming,
   hub: { measureSeconds: 1.5, warmupSeconds: 0.5, inFlightPerWorker: 32 },
   scale: QUICK_SCALE,
   realtime: QUICK_REALTIME,
@@ -66,7 +69,7 @@ function parseOptions(argv: string[]): Options {
       list(value).forEach((suite) => options.skip.add(suite));
     } else {
       throw new Error(
-        `Unknown option ${arg}. Usage: npm run bench -- [--quick] [--configs=${CONFIGURATIONS.map((c) => c.key).join(',')}] [--scenarios=${SCENARIOS.map((s) => s.key).join(',')}] [--skip=http,scale,hub,realtime]`,
+        `Unknown option ${arg}. Usage: npm run bench -- [--quick] [--configs=${CONFIGURATIONS.map((c) => c.key).join(',')}] [--scenarios=${SCENARIOS.map((s) => s.key).join(',')}] [--skip=http,paired,scale,hub,realtime]`,
       );
     }
   }
@@ -138,6 +141,11 @@ async function main(): Promise<void> {
     rounds *
       measureSeconds *
       scenarios.filter((s) => s.fixedRate).reduce((total, s) => total + runsIn(s), 0) +
+    (options.skip.has('paired')
+      ? 0
+      : 4 *
+        (2 * (settings.paired.warmupSeconds + 6) +
+          2 * settings.paired.slices * (settings.paired.sliceSeconds + 0.2))) +
     (options.skip.has('scale') ? 0 : options.quick ? 10 : 70) +
     (options.skip.has('hub')
       ? 0
@@ -177,6 +185,7 @@ async function main(): Promise<void> {
   };
 
   let http: Cell[] | null = null;
+  let paired: PairedRatio[] | null = null;
   let scale: ScaleResults | null = null;
   let hub: HubResults | null = null;
   let realtime: RealtimeResults | null = null;
@@ -184,6 +193,11 @@ async function main(): Promise<void> {
     if (!options.skip.has('http')) {
       http = await attempt('HTTP scenarios', errors, () =>
         runHttpSuite(configurations, scenarios, settings.http, log),
+      );
+    }
+    if (!options.skip.has('paired')) {
+      paired = await attempt('paired ratios', errors, () =>
+        runPairedSuite(configurations, scenarios, settings.paired, log),
       );
     }
     if (options.skip.has('realtime')) {
@@ -205,7 +219,7 @@ async function main(): Promise<void> {
     await teardown();
   }
 
-  const targets = computeTargets({ http, scale, hub, realtime });
+  const targets = computeTargets({ http, scale, hub, realtime, paired });
   const seconds = (performance.now() - started) / 1000;
   const report = {
     mode: options.quick ? ('quick' as const) : ('full' as const),
@@ -220,6 +234,8 @@ async function main(): Promise<void> {
     hub,
     realtime,
     baselines: baselineResults(http),
+    paired,
+    pairTiming: settings.paired,
     cluster: clusterResults(http),
     errors,
     targets,

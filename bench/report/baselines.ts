@@ -1,4 +1,5 @@
 import { Cell } from '../http/http-suite';
+import { PairedRatio, PairTiming } from '../http/paired-suite';
 import { BASELINE_SCENARIOS } from '../http/scenarios';
 import { compare, Comparison } from './cluster';
 /** B, then what it is compared with: the leanest NestJS app, Express with the same features, bare Express. */
@@ -101,6 +102,29 @@ export function baselinesMarkdown(
         (scenario) =>
           `| ${title(scenario)} | ${pairs.map((pair) => cell(scenario, pair)).join(' | ')} |`,
       ),
+    );
+  }
+  return lines;
+}
+
+/** The paired measurement of the ratio targets (see paired-suite.ts), as a table. */
+export function pairedMarkdown(
+  paired: PairedRatio[],
+  timing: PairTiming,
+  title: (key: string) => string,
+): string[] {
+  const lines = [
+    '### Paired ratios (the ratio targets are judged on these)',
+    '',
+    `Both servers up at once, seeded and warmed up; ${timing.slices} slices of ${timing.sliceSeconds} s each, alternating between them, summed. A drift of the machine's speed slows both alike.`,
+    '',
+    '| Scenario | Pair | req/s | ratio | slice ratios (min–max) | CPU µs/req | CPU ratio |',
+    '| --- | --- | --- | --- | --- | --- | --- |',
+  ];
+  for (const pair of paired) {
+    const { numerator: top, denominator: bottom } = pair;
+    lines.push(
+      `| ${title(pair.scenario)} | ${top.configuration}/${bottom.configuration} | ${int(top.requestsPerSecond)} / ${int(bottom.requestsPerSecond)} | ${pair.ratio.toFixed(3)}${pair.invalid ? ` (invalid: ${pair.invalid})` : ''} | ${Math.min(...pair.sliceRatios).toFixed(2)}–${Math.max(...pair.sliceRatios).toFixed(2)} | ${top.cpuMicrosPerRequest.toFixed(0)} / ${bottom.cpuMicrosPerRequest.toFixed(0)} | ${pair.cpuRatio.toFixed(3)} |`,
     );
   }
   return lines;

@@ -4,7 +4,8 @@ import { Scenario } from '../http/scenarios';
 import { Configuration } from '../lib/server';
 import { Machine } from '../lib/machine';
 import { ScaleResults } from '../scale/scale-suite';
-import { baselinesMarkdown, BaselineResults } from './baselines';
+import { baselinesMarkdown, BaselineResults, pairedMarkdown } from './baselines';
+import { PairedRatio, PairTiming } from '../http/paired-suite';
 import { clusterMarkdown, ClusterResults } from './cluster';
 import { TargetResult } from './targets';
 
@@ -20,6 +21,8 @@ export interface ReportInput {
   scale: ScaleResults | null;
   hub: HubResults | null;
   baselines: BaselineResults | null;
+  paired: PairedRatio[] | null;
+  pairTiming: PairTiming;
   cluster: ClusterResults | null;
   errors: string[];
   targets: TargetResult[];
@@ -193,6 +196,10 @@ export function renderMarkdown(input: ReportInput): string {
   if (input.baselines) {
     const title = (key: string) => input.scenarios.find((s) => s.key === key)?.title ?? key;
     lines.push(...baselinesMarkdown(input.baselines, title), '');
+  }
+  if (input.paired && input.paired.length > 0) {
+    const title = (key: string) => input.scenarios.find((s) => s.key === key)?.title ?? key;
+    lines.push(...pairedMarkdown(input.paired, input.pairTiming, title), '');
   }
   if (input.cluster) {
     lines.push(...clusterMarkdown(input.cluster), '');
