@@ -1,7 +1,7 @@
 import { createParamDecorator, ExecutionContext, Injectable } from '@nestjs/common';
 import { PipeTransform } from '@nestjs/common';
 import type { Request } from 'express';
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { AccessService, Principal } from '../access/access.service';
 import { ValidationFailedException } from '../common/problem.catalogue';
 import { IdempotencySettings } from '../config/app.settings';
@@ -40,7 +40,7 @@ function scopeOf(principal: Principal, key: string): string {
 
 const digest = (...parts: string[]) =>
   // JSON keeps the parts apart: no scope and key can spell another pair.
-  createHash('sha256').update(JSON.stringify(parts)).digest('base64url');
+  hash('sha256', JSON.stringify(parts), 'base64url');
 
 /**
  * The id of the conversation a keyed create makes: derived from the scoped key, so that a
@@ -48,7 +48,7 @@ const digest = (...parts: string[]) =>
  * Redis slot). A UUID v4 in form; one-way, so it says nothing of the key or its caller.
  */
 export function conversationIdFor(scopedKey: string): string {
-  const bytes = createHash('sha256').update(`conversation ${scopedKey}`).digest();
+  const bytes = hash('sha256', `conversation ${scopedKey}`, 'buffer');
   bytes[6] = (bytes[6] & 0x0f) | 0x40;
   bytes[8] = (bytes[8] & 0x3f) | 0x80;
   const hex = bytes.subarray(0, 16).toString('hex');
