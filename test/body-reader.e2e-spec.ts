@@ -49,6 +49,22 @@ describe('JSON body reader', () => {
     return answer;
   }
 
+  const messages = () => `/api/conversations/${id}/messages`;
+  /** A JSON post with its Content-Length, in one piece. */
+  const postPlain = (body: Buffer) =>
+    rawPost(
+      messages(),
+      ['Content-Type: application/json', `Content-Length: ${body.length}`],
+      [body],
+    );
+  /** A JSON post as one chunk of a chunked body. */
+  const postChunked = (body: Buffer) =>
+    rawPost(
+      messages(),
+      ['Content-Type: application/json', 'Transfer-Encoding: chunked'],
+      [Buffer.from(`${body.length.toString(16)}\r\n`), body, Buffer.from('\r\n0\r\n\r\n')],
+    );
+
   const statusOf = (answer: string) => Number(answer.slice(9, 12));
   const bodyOf = (answer: string) =>
     JSON.parse(Buffer.from(answer.slice(answer.indexOf('\r\n\r\n') + 4), 'latin1').toString()) as {
@@ -75,16 +91,8 @@ describe('JSON body reader', () => {
 
   it('reads the same JSON whichever path takes it: plain, chunked, gzip', async () => {
     const body = Buffer.from(JSON.stringify({ sender: 'customer', content: 'ça va ?' }));
-    const plain = await rawPost(
-      `/api/conversations/${id}/messages`,
-      ['Content-Type: application/json', `Content-Length: ${body.length}`],
-      [body],
-    );
-    const chunked = await rawPost(
-      `/api/conversations/${id}/messages`,
-      ['Content-Type: application/json', 'Transfer-Encoding: chunked'],
-      [Buffer.from(`${body.length.toString(16)}\r\n`), body, Buffer.from('\r\n0\r\n\r\n')],
-    );
+    const plain = await postPlain(body);
+    const chunked = await postChunked(body);
     const zipped = gzipSync(body);
     const gzip = await rawPost(
       `/api/conversations/${id}/messages`,
@@ -109,16 +117,8 @@ describe('JSON body reader', () => {
       Buffer.from([0xef, 0xbb, 0xbf]),
       Buffer.from('{"sender":"agent","content":"bom"}'),
     ]);
-    const plain = await rawPost(
-      `/api/conversations/${id}/messages`,
-      ['Content-Type: application/json', `Content-Length: ${body.length}`],
-      [body],
-    );
-    const chunked = await rawPost(
-      `/api/conversations/${id}/messages`,
-      ['Content-Type: application/json', 'Transfer-Encoding: chunked'],
-      [Buffer.from(`${body.length.toString(16)}\r\n`), body, Buffer.from('\r\n0\r\n\r\n')],
-    );
+    const plain = await postPlain(body);
+    const chunked = await postChunked(body);
 
     expect([plain, chunked].map(statusOf)).toEqual([201, 201]);
     expect((await history()).messages.map((message) => message.content)).toEqual(['bom', 'bom']);
@@ -126,16 +126,8 @@ describe('JSON body reader', () => {
 
   it('413 for a declared length over BODY_LIMIT, and for a chunked body past it; nothing stored', async () => {
     const big = Buffer.from(JSON.stringify({ sender: 'agent', content: 'x'.repeat(3_000) }));
-    const declared = await rawPost(
-      `/api/conversations/${id}/messages`,
-      ['Content-Type: application/json', `Content-Length: ${big.length}`],
-      [big],
-    );
-    const chunked = await rawPost(
-      `/api/conversations/${id}/messages`,
-      ['Content-Type: application/json', 'Transfer-Encoding: chunked'],
-      [Buffer.from(`${big.length.toString(16)}\r\n`), big, Buffer.from('\r\n0\r\n\r\n')],
-    );
+    const declared = await postPlain(big);
+    const chunked = await postChunked(big);
 
     expect([declared, chunked].map(statusOf)).toEqual([413, 413]);
     expect(bodyOf(declared).code).toBe('payload_too_large');
