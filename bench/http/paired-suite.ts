@@ -54,6 +54,8 @@ interface Running {
   server: RunningServer;
   seeded: Seeded;
   side: PairSide;
+  /** CPU seconds of the server's processes over its slices so far. */
+  cpuSeconds: number;
 }
 
 async function measureSlice(running: Running, scenario: Scenario, timing: PairTiming) {
@@ -72,7 +74,7 @@ async function measureSlice(running: Running, scenario: Scenario, timing: PairTi
   side.requests += load.requests;
   side.seconds += seconds;
   side.failed += load.errors + load.timeouts + load.non2xx;
-  side.cpuMicrosPerRequest += cpu * 1e6; // summed here, divided at the end
+  running.cpuSeconds += cpu;
   return load.requests / seconds;
 }
 
@@ -94,7 +96,12 @@ async function measurePair(
         cpuMicrosPerRequest: 0,
         failed: 0,
       };
-      started.push({ server, seeded: await seed(server.baseUrl, scenario.seed), side });
+      started.push({
+        server,
+        seeded: await seed(server.baseUrl, scenario.seed),
+        side,
+        cpuSeconds: 0,
+      });
     }
     for (const running of started) {
       await runLoad({
@@ -117,9 +124,9 @@ async function measurePair(
       }
     }
     const invalid: string[] = [];
-    for (const { server, side } of started) {
+    for (const { server, side, cpuSeconds } of started) {
       side.requestsPerSecond = side.requests / side.seconds;
-      side.cpuMicrosPerRequest /= Math.max(side.requests, 1);
+      side.cpuMicrosPerRequest = (cpuSeconds * 1e6) / Math.max(side.requests, 1);
       if (side.failed > 0) {
         invalid.push(`${side.configuration}: ${side.failed} requests failed`);
       }

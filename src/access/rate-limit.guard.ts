@@ -14,7 +14,7 @@ import {
 import type { Request, Response } from 'express';
 import { problem } from '../common/problem.catalogue';
 import { RateLimitSettings } from '../config/app.settings';
-import { AccessService, callerOf } from './access.service';
+import { AccessService, callerOf, Principal } from './access.service';
 
 /** The prefix of every metadata key @nestjs/throttler's decorators set ("THROTTLER:SKIP", ...). */
 const THROTTLER_METADATA = 'THROTTLER:';
@@ -75,12 +75,12 @@ export class RateLimitGuard extends ThrottlerGuard {
     const http = context.switchToHttp();
     const req = http.getRequest<Request>();
     const principal = await this.access.principal(req);
-    const limit = principal.kind === 'api-key' ? this.limits.perApiKey : this.limits.perClient;
+    const limit = this.limitFor(principal);
     // 0 is "no limit" for this kind of caller.
     if (limit <= 0) {
       return true;
     }
-    const tracker = callerOf(principal, normalizeIp(req.ip ?? '', this.ipv6SubnetPrefix));
+    const tracker = this.trackerOf(principal, req);
     const key = this.generateKey(context, tracker, plan.name);
     const { totalHits, timeToExpire, isBlocked, timeToBlockExpire } =
       await this.storageService.increment(key, plan.ttl, limit, plan.blockDuration, plan.name);
@@ -169,17 +169,23 @@ export class RateLimitGuard extends ThrottlerGuard {
     const principal = await this.access.principal(
       request.context.switchToHttp().getRequest<Request>(),
     );
-    const limit = principal.kind === 'api-key' ? this.limits.perApiKey : this.limits.perClient;
+    const limit = this.limitFor(principal);
     // 0 is "no limit" for this kind of caller.
     return limit <= 0 ? true : super.handleRequest({ ...request, limit });
   }
 
+  /** RATE_LIMIT_API_KEY_MAX for an API key, RATE_LIMIT_MAX for everyone else; 0: none. */
+  private limitFor(principal: Principal): number {
+    return principal.kind === 'api-key' ? this.limits.perApiKey : this.limits.perClient;
+  }
+
   /** Whose budget a request is counted against. */
   protected override async getTracker(req: Request): Promise<string> {
-    return callerOf(
-      await this.access.principal(req),
-      normalizeIp(req.ip ?? '', this.ipv6SubnetPrefix),
-    );
+    return this.trackerOf(await this.access.principal(req), req);
+  }
+
+  private trackerOf(principal: Principal, req: Request): string {
+    return callerOf(principal, normalizeIp(req.ip ?? '', this.ipv6SubnetPrefix));
   }
 
   /** One budget per caller for the whole API, not one per route. */

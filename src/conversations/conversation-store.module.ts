@@ -85,6 +85,7 @@ function rateLimitStoreBeside(conversations: ConversationRepository): RateLimitS
               store.generationMs,
               store.replayLimit,
               store.byteBudget,
+              role === 'server',
             );
       },
     },

@@ -227,10 +227,16 @@ export class InMemoryConversationRepository extends ConversationRepository {
    * @param maxBytes the byte budget (MAX_STORE_BYTES): a write past it is refused with
    *   store_full, and nothing stored is touched
    */
+  /**
+   * @param answersHttp whether this process answers the HTTP requests itself (a single
+   *   process), so that a post's answer can be the text stored (see keepStoredJson). A
+   *   cluster's primary answers over IPC, where the text would be of no use.
+   */
   constructor(
     generationMs = DEFAULT_GENERATION_MS,
     private readonly replayLimit = 1_000,
     private readonly maxBytes = Infinity,
+    private readonly answersHttp = true,
   ) {
     super();
     this.conversations = new ActivityIndex(generationMs, (record) => [
@@ -417,7 +423,9 @@ export class InMemoryConversationRepository extends ConversationRepository {
     record.bytes += bytes + keyBytes;
     this.conversations.touch(record, input.now, [1, bytes + keyBytes]);
     this.changed(record, stored);
-    keepStoredJson(message, stored.json);
+    if (this.answersHttp) {
+      keepStoredJson(message, stored.json);
+    }
     return message;
   }
 
