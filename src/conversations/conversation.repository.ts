@@ -28,13 +28,25 @@ export interface LastRead {
   agent: number;
 }
 
-export interface ConversationHistory extends ConversationSummary {
-  lastRead: LastRead;
+/**
+ * Which state of a conversation's messages a copy was taken at. `version` is the
+ * conversation's last seq, which changes whenever the messages do; `life` tells apart the
+ * conversations one id has named: a keyed create derives its id from the key, so after an
+ * eviction the same create makes the same id again, and its seqs start over. A copy of
+ * `messagesJson` taken at one HistoryVersion is exact for as long as both numbers stay.
+ */
+export interface HistoryVersion {
   /**
-   * Changes whenever the messages do (it is the conversation's last seq), so a copy of
-   * `messagesJson` taken at one version is exact for as long as the version stays.
+   * Differs between a conversation and any earlier one with its id: the in-memory store
+   * counts creates, the Redis store draws 47 random bits per create (two lives of one id
+   * share it with odds of 1 in 10^14).
    */
+  life: number;
   version: number;
+}
+
+export interface ConversationHistory extends ConversationSummary, HistoryVersion {
+  lastRead: LastRead;
   /**
    * Every message as the text of a JSON array of StoredMessage, chronological (ascending
    * timestamp, ties by seq), in pieces of a few kilobytes: joined, they are the array.
@@ -46,9 +58,8 @@ export interface ConversationHistory extends ConversationSummary {
 }
 
 /** A history whose messages the caller already holds at this version. */
-export interface UnchangedHistory extends ConversationSummary {
+export interface UnchangedHistory extends ConversationSummary, HistoryVersion {
   lastRead: LastRead;
-  version: number;
   messagesJson: null;
 }
 
@@ -260,12 +271,13 @@ export abstract class ConversationRepository {
   abstract getConversation(conversationId: string): Promise<ConversationHistory | null>;
 
   /**
-   * As getConversation, except that when the history's version is still `knownVersion` the
-   * answer leaves the messages out (`messagesJson: null`): the caller already holds them.
+   * As getConversation, except that when the history is still at `known` (the same life and
+   * version) the answer leaves the messages out (`messagesJson: null`): the caller already
+   * holds them.
    */
   abstract getConversationIfChanged(
     conversationId: string,
-    knownVersion: number,
+    known: HistoryVersion,
   ): Promise<ConversationHistory | UnchangedHistory | null>;
 
   abstract appendMessage(conversationId: string, input: NewMessage): Promise<AppendedMessage>;

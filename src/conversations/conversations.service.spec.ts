@@ -88,6 +88,7 @@ describe('ConversationsService', () => {
         lastActivityAt: T0 + 500,
         messageCount: 1,
         lastRead: { customer: 0, agent: 0 },
+        life: expect.any(Number) as number,
         version: 1,
         messagesJson: [JSON.stringify([stored])],
       });

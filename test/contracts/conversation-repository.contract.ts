@@ -45,6 +45,11 @@ async function until(done: () => boolean): Promise<void> {
   }
 }
 
+/** The HistoryVersion a history was read at, or the version given at its life. */
+function at(history: ConversationHistory | null, version = history?.version ?? -1) {
+  return { life: history?.life ?? -1, version };
+}
+
 /** The counts every store keeps (the in-memory one adds its byte budget). */
 const counts = ({ conversations, messages }: StoreStats) => ({ conversations, messages });
 
@@ -93,6 +98,7 @@ export function conversationRepositoryContract(
       expect(await repository.getConversation(id)).toEqual({
         ...summary,
         lastRead: { customer: 0, agent: 0 },
+        life: expect.any(Number) as number,
         version: 0,
         messagesJson: ['[]'],
       });
@@ -544,7 +550,8 @@ export function conversationRepositoryContract(
         version: 4,
         messageCount: 2,
       });
-      const unchanged = await repository.getConversationIfChanged(id, 4);
+      const unchanged = await repository.getConversationIfChanged(id, at(history, 4));
+      expect(unchanged?.messagesJson).toBeNull();
       expect(unchanged?.lastRead).toEqual({ customer: 3, agent: 1 });
 
       expect((await repository.changesAfter(id, 2))?.changes).toEqual([
@@ -607,18 +614,48 @@ export function conversationRepositoryContract(
       const first = await repository.getConversation(id);
       expect(first?.version).toBe(1);
 
-      const unchanged = await repository.getConversationIfChanged(id, 1);
+      const unchanged = await repository.getConversationIfChanged(id, at(first, 1));
       expect(unchanged).toEqual({ ...first, messagesJson: null });
 
       const second = await repository.appendMessage(id, draft({ content: 'two', now: 2_000 }));
-      const changed = await repository.getConversationIfChanged(id, 1);
+      const changed = await repository.getConversationIfChanged(id, at(first, 1));
       expect(changed?.version).toBe(2);
+      expect(changed?.life).toBe(first?.life);
       expect(changed?.messageCount).toBe(2);
       expect(messagesOf(changed as ConversationHistory).map((m) => m.id)).toContain(second.id);
 
       await repository.deleteMessage(id, second.id, 3_000);
-      expect((await repository.getConversationIfChanged(id, 2))?.messagesJson).not.toBeNull();
-      expect(await repository.getConversationIfChanged(randomUUID(), 0)).toBeNull();
+      expect(
+        (await repository.getConversationIfChanged(id, at(first, 2)))?.messagesJson,
+      ).not.toBeNull();
+      expect(await repository.getConversationIfChanged(randomUUID(), at(null, 0))).toBeNull();
+    });
+
+    it('never takes a conversation made again with the same id for its earlier life', async () => {
+      // A keyed create derives its id from the key, so after an eviction the same create makes
+      // the same id again, and its seqs start over. A copy of the earlier life's history (a
+      // worker's or a Redis client's) must not pass for the new one at the same seq.
+      const id = randomUUID();
+      const idempotency = { key: `k-${randomUUID()}`, fingerprint: 'fp', ttlMs: 1_000 };
+      const input = { id, now: 1_000, maxConversations: LIMITS.maxConversations, idempotency };
+      await repository.createConversation(input);
+      await repository.appendMessage(id, draft({ content: 'first life', now: 1_000 }));
+      const earlier = await repository.getConversation(id);
+      expect(messagesOf(earlier).map((m) => m.content)).toEqual(['first life']);
+
+      expect(await repository.evictInactive(2_000)).toBe(1);
+      const again = await repository.createConversation({ ...input, now: 3_000 });
+      expect(again.replayed).toBeFalsy();
+      await repository.appendMessage(id, draft({ content: 'second life', now: 3_000 }));
+
+      const later = await repository.getConversation(id);
+      expect(later?.version).toBe(earlier?.version);
+      expect(later?.life).not.toBe(earlier?.life);
+      expect(messagesOf(later).map((m) => m.content)).toEqual(['second life']);
+      const asked = await repository.getConversationIfChanged(id, at(earlier));
+      expect(messagesOf(asked as ConversationHistory).map((m) => m.content)).toEqual([
+        'second life',
+      ]);
     });
   });
 }

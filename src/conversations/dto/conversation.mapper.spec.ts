@@ -69,6 +69,7 @@ describe('conversation mapper', () => {
       lastActivityAt: 2,
       messageCount: 2,
       lastRead: { customer: 0, agent: 1 },
+      life: 1,
       version: 2,
       messagesJson: pieces,
     }).join('');

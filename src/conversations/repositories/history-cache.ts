@@ -1,12 +1,13 @@
-interface Entry {
-  version: number;
+import { HistoryVersion } from '../conversation.repository';
+
+interface Entry extends HistoryVersion {
   pieces: string[];
   chars: number;
 }
 
 /**
  * A worker's copies of the histories it has served, each valid for exactly one version of
- * its conversation. Not state that any other process needs: the primary's store stays the
+ * its conversation (one life and last seq, see HistoryVersion). Not state that any other process needs: the primary's store stays the
  * truth, and a copy is used only after the primary confirms its version is current.
  * Bounded by characters held; the least recently read go first.
  */
@@ -25,7 +26,7 @@ export class HistoryCache {
     return entry;
   }
 
-  set(conversationId: string, version: number, pieces: string[]): void {
+  set(conversationId: string, { life, version }: HistoryVersion, pieces: string[]): void {
     this.delete(conversationId);
     let chars = 0;
     for (const piece of pieces) {
@@ -34,7 +35,7 @@ export class HistoryCache {
     if (chars > this.maxChars) {
       return;
     }
-    this.entries.set(conversationId, { version, pieces, chars });
+    this.entries.set(conversationId, { life, version, pieces, chars });
     this.chars += chars;
     for (const [id, entry] of this.entries) {
       if (this.chars <= this.maxChars) {

@@ -16,6 +16,7 @@ import {
   ReadState,
   StoreStats,
   TypingSignal,
+  HistoryVersion,
   UnchangedHistory,
   Watch,
 } from '../../conversation.repository';
@@ -72,7 +73,7 @@ export class IpcConversationRepository
   async getConversation(conversationId: string): Promise<ConversationHistory | null> {
     const cached = this.histories.get(conversationId);
     const history = cached
-      ? await this.getConversationIfChanged(conversationId, cached.version)
+      ? await this.getConversationIfChanged(conversationId, cached)
       : await this.call<ConversationHistory | null>('getConversation', [conversationId]);
     if (!history) {
       this.histories.delete(conversationId);
@@ -81,15 +82,19 @@ export class IpcConversationRepository
     if (history.messagesJson === null) {
       return { ...history, messagesJson: cached?.pieces ?? [] };
     }
-    this.histories.set(conversationId, history.version, history.messagesJson);
+    this.histories.set(conversationId, history, history.messagesJson);
     return history;
   }
 
   getConversationIfChanged(
     conversationId: string,
-    knownVersion: number,
+    known: HistoryVersion,
   ): Promise<ConversationHistory | UnchangedHistory | null> {
-    return this.call('getConversationIfChanged', [conversationId, knownVersion]);
+    // Only the two numbers cross the channel, not the cached pieces beside them.
+    return this.call('getConversationIfChanged', [
+      conversationId,
+      { life: known.life, version: known.version },
+    ]);
   }
 
   appendMessage(conversationId: string, input: NewMessage): Promise<AppendedMessage> {

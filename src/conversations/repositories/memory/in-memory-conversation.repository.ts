@@ -13,6 +13,7 @@ import {
   ConversationSummary,
   CreatedConversation,
   DeletedMessage,
+  HistoryVersion,
   IdempotentWrite,
   keepStoredJson,
   LastRead,
@@ -58,6 +59,8 @@ interface KeptPost {
 interface ConversationRecord {
   readonly id: string;
   readonly createdAt: number;
+  /** Which of the store's creates made it (HistoryVersion.life): never the same for two. */
+  readonly life: number;
   /** The fingerprint of the keyed create that made it; empty when made without a key. */
   readonly createKey: string;
   /** Keyed posts by key, oldest first (every key lives equally long); made on the first. */
@@ -220,6 +223,8 @@ export class InMemoryConversationRepository extends ConversationRepository {
   private readonly logger = new Logger('Store');
   /** Past 90% of the budget a warning is logged, once until it falls below 80% again. */
   private warnedFull = false;
+  /** Conversations made so far, created or restored: the last one's life. */
+  private lives = 0;
 
   /**
    * @param generationMs width of an activity generation; about TTL / 30 suits eviction.
@@ -293,6 +298,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
     const record: ConversationRecord = {
       id: flat(saved.id),
       createdAt: saved.createdAt,
+      life: ++this.lives,
       createKey: saved.createKey ?? '',
       tokenHash: flat(saved.tokenHash ?? ''),
       lastActivityAt: saved.lastActivityAt,
@@ -338,6 +344,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
     const record: ConversationRecord = {
       id: flat(input.id),
       createdAt: input.now,
+      life: ++this.lives,
       createKey: input.idempotency?.fingerprint ?? '',
       tokenHash: flat(input.customerTokenHash ?? ''),
       lastActivityAt: input.now,
@@ -361,6 +368,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
     return {
       ...summarize(record),
       lastRead: lastReadOf(record),
+      life: record.life,
       version: record.lastSeq,
       messagesJson: historyPieces(record.messages.length, (i) => record.messages[i].json),
     };
@@ -368,14 +376,15 @@ export class InMemoryConversationRepository extends ConversationRepository {
 
   async getConversationIfChanged(
     conversationId: string,
-    knownVersion: number,
+    known: HistoryVersion,
   ): Promise<ConversationHistory | UnchangedHistory | null> {
     const record = this.conversations.get(conversationId);
-    if (record?.lastSeq === knownVersion) {
+    if (record && record.lastSeq === known.version && record.life === known.life) {
       return {
         ...summarize(record),
         lastRead: lastReadOf(record),
-        version: knownVersion,
+        life: record.life,
+        version: record.lastSeq,
         messagesJson: null,
       };
     }

@@ -1,5 +1,5 @@
 import { OnApplicationShutdown } from '@nestjs/common';
-import { randomUUID } from 'node:crypto';
+import { randomInt, randomUUID } from 'node:crypto';
 import { Cluster } from 'ioredis';
 import { StoreError } from '../../conversation.errors';
 import {
@@ -20,6 +20,7 @@ import {
   StoredMessage,
   StoreStats,
   TypingSignal,
+  HistoryVersion,
   UnchangedHistory,
   Watch,
 } from '../../conversation.repository';
@@ -66,10 +67,14 @@ function isReplicationTimeout(error: unknown): boolean {
 }
 
 /**
- * What the get script answers: the summary fields and the read horizons, then the members
- * when asked for.
+ * What the get script answers: the summary fields, the read horizons and the life, then the
+ * members when asked for.
  */
-type RawHistory = [string, string, string, string, string | null, string | null, string[]?] | null;
+type RawHistory =
+  [string, string, string, string, string | null, string | null, string | null, string[]?] | null;
+
+/** A conversation's life in Redis: 47 random bits per create (see HistoryVersion). */
+const drawLife = () => randomInt(2 ** 47);
 
 /** What a subscriber hears that is a typing signal, not a change ("<seq> <type> <JSON>"). */
 const TYPING_PREFIX = 'typing ';
@@ -171,6 +176,7 @@ export class RedisConversationRepository
           now,
           input.customerTokenHash ?? '',
           input.idempotency?.fingerprint ?? '',
+          drawLife(),
         ),
       );
     } catch (error) {
@@ -217,49 +223,51 @@ export class RedisConversationRepository
     const cached = this.histories.get(conversationId);
     if (cached) {
       const [conv] = this.keys.conversation(conversationId);
-      const [c, a, s, n, rc, ra] = await this.run(() =>
-        this.commands.hmget(conv, 'c', 'a', 's', 'n', 'rc', 'ra'),
+      const [c, a, s, n, rc, ra, l] = await this.run(() =>
+        this.commands.hmget(conv, 'c', 'a', 's', 'n', 'rc', 'ra', 'l'),
       );
       if (c === null || a === null || s === null || n === null) {
         this.histories.delete(conversationId);
         return null;
       }
-      if (Number(s) === cached.version) {
-        return {
-          ...this.summary(conversationId, [c, a, s, n, rc, ra]),
-          messagesJson: cached.pieces,
-        };
+      const summary = this.summary(conversationId, [c, a, s, n, rc, ra, l]);
+      if (summary.version === cached.version && summary.life === cached.life) {
+        return { ...summary, messagesJson: cached.pieces };
       }
     }
     const raw = await this.run<RawHistory>(() =>
-      this.commands.chatGet(...this.keys.conversation(conversationId), cached?.version ?? -1),
+      this.commands.chatGet(
+        ...this.keys.conversation(conversationId),
+        cached?.version ?? -1,
+        cached?.life ?? -1,
+      ),
     );
     if (!raw) {
       this.histories.delete(conversationId);
       return null;
     }
     const summary = this.summary(conversationId, raw);
-    const members = raw[6];
+    const members = raw[7];
     if (!members) {
       return { ...summary, messagesJson: cached?.pieces ?? [] };
     }
     const pieces = historyPieces(members.length, (i) => members[i].slice(SEQ_DIGITS));
-    this.histories.set(conversationId, summary.version, pieces);
+    this.histories.set(conversationId, summary, pieces);
     return { ...summary, messagesJson: pieces };
   }
 
   async getConversationIfChanged(
     conversationId: string,
-    knownVersion: number,
+    known: HistoryVersion,
   ): Promise<ConversationHistory | UnchangedHistory | null> {
     const raw = await this.run<RawHistory>(() =>
-      this.commands.chatGet(...this.keys.conversation(conversationId), knownVersion),
+      this.commands.chatGet(...this.keys.conversation(conversationId), known.version, known.life),
     );
     if (!raw) {
       return null;
     }
     const summary = this.summary(conversationId, raw);
-    const members = raw[6];
+    const members = raw[7];
     return members
       ? {
           ...summary,
@@ -607,6 +615,7 @@ export class RedisConversationRepository
       lastActivityAt: Number(raw[1]),
       messageCount: Number(raw[3]),
       lastRead: { customer: Number(raw[4] ?? 0), agent: Number(raw[5] ?? 0) },
+      life: Number(raw[6] ?? 0),
       version: Number(raw[2]),
     };
   }

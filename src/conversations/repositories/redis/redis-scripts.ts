@@ -69,6 +69,7 @@ export interface RedisScripts {
     now: Arg,
     tokenHash: Arg,
     fingerprint: Arg,
+    life: Arg,
   ): Promise<[ScriptCode.Done] | [ScriptCode.Exists, string] | [ScriptCode.KeyReused]>;
   chatGet(
     conv: Key,
@@ -77,7 +78,10 @@ export interface RedisScripts {
     events: Key,
     seqs: Key,
     knownVersion: Arg,
-  ): Promise<[string, string, string, string, string | null, string | null, string[]?] | null>;
+    knownLife: Arg,
+  ): Promise<
+    [string, string, string, string, string | null, string | null, string | null, string[]?] | null
+  >;
   chatAppend(
     conv: Key,
     msgs: Key,

@@ -7,6 +7,7 @@
   ARGV[1] now
   ARGV[2] the customer token's hash ('' without one)
   ARGV[3] the keyed create's request fingerprint ('' without a key)
+  ARGV[4] its life (HistoryVersion.life): drawn at random for each create
 
   Returns {DONE} when made; {EXISTS, createdAt} for a retry of the same request (the token
   hash put in place); {KEY_REUSED} when it exists and this is another request, or no keyed
@@ -19,5 +20,5 @@ if made[1] then
   redis.call('HSET', KEYS[1], 't', ARGV[2])
   return {EXISTS, made[1]}
 end
-redis.call('HSET', KEYS[1], 'c', ARGV[1], 'a', ARGV[1], 's', 0, 'n', 0, 't', ARGV[2], 'k', ARGV[3])
+redis.call('HSET', KEYS[1], 'c', ARGV[1], 'a', ARGV[1], 's', 0, 'n', 0, 't', ARGV[2], 'k', ARGV[3], 'l', ARGV[4])
 return {DONE}
