@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks';
+import { CpuPinning, pinLoadGenerator } from '../lib/cpu-pinning';
 import { runLoad } from '../lib/load';
 import { cpuBetween, cpuSnapshot } from '../lib/proc-stats';
 import { Configuration, RunningServer, startServer } from '../lib/server';
@@ -46,6 +47,8 @@ export interface PairedRatio {
   cpuRatio: number;
   /** The req/s ratio slice pair by slice pair: how steady it was. */
   sliceRatios: number[];
+  /** Whether both servers ran on one core and the load on the other (pinningFor). */
+  pinned: boolean;
   /** Why the pair is not to be judged by (a failed request, a server gone), if so. */
   invalid?: string;
 }
@@ -78,6 +81,16 @@ async function measureSlice(running: Running, scenario: Scenario, timing: PairTi
   return load.requests / seconds;
 }
 
+/**
+ * A pair of single-process servers runs pinned: both on one core, the load generator on the
+ * other (see cpu-pinning.ts), so that what one slice measures is the server's own cost, not
+ * how the scheduler shared two cores out. A pair with cluster workers runs unpinned: its
+ * processes are meant to share both cores.
+ */
+function pinningFor(numerator: Configuration, denominator: Configuration): CpuPinning | null {
+  return numerator.workers === 0 && denominator.workers === 0 ? pinLoadGenerator() : null;
+}
+
 async function measurePair(
   scenario: Scenario,
   numerator: Configuration,
@@ -85,9 +98,10 @@ async function measurePair(
   timing: PairTiming,
 ): Promise<PairedRatio> {
   const started: Running[] = [];
+  const pinning = pinningFor(numerator, denominator);
   try {
     for (const configuration of [numerator, denominator]) {
-      const server = await startServer(configuration);
+      const server = await startServer(configuration, undefined, pinning ?? undefined);
       const side: PairSide = {
         configuration: configuration.key,
         requests: 0,
@@ -141,9 +155,11 @@ async function measurePair(
       ratio: top.side.requestsPerSecond / bottom.side.requestsPerSecond,
       cpuRatio: bottom.side.cpuMicrosPerRequest / top.side.cpuMicrosPerRequest,
       sliceRatios,
+      pinned: pinning !== null,
       ...(invalid.length > 0 ? { invalid: invalid.join('; ') } : {}),
     };
   } finally {
+    pinning?.release();
     for (const { server } of started) {
       await server.stop();
     }
@@ -171,7 +187,7 @@ export async function runPairedSuite(
       `[paired ${scenarioKey}] ${numeratorKey}/${denominatorKey}: ${result.ratio.toFixed(3)} req/s ` +
         `(${Math.round(result.numerator.requestsPerSecond)} / ${Math.round(result.denominator.requestsPerSecond)}; ` +
         `slices ${low.toFixed(2)}–${high.toFixed(2)}), CPU µs/req ${result.numerator.cpuMicrosPerRequest.toFixed(0)} / ` +
-        `${result.denominator.cpuMicrosPerRequest.toFixed(0)}${result.invalid ? `; INVALID: ${result.invalid}` : ''}`,
+        `${result.denominator.cpuMicrosPerRequest.toFixed(0)}${result.pinned ? ', pinned' : ''}${result.invalid ? `; INVALID: ${result.invalid}` : ''}`,
     );
     results.push(result);
   }

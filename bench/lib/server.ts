@@ -1,4 +1,5 @@
 import { ChildProcess } from 'node:child_process';
+import { CpuPinning } from './cpu-pinning';
 import { AddressInfo, createServer } from 'node:net';
 import { spawnTracked, stopGroup } from './children';
 import { benchScript } from './paths';
@@ -75,15 +76,21 @@ const READY_LINE = new RegExp(`^${READY_MARK} (\\d+)$`, 'gm');
 /**
  * Starts a configuration on a free loopback port and resolves once every process that should
  * serve is listening: the only process, or each cluster worker (not the primary, whose
- * listening handle exists as soon as the first worker listens).
+ * listening handle exists as soon as the first worker listens). With `pinning`, it runs on
+ * the server's core (see cpu-pinning.ts).
  */
 export async function startServer(
   configuration: Configuration,
   timeoutMs = 30_000,
+  pinning?: CpuPinning,
 ): Promise<RunningServer> {
   const port = await freePort();
   const fresh = configuration.perStart?.() ?? {};
-  const child: ChildProcess = spawnTracked(process.execPath, [configuration.script], {
+  // taskset execs node in its place: the pid is the server's.
+  const [command, args] = pinning
+    ? pinning.wrap(process.execPath, [configuration.script])
+    : [process.execPath, [configuration.script]];
+  const child: ChildProcess = spawnTracked(command, args, {
     env: {
       PATH: process.env.PATH,
       ...COMMON_ENV,

@@ -116,15 +116,15 @@ export function pairedMarkdown(
   const lines = [
     '### Paired ratios (the ratio targets are judged on these)',
     '',
-    `Both servers up at once, seeded and warmed up; ${timing.slices} slices of ${timing.sliceSeconds} s each, alternating between them, summed. A drift of the machine's speed slows both alike.`,
+    `Both servers up at once, seeded and warmed up; ${timing.slices} slices of ${timing.sliceSeconds} s each, alternating between them, summed. A drift of the machine's speed slows both alike. A pair of single-process servers is pinned: both on one core, the load generator on the other.`,
     '',
-    '| Scenario | Pair | req/s | ratio | slice ratios (min–max) | CPU µs/req | CPU ratio |',
-    '| --- | --- | --- | --- | --- | --- | --- |',
+    '| Scenario | Pair | pinned | req/s | ratio | slice ratios (min–max) | CPU µs/req | CPU ratio |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- |',
   ];
   for (const pair of paired) {
     const { numerator: top, denominator: bottom } = pair;
     lines.push(
-      `| ${title(pair.scenario)} | ${top.configuration}/${bottom.configuration} | ${int(top.requestsPerSecond)} / ${int(bottom.requestsPerSecond)} | ${pair.ratio.toFixed(3)}${pair.invalid ? ` (invalid: ${pair.invalid})` : ''} | ${Math.min(...pair.sliceRatios).toFixed(2)}–${Math.max(...pair.sliceRatios).toFixed(2)} | ${top.cpuMicrosPerRequest.toFixed(0)} / ${bottom.cpuMicrosPerRequest.toFixed(0)} | ${pair.cpuRatio.toFixed(3)} |`,
+      `| ${title(pair.scenario)} | ${top.configuration}/${bottom.configuration} | ${pair.pinned ? 'yes' : 'no'} | ${int(top.requestsPerSecond)} / ${int(bottom.requestsPerSecond)} | ${pair.ratio.toFixed(3)}${pair.invalid ? ` (invalid: ${pair.invalid})` : ''} | ${Math.min(...pair.sliceRatios).toFixed(2)}–${Math.max(...pair.sliceRatios).toFixed(2)} | ${top.cpuMicrosPerRequest.toFixed(0)} / ${bottom.cpuMicrosPerRequest.toFixed(0)} | ${pair.cpuRatio.toFixed(3)} |`,
     );
   }
   return lines;
