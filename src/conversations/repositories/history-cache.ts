@@ -7,8 +7,9 @@ interface Entry extends HistoryVersion {
 
 /**
  * A worker's copies of the histories it has served, each valid for exactly one version of
- * its conversation (one life and last seq, see HistoryVersion). Not state that any other process needs: the primary's store stays the
- * truth, and a copy is used only after the primary confirms its version is current.
+ * its conversation (one life and last seq, see HistoryVersion). Not state that any other
+ * process needs: the primary's store stays the truth, and a copy is used only after the
+ * primary confirms its version is current.
  * Bounded by characters held; the least recently read go first.
  */
 export class HistoryCache {
