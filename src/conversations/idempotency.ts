@@ -3,6 +3,7 @@ import { PipeTransform } from '@nestjs/common';
 import type { Request } from 'express';
 import { hash } from 'node:crypto';
 import { AccessService, Principal } from '../access/access.service';
+import { sha256 } from '../access/customer-tokens';
 import { ValidationFailedException } from '../common/problem.catalogue';
 import { IdempotencySettings } from '../config/app.settings';
 import { IdempotentWrite } from './conversation.repository';
@@ -48,7 +49,7 @@ const digest = (...parts: string[]) =>
  * Redis slot). A UUID v4 in form; one-way, so it says nothing of the key or its caller.
  */
 export function conversationIdFor(scopedKey: string): string {
-  const bytes = hash('sha256', `conversation ${scopedKey}`, 'buffer');
+  const bytes = sha256(`conversation ${scopedKey}`);
   bytes[6] = (bytes[6] & 0x0f) | 0x40;
   bytes[8] = (bytes[8] & 0x3f) | 0x80;
   const hex = bytes.subarray(0, 16).toString('hex');

@@ -3,14 +3,20 @@ import { StoredMessage, storedJsonOf } from '../conversation.repository';
 import { InMemoryConversationRepository } from '../repositories/memory/in-memory-conversation.repository';
 import { toConversationHistoryJson, toMessageDto, toMessageJson } from './conversation.mapper';
 
+/** An in-memory store holding one empty conversation. */
+async function oneConversation() {
+  const repository = new InMemoryConversationRepository();
+  const { id } = await repository.createConversation({
+    id: randomUUID(),
+    now: 1,
+    maxConversations: 1,
+  });
+  return { repository, id };
+}
+
 describe('conversation mapper', () => {
   it('keeps the stored JSON of a message identical to its wire form', async () => {
-    const repository = new InMemoryConversationRepository();
-    const { id } = await repository.createConversation({
-      id: randomUUID(),
-      now: 1,
-      maxConversations: 1,
-    });
+    const { repository, id } = await oneConversation();
     const stored = await repository.appendMessage(id, {
       id: randomUUID(),
       sender: 'agent',
@@ -25,12 +31,7 @@ describe('conversation mapper', () => {
   });
 
   it("answers a post with the store's own text, the same as a serialization of the DTO", async () => {
-    const repository = new InMemoryConversationRepository();
-    const { id } = await repository.createConversation({
-      id: randomUUID(),
-      now: 1,
-      maxConversations: 1,
-    });
+    const { repository, id } = await oneConversation();
     const contents = ['plain', 'quote " backslash \\ newline \n emoji 😀', '\u2028 \u0000 <>&'];
     for (const content of contents) {
       const stored = await repository.appendMessage(id, {
