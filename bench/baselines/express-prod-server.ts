@@ -1,96 +1,14 @@
-import type { NextFunction, Request, Response } from 'express';
-import helmet from 'helmet';
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
-import { Counter, Histogram, Registry } from 'prom-client';
-import { ChatCore } from './chat-core';
 import { chatApp, serve } from './express-chat';
+import { PRODUCTION_MIDDLEWARE, serveMetrics, tokenIssuingCore } from './production-features';
 
 /**
  * Configuration X: E plus the production features the real server has, written by hand on
- * Express 5: what those features cost without NestJS. Each mirrors the server's own:
- * - a request id (src/common/request-id.ts): the client's X-Request-Id when sane, else a new
- *   UUID, echoed in X-Request-Id;
- * - per-request metrics (src/observability/): a prom-client Counter and Histogram labelled by
- *   method, route pattern and status, observed when the response finishes, label children
- *   cached per series; served at GET /metrics;
- * - helmet with the server's options for plain HTTP (src/app.setup.ts);
- * - Cache-Control: no-store;
- * - a customer token on create (src/access/customer-tokens.ts): `<id>.<32 random bytes,
- *   base64url>`, its SHA-256 stored with the conversation, the token in the reply.
+ * Express 5 (production-features.ts): what those features cost without NestJS.
  */
-
-const core = new ChatCore({
-  issueToken: (conversationId) => {
-    const token = `${conversationId}.${randomBytes(32).toString('base64url')}`;
-    return { token, hash: createHash('sha256').update(token).digest('base64url') };
-  },
-});
-
-const registry = new Registry();
-const labelNames = ['method', 'route', 'status'] as const;
-const requests = new Counter({
-  name: 'http_requests_total',
-  help: 'HTTP requests answered, by method, route pattern and status.',
-  labelNames,
-  registers: [registry],
-});
-const duration = new Histogram({
-  name: 'http_request_duration_seconds',
-  help: 'Time from a request arriving to its response finishing, in seconds.',
-  labelNames,
-  buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
-  registers: [registry],
-});
-type Label = (typeof labelNames)[number];
-const series = new Map<string, { count: Counter.Internal; seconds: Histogram.Internal<Label> }>();
-
-function observe(method: string, route: string, status: number, seconds: number): void {
-  const key = `${method} ${route} ${status}`;
-  let found = series.get(key);
-  if (!found) {
-    const labels = { method, route, status: String(status) };
-    found = { count: requests.labels(labels), seconds: duration.labels(labels) };
-    series.set(key, found);
+const app = chatApp(tokenIssuingCore(), (server) => {
+  for (const middleware of PRODUCTION_MIDDLEWARE) {
+    server.use(middleware);
   }
-  found.count.inc();
-  found.seconds.observe(seconds);
-}
-
-const SANE_REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/;
-
-// The production features, in the server's order, ahead of the chat API.
-const app = chatApp(core, (server) => {
-  server.use((req: Request, res: Response, next: NextFunction) => {
-    const started = performance.now();
-    const incoming = req.headers['x-request-id'];
-    res.setHeader(
-      'X-Request-Id',
-      typeof incoming === 'string' && SANE_REQUEST_ID.test(incoming) ? incoming : randomUUID(),
-    );
-    res.once('finish', () => {
-      const route = (req.route as { path?: unknown } | undefined)?.path;
-      observe(
-        req.method,
-        typeof route === 'string' ? route : 'unmatched',
-        res.statusCode,
-        (performance.now() - started) / 1000,
-      );
-    });
-    next();
-  });
-  server.use(
-    helmet({
-      strictTransportSecurity: false,
-      contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } },
-    }),
-  );
-  server.use((_req: Request, res: Response, next: NextFunction) => {
-    res.setHeader('Cache-Control', 'no-store');
-    next();
-  });
 });
-app.get('/metrics', async (_req, res) => {
-  res.type(registry.contentType).send(await registry.metrics());
-});
+app.get('/metrics', serveMetrics);
 serve(app);

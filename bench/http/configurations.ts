@@ -50,9 +50,9 @@ const onCluster = (key: string, label: string, env: Record<string, string>): Con
 /**
  * What the HTTP scenarios compare, in the order they alternate within each round. Every
  * configuration gets HOST=127.0.0.1, a free PORT, LOG_LEVEL=silent, RATE_LIMIT_MAX=0 (L
- * overrides it; see lib/server.ts). A, E, N and X are baselines in baselines/, sharing
- * chat-core.ts: N the leanest NestJS app doing E's work, X E with the server's production
- * features by hand.
+ * overrides it; see lib/server.ts). A, E, N, NX and X are baselines in baselines/, sharing
+ * chat-core.ts: N the leanest NestJS app doing E's work, X E and NX N with the server's
+ * production features by hand (production-features.ts).
  * D needs a Redis server at BENCH_REDIS_URL; F and FW start a Redis Cluster of their own
  * (lib/redis-cluster.ts: six redis-server processes, three masters and three replicas).
  */
@@ -75,6 +75,15 @@ export const CONFIGURATIONS: Configuration[] = [
     key: 'N',
     label: 'N bare NestJS 11',
     script: benchScript('baselines/nest-server.js'),
+    env: {},
+    workers: 0,
+    scenarios: BASELINE_SCENARIOS,
+  },
+  {
+    // N with X's production features by hand: what they cost a NestJS app.
+    key: 'NX',
+    label: 'NX NestJS 11 + production features',
+    script: benchScript('baselines/nest-prod-server.js'),
     env: {},
     workers: 0,
     scenarios: BASELINE_SCENARIOS,
