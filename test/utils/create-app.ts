@@ -2,6 +2,7 @@ import { Test, TestingModuleBuilder } from '@nestjs/testing';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import { AppModule } from '../../src/app.module';
 import { APP_OPTIONS, configureApp } from '../../src/app.setup';
+import { TimedExpressAdapter } from '../../src/cluster/http-server';
 import { AppConfig, appConfig, validateConfig } from '../../src/config/app.config';
 
 export interface TestAppOptions {
@@ -27,7 +28,11 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<NestE
     builder = options.override(builder);
   }
   const moduleRef = await builder.compile();
-  const app = moduleRef.createNestApplication<NestExpressApplication>(APP_OPTIONS);
+  // The server's own adapter: requests and responses made as in production (see http-server.ts).
+  const app = moduleRef.createNestApplication<NestExpressApplication>(
+    new TimedExpressAdapter({}),
+    APP_OPTIONS,
+  );
   app.useLogger(config.LOG_LEVEL === 'silent' ? false : ['error', 'warn']);
   configureApp(app);
   await app.init();
