@@ -181,6 +181,24 @@ describe('rate-limit defaults (built server, RATE_LIMIT_MAX unset)', () => {
       expect(statuses).toEqual(Array(20).fill([401, '599']));
       expect(server().lines(/TRUST_PROXY/)).toEqual([]);
     });
+
+    it('counts each forwarded client on its own when they come over one connection', async () => {
+      // One kept-alive connection, one proxy: the address is the request's, not the connection's.
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      try {
+        const remaining = [];
+        for (const client of ['198.51.100.200', '198.51.100.201', '198.51.100.200']) {
+          const res = await requestText(server().baseUrl, 'GET', '/api/conversations/not-a-uuid', {
+            agent,
+            headers: { 'X-Forwarded-For': client },
+          });
+          remaining.push(res.headers['ratelimit-remaining']);
+        }
+        expect(remaining).toEqual(['599', '599', '598']);
+      } finally {
+        agent.destroy();
+      }
+    });
   });
 });
 

@@ -57,7 +57,8 @@ const TOKEN_CACHE_MS = 60_000;
 const TOKEN_CACHE_SIZE = 10_000;
 
 /** Open mode's one principal (no API_KEYS): everyone may do anything. */
-const OPEN: Promise<Principal> = Promise.resolve(Object.freeze({ kind: 'open' }));
+const OPEN_PRINCIPAL: Principal = Object.freeze({ kind: 'open' });
+const OPEN: Promise<Principal> = Promise.resolve(OPEN_PRINCIPAL);
 
 /** A request's principal, once resolved (see AccessService.principal). */
 const PRINCIPAL = Symbol('principal');
@@ -84,6 +85,11 @@ export class AccessService {
       return { id: digest.toString('hex').slice(0, 12), digest };
     });
     this.enabled = this.keys.length > 0;
+  }
+
+  /** Open mode's principal, the same for every request, known without a wait; null with API_KEYS. */
+  openPrincipal(): Principal | null {
+    return this.enabled ? null : OPEN_PRINCIPAL;
   }
 
   principal(req: Request): Promise<Principal> {

@@ -105,6 +105,32 @@ describe('SharedThrottlerStorage', () => {
     expect(next.timeToExpire).toBe(WINDOW / 1000);
   });
 
+  it('take: hands out reserved hits at once, in order with increment, none past the reservation or the window', async () => {
+    jest.useFakeTimers({ now: 1_000_000, doNotFake: ['nextTick', 'setImmediate'] });
+    const store = new CountingStore();
+    const storage = new SharedThrottlerStorage(store);
+    expect(storage.take('k')).toBeNull(); // nothing reserved yet
+    for (let i = 0; i < 3; i++) {
+      await storage.increment('k', WINDOW, 100_000, BLOCK); // reserves 1, then 2: 3 counted
+    }
+    expect(storage.take('k')).toBeNull(); // all 3 handed out
+    await storage.increment('k', WINDOW, 100_000, BLOCK); // reserves 4, takes the first
+    const calls = store.calls;
+    const taken = [storage.take('k'), storage.take('k'), storage.take('k'), storage.take('k')];
+    expect(store.calls).toBe(calls);
+    expect(taken.map((record) => record?.totalHits ?? null)).toEqual([5, 6, 7, null]);
+    expect(taken[0]).toEqual({
+      totalHits: 5,
+      timeToExpire: WINDOW / 1000,
+      isBlocked: false,
+      timeToBlockExpire: 0,
+    });
+    expect((await storage.increment('k', WINDOW, 100_000, BLOCK)).totalHits).toBe(8);
+    jest.setSystemTime(1_000_000 + WINDOW + 1);
+    expect(storage.take('k')).toBeNull(); // the window ended: what was left is worthless
+    expect((await storage.increment('k', WINDOW, 100_000, BLOCK)).totalHits).toBe(1);
+  });
+
   it('passes a store failure on, and the next request asks the store again', async () => {
     const failing = new (class extends RateLimitStore {
       calls = 0;

@@ -2,7 +2,8 @@ import { Injectable } from '@nestjs/common';
 import { ThrottlerStorage } from '@nestjs/throttler';
 import { HitCount, RateLimitStore } from '../conversations/rate-limit.store';
 
-type ThrottlerStorageRecord = Awaited<ReturnType<ThrottlerStorage['increment']>>;
+/** What ThrottlerStorage.increment gives (the library does not export its type). */
+export type ThrottlerStorageRecord = Awaited<ReturnType<ThrottlerStorage['increment']>>;
 
 const seconds = (ms: number) => Math.max(0, Math.ceil(ms / 1000));
 
@@ -58,27 +59,46 @@ export class SharedThrottlerStorage implements ThrottlerStorage {
       return this.record(await this.store.countHit(key, ttl, limit, blockDuration));
     }
     for (;;) {
-      const now = Date.now();
-      let allowance = this.allowances.get(key);
-      if (allowance && allowance.endsAt <= now && !allowance.pending) {
-        this.allowances.delete(key);
-        allowance = undefined;
+      const reserved = this.take(key);
+      if (reserved) {
+        return reserved;
       }
-      if (allowance && allowance.left > 0) {
-        allowance.left--;
-        return this.record({
-          totalHits: allowance.next++,
-          counted: 1,
-          windowEndsInMs: allowance.endsAt - now,
-          blockedForMs: 0,
-        });
-      }
+      const allowance = this.allowances.get(key);
       if (allowance?.pending) {
         await allowance.pending.catch(() => undefined);
         continue;
       }
       return this.record(await this.reserve(key, ttl, limit, blockDuration, most, allowance));
     }
+  }
+
+  /**
+   * A hit from what this process has reserved for `key`, with no store call and no await; null
+   * when nothing is left (increment then reserves more). Drops a reservation whose window has
+   * ended.
+   */
+  take(key: string): ThrottlerStorageRecord | null {
+    const allowance = this.allowances.get(key);
+    if (!allowance) {
+      return null;
+    }
+    const now = Date.now();
+    if (allowance.endsAt <= now) {
+      if (!allowance.pending) {
+        this.allowances.delete(key);
+      }
+      return null;
+    }
+    if (allowance.left <= 0) {
+      return null;
+    }
+    allowance.left--;
+    return this.record({
+      totalHits: allowance.next++,
+      counted: 1,
+      windowEndsInMs: allowance.endsAt - now,
+      blockedForMs: 0,
+    });
   }
 
   /** Counts a reservation in the store; the calling request takes its first hit. */
