@@ -24,7 +24,7 @@ import {
 } from './realtime/realtime-suite';
 
 /**
- * `npm run bench [-- --quick] [--configs=A,E,N,NX,X,B,C,L,D,F,FW] [--scenarios=post,get20] [--skip=http,paired,scale,hub,realtime]`
+ * `npm run bench [-- --quick] [--configs=A,E,N,NP,NX,X,B,C,L,D,F,FW] [--scenarios=post,get20] [--skip=http,paired,scale,hub,realtime]`
  * Builds the server once, runs the HTTP scenarios, the scale checks and the hub
  * micro-benchmark, prints a markdown report and writes bench/results/<timestamp>.json.
  */

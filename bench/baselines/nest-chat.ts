@@ -14,8 +14,9 @@ import {
   Res,
 } from '@nestjs/common';
 import { APP_FILTER, NestFactory } from '@nestjs/core';
-import { NestExpressApplication } from '@nestjs/platform-express';
-import type { NextFunction, Request, Response } from 'express';
+import { ExpressAdapter, NestExpressApplication } from '@nestjs/platform-express';
+import type { Express, NextFunction, Request, Response } from 'express';
+import { createServer, IncomingMessage, ServerResponse } from 'node:http';
 import { ChatCore, JSON_TYPES, LIMITS, PROBLEM_CONTENT_TYPE, PROBLEMS, Reply } from './chat-core';
 
 /**
@@ -119,12 +120,36 @@ function requireJsonBody(req: Request, _res: Response, next: NextFunction): void
 }
 
 /**
+ * Express on a server whose requests and responses are made with Express's prototypes, as
+ * the real server's are (src/cluster/http-server.ts, expressMessageClasses; written again
+ * here, since a baseline does not import the server): Express's per-request
+ * Object.setPrototypeOf then changes nothing, and V8 keeps one hidden class for all requests.
+ */
+class PrototypedExpressAdapter extends ExpressAdapter {
+  override initHttpServer(): void {
+    const app = this.getInstance<Express>();
+    class AppRequest extends IncomingMessage {}
+    class AppResponse<R extends IncomingMessage> extends ServerResponse<R> {}
+    Object.setPrototypeOf(AppRequest.prototype, app.request);
+    Object.setPrototypeOf(AppResponse.prototype, app.response);
+    app.request = AppRequest.prototype as Express['request'];
+    app.response = AppResponse.prototype as Express['response'];
+    this.httpServer = createServer(
+      { IncomingMessage: AppRequest, ServerResponse: AppResponse },
+      app,
+    );
+  }
+}
+
+/**
  * Starts the app on PORT and HOST with `core` doing the chat work; `before` adds middleware
- * ahead of the body check and the routes (NX's production features).
+ * ahead of the body check and the routes (NX's production features). `prototyped`: on
+ * PrototypedExpressAdapter (NP), else on Nest's own.
  */
 export async function startNestChat(
   core: ChatCore,
   before: (app: NestExpressApplication) => void = () => undefined,
+  prototyped = false,
 ): Promise<void> {
   @Module({
     controllers: [ConversationsController],
@@ -136,10 +161,14 @@ export async function startNestChat(
   class BenchModule {}
 
   // Nest's default parsers (JSON and urlencoded, 100 kB) replaced by E's one JSON parser.
-  const app = await NestFactory.create<NestExpressApplication>(BenchModule, {
-    logger: false,
-    bodyParser: false,
-  });
+  const options = { logger: false as const, bodyParser: false };
+  const app = prototyped
+    ? await NestFactory.create<NestExpressApplication>(
+        BenchModule,
+        new PrototypedExpressAdapter(),
+        options,
+      )
+    : await NestFactory.create<NestExpressApplication>(BenchModule, options);
   app.disable('x-powered-by');
   app.set('etag', false);
   before(app);

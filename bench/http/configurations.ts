@@ -80,6 +80,16 @@ export const CONFIGURATIONS: Configuration[] = [
     scenarios: BASELINE_SCENARIOS,
   },
   {
+    // N made as the server makes its requests (Express's prototypes in place, see
+    // nest-chat.ts): the server's largest cut, given to N too.
+    key: 'NP',
+    label: 'NP NestJS 11, prototypes in place',
+    script: benchScript('baselines/nest-prototyped-server.js'),
+    env: {},
+    workers: 0,
+    scenarios: BASELINE_SCENARIOS,
+  },
+  {
     // N with X's production features by hand: what they cost a NestJS app.
     key: 'NX',
     label: 'NX NestJS 11 + production features',

@@ -7,7 +7,7 @@ import { Scenario, seed, Seeded } from './scenarios';
 
 /**
  * The ratio targets of issue 19, measured in pairs: [scenario, numerator, denominator], and
- * B/NX for GET-20 beside them.
+ * B/NX and B/NP beside them as figures.
  * This VM's speed drifts by ±20% over minutes, so two cells measured a minute apart can
  * differ by more than the targets' margins. A pair is measured with both servers up at
  * once, in short slices that alternate between them: a drift slows both alike.
@@ -19,6 +19,10 @@ export const PAIRS: [string, string, string][] = [
   // Not a target: B against a NestJS app with the same production features by hand, which
   // isolates what those features cost from the rest of the server's structure.
   ['get20', 'B', 'NX'],
+  // Nor these: B against N made as the server makes its requests (NP), what the rest of the
+  // server costs once N has the same cut.
+  ['post', 'B', 'NP'],
+  ['get20', 'B', 'NP'],
   ['post', 'L', 'C'],
 ];
 
