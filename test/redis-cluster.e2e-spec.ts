@@ -50,8 +50,17 @@ describeWithRedisCluster('Redis Cluster store (3 masters, 3 replicas)', (cluster
   }
 
   conversationRepositoryContract('Redis Cluster', async () => {
-    const { repository } = await open();
-    return { repository, teardown: () => repository.onApplicationShutdown() };
+    const { prefix, repository } = await open();
+    // Another instance: a client of its own on the same keys.
+    const { repository: peer } = await open(prefix);
+    return {
+      repository,
+      peer,
+      teardown: async () => {
+        await repository.onApplicationShutdown();
+        await peer.onApplicationShutdown();
+      },
+    };
   });
 
   rateLimitStoreContract('Redis Cluster', async () => {
