@@ -456,7 +456,8 @@ export class RedisConversationRepository
    * One sweeper at a time across every instance (a lock with a token and an expiry). Walks
    * each activity bucket from its oldest entry up to the cutoff: the cost is what it evicts.
    * Each candidate is evicted by a script that re-checks its own last activity, so an index
-   * entry left behind by a late update never evicts a live conversation.
+   * entry left behind by a late update never evicts a live conversation. Then the
+   * conversation count is set from the index (see recount).
    */
   async evictInactive(cutoff: number): Promise<number> {
     const token = randomUUID();
