@@ -6,7 +6,10 @@ import {
 } from '../src/conversations/repositories/redis/redis-conversation.repository';
 import { RedisKeys } from '../src/conversations/repositories/redis/redis-keys';
 import { RedisRateLimitStore } from '../src/conversations/repositories/redis/redis-rate-limit.store';
-import { conversationRepositoryContract } from './contracts/conversation-repository.contract';
+import {
+  conversationRepositoryContract,
+  withPeer,
+} from './contracts/conversation-repository.contract';
 import { rateLimitStoreContract } from './contracts/rate-limit-store.contract';
 import { describeWithRedis } from './utils/redis';
 
@@ -206,14 +209,7 @@ describeWithRedis('Redis store', (redis) => {
     const { prefix, repository } = await open();
     // Another instance: a connection of its own on the same keys.
     const { repository: peer } = await open(prefix);
-    return {
-      repository,
-      peer,
-      teardown: async () => {
-        await repository.onApplicationShutdown();
-        await peer.onApplicationShutdown();
-      },
-    };
+    return withPeer(repository, peer, (handle) => handle.onApplicationShutdown());
   });
 
   rateLimitStoreContract('Redis', async () => {

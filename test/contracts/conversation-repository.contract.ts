@@ -22,6 +22,22 @@ export interface RepositoryHarness {
   teardown(): Promise<void>;
 }
 
+/** A harness of two handles on one store (see RepositoryHarness.peer), both closed after. */
+export function withPeer<Repository extends ConversationRepository>(
+  repository: Repository,
+  peer: Repository,
+  close: (repository: Repository) => Promise<void>,
+): RepositoryHarness {
+  return {
+    repository,
+    peer,
+    teardown: async () => {
+      await close(repository);
+      await close(peer);
+    },
+  };
+}
+
 const LIMITS = { maxConversations: 1_000, maxMessages: 1_000 };
 
 function draft(overrides: Partial<NewMessage> = {}): NewMessage {
