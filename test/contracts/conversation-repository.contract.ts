@@ -13,8 +13,29 @@ import {
 
 export interface RepositoryHarness {
   repository: ConversationRepository;
+  /**
+   * Another process's handle on the same store (another instance's connection), where the
+   * implementation has such a thing: concurrent calls then race as they do in production.
+   */
+  peer?: ConversationRepository;
   /** Releases what setup took (processes, connections, keys). */
   teardown(): Promise<void>;
+}
+
+/** A harness of two handles on one store (see RepositoryHarness.peer), both closed after. */
+export function withPeer<Repository extends ConversationRepository>(
+  repository: Repository,
+  peer: Repository,
+  close: (repository: Repository) => Promise<void>,
+): RepositoryHarness {
+  return {
+    repository,
+    peer,
+    teardown: async () => {
+      await close(repository);
+      await close(peer);
+    },
+  };
 }
 
 const LIMITS = { maxConversations: 1_000, maxMessages: 1_000 };
@@ -380,6 +401,35 @@ export function conversationRepositoryContract(
         'idempotency_key_reused',
       );
       expect(await repository.customerTokenHash(id)).toBe('hash-2');
+    });
+
+    it('answers twin keyed creates at capacity only with a conversation that stands', async () => {
+      const peer = harness.peer ?? repository;
+      const trials = 60;
+      const unstood: string[] = [];
+      for (let trial = 0; trial < trials; trial++) {
+        // One place left: the twins race for it, one through each handle.
+        const { conversations } = await repository.stats();
+        const id = randomUUID();
+        const idempotency = { key: `k-${id}`, fingerprint: 'fp-twin', ttlMs: 1_000 };
+        const input = { id, now: 1_000, maxConversations: conversations + 1, idempotency };
+        const answers = await Promise.allSettled([
+          repository.createConversation({ ...input, customerTokenHash: 'hash-a' }),
+          peer.createConversation({ ...input, customerTokenHash: 'hash-b' }),
+        ]);
+        for (const answer of answers) {
+          if (answer.status === 'rejected') {
+            expect((answer.reason as StoreError).code).toBe('capacity_exceeded');
+          }
+        }
+        const answered = answers.filter((answer) => answer.status === 'fulfilled').length;
+        if (answered > 0 && (await repository.getConversation(id)) === null) {
+          unstood.push(`trial ${trial}: ${answered} answer(s), no conversation`);
+        }
+      }
+      expect(unstood).toEqual([]);
+      // The count is what stands: one conversation per trial.
+      expect((await repository.stats()).conversations).toBe(trials);
     });
 
     it('keeps a customer token hash with the conversation and forgets it on eviction', async () => {

@@ -70,7 +70,13 @@ export interface RedisScripts {
     tokenHash: Arg,
     fingerprint: Arg,
     life: Arg,
-  ): Promise<[ScriptCode.Done] | [ScriptCode.Exists, string] | [ScriptCode.KeyReused]>;
+    mayMake: Arg,
+  ): Promise<
+    | [ScriptCode.Done]
+    | [ScriptCode.Exists, string]
+    | [ScriptCode.KeyReused]
+    | [ScriptCode.ConversationNotFound]
+  >;
   chatGet(
     conv: Key,
     msgs: Key,
