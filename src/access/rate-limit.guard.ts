@@ -39,7 +39,8 @@ interface PlainThrottler {
 /**
  * @nestjs/throttler's guard, counting each API key, each customer token and each client IP
  * (for everyone else) against one budget across all routes, with the IETF `RateLimit-*`
- * headers and a problem+json 429.
+ * headers and a problem+json 429. An anonymous customer token is also counted against its
+ * address's share (anonymousTokensOf).
  */
 @Injectable()
 export class RateLimitGuard extends ThrottlerGuard {
@@ -110,8 +111,9 @@ export class RateLimitGuard extends ThrottlerGuard {
     if (limit <= 0) {
       return true;
     }
-    const tracker = this.trackerOf(principal, req);
-    const shared = anonymousTokensOf(principal, this.ipOf(req));
+    const ip = this.ipOf(req);
+    const tracker = callerOf(principal, ip);
+    const shared = anonymousTokensOf(principal, ip);
     if (shared !== null) {
       return this.countBoth(context, plan, limit, tracker, shared);
     }
