@@ -492,6 +492,15 @@ describe('anonymous customer tokens: one address, many tokens (PUBLIC_CONVERSATI
   });
 });
 
+describe('anonymous customer tokens across workers (built server, WORKERS=2)', () => {
+  jest.setTimeout(30_000);
+  const server = useServer({ ...ANONYMOUS_TOKENS_ENV, WORKERS: '2' });
+
+  it('answers at most 10 × RATE_LIMIT_MAX requests a window for all the anonymous tokens one address uses', async () => {
+    await expectAddressCapOnRequests([server().baseUrl], '198.51.100.21');
+  });
+});
+
 /** Sends `count` requests at once, each on a fresh connection; returns their statuses. */
 async function burst(servers: ServerProcess[], count: number): Promise<number[]> {
   const answers = await Promise.all(
