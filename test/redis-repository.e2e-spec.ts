@@ -146,6 +146,25 @@ describeWithRedis('Redis store', (redis) => {
     }
   });
 
+  it('reads a customer token stored before the anonymous mark as anonymous', async () => {
+    const { prefix, repository } = await open();
+    try {
+      const id = randomUUID();
+      await repository.createConversation({
+        id,
+        now: 1_000,
+        ...LIMITS,
+        customerToken: { hash: 'hash-1', anonymous: false },
+      });
+      const conv = `${prefix}{${id}}:conv`;
+      expect(await redis().admin.hget(conv, 'tm')).toBe('k');
+      await redis().admin.hdel(conv, 'tm'); // as a record made before the mark
+      expect(await repository.customerToken(id)).toEqual({ hash: 'hash-1', anonymous: true });
+    } finally {
+      await repository.onApplicationShutdown();
+    }
+  });
+
   it('does not sweep while another instance holds the sweeper lock', async () => {
     const { prefix, repository } = await open();
     try {

@@ -371,7 +371,8 @@ export class EnvironmentVariables {
 
   /**
    * Event streams one client (its API key, its customer token, or its address) may hold open in one
-   * process; past it 429 too_many_streams.
+   * process; past it 429 too_many_streams. The customer tokens one address uses that were minted
+   * without an API key hold at most 10 times this between them.
    */
   @int('20')
   @IsInt()
@@ -467,7 +468,10 @@ export class EnvironmentVariables {
   @Validate(ApiKeyListConstraint)
   API_KEYS: string;
 
-  /** With API_KEYS set: anyone may open a conversation (and gets its customer token). */
+  /**
+   * With API_KEYS set: anyone may open a conversation (and gets its customer token, which counts
+   * against the address using it too: see RATE_LIMIT_MAX).
+   */
   @bool('false')
   @IsBoolean()
   PUBLIC_CONVERSATIONS: boolean;
@@ -480,7 +484,8 @@ export class EnvironmentVariables {
 
   /**
    * Requests per window for each customer token and each client address without a valid
-   * credential; 0: no limit. Without API_KEYS (the open development mode) there is no limit unless
+   * credential; 0: no limit. The customer tokens one address uses that were minted without an API
+   * key get at most 10 times this between them. Without API_KEYS (the open development mode) there is no limit unless
    * this is set: no one there can be told apart, and a limit would only refuse test suites, load
    * tests and every user behind an untrusted proxy.
    * @default `600` with API_KEYS set, else `0`

@@ -24,6 +24,7 @@ import {
 } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { Access } from '../access/access.decorator';
+import { AccessService } from '../access/access.service';
 import { EmptyBodyPipe } from '../common/empty-body.pipe';
 import { sendJson, sendJsonPieces } from '../common/json-pieces';
 import { ApiGuarded, ApiJsonBody, ApiProblem } from '../common/api-problem.decorator';
@@ -75,6 +76,7 @@ export class ConversationsController {
   constructor(
     private readonly conversations: ConversationsService,
     private readonly streams: EventStreamsService,
+    private readonly access: AccessService,
   ) {}
 
   @Post()
@@ -103,8 +105,12 @@ export class ConversationsController {
     @IdempotencyKey() idempotency: IdempotentWrite | undefined,
     @Res() res: Response,
   ): Promise<void> {
-    const { conversation, customerToken } =
-      await this.conversations.createConversation(idempotency);
+    // A token minted without an API key is anonymous (see access.service.ts).
+    const anonymous = !this.access.enabled || !(await this.access.hasApiKey(res.req));
+    const { conversation, customerToken } = await this.conversations.createConversation(
+      idempotency,
+      anonymous,
+    );
     // A UUID: nothing in it for res.location to encode.
     res.setHeader('Location', `/api/conversations/${conversation.id}`);
     replayed(res, conversation.replayed);

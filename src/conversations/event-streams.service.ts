@@ -1,7 +1,13 @@
 import { Injectable } from '@nestjs/common';
 import type { Response } from 'express';
 import { parseDecimal } from '../common/decimal-integer';
-import { AccessService, callerOf } from '../access/access.service';
+import {
+  AccessService,
+  ANONYMOUS_TOKENS_PER_ADDRESS,
+  anonymousTokensOf,
+  callerOf,
+  Principal,
+} from '../access/access.service';
 import { problem, ValidationFailedException } from '../common/problem.catalogue';
 import { EventSettings } from '../config/app.settings';
 import {
@@ -56,20 +62,35 @@ export class EventStreamsService {
 
   /**
    * Takes one of the process's MAX_EVENT_STREAMS places and one of the client's
-   * MAX_EVENT_STREAMS_PER_CLIENT (its API key, customer token or address), or refuses with
-   * 503 or 429; returns the way to give both back, which the stream calls once it ends,
-   * however it ends (a client that vanished is found when a write to it fails).
+   * MAX_EVENT_STREAMS_PER_CLIENT (its API key, customer token or address), and for an
+   * anonymous customer token one of its address's ANONYMOUS_TOKENS_PER_ADDRESS times as many
+   * (anonymousTokensOf), or refuses with 503 or 429; returns the way to give them back, which
+   * the stream calls once it ends, however it ends (a client that vanished is found when a
+   * write to it fails).
    */
-  private takePlace(client: string): () => void {
+  private takePlace(principal: Principal, ip: string | undefined): () => void {
+    const client = callerOf(principal, ip);
+    const shared = anonymousTokensOf(principal, ip);
+    const perClient = this.settings.maxStreamsPerClient;
     const held = this.placesByClient.get(client) ?? 0;
-    if (held >= this.settings.maxStreamsPerClient) {
-      throw problem('too_many_streams', { held });
+    if (held >= perClient) {
+      throw problem('too_many_streams', { held, limit: 'MAX_EVENT_STREAMS_PER_CLIENT' });
+    }
+    const sharedHeld = shared === null ? 0 : (this.placesByClient.get(shared) ?? 0);
+    if (sharedHeld >= perClient * ANONYMOUS_TOKENS_PER_ADDRESS) {
+      throw problem('too_many_streams', {
+        held: sharedHeld,
+        limit: `${ANONYMOUS_TOKENS_PER_ADDRESS} × MAX_EVENT_STREAMS_PER_CLIENT for the anonymous customer tokens used from one address`,
+      });
     }
     if (this.places >= this.settings.maxStreams) {
       throw problem('stream_capacity_exceeded');
     }
     this.places++;
     this.placesByClient.set(client, held + 1);
+    if (shared !== null) {
+      this.placesByClient.set(shared, sharedHeld + 1);
+    }
     let given = false;
     return () => {
       if (given) {
@@ -77,13 +98,20 @@ export class EventStreamsService {
       }
       given = true;
       this.places--;
-      const left = (this.placesByClient.get(client) ?? 1) - 1;
-      if (left > 0) {
-        this.placesByClient.set(client, left);
-      } else {
-        this.placesByClient.delete(client);
+      this.giveBack(client);
+      if (shared !== null) {
+        this.giveBack(shared);
       }
     };
+  }
+
+  private giveBack(client: string): void {
+    const left = (this.placesByClient.get(client) ?? 1) - 1;
+    if (left > 0) {
+      this.placesByClient.set(client, left);
+    } else {
+      this.placesByClient.delete(client);
+    }
   }
 
   /**
@@ -95,7 +123,7 @@ export class EventStreamsService {
     lastEventId: number | undefined,
     res: Response,
   ): Promise<void> {
-    const release = this.takePlace(callerOf(await this.access.principal(res.req), res.req.ip));
+    const release = this.takePlace(await this.access.principal(res.req), res.req.ip);
     const stream = new LiveStream(this.repository, conversationId, res);
     // Watch first, and read where the stream starts only once the watch is in effect:
     // a change made in between is then told, and held until what was read is written.

@@ -373,11 +373,14 @@ export function conversationRepositoryContract(
       expect(fresh.seq).toBe(4);
     });
 
-    it('applies a keyed create once: a retry gets the conversation as made, with the new token hash, even at capacity', async () => {
+    it('applies a keyed create once: a retry gets the conversation as made, with the new token, even at capacity', async () => {
       const id = randomUUID();
       const idempotency = { key: `k-${randomUUID()}`, fingerprint: 'fp-create', ttlMs: 1_000 };
       const input = { id, now: 1_000, maxConversations: LIMITS.maxConversations, idempotency };
-      const made = await repository.createConversation({ ...input, customerTokenHash: 'hash-1' });
+      const made = await repository.createConversation({
+        ...input,
+        customerToken: { hash: 'hash-1', anonymous: true },
+      });
       expect(made).toEqual({ id, createdAt: 1_000, lastActivityAt: 1_000, messageCount: 0 });
       await repository.appendMessage(id, draft({ now: 1_100 }));
       const statsBefore = await repository.stats();
@@ -386,10 +389,10 @@ export function conversationRepositoryContract(
         ...input,
         now: 1_200,
         maxConversations: statsBefore.conversations, // full: a retry is still answered
-        customerTokenHash: 'hash-2',
+        customerToken: { hash: 'hash-2', anonymous: false },
       });
       expect(retry).toEqual({ ...made, replayed: true });
-      expect(await repository.customerTokenHash(id)).toBe('hash-2');
+      expect(await repository.customerToken(id)).toEqual({ hash: 'hash-2', anonymous: false });
       expect((await repository.getConversation(id))?.messageCount).toBe(1);
       expect((await repository.stats()).conversations).toBe(statsBefore.conversations);
 
@@ -400,7 +403,7 @@ export function conversationRepositoryContract(
         }),
         'idempotency_key_reused',
       );
-      expect(await repository.customerTokenHash(id)).toBe('hash-2');
+      expect(await repository.customerToken(id)).toEqual({ hash: 'hash-2', anonymous: false });
     });
 
     it('answers twin keyed creates at capacity only with a conversation that stands', async () => {
@@ -414,8 +417,11 @@ export function conversationRepositoryContract(
         const idempotency = { key: `k-${id}`, fingerprint: 'fp-twin', ttlMs: 1_000 };
         const input = { id, now: 1_000, maxConversations: conversations + 1, idempotency };
         const answers = await Promise.allSettled([
-          repository.createConversation({ ...input, customerTokenHash: 'hash-a' }),
-          peer.createConversation({ ...input, customerTokenHash: 'hash-b' }),
+          repository.createConversation({
+            ...input,
+            customerToken: { hash: 'hash-a', anonymous: true },
+          }),
+          peer.createConversation({ ...input, customerToken: { hash: 'hash-b', anonymous: true } }),
         ]);
         for (const answer of answers) {
           if (answer.status === 'rejected') {
@@ -438,14 +444,29 @@ export function conversationRepositoryContract(
         id,
         now: 1_000,
         maxConversations: LIMITS.maxConversations,
-        customerTokenHash: 'hash-1',
+        customerToken: { hash: 'hash-1', anonymous: false },
       });
-      expect(await repository.customerTokenHash(id)).toBe('hash-1');
-      expect(await repository.customerTokenHash((await create()).id)).toBeNull();
-      expect(await repository.customerTokenHash(randomUUID())).toBeNull();
+      expect(await repository.customerToken(id)).toEqual({ hash: 'hash-1', anonymous: false });
+      expect(await repository.customerToken((await create()).id)).toBeNull();
+      expect(await repository.customerToken(randomUUID())).toBeNull();
 
       await repository.evictInactive(2_000);
-      expect(await repository.customerTokenHash(id)).toBeNull();
+      expect(await repository.customerToken(id)).toBeNull();
+    });
+
+    it('keeps whether a customer token was minted without an API key (anonymous)', async () => {
+      const made = async (anonymous: boolean) => {
+        const id = randomUUID();
+        await repository.createConversation({
+          id,
+          now: 1_000,
+          maxConversations: LIMITS.maxConversations,
+          customerToken: { hash: `hash-${id}`, anonymous },
+        });
+        return repository.customerToken(id);
+      };
+      expect(await made(true)).toMatchObject({ anonymous: true });
+      expect(await made(false)).toMatchObject({ anonymous: false });
     });
 
     it('gives the changes after a seq, each with its seq, type and event JSON', async () => {

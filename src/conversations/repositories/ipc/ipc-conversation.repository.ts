@@ -14,6 +14,7 @@ import {
   PageQuery,
   ReadReceipt,
   ReadState,
+  StoredCustomerToken,
   StoreStats,
   TypingSignal,
   HistoryVersion,
@@ -130,8 +131,8 @@ export class IpcConversationRepository
     return this.call('changesAfter', [conversationId, afterSeq]);
   }
 
-  customerTokenHash(conversationId: string): Promise<string | null> {
-    return this.call('customerTokenHash', [conversationId]);
+  customerToken(conversationId: string): Promise<StoredCustomerToken | null> {
+    return this.call('customerToken', [conversationId]);
   }
 
   /**

@@ -17,6 +17,7 @@ import {
   PageQuery,
   ReadReceipt,
   ReadState,
+  StoredCustomerToken,
   StoredMessage,
   StoreStats,
   TypingSignal,
@@ -80,6 +81,10 @@ type RawHistory =
 
 /** A conversation's life in Redis: 47 random bits per create (see HistoryVersion). */
 const drawLife = () => randomInt(2 ** 47);
+
+/** The conversation hash's `tm`: who minted its customer token (see StoredCustomerToken). */
+const TOKEN_BY_API_KEY = 'k';
+const TOKEN_ANONYMOUS = 'a';
 
 /** What a subscriber hears that is a typing signal, not a change ("<seq> <type> <JSON>"). */
 const TYPING_PREFIX = 'typing ';
@@ -186,7 +191,8 @@ export class RedisConversationRepository
         commands.chatCreate(
           ...keys,
           now,
-          input.customerTokenHash ?? '',
+          input.customerToken?.hash ?? '',
+          input.customerToken?.anonymous === false ? TOKEN_BY_API_KEY : TOKEN_ANONYMOUS,
           input.idempotency?.fingerprint ?? '',
           life,
           reserved ? 1 : 0,
@@ -539,9 +545,11 @@ export class RedisConversationRepository
     };
   }
 
-  async customerTokenHash(conversationId: string): Promise<string | null> {
+  async customerToken(conversationId: string): Promise<StoredCustomerToken | null> {
     const [conv] = this.keys.conversation(conversationId);
-    return (await this.run(() => this.commands.hget(conv, 't'))) || null;
+    const [hash, mintedBy] = await this.run(() => this.commands.hmget(conv, 't', 'tm'));
+    // No `tm`: a record from before the mark, read as anonymous (see StoredCustomerToken).
+    return hash ? { hash, anonymous: mintedBy !== TOKEN_BY_API_KEY } : null;
   }
 
   async changesAfter(conversationId: string, afterSeq: number): Promise<ChangesAfter | null> {

@@ -68,6 +68,7 @@ export interface RedisScripts {
     seqs: Key,
     now: Arg,
     tokenHash: Arg,
+    tokenMintedBy: Arg,
     fingerprint: Arg,
     life: Arg,
     mayMake: Arg,
