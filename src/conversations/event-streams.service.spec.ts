@@ -118,24 +118,30 @@ function newService(repository: InMemoryConversationRepository, env: Record<stri
   return { service, metrics, settings };
 }
 
+/** A new conversation in `repository`, and a way to post one message of `content` to it. */
+async function conversationIn(repository: InMemoryConversationRepository, content: string) {
+  const { id } = await repository.createConversation({
+    id: randomUUID(),
+    now: 1,
+    maxConversations: 10,
+  });
+  const post = () =>
+    repository.appendMessage(id, {
+      id: randomUUID(),
+      sender: 'agent',
+      content,
+      timestamp: 1,
+      now: 1,
+      maxMessages: 10_000,
+    });
+  return { id, post };
+}
+
 describe('EventStreamsService after a gap', () => {
   async function setup() {
     const repository = new DroppingRepository();
     const { service } = newService(repository);
-    const { id } = await repository.createConversation({
-      id: randomUUID(),
-      now: 1,
-      maxConversations: 10,
-    });
-    const post = () =>
-      repository.appendMessage(id, {
-        id: randomUUID(),
-        sender: 'agent',
-        content: 'hi',
-        timestamp: 1,
-        now: 1,
-        maxMessages: 100,
-      });
+    const { id, post } = await conversationIn(repository, 'hi');
     const res = fakeResponse();
     await service.stream(id, undefined, res as unknown as Response);
     return { repository, service, res, post };
@@ -187,20 +193,7 @@ describe('EventStreamsService with a client that reads slowly or not at all', ()
   async function setup(messages: number) {
     const repository = new InMemoryConversationRepository();
     const { service, metrics, settings } = newService(repository, env);
-    const { id } = await repository.createConversation({
-      id: randomUUID(),
-      now: 1,
-      maxConversations: 10,
-    });
-    const post = () =>
-      repository.appendMessage(id, {
-        id: randomUUID(),
-        sender: 'agent',
-        content: 'm'.repeat(100),
-        timestamp: 1,
-        now: 1,
-        maxMessages: 10_000,
-      });
+    const { id, post } = await conversationIn(repository, 'm'.repeat(100));
     for (let i = 0; i < messages; i++) {
       await post();
     }
