@@ -404,6 +404,18 @@ export class EnvironmentVariables {
   SSE_HEARTBEAT_MS: number;
 
   /**
+   * Bytes an event stream may have unsent (its response's buffer plus the changes it holds while
+   * it writes a replay) before it is ended; the client reconnects with Last-Event-ID and catches
+   * up. A value below the largest frame one message can make is raised to it. 0 (the default):
+   * the larger of 4 MiB and that frame (see Live events in docs/api.md).
+   * @default the larger of 4 MiB and the largest frame of one message (6 bytes per character of MAX_MESSAGE_LENGTH, plus its fields)
+   */
+  @int('0')
+  @IsInt()
+  @Min(0)
+  SSE_MAX_BACKLOG_BYTES: number;
+
+  /**
    * How long a typing indicator shows unless renewed: a typing event's `expiresAt` is now plus
    * this.
    */
@@ -598,6 +610,7 @@ const DECLARED_KEYS = [
   'MAX_EVENT_STREAMS_PER_CLIENT',
   'EVENT_REPLAY_LIMIT',
   'SSE_HEARTBEAT_MS',
+  'SSE_MAX_BACKLOG_BYTES',
   'TYPING_TTL_MS',
   'IDEMPOTENCY_TTL_MS',
   'CORS_ORIGINS',

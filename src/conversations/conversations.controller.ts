@@ -144,7 +144,8 @@ export class ConversationsController {
       '(EVENT_REPLAY_LIMIT changes) no longer covers what a reconnecting client missed: reload the ' +
       "history. Each event's `id` is the conversation's seq of that change; send it back as " +
       '`Last-Event-ID` (or `?lastEventId=`) to get every change after it. A comment line every ' +
-      'SSE_HEARTBEAT_MS keeps proxies from closing an idle stream.',
+      'SSE_HEARTBEAT_MS keeps proxies from closing an idle stream. A client that stops reading has ' +
+      'its stream ended once SSE_MAX_BACKLOG_BYTES wait unsent: reconnect with `Last-Event-ID`.',
   })
   @ApiHeader({ name: 'Last-Event-ID', required: false, description: 'The last seq received' })
   @ApiQuery({ name: 'lastEventId', required: false, type: 'integer' })
