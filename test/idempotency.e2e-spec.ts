@@ -188,6 +188,24 @@ describe('Idempotency-Key (built server, WORKERS=2)', () => {
     await retryAfterVanishing([server()]);
   });
 
+  it('replays a keyed post retried with the conversation id in upper case (one id, any case)', async () => {
+    const id = idOf(await create());
+    const key = { 'Idempotency-Key': randomUUID() };
+    const body = { sender: 'customer', content: 'pay once' };
+    const first = await post(server(), `/api/conversations/${id}/messages`, body, key);
+    expect(first.status).toBe(201);
+    const again = await post(
+      server(),
+      `/api/conversations/${id.toUpperCase()}/messages`,
+      body,
+      key,
+    );
+    expect(again.status).toBe(201);
+    expect(again.headers['idempotent-replayed']).toBe('true');
+    expect(again.text).toBe(first.text);
+    expect(await messageCount(server(), id)).toBe(1);
+  });
+
   it('takes only a random (v4) UUID from a caller without a credential: nil and v1 refused', async () => {
     const id = idOf(await create());
     const path = `/api/conversations/${id}/messages`;

@@ -90,7 +90,9 @@ export class IdempotencyKeyPipe implements PipeTransform<
     const scope = scopeOf(await this.access.principal(req), header);
     return {
       key: digest(scope, header),
-      fingerprint: digest(req.method, req.path, JSON.stringify(req.body ?? null)),
+      // Lower case: routes match in any case, and the path's one variable part is a
+      // conversation id, which the UUID pipe lowers for the store.
+      fingerprint: digest(req.method, req.path.toLowerCase(), JSON.stringify(req.body ?? null)),
       ttlMs: this.ttlMs,
     };
   }
