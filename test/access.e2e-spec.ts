@@ -193,6 +193,35 @@ describe('access control (API_KEYS set)', () => {
       expectProblem(await http().get('/metrics').set(bearer(customerToken)), 403, 'forbidden');
     });
 
+    it('lets a customer token reach its own conversation addressed in upper case; the token itself is exact', async () => {
+      const { id, customerToken } = await create();
+      const upper = id.toUpperCase();
+      const posted = await http()
+        .post(`/api/conversations/${upper}/messages`)
+        .set(bearer(customerToken))
+        .send({ sender: 'customer', content: 'where is my order?' });
+      expect(posted.status).toBe(201);
+      expect((posted.body as { conversationId: string }).conversationId).toBe(id);
+      const read = await http().get(`/api/conversations/${upper}`).set(bearer(customerToken));
+      expect(read.status).toBe(200);
+      expect(read.body).toMatchObject({ id, messageCount: 1 });
+      const page = await http()
+        .get(`/api/conversations/${upper}/messages`)
+        .set(bearer(customerToken));
+      expect(page.status).toBe(200);
+      const receipt = await http()
+        .post(`/api/conversations/${upper}/read`)
+        .set(bearer(customerToken))
+        .send({ sender: 'customer', seq: 1 });
+      expect(receipt.status).toBe(200);
+      // The token is compared as it was issued: its id in upper case is another credential.
+      const [tokenId, secret] = customerToken.split('.');
+      const respelled = await http()
+        .get(`/api/conversations/${id}`)
+        .set(bearer(`${tokenId.toUpperCase()}.${secret}`));
+      expectProblem(respelled, 401, 'unauthorized');
+    });
+
     it("404 with another conversation's token, as if the conversation did not exist", async () => {
       const mine = await create();
       const theirs = await create();

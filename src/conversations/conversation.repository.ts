@@ -173,7 +173,7 @@ export interface ConversationChange {
 /** A side reports how far it has read (see ConversationRepository.markRead). */
 export interface ReadReceipt {
   sender: Sender;
-  /** The seq read up to: at most the conversation's last seq. */
+  /** The seq read up to (any change's): at most the conversation's last seq. */
   seq: number;
   now: number;
 }
@@ -302,10 +302,13 @@ export abstract class ConversationRepository {
   ): Promise<DeletedMessage>;
 
   /**
-   * Moves the sender's read horizon up to `receipt.seq`: a change, which takes the next seq,
-   * is activity, and is told as `conversation.read`. A seq at or below the horizon changes
-   * nothing (the answer has no `seq`). Rejects with conversation_not_found, or
-   * seq_beyond_last when the seq is beyond the conversation's last seq.
+   * Moves the sender's read horizon up to `receipt.seq` taken down to the seq of the last
+   * standing message at or below it: a change, which takes the next seq, is activity, and is
+   * told as `conversation.read`. A seq that comes down to the horizon or below changes
+   * nothing (the answer has no `seq`). So only a new message can move a horizon, and
+   * receipts of receipts settle. Deleted messages do not count: a horizon always names a
+   * message of the history, and the seq index every store keeps answers it. Rejects with
+   * conversation_not_found, or seq_beyond_last when the seq is beyond the last seq.
    */
   abstract markRead(conversationId: string, receipt: ReadReceipt): Promise<ReadState>;
 

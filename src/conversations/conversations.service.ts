@@ -124,8 +124,9 @@ export class ConversationsService {
   }
 
   /**
-   * Moves the sender's read horizon (a change with the next seq, told as conversation.read);
-   * at or below it, changes nothing. The horizons after it.
+   * Moves the sender's read horizon to the last standing message at or below the seq (a
+   * change with the next seq, told as conversation.read); at or below the horizon, changes
+   * nothing (see ConversationRepository.markRead). The horizons after it.
    */
   async markRead(conversationId: string, dto: ReadDto): Promise<LastRead> {
     const state = await this.repository.markRead(conversationId, {

@@ -483,14 +483,21 @@ export class InMemoryConversationRepository extends ConversationRepository {
     if (receipt.seq <= horizon) {
       return { lastRead: lastReadOf(record) };
     }
+    // Down to the last standing message at or below it (see ConversationRepository.markRead).
+    const { bySeq } = record;
+    const below = firstAbove(bySeq, 'seq', receipt.seq) - 1;
+    const read = below < 0 ? 0 : bySeq[below].seq;
+    if (read <= horizon) {
+      return { lastRead: lastReadOf(record) };
+    }
     if (receipt.sender === 'customer') {
-      record.readCustomer = receipt.seq;
+      record.readCustomer = read;
     } else {
-      record.readAgent = receipt.seq;
+      record.readAgent = read;
     }
     const seq = ++record.lastSeq;
     this.conversations.touch(record, receipt.now);
-    this.changed(record, { seq, reader: receipt.sender, horizon: receipt.seq });
+    this.changed(record, { seq, reader: receipt.sender, horizon: read });
     return { lastRead: lastReadOf(record), seq };
   }
 

@@ -61,6 +61,8 @@ export interface RedisStoreOptions {
    * (STORE_TIMEOUT_MS); one Redis's client bounds each command itself.
    */
   timeoutMs?: number;
+  /** A cached history not read for this long is dropped (CONVERSATION_TTL_MS; none: kept). */
+  historyIdleMs?: number;
 }
 
 /** What the create script answers (see create-5.lua). */
@@ -121,7 +123,7 @@ export class RedisConversationRepository
   private readonly replayLimit: number;
   private readonly waitReplicas: number;
   private readonly waitTimeoutMs: number;
-  private readonly histories = new HistoryCache(HISTORY_CACHE_CHARS);
+  private readonly histories: HistoryCache;
 
   private readonly watchers = new Watchers();
   /** The sharded pub/sub subscriptions (see ChannelSubscriber), made on the first watch. */
@@ -155,6 +157,7 @@ export class RedisConversationRepository
     this.waitReplicas = options.waitReplicas ?? 0;
     this.waitTimeoutMs = options.waitTimeoutMs ?? 500;
     this.subscriberName = `${prefix}sub`;
+    this.histories = new HistoryCache(HISTORY_CACHE_CHARS, options.historyIdleMs ?? Infinity);
   }
 
   /**
