@@ -122,11 +122,17 @@ export function configureApp(app: NestExpressApplication): NestExpressApplicatio
           'also returned in the `X-Request-Id` header.',
       )
       .setVersion('1.0')
-      .addBearerAuth({
+      // The paths begin with /api, /health, /metrics: relative to where this document is served.
+      .addServer('/', 'This server')
+      // In this order in Swagger UI and the document: the API first.
+      .addTag('conversations', 'Conversations, their messages, typing, read receipts and events')
+      .addTag('operations', 'Health probes and metrics')
+      // Not addBearerAuth, which says bearerFormat JWT: both credentials are opaque strings.
+      .addSecurity('bearer', {
         type: 'http',
         scheme: 'bearer',
         description:
-          "An API key from API_KEYS (full access), or a conversation's customerToken (read it, follow it, post as customer). Not needed when API_KEYS is unset.",
+          "An opaque API key from API_KEYS (full access), or a conversation's opaque customerToken (read it, follow it, post as customer). Not needed when API_KEYS is unset.",
       })
       .build(),
   );

@@ -5,7 +5,7 @@ import { InMemoryConversationRepository } from '../src/conversations/repositorie
 import { useTestApp } from './utils/create-app';
 import { openEventStream } from './utils/event-stream';
 import { describeWithRedis, useRedisInstances } from './utils/redis';
-import { requestText, ServerProcess, useServer } from './utils/spawn-server';
+import { requestText, ServerProcess, TextResponse, useServer } from './utils/spawn-server';
 
 const BACKEND_KEY = 'backend-key-0123456789abcdef';
 const CONSOLE_KEY = 'console-key-fedcba9876543210';
@@ -19,7 +19,7 @@ interface Created {
 
 /** The problem body, with the checks every refusal must pass. */
 function expectProblem(
-  res: { status: number; headers: Record<string, string>; text: string },
+  res: { status: number; headers: Record<string, string | string[] | undefined>; text: string },
   status: number,
   code: string,
 ): void {
@@ -121,7 +121,10 @@ describe('access control (API_KEYS set)', () => {
       const { id, customerToken } = await create();
       expect(customerToken).toMatch(new RegExp(`^${id}\\.[A-Za-z0-9_-]{43}$`));
       const repository = app().get(ConversationRepository) as InMemoryConversationRepository;
-      expect(await repository.customerTokenHash(id)).toBe(hashToken(customerToken));
+      expect(await repository.customerToken(id)).toEqual({
+        hash: hashToken(customerToken),
+        anonymous: false, // minted with an API key
+      });
       const secret = customerToken.split('.')[1];
       expect([...repository.snapshotLines()].join('\n')).not.toContain(secret);
     });
@@ -188,6 +191,35 @@ describe('access control (API_KEYS set)', () => {
         'forbidden',
       );
       expectProblem(await http().get('/metrics').set(bearer(customerToken)), 403, 'forbidden');
+    });
+
+    it('lets a customer token reach its own conversation addressed in upper case; the token itself is exact', async () => {
+      const { id, customerToken } = await create();
+      const upper = id.toUpperCase();
+      const posted = await http()
+        .post(`/api/conversations/${upper}/messages`)
+        .set(bearer(customerToken))
+        .send({ sender: 'customer', content: 'where is my order?' });
+      expect(posted.status).toBe(201);
+      expect((posted.body as { conversationId: string }).conversationId).toBe(id);
+      const read = await http().get(`/api/conversations/${upper}`).set(bearer(customerToken));
+      expect(read.status).toBe(200);
+      expect(read.body).toMatchObject({ id, messageCount: 1 });
+      const page = await http()
+        .get(`/api/conversations/${upper}/messages`)
+        .set(bearer(customerToken));
+      expect(page.status).toBe(200);
+      const receipt = await http()
+        .post(`/api/conversations/${upper}/read`)
+        .set(bearer(customerToken))
+        .send({ sender: 'customer', seq: 1 });
+      expect(receipt.status).toBe(200);
+      // The token is compared as it was issued: its id in upper case is another credential.
+      const [tokenId, secret] = customerToken.split('.');
+      const respelled = await http()
+        .get(`/api/conversations/${id}`)
+        .set(bearer(`${tokenId.toUpperCase()}.${secret}`));
+      expectProblem(respelled, 401, 'unauthorized');
     });
 
     it("404 with another conversation's token, as if the conversation did not exist", async () => {
@@ -334,6 +366,170 @@ describe('rate limits (one process)', () => {
   });
 });
 
+/**
+ * PUBLIC_CONVERSATIONS lets anyone mint customer tokens, each with a budget of its own: an
+ * address's anonymous tokens share at most 10 clients' worth. RATE_LIMIT_MAX=20 gives 200
+ * requests a window; MAX_EVENT_STREAMS_PER_CLIENT=2 gives 20 streams, half the 40 places.
+ * TRUST_PROXY lets each test be its own address (X-Forwarded-For).
+ */
+const ANONYMOUS_TOKENS_ENV = {
+  API_KEYS,
+  PUBLIC_CONVERSATIONS: 'true',
+  TRUST_PROXY: 'loopback',
+  RATE_LIMIT_MAX: '20',
+  MAX_EVENT_STREAMS: '40',
+  MAX_EVENT_STREAMS_PER_CLIENT: '2',
+};
+const RATE_LIMIT_MAX = 20;
+const ADDRESS_CAP = 10 * RATE_LIMIT_MAX;
+const from = (address: string, credential?: string) => ({
+  'X-Forwarded-For': address,
+  ...(credential ? bearer(credential) : {}),
+});
+
+/** Opens `count` conversations from `address` with no credential (each must be 201). */
+async function mintAnonymous(baseUrl: string, address: string, count: number): Promise<Created[]> {
+  const tokens: Created[] = [];
+  for (let i = 0; i < count; i++) {
+    const res = await requestText(baseUrl, 'POST', '/api/conversations', {
+      headers: from(address),
+    });
+    expect(res.status).toBe(201);
+    tokens.push(JSON.parse(res.text) as Created);
+  }
+  return tokens;
+}
+
+/**
+ * Each token reads its conversation `each` times from `address`, a token's reads at once,
+ * spread over `baseUrls`; the answers, token by token.
+ */
+async function readEach(
+  baseUrls: string[],
+  address: string,
+  tokens: Created[],
+  each: number,
+): Promise<TextResponse[][]> {
+  const answers: TextResponse[][] = [];
+  for (const { id, customerToken } of tokens) {
+    answers.push(
+      await Promise.all(
+        Array.from({ length: each }, (_, i) =>
+          requestText(baseUrls[i % baseUrls.length], 'GET', `/api/conversations/${id}`, {
+            headers: from(address, customerToken),
+          }),
+        ),
+      ),
+    );
+  }
+  return answers;
+}
+
+/** The guarantee on one address's anonymous tokens, on `baseUrls` (one deployment). */
+async function expectAddressCapOnRequests(baseUrls: string[], address: string): Promise<void> {
+  // Anonymous creates count against the address's own budget: RATE_LIMIT_MAX of them.
+  const tokens = await mintAnonymous(baseUrls[0], address, RATE_LIMIT_MAX);
+  const refusedCreate = await requestText(baseUrls[0], 'POST', '/api/conversations', {
+    headers: from(address),
+  });
+  expectProblem(refusedCreate, 429, 'rate_limited');
+
+  // 20 tokens, each with its full budget: 400 reads asked, 200 the address may have.
+  const answers = await readEach(baseUrls, address, tokens, RATE_LIMIT_MAX);
+  const all = answers.flat();
+  const answered = all.filter((res) => res.status === 200).length;
+  // A process may reserve hits ahead (1% of a limit of 200 and up) and be refused that early.
+  expect(answered).toBeLessThanOrEqual(ADDRESS_CAP);
+  expect(answered).toBeGreaterThanOrEqual(ADDRESS_CAP * 0.99 - baseUrls.length);
+  const refused = all.filter((res) => res.status !== 200);
+  expect(new Set(refused.map((res) => res.status))).toEqual(new Set([429]));
+  expectProblem(refused[0], 429, 'rate_limited');
+  expect(refused[0].headers['ratelimit-limit']).toBe(String(ADDRESS_CAP));
+  // No token ever passes its own budget.
+  for (const mine of answers) {
+    expect(mine.filter((res) => res.status === 200).length).toBeLessThanOrEqual(RATE_LIMIT_MAX);
+  }
+}
+
+/** A token minted with an API key, used from `address`: its own budget, nothing else. */
+async function expectKeyTokenUnaffected(baseUrls: string[], address: string): Promise<void> {
+  const made = await requestText(baseUrls[0], 'POST', '/api/conversations', {
+    headers: from(address, BACKEND_KEY),
+  });
+  expect(made.status).toBe(201);
+  const [reads] = await readEach(baseUrls, address, [JSON.parse(made.text) as Created], 21);
+  const statuses = reads.map((res) => res.status);
+  expect(statuses.filter((status) => status === 200)).toHaveLength(RATE_LIMIT_MAX);
+  expect(statuses.filter((status) => status === 429)).toHaveLength(1);
+}
+
+describe('anonymous customer tokens: one address, many tokens (PUBLIC_CONVERSATIONS=true)', () => {
+  const app = useTestApp({ env: ANONYMOUS_TOKENS_ENV });
+  let baseUrl = '';
+  beforeAll(async () => {
+    const server = app().getHttpServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    baseUrl = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  });
+
+  it('answers at most 10 × RATE_LIMIT_MAX requests a window for all the anonymous tokens one address uses', async () => {
+    await expectAddressCapOnRequests([baseUrl], '198.51.100.1');
+  });
+
+  it('lets an address hold at most 10 × MAX_EVENT_STREAMS_PER_CLIENT streams through anonymous tokens', async () => {
+    const address = '198.51.100.2';
+    const tokens = await mintAnonymous(baseUrl, address, RATE_LIMIT_MAX);
+    const open = [];
+    try {
+      for (const { id, customerToken } of tokens) {
+        for (let i = 0; i < 2; i++) {
+          open.push(
+            await openEventStream(
+              baseUrl,
+              `/api/conversations/${id}/events`,
+              from(address, customerToken),
+            ),
+          );
+        }
+      }
+      expect(open.filter((stream) => stream.status === 200).length).toBe(10 * 2);
+      const refused = open.filter((stream) => stream.status !== 200);
+      expect(refused.map((stream) => stream.status)).toEqual(Array(20).fill(429));
+      expect(JSON.parse(refused[0].body())).toMatchObject({ code: 'too_many_streams' });
+
+      // A token minted with a key, from the same address: its own share, as before.
+      const made = await requestText(baseUrl, 'POST', '/api/conversations', {
+        headers: from(address, BACKEND_KEY),
+      });
+      const { id, customerToken } = JSON.parse(made.text) as Created;
+      for (let i = 0; i < 2; i++) {
+        const mine = await openEventStream(
+          baseUrl,
+          `/api/conversations/${id}/events`,
+          from(address, customerToken),
+        );
+        open.push(mine);
+        expect(mine.status).toBe(200);
+      }
+    } finally {
+      open.forEach((stream) => stream.close());
+    }
+  });
+
+  it('leaves tokens minted with an API key to their own budget', async () => {
+    await expectKeyTokenUnaffected([baseUrl], '198.51.100.3');
+  });
+});
+
+describe('anonymous customer tokens across workers (built server, WORKERS=2)', () => {
+  jest.setTimeout(30_000);
+  const server = useServer({ ...ANONYMOUS_TOKENS_ENV, WORKERS: '2' });
+
+  it('answers at most 10 × RATE_LIMIT_MAX requests a window for all the anonymous tokens one address uses', async () => {
+    await expectAddressCapOnRequests([server().baseUrl], '198.51.100.21');
+  });
+});
+
 /** Sends `count` requests at once, each on a fresh connection; returns their statuses. */
 async function burst(servers: ServerProcess[], count: number): Promise<number[]> {
   const answers = await Promise.all(
@@ -384,5 +580,22 @@ describeWithRedis('rate limit across instances (STORE=redis)', (redis) => {
     for (const server of servers()) {
       expect(server.lines(/access control is OFF/)).toEqual([]);
     }
+  });
+});
+
+describeWithRedis('anonymous customer tokens across instances (STORE=redis)', (redis) => {
+  jest.setTimeout(60_000);
+  const servers = useRedisInstances(redis, [
+    { ...ANONYMOUS_TOKENS_ENV, WORKERS: '2' },
+    { ...ANONYMOUS_TOKENS_ENV, WORKERS: '0' },
+  ]);
+  const baseUrls = () => servers().map((server) => server.baseUrl);
+
+  it('answers at most 10 × RATE_LIMIT_MAX requests a window for all the anonymous tokens one address uses', async () => {
+    await expectAddressCapOnRequests(baseUrls(), '198.51.100.11');
+  });
+
+  it('leaves tokens minted with an API key to their own budget', async () => {
+    await expectKeyTokenUnaffected(baseUrls(), '198.51.100.12');
   });
 });

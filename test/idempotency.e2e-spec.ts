@@ -21,6 +21,14 @@ const get = (server: ServerProcess, path: string, headers: Record<string, string
 
 const idOf = (res: { text: string }) => (JSON.parse(res.text) as { id: string }).id;
 
+/** UUIDs in form that are not random: nil, max, v1 (time and node), v4 with a wrong variant. */
+const NOT_RANDOM_UUIDS = [
+  '00000000-0000-0000-0000-000000000000',
+  'ffffffff-ffff-ffff-ffff-ffffffffffff',
+  '6ba7b810-9dad-11d1-80b4-00c04fd430c8',
+  '6ba7b810-9dad-41d1-c0b4-00c04fd430c8',
+];
+
 async function messageCount(server: ServerProcess, id: string, headers = {}): Promise<number> {
   const history = await get(server, `/api/conversations/${id}`, headers);
   return (JSON.parse(history.text) as { messageCount: number }).messageCount;
@@ -179,6 +187,46 @@ describe('Idempotency-Key (built server, WORKERS=2)', () => {
   it('replays a post whose client vanished before the answer, with one copy stored', async () => {
     await retryAfterVanishing([server()]);
   });
+
+  it('replays a keyed post retried with the conversation id in upper case (one id, any case)', async () => {
+    const id = idOf(await create());
+    const key = { 'Idempotency-Key': randomUUID() };
+    const body = { sender: 'customer', content: 'pay once' };
+    const first = await post(server(), `/api/conversations/${id}/messages`, body, key);
+    expect(first.status).toBe(201);
+    const again = await post(
+      server(),
+      `/api/conversations/${id.toUpperCase()}/messages`,
+      body,
+      key,
+    );
+    expect(again.status).toBe(201);
+    expect(again.headers['idempotent-replayed']).toBe('true');
+    expect(again.text).toBe(first.text);
+    expect(await messageCount(server(), id)).toBe(1);
+  });
+
+  it('takes only a random (v4) UUID from a caller without a credential: nil and v1 refused', async () => {
+    const id = idOf(await create());
+    const path = `/api/conversations/${id}/messages`;
+    const body = { sender: 'agent', content: 'Refund sent.' };
+    for (const key of NOT_RANDOM_UUIDS) {
+      for (const res of [
+        await create({ 'Idempotency-Key': key }),
+        await post(server(), path, body, { 'Idempotency-Key': key }),
+      ]) {
+        expect(res.status).toBe(400);
+        expect(JSON.parse(res.text)).toMatchObject({
+          code: 'validation_failed',
+          errors: [{ field: 'Idempotency-Key' }],
+        });
+      }
+    }
+    expect(await messageCount(server(), id)).toBe(0);
+    // A random UUID in either case is taken.
+    const random = randomUUID().toUpperCase();
+    expect((await post(server(), path, body, { 'Idempotency-Key': random })).status).toBe(201);
+  });
 });
 
 describe('Idempotency-Key with access control (built server, WORKERS=2)', () => {
@@ -213,6 +261,25 @@ describe('Idempotency-Key with access control (built server, WORKERS=2)', () => 
       expect(replayCreate.text).not.toContain('customerToken');
     }
     expect(await messageCount(server(), id, asBackend)).toBe(1);
+  });
+
+  it('takes only a random (v4) UUID for an anonymous create; a key holder keeps its own keys', async () => {
+    for (const key of NOT_RANDOM_UUIDS) {
+      const anonymous = await post(server(), '/api/conversations', undefined, {
+        'Idempotency-Key': key,
+      });
+      expect(anonymous.status).toBe(400);
+      expect(JSON.parse(anonymous.text)).toMatchObject({
+        code: 'validation_failed',
+        errors: [{ field: 'Idempotency-Key' }],
+      });
+      expect(anonymous.text).not.toContain('customerToken');
+      const keyed = await post(server(), '/api/conversations', undefined, {
+        ...asBackend,
+        'Idempotency-Key': key,
+      });
+      expect(keyed.status).toBe(201);
+    }
   });
 
   it('gives each caller its own keys: a planted key is never handed to a keyed caller', async () => {

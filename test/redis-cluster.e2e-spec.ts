@@ -5,7 +5,10 @@ import { clusterNodeList } from '../src/config/app.config';
 import { connectRedisCluster } from '../src/conversations/repositories/redis/redis-client';
 import { RedisConversationRepository } from '../src/conversations/repositories/redis/redis-conversation.repository';
 import { RedisRateLimitStore } from '../src/conversations/repositories/redis/redis-rate-limit.store';
-import { conversationRepositoryContract } from './contracts/conversation-repository.contract';
+import {
+  conversationRepositoryContract,
+  withPeer,
+} from './contracts/conversation-repository.contract';
 import { rateLimitStoreContract } from './contracts/rate-limit-store.contract';
 import { openEventStream } from './utils/event-stream';
 import { describeWithRedisCluster, TestRedisCluster } from './utils/redis-cluster';
@@ -50,8 +53,10 @@ describeWithRedisCluster('Redis Cluster store (3 masters, 3 replicas)', (cluster
   }
 
   conversationRepositoryContract('Redis Cluster', async () => {
-    const { repository } = await open();
-    return { repository, teardown: () => repository.onApplicationShutdown() };
+    const { prefix, repository } = await open();
+    // Another instance: a client of its own on the same keys.
+    const { repository: peer } = await open(prefix);
+    return withPeer(repository, peer, (handle) => handle.onApplicationShutdown());
   });
 
   rateLimitStoreContract('Redis Cluster', async () => {

@@ -1,8 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { connectRedis } from '../src/conversations/repositories/redis/redis-client';
-import { RedisConversationRepository } from '../src/conversations/repositories/redis/redis-conversation.repository';
+import {
+  RedisConversationRepository,
+  RedisStoreOptions,
+} from '../src/conversations/repositories/redis/redis-conversation.repository';
+import { RedisKeys } from '../src/conversations/repositories/redis/redis-keys';
 import { RedisRateLimitStore } from '../src/conversations/repositories/redis/redis-rate-limit.store';
-import { conversationRepositoryContract } from './contracts/conversation-repository.contract';
+import {
+  conversationRepositoryContract,
+  withPeer,
+} from './contracts/conversation-repository.contract';
 import { rateLimitStoreContract } from './contracts/rate-limit-store.contract';
 import { describeWithRedis } from './utils/redis';
 
@@ -10,10 +17,12 @@ const LIMITS = { maxConversations: 1_000, maxMessages: 1_000 };
 
 describeWithRedis('Redis store', (redis) => {
   /** A repository on a key prefix of its own. */
-  async function open() {
-    const prefix = redis().newPrefix();
+  async function open(prefix = redis().newPrefix(), options: RedisStoreOptions = {}) {
     const client = await connectRedis(redis().url, 2_000);
-    return { prefix, repository: new RedisConversationRepository(client, prefix, redis().url) };
+    return {
+      prefix,
+      repository: new RedisConversationRepository(client, prefix, redis().url, options),
+    };
   }
 
   it('leaves no key of an evicted conversation behind, and lays keys out by hash tag', async () => {
@@ -83,6 +92,79 @@ describeWithRedis('Redis store', (redis) => {
     }
   });
 
+  it('gives back the capacity place of every keyed create retried after 503 replication_timeout', async () => {
+    // No replica: each WAIT times out after the script ran, as with a stalled replica.
+    const { prefix, repository: stalled } = await open(undefined, {
+      waitReplicas: 1,
+      waitTimeoutMs: 50,
+    });
+    const { repository } = await open(prefix);
+    const maxConversations = 100;
+    try {
+      const ids = [randomUUID(), randomUUID()];
+      for (const id of ids) {
+        const idempotency = { key: `k-${id}`, fingerprint: 'fp', ttlMs: 60_000 };
+        for (let attempt = 0; attempt < 5; attempt++) {
+          await expect(
+            stalled.createConversation({ id, now: 1_000, maxConversations, idempotency }),
+          ).rejects.toMatchObject({ code: 'replication_timeout' });
+        }
+      }
+      const standing = await Promise.all(ids.map((id) => repository.getConversation(id)));
+      expect(standing.map((history) => history?.id)).toEqual(ids);
+      expect(await repository.stats()).toEqual({ conversations: 2, messages: 0 });
+      // With room for three, the third place is free for a new conversation.
+      await expect(
+        repository.createConversation({ id: randomUUID(), now: 1_000, maxConversations: 3 }),
+      ).resolves.toMatchObject({ messageCount: 0 });
+    } finally {
+      await stalled.onApplicationShutdown();
+      await repository.onApplicationShutdown();
+    }
+  });
+
+  it('sets the conversation count from the activity index after each sweep', async () => {
+    const { prefix, repository } = await open();
+    const keys = new RedisKeys(prefix);
+    try {
+      for (const now of [1_000, 1_000, 1_000, 9_000, 9_000]) {
+        await repository.createConversation({ id: randomUUID(), now, ...LIMITS });
+      }
+      // What processes that died mid-create leave: places taken for nothing, and an index
+      // entry for a conversation never made.
+      await redis().admin.hincrby(keys.meta, 'conversations', 4);
+      const never = randomUUID();
+      await redis().admin.zadd(keys.activity(never), 1_000, never);
+
+      expect(await repository.evictInactive(500)).toBe(0);
+      expect((await repository.stats()).conversations).toBe(6); // 5, and the entry for nothing
+
+      expect(await repository.evictInactive(5_000)).toBe(3);
+      expect(await repository.stats()).toEqual({ conversations: 2, messages: 0 });
+    } finally {
+      await repository.onApplicationShutdown();
+    }
+  });
+
+  it('reads a customer token stored before the anonymous mark as anonymous', async () => {
+    const { prefix, repository } = await open();
+    try {
+      const id = randomUUID();
+      await repository.createConversation({
+        id,
+        now: 1_000,
+        ...LIMITS,
+        customerToken: { hash: 'hash-1', anonymous: false },
+      });
+      const conv = `${prefix}{${id}}:conv`;
+      expect(await redis().admin.hget(conv, 'tm')).toBe('k');
+      await redis().admin.hdel(conv, 'tm'); // as a record made before the mark
+      expect(await repository.customerToken(id)).toEqual({ hash: 'hash-1', anonymous: true });
+    } finally {
+      await repository.onApplicationShutdown();
+    }
+  });
+
   it('does not sweep while another instance holds the sweeper lock', async () => {
     const { prefix, repository } = await open();
     try {
@@ -143,11 +225,10 @@ describeWithRedis('Redis store', (redis) => {
   });
 
   conversationRepositoryContract('Redis', async () => {
-    const { repository } = await open();
-    return {
-      repository,
-      teardown: () => repository.onApplicationShutdown(),
-    };
+    const { prefix, repository } = await open();
+    // Another instance: a connection of its own on the same keys.
+    const { repository: peer } = await open(prefix);
+    return withPeer(repository, peer, (handle) => handle.onApplicationShutdown());
   });
 
   rateLimitStoreContract('Redis', async () => {

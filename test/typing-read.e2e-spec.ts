@@ -141,6 +141,41 @@ describe('typing and read receipts (built server, WORKERS=2, API_KEYS set)', () 
     expect(history.body).toMatchObject({ lastRead: { customer: 1, agent: 3 }, messageCount: 2 });
   });
 
+  it('settles two sides that each acknowledge the latest event id they received', async () => {
+    const { id, customerToken } = await create(server());
+    const watcher = await stream(server(), id);
+    await post(server(), id, 'one');
+    await post(server(), id, 'two');
+    await watcher.waitForEvents(2, 2_000);
+    const credentials = { customer: customerToken, agent: API_KEY };
+    let horizons = { customer: 0, agent: 0 };
+    let moves = 0;
+    for (let round = 0; round < 10; round++) {
+      for (const sender of ['customer', 'agent'] as const) {
+        const latest = Number(watcher.events.at(-1)?.id);
+        const answer = await read(server(), id, { sender, seq: latest }, credentials[sender]);
+        expect(answer.status).toBe(200);
+        const lastRead = (answer.body as { lastRead: typeof horizons }).lastRead;
+        if (lastRead[sender] !== horizons[sender]) {
+          moves++;
+          await watcher.waitForEvents(2 + moves, 2_000);
+        }
+        horizons = lastRead;
+      }
+    }
+    // Each side moves once, to the last message; the receipts of receipts change nothing.
+    expect(moves).toBeLessThanOrEqual(2);
+    expect(horizons).toEqual({ customer: 2, agent: 2 });
+    await settle(200);
+    expect(watcher.events.map((event) => `${event.id} ${event.event}`)).toEqual([
+      '1 message.created',
+      '2 message.created',
+      '3 conversation.read',
+      '4 conversation.read',
+    ]);
+    watcher.close();
+  });
+
   it('replays reads after Last-Event-ID, and never typing', async () => {
     const { id } = await create(server());
     await post(server(), id, 'one');

@@ -69,7 +69,13 @@ export class AccessGuard implements CanActivate {
         if (rule !== 'customer' && rule !== 'customer-post') {
           throw problem('forbidden');
         }
-        if (req.params.conversationId !== principal.conversationId) {
+        // The path's id in any case (the UUID pipe lowers it for the handler); the token's
+        // id is lower case as issued, and the token itself was compared exactly.
+        const { conversationId } = req.params;
+        if (
+          typeof conversationId !== 'string' ||
+          conversationId.toLowerCase() !== principal.conversationId
+        ) {
           throw problem('conversation_not_found');
         }
     }

@@ -12,8 +12,11 @@ export type Principal =
   | { kind: 'open' }
   /** A trusted caller; `id` names its key without revealing it. */
   | { kind: 'api-key'; id: string }
-  /** A customer holding the token of one conversation. */
-  | { kind: 'customer'; conversationId: string }
+  /**
+   * A customer holding the token of one conversation; `anonymous` when the token was minted
+   * without an API key (see anonymousTokensOf).
+   */
+  | { kind: 'customer'; conversationId: string; anonymous: boolean }
   /** No credential. */
   | { kind: 'anonymous' }
   /** A credential that is not a key and not a valid token. */
@@ -32,6 +35,26 @@ export function callerOf(principal: Principal, ip: string | undefined): string {
     default:
       return `ip:${ip ?? ''}`;
   }
+}
+
+/**
+ * How many clients' worth an address may use through customer tokens minted without an API
+ * key: its requests per window and its event streams, as RATE_LIMIT_MAX and
+ * MAX_EVENT_STREAMS_PER_CLIENT times this.
+ */
+export const ANONYMOUS_TOKENS_PER_ADDRESS = 10;
+
+/**
+ * The second budget an anonymous customer token's request counts against, besides its own
+ * (callerOf): that of every anonymous token used from its address, which is capped at
+ * ANONYMOUS_TOKENS_PER_ADDRESS times a client's. Anyone may mint such tokens, each with a
+ * budget of its own, so without it one address could take as many budgets as it likes. Null
+ * for every other caller.
+ */
+export function anonymousTokensOf(principal: Principal, ip: string | undefined): string | null {
+  return principal.kind === 'customer' && principal.anonymous
+    ? `anonymous-tokens:ip:${ip ?? ''}`
+    : null;
 }
 
 /**
@@ -73,8 +96,8 @@ type Resolved = Request & { [PRINCIPAL]?: Promise<Principal> };
 export class AccessService {
   readonly enabled: boolean;
   private readonly keys: { id: string; digest: Buffer }[];
-  /** Token hash → its conversation and when this worker stops trusting it without asking. */
-  private readonly checkedTokens = new Map<string, { conversationId: string; until: number }>();
+  /** Token hash → its principal and when this worker stops trusting it without asking. */
+  private readonly checkedTokens = new Map<string, { principal: Principal; until: number }>();
 
   constructor(
     private readonly repository: ConversationRepository,
@@ -102,6 +125,14 @@ export class AccessService {
     ));
   }
 
+  /**
+   * Whether the request carries an API key, which decides whether the token its create mints
+   * is anonymous. Open mode (no API_KEYS) has no keys: ask `enabled` first, without a wait.
+   */
+  async hasApiKey(req: Request): Promise<boolean> {
+    return (await this.principal(req)).kind === 'api-key';
+  }
+
   /** With API_KEYS set (see principal). */
   private async resolve(authorization: string | undefined): Promise<Principal> {
     if (authorization === undefined) {
@@ -124,12 +155,16 @@ export class AccessService {
       return { kind: 'api-key', id: keyId };
     }
     // The same digest, as the store keeps it, serves the customer-token check.
-    const conversationId = await this.checkToken(credential, presented.toString('base64url'));
-    return conversationId ? { kind: 'customer', conversationId } : { kind: 'invalid' };
+    return (
+      (await this.checkToken(credential, presented.toString('base64url'))) ?? { kind: 'invalid' }
+    );
   }
 
-  /** The conversation a customer token opens, or null when it opens none. */
-  private async checkToken(token: string, hash: string): Promise<string | null> {
+  /**
+   * The customer a token stands for, or null when it opens no conversation. Whether it is
+   * anonymous comes with its hash, in the one store read.
+   */
+  private async checkToken(token: string, hash: string): Promise<Principal | null> {
     const conversationId = tokenConversation(token);
     if (!conversationId) {
       return null;
@@ -137,17 +172,22 @@ export class AccessService {
     const now = Date.now();
     const cached = this.checkedTokens.get(hash);
     if (cached && cached.until > now) {
-      return cached.conversationId;
+      return cached.principal;
     }
-    const stored = await this.repository.customerTokenHash(conversationId);
-    if (!stored || !sameHash(hash, stored)) {
+    const stored = await this.repository.customerToken(conversationId);
+    if (!stored || !sameHash(hash, stored.hash)) {
       return null;
     }
+    const principal: Principal = Object.freeze({
+      kind: 'customer',
+      conversationId,
+      anonymous: stored.anonymous,
+    });
     this.checkedTokens.delete(hash);
-    this.checkedTokens.set(hash, { conversationId, until: now + TOKEN_CACHE_MS });
+    this.checkedTokens.set(hash, { principal, until: now + TOKEN_CACHE_MS });
     if (this.checkedTokens.size > TOKEN_CACHE_SIZE) {
       this.checkedTokens.delete(this.checkedTokens.keys().next().value as string);
     }
-    return conversationId;
+    return principal;
   }
 }

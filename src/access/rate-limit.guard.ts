@@ -15,7 +15,13 @@ import type { Request, Response } from 'express';
 import type { Socket } from 'node:net';
 import { problem } from '../common/problem.catalogue';
 import { HttpSettings, RateLimitSettings } from '../config/app.settings';
-import { AccessService, callerOf, Principal } from './access.service';
+import {
+  AccessService,
+  ANONYMOUS_TOKENS_PER_ADDRESS,
+  anonymousTokensOf,
+  callerOf,
+  Principal,
+} from './access.service';
 import { SharedThrottlerStorage, ThrottlerStorageRecord } from './shared-throttler.storage';
 
 /** The prefix of every metadata key @nestjs/throttler's decorators set ("THROTTLER:SKIP", ...). */
@@ -33,7 +39,8 @@ interface PlainThrottler {
 /**
  * @nestjs/throttler's guard, counting each API key, each customer token and each client IP
  * (for everyone else) against one budget across all routes, with the IETF `RateLimit-*`
- * headers and a problem+json 429.
+ * headers and a problem+json 429. An anonymous customer token is also counted against its
+ * address's share (anonymousTokensOf).
  */
 @Injectable()
 export class RateLimitGuard extends ThrottlerGuard {
@@ -104,14 +111,59 @@ export class RateLimitGuard extends ThrottlerGuard {
     if (limit <= 0) {
       return true;
     }
-    const tracker = this.trackerOf(principal, req);
+    const ip = this.ipOf(req);
+    const tracker = callerOf(principal, ip);
+    const shared = anonymousTokensOf(principal, ip);
+    if (shared !== null) {
+      return this.countBoth(context, plan, limit, tracker, shared);
+    }
     const key = this.generateKey(context, tracker, plan.name);
-    const reserved = this.shared?.take(key);
-    return reserved
-      ? this.counted(context, plan, limit, key, tracker, reserved)
-      : this.storageService
-          .increment(key, plan.ttl, limit, plan.blockDuration, plan.name)
-          .then((count) => this.counted(context, plan, limit, key, tracker, count));
+    const hit = this.hit(plan, limit, key);
+    return hit instanceof Promise
+      ? hit.then((count) => this.counted(context, plan, limit, key, tracker, count))
+      : this.counted(context, plan, limit, key, tracker, hit);
+  }
+
+  /**
+   * One hit against `key`: from what this process reserved ahead when it can
+   * (SharedThrottlerStorage.take), else counted in the store.
+   */
+  private hit(
+    plan: PlainThrottler,
+    limit: number,
+    key: string,
+  ): ThrottlerStorageRecord | Promise<ThrottlerStorageRecord> {
+    return (
+      this.shared?.take(key) ??
+      this.storageService.increment(key, plan.ttl, limit, plan.blockDuration, plan.name)
+    );
+  }
+
+  /**
+   * An anonymous customer token's request: counted against the token's own budget and against
+   * its address's share of all anonymous tokens (anonymousTokensOf), both at once (in cluster
+   * mode they travel in one IPC batch). Refused when either refuses; otherwise the headers
+   * tell of whichever has less left.
+   */
+  private async countBoth(
+    context: ExecutionContext,
+    plan: PlainThrottler,
+    limit: number,
+    tracker: string,
+    sharedTracker: string,
+  ): Promise<boolean> {
+    const cap = limit * ANONYMOUS_TOKENS_PER_ADDRESS;
+    const key = this.generateKey(context, tracker, plan.name);
+    const sharedKey = this.generateKey(context, sharedTracker, plan.name);
+    const [own, shared] = await Promise.all([
+      this.hit(plan, limit, key),
+      this.hit(plan, cap, sharedKey),
+    ]);
+    const sharedFirst =
+      shared.isBlocked || (!own.isBlocked && cap - shared.totalHits < limit - own.totalHits);
+    return sharedFirst
+      ? this.counted(context, plan, cap, sharedKey, sharedTracker, shared)
+      : this.counted(context, plan, limit, key, tracker, own);
   }
 
   /** What ThrottlerGuard does with a count: the headers, or the refusal. */
@@ -205,12 +257,24 @@ export class RateLimitGuard extends ThrottlerGuard {
    * (The library's path, for decorated routes; countPlain does the same for the others.)
    */
   protected override async handleRequest(request: ThrottlerRequest): Promise<boolean> {
-    const principal = await this.access.principal(
-      request.context.switchToHttp().getRequest<Request>(),
-    );
+    const req = request.context.switchToHttp().getRequest<Request>();
+    const principal = await this.access.principal(req);
     const limit = this.limitFor(principal);
     // 0 is "no limit" for this kind of caller.
-    return limit <= 0 ? true : super.handleRequest({ ...request, limit });
+    if (limit <= 0) {
+      return true;
+    }
+    const shared = anonymousTokensOf(principal, this.ipOf(req));
+    if (shared !== null) {
+      // The address's share of anonymous tokens first (see countBoth); the token's own count
+      // then sets the headers.
+      await super.handleRequest({
+        ...request,
+        limit: limit * ANONYMOUS_TOKENS_PER_ADDRESS,
+        getTracker: () => shared,
+      });
+    }
+    return super.handleRequest({ ...request, limit });
   }
 
   /** RATE_LIMIT_API_KEY_MAX for an API key, RATE_LIMIT_MAX for everyone else; 0: none. */

@@ -56,7 +56,9 @@ describe('problem catalogue', () => {
         headers: { 'Retry-After': '2' },
       },
     );
-    expect(problem('too_many_streams', { held: 3 }).detail).toBe(
+    expect(
+      problem('too_many_streams', { held: 3, limit: 'MAX_EVENT_STREAMS_PER_CLIENT' }).detail,
+    ).toBe(
       'This client holds 3 event streams here, the most it may (MAX_EVENT_STREAMS_PER_CLIENT): close one first.',
     );
     expect(problem('unauthorized', { detail: 'other words' }).detail).toBe('other words');

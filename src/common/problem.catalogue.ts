@@ -124,8 +124,8 @@ export const PROBLEMS = {
   too_many_streams: {
     status: 429,
     title: 'Too Many Requests',
-    detail: ({ held }: { held: number }) =>
-      `This client holds ${held} event streams here, the most it may (MAX_EVENT_STREAMS_PER_CLIENT): close one first.`,
+    detail: ({ held, limit }: { held: number; limit: string }) =>
+      `This client holds ${held} event streams here, the most it may (${limit}): close one first.`,
     headers: RETRY_STREAM,
   },
   /** Raised by the framework only (the rate limit answers rate_limited). */

@@ -371,7 +371,8 @@ export class EnvironmentVariables {
 
   /**
    * Event streams one client (its API key, its customer token, or its address) may hold open in one
-   * process; past it 429 too_many_streams.
+   * process; past it 429 too_many_streams. The customer tokens one address uses that were minted
+   * without an API key hold at most 10 times this between them.
    */
   @int('20')
   @IsInt()
@@ -401,6 +402,18 @@ export class EnvironmentVariables {
   @IsInt()
   @Min(100)
   SSE_HEARTBEAT_MS: number;
+
+  /**
+   * Bytes an event stream may have unsent (its response's buffer plus the changes it holds while
+   * it writes a replay) before it is ended; the client reconnects with Last-Event-ID and catches
+   * up. A value below the largest frame one message can make is raised to it. 0 (the default):
+   * the larger of 4 MiB and that frame (see Live events in docs/api.md).
+   * @default the larger of 4 MiB and the largest frame of one message (6 bytes per character of MAX_MESSAGE_LENGTH, plus its fields)
+   */
+  @int('0')
+  @IsInt()
+  @Min(0)
+  SSE_MAX_BACKLOG_BYTES: number;
 
   /**
    * How long a typing indicator shows unless renewed: a typing event's `expiresAt` is now plus
@@ -467,7 +480,10 @@ export class EnvironmentVariables {
   @Validate(ApiKeyListConstraint)
   API_KEYS: string;
 
-  /** With API_KEYS set: anyone may open a conversation (and gets its customer token). */
+  /**
+   * With API_KEYS set: anyone may open a conversation (and gets its customer token, which counts
+   * against the address using it too: see RATE_LIMIT_MAX).
+   */
   @bool('false')
   @IsBoolean()
   PUBLIC_CONVERSATIONS: boolean;
@@ -480,7 +496,8 @@ export class EnvironmentVariables {
 
   /**
    * Requests per window for each customer token and each client address without a valid
-   * credential; 0: no limit. Without API_KEYS (the open development mode) there is no limit unless
+   * credential; 0: no limit. The customer tokens one address uses that were minted without an API
+   * key get at most 10 times this between them. Without API_KEYS (the open development mode) there is no limit unless
    * this is set: no one there can be told apart, and a limit would only refuse test suites, load
    * tests and every user behind an untrusted proxy.
    * @default `600` with API_KEYS set, else `0`
@@ -593,6 +610,7 @@ const DECLARED_KEYS = [
   'MAX_EVENT_STREAMS_PER_CLIENT',
   'EVENT_REPLAY_LIMIT',
   'SSE_HEARTBEAT_MS',
+  'SSE_MAX_BACKLOG_BYTES',
   'TYPING_TTL_MS',
   'IDEMPOTENCY_TTL_MS',
   'CORS_ORIGINS',

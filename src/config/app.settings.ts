@@ -123,6 +123,11 @@ export abstract class EventSettings {
   /** Streams one client (API key, customer token or address) holds in one process. */
   readonly maxStreamsPerClient: number;
   readonly heartbeatMs: number;
+  /**
+   * What a stream may have unsent before it is ended: SSE_MAX_BACKLOG_BYTES, at least the
+   * largest frame of one message (see maxBacklogBytes).
+   */
+  readonly maxBacklogBytes: number;
   /** A typing event's `expiresAt` is now plus this. */
   readonly typingTtlMs: number;
 }
@@ -250,6 +255,32 @@ export function storeByteBudget(maxStoreBytes: number, oldSpace: number = oldSpa
   return maxStoreBytes || Math.max(MIN_STORE_BYTES, Math.floor((oldSpace - SERVER_HEAP_BYTES) / 2));
 }
 
+/** SSE_MAX_BACKLOG_BYTES's default, unless one message's frame is larger. */
+const DEFAULT_BACKLOG_BYTES = 4 * 1024 * 1024;
+
+/**
+ * The largest event-stream frame one message can make: `message.created` with every number at
+ * its longest, and each character of the content escaped by JSON as `\u00XX`, the most bytes
+ * one code point can take. It mirrors the frame and the message JSON that event-streams.service.ts
+ * writes; a spec there holds the two together.
+ */
+export function largestMessageFrameBytes(maxMessageLength: number): number {
+  const longest = String(Number.MAX_SAFE_INTEGER);
+  const id = '00000000-0000-4000-8000-000000000000';
+  const json =
+    `{"id":"${id}","conversationId":"${id}","sender":"customer","content":"",` +
+    `"timestamp":${longest},"seq":${longest},"createdAt":${longest}}`;
+  return `id: ${longest}\nevent: message.created\ndata: ${json}\n\n`.length + 6 * maxMessageLength;
+}
+
+/**
+ * What one event stream may leave unsent: SSE_MAX_BACKLOG_BYTES (0: 4 MiB), never less than the
+ * largest frame one message can make, so that a client that reads is never ended for one message.
+ */
+function maxBacklogBytes(setting: number, maxMessageLength: number): number {
+  return Math.max(setting || DEFAULT_BACKLOG_BYTES, largestMessageFrameBytes(maxMessageLength));
+}
+
 /** About 30 activity generations per TTL, none narrower than a second (see StoreSettings). */
 function generationWidth(ttlMs: number): number {
   return Math.max(1_000, Math.ceil(ttlMs / 30));
@@ -317,6 +348,7 @@ function resolveSettings(config: AppConfig): AppSettings {
       maxStreams: config.MAX_EVENT_STREAMS,
       maxStreamsPerClient: config.MAX_EVENT_STREAMS_PER_CLIENT,
       heartbeatMs: config.SSE_HEARTBEAT_MS,
+      maxBacklogBytes: maxBacklogBytes(config.SSE_MAX_BACKLOG_BYTES, config.MAX_MESSAGE_LENGTH),
       typingTtlMs: config.TYPING_TTL_MS,
     },
     eviction: {

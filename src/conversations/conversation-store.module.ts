@@ -1,6 +1,6 @@
 import { Module } from '@nestjs/common';
 import { PROCESS_ROLE, ProcessRole } from '../common/process-role';
-import { RedisSettings, StoreSettings } from '../config/app.settings';
+import { EvictionSettings, RedisSettings, StoreSettings } from '../config/app.settings';
 import { MetricsService } from '../observability/metrics.service';
 import { ConversationRepository } from './conversation.repository';
 import { InMemoryConversationRepository } from './repositories/memory/in-memory-conversation.repository';
@@ -45,12 +45,13 @@ function rateLimitStoreBeside(conversations: ConversationRepository): RateLimitS
   providers: [
     {
       provide: ConversationRepository,
-      inject: [StoreSettings, RedisSettings, PROCESS_ROLE, MetricsService],
+      inject: [StoreSettings, RedisSettings, PROCESS_ROLE, MetricsService, EvictionSettings],
       useFactory: async (
         store: StoreSettings,
         redis: RedisSettings,
         role: ProcessRole,
         metrics: MetricsService,
+        eviction: EvictionSettings,
       ): Promise<ConversationRepository> => {
         if (store.kind === 'redis') {
           // A cluster worker, started by a primary that has connected, may be replaced while
@@ -62,6 +63,7 @@ function rateLimitStoreBeside(conversations: ConversationRepository): RateLimitS
             waitReplicas: redis.waitReplicas,
             waitTimeoutMs: redis.waitTimeoutMs,
             timeoutMs: store.timeoutMs,
+            historyIdleMs: eviction.conversationTtlMs,
           };
           return seeds.length > 0
             ? new RedisConversationRepository(
@@ -78,8 +80,11 @@ function rateLimitStoreBeside(conversations: ConversationRepository): RateLimitS
               );
         }
         return role === 'worker'
-          ? new IpcConversationRepository(processPort(), store.timeoutMs, (op, ok, s) =>
-              metrics.observeStoreCall(op, ok, s),
+          ? new IpcConversationRepository(
+              processPort(),
+              store.timeoutMs,
+              (op, ok, s) => metrics.observeStoreCall(op, ok, s),
+              eviction.conversationTtlMs,
             )
           : new InMemoryConversationRepository(
               store.generationMs,

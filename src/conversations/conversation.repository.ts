@@ -78,6 +78,19 @@ export interface IdempotentWrite {
   ttlMs: number;
 }
 
+/** What a store keeps of a customer token, with its conversation. */
+export interface StoredCustomerToken {
+  /** The token's SHA-256, base64url (hashToken). */
+  hash: string;
+  /**
+   * Minted by a create without an API key (PUBLIC_CONVERSATIONS, or open mode): its requests
+   * and event streams also count against the address using it (see access.service.ts). A
+   * record kept before this mark existed reads as anonymous: the mark can only tighten limits,
+   * so the unknown case takes the tighter one.
+   */
+  anonymous: boolean;
+}
+
 export interface NewConversation {
   /** With `idempotency`, derived from its key (see conversationIdFor), so a retry names it again. */
   id: string;
@@ -85,11 +98,11 @@ export interface NewConversation {
   /** The store refuses with `capacity_exceeded` once it holds this many conversations. */
   maxConversations: number;
   /**
-   * The hash of the conversation's customer token (see access/customer-tokens.ts); without
-   * one, only API keys reach the conversation. A replayed create puts it in place of the
-   * first token's hash: that token was never kept, so it cannot be given again.
+   * What the store keeps of the conversation's customer token (see access/customer-tokens.ts);
+   * without one, only API keys reach the conversation. A replayed create puts it in place of
+   * the first token's: that token was never kept, so it cannot be given again.
    */
-  customerTokenHash?: string;
+  customerToken?: StoredCustomerToken;
   /**
    * A retry of a create that was applied finds the conversation (`replayed`) as it was
    * created, even at capacity; the same key with another request is `idempotency_key_reused`.
@@ -160,7 +173,7 @@ export interface ConversationChange {
 /** A side reports how far it has read (see ConversationRepository.markRead). */
 export interface ReadReceipt {
   sender: Sender;
-  /** The seq read up to: at most the conversation's last seq. */
+  /** The seq read up to (any change's): at most the conversation's last seq. */
   seq: number;
   now: number;
 }
@@ -289,10 +302,13 @@ export abstract class ConversationRepository {
   ): Promise<DeletedMessage>;
 
   /**
-   * Moves the sender's read horizon up to `receipt.seq`: a change, which takes the next seq,
-   * is activity, and is told as `conversation.read`. A seq at or below the horizon changes
-   * nothing (the answer has no `seq`). Rejects with conversation_not_found, or
-   * seq_beyond_last when the seq is beyond the conversation's last seq.
+   * Moves the sender's read horizon up to `receipt.seq` taken down to the seq of the last
+   * standing message at or below it: a change, which takes the next seq, is activity, and is
+   * told as `conversation.read`. A seq that comes down to the horizon or below changes
+   * nothing (the answer has no `seq`). So only a new message can move a horizon, and
+   * receipts of receipts settle. Deleted messages do not count: a horizon always names a
+   * message of the history, and the seq index every store keeps answers it. Rejects with
+   * conversation_not_found, or seq_beyond_last when the seq is beyond the last seq.
    */
   abstract markRead(conversationId: string, receipt: ReadReceipt): Promise<ReadState>;
 
@@ -333,10 +349,10 @@ export abstract class ConversationRepository {
   abstract watch(conversationId: string, listener: ChangeListener): Watch;
 
   /**
-   * The hash of the conversation's customer token, as given at creation; null when the
+   * The conversation's customer token as given at creation (its hash and mark); null when the
    * conversation does not exist (or has no token).
    */
-  abstract customerTokenHash(conversationId: string): Promise<string | null>;
+  abstract customerToken(conversationId: string): Promise<StoredCustomerToken | null>;
 
   /**
    * What the store holds now, at a cost that does not grow with it. It also shows that the

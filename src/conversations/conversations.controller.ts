@@ -24,6 +24,7 @@ import {
 } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { Access } from '../access/access.decorator';
+import { AccessService } from '../access/access.service';
 import { EmptyBodyPipe } from '../common/empty-body.pipe';
 import { sendJson, sendJsonPieces } from '../common/json-pieces';
 import { ApiGuarded, ApiJsonBody, ApiProblem } from '../common/api-problem.decorator';
@@ -75,6 +76,7 @@ export class ConversationsController {
   constructor(
     private readonly conversations: ConversationsService,
     private readonly streams: EventStreamsService,
+    private readonly access: AccessService,
   ) {}
 
   @Post()
@@ -103,8 +105,12 @@ export class ConversationsController {
     @IdempotencyKey() idempotency: IdempotentWrite | undefined,
     @Res() res: Response,
   ): Promise<void> {
-    const { conversation, customerToken } =
-      await this.conversations.createConversation(idempotency);
+    // A token minted without an API key is anonymous (see access.service.ts).
+    const anonymous = !this.access.enabled || !(await this.access.hasApiKey(res.req));
+    const { conversation, customerToken } = await this.conversations.createConversation(
+      idempotency,
+      anonymous,
+    );
     // A UUID: nothing in it for res.location to encode.
     res.setHeader('Location', `/api/conversations/${conversation.id}`);
     replayed(res, conversation.replayed);
@@ -138,7 +144,8 @@ export class ConversationsController {
       '(EVENT_REPLAY_LIMIT changes) no longer covers what a reconnecting client missed: reload the ' +
       "history. Each event's `id` is the conversation's seq of that change; send it back as " +
       '`Last-Event-ID` (or `?lastEventId=`) to get every change after it. A comment line every ' +
-      'SSE_HEARTBEAT_MS keeps proxies from closing an idle stream.',
+      'SSE_HEARTBEAT_MS keeps proxies from closing an idle stream. A client that stops reading has ' +
+      'its stream ended once SSE_MAX_BACKLOG_BYTES wait unsent: reconnect with `Last-Event-ID`.',
   })
   @ApiHeader({ name: 'Last-Event-ID', required: false, description: 'The last seq received' })
   @ApiQuery({ name: 'lastEventId', required: false, type: 'integer' })

@@ -22,7 +22,7 @@ export const ApiIdempotent = () =>
       name: IDEMPOTENCY_HEADER,
       required: false,
       description:
-        '1–255 visible ASCII characters; a random UUID when sent without a credential. A retry with the same ' +
+        '1–255 visible ASCII characters; a random UUID (version 4) when sent without a credential. A retry with the same ' +
         'key and body gets the original status and body again, with `Idempotent-Replayed: true`, and creates ' +
         'nothing, however the first answer was lost; the same key with another body is a 422 ' +
         '`idempotency_key_reused`. A post keeps its key for IDEMPOTENCY_TTL_MS (at most CONVERSATION_TTL_MS), ' +

@@ -59,9 +59,9 @@ describe('ConversationsService', () => {
       });
       // The token names its conversation; the store keeps its hash, not the token.
       expect(customerToken.startsWith(`${conversation.id}.`)).toBe(true);
-      const stored = await repository.customerTokenHash(conversation.id);
-      expect(stored).toBe(hashToken(customerToken));
-      expect(stored).not.toContain(customerToken.split('.')[1]);
+      const stored = await repository.customerToken(conversation.id);
+      expect(stored?.hash).toBe(hashToken(customerToken));
+      expect(stored?.hash).not.toContain(customerToken.split('.')[1]);
     });
 
     it('posts a message with the clock time as default timestamp and createdAt', async () => {

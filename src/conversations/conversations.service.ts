@@ -54,9 +54,13 @@ export class ConversationsService {
   /**
    * The new conversation, and the customer token that opens it (of which the store keeps the
    * hash). A keyed create's retry gets the same conversation with a new token, which replaces
-   * the first: the first was never kept, and only the key's own caller can replay it.
+   * the first: the first was never kept, and only the key's own caller can replay it. An
+   * `anonymous` token (minted without an API key) is marked so in the store.
    */
-  async createConversation(idempotency?: IdempotentWrite): Promise<{
+  async createConversation(
+    idempotency?: IdempotentWrite,
+    anonymous = true,
+  ): Promise<{
     conversation: CreatedConversation;
     customerToken: string;
   }> {
@@ -66,7 +70,7 @@ export class ConversationsService {
       id,
       now: this.clock.now(),
       maxConversations: this.limits.maxConversations,
-      customerTokenHash: hash,
+      customerToken: { hash, anonymous },
       idempotency,
     });
     return { conversation, customerToken: token };
@@ -120,8 +124,9 @@ export class ConversationsService {
   }
 
   /**
-   * Moves the sender's read horizon (a change with the next seq, told as conversation.read);
-   * at or below it, changes nothing. The horizons after it.
+   * Moves the sender's read horizon to the last standing message at or below the seq (a
+   * change with the next seq, told as conversation.read); at or below the horizon, changes
+   * nothing (see ConversationRepository.markRead). The horizons after it.
    */
   async markRead(conversationId: string, dto: ReadDto): Promise<LastRead> {
     const state = await this.repository.markRead(conversationId, {

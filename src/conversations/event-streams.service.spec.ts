@@ -3,10 +3,12 @@ import { randomUUID } from 'node:crypto';
 import type { Response } from 'express';
 import { AccessService } from '../access/access.service';
 import { validateConfig } from '../config/app.config';
-import { settingsOf } from '../config/app.settings';
+import { largestMessageFrameBytes, settingsOf } from '../config/app.settings';
+import { MetricsService } from '../observability/metrics.service';
 import { StoreError } from './conversation.errors';
 import { ChangeListener, ChangesAfter, ConversationChange, Watch } from './conversation.repository';
-import { EventStreamsService } from './event-streams.service';
+import { toMessageJson } from './dto/conversation.mapper';
+import { EventStreamsService, frame } from './event-streams.service';
 import { InMemoryConversationRepository } from './repositories/memory/in-memory-conversation.repository';
 
 /**
@@ -46,12 +48,19 @@ class DroppingRepository extends InMemoryConversationRepository {
   }
 }
 
-/** Just enough of an express Response for a stream: what is written, and whether it ended. */
+/**
+ * Just enough of an express Response for a stream: what is written, and whether it ended.
+ * While `paused`, what is written stays in its buffer (`writableLength`) and write answers
+ * false, as a socket whose client stops reading does; `read()` is the client taking it all.
+ */
 function fakeResponse() {
   const emitter = new EventEmitter();
   const res = Object.assign(emitter, {
     destroyed: false,
     ended: false,
+    paused: false,
+    writableLength: 0,
+    writableFinished: false,
     text: '',
     req: {
       headers: {},
@@ -65,11 +74,29 @@ function fakeResponse() {
     flushHeaders: () => undefined,
     write: (chunk: string) => {
       res.text += chunk;
-      return true;
+      if (res.paused) {
+        res.writableLength += Buffer.byteLength(chunk);
+      }
+      return !res.paused;
     },
     end: () => {
       res.ended = true;
+      if (res.writableLength === 0) {
+        res.writableFinished = true;
+        emitter.emit('close');
+      }
+    },
+    destroy: () => {
+      res.destroyed = true;
       emitter.emit('close');
+    },
+    read: () => {
+      res.writableLength = 0;
+      emitter.emit('drain');
+      if (res.ended && !res.writableFinished) {
+        res.writableFinished = true;
+        emitter.emit('close');
+      }
     },
   });
   return res;
@@ -78,29 +105,43 @@ function fakeResponse() {
 const ids = (text: string) => [...text.matchAll(/^id: (\d+)$/gm)].map((match) => Number(match[1]));
 const tick = () => new Promise((resolve) => setImmediate(resolve));
 
+function newService(repository: InMemoryConversationRepository, env: Record<string, string> = {}) {
+  const config = validateConfig({ LOG_LEVEL: 'silent', SSE_HEARTBEAT_MS: '60000', ...env });
+  const settings = settingsOf(config);
+  const metrics = new MetricsService(settings.observability, 'server');
+  const service = new EventStreamsService(
+    repository,
+    new AccessService(repository, settings.access),
+    settings.events,
+    metrics,
+  );
+  return { service, metrics, settings };
+}
+
+/** A new conversation in `repository`, and a way to post one message of `content` to it. */
+async function conversationIn(repository: InMemoryConversationRepository, content: string) {
+  const { id } = await repository.createConversation({
+    id: randomUUID(),
+    now: 1,
+    maxConversations: 10,
+  });
+  const post = () =>
+    repository.appendMessage(id, {
+      id: randomUUID(),
+      sender: 'agent',
+      content,
+      timestamp: 1,
+      now: 1,
+      maxMessages: 10_000,
+    });
+  return { id, post };
+}
+
 describe('EventStreamsService after a gap', () => {
   async function setup() {
     const repository = new DroppingRepository();
-    const config = validateConfig({ LOG_LEVEL: 'silent', SSE_HEARTBEAT_MS: '60000' });
-    const service = new EventStreamsService(
-      repository,
-      new AccessService(repository, settingsOf(config).access),
-      settingsOf(config).events,
-    );
-    const { id } = await repository.createConversation({
-      id: randomUUID(),
-      now: 1,
-      maxConversations: 10,
-    });
-    const post = () =>
-      repository.appendMessage(id, {
-        id: randomUUID(),
-        sender: 'agent',
-        content: 'hi',
-        timestamp: 1,
-        now: 1,
-        maxMessages: 100,
-      });
+    const { service } = newService(repository);
+    const { id, post } = await conversationIn(repository, 'hi');
     const res = fakeResponse();
     await service.stream(id, undefined, res as unknown as Response);
     return { repository, service, res, post };
@@ -143,5 +184,114 @@ describe('EventStreamsService after a gap', () => {
     await tick();
     expect(ids(res.text)).toEqual([1]);
     expect(res.ended).toBe(true);
+  });
+});
+
+describe('EventStreamsService with a client that reads slowly or not at all', () => {
+  const env = { MAX_MESSAGE_LENGTH: '100', SSE_MAX_BACKLOG_BYTES: '4096' };
+
+  async function setup(messages: number) {
+    const repository = new InMemoryConversationRepository();
+    const { service, metrics, settings } = newService(repository, env);
+    const { id, post } = await conversationIn(repository, 'm'.repeat(100));
+    for (let i = 0; i < messages; i++) {
+      await post();
+    }
+    const res = fakeResponse();
+    const open = (lastEventId: number | undefined) =>
+      service.stream(id, lastEventId, res as unknown as Response);
+    const endedForBacklog = async () =>
+      (await metrics.registry.getSingleMetric('chat_event_streams_backlog_ended_total')?.get())
+        ?.values[0]?.value ?? 0;
+    return { res, post, open, endedForBacklog, settings };
+  }
+
+  it('writes a replay frame by frame, each once the client took the one before, then what came meanwhile', async () => {
+    const { res, post, open, endedForBacklog } = await setup(60);
+    res.paused = true;
+    await open(0);
+    // 60 frames of ~300 bytes would pass the 4,096-byte limit if written at once.
+    expect(ids(res.text)).toEqual([1]);
+    await post(); // live, while the replay is being written: held until it is
+    await post();
+    expect(ids(res.text)).toEqual([1]);
+    for (let round = 0; round < 100 && ids(res.text).length < 62; round++) {
+      res.read();
+      await tick();
+    }
+    expect(ids(res.text)).toEqual(Array.from({ length: 62 }, (_, i) => i + 1));
+    expect(res.ended).toBe(false);
+    expect(await endedForBacklog()).toBe(0);
+    res.paused = false;
+    res.read();
+    await post();
+    expect(ids(res.text).at(-1)).toBe(63);
+    res.end();
+  });
+
+  it('ends a stream once what it has not sent passes SSE_MAX_BACKLOG_BYTES, and counts it', async () => {
+    const { res, post, open, endedForBacklog, settings } = await setup(0);
+    await open(undefined);
+    res.paused = true;
+    let posts = 0;
+    while (!res.ended && posts < 100) {
+      await post();
+      posts++;
+      if (!res.ended) {
+        expect(res.writableLength).toBeLessThanOrEqual(settings.events.maxBacklogBytes);
+      }
+    }
+    expect(res.ended).toBe(true);
+    expect(posts).toBeGreaterThan(1);
+    expect(await endedForBacklog()).toBe(1);
+    // Ended cleanly: every frame whole, the last one the client can resume after.
+    expect(res.text.endsWith('\n\n')).toBe(true);
+    res.read();
+    expect(res.writableFinished).toBe(true);
+  });
+
+  it('ends a stream whose client stops reading during a replay once the changes it holds pass the limit', async () => {
+    const { res, post, open, endedForBacklog, settings } = await setup(30);
+    res.paused = true;
+    await open(0);
+    let posts = 0;
+    while (!res.ended && posts < 100) {
+      await post();
+      posts++;
+    }
+    expect(res.ended).toBe(true);
+    expect(posts).toBeLessThan(100);
+    expect(await endedForBacklog()).toBe(1);
+    // Nothing held was written: the replay's frames went out in turn, one per drain.
+    expect(ids(res.text)).toEqual([1]);
+    expect(res.writableLength).toBeLessThanOrEqual(settings.events.maxBacklogBytes);
+  });
+
+  it('takes the limit as at least the largest frame one message can make', async () => {
+    for (const maxMessageLength of [1, 100, 10_000]) {
+      const longest = Number.MAX_SAFE_INTEGER;
+      const json = toMessageJson({
+        id: randomUUID(),
+        conversationId: randomUUID(),
+        sender: 'customer',
+        content: '\u0001'.repeat(maxMessageLength),
+        timestamp: longest,
+        seq: longest,
+        createdAt: longest,
+      });
+      const largest = frame({
+        conversationId: randomUUID(),
+        seq: longest,
+        type: 'message.created',
+        data: json,
+      });
+      expect(largestMessageFrameBytes(maxMessageLength)).toBe(Buffer.byteLength(largest));
+    }
+    const settings = (env: Record<string, string>) =>
+      settingsOf(validateConfig({ LOG_LEVEL: 'silent', ...env })).events.maxBacklogBytes;
+    expect(settings({})).toBe(4 * 1024 * 1024);
+    expect(settings({ SSE_MAX_BACKLOG_BYTES: '1000' })).toBe(largestMessageFrameBytes(10_000));
+    expect(settings({ MAX_MESSAGE_LENGTH: '1000000' })).toBe(largestMessageFrameBytes(1_000_000));
+    expect(settings({ SSE_MAX_BACKLOG_BYTES: '65536', MAX_MESSAGE_LENGTH: '100' })).toBe(65536);
   });
 });

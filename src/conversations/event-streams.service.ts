@@ -1,9 +1,16 @@
 import { Injectable } from '@nestjs/common';
 import type { Response } from 'express';
 import { parseDecimal } from '../common/decimal-integer';
-import { AccessService, callerOf } from '../access/access.service';
+import {
+  AccessService,
+  ANONYMOUS_TOKENS_PER_ADDRESS,
+  anonymousTokensOf,
+  callerOf,
+  Principal,
+} from '../access/access.service';
 import { problem, ValidationFailedException } from '../common/problem.catalogue';
 import { EventSettings } from '../config/app.settings';
+import { MetricsService } from '../observability/metrics.service';
 import {
   ChangeListener,
   ChangesAfter,
@@ -29,7 +36,10 @@ export function parseLastEventId(raw: unknown): number | undefined {
   return seq;
 }
 
-function frame(change: ConversationChange): string {
+/** What a frame adds to its data, at most: its id, its event name and the line ends. */
+const FRAME_ENVELOPE_BYTES = 64;
+
+export function frame(change: ConversationChange): string {
   const id = change.type === 'conversation.evicted' ? '' : `id: ${change.seq}\n`;
   return `${id}event: ${change.type}\ndata: ${change.data}\n\n`;
 }
@@ -40,6 +50,11 @@ function frame(change: ConversationChange): string {
  * order, with a comment line every SSE_HEARTBEAT_MS. When the store tells of a gap (its
  * connection dropped), the stream catches up from the replay buffer before it goes on, or
  * ends if the store cannot answer: it never goes on past a gap.
+ *
+ * What a stream has not sent stays in this process's heap, so a client that stops reading
+ * must not grow it without a bound: what is read from the store is written frame by frame,
+ * each after the client has taken the one before (`drain`), and a stream whose unsent bytes
+ * (the response's buffer plus the changes it holds) pass SSE_MAX_BACKLOG_BYTES is ended.
  */
 @Injectable()
 export class EventStreamsService {
@@ -52,24 +67,40 @@ export class EventStreamsService {
     private readonly repository: ConversationRepository,
     private readonly access: AccessService,
     private readonly settings: EventSettings,
+    private readonly metrics: MetricsService,
   ) {}
 
   /**
    * Takes one of the process's MAX_EVENT_STREAMS places and one of the client's
-   * MAX_EVENT_STREAMS_PER_CLIENT (its API key, customer token or address), or refuses with
-   * 503 or 429; returns the way to give both back, which the stream calls once it ends,
-   * however it ends (a client that vanished is found when a write to it fails).
+   * MAX_EVENT_STREAMS_PER_CLIENT (its API key, customer token or address), and for an
+   * anonymous customer token one of its address's ANONYMOUS_TOKENS_PER_ADDRESS times as many
+   * (anonymousTokensOf), or refuses with 503 or 429; returns the way to give them back, which
+   * the stream calls once it ends, however it ends (a client that vanished is found when a
+   * write to it fails).
    */
-  private takePlace(client: string): () => void {
+  private takePlace(principal: Principal, ip: string | undefined): () => void {
+    const client = callerOf(principal, ip);
+    const shared = anonymousTokensOf(principal, ip);
+    const perClient = this.settings.maxStreamsPerClient;
     const held = this.placesByClient.get(client) ?? 0;
-    if (held >= this.settings.maxStreamsPerClient) {
-      throw problem('too_many_streams', { held });
+    if (held >= perClient) {
+      throw problem('too_many_streams', { held, limit: 'MAX_EVENT_STREAMS_PER_CLIENT' });
+    }
+    const sharedHeld = shared === null ? 0 : (this.placesByClient.get(shared) ?? 0);
+    if (sharedHeld >= perClient * ANONYMOUS_TOKENS_PER_ADDRESS) {
+      throw problem('too_many_streams', {
+        held: sharedHeld,
+        limit: `${ANONYMOUS_TOKENS_PER_ADDRESS} × MAX_EVENT_STREAMS_PER_CLIENT for the anonymous customer tokens used from one address`,
+      });
     }
     if (this.places >= this.settings.maxStreams) {
       throw problem('stream_capacity_exceeded');
     }
     this.places++;
     this.placesByClient.set(client, held + 1);
+    if (shared !== null) {
+      this.placesByClient.set(shared, sharedHeld + 1);
+    }
     let given = false;
     return () => {
       if (given) {
@@ -77,13 +108,20 @@ export class EventStreamsService {
       }
       given = true;
       this.places--;
-      const left = (this.placesByClient.get(client) ?? 1) - 1;
-      if (left > 0) {
-        this.placesByClient.set(client, left);
-      } else {
-        this.placesByClient.delete(client);
+      this.giveBack(client);
+      if (shared !== null) {
+        this.giveBack(shared);
       }
     };
+  }
+
+  private giveBack(client: string): void {
+    const left = (this.placesByClient.get(client) ?? 1) - 1;
+    if (left > 0) {
+      this.placesByClient.set(client, left);
+    } else {
+      this.placesByClient.delete(client);
+    }
   }
 
   /**
@@ -95,8 +133,10 @@ export class EventStreamsService {
     lastEventId: number | undefined,
     res: Response,
   ): Promise<void> {
-    const release = this.takePlace(callerOf(await this.access.principal(res.req), res.req.ip));
-    const stream = new LiveStream(this.repository, conversationId, res);
+    const release = this.takePlace(await this.access.principal(res.req), res.req.ip);
+    const stream = new LiveStream(this.repository, conversationId, res, this.settings, () =>
+      this.metrics.countStreamEndedForBacklog(),
+    );
     // Watch first, and read where the stream starts only once the watch is in effect:
     // a change made in between is then told, and held until what was read is written.
     const watch = this.repository.watch(conversationId, stream);
@@ -131,7 +171,7 @@ export class EventStreamsService {
     res.setHeader('X-Accel-Buffering', 'no'); // nginx: pass events through at once
     res.flushHeaders();
     this.open.add(res);
-    const heartbeat = setInterval(() => res.write(': heartbeat\n\n'), this.settings.heartbeatMs);
+    const heartbeat = setInterval(() => stream.heartbeat(), this.settings.heartbeatMs);
     stream.onEnd = () => {
       giveUp();
       clearInterval(heartbeat);
@@ -140,7 +180,7 @@ export class EventStreamsService {
     // The response closes when the client leaves (or when the stream ends it).
     res.on('close', () => stream.end());
 
-    res.write(': connected\n\n');
+    stream.send(': connected\n\n');
     stream.begin(lastEventId ?? start.lastSeq, start);
   }
 
@@ -158,12 +198,19 @@ export class EventStreamsService {
  * up after a gap) are held, then written after what was read; each seq is written once. As
  * every seq is one change, a change that skips one is a gap too (one told live just before
  * the store's notice, say): the stream holds it and catches up.
+ *
+ * What is read is written one frame at a time, waiting for `drain` when the response's
+ * buffer is full; live changes told meanwhile are held (and counted) and written after.
  */
 class LiveStream implements ChangeListener {
   /** The last seq the client has (sent, or its Last-Event-ID). */
   private lastSent = 0;
-  /** Changes told while the store is being read; null while live. */
+  /** Changes told while the store is being read or what it read is written; null while live. */
   private held: ConversationChange[] | null = [];
+  /** The bytes of the held changes' frames, at most. */
+  private heldBytes = 0;
+  /** Resolves the wait for `drain` (false: the stream ended meanwhile). */
+  private drainWaiter: ((drained: boolean) => void) | null = null;
   /** A gap was told while the store was being read: read again after. */
   private gapAgain = false;
   private ended = false;
@@ -176,13 +223,15 @@ class LiveStream implements ChangeListener {
     private readonly repository: ConversationRepository,
     private readonly conversationId: string,
     private readonly res: Response,
+    private readonly settings: Pick<EventSettings, 'maxBacklogBytes' | 'heartbeatMs'>,
+    private readonly endedForBacklog: () => void,
   ) {}
 
   change(change: ConversationChange): void {
     if (this.held) {
-      this.held.push(change);
+      this.hold([change]);
     } else if (!this.forward(change)) {
-      this.held = [change];
+      this.hold([change]);
       void this.catchUp();
     }
   }
@@ -195,8 +244,25 @@ class LiveStream implements ChangeListener {
         typing: signal.typing,
         expiresAt: signal.expiresAt,
       });
-      this.res.write(`event: typing\ndata: ${data}\n\n`);
+      this.send(`event: typing\ndata: ${data}\n\n`);
     }
+  }
+
+  /** A comment line, unless frames are waiting for the client: the stream is not idle then. */
+  heartbeat(): void {
+    if (!this.ended && this.res.writableLength === 0) {
+      this.send(': heartbeat\n\n');
+    }
+  }
+
+  /**
+   * Writes `text`, then ends the stream if what it has not sent passes the limit. False when
+   * the client should take what was written (`drain`) before more is written.
+   */
+  send(text: string): boolean {
+    const flowing = this.res.write(text);
+    this.checkBacklog();
+    return flowing && !this.ended;
   }
 
   gap(): void {
@@ -211,16 +277,66 @@ class LiveStream implements ChangeListener {
   begin(lastSent: number, read: ChangesAfter): void {
     this.lastSent = lastSent;
     this.started = true;
-    this.write(read);
+    void this.write(read);
   }
 
   end(): void {
     if (!this.ended) {
       this.ended = true;
       this.held = null;
+      this.heldBytes = 0;
+      this.drainWaiter?.(false);
       this.onEnd();
       this.res.end();
     }
+  }
+
+  /** Holds changes (in order) until what is being read or written is; they count as unsent. */
+  private hold(changes: ConversationChange[]): void {
+    this.held ??= [];
+    for (const change of changes) {
+      this.held.push(change);
+      this.heldBytes += Buffer.byteLength(change.data) + FRAME_ENVELOPE_BYTES;
+    }
+    this.checkBacklog();
+  }
+
+  /**
+   * Ends the stream, cleanly, once what it has not sent passes SSE_MAX_BACKLOG_BYTES: the
+   * client reconnects with its Last-Event-ID and catches up from the replay buffer. What its
+   * response still holds is given a heartbeat's time to be read, then the connection is cut.
+   */
+  private checkBacklog(): void {
+    if (this.ended || this.res.writableLength + this.heldBytes <= this.settings.maxBacklogBytes) {
+      return;
+    }
+    this.endedForBacklog();
+    this.end();
+    if (!this.res.writableFinished) {
+      const cut = setTimeout(() => this.res.destroy(), this.settings.heartbeatMs);
+      cut.unref();
+      this.res.once('finish', () => clearTimeout(cut));
+      this.res.once('close', () => clearTimeout(cut));
+    }
+  }
+
+  /** Writes `text`, then waits for the client to take it if it is behind; false: ended. */
+  private async sendInTurn(text: string): Promise<boolean> {
+    return this.send(text) || (!this.ended && (await this.drained()));
+  }
+
+  /** Resolves once the client has taken what was written: true, or false if the stream ended. */
+  private drained(): Promise<boolean> {
+    return new Promise((resolve) => {
+      const done = (drained: boolean) => {
+        this.drainWaiter = null;
+        this.res.off('drain', onDrain);
+        resolve(drained && !this.ended);
+      };
+      const onDrain = () => done(true);
+      this.drainWaiter = done;
+      this.res.once('drain', onDrain);
+    });
   }
 
   /** Reads what the client missed from the store's replay buffer, and writes it. */
@@ -247,35 +363,41 @@ class LiveStream implements ChangeListener {
       });
       return;
     }
-    this.write(read);
+    await this.write(read);
   }
 
   /**
    * Writes what was read after `lastSent`, or `reset` when the buffer no longer reaches back
    * that far (or the client's id is not one of this conversation's): the client reloads the
-   * history. Then the changes held meanwhile, and then it is live.
+   * history. Then the changes held meanwhile (already counted as unsent, so written at
+   * once), and then it is live. Each frame of what was read waits for the client to take the
+   * one before.
    */
-  private write(read: ChangesAfter): void {
+  private async write(read: ChangesAfter): Promise<void> {
     if (this.ended) {
       return;
     }
     if (!read.complete || this.lastSent > read.lastSeq) {
-      this.res.write(
-        `id: ${read.lastSeq}\nevent: reset\ndata: ${JSON.stringify({ lastEventId: read.lastSeq })}\n\n`,
-      );
       this.lastSent = read.lastSeq;
+      const reset = `id: ${read.lastSeq}\nevent: reset\ndata: ${JSON.stringify({ lastEventId: read.lastSeq })}\n\n`;
+      if (!(await this.sendInTurn(reset))) {
+        return;
+      }
     }
     for (const change of read.changes) {
       if (change.seq > this.lastSent) {
         this.lastSent = change.seq;
-        this.res.write(frame(change));
+        if (!(await this.sendInTurn(frame(change)))) {
+          return;
+        }
       }
     }
     const held = this.held ?? [];
     this.held = null;
+    this.heldBytes = 0;
     for (let i = 0; i < held.length; i++) {
       if (!this.forward(held[i])) {
-        this.held = held.slice(i);
+        this.hold(held.slice(i));
         void this.catchUp();
         return;
       }
@@ -300,7 +422,7 @@ class LiveStream implements ChangeListener {
     }
     if (change.seq > this.lastSent) {
       this.lastSent = change.seq;
-      this.res.write(frame(change));
+      this.send(frame(change));
     }
     return true;
   }

@@ -1,6 +1,7 @@
 import { createParamDecorator, ExecutionContext, Injectable } from '@nestjs/common';
 import { PipeTransform } from '@nestjs/common';
 import type { Request } from 'express';
+import { isUUID } from 'class-validator';
 import { hash } from 'node:crypto';
 import { AccessService, Principal } from '../access/access.service';
 import { sha256 } from '../access/customer-tokens';
@@ -13,8 +14,6 @@ export const REPLAYED_HEADER = 'Idempotent-Replayed';
 
 /** 1–255 visible ASCII characters. */
 const VALID_KEY = /^[\x21-\x7e]{1,255}$/;
-/** What a caller without a credential must send: a random UUID is as good as a secret. */
-const UUID_KEY = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 function refuse(message: string): never {
   throw new ValidationFailedException([{ field: IDEMPOTENCY_HEADER, message }]);
@@ -23,7 +22,8 @@ function refuse(message: string): never {
 /**
  * Whose keys a request uses. Every caller with a credential has keys of its own; callers
  * without one (open mode, or an anonymous create with PUBLIC_CONVERSATIONS) share one scope,
- * so their keys must be UUIDs: unguessable, a key then names one caller's request.
+ * so their keys must be random UUIDs (version 4 with the RFC variant: 122 random bits; nil,
+ * v1 and the like are guessable): a key then names one caller's request.
  */
 function scopeOf(principal: Principal, key: string): string {
   switch (principal.kind) {
@@ -32,7 +32,7 @@ function scopeOf(principal: Principal, key: string): string {
     case 'customer':
       return `customer ${principal.conversationId}`;
     default:
-      if (!UUID_KEY.test(key)) {
+      if (!isUUID(key, 4)) {
         refuse('without a credential, must be a random UUID (for example crypto.randomUUID())');
       }
       return 'anonymous';
@@ -90,7 +90,9 @@ export class IdempotencyKeyPipe implements PipeTransform<
     const scope = scopeOf(await this.access.principal(req), header);
     return {
       key: digest(scope, header),
-      fingerprint: digest(req.method, req.path, JSON.stringify(req.body ?? null)),
+      // Lower case: routes match in any case, and the path's one variable part is a
+      // conversation id, which the UUID pipe lowers for the store.
+      fingerprint: digest(req.method, req.path.toLowerCase(), JSON.stringify(req.body ?? null)),
       ttlMs: this.ttlMs,
     };
   }

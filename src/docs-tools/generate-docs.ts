@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { CONFIG_DOC, findRoot, GeneratedDoc, OPENAPI_DOC } from './generated-docs';
@@ -36,10 +37,31 @@ async function main(command: string | undefined): Promise<number> {
         );
       }
     }
-    return stale > 0 ? 1 : 0;
+    return stale > 0 || !lintOpenApi(root) ? 1 : 0;
   }
   console.error('usage: generate-docs config | openapi | check');
   return 2;
+}
+
+/**
+ * `redocly lint` with the recommended rules (redocly.yaml; the problems it may ignore are in
+ * .redocly.lint-ignore.yaml, each with its reason) on the committed OpenAPI document. Local
+ * only: no usage data and no update check, so it needs no network.
+ */
+function lintOpenApi(root: string): boolean {
+  const cli = path.join(path.dirname(require.resolve('@redocly/cli/package.json')), 'bin/cli.js');
+  const run = spawnSync(process.execPath, [cli, 'lint', '--format=summary'], {
+    cwd: root,
+    stdio: 'inherit',
+    env: { ...process.env, REDOCLY_TELEMETRY: 'off', REDOCLY_SUPPRESS_UPDATE_NOTICE: 'true' },
+  });
+  if (run.status !== 0) {
+    console.error(
+      `${OPENAPI_DOC.file} fails redocly lint: fix its source, then run ${OPENAPI_DOC.command}.`,
+    );
+    return false;
+  }
+  return true;
 }
 
 main(process.argv[2]).then(

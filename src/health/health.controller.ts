@@ -39,7 +39,7 @@ export class HealthController {
 
   @Get('live')
   @HealthCheck()
-  @ApiOperation({ summary: 'Liveness: the process answers HTTP' })
+  @ApiOperation({ summary: 'Liveness: the process answers HTTP', security: [] })
   live(): Promise<HealthCheckResult> {
     return this.health.check([]);
   }
@@ -48,6 +48,7 @@ export class HealthController {
   @HealthCheck()
   @ApiOperation({
     summary: 'Readiness: the store answers within HEALTH_TIMEOUT_MS',
+    security: [],
     description:
       '503 names the failed check: `store`, with its kind (`in-memory`, `cluster-primary`) and why.',
   })

@@ -37,6 +37,7 @@ export class MetricsService implements OnModuleDestroy {
   private readonly storeCalls: Histogram<'operation' | 'outcome'>;
   private readonly evicted: Counter;
   private readonly restarts: Counter;
+  private readonly backlogEnded: Counter;
   /** Label children by "method route status": labels() hashes its arguments on every call. */
   private readonly series = new Map<string, RequestSeries>();
   /** In a cluster worker: the way to the whole cluster's metrics, through the primary. */
@@ -73,6 +74,11 @@ export class MetricsService implements OnModuleDestroy {
     this.restarts = new Counter({
       name: 'chat_worker_restarts_total',
       help: 'Cluster workers the primary has started to replace one that exited.',
+      registers,
+    });
+    this.backlogEnded = new Counter({
+      name: 'chat_event_streams_backlog_ended_total',
+      help: 'Event streams ended because their client read too slowly: more than SSE_MAX_BACKLOG_BYTES unsent.',
       registers,
     });
     if (this.enabled) {
@@ -120,6 +126,12 @@ export class MetricsService implements OnModuleDestroy {
   countEvicted(conversations: number): void {
     if (this.enabled) {
       this.evicted.inc(conversations);
+    }
+  }
+
+  countStreamEndedForBacklog(): void {
+    if (this.enabled) {
+      this.backlogEnded.inc();
     }
   }
 

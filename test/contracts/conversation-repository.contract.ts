@@ -13,8 +13,29 @@ import {
 
 export interface RepositoryHarness {
   repository: ConversationRepository;
+  /**
+   * Another process's handle on the same store (another instance's connection), where the
+   * implementation has such a thing: concurrent calls then race as they do in production.
+   */
+  peer?: ConversationRepository;
   /** Releases what setup took (processes, connections, keys). */
   teardown(): Promise<void>;
+}
+
+/** A harness of two handles on one store (see RepositoryHarness.peer), both closed after. */
+export function withPeer<Repository extends ConversationRepository>(
+  repository: Repository,
+  peer: Repository,
+  close: (repository: Repository) => Promise<void>,
+): RepositoryHarness {
+  return {
+    repository,
+    peer,
+    teardown: async () => {
+      await close(repository);
+      await close(peer);
+    },
+  };
 }
 
 const LIMITS = { maxConversations: 1_000, maxMessages: 1_000 };
@@ -352,11 +373,14 @@ export function conversationRepositoryContract(
       expect(fresh.seq).toBe(4);
     });
 
-    it('applies a keyed create once: a retry gets the conversation as made, with the new token hash, even at capacity', async () => {
+    it('applies a keyed create once: a retry gets the conversation as made, with the new token, even at capacity', async () => {
       const id = randomUUID();
       const idempotency = { key: `k-${randomUUID()}`, fingerprint: 'fp-create', ttlMs: 1_000 };
       const input = { id, now: 1_000, maxConversations: LIMITS.maxConversations, idempotency };
-      const made = await repository.createConversation({ ...input, customerTokenHash: 'hash-1' });
+      const made = await repository.createConversation({
+        ...input,
+        customerToken: { hash: 'hash-1', anonymous: true },
+      });
       expect(made).toEqual({ id, createdAt: 1_000, lastActivityAt: 1_000, messageCount: 0 });
       await repository.appendMessage(id, draft({ now: 1_100 }));
       const statsBefore = await repository.stats();
@@ -365,10 +389,10 @@ export function conversationRepositoryContract(
         ...input,
         now: 1_200,
         maxConversations: statsBefore.conversations, // full: a retry is still answered
-        customerTokenHash: 'hash-2',
+        customerToken: { hash: 'hash-2', anonymous: false },
       });
       expect(retry).toEqual({ ...made, replayed: true });
-      expect(await repository.customerTokenHash(id)).toBe('hash-2');
+      expect(await repository.customerToken(id)).toEqual({ hash: 'hash-2', anonymous: false });
       expect((await repository.getConversation(id))?.messageCount).toBe(1);
       expect((await repository.stats()).conversations).toBe(statsBefore.conversations);
 
@@ -379,7 +403,39 @@ export function conversationRepositoryContract(
         }),
         'idempotency_key_reused',
       );
-      expect(await repository.customerTokenHash(id)).toBe('hash-2');
+      expect(await repository.customerToken(id)).toEqual({ hash: 'hash-2', anonymous: false });
+    });
+
+    it('answers twin keyed creates at capacity only with a conversation that stands', async () => {
+      const peer = harness.peer ?? repository;
+      const trials = 60;
+      const unstood: string[] = [];
+      for (let trial = 0; trial < trials; trial++) {
+        // One place left: the twins race for it, one through each handle.
+        const { conversations } = await repository.stats();
+        const id = randomUUID();
+        const idempotency = { key: `k-${id}`, fingerprint: 'fp-twin', ttlMs: 1_000 };
+        const input = { id, now: 1_000, maxConversations: conversations + 1, idempotency };
+        const answers = await Promise.allSettled([
+          repository.createConversation({
+            ...input,
+            customerToken: { hash: 'hash-a', anonymous: true },
+          }),
+          peer.createConversation({ ...input, customerToken: { hash: 'hash-b', anonymous: true } }),
+        ]);
+        for (const answer of answers) {
+          if (answer.status === 'rejected') {
+            expect((answer.reason as StoreError).code).toBe('capacity_exceeded');
+          }
+        }
+        const answered = answers.filter((answer) => answer.status === 'fulfilled').length;
+        if (answered > 0 && (await repository.getConversation(id)) === null) {
+          unstood.push(`trial ${trial}: ${answered} answer(s), no conversation`);
+        }
+      }
+      expect(unstood).toEqual([]);
+      // The count is what stands: one conversation per trial.
+      expect((await repository.stats()).conversations).toBe(trials);
     });
 
     it('keeps a customer token hash with the conversation and forgets it on eviction', async () => {
@@ -388,14 +444,29 @@ export function conversationRepositoryContract(
         id,
         now: 1_000,
         maxConversations: LIMITS.maxConversations,
-        customerTokenHash: 'hash-1',
+        customerToken: { hash: 'hash-1', anonymous: false },
       });
-      expect(await repository.customerTokenHash(id)).toBe('hash-1');
-      expect(await repository.customerTokenHash((await create()).id)).toBeNull();
-      expect(await repository.customerTokenHash(randomUUID())).toBeNull();
+      expect(await repository.customerToken(id)).toEqual({ hash: 'hash-1', anonymous: false });
+      expect(await repository.customerToken((await create()).id)).toBeNull();
+      expect(await repository.customerToken(randomUUID())).toBeNull();
 
       await repository.evictInactive(2_000);
-      expect(await repository.customerTokenHash(id)).toBeNull();
+      expect(await repository.customerToken(id)).toBeNull();
+    });
+
+    it('keeps whether a customer token was minted without an API key (anonymous)', async () => {
+      const made = async (anonymous: boolean) => {
+        const id = randomUUID();
+        await repository.createConversation({
+          id,
+          now: 1_000,
+          maxConversations: LIMITS.maxConversations,
+          customerToken: { hash: `hash-${id}`, anonymous },
+        });
+        return repository.customerToken(id);
+      };
+      expect(await made(true)).toMatchObject({ anonymous: true });
+      expect(await made(false)).toMatchObject({ anonymous: false });
     });
 
     it('gives the changes after a seq, each with its seq, type and event JSON', async () => {
@@ -523,16 +594,16 @@ export function conversationRepositoryContract(
         lastRead: { customer: 0, agent: 1 },
         seq: 3,
       });
-      expect(await repository.markRead(id, { sender: 'customer', seq: 3, now: 4_000 })).toEqual({
-        lastRead: { customer: 3, agent: 1 },
+      expect(await repository.markRead(id, { sender: 'customer', seq: 2, now: 4_000 })).toEqual({
+        lastRead: { customer: 2, agent: 1 },
         seq: 4,
       });
       // At or below the horizon: nothing changes, no seq, no activity.
       expect(await repository.markRead(id, { sender: 'agent', seq: 1, now: 9_000 })).toEqual({
-        lastRead: { customer: 3, agent: 1 },
+        lastRead: { customer: 2, agent: 1 },
       });
       expect(await repository.markRead(id, { sender: 'customer', seq: 2, now: 9_000 })).toEqual({
-        lastRead: { customer: 3, agent: 1 },
+        lastRead: { customer: 2, agent: 1 },
       });
       await expectStoreError(
         repository.markRead(id, { sender: 'agent', seq: 5, now: 9_000 }),
@@ -545,14 +616,14 @@ export function conversationRepositoryContract(
 
       const history = await repository.getConversation(id);
       expect(history).toMatchObject({
-        lastRead: { customer: 3, agent: 1 },
+        lastRead: { customer: 2, agent: 1 },
         lastActivityAt: 4_000,
         version: 4,
         messageCount: 2,
       });
       const unchanged = await repository.getConversationIfChanged(id, at(history, 4));
       expect(unchanged?.messagesJson).toBeNull();
-      expect(unchanged?.lastRead).toEqual({ customer: 3, agent: 1 });
+      expect(unchanged?.lastRead).toEqual({ customer: 2, agent: 1 });
 
       expect((await repository.changesAfter(id, 2))?.changes).toEqual([
         {
@@ -565,7 +636,7 @@ export function conversationRepositoryContract(
           conversationId: id,
           seq: 4,
           type: 'conversation.read',
-          data: JSON.stringify({ sender: 'customer', seq: 3 }),
+          data: JSON.stringify({ sender: 'customer', seq: 2 }),
         },
       ]);
       await until(() => seen.length >= 4);
@@ -578,6 +649,73 @@ export function conversationRepositoryContract(
       // The next message follows the read.
       expect((await repository.appendMessage(id, draft({ now: 5_000 }))).seq).toBe(5);
       watch.stop();
+    });
+
+    it('takes a read receipt down to the last standing message at or below it', async () => {
+      const { id } = await create(1_000);
+      await repository.appendMessage(id, draft({ now: 2_000 })); // 1
+      await repository.appendMessage(id, draft({ sender: 'agent', now: 2_000 })); // 2
+      await repository.markRead(id, { sender: 'agent', seq: 1, now: 3_000 }); // 3
+      const receipts: [Sender, number, object][] = [
+        // Seq 3 is the agent's receipt: the customer has read up to message 2.
+        ['customer', 3, { lastRead: { customer: 2, agent: 1 }, seq: 4 }],
+        // Seq 4 comes down to message 2: above the agent's horizon, so it moves once...
+        ['agent', 4, { lastRead: { customer: 2, agent: 2 }, seq: 5 }],
+        // ...and an acknowledgement of that receipt changes nothing: no seq, no activity.
+        ['customer', 5, { lastRead: { customer: 2, agent: 2 } }],
+      ];
+      for (const [sender, seq, answer] of receipts) {
+        expect(await repository.markRead(id, { sender, seq, now: 4_000 + seq })).toEqual(answer);
+      }
+      // A deleted message does not count: seq 6 was deleted by seq 7.
+      const deleted = await repository.appendMessage(id, draft({ now: 6_000 }));
+      expect(deleted.seq).toBe(6);
+      await repository.deleteMessage(id, deleted.id, 7_000);
+      expect(await repository.markRead(id, { sender: 'agent', seq: 7, now: 9_000 })).toEqual({
+        lastRead: { customer: 2, agent: 2 },
+      });
+      // No message at or below it at all: nothing to move to.
+      const empty = await create(1_000);
+      await repository.appendMessage(empty.id, draft({ now: 2_000 }));
+      await repository.markRead(empty.id, { sender: 'agent', seq: 1, now: 3_000 });
+      const gone = await repository.appendMessage(empty.id, draft({ now: 2_000 }));
+      await repository.deleteMessage(empty.id, gone.id, 3_000);
+      const first = JSON.parse((await repository.getConversation(empty.id))!.messagesJson.join(''));
+      await repository.deleteMessage(empty.id, (first as StoredMessage[])[0].id, 3_000);
+      expect(
+        await repository.markRead(empty.id, { sender: 'customer', seq: 5, now: 9_000 }),
+      ).toEqual({ lastRead: { customer: 0, agent: 1 } });
+      const history = await repository.getConversation(id);
+      expect(history).toMatchObject({ version: 7, lastActivityAt: 7_000 });
+    });
+
+    it('settles two sides that each acknowledge the latest event id: receipts of receipts take no seq', async () => {
+      const { id } = await create(1_000);
+      await repository.appendMessage(id, draft({ now: 2_000 }));
+      await repository.appendMessage(id, draft({ sender: 'agent', now: 2_000 }));
+      /** 20 rounds in which each side acknowledges the latest seq; the seqs they took. */
+      async function acknowledgeLatest(latest: number, order: Sender[]): Promise<number[]> {
+        const moves: number[] = [];
+        for (let round = 0; round < 20; round++) {
+          for (const sender of order) {
+            const state = await repository.markRead(id, { sender, seq: latest, now: 3_000 });
+            if (state.seq !== undefined) {
+              moves.push(state.seq);
+              latest = state.seq;
+            }
+          }
+        }
+        return moves;
+      }
+      // One move per side for the new messages, then nothing, however long it goes on.
+      const moves = await acknowledgeLatest(2, ['customer', 'agent']);
+      expect(moves.length).toBeLessThanOrEqual(2);
+      expect((await repository.changesAfter(id, 0))?.lastSeq).toBe(2 + moves.length);
+      // A new message moves each side once more, and it settles again.
+      const next = await repository.appendMessage(id, draft({ now: 4_000 }));
+      expect((await acknowledgeLatest(next.seq, ['agent', 'customer'])).length).toBeLessThanOrEqual(
+        2,
+      );
     });
 
     it('tells typing signals to every watcher, stores nothing and takes no seq', async () => {

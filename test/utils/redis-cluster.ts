@@ -230,6 +230,77 @@ export class TestRedisCluster {
     }
   }
 
+  /** The master that serves a slot now, as a running node's CLUSTER SLOTS says. */
+  async ownerOf(slot: number): Promise<ClusterNode> {
+    const running = this.nodes.find((node) => node.running);
+    const client = running?.client();
+    try {
+      const ranges = ((await client?.cluster('SLOTS')) ?? []) as unknown as [
+        number,
+        number,
+        [string, number],
+      ][];
+      const port = ranges.find(([from, to]) => slot >= from && slot <= to)?.[2][1];
+      const owner = this.nodes.find((node) => node.port === port);
+      if (!owner) {
+        throw new Error(`no master serves slot ${slot}`);
+      }
+      return owner;
+    } finally {
+      client?.disconnect();
+    }
+  }
+
+  /**
+   * Reshards one slot to another master, as an operator would: IMPORTING on the target,
+   * MIGRATING on the source, MIGRATE of its keys, then SETSLOT NODE on every master (the
+   * target first). The source then tells its sharded subscribers of the slot that they were
+   * unsubscribed.
+   */
+  async moveSlot(slot: number): Promise<{ from: ClusterNode; to: ClusterNode }> {
+    const from = await this.ownerOf(slot);
+    const masters = await this.masters();
+    const to = masters.find((node) => node !== from);
+    if (!to) {
+      throw new Error('no other master to move the slot to');
+    }
+    const clients = new Map(masters.map((node) => [node, node.client()]));
+    const on = (node: ClusterNode) => clients.get(node) as Redis;
+    try {
+      const id = async (node: ClusterNode) => String(await on(node).call('CLUSTER', 'MYID'));
+      const [fromId, toId] = [await id(from), await id(to)];
+      await on(to).call('CLUSTER', 'SETSLOT', String(slot), 'IMPORTING', fromId);
+      await on(from).call('CLUSTER', 'SETSLOT', String(slot), 'MIGRATING', toId);
+      for (let batch = 0; batch < 100; batch++) {
+        const keys = (await on(from).call(
+          'CLUSTER',
+          'GETKEYSINSLOT',
+          String(slot),
+          '100',
+        )) as string[];
+        if (keys.length === 0) {
+          break;
+        }
+        await on(from).call(
+          'MIGRATE',
+          '127.0.0.1',
+          String(to.port),
+          '',
+          '0',
+          '5000',
+          'KEYS',
+          ...keys,
+        );
+      }
+      for (const node of [to, from, ...masters.filter((m) => m !== to && m !== from)]) {
+        await on(node).call('CLUSTER', 'SETSLOT', String(slot), 'NODE', toId);
+      }
+      return { from, to };
+    } finally {
+      clients.forEach((client) => client.disconnect());
+    }
+  }
+
   /** A client of the whole cluster, for the test's own look at the data. */
   client(): Cluster {
     const client = new Cluster(

@@ -32,7 +32,7 @@ export class ReadDto {
     type: 'integer',
     example: 3,
     description:
-      "The seq read up to (a message's, or any event's id): at most the conversation's last seq.",
+      "The seq read up to (a message's, or any event's id): at most the conversation's last seq. It is taken down to the seq of the last standing message at or below it, and the horizon moves (a change with the next seq) only when that is above it; otherwise the answer is the unchanged horizons. So acknowledging any event id, a receipt's included, is safe: receipts of receipts take no seq.",
   })
   @Max(Number.MAX_SAFE_INTEGER, { message: 'seq is too large' })
   @Min(0, { message: 'seq must not be negative' })

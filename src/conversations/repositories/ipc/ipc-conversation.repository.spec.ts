@@ -1,6 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { StoreHub } from './store-hub';
-import { conversationRepositoryContract } from '../../../../test/contracts/conversation-repository.contract';
+import {
+  conversationRepositoryContract,
+  withPeer,
+} from '../../../../test/contracts/conversation-repository.contract';
 import { rateLimitStoreContract } from '../../../../test/contracts/rate-limit-store.contract';
 import { StoreError } from '../../conversation.errors';
 import { InMemoryConversationRepository } from '../memory/in-memory-conversation.repository';
@@ -43,11 +46,11 @@ function loopback(hub: StoreHub | null): MessagePort & { disconnect(): void } {
 }
 
 conversationRepositoryContract('IPC to the primary', async () => {
-  const repository = new IpcConversationRepository(
-    loopback(new StoreHub(new InMemoryConversationRepository())),
-    2_000,
-  );
-  return { repository, teardown: async () => repository.close() };
+  const hub = new StoreHub(new InMemoryConversationRepository());
+  // Two workers of one primary.
+  const repository = new IpcConversationRepository(loopback(hub), 2_000);
+  const peer = new IpcConversationRepository(loopback(hub), 2_000);
+  return withPeer(repository, peer, async (worker) => worker.close());
 });
 
 rateLimitStoreContract('IPC to the primary', async () => {

@@ -14,6 +14,7 @@ import {
   PageQuery,
   ReadReceipt,
   ReadState,
+  StoredCustomerToken,
   StoreStats,
   TypingSignal,
   HistoryVersion,
@@ -50,11 +51,18 @@ export class IpcConversationRepository
   readonly kind = 'cluster-primary';
   /** The channel to the primary, for the other ports' IPC stores of this worker. */
   readonly channel: IpcStoreChannel;
-  private readonly histories = new HistoryCache(HISTORY_CACHE_CHARS);
+  private readonly histories: HistoryCache;
   private readonly watchers = new Watchers();
 
-  constructor(port: MessagePort, timeoutMs: number, observe?: StoreCallObserver) {
+  /** @param historyIdleMs a cached history not read for this long is dropped (none: kept) */
+  constructor(
+    port: MessagePort,
+    timeoutMs: number,
+    observe?: StoreCallObserver,
+    historyIdleMs = Infinity,
+  ) {
     super();
+    this.histories = new HistoryCache(HISTORY_CACHE_CHARS, historyIdleMs);
     this.channel = new IpcStoreChannel(port, timeoutMs, observe);
     this.channel.onNotice((message) => this.onNotice(message));
     // The primary is gone: watchers are told of a gap, and their reads fail.
@@ -130,8 +138,8 @@ export class IpcConversationRepository
     return this.call('changesAfter', [conversationId, afterSeq]);
   }
 
-  customerTokenHash(conversationId: string): Promise<string | null> {
-    return this.call('customerTokenHash', [conversationId]);
+  customerToken(conversationId: string): Promise<StoredCustomerToken | null> {
+    return this.call('customerToken', [conversationId]);
   }
 
   /**

@@ -28,7 +28,7 @@ export const STORE_PORTS = {
     'stats',
     'changesAfter',
     'getPage',
-    'customerTokenHash',
+    'customerToken',
   ] as const satisfies readonly (keyof ConversationRepository)[],
   rateLimit: ['countHit'] as const satisfies readonly (keyof RateLimitStore)[],
 };

@@ -9,6 +9,41 @@ conversationRepositoryContract('in-memory', async () => ({
   teardown: async () => undefined,
 }));
 
+describe('InMemoryConversationRepository snapshot of customer tokens', () => {
+  it('keeps whether a token is anonymous, and reads a line from before the mark as anonymous', async () => {
+    const repository = new InMemoryConversationRepository();
+    const byKey = randomUUID();
+    const anonymous = randomUUID();
+    for (const [id, isAnonymous] of [
+      [byKey, false],
+      [anonymous, true],
+    ] as const) {
+      await repository.createConversation({
+        id,
+        now: 1_000,
+        maxConversations: 10,
+        customerToken: { hash: `hash-${id}`, anonymous: isAnonymous },
+      });
+    }
+    const lines = [...repository.snapshotLines()];
+    const restored = new InMemoryConversationRepository();
+    lines.forEach((line) => restored.restore(line));
+    expect(await restored.customerToken(byKey)).toEqual({
+      hash: `hash-${byKey}`,
+      anonymous: false,
+    });
+    expect(await restored.customerToken(anonymous)).toMatchObject({ anonymous: true });
+
+    const old = new InMemoryConversationRepository();
+    for (const line of lines) {
+      const before = JSON.parse(line) as Record<string, unknown>;
+      delete before.tokenMintedBy;
+      old.restore(JSON.stringify(before));
+    }
+    expect(await old.customerToken(byKey)).toEqual({ hash: `hash-${byKey}`, anonymous: true });
+  });
+});
+
 describe('InMemoryConversationRepository eviction at scale', () => {
   it('yields to the event loop during a large sweep and evicts every expired conversation', async () => {
     const repository = new InMemoryConversationRepository();

@@ -24,6 +24,7 @@ import {
   ReadReceipt,
   ReadState,
   Sender,
+  StoredCustomerToken,
   StoredMessage,
   StoreStats,
   TypingSignal,
@@ -67,6 +68,8 @@ interface ConversationRecord {
   postKeys?: Map<string, KeptPost>;
   /** The customer token's hash; empty for a conversation restored from an older snapshot. */
   tokenHash: string;
+  /** Its token was minted without an API key (StoredCustomerToken.anonymous). */
+  tokenAnonymous: boolean;
   lastActivityAt: number;
   lastSeq: number;
   /** The read horizons (see markRead). */
@@ -89,6 +92,8 @@ interface SnapshotLine {
   /** [key, fingerprint, expiresAt, JSON], oldest first. */
   postKeys?: [string, string, number, string][];
   tokenHash?: string;
+  /** Who minted the token; absent in snapshots from before the mark: read as 'anonymous'. */
+  tokenMintedBy?: 'api-key' | 'anonymous';
   lastActivityAt: number;
   lastSeq: number;
   /** [customer, agent] read horizons; absent in snapshots from before read receipts. */
@@ -266,6 +271,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
         id: record.id,
         createdAt: record.createdAt,
         tokenHash: record.tokenHash,
+        tokenMintedBy: record.tokenAnonymous ? 'anonymous' : 'api-key',
         lastActivityAt: record.lastActivityAt,
         lastSeq: record.lastSeq,
         lastRead: [record.readCustomer, record.readAgent],
@@ -301,6 +307,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
       life: ++this.lives,
       createKey: saved.createKey ?? '',
       tokenHash: flat(saved.tokenHash ?? ''),
+      tokenAnonymous: saved.tokenMintedBy !== 'api-key',
       lastActivityAt: saved.lastActivityAt,
       lastSeq: saved.lastSeq,
       readCustomer: saved.lastRead?.[0] ?? 0,
@@ -333,7 +340,8 @@ export class InMemoryConversationRepository extends ConversationRepository {
         if (existing.createKey !== input.idempotency.fingerprint) {
           throw new StoreError('idempotency_key_reused');
         }
-        existing.tokenHash = flat(input.customerTokenHash ?? '');
+        existing.tokenHash = flat(input.customerToken?.hash ?? '');
+        existing.tokenAnonymous = input.customerToken?.anonymous ?? true;
         return { ...asCreated(existing), replayed: true };
       }
     }
@@ -346,7 +354,8 @@ export class InMemoryConversationRepository extends ConversationRepository {
       createdAt: input.now,
       life: ++this.lives,
       createKey: input.idempotency?.fingerprint ?? '',
-      tokenHash: flat(input.customerTokenHash ?? ''),
+      tokenHash: flat(input.customerToken?.hash ?? ''),
+      tokenAnonymous: input.customerToken?.anonymous ?? true,
       lastActivityAt: input.now,
       lastSeq: 0,
       readCustomer: 0,
@@ -474,14 +483,21 @@ export class InMemoryConversationRepository extends ConversationRepository {
     if (receipt.seq <= horizon) {
       return { lastRead: lastReadOf(record) };
     }
+    // Down to the last standing message at or below it (see ConversationRepository.markRead).
+    const { bySeq } = record;
+    const below = firstAbove(bySeq, 'seq', receipt.seq) - 1;
+    const read = below < 0 ? 0 : bySeq[below].seq;
+    if (read <= horizon) {
+      return { lastRead: lastReadOf(record) };
+    }
     if (receipt.sender === 'customer') {
-      record.readCustomer = receipt.seq;
+      record.readCustomer = read;
     } else {
-      record.readAgent = receipt.seq;
+      record.readAgent = read;
     }
     const seq = ++record.lastSeq;
     this.conversations.touch(record, receipt.now);
-    this.changed(record, { seq, reader: receipt.sender, horizon: receipt.seq });
+    this.changed(record, { seq, reader: receipt.sender, horizon: read });
     return { lastRead: lastReadOf(record), seq };
   }
 
@@ -547,8 +563,9 @@ export class InMemoryConversationRepository extends ConversationRepository {
     };
   }
 
-  async customerTokenHash(conversationId: string): Promise<string | null> {
-    return this.conversations.get(conversationId)?.tokenHash || null;
+  async customerToken(conversationId: string): Promise<StoredCustomerToken | null> {
+    const record = this.conversations.get(conversationId);
+    return record?.tokenHash ? { hash: record.tokenHash, anonymous: record.tokenAnonymous } : null;
   }
 
   /** In effect at once: every write is applied here, after the watch is added. */

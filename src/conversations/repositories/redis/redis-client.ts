@@ -125,6 +125,12 @@ export async function connectRedis(
   return redis;
 }
 
+/**
+ * How often the cluster client asks for the slot map without being prompted (ioredis refreshes
+ * it by itself only on a MOVED, which a process that sends a slot nothing never gets).
+ */
+export const SLOTS_REFRESH_INTERVAL_MS = 2_000;
+
 /** The seeds as logs and errors name them: hosts and ports, never credentials. */
 export function redactClusterSeeds(seeds: ClusterNodeSeed[]): string {
   return seeds
@@ -136,8 +142,8 @@ export function redactClusterSeeds(seeds: ClusterNodeSeed[]): string {
  * Connects to a Redis Cluster from its seed nodes (REDIS_CLUSTER_NODES), or fails with an
  * error that names the variable and says why: unreachable, or a cluster whose state is not
  * ok. As connectRedis, commands are never queued while the cluster is down; the client
- * follows MOVED and ASK redirections and refreshes its slot map during resharding and
- * failover by itself. Commands are auto-pipelined per node (ioredis groups them by slot
+ * follows MOVED and ASK redirections, and refreshes its slot map after a MOVED and every
+ * SLOTS_REFRESH_INTERVAL_MS. Commands are auto-pipelined per node (ioredis groups them by slot
  * owner), since one pipeline may only reach one node. Events use sharded pub/sub on
  * connections of their own (see ShardSubscribers).
  */
@@ -160,6 +166,9 @@ export async function connectRedisCluster(
       retryDelayOnTryAgain: 100,
       clusterRetryStrategy: (attempt) => Math.min(attempt * 100, 1_000),
       slotsRefreshTimeout: Math.min(commandTimeoutMs, 2_000),
+      // A process that only streams a conversation sends nothing that a MOVED would answer:
+      // only a refresh shows it that the slot moved (see ShardSubscribers).
+      slotsRefreshInterval: SLOTS_REFRESH_INTERVAL_MS,
       redisOptions: {
         username,
         password,

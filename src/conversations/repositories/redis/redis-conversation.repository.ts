@@ -17,6 +17,7 @@ import {
   PageQuery,
   ReadReceipt,
   ReadState,
+  StoredCustomerToken,
   StoredMessage,
   StoreStats,
   TypingSignal,
@@ -60,10 +61,17 @@ export interface RedisStoreOptions {
    * (STORE_TIMEOUT_MS); one Redis's client bounds each command itself.
    */
   timeoutMs?: number;
+  /** A cached history not read for this long is dropped (CONVERSATION_TTL_MS; none: kept). */
+  historyIdleMs?: number;
 }
 
-function isReplicationTimeout(error: unknown): boolean {
-  return error instanceof StoreError && error.code === 'replication_timeout';
+/** What the create script answers (see create-5.lua). */
+type CreateAnswer = Awaited<ReturnType<ScriptedRedis['chatCreate']>>;
+
+/** A write's answer, and the replication_timeout to throw when its WAIT fell short. */
+interface Acknowledged<T> {
+  result: T;
+  unconfirmed: StoreError | null;
 }
 
 /**
@@ -75,6 +83,10 @@ type RawHistory =
 
 /** A conversation's life in Redis: 47 random bits per create (see HistoryVersion). */
 const drawLife = () => randomInt(2 ** 47);
+
+/** The conversation hash's `tm`: who minted its customer token (see StoredCustomerToken). */
+const TOKEN_BY_API_KEY = 'k';
+const TOKEN_ANONYMOUS = 'a';
 
 /** What a subscriber hears that is a typing signal, not a change ("<seq> <type> <JSON>"). */
 const TYPING_PREFIX = 'typing ';
@@ -111,7 +123,7 @@ export class RedisConversationRepository
   private readonly replayLimit: number;
   private readonly waitReplicas: number;
   private readonly waitTimeoutMs: number;
-  private readonly histories = new HistoryCache(HISTORY_CACHE_CHARS);
+  private readonly histories: HistoryCache;
 
   private readonly watchers = new Watchers();
   /** The sharded pub/sub subscriptions (see ChannelSubscriber), made on the first watch. */
@@ -145,72 +157,147 @@ export class RedisConversationRepository
     this.waitReplicas = options.waitReplicas ?? 0;
     this.waitTimeoutMs = options.waitTimeoutMs ?? 500;
     this.subscriberName = `${prefix}sub`;
+    this.histories = new HistoryCache(HISTORY_CACHE_CHARS, options.historyIdleMs ?? Infinity);
   }
 
   /**
-   * Two steps, each on its own slots: first the capacity reservation and the index entry,
-   * then the conversation. The index entry comes first, so none is ever stored without being
-   * findable by the sweeper: a process that dies in between leaves at most an index entry for
-   * nothing, which the next sweep drops (and the count one high). `LT`: an entry is only ever
-   * moved back, so a retry never moves a live conversation's entry forward. When the store
-   * turns out to be full, the conversation just made is removed again; its id was never given
-   * to anyone. A keyed create's id comes from its key, so the script finds a retry's
-   * conversation and answers it; the place reserved for it is given back.
+   * Three steps, each on its own slot, in this order: a capacity place ({meta}), the index
+   * entry (an activity bucket), then the conversation. The record is made only by an attempt
+   * that holds a place, so it is never made and then undone for want of one: a keyed create's
+   * twin that answers "replayed" answers a conversation that stands. The index entry comes
+   * before the record, so none is ever stored without being findable by the sweeper: a process
+   * that dies in between leaves at most an index entry for nothing, which the next sweep
+   * drops. `LT`: an entry is only ever moved back, so a retry never moves a live
+   * conversation's entry forward.
+   *
+   * A create without a key has a random id, so its place and its entry are asked for at once,
+   * and a refusal removes the entry. A keyed create's id comes from its key, so a twin may be
+   * making it right now: its entry is written only once it holds a place, and never removed
+   * (a refused twin would remove the maker's). Without a place it can still be a retry: the
+   * script answers the conversation if an earlier attempt made it.
+   *
+   * The place is given back as soon as the outcome is known not to need it (the conversation
+   * existed, the key was reused, or no record was made), a 503 replication_timeout included:
+   * the script answered, only its WAIT fell short. What stays unknown (Redis stopped
+   * answering) is put right by the next sweep, which sets the count from the index.
    */
   async createConversation(input: NewConversation): Promise<CreatedConversation> {
     const { id, now } = input;
+    const reserved = input.idempotency
+      ? await this.reserveKeyed(input)
+      : await this.reserveUnkeyed(input);
     const keys = this.keys.conversation(id);
-    let reserved = false;
-    let made: Awaited<ReturnType<ScriptedRedis['chatCreate']>>;
+    const life = drawLife();
+    let answer: Acknowledged<CreateAnswer>;
     try {
-      const [place] = await this.run(() =>
-        Promise.all([
-          this.commands.chatReserve(this.keys.meta, input.maxConversations),
-          this.commands.zadd(this.keys.activity(id), 'LT', now, id),
-        ]),
-      );
-      reserved = place === ScriptCode.Done;
-      made = await this.write((commands) =>
+      answer = await this.acknowledged((commands) =>
         commands.chatCreate(
           ...keys,
           now,
-          input.customerTokenHash ?? '',
+          input.customerToken?.hash ?? '',
+          input.customerToken?.anonymous === false ? TOKEN_BY_API_KEY : TOKEN_ANONYMOUS,
           input.idempotency?.fingerprint ?? '',
-          drawLife(),
+          life,
+          reserved ? 1 : 0,
         ),
       );
     } catch (error) {
-      // Whatever got through is undone (if Redis is gone this fails too, and the sweeper
-      // removes the index entry; the count may stay one high). Not for a keyed create: its
-      // conversation may be one an earlier attempt made and answered, which a retry replays;
-      // nor after a replication timeout, whose write stands.
-      if (!input.idempotency && !isReplicationTimeout(error)) {
+      // No answer: the script may or may not have run.
+      if (input.idempotency) {
+        await this.settleUnanswered(id, life, reserved);
+      } else {
         await this.undoCreate(id, keys, reserved);
       }
       throw error;
     }
-    if (made[0] === ScriptCode.Done) {
-      if (!reserved) {
-        await this.undoCreate(id, keys, false);
+    const [code, createdAt] = answer.result;
+    if (reserved && code !== ScriptCode.Done) {
+      await this.giveBackPlace();
+    }
+    if (answer.unconfirmed) {
+      throw answer.unconfirmed; // the write stands: a keyed retry replays it
+    }
+    switch (code) {
+      case ScriptCode.Done:
+        return { id, createdAt: now, lastActivityAt: now, messageCount: 0 };
+      case ScriptCode.ConversationNotFound:
         throw new StoreError('capacity_exceeded');
+      case ScriptCode.KeyReused:
+        throw new StoreError('idempotency_key_reused');
+      default: {
+        const created = Number(createdAt);
+        return { id, createdAt: created, lastActivityAt: created, messageCount: 0, replayed: true };
       }
-      return { id, createdAt: now, lastActivityAt: now, messageCount: 0 };
     }
-    if (reserved) {
-      await this.commands.hincrby(this.keys.meta, 'conversations', -1).catch(() => undefined);
-    }
-    if (made[0] === ScriptCode.KeyReused) {
-      throw new StoreError('idempotency_key_reused');
-    }
-    const created = Number(made[1]);
-    return { id, createdAt: created, lastActivityAt: created, messageCount: 0, replayed: true };
   }
 
+  /** A place and the index entry at once; refused, the entry goes. True when a place is held. */
+  private async reserveUnkeyed(input: NewConversation): Promise<boolean> {
+    const { id, now } = input;
+    const [place, entry] = await Promise.allSettled([
+      this.run(() => this.commands.chatReserve(this.keys.meta, input.maxConversations)),
+      this.run(() => this.commands.zadd(this.keys.activity(id), 'LT', now, id)),
+    ]);
+    const reserved = place.status === 'fulfilled' && place.value === ScriptCode.Done;
+    if (place.status === 'rejected' || entry.status === 'rejected' || !reserved) {
+      await this.undoCreate(id, [], reserved);
+      throw place.status === 'rejected'
+        ? place.reason
+        : entry.status === 'rejected'
+          ? entry.reason
+          : new StoreError('capacity_exceeded');
+    }
+    return true;
+  }
+
+  /** A place, then the index entry if one was had (see createConversation). */
+  private async reserveKeyed(input: NewConversation): Promise<boolean> {
+    const { id, now } = input;
+    const place = await this.run(() =>
+      this.commands.chatReserve(this.keys.meta, input.maxConversations),
+    );
+    if (place !== ScriptCode.Done) {
+      return false;
+    }
+    try {
+      await this.run(() => this.commands.zadd(this.keys.activity(id), 'LT', now, id));
+    } catch (error) {
+      await this.giveBackPlace();
+      throw error;
+    }
+    return true;
+  }
+
+  /**
+   * A keyed create whose script gave no answer: its record is there with this attempt's life
+   * when the script ran and made it, and then it keeps its place; otherwise it gives the place
+   * back. If Redis does not answer this either, the next sweep's count puts it right.
+   */
+  private async settleUnanswered(id: string, life: number, reserved: boolean): Promise<void> {
+    if (!reserved) {
+      return;
+    }
+    const [conv] = this.keys.conversation(id);
+    try {
+      const made = await this.run(() => this.commands.hget(conv, 'l'));
+      if (made !== String(life)) {
+        await this.giveBackPlace();
+      }
+    } catch {
+      // unknown still
+    }
+  }
+
+  private async giveBackPlace(): Promise<void> {
+    await this.commands.hincrby(this.keys.meta, 'conversations', -1).catch(() => undefined);
+  }
+
+  /** Removes what a create without a key got through (`keys`: its record's, if made). */
   private async undoCreate(id: string, keys: string[], reserved: boolean): Promise<void> {
     await Promise.all([
-      this.commands.del(...keys, ...this.keys.postKeys(id)),
+      keys.length > 0 ? this.commands.del(...keys, ...this.keys.postKeys(id)) : null,
       this.commands.zrem(this.keys.activity(id), id),
-      reserved ? this.commands.hincrby(this.keys.meta, 'conversations', -1) : null,
+      reserved ? this.giveBackPlace() : null,
     ]).catch(() => undefined);
   }
 
@@ -378,7 +465,8 @@ export class RedisConversationRepository
    * One sweeper at a time across every instance (a lock with a token and an expiry). Walks
    * each activity bucket from its oldest entry up to the cutoff: the cost is what it evicts.
    * Each candidate is evicted by a script that re-checks its own last activity, so an index
-   * entry left behind by a late update never evicts a live conversation.
+   * entry left behind by a late update never evicts a live conversation. Then the
+   * conversation count is set from the index (see recount).
    */
   async evictInactive(cutoff: number): Promise<number> {
     const token = randomUUID();
@@ -409,18 +497,34 @@ export class RedisConversationRepository
         }
       }
     } finally {
-      if (conversations > 0) {
-        await this.run(() =>
-          this.redis
-            .multi()
-            .hincrby(this.keys.meta, 'conversations', -conversations)
-            .hincrby(this.keys.meta, 'messages', -messages)
-            .exec(),
-        );
+      try {
+        await this.recount(messages);
+      } finally {
+        await this.run(() => this.commands.chatDeleteIf(this.keys.sweeperLock, token));
       }
-      await this.run(() => this.commands.chatDeleteIf(this.keys.sweeperLock, token));
     }
     return conversations;
+  }
+
+  /**
+   * After a sweep: the conversation count is set to the activity index's size (every
+   * conversation has one entry; entries for nothing have just been dropped up to the cutoff),
+   * so a place that a create could not give back (Redis stopped answering, its process died)
+   * is free again after one sweep. The buckets' sizes are read, never the keyspace. A create
+   * between a bucket's ZCARD and the HSET may be left out until the next sweep.
+   */
+  private async recount(messagesEvicted: number): Promise<void> {
+    const sizes = await this.run(() =>
+      Promise.all(this.keys.activityBuckets().map((bucket) => this.commands.zcard(bucket))),
+    );
+    const indexed = sizes.reduce((sum, size) => sum + size, 0);
+    await this.run(() =>
+      this.redis
+        .multi()
+        .hset(this.keys.meta, 'conversations', indexed)
+        .hincrby(this.keys.meta, 'messages', -messagesEvicted)
+        .exec(),
+    );
   }
 
   async getPage(conversationId: string, query: PageQuery): Promise<MessagePage | null> {
@@ -444,9 +548,11 @@ export class RedisConversationRepository
     };
   }
 
-  async customerTokenHash(conversationId: string): Promise<string | null> {
+  async customerToken(conversationId: string): Promise<StoredCustomerToken | null> {
     const [conv] = this.keys.conversation(conversationId);
-    return (await this.run(() => this.commands.hget(conv, 't'))) || null;
+    const [hash, mintedBy] = await this.run(() => this.commands.hmget(conv, 't', 'tm'));
+    // No `tm`: a record from before the mark, read as anonymous (see StoredCustomerToken).
+    return hash ? { hash, anonymous: mintedBy !== TOKEN_BY_API_KEY } : null;
   }
 
   async changesAfter(conversationId: string, afterSeq: number): Promise<ChangesAfter | null> {
@@ -631,6 +737,27 @@ export class RedisConversationRepository
     if (this.waitReplicas === 0) {
       return this.run(() => script(this.commands));
     }
+    return this.acknowledged(script).then(({ result, unconfirmed }) => {
+      if (unconfirmed) {
+        throw unconfirmed;
+      }
+      return result;
+    });
+  }
+
+  /**
+   * As write, but a WAIT that fell short does not hide the script's answer: it comes with the
+   * replication_timeout to throw, for a caller that must act on the outcome first.
+   */
+  private acknowledged<T>(
+    script: (commands: ScriptedRedis) => Promise<T>,
+  ): Promise<Acknowledged<T>> {
+    if (this.waitReplicas === 0) {
+      return this.run(() => script(this.commands)).then((result) => ({
+        result,
+        unconfirmed: null,
+      }));
+    }
     return this.run(async () => {
       const pipeline = this.redis.pipeline();
       void script(pipeline as unknown as ScriptedRedis); // queued: a pipeline's command returns it
@@ -642,13 +769,14 @@ export class RedisConversationRepository
       if (scriptError || waitError) {
         throw scriptError ?? waitError;
       }
-      if (Number(replicas) < this.waitReplicas) {
-        throw new StoreError(
-          'replication_timeout',
-          `Redis at ${this.where}: ${String(replicas)} of ${this.waitReplicas} replica(s) confirmed the write within ${this.waitTimeoutMs} ms`,
-        );
-      }
-      return result as T;
+      const unconfirmed =
+        Number(replicas) < this.waitReplicas
+          ? new StoreError(
+              'replication_timeout',
+              `Redis at ${this.where}: ${String(replicas)} of ${this.waitReplicas} replica(s) confirmed the write within ${this.waitTimeoutMs} ms`,
+            )
+          : null;
+      return { result: result as T, unconfirmed };
     });
   }
 

@@ -68,9 +68,16 @@ export interface RedisScripts {
     seqs: Key,
     now: Arg,
     tokenHash: Arg,
+    tokenMintedBy: Arg,
     fingerprint: Arg,
     life: Arg,
-  ): Promise<[ScriptCode.Done] | [ScriptCode.Exists, string] | [ScriptCode.KeyReused]>;
+    mayMake: Arg,
+  ): Promise<
+    | [ScriptCode.Done]
+    | [ScriptCode.Exists, string]
+    | [ScriptCode.KeyReused]
+    | [ScriptCode.ConversationNotFound]
+  >;
   chatGet(
     conv: Key,
     msgs: Key,

@@ -24,12 +24,13 @@ export interface ChannelSubscriber {
  * A subscriber connection made like `options` (its own: a connection in subscriber mode
  * takes no other command), which queues its commands while it reconnects, and after a
  * reconnect calls `reconnected` instead of ioredis's autoResubscribe, whose end gives no
- * signal.
+ * signal. Its errors go to `failed` (the main connection tells of outages).
  */
 function subscriberConnection(
   make: () => Redis,
   events: SubscriberEvents,
   reconnected: (connection: Redis) => void,
+  failed: (error: Error) => void = () => undefined,
 ): Redis {
   const connection = make();
   let connectedBefore = false;
@@ -39,9 +40,24 @@ function subscriberConnection(
     }
     connectedBefore = true;
   });
-  connection.on('error', () => undefined); // the main connection tells of outages
+  connection.on('error', failed);
   connection.on('smessage', (channel: string, payload: string) => events.message(channel, payload));
   return connection;
+}
+
+/**
+ * SSUBSCRIBEs the channels and resolves once Redis has confirmed each. Rejected when the
+ * node answers MOVED: ioredis then emits `moved` and never settles the command.
+ */
+function confirmSubscribed(connection: Redis, channels: string[]): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const moved = () => reject(new Error('MOVED: this node does not serve the channel'));
+    connection.once('moved', moved);
+    // One slot per SSUBSCRIBE on a cluster; one Redis takes them one by one just as well.
+    Promise.all(channels.map((channel) => connection.ssubscribe(channel)))
+      .then(() => resolve(), reject)
+      .finally(() => connection.off('moved', moved));
+  });
 }
 
 /** Subscribes every channel again on a connection; the gap is told once Redis confirms. */
@@ -54,8 +70,7 @@ async function subscribeAgain(
     return;
   }
   try {
-    // One slot per SSUBSCRIBE on a cluster; one Redis takes them one by one just as well.
-    await Promise.all(channels.map((channel) => connection.ssubscribe(channel)));
+    await confirmSubscribed(connection, channels);
   } catch {
     if (connection.status === 'ready') {
       connection.disconnect(true); // made again, which tries again
@@ -99,10 +114,31 @@ export class ConnectionSubscriber implements ChannelSubscriber {
 }
 
 /**
+ * The channel of a `sunsubscribe` that Redis pushed unasked: a node sends one to each
+ * subscriber of a shard channel whose slot it no longer serves (resharding, or a failover that
+ * made it a replica). ioredis 5 takes the push for the reply to a command and, finding none
+ * waiting, emits an error that quotes it ("… Last reply: sunsubscribe,<channel>,<count>").
+ */
+export function unsolicitedUnsubscribe(error: Error): string | null {
+  return (
+    /Command queue state error\..* Last reply: sunsubscribe,(.*),\d+$/s.exec(error.message)?.[1] ??
+    null
+  );
+}
+
+/** How soon a subscription that could not be made is tried again, with a fresh slot map. */
+const RETRY_MS = 250;
+
+/**
  * A Redis Cluster: one subscriber connection per master that owns a watched channel's slot,
- * so that an event travels only within its conversation's shard. When the cluster client
- * refreshes its slot map (it does after a failover or a MOVED, and every few seconds), a
- * channel whose slot has a new master is subscribed there, and told as a gap.
+ * so that an event travels only within its conversation's shard. Whenever the cluster client
+ * refreshes its slot map (every slotsRefreshInterval, after a MOVED, and when asked here), a
+ * channel whose slot has a new master is subscribed there, and told as a gap, so that its
+ * streams catch up from the store. The map is refreshed at once when a node pushes an
+ * unasked `sunsubscribe` (the slot left it: the channel has no subscription until it is
+ * made at the new owner), when a SSUBSCRIBE is answered MOVED, and when a subscriber
+ * connection loses its master (dead, or failed over): its channels move to whichever master
+ * the map names, rather than wait for an address that may never serve them again.
  *
  * Kept here rather than in ioredis's shardedSubscribers, whose resubscription after a
  * topology change is not confirmed: messages published in between were lost unseen.
@@ -110,9 +146,13 @@ export class ConnectionSubscriber implements ChannelSubscriber {
 export class ShardSubscribers implements ChannelSubscriber {
   /** Master node key (host:port) → its subscriber connection. */
   private readonly connections = new Map<string, Redis>();
-  /** Channel → the master it is subscribed on. */
-  private readonly channels = new Map<string, string>();
+  /**
+   * Channel → the master it is subscribed (or being subscribed) on; null when it has no
+   * subscription, until the next slot map says where to make one.
+   */
+  private readonly channels = new Map<string, string | null>();
   private readonly follow = () => void this.followMasters();
+  private refreshTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly cluster: Cluster,
@@ -125,7 +165,7 @@ export class ShardSubscribers implements ChannelSubscriber {
   async subscribe(channel: string): Promise<void> {
     const master = this.master(channel);
     this.channels.set(channel, master);
-    await this.connection(master).ssubscribe(channel);
+    await confirmSubscribed(this.connection(master), [channel]);
   }
 
   unsubscribe(channel: string): void {
@@ -141,6 +181,10 @@ export class ShardSubscribers implements ChannelSubscriber {
 
   close(): void {
     this.cluster.off('refresh', this.follow);
+    if (this.refreshTimer) {
+      clearTimeout(this.refreshTimer);
+      this.refreshTimer = null;
+    }
     this.connections.forEach((connection) => connection.disconnect());
     this.connections.clear();
   }
@@ -152,6 +196,18 @@ export class ShardSubscribers implements ChannelSubscriber {
       throw new Error('no master serves this channel now');
     }
     return master;
+  }
+
+  /**
+   * Asks the cluster client for a fresh slot map (its `refresh` then moves the channels);
+   * one request at a time, and ioredis runs one refresh at a time.
+   */
+  private refresh(delayMs = 0): void {
+    this.refreshTimer ??= setTimeout(() => {
+      this.refreshTimer = null;
+      this.cluster.refreshSlotsCache();
+    }, delayMs);
+    this.refreshTimer.unref();
   }
 
   private connection(master: string): Redis {
@@ -170,16 +226,49 @@ export class ShardSubscribers implements ChannelSubscriber {
             retryStrategy: (attempt) => Math.min(attempt * 100, 1_000),
           }),
         this.events,
-        (reconnected) =>
-          void subscribeAgain(
-            reconnected,
-            [...this.channels].filter(([, on]) => on === master).map(([channel]) => channel),
-            this.events,
-          ),
+        () => void this.resubscribe(master, this.channelsOn(master)),
+        (error) => {
+          const channel = unsolicitedUnsubscribe(error);
+          if (channel !== null && this.channels.get(channel) === master) {
+            this.channels.set(channel, null); // the slot left this master
+          }
+          this.refresh();
+        },
       );
+      // Lost its master: the slot map may name another by now.
+      connection.on('reconnecting', () => this.refresh());
+      connection.on('moved', () => this.refresh());
       this.connections.set(master, connection);
     }
     return connection;
+  }
+
+  private channelsOn(master: string): string[] {
+    return [...this.channels].filter(([, on]) => on === master).map(([channel]) => channel);
+  }
+
+  /**
+   * Subscribes the channels on their master and, once it confirms, tells the gap. Those it
+   * does not confirm (a MOVED from a map that was behind, a master out of reach) wait for a
+   * fresh map.
+   */
+  private async resubscribe(master: string, channels: string[]): Promise<void> {
+    if (channels.length === 0) {
+      return;
+    }
+    try {
+      await confirmSubscribed(this.connection(master), channels);
+    } catch {
+      for (const channel of channels) {
+        if (this.channels.get(channel) === master) {
+          this.channels.set(channel, null);
+        }
+      }
+      this.refresh(RETRY_MS);
+      return;
+    }
+    // Those moved on meanwhile are told by their new master's confirmation.
+    this.events.gap(channels.filter((channel) => this.channels.get(channel) === master));
   }
 
   /** Moves every channel whose slot has a new master there; drops connections left idle. */
@@ -190,10 +279,12 @@ export class ShardSubscribers implements ChannelSubscriber {
       if (master && master !== on) {
         this.channels.set(channel, master);
         moved.set(master, [...(moved.get(master) ?? []), channel]);
-        void this.connections
-          .get(on)
-          ?.sunsubscribe(channel)
-          .catch(() => undefined);
+        if (on) {
+          void this.connections
+            .get(on)
+            ?.sunsubscribe(channel)
+            .catch(() => undefined);
+        }
       }
     }
     const used = new Set(this.channels.values());
@@ -203,10 +294,6 @@ export class ShardSubscribers implements ChannelSubscriber {
         this.connections.delete(master);
       }
     }
-    await Promise.all(
-      [...moved].map(([master, channels]) =>
-        subscribeAgain(this.connection(master), channels, this.events),
-      ),
-    );
+    await Promise.all([...moved].map(([master, channels]) => this.resubscribe(master, channels)));
   }
 }

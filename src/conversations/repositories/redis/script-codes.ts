@@ -10,7 +10,10 @@ import { StoreError, StoreErrorCode } from '../../conversation.errors';
 export enum ScriptCode {
   /** Done, with nothing more to tell: a place taken (reserve), made (create), sent (typing). */
   Done = 0,
-  /** Refusal: no such conversation (append, delete, read, typing; evict: nothing to evict). */
+  /**
+   * Refusal: no such conversation (append, delete, read, typing; evict: nothing to evict;
+   * create without a capacity place: no earlier attempt made it).
+   */
   ConversationNotFound = -1,
   /** Refusal: the conversation holds its maximum of messages (append). */
   ConversationFull = -2,

@@ -1,7 +1,8 @@
 --[[
   A read receipt: moves the sender's read horizon (fields rc and ra of the record) up to a
-  seq. A move takes the conversation's next seq, is activity, and is told as
-  conversation.read; a seq at or below the horizon changes nothing.
+  seq, taken down to the seq of the last standing message at or below it (the seq index).
+  A move takes the conversation's next seq, is activity, and is told as conversation.read;
+  a seq that comes down to the horizon or below changes nothing.
 
   KEYS[1] conv, KEYS[2] msgs, KEYS[3] ids, KEYS[4] events, KEYS[5] seq: the conversation's keys
   ARGV[1] sender: customer or agent
@@ -29,6 +30,9 @@ if ARGV[1] == 'customer' then
   field = 'rc'
   horizon = rc
 end
+if want <= horizon then return {UNCHANGED, rc, ra} end
+local below = redis.call('ZREVRANGEBYSCORE', KEYS[5], want, '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
+want = tonumber(below[2] or '0')
 if want <= horizon then return {UNCHANGED, rc, ra} end
 if field == 'rc' then rc = want else ra = want end
 local seq = last + 1
