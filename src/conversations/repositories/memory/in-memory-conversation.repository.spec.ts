@@ -187,6 +187,21 @@ describe('InMemoryConversationRepository byte budget: what deleted messages leav
     }
   });
 
+  it('lets go of expired keys, and what only they held, before it refuses a post for room', async () => {
+    const repository = new InMemoryConversationRepository(60_000, 1, 15_000);
+    const id = await conversationIn(repository);
+    const big = await repository.appendMessage(id, message(BIG, 1_000, keyOf(1_000)));
+    await repository.deleteMessage(id, big.id, 1_100);
+    // The key still holds the deleted message: no room for another.
+    await expect(repository.appendMessage(id, message(BIG, 1_200))).rejects.toMatchObject({
+      code: 'store_full',
+    });
+    // Once it expired, an unkeyed post finds the room.
+    const next = await repository.appendMessage(id, message(BIG, 2_000));
+    expect(next.seq).toBe(3);
+    expect(repository.bytes).toBeLessThanOrEqual(15_000);
+  });
+
   it('counts a live keyed message once, before and after a snapshot', async () => {
     const repository = new InMemoryConversationRepository(60_000, 1);
     const id = await conversationIn(repository);

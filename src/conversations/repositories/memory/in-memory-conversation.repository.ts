@@ -203,6 +203,22 @@ function dropKey(keys: Map<string, KeptPost>, key: string, kept: KeptPost): numb
   return KEPT_POST_BYTES + letGo(kept.message, IN_KEPT_POST);
 }
 
+/**
+ * Forgets the kept keys that have expired, and the oldest while `below` or more are kept; the
+ * bytes the budget gives back.
+ */
+function forgetKeys(keys: Map<string, KeptPost>, now: number, below = Infinity): number {
+  let freed = 0;
+  // Every key lives equally long, so the expired ones are at the front.
+  for (const [key, kept] of keys) {
+    if (kept.expiresAt > now && keys.size < below) {
+      break;
+    }
+    freed += dropKey(keys, key, kept);
+  }
+  return freed;
+}
+
 /** A replay buffer entry as the byte budget counts it, once it leaves the buffer. */
 function bufferedBytes(change: BufferedChange): number {
   if ('json' in change) {
@@ -470,7 +486,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
       holders: IN_HISTORY,
     };
     let bytes = messageBytes(stored.json);
-    this.makeRoom(bytes + (keyed ? KEPT_POST_BYTES : 0));
+    this.makeRoom(bytes + (keyed ? KEPT_POST_BYTES : 0), record, input.now);
     record.lastSeq = message.seq;
     const { messages } = record;
     record.bySeq.push(stored);
@@ -483,8 +499,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
       bytes += this.keepPost(record, keyed, input.now, stored);
     }
     bytes -= this.changed(record, stored);
-    record.bytes += bytes;
-    this.conversations.touch(record, input.now, [1, bytes]);
+    this.recount(record, input.now, 1, bytes);
     if (this.answersHttp) {
       keepStoredJson(message, stored.json);
     }
@@ -516,8 +531,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
       DELETED_CHANGE_BYTES -
       letGo(removed, IN_HISTORY) -
       this.changed(record, { seq, deleted: flat(messageId) });
-    record.bytes += bytes;
-    this.conversations.touch(record, now, [-1, bytes]);
+    this.recount(record, now, -1, bytes);
     return { messageId, seq };
   }
 
@@ -539,8 +553,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
     const bytes =
       READ_CHANGE_BYTES -
       this.changed(record, { seq, reader: receipt.sender, horizon: receipt.seq });
-    record.bytes += bytes;
-    this.conversations.touch(record, receipt.now, [0, bytes]);
+    this.recount(record, receipt.now, 0, bytes);
     return { lastRead: lastReadOf(record), seq };
   }
 
@@ -670,14 +683,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
     message: MessageRecord,
   ): number {
     const keys = (record.postKeys ??= new Map());
-    let bytes = KEPT_POST_BYTES;
-    // Every key lives equally long, so the expired ones are at the front.
-    for (const [key, kept] of keys) {
-      if (kept.expiresAt > now && keys.size < MAX_POST_KEYS) {
-        break;
-      }
-      bytes -= dropKey(keys, key, kept);
-    }
+    let bytes = KEPT_POST_BYTES - forgetKeys(keys, now, MAX_POST_KEYS);
     // An expired entry under the same key: re-inserted at the back.
     const expired = keys.get(keyed.key);
     if (expired) {
@@ -692,11 +698,23 @@ export class InMemoryConversationRepository extends ConversationRepository {
     return bytes;
   }
 
+  /** Applies a change of the conversation's message count and counted bytes, as activity. */
+  private recount(record: ConversationRecord, now: number, messages: number, bytes: number): void {
+    record.bytes += bytes;
+    this.conversations.touch(record, now, [messages, bytes]);
+  }
+
   /**
    * Refuses a write of `bytes` more that would pass the budget (store_full), before anything
-   * changes; warns once when the store passes 90% of it.
+   * visible changes; warns once when the store passes 90% of it. A post to a conversation
+   * first lets go of its expired keys (which would go with its next keyed post anyway), and
+   * of what only they held.
    */
-  private makeRoom(bytes: number): void {
+  private makeRoom(bytes: number, record?: ConversationRecord, now = 0): void {
+    if (record?.postKeys && this.bytes + bytes > this.maxBytes) {
+      // Not activity: the conversation's last activity stays where it is.
+      this.recount(record, record.lastActivityAt, 0, -forgetKeys(record.postKeys, now));
+    }
     const after = this.bytes + bytes;
     if (after > this.maxBytes) {
       throw new StoreError('store_full');
