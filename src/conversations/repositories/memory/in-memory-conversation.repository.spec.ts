@@ -47,16 +47,18 @@ describe('InMemoryConversationRepository eviction at scale', () => {
   });
 });
 
-describe('InMemoryConversationRepository byte budget', () => {
-  const message = (content: string, now = 1_000) => ({
-    id: randomUUID(),
-    sender: 'agent' as const,
-    content,
-    timestamp: now,
-    now,
-    maxMessages: 1_000,
-  });
+/** A message to append, by the agent, written at `now`. */
+const message = (content: string, now = 1_000, idempotency?: IdempotentWrite) => ({
+  id: randomUUID(),
+  sender: 'agent' as const,
+  content,
+  timestamp: now,
+  now,
+  maxMessages: 1_000,
+  idempotency,
+});
 
+describe('InMemoryConversationRepository byte budget', () => {
   it('refuses a write past MAX_STORE_BYTES with store_full, touching nothing, and takes writes again once room is freed', async () => {
     // A one-change replay buffer: a deleted message's text is let go of at once (see below).
     const repository = new InMemoryConversationRepository(60_000, 1, 10_000);
@@ -120,15 +122,6 @@ describe('InMemoryConversationRepository byte budget', () => {
 
 describe('InMemoryConversationRepository byte budget: what deleted messages leave behind', () => {
   const BIG = 'b'.repeat(10_000);
-  const message = (content: string, now = 1_000, idempotency?: IdempotentWrite) => ({
-    id: randomUUID(),
-    sender: 'agent' as const,
-    content,
-    timestamp: now,
-    now,
-    maxMessages: 1_000,
-    idempotency,
-  });
   const keyOf = (ttlMs = 1_000): IdempotentWrite => ({
     key: randomUUID(),
     fingerprint: randomUUID(),
