@@ -16,6 +16,13 @@ import { renderMarkdown } from './report/markdown';
 import { computeTargets } from './report/targets';
 import { FULL_SCALE, QUICK_SCALE, runScaleSuite, ScaleResults } from './scale/scale-suite';
 import {
+  BacklogResult,
+  backlogMarkdown,
+  FULL_BACKLOG,
+  QUICK_BACKLOG,
+  runBacklogSuite,
+} from './realtime/backlog-suite';
+import {
   FULL_REALTIME,
   QUICK_REALTIME,
   realtimeMarkdown,
@@ -24,7 +31,7 @@ import {
 } from './realtime/realtime-suite';
 
 /**
- * `npm run bench [-- --quick] [--configs=A,E,N,NP,NX,X,B,C,L,D,F,FW] [--scenarios=post,get20] [--skip=http,paired,scale,hub,realtime]`
+ * `npm run bench [-- --quick] [--configs=A,E,N,NP,NX,X,B,C,L,D,F,FW] [--scenarios=post,get20] [--skip=http,paired,scale,hub,realtime,backlog]`
  * Builds the server once, runs the HTTP scenarios, the scale checks and the hub
  * micro-benchmark, prints a markdown report and writes bench/results/<timestamp>.json.
  */
@@ -35,6 +42,7 @@ const FULL = {
   hub: { measureSeconds: 5, warmupSeconds: 1, inFlightPerWorker: 32 },
   scale: FULL_SCALE,
   realtime: FULL_REALTIME,
+  backlog: FULL_BACKLOG,
 };
 
 const QUICK = {
@@ -45,6 +53,7 @@ const QUICK = {
   hub: { measureSeconds: 1.5, warmupSeconds: 0.5, inFlightPerWorker: 32 },
   scale: QUICK_SCALE,
   realtime: QUICK_REALTIME,
+  backlog: QUICK_BACKLOG,
 };
 
 interface Options {
@@ -69,7 +78,7 @@ function parseOptions(argv: string[]): Options {
       list(value).forEach((suite) => options.skip.add(suite));
     } else {
       throw new Error(
-        `Unknown option ${arg}. Usage: npm run bench -- [--quick] [--configs=${CONFIGURATIONS.map((c) => c.key).join(',')}] [--scenarios=${SCENARIOS.map((s) => s.key).join(',')}] [--skip=http,paired,scale,hub,realtime]`,
+        `Unknown option ${arg}. Usage: npm run bench -- [--quick] [--configs=${CONFIGURATIONS.map((c) => c.key).join(',')}] [--scenarios=${SCENARIOS.map((s) => s.key).join(',')}] [--skip=http,paired,scale,hub,realtime,backlog]`,
       );
     }
   }
@@ -150,7 +159,13 @@ async function main(): Promise<void> {
     (options.skip.has('hub')
       ? 0
       : 2 * (settings.hub.warmupSeconds + settings.hub.measureSeconds) + 2) +
-    (options.skip.has('realtime') ? 0 : options.quick ? 15 : 90);
+    (options.skip.has('realtime') ? 0 : options.quick ? 15 : 90) +
+    (options.skip.has('backlog') || !configurations.some((c) => c.key === 'B')
+      ? 0
+      : 15 +
+        settings.backlog.maxSeconds +
+        3 * settings.backlog.warmupSeconds +
+        3 * settings.backlog.slices * (settings.backlog.sliceSeconds + 0.3));
   log(`about ${Math.round(estimate / 60)} min (${Math.round(estimate)} s) expected`);
   build();
 
@@ -189,6 +204,7 @@ async function main(): Promise<void> {
   let scale: ScaleResults | null = null;
   let hub: HubResults | null = null;
   let realtime: RealtimeResults | null = null;
+  let backlog: BacklogResult | null = null;
   try {
     if (!options.skip.has('http')) {
       http = await attempt('HTTP scenarios', errors, () =>
@@ -215,11 +231,18 @@ async function main(): Promise<void> {
         runRealtimeSuite(configurations, settings.realtime, log),
       );
     }
+    // Post latency with paused event streams, on B (issue 29): when B is among the configurations.
+    const single = configurations.find((c) => c.key === 'B');
+    if (!options.skip.has('backlog') && single) {
+      backlog = await attempt('paused streams', errors, () =>
+        runBacklogSuite(single, settings.backlog, log),
+      );
+    }
   } finally {
     await teardown();
   }
 
-  const targets = computeTargets({ http, scale, hub, realtime, paired });
+  const targets = computeTargets({ http, scale, hub, realtime, paired, backlog });
   const seconds = (performance.now() - started) / 1000;
   const report = {
     mode: options.quick ? ('quick' as const) : ('full' as const),
@@ -233,6 +256,7 @@ async function main(): Promise<void> {
     scale,
     hub,
     realtime,
+    backlog,
     baselines: baselineResults(http),
     paired,
     pairTiming: settings.paired,
@@ -242,7 +266,13 @@ async function main(): Promise<void> {
   };
   const markdown = renderMarkdown(report).replace(
     "### Targets (from this run's medians)",
-    `${realtime ? `${realtimeMarkdown(realtime).join('\n')}\n\n` : ''}### Targets (from this run's medians)`,
+    [
+      ...(realtime ? [realtimeMarkdown(realtime)] : []),
+      ...(backlog ? [backlogMarkdown(backlog)] : []),
+      ["### Targets (from this run's medians)"],
+    ]
+      .map((section) => section.join('\n'))
+      .join('\n\n'),
   );
   process.stdout.write(`\n${markdown}\n`);
 

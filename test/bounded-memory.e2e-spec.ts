@@ -3,10 +3,25 @@ import http from 'node:http';
 import net from 'node:net';
 import { openEventStream } from './utils/event-stream';
 import { PrivateRedis, REDIS_BINARY } from './utils/redis';
-import { requestText, ServerProcess, spawnServer, useServer } from './utils/spawn-server';
+import {
+  HEAP_PROBE_OPTIONS,
+  heapAfterGc,
+  requestText,
+  ServerProcess,
+  spawnServer,
+  useServer,
+} from './utils/spawn-server';
 
 const BIG = 'x'.repeat(9_990);
+/** How long a flood's keys are kept (IDEMPOTENCY_TTL_MS). */
+const KEY_TTL_MS = 1_000;
 const idOf = (res: { text: string }) => (JSON.parse(res.text) as { id: string }).id;
+
+/** A gauge's value from GET /metrics (the whole cluster's, in cluster mode). */
+async function gauge(server: ServerProcess, name: string): Promise<number> {
+  const metrics = (await requestText(server.baseUrl, 'GET', '/metrics')).text;
+  return Number(new RegExp(`^${name} (\\d+)`, 'm').exec(metrics)?.[1]);
+}
 
 interface Flooded {
   ids: string[];
@@ -112,19 +127,23 @@ async function boundedFlood(server: ServerProcess): Promise<void> {
   }
   expect(total).toBeGreaterThan(100);
 
-  // Still full, then room once messages are deleted.
+  // Still full once the keys have expired and a post has let go of them (a few posts fit in
+  // what they gave back), then room once messages are deleted and nothing holds their text:
+  // these five were posted long before the last EVENT_REPLAY_LIMIT changes.
   const path = `/api/conversations/${ids[0]}/messages`;
-  expect(
-    (await requestText(server.baseUrl, 'POST', path, { body: { sender: 'agent', content: BIG } }))
-      .status,
-  ).toBe(507);
+  const post = () =>
+    requestText(server.baseUrl, 'POST', path, { body: { sender: 'agent', content: BIG } });
+  await new Promise((resolve) => setTimeout(resolve, KEY_TTL_MS));
+  let status = 201;
+  for (let tries = 0; tries < 20 && status === 201; tries++) {
+    status = (await post()).status;
+  }
+  expect(status).toBe(507);
   for (const messageId of (acknowledged.get(ids[0]) ?? []).slice(0, 5)) {
     const deleted = await requestText(server.baseUrl, 'DELETE', `${path}/${messageId}`);
     expect(deleted.status).toBe(200);
   }
-  const again = await requestText(server.baseUrl, 'POST', path, {
-    body: { sender: 'agent', content: BIG },
-  });
+  const again = await post();
   expect(again.status).toBe(201);
 }
 
@@ -135,15 +154,16 @@ describe('bounded memory: a flood is refused with 507, never a crash', () => {
     const server = await spawnServer({
       WORKERS: '0',
       NODE_OPTIONS: '--max-old-space-size=128',
+      EVENT_REPLAY_LIMIT: '10',
+      IDEMPOTENCY_TTL_MS: String(KEY_TTL_MS),
     });
     try {
       await expectBoundedFlood(server);
       // The budget and what it holds, as the metrics say.
-      const metrics = (await requestText(server.baseUrl, 'GET', '/metrics')).text;
-      const gauge = (name: string) => Number(new RegExp(`^${name} (\\d+)`, 'm').exec(metrics)?.[1]);
-      expect(gauge('chat_store_bytes_budget')).toBeGreaterThan(40_000_000);
-      expect(gauge('chat_store_bytes_budget')).toBeLessThan(100_000_000);
-      expect(gauge('chat_store_bytes')).toBeLessThanOrEqual(gauge('chat_store_bytes_budget'));
+      const budget = await gauge(server, 'chat_store_bytes_budget');
+      expect(budget).toBeGreaterThan(40_000_000);
+      expect(budget).toBeLessThan(100_000_000);
+      expect(await gauge(server, 'chat_store_bytes')).toBeLessThanOrEqual(budget);
       expect(server.lines(/over 90% of MAX_STORE_BYTES/)).toHaveLength(1);
     } finally {
       await server.stop();
@@ -154,9 +174,86 @@ describe('bounded memory: a flood is refused with 507, never a crash', () => {
     const server = await spawnServer({
       WORKERS: '2',
       MAX_STORE_BYTES: '20000000',
+      EVENT_REPLAY_LIMIT: '10',
+      IDEMPOTENCY_TTL_MS: String(KEY_TTL_MS),
     });
     try {
       await expectBoundedFlood(server);
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
+describe('bounded memory: the budget counts what deleted messages leave behind', () => {
+  jest.setTimeout(180_000);
+  const ROUNDS = 80;
+  const HUGE = 'x'.repeat(1_000_000);
+
+  it('WORKERS=2, 128 MB heap: 1 MB post-and-delete rounds get 507 past the budget, the primary lives, nothing acknowledged is lost, and chat_store_bytes is at least 80% of the heap the store holds', async () => {
+    const server = await spawnServer({
+      WORKERS: '2',
+      NODE_OPTIONS: `--max-old-space-size=128 --max-semi-space-size=16 ${HEAP_PROBE_OPTIONS}`,
+      MAX_MESSAGE_LENGTH: '1000000',
+      BODY_LIMIT: '4mb',
+    });
+    const call = async (method: string, path: string, body?: unknown, key?: string) => {
+      try {
+        return await requestText(server.baseUrl, method, path, {
+          body,
+          headers: key ? { 'Idempotency-Key': key } : {},
+        });
+      } catch (error) {
+        throw new Error(
+          `${method} ${path}: ${String(error)}; server exit ${server.child.exitCode ?? server.child.signalCode}; ` +
+            `its last output:\n${server.output().slice(-3_000)}`,
+        );
+      }
+    };
+    try {
+      const conversation = idOf(await call('POST', '/api/conversations'));
+      const path = `/api/conversations/${conversation}/messages`;
+      // Messages that stay: each must still be there at the end.
+      const kept: string[] = [];
+      for (const sender of ['customer', 'agent', 'customer']) {
+        kept.push(idOf(await call('POST', path, { sender, content: `kept by ${sender}` })));
+      }
+      // One small round first, so that the baseline has every code path warm.
+      const warm = idOf(await call('POST', path, { sender: 'agent', content: 'warm' }));
+      expect((await call('DELETE', `${path}/${warm}`)).status).toBe(200);
+      const heapBefore = await heapAfterGc(server);
+      const countedBefore = await gauge(server, 'chat_store_bytes');
+
+      const statuses: number[] = [];
+      for (let round = 0; round < ROUNDS; round++) {
+        // Every other post is keyed: a kept key holds the message it answers with.
+        const key = round % 2 === 0 ? randomUUID() : undefined;
+        const posted = await call('POST', path, { sender: 'customer', content: HUGE }, key);
+        statuses.push(posted.status);
+        if (posted.status === 201) {
+          expect((await call('DELETE', `${path}/${idOf(posted)}`)).status).toBe(200);
+        } else {
+          expect(posted.status).toBe(507);
+          expect(JSON.parse(posted.text)).toMatchObject({ code: 'store_full' });
+        }
+      }
+      const held = (await heapAfterGc(server)) - heapBefore;
+      const counted = (await gauge(server, 'chat_store_bytes')) - countedBefore;
+      // The figures, for whoever reads the run.
+      console.log(
+        `${statuses.filter((status) => status === 201).length} of ${ROUNDS} rounds stored; ` +
+          `chat_store_bytes grew ${counted} bytes, the primary's heap after GC ${held} bytes`,
+      );
+      expect(server.child.exitCode ?? server.child.signalCode).toBeNull();
+      expect((await call('GET', '/health/ready')).status).toBe(200);
+      const history = JSON.parse(
+        (await call('GET', `/api/conversations/${conversation}`)).text,
+      ) as {
+        messages: { id: string }[];
+      };
+      expect(history.messages.map((message) => message.id)).toEqual(kept);
+      expect(new Set(statuses)).toEqual(new Set([201, 507]));
+      expect(counted).toBeGreaterThanOrEqual(0.8 * held);
     } finally {
       await server.stop();
     }

@@ -8,6 +8,8 @@ export interface LoadOptions {
   connections: number;
   /** Requests per second across all connections; as fast as possible when absent. */
   overallRate?: number;
+  /** Called with every response's latency in milliseconds (not rounded to autocannon's 1 ms). */
+  onLatency?: (ms: number) => void;
 }
 
 export interface LoadResult {
@@ -26,7 +28,7 @@ export interface LoadResult {
 
 /** One autocannon run, pipelining 1. */
 export async function runLoad(options: LoadOptions): Promise<LoadResult> {
-  const result = await autocannon({
+  const instance = autocannon({
     url: options.url,
     connections: options.connections,
     pipelining: 1,
@@ -36,6 +38,11 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     requests: options.requests,
     ...(options.overallRate ? { overallRate: options.overallRate } : {}),
   });
+  const { onLatency } = options;
+  if (onLatency) {
+    instance.on('response', (_client, _status, _bytes, ms) => onLatency(ms));
+  }
+  const result = await instance;
   const statusCodes: Record<string, number> = {};
   for (const [code, { count }] of Object.entries(result.statusCodeStats)) {
     statusCodes[code] = count;

@@ -2,7 +2,7 @@ import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { fire, runLoad } from '../lib/load';
 import { Configuration, RunningServer, startServer } from '../lib/server';
-import { median } from '../lib/stats';
+import { median, percentile } from '../lib/stats';
 
 /**
  * The real-time measures: how long a posted message takes to reach every one of many
@@ -61,13 +61,6 @@ export interface PageResult {
 export interface RealtimeResults {
   fanout: FanoutResult[];
   pages: PageResult | null;
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) {
-    return Number.NaN;
-  }
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 }
 
 async function createConversation(server: RunningServer): Promise<string> {

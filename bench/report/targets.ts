@@ -1,6 +1,7 @@
 import { HubResults } from '../hub/hub-suite';
 import { Cell } from '../http/http-suite';
 import { PairedRatio } from '../http/paired-suite';
+import { BacklogResult, MAX_PAUSED_P99_RATIO, PAUSED_STREAMS } from '../realtime/backlog-suite';
 import { RealtimeResults } from '../realtime/realtime-suite';
 import { ScaleResults } from '../scale/scale-suite';
 import { MAX_MASTER_IMBALANCE } from './cluster';
@@ -19,6 +20,7 @@ export interface SuiteResults {
   hub: HubResults | null;
   realtime?: RealtimeResults | null;
   paired?: PairedRatio[] | null;
+  backlog?: BacklogResult | null;
 }
 
 const fixed = (value: number, digits = 2) =>
@@ -93,6 +95,7 @@ export function computeTargets({
   hub,
   realtime,
   paired,
+  backlog,
 }: SuiteResults): TargetResult[] {
   const targets: TargetResult[] = [];
   for (const key of ['C', 'D']) {
@@ -133,6 +136,20 @@ export function computeTargets({
           value: 'not measured',
           pass: null,
         },
+  );
+  // Issue 29: clients that stop reading their event streams do not slow the posts.
+  const backlogTarget = `post: B p99 with ${PAUSED_STREAMS} paused event streams ≤ ${MAX_PAUSED_P99_RATIO}× p99 with none (paired)`;
+  targets.push(
+    backlog
+      ? {
+          target: backlogTarget,
+          value:
+            `${fixed(backlog.ratio, 3)} (${fixed(backlog.paused.p99Ms)} / ${fixed(backlog.none.p99Ms)} ms ` +
+            `at ${backlog.rate} req/s; ${backlog.streamsEnded} of ${backlog.streamsOpened} paused streams ended)`,
+          pass: !backlog.invalid && backlog.ratio <= MAX_PAUSED_P99_RATIO,
+          note: backlog.invalid,
+        }
+      : { target: backlogTarget, value: 'not measured', pass: null },
   );
   // The server against the leanest NestJS app doing the same work (issue 19); B/E is only a
   // figure now, in the baselines section.

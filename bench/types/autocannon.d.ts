@@ -59,6 +59,16 @@ declare module 'autocannon' {
 
     interface Instance extends PromiseLike<Result> {
       stop(): void;
+      /** Every response, with its latency in milliseconds (not rounded). */
+      on(
+        event: 'response',
+        listener: (
+          client: unknown,
+          statusCode: number,
+          bytes: number,
+          responseTime: number,
+        ) => void,
+      ): this;
     }
   }
 

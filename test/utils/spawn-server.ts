@@ -256,3 +256,21 @@ export function useServer(env: Record<string, string> = {}): () => ServerProcess
     return server;
   };
 }
+
+/**
+ * NODE_OPTIONS that let heapAfterGc weigh a spawned server's store: gc() exposed and the probe
+ * (heap-probe.cjs) loaded. The server's own code is unchanged.
+ */
+export const HEAP_PROBE_OPTIONS = `--expose-gc --require "${path.resolve(__dirname, 'heap-probe.cjs')}"`;
+
+/**
+ * The heap the server's primary (or single process) still uses after full garbage
+ * collections, in bytes; the server must have been started with HEAP_PROBE_OPTIONS.
+ */
+export async function heapAfterGc(server: ServerProcess): Promise<number> {
+  const probe = /^heap-probe (\d+)$/;
+  const before = server.lines(probe).length;
+  server.child.kill('SIGUSR2');
+  await server.waitFor(probe, before + 1, 10_000);
+  return Number(probe.exec(server.lines(probe)[before])?.[1]);
+}

@@ -1,7 +1,8 @@
+import fc from 'fast-check';
 import { randomUUID } from 'node:crypto';
 import { conversationRepositoryContract } from '../../../../test/contracts/conversation-repository.contract';
 import { StoreError } from '../../conversation.errors';
-import { StoredMessage } from '../../conversation.repository';
+import { IdempotentWrite, StoredMessage } from '../../conversation.repository';
 import { InMemoryConversationRepository } from './in-memory-conversation.repository';
 
 conversationRepositoryContract('in-memory', async () => ({
@@ -81,18 +82,21 @@ describe('InMemoryConversationRepository eviction at scale', () => {
   });
 });
 
-describe('InMemoryConversationRepository byte budget', () => {
-  const message = (content: string, now = 1_000) => ({
-    id: randomUUID(),
-    sender: 'agent' as const,
-    content,
-    timestamp: now,
-    now,
-    maxMessages: 1_000,
-  });
+/** A message to append, by the agent, written at `now`. */
+const message = (content: string, now = 1_000, idempotency?: IdempotentWrite) => ({
+  id: randomUUID(),
+  sender: 'agent' as const,
+  content,
+  timestamp: now,
+  now,
+  maxMessages: 1_000,
+  idempotency,
+});
 
+describe('InMemoryConversationRepository byte budget', () => {
   it('refuses a write past MAX_STORE_BYTES with store_full, touching nothing, and takes writes again once room is freed', async () => {
-    const repository = new InMemoryConversationRepository(60_000, 1_000, 10_000);
+    // A one-change replay buffer: a deleted message's text is let go of at once (see below).
+    const repository = new InMemoryConversationRepository(60_000, 1, 10_000);
     const { id } = await repository.createConversation({
       id: randomUUID(),
       now: 1,
@@ -109,7 +113,7 @@ describe('InMemoryConversationRepository byte budget', () => {
       }
       stored.push(result as StoredMessage);
     }
-    // 400 for the conversation, 112 + about 1,190 for each message (its JSON).
+    // 400 for the conversation, 120 + about 1,190 for each message (its JSON).
     expect(stored).toHaveLength(7);
     const stats = await repository.stats();
     expect(stats).toMatchObject({ conversations: 1, messages: 7, maxBytes: 10_000 });
@@ -148,5 +152,189 @@ describe('InMemoryConversationRepository byte budget', () => {
     expect(wide).toBeGreaterThan(latin + 500);
     await repository.evictInactive(10_000);
     expect(repository.bytes).toBe(0);
+  });
+});
+
+describe('InMemoryConversationRepository byte budget: what deleted messages leave behind', () => {
+  const BIG = 'b'.repeat(10_000);
+  const keyOf = (ttlMs = 1_000): IdempotentWrite => ({
+    key: randomUUID(),
+    fingerprint: randomUUID(),
+    ttlMs,
+  });
+  const conversationIn = async (repository: InMemoryConversationRepository) =>
+    (await repository.createConversation({ id: randomUUID(), now: 1_000, maxConversations: 10 }))
+      .id;
+
+  it('counts a deleted message until it leaves the replay buffer, which still sends it and then its delete', async () => {
+    const repository = new InMemoryConversationRepository(60_000, 3);
+    const id = await conversationIn(repository);
+    const empty = repository.bytes;
+    const big = await repository.appendMessage(id, message(BIG));
+    await repository.deleteMessage(id, big.id, 1_000);
+    expect(repository.bytes - empty).toBeGreaterThan(BIG.length);
+    const replay = await repository.changesAfter(id, 0);
+    expect(replay?.changes.map((change) => [change.seq, change.type])).toEqual([
+      [1, 'message.created'],
+      [2, 'message.deleted'],
+    ]);
+    expect(replay?.changes[0].data).toContain(BIG);
+
+    await repository.appendMessage(id, message('one'));
+    expect(repository.bytes - empty).toBeGreaterThan(BIG.length);
+    // The fourth change pushes the message out of the three-change buffer: its bytes go back.
+    await repository.appendMessage(id, message('two'));
+    expect((await repository.changesAfter(id, 0))?.complete).toBe(false);
+    expect(repository.bytes - empty).toBeLessThan(BIG.length);
+    await repository.evictInactive(10_000);
+    expect(repository.bytes).toBe(0);
+  });
+
+  it("counts a keyed post's message for as long as its kept key holds it, across a snapshot too", async () => {
+    const repository = new InMemoryConversationRepository(60_000, 1);
+    const id = await conversationIn(repository);
+    const empty = repository.bytes;
+    const idempotency = keyOf(1_000);
+    const big = await repository.appendMessage(id, message(BIG, 1_000, idempotency));
+    await repository.deleteMessage(id, big.id, 1_100);
+    await repository.appendMessage(id, message('pushes the delete out', 1_200));
+    // Out of the history and the buffer, yet a retry still gets it: it is held, and counted.
+    expect(await repository.appendMessage(id, message(BIG, 1_300, idempotency))).toEqual({
+      ...big,
+      replayed: true,
+    });
+    expect(repository.bytes - empty).toBeGreaterThan(BIG.length);
+    const restored = new InMemoryConversationRepository(60_000, 1);
+    [...repository.snapshotLines()].forEach((line) => restored.restore(line));
+    expect(restored.bytes - empty).toBeGreaterThan(BIG.length);
+
+    // Once expired, the next keyed post lets go of the key, and of the message with it.
+    for (const store of [repository, restored]) {
+      await store.appendMessage(id, message('next', 2_500, keyOf()));
+      expect(store.bytes - empty).toBeLessThan(BIG.length);
+    }
+  });
+
+  it('lets go of expired keys, and what only they held, before it refuses a post for room', async () => {
+    const repository = new InMemoryConversationRepository(60_000, 1, 15_000);
+    const id = await conversationIn(repository);
+    const big = await repository.appendMessage(id, message(BIG, 1_000, keyOf(1_000)));
+    await repository.deleteMessage(id, big.id, 1_100);
+    // The key still holds the deleted message: no room for another.
+    await expect(repository.appendMessage(id, message(BIG, 1_200))).rejects.toMatchObject({
+      code: 'store_full',
+    });
+    // Once it expired, an unkeyed post finds the room.
+    const next = await repository.appendMessage(id, message(BIG, 2_000));
+    expect(next.seq).toBe(3);
+    expect(repository.bytes).toBeLessThanOrEqual(15_000);
+  });
+
+  it('counts a live keyed message once, before and after a snapshot', async () => {
+    const repository = new InMemoryConversationRepository(60_000, 1);
+    const id = await conversationIn(repository);
+    const empty = repository.bytes;
+    await repository.appendMessage(id, message(BIG, 1_000, keyOf()));
+    const restored = new InMemoryConversationRepository(60_000, 1);
+    [...repository.snapshotLines()].forEach((line) => restored.restore(line));
+    for (const store of [repository, restored]) {
+      expect(store.bytes - empty).toBeGreaterThan(BIG.length);
+      expect(store.bytes - empty).toBeLessThan(2 * BIG.length);
+    }
+  });
+
+  /** Every message text the store can still serve: history, replay buffer, kept keys' retries. */
+  async function servedText(
+    repository: InMemoryConversationRepository,
+    id: string,
+    keys: { idempotency: IdempotentWrite; expiresAt: number }[],
+    now: number,
+    replayLimit: number,
+  ): Promise<number> {
+    const served = new Map<string, string>();
+    const history = await repository.getConversation(id);
+    for (const stored of JSON.parse(history?.messagesJson.join('') ?? '[]') as StoredMessage[]) {
+      served.set(stored.id, JSON.stringify(stored));
+    }
+    const lastSeq = history?.version ?? 0;
+    const replay = await repository.changesAfter(id, Math.max(0, lastSeq - replayLimit));
+    for (const change of replay?.changes ?? []) {
+      if (change.type === 'message.created') {
+        served.set((JSON.parse(change.data) as StoredMessage).id, change.data);
+      }
+    }
+    for (const { idempotency, expiresAt } of keys) {
+      if (now < expiresAt) {
+        const { replayed, ...stored } = await repository.appendMessage(
+          id,
+          message('unused', now, idempotency),
+        );
+        expect(replayed).toBe(true);
+        served.set(stored.id, JSON.stringify(stored));
+      }
+    }
+    // eslint-disable-next-line no-control-regex
+    const bytes = (text: string) => (/[^\u0000-\u00ff]/.test(text) ? 2 : 1) * text.length;
+    return [...served.values()].reduce((sum, text) => sum + bytes(text), 0);
+  }
+
+  it('never counts less than the message text it can still serve, through any mix of posts, keyed posts, deletes and read receipts', async () => {
+    const REPLAY_LIMIT = 4;
+    type Step =
+      | { op: 'post'; size: number; wide: boolean; keyed: boolean }
+      | { op: 'delete'; pick: number }
+      | { op: 'read'; sender: 'customer' | 'agent' }
+      | { op: 'wait' };
+    const step: fc.Arbitrary<Step> = fc.oneof(
+      fc.record({
+        op: fc.constant('post' as const),
+        size: fc.integer({ min: 1, max: 3_000 }),
+        wide: fc.boolean(),
+        keyed: fc.boolean(),
+      }),
+      fc.record({ op: fc.constant('delete' as const), pick: fc.nat() }),
+      fc.record({
+        op: fc.constant('read' as const),
+        sender: fc.constantFrom('customer' as const, 'agent' as const),
+      }),
+      fc.constant({ op: 'wait' as const }),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(step, { maxLength: 40 }), async (steps) => {
+        const repository = new InMemoryConversationRepository(60_000, REPLAY_LIMIT);
+        const id = (
+          await repository.createConversation({ id: randomUUID(), now: 0, maxConversations: 1 })
+        ).id;
+        let now = 0;
+        const live: string[] = [];
+        const keys: { idempotency: IdempotentWrite; expiresAt: number }[] = [];
+        for (const next of steps) {
+          now += 10;
+          if (next.op === 'post') {
+            const idempotency = next.keyed ? keyOf(300) : undefined;
+            const content = (next.wide ? '€' : 'x').repeat(next.size);
+            const stored = await repository.appendMessage(id, message(content, now, idempotency));
+            live.push(stored.id);
+            if (idempotency) {
+              keys.push({ idempotency, expiresAt: now + idempotency.ttlMs });
+            }
+          } else if (next.op === 'delete' && live.length > 0) {
+            const [messageId] = live.splice(next.pick % live.length, 1);
+            await repository.deleteMessage(id, messageId, now);
+          } else if (next.op === 'read') {
+            const lastSeq = (await repository.changesAfter(id, 0))?.lastSeq ?? 0;
+            await repository.markRead(id, { sender: next.sender, seq: lastSeq, now });
+          } else {
+            now += 200;
+          }
+          expect(repository.bytes).toBeGreaterThanOrEqual(
+            await servedText(repository, id, keys, now, REPLAY_LIMIT),
+          );
+        }
+        await repository.evictInactive(now + 1);
+        expect(repository.bytes).toBe(0);
+      }),
+      { numRuns: 200 },
+    );
   });
 });

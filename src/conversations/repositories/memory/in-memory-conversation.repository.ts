@@ -38,7 +38,20 @@ interface MessageRecord {
   readonly seq: number;
   /** The StoredMessage as JSON, `id` first (see idPrefix). */
   readonly json: string;
+  /**
+   * What holds the record (IN_HISTORY, IN_REPLAY, IN_KEPT_POST, or'ed): the byte budget counts
+   * it from its post until none does, so a deleted message is counted for as long as the
+   * replay buffer or a kept Idempotency-Key still holds its text.
+   */
+  holders: number;
 }
+
+/** The record is one of the conversation's messages (messages and bySeq). */
+const IN_HISTORY = 1;
+/** The record is in the replay buffer, as its message.created. */
+const IN_REPLAY = 2;
+/** A kept Idempotency-Key answers its retries with the record. */
+const IN_KEPT_POST = 4;
 
 /**
  * An entry of a conversation's replay buffer: the message record itself for a
@@ -53,8 +66,8 @@ type BufferedChange =
 interface KeptPost {
   readonly fingerprint: string;
   readonly expiresAt: number;
-  /** The message as it was stored: the record's own string, not a copy. */
-  readonly json: string;
+  /** The message as it was stored: the record itself, not a copy (see IN_KEPT_POST). */
+  readonly message: MessageRecord;
 }
 
 interface ConversationRecord {
@@ -75,7 +88,10 @@ interface ConversationRecord {
   /** The read horizons (see markRead). */
   readCustomer: number;
   readAgent: number;
-  /** What it holds, as the store's byte budget counts it (see messageBytes). */
+  /**
+   * What it holds, as the store's byte budget counts it: its records while anything holds
+   * them (see MessageRecord.holders), its kept keys, the replay buffer's other entries.
+   */
   bytes: number;
   /** Chronological: ascending timestamp, ties by seq (arrival order). */
   readonly messages: MessageRecord[];
@@ -150,12 +166,17 @@ const MAX_POST_KEYS = 10_000;
 /**
  * What the byte budget (MAX_STORE_BYTES) counts, beyond the text itself: the heap a stored
  * message costs besides its JSON string (its record, its places in the two orders and the
- * replay buffer), a conversation with no message, and a kept Idempotency-Key. Measured by
- * `npm run bench` (the budget against the heap it actually takes; see the README).
+ * replay buffer), a conversation with no message (its token's hash and a create's key
+ * included), a kept Idempotency-Key (its digests and entry; the message it answers with is
+ * counted as a record, see IN_KEPT_POST), and a deletion's or a read receipt's entry in the
+ * replay buffer. Measured by `npm run bench` (the budget against the heap it actually takes;
+ * see the README) and in-memory-conversation.repository.spec.ts.
  */
-export const MESSAGE_OVERHEAD_BYTES = 112;
+export const MESSAGE_OVERHEAD_BYTES = 120;
 export const CONVERSATION_OVERHEAD_BYTES = 400;
 const KEPT_POST_BYTES = 240;
+const DELETED_CHANGE_BYTES = 112;
+const READ_CHANGE_BYTES = 64;
 
 /**
  * A stored string's heap bytes: V8 keeps a string with no character above U+00FF one byte a
@@ -173,6 +194,42 @@ const BYTES = 1;
 /** A stored message as the byte budget counts it. */
 function messageBytes(json: string): number {
   return MESSAGE_OVERHEAD_BYTES + stringBytes(json);
+}
+
+/** Takes `holder` off the record; the bytes the budget gives back (none while another holds it). */
+function letGo(message: MessageRecord, holder: number): number {
+  message.holders &= ~holder;
+  return message.holders === 0 ? messageBytes(message.json) : 0;
+}
+
+/** Forgets a kept Idempotency-Key; the bytes the budget gives back. */
+function dropKey(keys: Map<string, KeptPost>, key: string, kept: KeptPost): number {
+  keys.delete(key);
+  return KEPT_POST_BYTES + letGo(kept.message, IN_KEPT_POST);
+}
+
+/**
+ * Forgets the kept keys that have expired, and the oldest while `below` or more are kept; the
+ * bytes the budget gives back.
+ */
+function forgetKeys(keys: Map<string, KeptPost>, now: number, below = Infinity): number {
+  let freed = 0;
+  // Every key lives equally long, so the expired ones are at the front.
+  for (const [key, kept] of keys) {
+    if (kept.expiresAt > now && keys.size < below) {
+      break;
+    }
+    freed += dropKey(keys, key, kept);
+  }
+  return freed;
+}
+
+/** A replay buffer entry as the byte budget counts it, once it leaves the buffer. */
+function bufferedBytes(change: BufferedChange): number {
+  if ('json' in change) {
+    return letGo(change, IN_REPLAY);
+  }
+  return 'deleted' in change ? DELETED_CHANGE_BYTES : READ_CHANGE_BYTES;
 }
 
 /** Default width of an activity generation (see ActivityIndex). */
@@ -284,7 +341,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
                   key,
                   kept.fingerprint,
                   kept.expiresAt,
-                  kept.json,
+                  kept.message.json,
                 ],
               ),
             }
@@ -296,10 +353,11 @@ export class InMemoryConversationRepository extends ConversationRepository {
   /** Puts back one conversation from snapshotLines(). */
   restore(line: string): void {
     const saved = JSON.parse(line) as SnapshotLine;
-    const bySeq = saved.messages.map(([timestamp, seq, json]) => ({
+    const bySeq = saved.messages.map(([timestamp, seq, json]): MessageRecord => ({
       timestamp,
       seq,
       json: flat(json),
+      holders: IN_HISTORY,
     }));
     const record: ConversationRecord = {
       id: flat(saved.id),
@@ -315,18 +373,26 @@ export class InMemoryConversationRepository extends ConversationRepository {
       // Counted, but never refused: a restart loses nothing, and writes wait for room.
       bytes:
         CONVERSATION_OVERHEAD_BYTES +
-        bySeq.reduce((sum, message) => sum + messageBytes(message.json), 0) +
-        (saved.postKeys?.length ?? 0) * KEPT_POST_BYTES,
+        bySeq.reduce((sum, message) => sum + messageBytes(message.json), 0),
       bySeq,
       messages: [...bySeq].sort((a, b) => a.timestamp - b.timestamp || a.seq - b.seq),
       changes: [],
     };
     if (saved.postKeys) {
+      // A key answers with its message's record when the message is still there, else with
+      // a record of its own, counted like one.
+      const byJson = new Map(bySeq.map((message) => [message.json, message]));
       record.postKeys = new Map(
-        saved.postKeys.map(([key, fingerprint, expiresAt, json]) => [
-          key,
-          { fingerprint, expiresAt, json: flat(json) },
-        ]),
+        saved.postKeys.map(([key, fingerprint, expiresAt, json]) => {
+          let message = byJson.get(json);
+          if (!message) {
+            message = { timestamp: 0, seq: 0, json: flat(json), holders: 0 };
+            record.bytes += messageBytes(message.json);
+          }
+          message.holders |= IN_KEPT_POST;
+          record.bytes += KEPT_POST_BYTES;
+          return [key, { fingerprint, expiresAt, message }];
+        }),
       );
     }
     this.conversations.add(record);
@@ -407,7 +473,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
       // Before the limits: a retry gets what the first attempt stored, whatever happened since.
       const kept = this.keptPost(record, keyed, input.now);
       if (kept) {
-        return { ...(JSON.parse(kept.json) as StoredMessage), replayed: true };
+        return { ...(JSON.parse(kept.message.json) as StoredMessage), replayed: true };
       }
     }
     if (record.messages.length >= input.maxMessages) {
@@ -426,9 +492,10 @@ export class InMemoryConversationRepository extends ConversationRepository {
       timestamp: message.timestamp,
       seq: message.seq,
       json: flat(JSON.stringify(message)),
+      holders: IN_HISTORY,
     };
-    const bytes = messageBytes(stored.json);
-    this.makeRoom(bytes + (keyed ? KEPT_POST_BYTES : 0));
+    let bytes = messageBytes(stored.json);
+    this.makeRoom(bytes + (keyed ? KEPT_POST_BYTES : 0), record, input.now);
     record.lastSeq = message.seq;
     const { messages } = record;
     record.bySeq.push(stored);
@@ -437,10 +504,11 @@ export class InMemoryConversationRepository extends ConversationRepository {
     } else {
       messages.splice(firstAbove(messages, 'timestamp', message.timestamp), 0, stored);
     }
-    const keyBytes = keyed ? this.keepPost(record, keyed, input.now, stored.json) : 0;
-    record.bytes += bytes + keyBytes;
-    this.conversations.touch(record, input.now, [1, bytes + keyBytes]);
-    this.changed(record, stored);
+    if (keyed) {
+      bytes += this.keepPost(record, keyed, input.now, stored);
+    }
+    bytes -= this.changed(record, stored);
+    this.recount(record, input.now, 1, bytes);
     if (this.answersHttp) {
       keepStoredJson(message, stored.json);
     }
@@ -467,10 +535,12 @@ export class InMemoryConversationRepository extends ConversationRepository {
     const [removed] = messages.splice(index, 1);
     record.bySeq.splice(firstAbove(record.bySeq, 'seq', removed.seq - 1), 1);
     const seq = ++record.lastSeq;
-    const bytes = messageBytes(removed.json);
-    record.bytes -= bytes;
-    this.conversations.touch(record, now, [-1, -bytes]);
-    this.changed(record, { seq, deleted: messageId });
+    // Counted on, never refused: what it adds is bounded by the replay buffer.
+    const bytes =
+      DELETED_CHANGE_BYTES -
+      letGo(removed, IN_HISTORY) -
+      this.changed(record, { seq, deleted: flat(messageId) });
+    this.recount(record, now, -1, bytes);
     return { messageId, seq };
   }
 
@@ -496,8 +566,9 @@ export class InMemoryConversationRepository extends ConversationRepository {
       record.readAgent = read;
     }
     const seq = ++record.lastSeq;
-    this.conversations.touch(record, receipt.now);
-    this.changed(record, { seq, reader: receipt.sender, horizon: read });
+    const bytes =
+      READ_CHANGE_BYTES - this.changed(record, { seq, reader: receipt.sender, horizon: read });
+    this.recount(record, receipt.now, 0, bytes);
     return { lastRead: lastReadOf(record), seq };
   }
 
@@ -582,14 +653,23 @@ export class InMemoryConversationRepository extends ConversationRepository {
     };
   }
 
-  private changed(record: ConversationRecord, change: BufferedChange): void {
-    record.changes.push(change);
-    if (record.changes.length > this.replayLimit) {
-      record.changes.shift();
+  /**
+   * Puts a change in the replay buffer and tells the watchers; the bytes the budget gives
+   * back for the entry that left the buffer to make room, if any.
+   */
+  private changed(record: ConversationRecord, change: BufferedChange): number {
+    if ('json' in change) {
+      change.holders |= IN_REPLAY;
     }
+    record.changes.push(change);
+    const freed =
+      record.changes.length > this.replayLimit
+        ? bufferedBytes(record.changes.shift() as BufferedChange)
+        : 0;
     if (this.watchers.has(record.id)) {
       this.watchers.emit(toChange(record.id, change));
     }
+    return freed;
   }
 
   /** The kept result of a keyed post, if it is a retry; refuses a key reused for another. */
@@ -608,40 +688,49 @@ export class InMemoryConversationRepository extends ConversationRepository {
     return kept;
   }
 
-  /** Keeps a keyed post's result, and lets go of the keys that have expired. */
   /**
    * Keeps a keyed post's result, and lets go of the keys that have expired; the change in
-   * the bytes the conversation's keys take.
+   * the bytes the budget counts for the conversation's keys and what they alone held.
    */
   private keepPost(
     record: ConversationRecord,
     keyed: IdempotentWrite,
     now: number,
-    json: string,
+    message: MessageRecord,
   ): number {
     const keys = (record.postKeys ??= new Map());
-    const before = keys.size;
-    // Every key lives equally long, so the expired ones are at the front.
-    for (const [key, kept] of keys) {
-      if (kept.expiresAt > now && keys.size < MAX_POST_KEYS) {
-        break;
-      }
-      keys.delete(key);
+    let bytes = KEPT_POST_BYTES - forgetKeys(keys, now, MAX_POST_KEYS);
+    // An expired entry under the same key: re-inserted at the back.
+    const expired = keys.get(keyed.key);
+    if (expired) {
+      bytes -= dropKey(keys, keyed.key, expired);
     }
-    keys.delete(keyed.key); // an expired entry under the same key: re-inserted at the back
+    message.holders |= IN_KEPT_POST;
     keys.set(flat(keyed.key), {
       fingerprint: flat(keyed.fingerprint),
       expiresAt: now + keyed.ttlMs,
-      json,
+      message,
     });
-    return (keys.size - before) * KEPT_POST_BYTES;
+    return bytes;
+  }
+
+  /** Applies a change of the conversation's message count and counted bytes, as activity. */
+  private recount(record: ConversationRecord, now: number, messages: number, bytes: number): void {
+    record.bytes += bytes;
+    this.conversations.touch(record, now, [messages, bytes]);
   }
 
   /**
    * Refuses a write of `bytes` more that would pass the budget (store_full), before anything
-   * changes; warns once when the store passes 90% of it.
+   * visible changes; warns once when the store passes 90% of it. A post to a conversation
+   * first lets go of its expired keys (which would go with its next keyed post anyway), and
+   * of what only they held.
    */
-  private makeRoom(bytes: number): void {
+  private makeRoom(bytes: number, record?: ConversationRecord, now = 0): void {
+    if (record?.postKeys && this.bytes + bytes > this.maxBytes) {
+      // Not activity: the conversation's last activity stays where it is.
+      this.recount(record, record.lastActivityAt, 0, -forgetKeys(record.postKeys, now));
+    }
     const after = this.bytes + bytes;
     if (after > this.maxBytes) {
       throw new StoreError('store_full');
