@@ -352,10 +352,10 @@ export class EnvironmentVariables {
    * The in-memory store's byte budget: message text plus what each message, conversation and kept
    * Idempotency-Key costs besides; a deleted message counts until it leaves the replay buffer
    * (EVENT_REPLAY_LIMIT) and no kept key holds it. A create or post past it is refused with 507
-   * store_full. 0 (the
-   * default): derived from the heap limit of the process that owns the store (storeByteBudget; see
-   * Memory in docs/operations.md). On Redis, Redis's own `maxmemory` applies instead.
-   * @default half of what the heap limit leaves after 64 MiB for the server, at least 8 MiB
+   * store_full. 0 (the default): derived from the old-space limit of the process that owns the
+   * store (storeByteBudget; see Memory in docs/operations.md). On Redis, Redis's own `maxmemory`
+   * applies instead.
+   * @default half of what the old space leaves after 32 MiB for the server, at least 8 MiB
    */
   @int('0')
   @IsInt()

@@ -1,7 +1,9 @@
 import { availableParallelism } from 'node:os';
 import { getHeapStatistics } from 'node:v8';
 import { validateConfig } from './app.config';
-import { settingsOf, storeByteBudget } from './app.settings';
+import { oldSpaceLimit, settingsOf, storeByteBudget } from './app.settings';
+
+const MIB = 1024 * 1024;
 
 const settings = (env: Record<string, string> = {}) => settingsOf(validateConfig(env));
 
@@ -84,12 +86,38 @@ describe('settingsOf', () => {
     expect(settings({ CONVERSATION_TTL_MS: '1000' }).store.generationMs).toBe(1_000);
   });
 
-  it('takes MAX_STORE_BYTES as the budget, else derives it from the heap limit', () => {
-    const limit = getHeapStatistics().heap_size_limit;
-    const derived = Math.max(8 * 1024 * 1024, Math.floor((limit - 64 * 1024 * 1024) / 2));
+  it('takes MAX_STORE_BYTES as the budget, else derives it from the old space', () => {
+    const derived = Math.max(8 * MIB, Math.floor((oldSpaceLimit() - 32 * MIB) / 2));
 
     expect(settings({ MAX_STORE_BYTES: '1000000' }).store.byteBudget).toBe(1_000_000);
     expect(settings().store.byteBudget).toBe(derived);
     expect(storeByteBudget(0)).toBe(derived);
+    // A 128 MiB old space: 48 MiB, whatever the young generation of this Node version.
+    expect(storeByteBudget(0, 128 * MIB)).toBe(48 * MIB);
+    expect(storeByteBudget(0, 40 * MIB)).toBe(8 * MIB);
+  });
+
+  it('reads the old space from --max-old-space-size, in the arguments or NODE_OPTIONS', () => {
+    const heap = 320 * MIB; // Node 24's heap limit for a 128 MiB old space
+    expect(oldSpaceLimit(['--max-old-space-size=128'], '', heap)).toBe(128 * MIB);
+    expect(oldSpaceLimit([], '--inspect --max_old_space_size=256', heap)).toBe(256 * MIB);
+    expect(oldSpaceLimit([], '--max-old-space-size 96', heap)).toBe(96 * MIB);
+    // The last one given wins, as in V8.
+    expect(oldSpaceLimit(['--max-old-space-size=64'], '--max-old-space-size=128', heap)).toBe(
+      128 * MIB,
+    );
+  });
+
+  it('else takes the young generation (three semi-spaces) off the heap limit', () => {
+    expect(oldSpaceLimit([], '--max-semi-space-size=16', 176 * MIB)).toBe(128 * MIB);
+    // No flag at all: the largest default semi-space (64 MiB) is assumed, never a larger old space.
+    expect(oldSpaceLimit([], '', 4288 * MIB)).toBe(4096 * MIB);
+    expect(oldSpaceLimit([], '', 4192 * MIB)).toBeLessThanOrEqual(4096 * MIB);
+  });
+
+  it('on this process, never takes the old space for more than the heap limit allows', () => {
+    const { heap_size_limit } = getHeapStatistics();
+    expect(oldSpaceLimit()).toBeLessThan(heap_size_limit);
+    expect(oldSpaceLimit()).toBeGreaterThan(0);
   });
 });

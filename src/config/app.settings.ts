@@ -194,21 +194,65 @@ export function trustProxySetting(value: string): boolean | number | string {
   return /^\d+$/.test(value) ? Number(value) : value;
 }
 
-/** What the server needs of its heap besides the store: Nest, the runtime, caches (measured ~30 MB). */
-const SERVER_HEAP_BYTES = 64 * 1024 * 1024;
+/** What the server needs of its old space besides the store: Nest, the runtime, caches. */
+const SERVER_HEAP_BYTES = 32 * 1024 * 1024;
 /** The least default budget, for a heap too small to leave room by the rule below. */
 const MIN_STORE_BYTES = 8 * 1024 * 1024;
+const MIB = 1024 * 1024;
+/**
+ * The largest default semi-space among the Node versions the server runs on (Node 24's; Node 26
+ * uses 32 MiB, Node 20 16 MiB). Used only when no flag names the old space or the semi-space,
+ * so the old space is never taken for larger than it is.
+ */
+const DEFAULT_SEMI_SPACE_BYTES = 64 * MIB;
+
+/** The value in MiB of a V8 size flag given to this process (its arguments or NODE_OPTIONS). */
+function v8SizeFlag(
+  name: string,
+  argv: readonly string[],
+  nodeOptions: string,
+): number | undefined {
+  const words = [...argv, ...nodeOptions.split(/\s+/)];
+  const pattern = new RegExp(`^--${name.replace(/-/g, '[-_]')}(?:=(\\d+))?$`);
+  let found: number | undefined;
+  words.forEach((word, i) => {
+    const match = pattern.exec(word);
+    const value = match && (match[1] ?? words[i + 1]);
+    if (value && /^\d+$/.test(value)) {
+      found = Number(value);
+    }
+  });
+  return found;
+}
 
 /**
- * The in-memory store's byte budget: MAX_STORE_BYTES, or half of what the heap limit of this
- * process (the one that owns the store) leaves once 64 MiB are set aside for the server
- * itself; the other half is room for requests (a long history read is copied while it is
- * sent) and for the garbage collector. With a 128 MB old space (heap limit 176 MiB) that is
- * 56 MiB: half the limit, 88 MiB, ran the heap out once a full store's histories were read.
+ * The old space's limit of this process: where the store's records live. V8's heap limit also
+ * counts the young generation (three semi-spaces), whose default size changes between Node
+ * versions (48 MiB in all on Node 20, 192 on Node 24, 96 on Node 26), so the limit alone says
+ * little: `--max-old-space-size` is read when given, else the young generation is taken off the
+ * heap limit.
  */
-export function storeByteBudget(maxStoreBytes: number): number {
-  const limit = getHeapStatistics().heap_size_limit;
-  return maxStoreBytes || Math.max(MIN_STORE_BYTES, Math.floor((limit - SERVER_HEAP_BYTES) / 2));
+export function oldSpaceLimit(
+  argv: readonly string[] = process.execArgv,
+  nodeOptions: string = process.env.NODE_OPTIONS ?? '',
+  heapLimit: number = getHeapStatistics().heap_size_limit,
+): number {
+  const oldSpace = v8SizeFlag('max-old-space-size', argv, nodeOptions);
+  if (oldSpace !== undefined) {
+    return oldSpace * MIB;
+  }
+  const semiSpace = v8SizeFlag('max-semi-space-size', argv, nodeOptions);
+  return heapLimit - 3 * (semiSpace !== undefined ? semiSpace * MIB : DEFAULT_SEMI_SPACE_BYTES);
+}
+
+/**
+ * The in-memory store's byte budget: MAX_STORE_BYTES, or half of what the old space of this
+ * process (the one that owns the store) leaves once 32 MiB are set aside for the server itself;
+ * the other half is room for requests (a long history read is copied while it is sent) and for
+ * the garbage collector.
+ */
+export function storeByteBudget(maxStoreBytes: number, oldSpace: number = oldSpaceLimit()): number {
+  return maxStoreBytes || Math.max(MIN_STORE_BYTES, Math.floor((oldSpace - SERVER_HEAP_BYTES) / 2));
 }
 
 /** SSE_MAX_BACKLOG_BYTES's default, unless one message's frame is larger. */

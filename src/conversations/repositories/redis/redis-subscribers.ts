@@ -113,19 +113,6 @@ export class ConnectionSubscriber implements ChannelSubscriber {
   }
 }
 
-/**
- * The channel of a `sunsubscribe` that Redis pushed unasked: a node sends one to each
- * subscriber of a shard channel whose slot it no longer serves (resharding, or a failover that
- * made it a replica). ioredis 5 takes the push for the reply to a command and, finding none
- * waiting, emits an error that quotes it ("… Last reply: sunsubscribe,<channel>,<count>").
- */
-export function unsolicitedUnsubscribe(error: Error): string | null {
-  return (
-    /Command queue state error\..* Last reply: sunsubscribe,(.*),\d+$/s.exec(error.message)?.[1] ??
-    null
-  );
-}
-
 /** How soon a subscription that could not be made is tried again, with a fresh slot map. */
 const RETRY_MS = 250;
 
@@ -227,17 +214,20 @@ export class ShardSubscribers implements ChannelSubscriber {
           }),
         this.events,
         () => void this.resubscribe(master, this.channelsOn(master)),
-        (error) => {
-          const channel = unsolicitedUnsubscribe(error);
-          if (channel !== null && this.channels.get(channel) === master) {
-            this.channels.set(channel, null); // the slot left this master
-          }
-          this.refresh();
-        },
+        () => this.refresh(),
       );
       // Lost its master: the slot map may name another by now.
       connection.on('reconnecting', () => this.refresh());
-      connection.on('moved', () => this.refresh());
+      // A slot left this master: ioredis 6 emits `moved` for the `sunsubscribe` the node pushed
+      // unasked (and for a SSUBSCRIBE answered MOVED), without naming the channel. Every
+      // channel here is subscribed again wherever the fresh map puts it, and told as a gap;
+      // those that did not move are only caught up (the stream skips what it has sent).
+      connection.on('moved', () => {
+        for (const channel of this.channelsOn(master)) {
+          this.channels.set(channel, null);
+        }
+        this.refresh();
+      });
       this.connections.set(master, connection);
     }
     return connection;
