@@ -20,7 +20,7 @@ import { createServer, IncomingMessage, ServerResponse } from 'node:http';
 import { ChatCore, JSON_TYPES, LIMITS, PROBLEM_CONTENT_TYPE, PROBLEMS, Reply } from './chat-core';
 
 /**
- * The leanest idiomatic NestJS 11 app doing E's work: configuration N as it is (the floor for
+ * The leanest idiomatic NestJS 12 app doing E's work: configuration N as it is (the floor for
  * the real server, B), and NX with the production features in front (nest-prod-server.ts).
  * One module, one controller, no pipes, guards or interceptors: validation is ChatCore's, by
  * hand. Problems are thrown and written by one catch-all filter, as Nest apps do. Same replies

@@ -7,7 +7,7 @@ import { ChatCore } from './chat-core';
 
 /**
  * The production features the real server has, written by hand, for the baselines that carry
- * them on top of the same chat work: X (Express 5) and NX (NestJS 11). Each mirrors the
+ * them on top of the same chat work: X (Express 5) and NX (NestJS 12). Each mirrors the
  * server's own:
  * - a request id (src/common/request-id.ts): the client's X-Request-Id when sane, else a new
  *   UUID, echoed in X-Request-Id;

@@ -73,7 +73,7 @@ export const CONFIGURATIONS: Configuration[] = [
   },
   {
     key: 'N',
-    label: 'N bare NestJS 11',
+    label: 'N bare NestJS 12',
     script: benchScript('baselines/nest-server.js'),
     env: {},
     workers: 0,
@@ -83,7 +83,7 @@ export const CONFIGURATIONS: Configuration[] = [
     // N made as the server makes its requests (Express's prototypes in place, see
     // nest-chat.ts): the server's largest cut, given to N too.
     key: 'NP',
-    label: 'NP NestJS 11, prototypes in place',
+    label: 'NP NestJS 12, prototypes in place',
     script: benchScript('baselines/nest-prototyped-server.js'),
     env: {},
     workers: 0,
@@ -92,7 +92,7 @@ export const CONFIGURATIONS: Configuration[] = [
   {
     // N with X's production features by hand: what they cost a NestJS app.
     key: 'NX',
-    label: 'NX NestJS 11 + production features',
+    label: 'NX NestJS 12 + production features',
     script: benchScript('baselines/nest-prod-server.js'),
     env: {},
     workers: 0,

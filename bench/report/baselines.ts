@@ -75,7 +75,7 @@ export function baselinesMarkdown(
   const lines = [
     '### Baselines (B against N, NP, NX, X and E; L against C)',
     '',
-    "N: the leanest NestJS 11 app doing the same work (one controller, hand validation). NP: N on a server that makes requests and responses with Express's prototypes, as the server does. NX: N plus the production features by hand (helmet, request id, Cache-Control, prom-client metrics, customer token). X: bare Express 5 plus the same features. E: bare Express 5. Medians; CPU over all the server's processes.",
+    "N: the leanest NestJS 12 app doing the same work (one controller, hand validation). NP: N on a server that makes requests and responses with Express's prototypes, as the server does. NX: N plus the production features by hand (helmet, request id, Cache-Control, prom-client metrics, customer token). X: bare Express 5 plus the same features. E: bare Express 5. Medians; CPU over all the server's processes.",
     '',
     '| Scenario | Configuration | req/s | CPU µs/req | p99 ms |',
     '| --- | --- | --- | --- | --- |',
