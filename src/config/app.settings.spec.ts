@@ -102,8 +102,12 @@ describe('settingsOf', () => {
     expect(oldSpaceLimit(['--max-old-space-size=128'], '', heap)).toBe(128 * MIB);
     expect(oldSpaceLimit([], '--inspect --max_old_space_size=256', heap)).toBe(256 * MIB);
     expect(oldSpaceLimit([], '--max-old-space-size 96', heap)).toBe(96 * MIB);
-    // The last one given wins, as in V8.
-    expect(oldSpaceLimit(['--max-old-space-size=64'], '--max-old-space-size=128', heap)).toBe(
+    // The command line wins over NODE_OPTIONS (Node reads NODE_OPTIONS first), and of two in
+    // one place the last.
+    expect(oldSpaceLimit(['--max-old-space-size=256'], '--max-old-space-size=4096', heap)).toBe(
+      256 * MIB,
+    );
+    expect(oldSpaceLimit([], '--max-old-space-size=64 --max-old-space-size=128', heap)).toBe(
       128 * MIB,
     );
   });

@@ -206,13 +206,17 @@ const MIB = 1024 * 1024;
  */
 const DEFAULT_SEMI_SPACE_BYTES = 64 * MIB;
 
-/** The value in MiB of a V8 size flag given to this process (its arguments or NODE_OPTIONS). */
+/**
+ * The value in MiB of a V8 size flag given to this process. Node reads NODE_OPTIONS first and
+ * its command line after, so a flag on the command line wins over one in NODE_OPTIONS, and of
+ * two in one place the last.
+ */
 function v8SizeFlag(
   name: string,
   argv: readonly string[],
   nodeOptions: string,
 ): number | undefined {
-  const words = [...argv, ...nodeOptions.split(/\s+/)];
+  const words = [...nodeOptions.split(/\s+/), ...argv];
   const pattern = new RegExp(`^--${name.replace(/-/g, '[-_]')}(?:=(\\d+))?$`);
   let found: number | undefined;
   words.forEach((word, i) => {
