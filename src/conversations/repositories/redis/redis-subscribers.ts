@@ -140,6 +140,7 @@ export class ShardSubscribers implements ChannelSubscriber {
   private readonly channels = new Map<string, string | null>();
   private readonly follow = () => void this.followMasters();
   private refreshTimer: NodeJS.Timeout | null = null;
+  private lastRefreshAt = 0;
 
   constructor(
     private readonly cluster: Cluster,
@@ -187,13 +188,17 @@ export class ShardSubscribers implements ChannelSubscriber {
 
   /**
    * Asks the cluster client for a fresh slot map (its `refresh` then moves the channels);
-   * one request at a time, and ioredis runs one refresh at a time.
+   * one request at a time, and none within RETRY_MS of the last: while nodes still disagree
+   * about a slot, a map that names the old owner leads to a MOVED, which asks again, and
+   * without the pause that loop would run at round-trip speed.
    */
   private refresh(delayMs = 0): void {
+    const wait = Math.max(delayMs, this.lastRefreshAt + RETRY_MS - Date.now());
     this.refreshTimer ??= setTimeout(() => {
       this.refreshTimer = null;
+      this.lastRefreshAt = Date.now();
       this.cluster.refreshSlotsCache();
-    }, delayMs);
+    }, wait);
     this.refreshTimer.unref();
   }
 
