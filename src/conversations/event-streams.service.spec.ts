@@ -267,6 +267,29 @@ describe('EventStreamsService with a client that reads slowly or not at all', ()
     expect(res.writableLength).toBeLessThanOrEqual(settings.events.maxBacklogBytes);
   });
 
+  it("keeps an ended stream's place until what it held is taken or cut off", async () => {
+    const repository = new InMemoryConversationRepository();
+    const { service } = newService(repository, { ...env, MAX_EVENT_STREAMS: '1' });
+    const { id, post } = await conversationIn(repository, 'm'.repeat(100));
+    const first = fakeResponse();
+    await service.stream(id, undefined, first as unknown as Response);
+    first.paused = true;
+    for (let posts = 0; !first.ended && posts < 100; posts++) {
+      await post();
+    }
+    expect(first.ended).toBe(true);
+    // Its unsent frames are still in this process: the place is not free yet.
+    const second = fakeResponse();
+    await expect(
+      service.stream(id, undefined, second as unknown as Response),
+    ).rejects.toMatchObject({ code: 'stream_capacity_exceeded' });
+    first.read(); // the client takes them: the response closes
+    await expect(service.stream(id, undefined, second as unknown as Response)).resolves.toBe(
+      undefined,
+    );
+    second.end();
+  });
+
   it('takes the limit as at least the largest frame one message can make', async () => {
     for (const maxMessageLength of [1, 100, 10_000]) {
       const longest = Number.MAX_SAFE_INTEGER;

@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { normalizeIp } from '@nestjs/throttler';
 import type { Response } from 'express';
 import { parseDecimal } from '../common/decimal-integer';
 import {
@@ -133,7 +134,10 @@ export class EventStreamsService {
     lastEventId: number | undefined,
     res: Response,
   ): Promise<void> {
-    const release = this.takePlace(await this.access.principal(res.req), res.req.ip);
+    // Counted by address as the rate limit counts it: an IPv6 client by its subnet (the
+    // throttler's default prefix, which the rate-limit guard uses too).
+    const ip = res.req.ip === undefined ? undefined : normalizeIp(res.req.ip);
+    const release = this.takePlace(await this.access.principal(res.req), ip);
     const stream = new LiveStream(this.repository, conversationId, res, this.settings, () =>
       this.metrics.countStreamEndedForBacklog(),
     );
@@ -173,12 +177,17 @@ export class EventStreamsService {
     this.open.add(res);
     const heartbeat = setInterval(() => stream.heartbeat(), this.settings.heartbeatMs);
     stream.onEnd = () => {
-      giveUp();
+      watch.stop();
       clearInterval(heartbeat);
       this.open.delete(res);
     };
-    // The response closes when the client leaves (or when the stream ends it).
-    res.on('close', () => stream.end());
+    // The response closes when the client leaves, or once a stream that was ended has been
+    // taken or cut off: only then are its places given back, since until then what it had not
+    // sent is still held in this process.
+    res.on('close', () => {
+      stream.end();
+      release();
+    });
 
     stream.send(': connected\n\n');
     stream.begin(lastEventId ?? start.lastSeq, start);
@@ -307,7 +316,12 @@ class LiveStream implements ChangeListener {
    * response still holds is given a heartbeat's time to be read, then the connection is cut.
    */
   private checkBacklog(): void {
-    if (this.ended || this.res.writableLength + this.heldBytes <= this.settings.maxBacklogBytes) {
+    // Before it starts, its start is being read (within STORE_TIMEOUT_MS) and nothing is sent.
+    if (
+      !this.started ||
+      this.ended ||
+      this.res.writableLength + this.heldBytes <= this.settings.maxBacklogBytes
+    ) {
       return;
     }
     this.endedForBacklog();

@@ -21,8 +21,9 @@ export const ENTRY_CHARS = 512;
  * primary confirms its version is current.
  * Bounded by characters held (each entry charged ENTRY_CHARS besides its text); the least
  * recently read go first, and an entry not read for `idleMs` (the conversations' TTL: its
- * conversation is evicted or nobody reads it) is dropped when it is next looked up or when a
- * store sweeps the idle ones from the front, so no timer is kept per entry.
+ * conversation is evicted or nobody reads it) is dropped when it is next looked up, and the
+ * idle ones at the front are swept whenever a copy is stored, so no timer is kept per entry
+ * (a worker that stores no copy any more keeps its idle ones, within the bound).
  */
 export class HistoryCache {
   /** In order of last read: the least recently read first. */
