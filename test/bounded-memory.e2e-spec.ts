@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import net from 'node:net';
 import { openEventStream } from './utils/event-stream';
-import { PrivateRedis, REDIS_BINARY } from './utils/redis';
+import { describeWithRedisBinary, PrivateRedis } from './utils/redis';
 import {
   HEAP_PROBE_OPTIONS,
   heapAfterGc,
@@ -260,11 +260,11 @@ describe('bounded memory: the budget counts what deleted messages leave behind',
   });
 });
 
-(REDIS_BINARY ? describe : describe.skip)('bounded memory on Redis (maxmemory 16mb)', () => {
+describeWithRedisBinary('bounded memory on Redis (maxmemory 16mb)', (binary) => {
   jest.setTimeout(120_000);
 
   it('answers writes past maxmemory with 507 under noeviction, never 500', async () => {
-    const redis = await PrivateRedis.start(REDIS_BINARY as string, [
+    const redis = await PrivateRedis.start(binary, [
       '--maxmemory',
       '16mb',
       '--maxmemory-policy',
@@ -288,7 +288,7 @@ describe('bounded memory: the budget counts what deleted messages leave behind',
   });
 
   it('warns at start when Redis may evict keys (allkeys-lru)', async () => {
-    const redis = await PrivateRedis.start(REDIS_BINARY as string, [
+    const redis = await PrivateRedis.start(binary, [
       '--maxmemory',
       '16mb',
       '--maxmemory-policy',

@@ -1,7 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import net from 'node:net';
-import { describeWithRedis, PrivateRedis, REDIS_BINARY, useRedisInstances } from './utils/redis';
+import {
+  describeWithRedis,
+  describeWithRedisBinary,
+  PrivateRedis,
+  useRedisInstances,
+} from './utils/redis';
 import { requestText, ServerProcess, spawnServer, useServer } from './utils/spawn-server';
 
 const BACKEND_KEY = 'backend-key-0123456789abcdef';
@@ -425,15 +430,15 @@ describeWithRedis('Idempotency-Key: STORE=redis, two instances', (redis) => {
   });
 });
 
-(REDIS_BINARY ? describe : describe.skip)(
+describeWithRedisBinary(
   'Idempotency-Key across a stalled Redis (private redis-server, STORE_TIMEOUT_MS=300)',
-  () => {
+  (binary) => {
     jest.setTimeout(60_000);
     let redis: PrivateRedis;
     let server: ServerProcess;
 
     beforeAll(async () => {
-      redis = await PrivateRedis.start(REDIS_BINARY as string);
+      redis = await PrivateRedis.start(binary);
       server = await spawnServer({
         STORE: 'redis',
         REDIS_URL: redis.url,

@@ -142,6 +142,25 @@ export function describeUnavailable(
 }
 
 /**
+ * `describe` for suites that start redis-server processes of their own (an outage, a stall, a
+ * maxmemory of their own): skipped with a loud notice without the binary, and failing under
+ * CI=true, like describeWithRedis.
+ */
+export function describeWithRedisBinary(name: string, body: (binary: string) => void): void {
+  if (!REDIS_BINARY) {
+    describeUnavailable(
+      name,
+      'needs redis-server installed (it starts its own)',
+      'redis-server is not installed',
+      'needs redis-server installed (Debian: apt-get install redis-server); it starts its own.',
+      () => body(''),
+    );
+    return;
+  }
+  describe(name, () => body(REDIS_BINARY as string));
+}
+
+/**
  * `describe` for suites that need Redis (see RedisSource). Every key prefix handed out is
  * deleted after the suite, and a private server is stopped.
  */
