@@ -1,4 +1,4 @@
-import { describeWithRedis, PrivateRedis, REDIS_BINARY } from './utils/redis';
+import { describeWithRedis, describeWithRedisBinary, PrivateRedis } from './utils/redis';
 import { requestJson, requestText, ServerProcess, spawnServer } from './utils/spawn-server';
 
 interface Conversation {
@@ -170,21 +170,12 @@ describeWithRedis('STORE=redis: two instances sharing one Redis', (redis) => {
     });
   });
 
-  const withBinary = REDIS_BINARY || process.env.CI === 'true' ? describe : describe.skip;
-  if (!REDIS_BINARY && process.env.CI !== 'true') {
-    process.stderr.write(
-      '\n*** SKIPPED: the Redis outage test needs redis-server installed (it starts and stops its own). ***\n\n',
-    );
-  }
-  withBinary('Redis stopped and started again', () => {
+  describeWithRedisBinary('Redis stopped and started again', (binary) => {
     let own: PrivateRedis;
     let server: ServerProcess;
 
     beforeAll(async () => {
-      if (!REDIS_BINARY) {
-        throw new Error('CI=true and redis-server is not installed: the outage test cannot run');
-      }
-      own = await PrivateRedis.start(REDIS_BINARY);
+      own = await PrivateRedis.start(binary);
       server = await spawnServer({ STORE: 'redis', REDIS_URL: own.url, WORKERS: '0' });
     });
 
