@@ -2,9 +2,10 @@ import { NestApplicationOptions } from '@nestjs/common';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
-import helmet from 'helmet';
+import type { HelmetOptions } from 'helmet';
 import { serveConsole } from './console/console.setup';
 import { HttpSettings } from './config/app.settings';
+import { helmetHeaders } from './http/fast-path/helmet-headers';
 import { RequestObserver } from './observability/request-observer';
 
 /**
@@ -14,25 +15,11 @@ import { RequestObserver } from './observability/request-observer';
  */
 export const APP_OPTIONS: NestApplicationOptions = { bodyParser: false, abortOnError: false };
 
-/** The headers a helmet middleware sets, taken once: helmet sets the same ones every time. */
-function headersOf(middleware: RequestHandler): [string, string][] {
-  const headers: [string, string][] = [];
-  let answered = false;
-  const recorder = {
-    setHeader: (name: string, value: string) => headers.push([name, value]),
-    removeHeader: () => undefined, // X-Powered-By, which the app never sets
-  };
-  middleware({} as Request, recorder as unknown as Response, (error?: unknown) => {
-    if (error) {
-      throw error instanceof Error ? error : new Error(String(error));
-    }
-    answered = true;
-  });
-  if (!answered) {
-    throw new Error('helmet did not set its headers at once');
-  }
-  return headers;
-}
+/** helmet's options for an answer over plain HTTP: no HSTS, no `upgrade-insecure-requests`. */
+export const PLAIN_HTTP_HELMET: Readonly<HelmetOptions> = {
+  strictTransportSecurity: false,
+  contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } },
+};
 
 /** Whether Express's `app.use('/api', ...)` would match: `/api` or below it, in any case. */
 function isApiPath(path: string): boolean {
@@ -53,13 +40,8 @@ function isApiPath(path: string): boolean {
  * - `Cache-Control: no-store` on the API's answers, which are per-user and change at any moment.
  */
 function responseHeaders(trustProxy: HttpSettings['trustProxy']): RequestHandler {
-  const plain = headersOf(
-    helmet({
-      strictTransportSecurity: false,
-      contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } },
-    }),
-  );
-  const secure = headersOf(helmet());
+  const plain = helmetHeaders(PLAIN_HTTP_HELMET);
+  const secure = helmetHeaders();
   // This server speaks plain HTTP: without a trusted proxy no request is HTTPS.
   const mayBeSecure = trustProxy !== false;
   return (req: Request, res: Response, next: NextFunction) => {

@@ -121,7 +121,7 @@ function requireJsonBody(req: Request, _res: Response, next: NextFunction): void
 
 /**
  * Express on a server whose requests and responses are made with Express's prototypes, as
- * the real server's are (src/cluster/http-server.ts, expressMessageClasses; written again
+ * the real server's are (src/http/fast-path/express-message-classes.ts; written again
  * here, since a baseline does not import the server): Express's per-request
  * Object.setPrototypeOf then changes nothing, and V8 keeps one hidden class for all requests.
  */

@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { parse as parseContentType } from 'content-type';
 import { raw, Request, RequestHandler, Response } from 'express';
 import { HttpSettings } from '../config/app.settings';
+import { isPlainBody, readPlainBody } from '../http/fast-path/plain-body';
 import { ProblemException } from './problem';
 import { problem } from './problem.catalogue';
 
@@ -20,10 +21,6 @@ const READ: Promise<true> = Promise.resolve(true);
 type BodyType = 'json' | 'other-charset' | 'other';
 /** Distinct Content-Type headers remembered (see JsonBodyParser.typeOf). */
 const KNOWN_TYPES_MAX = 64;
-
-/** A Content-Length as Node's parser lets it through: digits only. */
-const DECIMAL = /^\d{1,15}$/;
-const EMPTY = Buffer.alloc(0);
 
 /** No request this API takes nests deeper; deeper bodies would only cost stack further in. */
 const MAX_DEPTH = 32;
@@ -107,8 +104,9 @@ export function carriesBody(req: Request): boolean {
  *
  * Called by JsonBodyGuard after the rate limit and access guards, so that a caller who is
  * refused there costs no body parsing (and AccessGuard calls it itself where a rule needs
- * the body). The bytes are read by express.raw (BODY_LIMIT, Content-Encoding); decoding is
- * done here, as UTF-8 only, so that the depth scan sees exactly the text JSON.parse parses.
+ * the body). The bytes are read by express.raw (BODY_LIMIT, Content-Encoding), or, for a
+ * plain body, by its fast path (http/fast-path/plain-body.ts); decoding is done here, as UTF-8
+ * only, so that the depth scan sees exactly the text JSON.parse parses.
  */
 @Injectable()
 export class JsonBodyParser {
@@ -116,6 +114,7 @@ export class JsonBodyParser {
   /** Fatal: invalid bytes are refused, not stored as U+FFFD. Skips a leading BOM. */
   private readonly decoder = new TextDecoder('utf-8', { fatal: true });
   private readonly types = new Map<string, BodyType>();
+  private readonly decodeBody = (bytes: Buffer) => this.decode(bytes);
 
   private readonly limit: number;
 
@@ -162,8 +161,8 @@ export class JsonBodyParser {
     if (type === 'other-charset') {
       return Promise.reject(notUtf8Charset());
     }
-    if (this.isPlain(req)) {
-      return this.readPlain(req);
+    if (isPlainBody(req, this.limit)) {
+      return readPlainBody(req, this.decodeBody);
     }
     return new Promise<true>((resolve, reject) =>
       this.readBytes(req, res, (error?: unknown) => {
@@ -181,67 +180,6 @@ export class JsonBodyParser {
         }
       }),
     );
-  }
-
-  /**
-   * Whether the body is the common kind, which readPlain takes: not compressed, of a declared
-   * length within BODY_LIMIT, not yet read. Anything else (a Content-Encoding, chunks, a length
-   * over the limit or malformed, a request already read) goes through express.raw, which
-   * answers each of those.
-   */
-  private isPlain(req: Request): boolean {
-    const { headers } = req;
-    const length = headers['content-length'];
-    return (
-      headers['content-encoding'] === undefined &&
-      headers['transfer-encoding'] === undefined &&
-      length !== undefined &&
-      DECIMAL.test(length) &&
-      Number(length) <= this.limit &&
-      req.readable &&
-      !req.readableEnded
-    );
-  }
-
-  /**
-   * Reads a plain body (see isPlain) as raw-body would, without its general machinery: Node's
-   * parser delivers exactly Content-Length bytes and then `end`. A request that is closed or
-   * fails first is refused as raw-body refuses it (400 "request aborted"): its client is gone.
-   */
-  private readPlain(req: Request): Promise<true> {
-    return new Promise<true>((resolve, reject) => {
-      let first: Buffer | undefined;
-      let chunks: Buffer[] | undefined;
-      let ended = false;
-      const onData = (chunk: Buffer) => {
-        if (first === undefined) {
-          first = chunk;
-        } else {
-          (chunks ??= [first]).push(chunk);
-        }
-      };
-      // The listeners stay: `close` follows `end`, and then finds the reading over.
-      const onEnd = () => {
-        ended = true;
-        try {
-          const bytes = chunks ? Buffer.concat(chunks) : (first ?? EMPTY);
-          req.body = this.decode(bytes);
-          resolve(true);
-        } catch (problem) {
-          reject(problem);
-        }
-      };
-      const onAbort = () => {
-        if (!ended) {
-          ended = true;
-          reject(problem('bad_request', { status: 400 }));
-        }
-      };
-      req.on('data', onData);
-      req.on('end', onEnd);
-      req.on('error', onAbort);
-      req.on('close', onAbort);
-    });
   }
 
   /**

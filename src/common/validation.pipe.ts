@@ -1,5 +1,5 @@
 import { ArgumentMetadata, PipeTransform, ValidationError, ValidationPipe } from '@nestjs/common';
-import { CompiledDto, compileDto } from './compiled-dto';
+import { CompiledDto, compileDto } from '../http/fast-path/compiled-dto';
 import { FieldError } from './problem';
 import { ValidationFailedException } from './problem.catalogue';
 
@@ -26,9 +26,9 @@ class ClassValidatorPipe extends ValidationPipe {
  * A DTO body must be a JSON object: an array or a bare value is refused before validation,
  * where it would otherwise be read as an object with fields "0", "1", ...
  *
- * On the hot path (see compiled-dto.ts), a body DTO's rules run as one synchronous check
- * compiled once from its decorators; a body it does not accept goes through class-transformer
- * and class-validator as before, which write the errors. The parameters this pipe has nothing
+ * On the hot path (see http/fast-path/compiled-dto.ts), a body DTO's rules run as one
+ * synchronous check compiled once from its decorators; a body it does not accept goes through
+ * class-transformer and class-validator as before, which write the errors. The parameters this pipe has nothing
  * to do for are answered without a promise, exactly as ValidationPipe would answer them.
  */
 export class AppValidationPipe implements PipeTransform {

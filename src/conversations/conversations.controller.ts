@@ -26,7 +26,7 @@ import type { Response } from 'express';
 import { Access } from '../access/access.decorator';
 import { AccessService } from '../access/access.service';
 import { EmptyBodyPipe } from '../common/empty-body.pipe';
-import { sendJson, sendJsonPieces } from '../common/json-pieces';
+import { sendJson, sendJsonPieces } from '../http/fast-path/json-response';
 import { ApiGuarded, ApiJsonBody, ApiProblem } from '../common/api-problem.decorator';
 import { problem } from '../common/problem.catalogue';
 import { UuidOrNotFoundPipe } from '../common/uuid-or-not-found.pipe';

@@ -1,7 +1,7 @@
 import express, { Express } from 'express';
 import { AddressInfo } from 'node:net';
 import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
-import { expressMessageClasses } from './http-server';
+import { expressMessageClasses } from './express-message-classes';
 
 interface Seen {
   requestPrototype: boolean;

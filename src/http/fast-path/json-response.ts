@@ -1,3 +1,5 @@
+// Fast path: mirrors express@5.3.0 res.json (lib/response.js) for JSON text already serialized.
+// Held equal by src/http/fast-path/json-response.spec.ts.
 import type { Response } from 'express';
 
 /** What Express's res.json would set. */
@@ -36,7 +38,8 @@ export function sendJsonPieces(res: Response, status: number, pieces: string[]):
 /**
  * Sends JSON text as Express's res.json would send it (status, Content-Type, the length Node
  * sets for a body ended at once), without its per-call work: the type's lookup, the charset
- * parsing, the freshness check that only a GET needs.
+ * parsing, the freshness check that only a GET needs. A HEAD answer goes without the
+ * Content-Length that res.json would give it.
  */
 export function sendJson(res: Response, status: number, json: string): void {
   res.statusCode = status;

@@ -1,3 +1,6 @@
+// Fast path: mirrors class-validator@0.15.1 validate() as ValidationPipe runs it (whitelist,
+// forbidNonWhitelisted) and class-transformer@0.5.1 plainToInstance, whose metadata it reads
+// by a deep import (cjs/storage). Held equal by src/http/fast-path/compiled-dto.spec.ts.
 import { getMetadataStorage, ValidationArguments, ValidationTypes } from 'class-validator';
 import type { ValidationMetadata } from 'class-validator/types/metadata/ValidationMetadata';
 
