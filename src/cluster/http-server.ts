@@ -1,18 +1,21 @@
 import { LoggerService, Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { ExpressAdapter, NestExpressApplication } from '@nestjs/platform-express';
-import type { Express } from 'express';
+import type { Express, Response } from 'express';
 import { createServer, Server, ServerOptions } from 'node:http';
 import { APP_OPTIONS, configureApp } from '../app.setup';
 import { HttpSettings } from '../config/app.settings';
 import { EventStreamsService } from '../conversations/event-streams.service';
 import { expressMessageClasses } from '../http/fast-path/express-message-classes';
+import { sendJson, sendJsonPieces } from '../http/fast-path/json-response';
+import { JsonText } from '../http/json-text';
 
 /**
  * Express on an http.Server with timeouts, checked every second, so that clients that send
  * their requests slowly (a header byte at a time) cannot hold connections; its requests and
- * responses are made with Express's prototypes (expressMessageClasses). The e2e suites' apps
- * use it too (test/utils/create-app.ts), with Node's default timeouts.
+ * responses are made with Express's prototypes (expressMessageClasses), and handlers' answers
+ * that are already JSON text (JsonText) are written as they are. The e2e suites' apps use it
+ * too (test/utils/create-app.ts), with Node's default timeouts.
  */
 export class TimedExpressAdapter extends ExpressAdapter {
   constructor(private readonly serverOptions: ServerOptions) {
@@ -22,6 +25,21 @@ export class TimedExpressAdapter extends ExpressAdapter {
   override initHttpServer(): void {
     const app = this.getInstance<Express>();
     this.httpServer = createServer({ ...this.serverOptions, ...expressMessageClasses(app) }, app);
+  }
+
+  /** Nest's one way out for a handler's answer: JSON text goes out as it is, the rest as usual. */
+  override reply(response: Response, body: unknown, statusCode?: number): unknown {
+    if (body instanceof JsonText) {
+      const status = statusCode ?? response.statusCode;
+      const { json } = body;
+      if (typeof json === 'string') {
+        sendJson(response, status, json);
+      } else {
+        sendJsonPieces(response, status, json);
+      }
+      return response;
+    }
+    return super.reply(response, body, statusCode) as unknown;
   }
 }
 

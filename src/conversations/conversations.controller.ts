@@ -26,10 +26,10 @@ import type { Response } from 'express';
 import { Access } from '../access/access.decorator';
 import { AccessService } from '../access/access.service';
 import { EmptyBodyPipe } from '../common/empty-body.pipe';
-import { sendJson, sendJsonPieces } from '../http/fast-path/json-response';
 import { ApiGuarded, ApiJsonBody, ApiProblem } from '../common/api-problem.decorator';
 import { problem } from '../common/problem.catalogue';
 import { UuidOrNotFoundPipe } from '../common/uuid-or-not-found.pipe';
+import { JsonText } from '../http/json-text';
 import { ConversationsService } from './conversations.service';
 import {
   ApiConversation,
@@ -99,12 +99,11 @@ export class ConversationsController {
     `capacity_exceeded: the store holds MAX_CONVERSATIONS; ${WRITE_UNAVAILABLE}`,
   )
   @ApiProblem('store_full')
-  // Writes a CreatedConversationDto itself: see sendJson.
   async create(
     @Body(EmptyBodyPipe) _body: unknown,
     @IdempotencyKey() idempotency: IdempotentWrite | undefined,
-    @Res() res: Response,
-  ): Promise<void> {
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<JsonText<CreatedConversationDto>> {
     // A token minted without an API key is anonymous (see access.service.ts).
     const anonymous = !this.access.enabled || !(await this.access.hasApiKey(res.req));
     const { conversation, customerToken } = await this.conversations.createConversation(
@@ -114,11 +113,7 @@ export class ConversationsController {
     // A UUID: nothing in it for res.location to encode.
     res.setHeader('Location', `/api/conversations/${conversation.id}`);
     replayed(res, conversation.replayed);
-    sendJson(
-      res,
-      HttpStatus.CREATED,
-      JSON.stringify(toCreatedConversationDto(conversation, customerToken)),
-    );
+    return JsonText.of(toCreatedConversationDto(conversation, customerToken));
   }
 
   @Get(':conversationId')
@@ -126,10 +121,10 @@ export class ConversationsController {
   @ApiOperation({ summary: 'Read a conversation with its whole history' })
   @ApiOkResponse({ type: ConversationHistoryDto })
   @ApiConversation('conversation_not_found (also for an id that is not a UUID)')
-  // Writes a ConversationHistoryDto that is already serialized: see toConversationHistoryJson.
-  async get(@ConversationId() conversationId: string, @Res() res: Response): Promise<void> {
+  async get(@ConversationId() conversationId: string): Promise<JsonText<ConversationHistoryDto>> {
     const history = await this.conversations.getConversation(conversationId);
-    sendJsonPieces(res, HttpStatus.OK, toConversationHistoryJson(history));
+    // Already serialized: see toConversationHistoryJson.
+    return new JsonText(toConversationHistoryJson(history));
   }
 
   @Get(':conversationId/events')
@@ -179,14 +174,12 @@ export class ConversationsController {
   @ApiOkResponse({ type: MessagePageDto })
   @ApiConversation()
   @ApiProblem('validation_failed', 'validation_failed: a bad limit or cursor, or both cursors')
-  // Writes a MessagePageDto that is already serialized: see toMessagePageJson.
   async page(
     @ConversationId() conversationId: string,
     @Query() query: PageQueryDto,
-    @Res() res: Response,
-  ): Promise<void> {
+  ): Promise<JsonText<MessagePageDto>> {
     const page = await this.conversations.getPage(conversationId, query);
-    sendJsonPieces(res, HttpStatus.OK, toMessagePageJson(page));
+    return new JsonText(toMessagePageJson(page));
   }
 
   @Post(':conversationId/messages')
@@ -202,16 +195,16 @@ export class ConversationsController {
   @ApiProblem('sender_not_allowed', 'sender_not_allowed: a customer token posting as agent')
   @ApiProblem('conversation_full')
   @ApiConversationWrite()
-  // Writes a MessageDto itself: see sendJson.
   async postMessage(
     @ConversationId() conversationId: string,
     @Body() dto: CreateMessageDto,
     @IdempotencyKey() idempotency: IdempotentWrite | undefined,
-    @Res() res: Response,
-  ): Promise<void> {
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<JsonText<MessageDto>> {
     const message = await this.conversations.postMessage(conversationId, dto, idempotency);
     replayed(res, message.replayed);
-    sendJson(res, HttpStatus.CREATED, toMessageJson(message));
+    // The text the store kept as it wrote the message, when it has it: see toMessageJson.
+    return new JsonText(toMessageJson(message));
   }
 
   @Post(':conversationId/typing')

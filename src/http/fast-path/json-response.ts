@@ -13,7 +13,7 @@ const ONE_WRITE_CHARS = 16 * 1024;
  * A small body is joined and written once; a large one is written piece by piece, so that
  * no copy of the whole body is ever made.
  */
-export function sendJsonPieces(res: Response, status: number, pieces: string[]): void {
+export function sendJsonPieces(res: Response, status: number, pieces: readonly string[]): void {
   let chars = 0;
   for (const piece of pieces) {
     chars += piece.length;
