@@ -76,19 +76,21 @@ const READY_LINE = new RegExp(`^${READY_MARK} (\\d+)$`, 'gm');
 /**
  * Starts a configuration on a free loopback port and resolves once every process that should
  * serve is listening: the only process, or each cluster worker (not the primary, whose
- * listening handle exists as soon as the first worker listens). With `pinning`, it runs on
- * the server's core (see cpu-pinning.ts).
+ * listening handle exists as soon as the first worker listens). With `wrapper`, it runs under
+ * what that puts in front of node: taskset on the server's core (cpu-pinning.ts), or valgrind
+ * (instructions/instructions.ts).
  */
 export async function startServer(
   configuration: Configuration,
   timeoutMs = 30_000,
-  pinning?: CpuPinning,
+  wrapper?: Pick<CpuPinning, 'wrap'>,
 ): Promise<RunningServer> {
   const port = await freePort();
   const fresh = configuration.perStart?.() ?? {};
-  // taskset execs node in its place: the pid is the server's.
-  const [command, args] = pinning
-    ? pinning.wrap(process.execPath, [configuration.script])
+  // taskset execs node in its place and valgrind runs node inside itself: either way the pid
+  // is the server's.
+  const [command, args] = wrapper
+    ? wrapper.wrap(process.execPath, [configuration.script])
     : [process.execPath, [configuration.script]];
   const child: ChildProcess = spawnTracked(command, args, {
     env: {
