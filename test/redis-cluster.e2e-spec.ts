@@ -11,6 +11,7 @@ import {
 } from './contracts/conversation-repository.contract';
 import { rateLimitStoreContract } from './contracts/rate-limit-store.contract';
 import { openEventStream } from './utils/event-stream';
+import { keysUnder } from './utils/redis';
 import { describeWithRedisCluster, TestRedisCluster } from './utils/redis-cluster';
 import { requestText, ServerProcess, spawnServer } from './utils/spawn-server';
 
@@ -25,14 +26,7 @@ async function keysByMaster(cluster: TestRedisCluster, prefix: string) {
   for (const master of await cluster.masters()) {
     const client = master.client();
     try {
-      const keys: string[] = [];
-      let cursor = '0';
-      do {
-        const [next, batch] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-        cursor = next;
-        keys.push(...batch);
-      } while (cursor !== '0');
-      found.set(master.port, keys);
+      found.set(master.port, await keysUnder(client, prefix));
     } finally {
       client.disconnect();
     }

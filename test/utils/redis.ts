@@ -107,6 +107,18 @@ export class PrivateRedis {
   }
 }
 
+/** The keys under `prefix`, as they stand (SCAN). */
+export async function keysUnder(client: Redis, prefix: string): Promise<string[]> {
+  const found: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, batch] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+    cursor = next;
+    found.push(...batch);
+  } while (cursor !== '0');
+  return found;
+}
+
 /** A Redis for one suite: its URL, and a key prefix of its own that is cleaned up after. */
 export interface TestRedis {
   url: string;
@@ -182,16 +194,7 @@ export function describeWithRedis(name: string, body: (redis: () => TestRedis) =
     let url = '';
     const prefixes: string[] = [];
     const run = randomUUID().slice(0, 8);
-    const keys = async (prefix: string) => {
-      const found: string[] = [];
-      let cursor = '0';
-      do {
-        const [next, batch] = await admin.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-        cursor = next;
-        found.push(...batch);
-      } while (cursor !== '0');
-      return found;
-    };
+    const keys = (prefix: string) => keysUnder(admin, prefix);
 
     beforeAll(async () => {
       if (source.kind === 'binary') {
