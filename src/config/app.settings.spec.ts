@@ -1,7 +1,15 @@
 import { availableParallelism } from 'node:os';
 import { getHeapStatistics } from 'node:v8';
-import { validateConfig } from './app.config';
-import { oldSpaceLimit, settingsOf, storeByteBudget } from './app.settings';
+import { AppConfig, validateConfig, VARIABLES } from './app.config';
+import {
+  declaredFieldsOf,
+  DERIVATIONS,
+  oldSpaceLimit,
+  SETTINGS_GROUPS,
+  settingsOf,
+  storeByteBudget,
+} from './app.settings';
+import { Declarations } from './env-declaration';
 
 const MIB = 1024 * 1024;
 
@@ -123,5 +131,69 @@ describe('settingsOf', () => {
     const { heap_size_limit } = getHeapStatistics();
     expect(oldSpaceLimit()).toBeLessThan(heap_size_limit);
     expect(oldSpaceLimit()).toBeGreaterThan(0);
+  });
+});
+
+describe('the declarations', () => {
+  const declarations: Declarations = VARIABLES;
+  const groups = Object.keys(SETTINGS_GROUPS) as (keyof typeof SETTINGS_GROUPS)[];
+  const config = validateConfig({});
+  const derivations: Partial<
+    Record<string, (config: AppConfig, declared: Record<string, unknown>) => object>
+  > = DERIVATIONS as never;
+
+  /** The fields group's derivation gives, and the variables it reads for them. */
+  function derived(group: string): { fields: string[]; reads: Set<string> } {
+    const reads = new Set<string>();
+    const watched = new Proxy(config, {
+      get: (target, name: string) => {
+        reads.add(name);
+        return target[name as keyof AppConfig];
+      },
+    });
+    const fields = derivations[group]?.(watched, declaredFieldsOf(config, group as never)) ?? {};
+    return { fields: Object.keys(fields), reads };
+  }
+
+  it('puts every variable in a settings group, or says that none reads it', () => {
+    for (const [name, declaration] of Object.entries(declarations)) {
+      expect({ name, group: [...groups, 'none'].includes(declaration.group) }).toEqual({
+        name,
+        group: true,
+      });
+      if (declaration.group === 'none') {
+        expect({ name, field: declaration.field }).toEqual({ name, field: undefined });
+      }
+    }
+  });
+
+  it('has every variable without a field read by its group', () => {
+    for (const [name, declaration] of Object.entries(declarations)) {
+      if (declaration.group !== 'none' && declaration.field === undefined) {
+        expect({ name, readBy: derived(declaration.group).reads.has(name) }).toEqual({
+          name,
+          readBy: true,
+        });
+      }
+    }
+  });
+
+  it('fills every settings field from exactly one source: a variable, or its group', () => {
+    const settings = settingsOf(config);
+    for (const group of groups) {
+      const declared = Object.keys(declaredFieldsOf(config, group));
+      const sources = [...declared, ...derived(group).fields].sort();
+      expect({ group, fields: Object.keys(settings[group]).sort() }).toEqual({
+        group,
+        fields: sources,
+      });
+      expect({ group, twice: sources.filter((field, i) => sources[i - 1] === field) }).toEqual({
+        group,
+        twice: [],
+      });
+      for (const [field, value] of Object.entries(settings[group])) {
+        expect({ group, field, set: value !== undefined }).toEqual({ group, field, set: true });
+      }
+    }
   });
 });

@@ -1,58 +1,66 @@
 import { availableParallelism } from 'node:os';
 import { getHeapStatistics } from 'node:v8';
-import { parse as parseSize } from 'bytes';
-import { AppConfig, apiKeyList, ClusterNodeSeed, clusterNodeList, originList } from './app.config';
+import { AppConfig, SettingsGroup, VARIABLES } from './app.config';
+import { Declarations } from './env-declaration';
 
 /*
- * The validated configuration (app.config.ts), turned once into typed groups by concern.
- * Every value parsed from a string or derived from other settings is computed here and
- * nowhere else; each group is injectable by its class (see AppConfigModule).
+ * The validated configuration (app.config.ts), turned once into typed groups by concern. A
+ * group's plain fields are the variables declared into it (app.config.ts: `group` and `field`,
+ * read by `as` when it has one); what is computed from several settings or from the process is
+ * derived beside its group, here and nowhere else. Each group is injectable by its class (see
+ * AppConfigModule).
  */
 
-/** A size such as `64kb` in bytes, read as body-parser reads its `limit` (the same function). */
-function sizeInBytes(size: string): number {
-  const bytes = parseSize(size);
-  if (bytes === null) {
-    throw new Error(`not a size: ${size}`); // unreachable: the config validates the form
-  }
-  return bytes;
+type Declared = typeof VARIABLES;
+
+/** The fields that the variables declared into group G fill, with their types. */
+export type DeclaredFields<G extends SettingsGroup> = {
+  readonly [
+    N in keyof Declared as Declared[N]['group'] extends G
+      ? NonNullable<Declared[N]['field']>
+      : never
+  ]: ReturnType<NonNullable<Declared[N]['as']>>;
+};
+
+/** The base class of group G's settings: the fields its variables fill. */
+function declaredFields<G extends SettingsGroup>(_group: G): abstract new () => DeclaredFields<G> {
+  abstract class Fields {}
+  return Fields as abstract new () => DeclaredFields<G>;
 }
 
+/** What group G computes from the configuration: its other fields, never a declared one. */
+type Derivation<G extends SettingsGroup> = (
+  config: AppConfig,
+  declared: DeclaredFields<G>,
+) => Omit<AppSettings[G], keyof DeclaredFields<G>> & {
+  readonly [field in keyof DeclaredFields<G>]?: never;
+};
+
 /** How many processes serve: the bootstrap's concern. */
-export abstract class ClusterSettings {
+export abstract class ClusterSettings extends declaredFields('cluster') {
   /** Worker processes; WORKERS=-1 (the default) is one per core. 0: a single process. */
   readonly workers: number;
 }
 
+const cluster: Derivation<'cluster'> = (config) => ({
+  workers: config.WORKERS < 0 ? availableParallelism() : config.WORKERS,
+});
+
 /** The listening socket, its timeouts, and what every response carries. */
-export abstract class HttpSettings {
-  readonly port: number;
-  readonly host: string;
-  readonly requestTimeoutMs: number;
+export abstract class HttpSettings extends declaredFields('http') {
   /**
    * HEADERS_TIMEOUT_MS, at most REQUEST_TIMEOUT_MS: Node requires the headers' limit to be
    * within the whole request's.
    */
   readonly headersTimeoutMs: number;
-  readonly keepAliveTimeoutMs: number;
-  /** Graceful stop: how long in-flight requests get before connections are cut. */
-  readonly shutdownGraceMs: number;
-  /** Largest request body in bytes: BODY_LIMIT (`64kb`, `1mb`, a byte count) as body-parser reads it. */
-  readonly bodyLimitBytes: number;
-  /** CORS_ORIGINS as a list; empty: no CORS at all. */
-  readonly corsOrigins: readonly string[];
-  /** TRUST_PROXY as Express's `trust proxy` takes it (see trustProxySetting). */
-  readonly trustProxy: boolean | number | string;
-  readonly consoleEnabled: boolean;
 }
 
+const http: Derivation<'http'> = (config) => ({
+  headersTimeoutMs: Math.min(config.HEADERS_TIMEOUT_MS, config.REQUEST_TIMEOUT_MS),
+});
+
 /** The store, whichever it is, and the in-memory store's own sizes. */
-export abstract class StoreSettings {
-  readonly kind: 'memory' | 'redis';
-  /** How long a call waits for the store (the primary over IPC, or a Redis command). */
-  readonly timeoutMs: number;
-  /** Changes kept per conversation for event-stream replay (EVENT_REPLAY_LIMIT). */
-  readonly replayLimit: number;
+export abstract class StoreSettings extends declaredFields('store') {
   /** The in-memory store's byte budget (see storeByteBudget). */
   readonly byteBudget: number;
   /**
@@ -64,50 +72,38 @@ export abstract class StoreSettings {
   readonly generationMs: number;
 }
 
+const store: Derivation<'store'> = (config) => ({
+  byteBudget: storeByteBudget(config.MAX_STORE_BYTES),
+  generationMs: generationWidth(config.CONVERSATION_TTL_MS),
+});
+
 /** With STORE=redis: where Redis is and how writes wait for replicas. */
-export abstract class RedisSettings {
-  /** One Redis (REDIS_URL), credentials included. */
-  readonly url: string;
+export abstract class RedisSettings extends declaredFields('redis') {
   /** REDIS_URL without its credentials (`redis://host:6379/2`), for the start message. */
   readonly address: string;
-  /** The seeds of a Redis Cluster (REDIS_CLUSTER_NODES); empty: one Redis at `url`. */
-  readonly clusterNodes: readonly ClusterNodeSeed[];
-  readonly keyPrefix: string;
-  readonly waitReplicas: number;
-  readonly waitTimeoutMs: number;
 }
+
+const redis: Derivation<'redis'> = (config) => ({ address: redisAddress(config.REDIS_URL) });
 
 /** Who may call. */
-export abstract class AccessSettings {
-  /** The keys of API_KEYS; none: access control is off. */
-  readonly apiKeys: readonly string[];
+export abstract class AccessSettings extends declaredFields('access') {
   /** Whether access control is on: API_KEYS holds at least one key. */
   readonly enabled: boolean;
-  readonly publicConversations: boolean;
 }
+
+const access: Derivation<'access'> = (_config, { apiKeys }) => ({ enabled: apiKeys.length > 0 });
 
 /** The rate limits; 0 is "no limit" for that kind of caller. */
-export abstract class RateLimitSettings {
-  readonly windowMs: number;
-  /** Per client address and per customer token (RATE_LIMIT_MAX, its default derived there). */
-  readonly perClient: number;
-  /** Per API key (RATE_LIMIT_API_KEY_MAX). */
-  readonly perApiKey: number;
-}
+export abstract class RateLimitSettings extends declaredFields('rateLimits') {}
 
 /** What one conversation and the whole store may hold, and how far a client clock may run ahead. */
-export abstract class LimitSettings {
-  readonly maxMessageLength: number;
-  readonly maxMessagesPerConversation: number;
-  readonly maxConversations: number;
-  readonly maxClockSkewMs: number;
-}
+export abstract class LimitSettings extends declaredFields('limits') {}
 
 /**
  * The Idempotency-Key time limits, all of them. A create's key has none of its own: it is
  * kept with its conversation and lives as long as the conversation does.
  */
-export abstract class IdempotencySettings {
+export abstract class IdempotencySettings extends declaredFields('idempotency') {
   /**
    * How long a post's key (and the answer it replays) is kept: IDEMPOTENCY_TTL_MS, at most
    * CONVERSATION_TTL_MS, so that a key never outlives the inactivity limit of the
@@ -116,43 +112,31 @@ export abstract class IdempotencySettings {
   readonly postKeyTtlMs: number;
 }
 
+const idempotency: Derivation<'idempotency'> = (config) => ({
+  postKeyTtlMs: Math.min(config.IDEMPOTENCY_TTL_MS, config.CONVERSATION_TTL_MS),
+});
+
 /** Event streams and typing indicators. */
-export abstract class EventSettings {
-  /** Streams one process serves at most. */
-  readonly maxStreams: number;
-  /** Streams one client (API key, customer token or address) holds in one process. */
-  readonly maxStreamsPerClient: number;
-  readonly heartbeatMs: number;
+export abstract class EventSettings extends declaredFields('events') {
   /**
    * What a stream may have unsent before it is ended: SSE_MAX_BACKLOG_BYTES, at least the
    * largest frame of one message (see maxBacklogBytes).
    */
   readonly maxBacklogBytes: number;
-  /** A typing event's `expiresAt` is now plus this. */
-  readonly typingTtlMs: number;
 }
+
+const events: Derivation<'events'> = (config) => ({
+  maxBacklogBytes: maxBacklogBytes(config.SSE_MAX_BACKLOG_BYTES, config.MAX_MESSAGE_LENGTH),
+});
 
 /** The eviction job, run by the process that owns the store. */
-export abstract class EvictionSettings {
-  readonly cron: string;
-  /** A conversation with no activity for this long is evicted. */
-  readonly conversationTtlMs: number;
-}
+export abstract class EvictionSettings extends declaredFields('eviction') {}
 
 /** The in-memory store's snapshot. */
-export abstract class SnapshotSettings {
-  /** Where it is written on a graceful stop and read at start; '' for none. */
-  readonly path: string;
-}
+export abstract class SnapshotSettings extends declaredFields('snapshot') {}
 
 /** Logs, metrics and probes. */
-export abstract class ObservabilitySettings {
-  readonly logLevel: AppConfig['LOG_LEVEL'];
-  readonly logFormat: AppConfig['LOG_FORMAT'];
-  readonly metricsEnabled: boolean;
-  /** How long /health/ready waits for the store. */
-  readonly healthTimeoutMs: number;
-}
+export abstract class ObservabilitySettings extends declaredFields('observability') {}
 
 /** Every group; each is also injectable on its own. */
 export abstract class AppSettings {
@@ -184,15 +168,18 @@ export const SETTINGS_GROUPS = {
   eviction: EvictionSettings,
   snapshot: SnapshotSettings,
   observability: ObservabilitySettings,
-} as const satisfies { [group in keyof AppSettings]: abstract new () => AppSettings[group] };
+} as const satisfies {
+  [group in keyof AppSettings]: abstract new () => AppSettings[group];
+} & Record<SettingsGroup, unknown>;
 
-/** TRUST_PROXY as Express's `trust proxy` setting takes it: a boolean, a hop count or addresses. */
-export function trustProxySetting(value: string): boolean | number | string {
-  if (value === 'true' || value === 'false') {
-    return value === 'true';
-  }
-  return /^\d+$/.test(value) ? Number(value) : value;
-}
+/** The groups that compute fields beyond their declared ones, and how. */
+export const DERIVATIONS: {
+  readonly [
+    G in SettingsGroup as keyof Omit<AppSettings[G], keyof DeclaredFields<G>> extends never
+      ? never
+      : G
+  ]: Derivation<G>;
+} = { cluster, http, store, redis, access, idempotency, events };
 
 /** What the server needs of its old space besides the store: Nest, the runtime, caches. */
 const SERVER_HEAP_BYTES = 32 * 1024 * 1024;
@@ -296,83 +283,32 @@ function redisAddress(value: string): string {
   return `${url.protocol}//${url.host}${url.pathname.length > 1 ? url.pathname : ''}`;
 }
 
-function resolveSettings(config: AppConfig): AppSettings {
-  const apiKeys = apiKeyList(config.API_KEYS) ?? [];
-  const settings: AppSettings = {
-    cluster: {
-      workers: config.WORKERS < 0 ? availableParallelism() : config.WORKERS,
-    },
-    http: {
-      port: config.PORT,
-      host: config.HOST,
-      requestTimeoutMs: config.REQUEST_TIMEOUT_MS,
-      headersTimeoutMs: Math.min(config.HEADERS_TIMEOUT_MS, config.REQUEST_TIMEOUT_MS),
-      keepAliveTimeoutMs: config.KEEP_ALIVE_TIMEOUT_MS,
-      shutdownGraceMs: config.SHUTDOWN_GRACE_MS,
-      bodyLimitBytes: sizeInBytes(config.BODY_LIMIT),
-      corsOrigins: originList(config.CORS_ORIGINS) ?? [],
-      trustProxy: trustProxySetting(config.TRUST_PROXY),
-      consoleEnabled: config.CONSOLE_ENABLED,
-    },
-    store: {
-      kind: config.STORE,
-      timeoutMs: config.STORE_TIMEOUT_MS,
-      replayLimit: config.EVENT_REPLAY_LIMIT,
-      byteBudget: storeByteBudget(config.MAX_STORE_BYTES),
-      generationMs: generationWidth(config.CONVERSATION_TTL_MS),
-    },
-    redis: {
-      url: config.REDIS_URL,
-      address: redisAddress(config.REDIS_URL),
-      clusterNodes: clusterNodeList(config.REDIS_CLUSTER_NODES) ?? [],
-      keyPrefix: config.REDIS_KEY_PREFIX,
-      waitReplicas: config.REDIS_WAIT_REPLICAS,
-      waitTimeoutMs: config.REDIS_WAIT_TIMEOUT_MS,
-    },
-    access: {
-      apiKeys,
-      enabled: apiKeys.length > 0,
-      publicConversations: config.PUBLIC_CONVERSATIONS,
-    },
-    rateLimits: {
-      windowMs: config.RATE_LIMIT_WINDOW_MS,
-      perClient: config.RATE_LIMIT_MAX,
-      perApiKey: config.RATE_LIMIT_API_KEY_MAX,
-    },
-    limits: {
-      maxMessageLength: config.MAX_MESSAGE_LENGTH,
-      maxMessagesPerConversation: config.MAX_MESSAGES_PER_CONVERSATION,
-      maxConversations: config.MAX_CONVERSATIONS,
-      maxClockSkewMs: config.MAX_CLOCK_SKEW_MS,
-    },
-    idempotency: {
-      postKeyTtlMs: Math.min(config.IDEMPOTENCY_TTL_MS, config.CONVERSATION_TTL_MS),
-    },
-    events: {
-      maxStreams: config.MAX_EVENT_STREAMS,
-      maxStreamsPerClient: config.MAX_EVENT_STREAMS_PER_CLIENT,
-      heartbeatMs: config.SSE_HEARTBEAT_MS,
-      maxBacklogBytes: maxBacklogBytes(config.SSE_MAX_BACKLOG_BYTES, config.MAX_MESSAGE_LENGTH),
-      typingTtlMs: config.TYPING_TTL_MS,
-    },
-    eviction: {
-      cron: config.EVICTION_CRON,
-      conversationTtlMs: config.CONVERSATION_TTL_MS,
-    },
-    snapshot: {
-      path: config.SNAPSHOT_PATH,
-    },
-    observability: {
-      logLevel: config.LOG_LEVEL,
-      logFormat: config.LOG_FORMAT,
-      metricsEnabled: config.METRICS_ENABLED,
-      healthTimeoutMs: config.HEALTH_TIMEOUT_MS,
-    },
-  };
-  for (const group of Object.values(settings)) {
-    Object.freeze(group);
+/** The fields that the variables declared into `group` fill, from a validated configuration. */
+export function declaredFieldsOf(config: AppConfig, group: SettingsGroup): Record<string, unknown> {
+  const fields: Record<string, unknown> = {};
+  for (const [name, declaration] of Object.entries(VARIABLES as Declarations)) {
+    if (declaration.group === group && declaration.field !== undefined) {
+      const value = config[name as keyof AppConfig];
+      fields[declaration.field] = declaration.as ? declaration.as(value) : value;
+    }
   }
-  return Object.freeze(settings);
+  return fields;
+}
+
+function resolveSettings(config: AppConfig): AppSettings {
+  // Each derivation is typed for its own group's fields; `declared` holds that group's.
+  const derivations: Partial<
+    Record<SettingsGroup, (config: AppConfig, declared: never) => object>
+  > = DERIVATIONS;
+  const settings: Partial<Record<SettingsGroup, object>> = {};
+  for (const group of Object.keys(SETTINGS_GROUPS) as SettingsGroup[]) {
+    const declared = declaredFieldsOf(config, group);
+    settings[group] = Object.freeze({
+      ...declared,
+      ...derivations[group]?.(config, declared as never),
+    });
+  }
+  return Object.freeze(settings) as AppSettings;
 }
 
 const resolved = new WeakMap<AppConfig, AppSettings>();

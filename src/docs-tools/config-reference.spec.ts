@@ -1,66 +1,82 @@
 import { validateConfig } from '../config/app.config';
+import {
+  checkedBy,
+  flag,
+  integer,
+  matching,
+  oneOf,
+  text,
+  variable,
+} from '../config/env-declaration';
+import { CronExpressionConstraint, SIZE_PATTERN } from '../config/env-values';
 import { readConfigVariables, renderConfigTable } from './config-reference';
 import { configVariables, findRoot, replaceBetweenMarkers } from './generated-docs';
 
-const SOURCE = `
-@ValidatorConstraint({ name: 'cronExpression' })
-class CronExpressionConstraint {}
+const declared = {
+  PORT: variable({ takes: integer({ min: 0, max: 65_535 }), default: '3000', group: 'http' }),
+  WORKERS: variable({ takes: integer({ min: -1 }), default: '-1', group: 'cluster' }),
+  RATE_LIMIT_MAX: variable({
+    takes: integer(),
+    default: (env) => (env.API_KEYS ? '600' : '0'),
+    group: 'rateLimits',
+  }),
+  STORE: variable({ takes: oneOf(['memory', 'redis']), default: 'memory', group: 'store' }),
+  CONSOLE_ENABLED: variable({ takes: flag(), default: 'true', group: 'http' }),
+  EVICTION_CRON: variable({
+    takes: text(checkedBy(CronExpressionConstraint)),
+    default: '0 * * * * *',
+    group: 'eviction',
+  }),
+  BODY_LIMIT: variable({
+    takes: text(matching(SIZE_PATTERN, 'must be a size such as 64kb')),
+    default: '64kb',
+    group: 'http',
+  }),
+  SNAPSHOT_PATH: variable({ takes: text(), default: '', group: 'snapshot' }),
+  LOG_FORMAT: variable({
+    takes: oneOf(['json', 'pretty']),
+    default: (_env, { stdoutIsTTY }) => (stdoutIsTTY ? 'pretty' : 'json'),
+    group: 'observability',
+  }),
+};
 
-export class EnvironmentVariables {
+/** The doc comments of `declared`, as the file that declares it holds them. */
+const SOURCE = `
+export const VARIABLES = {
   /** The HTTP port. */
-  @int('3000')
-  @IsInt()
-  @Min(0)
-  @Max(65_535)
-  PORT: number;
+  PORT: declared.PORT,
 
   /**
    * Worker processes;
    * 0 runs one process.
    * @default one per CPU core
    */
-  @int('-1')
-  @IsInt()
-  @Min(-1)
-  WORKERS: number;
+  WORKERS: declared.WORKERS,
 
   /** Requests per window. */
-  @int((env) => (env.API_KEYS ? '600' : '0'))
-  @IsInt()
-  RATE_LIMIT_MAX: number;
+  RATE_LIMIT_MAX: declared.RATE_LIMIT_MAX,
 
   /** Where it lives. */
-  @orDefault('memory')
-  @IsIn(['memory', 'redis'])
-  STORE: 'memory' | 'redis';
+  STORE: declared.STORE,
 
   /** The console. */
-  @bool('true')
-  @IsBoolean()
-  CONSOLE_ENABLED: boolean;
+  CONSOLE_ENABLED: declared.CONSOLE_ENABLED,
 
   /** The sweep. */
-  @orDefault('0 * * * * *')
-  @Validate(CronExpressionConstraint)
-  EVICTION_CRON: string;
+  EVICTION_CRON: declared.EVICTION_CRON,
 
   /** The body's limit | in bytes. */
-  @orDefault('64kb')
-  @Matches(SIZE_PATTERN, { message: 'must be a size such as 64kb' })
-  BODY_LIMIT: string;
+  BODY_LIMIT: declared.BODY_LIMIT,
 
   /** A path. */
-  @orDefault('')
-  @IsString()
-  SNAPSHOT_PATH: string;
+  SNAPSHOT_PATH: declared.SNAPSHOT_PATH,
 
-  @IsIn(['json', 'pretty'])
-  LOG_FORMAT: 'json' | 'pretty';
-}
+  LOG_FORMAT: declared.LOG_FORMAT,
+} satisfies Record<string, unknown>;
 `;
 
 describe('readConfigVariables', () => {
-  const variables = readConfigVariables(SOURCE);
+  const variables = readConfigVariables(declared, SOURCE);
   const byName = (name: string) => variables.find((variable) => variable.name === name);
 
   it('lists every property in declaration order', () => {
@@ -77,7 +93,7 @@ describe('readConfigVariables', () => {
     ]);
   });
 
-  it('reads what each takes from its validators', () => {
+  it('says what each takes, as its kind says', () => {
     expect(byName('PORT')?.type).toBe('integer, 0 to 65535');
     expect(byName('WORKERS')?.type).toBe('integer, at least -1');
     expect(byName('RATE_LIMIT_MAX')?.type).toBe('integer');
@@ -88,7 +104,7 @@ describe('readConfigVariables', () => {
     expect(byName('SNAPSHOT_PATH')?.type).toBe('string');
   });
 
-  it('reads the default from the decorator, explained or replaced by a @default tag', () => {
+  it('gives the declared default, explained or replaced by a @default tag', () => {
     expect(byName('PORT')?.default).toBe('`3000`');
     expect(byName('WORKERS')?.default).toBe('`-1`: one per CPU core');
     expect(byName('RATE_LIMIT_MAX')?.default).toBe('derived (see the description)');

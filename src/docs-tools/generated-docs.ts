@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { VARIABLES } from '../config/app.config';
 import { readConfigVariables, renderConfigTable } from './config-reference';
 
 /** The repository root: the first folder above this file that holds a package.json. */
@@ -25,14 +26,17 @@ export interface GeneratedDoc {
   render(root: string): Promise<string>;
 }
 
-/** The config class: its fields' doc comments are the configuration reference's source. */
+/** Where the variables are declared: the doc comment above each is its entry in the reference. */
 export const CONFIG_SOURCE = 'src/config/app.config.ts';
 export const CONFIG_START = '<!-- config:start -->';
 export const CONFIG_END = '<!-- config:end -->';
 
-/** Every variable the config class declares, as the configuration reference lists it. */
+/** Every declared variable, as the configuration reference lists it. */
 export function configVariables(root: string) {
-  const variables = readConfigVariables(readFileSync(path.join(root, CONFIG_SOURCE), 'utf8'));
+  const variables = readConfigVariables(
+    VARIABLES,
+    readFileSync(path.join(root, CONFIG_SOURCE), 'utf8'),
+  );
   const undocumented = variables.filter((variable) => !variable.description);
   if (undocumented.length > 0) {
     throw new Error(
