@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
@@ -93,6 +93,39 @@ describe('SNAPSHOT_PATH (built server, WORKERS=2)', () => {
         },
       );
       expect(next.body.seq).toBe(8);
+    } finally {
+      await second.stop();
+    }
+  });
+
+  it('keeps a message holding U+2028 and U+2029 across a graceful restart', async () => {
+    const separators = path.join(dir, 'separators.jsonl');
+    const first = await spawnServer({ WORKERS: '2', SNAPSHOT_PATH: separators });
+    const { body } = await requestJson<{ id: string }>(first.baseUrl, 'POST', '/api/conversations');
+    const content = 'line\u2028separator\u2029paragraph\nnewline';
+    const posted = await requestJson(
+      first.baseUrl,
+      'POST',
+      `/api/conversations/${body.id}/messages`,
+      {
+        sender: 'customer',
+        content,
+      },
+    );
+    expect(posted.status).toBe(201);
+    const before = await requestText(first.baseUrl, 'GET', `/api/conversations/${body.id}`);
+    expect((await first.stop('SIGTERM')).code).toBe(0);
+    const written = readFileSync(separators, 'utf8');
+    expect(written).not.toMatch(/[\u2028\u2029]/);
+    // Read back as b9a302c and earlier wrote it, with the two characters raw.
+    writeFileSync(separators, written.replace(/\\u2028/g, '\u2028').replace(/\\u2029/g, '\u2029'));
+
+    const second = await spawnServer({ WORKERS: '2', SNAPSHOT_PATH: separators });
+    try {
+      expect(second.lines(/Restored 1 conversation\(s\)/)).toHaveLength(1);
+      const after = await requestText(second.baseUrl, 'GET', `/api/conversations/${body.id}`);
+      expect(after.text).toBe(before.text);
+      expect((JSON.parse(after.text) as History).messages[0].content).toBe(content);
     } finally {
       await second.stop();
     }

@@ -1,7 +1,6 @@
 import { Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import { createReadStream, existsSync } from 'node:fs';
 import { open, rename } from 'node:fs/promises';
-import { createInterface } from 'node:readline';
 import { SnapshotSettings } from '../config/app.settings';
 import { ConversationRepository } from '../conversations/conversation.repository';
 import { InMemoryConversationRepository } from '../conversations/repositories/memory/in-memory-conversation.repository';
@@ -33,8 +32,7 @@ export class SnapshotService implements OnModuleInit, OnApplicationShutdown {
       return;
     }
     let count = 0;
-    const lines = createInterface({ input: createReadStream(path, 'utf8'), crlfDelay: Infinity });
-    for await (const line of lines) {
+    for await (const line of linesOf(path)) {
       if (line) {
         store.restore(line);
         count++;
@@ -55,7 +53,7 @@ export class SnapshotService implements OnModuleInit, OnApplicationShutdown {
     try {
       let chunk = '';
       for (const line of store.snapshotLines()) {
-        chunk += `${line}\n`;
+        chunk += `${escapeLineSeparators(line)}\n`;
         count++;
         if (chunk.length > 1 << 20) {
           await file.write(chunk);
@@ -70,4 +68,36 @@ export class SnapshotService implements OnModuleInit, OnApplicationShutdown {
     await rename(temporary, path);
     this.logger.log(`Wrote ${count} conversation(s) to ${path}`);
   }
+}
+
+/**
+ * The file's lines, split at "\n" only. node:readline would also split at U+2028 and U+2029,
+ * which JSON.stringify leaves raw inside strings, and cut a message's JSON in two.
+ */
+async function* linesOf(path: string): AsyncGenerator<string> {
+  let pending: string[] = [];
+  for await (const chunk of createReadStream(path, 'utf8') as AsyncIterable<string>) {
+    let start = 0;
+    for (let end = chunk.indexOf('\n'); end !== -1; end = chunk.indexOf('\n', start)) {
+      pending.push(chunk.slice(start, end));
+      yield pending.join('');
+      pending = [];
+      start = end + 1;
+    }
+    if (start < chunk.length) {
+      pending.push(chunk.slice(start));
+    }
+  }
+  if (pending.length) {
+    yield pending.join('');
+  }
+}
+
+/**
+ * U+2028 and U+2029 written as JSON escapes: they can only stand inside a JSON string, where
+ * the escape reads back the same, and then any line reader (an older build's too) keeps the
+ * line whole.
+ */
+function escapeLineSeparators(line: string): string {
+  return line.replace(/[\u2028\u2029]/g, (c) => (c === '\u2028' ? '\\u2028' : '\\u2029'));
 }
