@@ -1,50 +1,23 @@
 import request from 'supertest';
-import { hashToken } from '../src/access/customer-tokens';
-import { ConversationRepository } from '../src/conversations/conversation.repository';
-import { InMemoryConversationRepository } from '../src/conversations/repositories/memory/in-memory-conversation.repository';
 import { useTestApp } from './utils/create-app';
+import {
+  API_KEYS,
+  BACKEND_KEY,
+  bearer,
+  CONSOLE_KEY,
+  Created,
+  useAppWithKeys,
+} from './utils/credentials';
 import { openEventStream } from './utils/event-stream';
+import { expectProblemCode } from './utils/problem';
 import { describeWithRedis, useRedisInstances } from './utils/redis';
 import { requestText, ServerProcess, TextResponse, useServer } from './utils/spawn-server';
 
-const BACKEND_KEY = 'backend-key-0123456789abcdef';
-const CONSOLE_KEY = 'console-key-fedcba9876543210';
-const API_KEYS = `${BACKEND_KEY},${CONSOLE_KEY}`;
-const bearer = (credential: string) => ({ Authorization: `Bearer ${credential}` });
-
-interface Created {
-  id: string;
-  customerToken: string;
-}
-
-/** The problem body, with the checks every refusal must pass. */
-function expectProblem(
-  res: { status: number; headers: Record<string, string | string[] | undefined>; text: string },
-  status: number,
-  code: string,
-): void {
-  expect(res.status).toBe(status);
-  expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
-  expect(JSON.parse(res.text)).toMatchObject({ status, code });
-  if (status === 401) {
-    expect(res.headers['www-authenticate']).toBe('Bearer');
-  }
-}
+// Access control and rate limits across routes. What one route answers a credential (a
+// customer posting as agent, the token a create returns): that route's file in routes/.
 
 describe('access control (API_KEYS set)', () => {
-  const app = useTestApp({ env: { API_KEYS } });
-  const http = () => request(app().getHttpServer());
-
-  async function create(): Promise<Created> {
-    const res = await http().post('/api/conversations').set(bearer(BACKEND_KEY));
-    expect(res.status).toBe(201);
-    return res.body as Created;
-  }
-
-  async function messageCount(id: string): Promise<number> {
-    const res = await http().get(`/api/conversations/${id}`).set(bearer(BACKEND_KEY));
-    return (res.body as { messageCount: number }).messageCount;
-  }
+  const { app, http, create, messageCount } = useAppWithKeys();
 
   describe('API keys', () => {
     it('gives either key full access: create, post as agent, read, delete', async () => {
@@ -75,7 +48,7 @@ describe('access control (API_KEYS set)', () => {
         http().get('/metrics'),
       ];
       for (const res of await Promise.all(attempts)) {
-        expectProblem(res, 401, 'unauthorized');
+        expectProblemCode(res, 401, 'unauthorized');
       }
       expect(await messageCount(id)).toBe(0);
     });
@@ -93,7 +66,7 @@ describe('access control (API_KEYS set)', () => {
           .post(`/api/conversations/${id}/messages`)
           .set('Authorization', authorization)
           .send({ sender: 'agent', content: 'x' });
-        expectProblem(res, 401, 'unauthorized');
+        expectProblemCode(res, 401, 'unauthorized');
       }
       expect(await messageCount(id)).toBe(0);
     });
@@ -104,31 +77,9 @@ describe('access control (API_KEYS set)', () => {
         expect({ path, status: res.status }).toEqual({ path, status: 200 });
       }
     });
-
-    it('documents the bearer scheme in the OpenAPI document', async () => {
-      const doc = (await http().get('/docs-json')).body as {
-        components: { securitySchemes: Record<string, { type: string; scheme: string }> };
-      };
-      expect(doc.components.securitySchemes.bearer).toMatchObject({
-        type: 'http',
-        scheme: 'bearer',
-      });
-    });
   });
 
   describe('customer tokens', () => {
-    it('returns a token that names the conversation; the store keeps only its hash', async () => {
-      const { id, customerToken } = await create();
-      expect(customerToken).toMatch(new RegExp(`^${id}\\.[A-Za-z0-9_-]{43}$`));
-      const repository = app().get(ConversationRepository) as InMemoryConversationRepository;
-      expect(await repository.customerToken(id)).toEqual({
-        hash: hashToken(customerToken),
-        anonymous: false, // minted with an API key
-      });
-      const secret = customerToken.split('.')[1];
-      expect([...repository.snapshotLines()].join('\n')).not.toContain(secret);
-    });
-
     it('lets the customer read, page, follow and post as customer', async () => {
       const { id, customerToken } = await create();
       const posted = await http()
@@ -164,16 +115,6 @@ describe('access control (API_KEYS set)', () => {
       }
     });
 
-    it('403 sender_not_allowed when a customer posts as the agent; nothing is stored', async () => {
-      const { id, customerToken } = await create();
-      const res = await http()
-        .post(`/api/conversations/${id}/messages`)
-        .set(bearer(customerToken))
-        .send({ sender: 'agent', content: 'I am the agent now' });
-      expectProblem(res, 403, 'sender_not_allowed');
-      expect(await messageCount(id)).toBe(0);
-    });
-
     it('403 for what only a key may do: delete, open a conversation, metrics', async () => {
       const { id, customerToken } = await create();
       const posted = await http()
@@ -183,14 +124,14 @@ describe('access control (API_KEYS set)', () => {
       const deleted = await http()
         .delete(`/api/conversations/${id}/messages/${(posted.body as { id: string }).id}`)
         .set(bearer(customerToken));
-      expectProblem(deleted, 403, 'forbidden');
+      expectProblemCode(deleted, 403, 'forbidden');
       expect(await messageCount(id)).toBe(1);
-      expectProblem(
+      expectProblemCode(
         await http().post('/api/conversations').set(bearer(customerToken)),
         403,
         'forbidden',
       );
-      expectProblem(await http().get('/metrics').set(bearer(customerToken)), 403, 'forbidden');
+      expectProblemCode(await http().get('/metrics').set(bearer(customerToken)), 403, 'forbidden');
     });
 
     it('lets a customer token reach its own conversation addressed in upper case; the token itself is exact', async () => {
@@ -219,7 +160,7 @@ describe('access control (API_KEYS set)', () => {
       const respelled = await http()
         .get(`/api/conversations/${id}`)
         .set(bearer(`${tokenId.toUpperCase()}.${secret}`));
-      expectProblem(respelled, 401, 'unauthorized');
+      expectProblemCode(respelled, 401, 'unauthorized');
     });
 
     it("404 with another conversation's token, as if the conversation did not exist", async () => {
@@ -240,7 +181,7 @@ describe('access control (API_KEYS set)', () => {
           .set(bearer(mine.customerToken))
           .send({ sender: 'customer', content: 'hi' }),
       ]) {
-        expectProblem(res, 404, 'conversation_not_found');
+        expectProblemCode(res, 404, 'conversation_not_found');
         expect(res.text).not.toContain('private');
       }
       expect(await messageCount(theirs.id)).toBe(1);
@@ -251,57 +192,8 @@ describe('access control (API_KEYS set)', () => {
       const secret = customerToken.split('.')[1];
       const forged = `${id}.${secret.slice(0, -1)}${secret.endsWith('A') ? 'B' : 'A'}`;
       const res = await http().get(`/api/conversations/${id}`).set(bearer(forged));
-      expectProblem(res, 401, 'unauthorized');
+      expectProblemCode(res, 401, 'unauthorized');
     });
-
-    it('replays a create only to the caller that made it, with a fresh token', async () => {
-      const key = { 'Idempotency-Key': 'access-create-1' };
-      const first = await http().post('/api/conversations').set(bearer(BACKEND_KEY)).set(key);
-      const replay = await http().post('/api/conversations').set(bearer(BACKEND_KEY)).set(key);
-      const otherCaller = await http().post('/api/conversations').set(bearer(CONSOLE_KEY)).set(key);
-
-      const firstBody = first.body as Created;
-      expect(replay.headers['idempotent-replayed']).toBe('true');
-      expect((replay.body as Created).id).toBe(firstBody.id);
-      expect(otherCaller.headers['idempotent-replayed']).toBeUndefined();
-      expect((otherCaller.body as Created).id).not.toBe(firstBody.id);
-
-      // The replayed token replaces the first one, which was never kept anywhere.
-      const fresh = (replay.body as Created).customerToken;
-      expect(fresh).not.toBe(firstBody.customerToken);
-      expect(
-        (await http().get(`/api/conversations/${firstBody.id}`).set(bearer(fresh))).status,
-      ).toBe(200);
-      expectProblem(
-        await http().get(`/api/conversations/${firstBody.id}`).set(bearer(firstBody.customerToken)),
-        401,
-        'unauthorized',
-      );
-    });
-  });
-});
-
-describe('PUBLIC_CONVERSATIONS=true', () => {
-  const app = useTestApp({ env: { API_KEYS, PUBLIC_CONVERSATIONS: 'true' } });
-  const http = () => request(app().getHttpServer());
-
-  it('lets anyone open a conversation and get its token, but not read without it', async () => {
-    const created = await http().post('/api/conversations');
-    expect(created.status).toBe(201);
-    const { id, customerToken } = created.body as Created;
-
-    expectProblem(await http().get(`/api/conversations/${id}`), 401, 'unauthorized');
-    expect((await http().get(`/api/conversations/${id}`).set(bearer(customerToken))).status).toBe(
-      200,
-    );
-  });
-
-  it('still refuses a wrong credential on create', async () => {
-    expectProblem(
-      await http().post('/api/conversations').set(bearer('not-a-key-at-all-0000')),
-      401,
-      'unauthorized',
-    );
   });
 });
 
@@ -337,7 +229,7 @@ describe('rate limits (one process)', () => {
     expect(answers[0].headers['ratelimit-limit']).toBe('5');
     expect(Number(answers[0].headers['ratelimit-reset'])).toBeGreaterThan(0);
     const refused = answers[5];
-    expectProblem(refused, 429, 'rate_limited');
+    expectProblemCode(refused, 429, 'rate_limited');
     expect(Number(refused.headers['retry-after'])).toBeGreaterThanOrEqual(1);
     expect(Number(refused.headers['retry-after'])).toBeLessThanOrEqual(60);
     expect(refused.headers['ratelimit-remaining']).toBe('0');
@@ -432,7 +324,7 @@ async function expectAddressCapOnRequests(baseUrls: string[], address: string): 
   const refusedCreate = await requestText(baseUrls[0], 'POST', '/api/conversations', {
     headers: from(address),
   });
-  expectProblem(refusedCreate, 429, 'rate_limited');
+  expectProblemCode(refusedCreate, 429, 'rate_limited');
 
   // 20 tokens, each with its full budget: 400 reads asked, 200 the address may have.
   const answers = await readEach(baseUrls, address, tokens, RATE_LIMIT_MAX);
@@ -443,7 +335,7 @@ async function expectAddressCapOnRequests(baseUrls: string[], address: string): 
   expect(answered).toBeGreaterThanOrEqual(ADDRESS_CAP * 0.99 - baseUrls.length);
   const refused = all.filter((res) => res.status !== 200);
   expect(new Set(refused.map((res) => res.status))).toEqual(new Set([429]));
-  expectProblem(refused[0], 429, 'rate_limited');
+  expectProblemCode(refused[0], 429, 'rate_limited');
   expect(refused[0].headers['ratelimit-limit']).toBe(String(ADDRESS_CAP));
   // No token ever passes its own budget.
   for (const mine of answers) {

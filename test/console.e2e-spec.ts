@@ -8,26 +8,11 @@ import { requestJson, useServer } from './utils/spawn-server';
 
 const API_KEY = 'console-test-key-0123456789';
 
-describe('console files (CONSOLE_ENABLED default)', () => {
+// The page and its files over HTTP: routes/get-root.e2e-spec.ts. Here: the credential the
+// console puts in a stream's address, and the console in a browser.
+
+describe('?access_token= on event streams (API_KEYS set)', () => {
   const app = useTestApp({ env: { API_KEYS: API_KEY } });
-
-  it('serves the page at / and its script and style, without a credential', async () => {
-    const http = request(app().getHttpServer());
-    const page = await http.get('/');
-    expect(page.status).toBe(200);
-    expect(page.headers['content-type']).toMatch(/^text\/html/);
-    expect(page.text).toContain('<title>Chat server console</title>');
-    // helmet's policy: only the page's own files run.
-    expect(page.headers['content-security-policy']).toContain("script-src 'self'");
-    expect(page.text).not.toMatch(/<script>(?!<\/script>)/);
-    expect(page.text).toContain('href="/docs"');
-
-    const script = await http.get('/console/console.js');
-    expect(script.status).toBe(200);
-    expect(script.headers['content-type']).toMatch(/javascript/);
-    expect(script.text).not.toContain('innerHTML');
-    expect((await http.get('/console/console.css')).status).toBe(200);
-  });
 
   it('takes ?access_token= on event streams only', async () => {
     const http = () => request(app().getHttpServer());
@@ -59,19 +44,6 @@ describe('console files (CONSOLE_ENABLED default)', () => {
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
     controller.abort();
-  });
-});
-
-describe('CONSOLE_ENABLED=false', () => {
-  const app = useTestApp({ env: { CONSOLE_ENABLED: 'false' } });
-
-  it('answers 404 for the page and its files', async () => {
-    const http = request(app().getHttpServer());
-    for (const path of ['/', '/console/console.js']) {
-      const res = await http.get(path);
-      expect(res.status).toBe(404);
-      expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
-    }
   });
 });
 

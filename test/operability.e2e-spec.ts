@@ -1,8 +1,6 @@
 import request from 'supertest';
-import { ConversationRepository } from '../src/conversations/conversation.repository';
-import { StoreError } from '../src/conversations/conversation.errors';
-import { InMemoryConversationRepository } from '../src/conversations/repositories/memory/in-memory-conversation.repository';
 import { useTestApp } from './utils/create-app';
+import { sample } from './utils/observability';
 import {
   requestJson,
   requestText,
@@ -11,120 +9,13 @@ import {
   useServer,
 } from './utils/spawn-server';
 
+// Request ids, JSON logs and cluster mode: what every route has. GET /health/live,
+// /health/ready and /metrics on their own: their files in routes/.
+
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
-/** An in-memory store whose stats() (the readiness probe's call) behaves as told. */
-class StoreWithStats extends InMemoryConversationRepository {
-  constructor(private readonly behaviour: 'hang' | 'fail') {
-    super();
-  }
-
-  override stats(): ReturnType<ConversationRepository['stats']> {
-    return this.behaviour === 'hang'
-      ? new Promise(() => undefined)
-      : Promise.reject(new StoreError('store_unavailable'));
-  }
-}
-
-/** The value of one series in Prometheus text, summed over every line that matches. */
-function sample(text: string, name: string, labels: Record<string, string> = {}): number {
-  return text
-    .split('\n')
-    .filter((line) => line.startsWith(`${name}{`) || line.startsWith(`${name} `))
-    .filter((line) => Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`)))
-    .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
-}
-
-describe('health probes (single process)', () => {
+describe('request ids (single process)', () => {
   const app = useTestApp();
-
-  it('GET /health/live answers 200', async () => {
-    const res = await request(app().getHttpServer()).get('/health/live');
-
-    expect(res.status).toBe(200);
-    expect(res.body).toEqual({ status: 'ok', info: {}, error: {}, details: {} });
-  });
-
-  it('GET /health/ready answers 200 naming the store', async () => {
-    const res = await request(app().getHttpServer()).get('/health/ready');
-
-    expect(res.status).toBe(200);
-    expect(res.body).toEqual({
-      status: 'ok',
-      info: { store: { status: 'up', kind: 'in-memory' } },
-      error: {},
-      details: { store: { status: 'up', kind: 'in-memory' } },
-    });
-  });
-
-  it('documents the health and metrics routes in Swagger', async () => {
-    const res = await request(app().getHttpServer()).get('/docs-json');
-
-    expect(Object.keys(res.body.paths as object)).toEqual(
-      expect.arrayContaining(['/health/live', '/health/ready', '/metrics']),
-    );
-  });
-});
-
-describe.each(['hang', 'fail'] as const)('GET /health/ready when the store calls %s', (how) => {
-  const app = useTestApp({
-    env: { HEALTH_TIMEOUT_MS: '100' },
-    override: (builder) =>
-      builder.overrideProvider(ConversationRepository).useValue(new StoreWithStats(how)),
-  });
-
-  it('answers 503 naming the store and why, within the timeout; live stays 200', async () => {
-    const started = Date.now();
-    const res = await request(app().getHttpServer()).get('/health/ready');
-
-    expect(res.status).toBe(503);
-    expect(Date.now() - started).toBeLessThan(1_000);
-    const why = how === 'hang' ? 'no answer within 100 ms' : 'store_unavailable';
-    expect(res.body).toEqual({
-      status: 'error',
-      info: {},
-      error: { store: { status: 'down', kind: 'in-memory', message: why } },
-      details: { store: { status: 'down', kind: 'in-memory', message: why } },
-    });
-    expect((await request(app().getHttpServer()).get('/health/live')).status).toBe(200);
-  });
-
-  it('still serves /metrics, without the store gauges it cannot read', async () => {
-    const res = await request(app().getHttpServer()).get('/metrics');
-
-    expect(res.status).toBe(200);
-    expect(res.text).toContain('# TYPE http_requests_total counter');
-  });
-});
-
-describe('metrics and request ids (single process)', () => {
-  const app = useTestApp();
-
-  it('counts requests by route pattern and status, and what the store holds', async () => {
-    const server = app().getHttpServer();
-    const { body } = await request(server).post('/api/conversations');
-    const id = (body as { id: string }).id;
-    for (let i = 0; i < 3; i++) {
-      await request(server)
-        .post(`/api/conversations/${id}/messages`)
-        .send({ sender: 'agent', content: `m${i}` })
-        .expect(201);
-    }
-    await request(server).get('/no/such/route').expect(404);
-
-    const res = await request(server).get('/metrics');
-
-    expect(res.status).toBe(200);
-    expect(res.headers['content-type']).toMatch(/^text\/plain;.*version=0\.0\.4/);
-    const route = '/api/conversations/:conversationId/messages';
-    expect(sample(res.text, 'http_requests_total', { route, status: '201' })).toBe(3);
-    expect(sample(res.text, 'http_request_duration_seconds_count', { route })).toBe(3);
-    expect(sample(res.text, 'http_requests_total', { route: 'unmatched', status: '404' })).toBe(1);
-    expect(sample(res.text, 'chat_conversations_stored')).toBe(1);
-    expect(sample(res.text, 'chat_messages_stored')).toBe(3);
-    expect(res.text).toContain('nodejs_eventloop_lag_seconds');
-    expect(res.text).toContain('process_resident_memory_bytes');
-  });
 
   it('echoes a sane X-Request-Id and puts it in the problem body', async () => {
     const res = await request(app().getHttpServer())
@@ -159,17 +50,6 @@ describe('metrics and request ids (single process)', () => {
     expect(a.headers['x-request-id']).toMatch(UUID);
     expect(b.headers['x-request-id']).toMatch(UUID);
     expect(a.headers['x-request-id']).not.toBe(b.headers['x-request-id']);
-  });
-});
-
-describe('METRICS_ENABLED=false', () => {
-  const app = useTestApp({ env: { METRICS_ENABLED: 'false' } });
-
-  it('GET /metrics is 404 problem+json', async () => {
-    const res = await request(app().getHttpServer()).get('/metrics');
-
-    expect(res.status).toBe(404);
-    expect(res.body).toMatchObject({ code: 'not_found' });
   });
 });
 

@@ -1,4 +1,5 @@
 import { Test, TestingModuleBuilder } from '@nestjs/testing';
+import request from 'supertest';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import { AppModule } from '../../src/app.module';
 import { APP_OPTIONS, configureApp } from '../../src/app.setup';
@@ -49,4 +50,23 @@ export function useTestApp(options: TestAppOptions = {}): () => NestExpressAppli
     await app.close();
   });
   return () => app;
+}
+
+/**
+ * The app as useTestApp makes it, and a conversation opened in it before the enclosing
+ * describe's tests with `messages` agent messages (m0, m1, ...); `opened` is given its id.
+ */
+export function useTestAppWithConversation(messages: number, opened: (id: string) => void) {
+  const app = useTestApp();
+  const http = () => request(app().getHttpServer());
+  beforeAll(async () => {
+    const id = ((await http().post('/api/conversations')).body as { id: string }).id;
+    opened(id);
+    for (let i = 0; i < messages; i++) {
+      await http()
+        .post(`/api/conversations/${id}/messages`)
+        .send({ sender: 'agent', content: `m${i}` });
+    }
+  });
+  return { app, http };
 }

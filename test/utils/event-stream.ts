@@ -1,4 +1,5 @@
 import http from 'node:http';
+import { requestJson, ServerProcess } from './spawn-server';
 
 export interface StreamEvent {
   id?: string;
@@ -98,3 +99,24 @@ export function openEventStream(
     request.on('error', reject);
   });
 }
+
+/** Opens a conversation on a built server; its id. */
+export const createOn = async (server: ServerProcess): Promise<string> => {
+  const res = await requestJson<{ id: string }>(server.baseUrl, 'POST', '/api/conversations');
+  expect(res.status).toBe(201);
+  return res.body.id;
+};
+
+/** Posts an agent message on a built server; the message. */
+export const postOn = async (server: ServerProcess, id: string, content: string) => {
+  const res = await requestJson<{ id: string; seq: number }>(
+    server.baseUrl,
+    'POST',
+    `/api/conversations/${id}/messages`,
+    { sender: 'agent', content },
+  );
+  expect(res.status).toBe(201);
+  return res.body;
+};
+
+export const eventsPath = (id: string) => `/api/conversations/${id}/events`;
