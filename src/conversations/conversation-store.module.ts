@@ -90,7 +90,6 @@ function rateLimitStoreBeside(conversations: ConversationRepository): RateLimitS
               store.generationMs,
               store.replayLimit,
               store.byteBudget,
-              role === 'server',
             );
       },
     },

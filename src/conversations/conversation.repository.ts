@@ -1,65 +1,38 @@
-export type Sender = 'customer' | 'agent';
-export const SENDERS: readonly Sender[] = ['customer', 'agent'];
+import type {
+  ConversationDraft,
+  ConversationHeader,
+  ConversationSummary,
+  HistoryVersion,
+  LastRead,
+  StoredCustomerToken,
+} from './records/conversation.codec';
+import type { AppendedMessage, MessageDraft, Sender } from './records/message.codec';
 
-/** A message as stored, with its fields in wire order (see dto/conversation.mapper.ts). */
-export interface StoredMessage {
-  id: string;
-  conversationId: string;
-  sender: Sender;
-  content: string;
-  /** When the message was written, as the client says (or the server's clock by default). */
-  timestamp: number;
-  /** Per-conversation change counter: every change (create, delete, read) takes the next value. */
-  seq: number;
-  /** When the server stored it. */
-  createdAt: number;
-}
+// The records every store keeps, and their stored forms, are in records/.
+export { AppendedMessage, SENDERS } from './records/message.codec';
+export type { MessageJson, Sender, StoredMessage } from './records/message.codec';
+export type {
+  ConversationHeader,
+  ConversationSummary,
+  HistoryVersion,
+  LastRead,
+  StoredCustomerToken,
+} from './records/conversation.codec';
 
-export interface ConversationSummary {
-  id: string;
-  createdAt: number;
-  lastActivityAt: number;
-  messageCount: number;
-}
-
-/** How far each side has read: the highest seq it reported (0: nothing yet). */
-export interface LastRead {
-  customer: number;
-  agent: number;
-}
-
-/**
- * Which state of a conversation's messages a copy was taken at. `version` is the
- * conversation's last seq, which changes whenever the messages do; `life` tells apart the
- * conversations one id has named: a keyed create derives its id from the key, so after an
- * eviction the same create makes the same id again, and its seqs start over. A copy of
- * `messagesJson` taken at one HistoryVersion is exact for as long as both numbers stay.
- */
-export interface HistoryVersion {
-  /**
-   * Differs between a conversation and any earlier one with its id: the in-memory store
-   * counts creates, the Redis store draws 47 random bits per create (two lives of one id
-   * share it with odds of 1 in 10^14).
-   */
-  life: number;
-  version: number;
-}
-
-export interface ConversationHistory extends ConversationSummary, HistoryVersion {
-  lastRead: LastRead;
+export interface ConversationHistory extends ConversationHeader {
   /**
    * Every message as the text of a JSON array of StoredMessage, chronological (ascending
    * timestamp, ties by seq), in pieces of a few kilobytes: joined, they are the array.
-   * Text, because each message is serialized once, when it is stored, and a read only joins
-   * stored strings. Pieces, because a long history then never needs one large allocation
-   * (costly on small machines) and crosses the cluster IPC channel as small messages.
+   * Text, because each message is kept as its MessageJson, made once, when it is stored, and
+   * a read only joins stored strings. Pieces, because a long history then never needs one
+   * large allocation (costly on small machines) and crosses the cluster IPC channel as small
+   * messages.
    */
   messagesJson: string[];
 }
 
 /** A history whose messages the caller already holds at this version. */
-export interface UnchangedHistory extends ConversationSummary, HistoryVersion {
-  lastRead: LastRead;
+export interface UnchangedHistory extends ConversationHeader {
   messagesJson: null;
 }
 
@@ -78,23 +51,9 @@ export interface IdempotentWrite {
   ttlMs: number;
 }
 
-/** What a store keeps of a customer token, with its conversation. */
-export interface StoredCustomerToken {
-  /** The token's SHA-256, base64url (hashToken). */
-  hash: string;
-  /**
-   * Minted by a create without an API key (PUBLIC_CONVERSATIONS, or open mode): its requests
-   * and event streams also count against the address using it (see access.service.ts). A
-   * record kept before this mark existed reads as anonymous: the mark can only tighten limits,
-   * so the unknown case takes the tighter one.
-   */
-  anonymous: boolean;
-}
-
-export interface NewConversation {
+export interface NewConversation extends ConversationDraft {
   /** With `idempotency`, derived from its key (see conversationIdFor), so a retry names it again. */
   id: string;
-  now: number;
   /** The store refuses with `capacity_exceeded` once it holds this many conversations. */
   maxConversations: number;
   /**
@@ -110,12 +69,7 @@ export interface NewConversation {
   idempotency?: IdempotentWrite;
 }
 
-export interface NewMessage {
-  id: string;
-  sender: Sender;
-  content: string;
-  timestamp: number;
-  now: number;
+export interface NewMessage extends MessageDraft {
   /** The store refuses with `conversation_full` once the conversation holds this many messages. */
   maxMessages: number;
   /**
@@ -129,29 +83,6 @@ export interface NewMessage {
 /** A create's answer: `replayed` when an earlier attempt with the same key made it. */
 export interface CreatedConversation extends ConversationSummary {
   replayed?: boolean;
-}
-
-/** A post's answer: `replayed` when an earlier attempt with the same key stored it. */
-export interface AppendedMessage extends StoredMessage {
-  replayed?: boolean;
-}
-
-/**
- * The JSON text of messages a store returns, where the store made it anyway: the in-memory
- * store serializes each message once, as it writes it, in the wire form (MessageDto's fields
- * in its order). The answer to a post is then that text, not a second serialization. Weak:
- * an entry lasts as long as the message object it describes.
- */
-const storedJson = new WeakMap<StoredMessage, string>();
-
-/** Says that `json` is `message` as JSON, in the wire form. */
-export function keepStoredJson(message: StoredMessage, json: string): void {
-  storedJson.set(message, json);
-}
-
-/** `message` as JSON if its store kept the text (see keepStoredJson). */
-export function storedJsonOf(message: StoredMessage): string | undefined {
-  return storedJson.get(message);
 }
 
 export type ChangeType =

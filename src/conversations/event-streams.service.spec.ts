@@ -7,7 +7,7 @@ import { largestMessageFrameBytes, settingsOf } from '../config/app.settings';
 import { MetricsService } from '../observability/metrics.service';
 import { StoreError } from './conversation.errors';
 import { ChangeListener, ChangesAfter, ConversationChange, Watch } from './conversation.repository';
-import { toMessageJson } from './dto/conversation.mapper';
+import { messageJson } from './records/message.codec';
 import { EventStreamsService, frame } from './event-streams.service';
 import { InMemoryConversationRepository } from './repositories/memory/in-memory-conversation.repository';
 
@@ -293,7 +293,7 @@ describe('EventStreamsService with a client that reads slowly or not at all', ()
   it('takes the limit as at least the largest frame one message can make', async () => {
     for (const maxMessageLength of [1, 100, 10_000]) {
       const longest = Number.MAX_SAFE_INTEGER;
-      const json = toMessageJson({
+      const json = messageJson({
         id: randomUUID(),
         conversationId: randomUUID(),
         sender: 'customer',

@@ -1,10 +1,11 @@
 import {
+  AppendedMessage,
   ConversationHistory,
   ConversationSummary,
   LastRead,
+  MessageJson,
   MessagePage,
   StoredMessage,
-  storedJsonOf,
 } from '../conversation.repository';
 import {
   ConversationDto,
@@ -34,9 +35,9 @@ export function toCreatedConversationDto(
 }
 
 /**
- * A stored message is its own wire form: the store serializes it once, in this shape, when
- * it is written (ConversationHistory.messagesJson), so this mapping must stay the identity
- * on StoredMessage's fields. A test holds the two together.
+ * A stored message is its own wire form: every store keeps it as its MessageJson
+ * (records/message.codec.ts), which reads splice in and a post answers, so this mapping must
+ * stay the identity on StoredMessage's fields. A test holds the two together.
  */
 export function toMessageDto(message: StoredMessage): MessageDto {
   return {
@@ -50,12 +51,9 @@ export function toMessageDto(message: StoredMessage): MessageDto {
   };
 }
 
-/**
- * A MessageDto as JSON text: the text its store kept when it wrote the message (the same,
- * byte for byte; see keepStoredJson), or else serialized here.
- */
-export function toMessageJson(message: StoredMessage): string {
-  return storedJsonOf(message) ?? JSON.stringify(toMessageDto(message));
+/** A posted message's MessageDto as JSON text: the text its store keeps (see toMessageDto). */
+export function toMessageJson(message: AppendedMessage): MessageJson {
+  return message.json;
 }
 
 /**

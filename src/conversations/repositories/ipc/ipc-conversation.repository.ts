@@ -1,7 +1,7 @@
 import { OnApplicationShutdown } from '@nestjs/common';
 import { StoreError } from '../../conversation.errors';
+import { AppendedMessage } from '../../records/message.codec';
 import {
-  AppendedMessage,
   ChangeListener,
   ChangesAfter,
   ConversationHistory,
@@ -15,6 +15,7 @@ import {
   ReadReceipt,
   ReadState,
   StoredCustomerToken,
+  StoredMessage,
   StoreStats,
   TypingSignal,
   HistoryVersion,
@@ -105,8 +106,12 @@ export class IpcConversationRepository
     ]);
   }
 
+  /** The answer crosses as the message's fields (see StoreReply); its text is made here. */
   appendMessage(conversationId: string, input: NewMessage): Promise<AppendedMessage> {
-    return this.call('appendMessage', [conversationId, input]);
+    return this.call<StoredMessage & { replayed?: true }>('appendMessage', [
+      conversationId,
+      input,
+    ]).then((fields) => AppendedMessage.fromFields(fields));
   }
 
   deleteMessage(conversationId: string, messageId: string, now: number): Promise<DeletedMessage> {

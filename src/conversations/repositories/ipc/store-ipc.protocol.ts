@@ -45,6 +45,13 @@ export interface StoreCall {
   args: unknown[];
 }
 
+/**
+ * A call's answer: what the store's method resolved to, as JSON. The records in it cross in
+ * the forms records/ gives them: a conversation's as the store built them (ConversationSummary,
+ * ConversationHeader), messages as their stored text (MessageJson), except a post's answer,
+ * an AppendedMessage, whose own properties are the message's fields: the worker makes its
+ * text again (AppendedMessage.fromFields).
+ */
 export type StoreReply =
   { id: number; ok: true; result: unknown } | { id: number; ok: false; code: StoreErrorCode };
 

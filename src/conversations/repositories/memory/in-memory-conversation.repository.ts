@@ -4,18 +4,31 @@ import { ActivityIndex } from './activity-index';
 import { historyPieces } from '../history-pieces';
 import { Watchers } from '../watchers';
 import {
+  asCreated,
+  conversationFromSnapshot,
+  customerTokenOf,
+  historyOf,
+  newConversation,
+  SnapshotLine,
+  snapshotLineOf,
+  StoredConversation,
+} from '../../records/conversation.codec';
+import {
   AppendedMessage,
+  keptMessageJson,
+  MessageJson,
+  messageJsonPrefix,
+} from '../../records/message.codec';
+import {
   ChangeListener,
   ChangesAfter,
   ConversationChange,
   ConversationHistory,
   ConversationRepository,
-  ConversationSummary,
   CreatedConversation,
   DeletedMessage,
   HistoryVersion,
   IdempotentWrite,
-  keepStoredJson,
   LastRead,
   MessagePage,
   NewConversation,
@@ -25,19 +38,17 @@ import {
   ReadState,
   Sender,
   StoredCustomerToken,
-  StoredMessage,
   StoreStats,
   TypingSignal,
   UnchangedHistory,
   Watch,
 } from '../../conversation.repository';
 
-/** A stored message, kept small: what ordering needs, and its JSON, made once. */
+/** A stored message, kept small: what ordering needs, and its text, made once. */
 interface MessageRecord {
   readonly timestamp: number;
   readonly seq: number;
-  /** The StoredMessage as JSON, `id` first (see idPrefix). */
-  readonly json: string;
+  readonly json: MessageJson;
   /**
    * What holds the record (IN_HISTORY, IN_REPLAY, IN_KEPT_POST, or'ed): the byte budget counts
    * it from its post until none does, so a deleted message is counted for as long as the
@@ -70,24 +81,13 @@ interface KeptPost {
   readonly message: MessageRecord;
 }
 
-interface ConversationRecord {
-  readonly id: string;
-  readonly createdAt: number;
-  /** Which of the store's creates made it (HistoryVersion.life): never the same for two. */
-  readonly life: number;
-  /** The fingerprint of the keyed create that made it; empty when made without a key. */
-  readonly createKey: string;
+/**
+ * A conversation in memory: its record (StoredConversation; `life` counts the store's creates
+ * and restores, never the same for two), and what the store keeps beside it.
+ */
+interface ConversationRecord extends StoredConversation {
   /** Keyed posts by key, oldest first (every key lives equally long); made on the first. */
   postKeys?: Map<string, KeptPost>;
-  /** The customer token's hash; empty for a conversation restored from an older snapshot. */
-  tokenHash: string;
-  /** Its token was minted without an API key (StoredCustomerToken.anonymous). */
-  tokenAnonymous: boolean;
-  lastActivityAt: number;
-  lastSeq: number;
-  /** The read horizons (see markRead). */
-  readCustomer: number;
-  readAgent: number;
   /**
    * What it holds, as the store's byte budget counts it: its records while anything holds
    * them (see MessageRecord.holders), its kept keys, the replay buffer's other entries.
@@ -101,33 +101,13 @@ interface ConversationRecord {
   readonly changes: BufferedChange[];
 }
 
-interface SnapshotLine {
-  id: string;
-  createdAt: number;
-  createKey?: string;
-  /** [key, fingerprint, expiresAt, JSON], oldest first. */
-  postKeys?: [string, string, number, string][];
-  tokenHash?: string;
-  /** Who minted the token; absent in snapshots from before the mark: read as 'anonymous'. */
-  tokenMintedBy?: 'api-key' | 'anonymous';
-  lastActivityAt: number;
-  lastSeq: number;
-  /** [customer, agent] read horizons; absent in snapshots from before read receipts. */
-  lastRead?: [number, number];
-  /** [timestamp, seq, JSON], ascending seq. */
-  messages: [number, number, string][];
-}
-
-/** How a message's JSON begins: StoredMessage literals below always put `id` first. */
-const idPrefix = (messageId: string) => `{"id":${JSON.stringify(messageId)},`;
-
 /**
  * Returns the string after making V8 store it as one flat run of characters. Strings built by
  * concatenation (randomUUID(), JSON.stringify) are trees of pieces several times their size
  * (a UUID: ~490 bytes instead of ~64); indexing one flattens it in place, and the next GC
  * drops the pieces. Done once for every string the store keeps.
  */
-function flat(text: string): string {
+function flat<Text extends string>(text: Text): Text {
   void text.at(-1);
   return text;
 }
@@ -149,6 +129,34 @@ function toChange(conversationId: string, change: BufferedChange): ConversationC
     seq: change.seq,
     type: 'conversation.read',
     data: JSON.stringify({ sender: change.reader, seq: change.horizon }),
+  };
+}
+
+/**
+ * The memory record of a conversation: the record's fields, in one literal so that every
+ * conversation has the same shape, and the store's own parts.
+ */
+function memoryRecord(
+  stored: StoredConversation,
+  bytes: number,
+  bySeq: MessageRecord[],
+  messages: MessageRecord[],
+): ConversationRecord {
+  return {
+    id: flat(stored.id),
+    createdAt: stored.createdAt,
+    lastActivityAt: stored.lastActivityAt,
+    lastSeq: stored.lastSeq,
+    readCustomer: stored.readCustomer,
+    readAgent: stored.readAgent,
+    tokenHash: flat(stored.tokenHash),
+    tokenAnonymous: stored.tokenAnonymous,
+    createKey: stored.createKey,
+    life: stored.life,
+    bytes,
+    messages,
+    bySeq,
+    changes: [],
   };
 }
 
@@ -235,25 +243,6 @@ function bufferedBytes(change: BufferedChange): number {
 /** Default width of an activity generation (see ActivityIndex). */
 const DEFAULT_GENERATION_MS = 60_000;
 
-/** A create's answer, the same for the attempt that made it and every retry. */
-function asCreated(record: ConversationRecord): ConversationSummary {
-  return {
-    id: record.id,
-    createdAt: record.createdAt,
-    lastActivityAt: record.createdAt,
-    messageCount: 0,
-  };
-}
-
-function summarize(record: ConversationRecord): ConversationSummary {
-  return {
-    id: record.id,
-    createdAt: record.createdAt,
-    lastActivityAt: record.lastActivityAt,
-    messageCount: record.messages.length,
-  };
-}
-
 /**
  * Index of the first record whose `field` is above `value`, in records sorted by it: where a
  * record with that value goes after its equals (messages by timestamp), or where the records
@@ -294,16 +283,10 @@ export class InMemoryConversationRepository extends ConversationRepository {
    * @param maxBytes the byte budget (MAX_STORE_BYTES): a write past it is refused with
    *   store_full, and nothing stored is touched
    */
-  /**
-   * @param answersHttp whether this process answers the HTTP requests itself (a single
-   *   process), so that a post's answer can be the text stored (see keepStoredJson). A
-   *   cluster's primary answers over IPC, where the text would be of no use.
-   */
   constructor(
     generationMs = DEFAULT_GENERATION_MS,
     private readonly replayLimit = 1_000,
     private readonly maxBytes = Infinity,
-    private readonly answersHttp = true,
   ) {
     super();
     this.conversations = new ActivityIndex(generationMs, (record) => [
@@ -324,29 +307,19 @@ export class InMemoryConversationRepository extends ConversationRepository {
    */
   *snapshotLines(): IterableIterator<string> {
     for (const record of this.conversations.members()) {
-      yield JSON.stringify({
-        id: record.id,
-        createdAt: record.createdAt,
-        tokenHash: record.tokenHash,
-        tokenMintedBy: record.tokenAnonymous ? 'anonymous' : 'api-key',
-        lastActivityAt: record.lastActivityAt,
-        lastSeq: record.lastSeq,
-        lastRead: [record.readCustomer, record.readAgent],
-        messages: record.bySeq.map((m) => [m.timestamp, m.seq, m.json]),
-        ...(record.createKey ? { createKey: record.createKey } : {}),
-        ...(record.postKeys
-          ? {
-              postKeys: [...record.postKeys].map(
-                ([key, kept]): [string, string, number, string] => [
-                  key,
-                  kept.fingerprint,
-                  kept.expiresAt,
-                  kept.message.json,
-                ],
-              ),
-            }
-          : {}),
-      } satisfies SnapshotLine);
+      yield JSON.stringify(
+        snapshotLineOf(
+          record,
+          record.bySeq.map((m) => [m.timestamp, m.seq, m.json]),
+          record.postKeys &&
+            [...record.postKeys].map(([key, kept]) => [
+              key,
+              kept.fingerprint,
+              kept.expiresAt,
+              kept.message.json,
+            ]),
+        ),
+      );
     }
   }
 
@@ -356,28 +329,17 @@ export class InMemoryConversationRepository extends ConversationRepository {
     const bySeq = saved.messages.map(([timestamp, seq, json]): MessageRecord => ({
       timestamp,
       seq,
-      json: flat(json),
+      json: flat(keptMessageJson(json)),
       holders: IN_HISTORY,
     }));
-    const record: ConversationRecord = {
-      id: flat(saved.id),
-      createdAt: saved.createdAt,
-      life: ++this.lives,
-      createKey: saved.createKey ?? '',
-      tokenHash: flat(saved.tokenHash ?? ''),
-      tokenAnonymous: saved.tokenMintedBy !== 'api-key',
-      lastActivityAt: saved.lastActivityAt,
-      lastSeq: saved.lastSeq,
-      readCustomer: saved.lastRead?.[0] ?? 0,
-      readAgent: saved.lastRead?.[1] ?? 0,
+    const record = memoryRecord(
+      conversationFromSnapshot(saved, ++this.lives),
       // Counted, but never refused: a restart loses nothing, and writes wait for room.
-      bytes:
-        CONVERSATION_OVERHEAD_BYTES +
+      CONVERSATION_OVERHEAD_BYTES +
         bySeq.reduce((sum, message) => sum + messageBytes(message.json), 0),
       bySeq,
-      messages: [...bySeq].sort((a, b) => a.timestamp - b.timestamp || a.seq - b.seq),
-      changes: [],
-    };
+      [...bySeq].sort((a, b) => a.timestamp - b.timestamp || a.seq - b.seq),
+    );
     if (saved.postKeys) {
       // A key answers with its message's record when the message is still there, else with
       // a record of its own, counted like one.
@@ -386,7 +348,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
         saved.postKeys.map(([key, fingerprint, expiresAt, json]) => {
           let message = byJson.get(json);
           if (!message) {
-            message = { timestamp: 0, seq: 0, json: flat(json), holders: 0 };
+            message = { timestamp: 0, seq: 0, json: flat(keptMessageJson(json)), holders: 0 };
             record.bytes += messageBytes(message.json);
           }
           message.holders |= IN_KEPT_POST;
@@ -415,22 +377,12 @@ export class InMemoryConversationRepository extends ConversationRepository {
       throw new StoreError('capacity_exceeded');
     }
     this.makeRoom(CONVERSATION_OVERHEAD_BYTES);
-    const record: ConversationRecord = {
-      id: flat(input.id),
-      createdAt: input.now,
-      life: ++this.lives,
-      createKey: input.idempotency?.fingerprint ?? '',
-      tokenHash: flat(input.customerToken?.hash ?? ''),
-      tokenAnonymous: input.customerToken?.anonymous ?? true,
-      lastActivityAt: input.now,
-      lastSeq: 0,
-      readCustomer: 0,
-      readAgent: 0,
-      bytes: CONVERSATION_OVERHEAD_BYTES,
-      messages: [],
-      bySeq: [],
-      changes: [],
-    };
+    const record = memoryRecord(
+      newConversation(input, ++this.lives),
+      CONVERSATION_OVERHEAD_BYTES,
+      [],
+      [],
+    );
     this.conversations.add(record);
     return asCreated(record);
   }
@@ -440,13 +392,12 @@ export class InMemoryConversationRepository extends ConversationRepository {
     if (!record) {
       return null;
     }
-    return {
-      ...summarize(record),
-      lastRead: lastReadOf(record),
-      life: record.life,
-      version: record.lastSeq,
-      messagesJson: historyPieces(record.messages.length, (i) => record.messages[i].json),
-    };
+    const { messages } = record;
+    return historyOf(
+      record,
+      messages.length,
+      historyPieces(messages.length, (i) => messages[i].json),
+    );
   }
 
   async getConversationIfChanged(
@@ -455,13 +406,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
   ): Promise<ConversationHistory | UnchangedHistory | null> {
     const record = this.conversations.get(conversationId);
     if (record && record.lastSeq === known.version && record.life === known.life) {
-      return {
-        ...summarize(record),
-        lastRead: lastReadOf(record),
-        life: record.life,
-        version: record.lastSeq,
-        messagesJson: null,
-      };
+      return historyOf(record, record.messages.length, null);
     }
     return this.getConversation(conversationId);
   }
@@ -473,25 +418,17 @@ export class InMemoryConversationRepository extends ConversationRepository {
       // Before the limits: a retry gets what the first attempt stored, whatever happened since.
       const kept = this.keptPost(record, keyed, input.now);
       if (kept) {
-        return { ...(JSON.parse(kept.message.json) as StoredMessage), replayed: true };
+        return AppendedMessage.replayed(kept.message.json);
       }
     }
     if (record.messages.length >= input.maxMessages) {
       throw new StoreError('conversation_full');
     }
-    const message: StoredMessage = {
-      id: input.id,
-      conversationId,
-      sender: input.sender,
-      content: input.content,
-      timestamp: input.timestamp,
-      seq: record.lastSeq + 1,
-      createdAt: input.now,
-    };
+    const message = AppendedMessage.posted(conversationId, input, record.lastSeq + 1);
     const stored: MessageRecord = {
       timestamp: message.timestamp,
       seq: message.seq,
-      json: flat(JSON.stringify(message)),
+      json: flat(message.json),
       holders: IN_HISTORY,
     };
     let bytes = messageBytes(stored.json);
@@ -509,9 +446,6 @@ export class InMemoryConversationRepository extends ConversationRepository {
     }
     bytes -= this.changed(record, stored);
     this.recount(record, input.now, 1, bytes);
-    if (this.answersHttp) {
-      keepStoredJson(message, stored.json);
-    }
     return message;
   }
 
@@ -524,7 +458,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
     const { messages } = record;
     // Scanned from the newest: deletes mostly concern recent messages, and the scan is
     // bounded by MAX_MESSAGES_PER_CONVERSATION. An id index would cost memory on every message.
-    const prefix = idPrefix(messageId);
+    const prefix = messageJsonPrefix(messageId);
     let index = messages.length - 1;
     while (index >= 0 && !messages[index].json.startsWith(prefix)) {
       index--;
@@ -636,7 +570,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
 
   async customerToken(conversationId: string): Promise<StoredCustomerToken | null> {
     const record = this.conversations.get(conversationId);
-    return record?.tokenHash ? { hash: record.tokenHash, anonymous: record.tokenAnonymous } : null;
+    return record ? customerTokenOf(record) : null;
   }
 
   /** In effect at once: every write is applied here, after the watch is added. */

@@ -3,7 +3,23 @@ import { randomInt, randomUUID } from 'node:crypto';
 import { Cluster } from 'ioredis';
 import { StoreError } from '../../conversation.errors';
 import {
+  asCreated,
+  customerTokenFromRedis,
+  CONVERSATION_FIELDS,
+  headerFromRedis,
+  newConversation,
+  REDIS_HEADER_FIELDS,
+  REDIS_TOKEN_FIELDS,
+  redisHashOf,
+  redisTokenOf,
+} from '../../records/conversation.codec';
+import {
   AppendedMessage,
+  keptMessageJson,
+  messageJsonAroundSeq,
+  messageJsonWithSeq,
+} from '../../records/message.codec';
+import {
   ChangeListener,
   ChangesAfter,
   ChangeType,
@@ -18,7 +34,6 @@ import {
   ReadReceipt,
   ReadState,
   StoredCustomerToken,
-  StoredMessage,
   StoreStats,
   TypingSignal,
   HistoryVersion,
@@ -49,6 +64,9 @@ const HISTORY_CACHE_CHARS = 16 * 1024 * 1024;
 /** Digits of the seq that prefixes each member of a conversation's message set. */
 const SEQ_DIGITS = 10;
 
+/** A member of a conversation's message sets (`msgs`, `seq`): the seq, then the message's text. */
+const messageJsonOf = (member: string) => keptMessageJson(member.slice(SEQ_DIGITS));
+
 export interface RedisStoreOptions {
   /** Changes kept per conversation for event replay (EVENT_REPLAY_LIMIT). */
   replayLimit?: number;
@@ -74,19 +92,11 @@ interface Acknowledged<T> {
   unconfirmed: StoreError | null;
 }
 
-/**
- * What the get script answers: the summary fields, the read horizons and the life, then the
- * members when asked for.
- */
-type RawHistory =
-  [string, string, string, string, string | null, string | null, string | null, string[]?] | null;
+/** What the get script answers: the record's REDIS_HEADER_FIELDS, then the members if asked. */
+type RawHistory = Awaited<ReturnType<ScriptedRedis['chatGet']>>;
 
 /** A conversation's life in Redis: 47 random bits per create (see HistoryVersion). */
 const drawLife = () => randomInt(2 ** 47);
-
-/** The conversation hash's `tm`: who minted its customer token (see StoredCustomerToken). */
-const TOKEN_BY_API_KEY = 'k';
-const TOKEN_ANONYMOUS = 'a';
 
 /** What a subscriber hears that is a typing signal, not a change ("<seq> <type> <JSON>"). */
 const TYPING_PREFIX = 'typing ';
@@ -182,29 +192,27 @@ export class RedisConversationRepository
    * answering) is put right by the next sweep, which sets the count from the index.
    */
   async createConversation(input: NewConversation): Promise<CreatedConversation> {
-    const { id, now } = input;
+    const { id } = input;
     const reserved = input.idempotency
       ? await this.reserveKeyed(input)
       : await this.reserveUnkeyed(input);
     const keys = this.keys.conversation(id);
-    const life = drawLife();
+    const record = newConversation(input, drawLife());
     let answer: Acknowledged<CreateAnswer>;
     try {
       answer = await this.acknowledged((commands) =>
         commands.chatCreate(
           ...keys,
-          now,
-          input.customerToken?.hash ?? '',
-          input.customerToken?.anonymous === false ? TOKEN_BY_API_KEY : TOKEN_ANONYMOUS,
-          input.idempotency?.fingerprint ?? '',
-          life,
+          record.createKey,
           reserved ? 1 : 0,
+          ...redisTokenOf(record),
+          ...redisHashOf(record, 0),
         ),
       );
     } catch (error) {
       // No answer: the script may or may not have run.
       if (input.idempotency) {
-        await this.settleUnanswered(id, life, reserved);
+        await this.settleUnanswered(id, record.life, reserved);
       } else {
         await this.undoCreate(id, keys, reserved);
       }
@@ -219,15 +227,13 @@ export class RedisConversationRepository
     }
     switch (code) {
       case ScriptCode.Done:
-        return { id, createdAt: now, lastActivityAt: now, messageCount: 0 };
+        return asCreated(record);
       case ScriptCode.ConversationNotFound:
         throw new StoreError('capacity_exceeded');
       case ScriptCode.KeyReused:
         throw new StoreError('idempotency_key_reused');
-      default: {
-        const created = Number(createdAt);
-        return { id, createdAt: created, lastActivityAt: created, messageCount: 0, replayed: true };
-      }
+      default:
+        return { ...asCreated(record, Number(createdAt)), replayed: true };
     }
   }
 
@@ -279,7 +285,7 @@ export class RedisConversationRepository
     }
     const [conv] = this.keys.conversation(id);
     try {
-      const made = await this.run(() => this.commands.hget(conv, 'l'));
+      const made = await this.run(() => this.commands.hget(conv, CONVERSATION_FIELDS.life.redis));
       if (made !== String(life)) {
         await this.giveBackPlace();
       }
@@ -310,16 +316,14 @@ export class RedisConversationRepository
     const cached = this.histories.get(conversationId);
     if (cached) {
       const [conv] = this.keys.conversation(conversationId);
-      const [c, a, s, n, rc, ra, l] = await this.run(() =>
-        this.commands.hmget(conv, 'c', 'a', 's', 'n', 'rc', 'ra', 'l'),
-      );
-      if (c === null || a === null || s === null || n === null) {
+      const values = await this.run(() => this.commands.hmget(conv, ...REDIS_HEADER_FIELDS));
+      const history = headerFromRedis(conversationId, values, cached.pieces);
+      if (!history) {
         this.histories.delete(conversationId);
         return null;
       }
-      const summary = this.summary(conversationId, [c, a, s, n, rc, ra, l]);
-      if (summary.version === cached.version && summary.life === cached.life) {
-        return { ...summary, messagesJson: cached.pieces };
+      if (history.version === cached.version && history.life === cached.life) {
+        return history;
       }
     }
     const raw = await this.run<RawHistory>(() =>
@@ -327,20 +331,20 @@ export class RedisConversationRepository
         ...this.keys.conversation(conversationId),
         cached?.version ?? -1,
         cached?.life ?? -1,
+        ...REDIS_HEADER_FIELDS,
       ),
     );
-    if (!raw) {
+    const [values, members] = raw ?? [];
+    const history = values && headerFromRedis(conversationId, values, cached?.pieces ?? []);
+    if (!history) {
       this.histories.delete(conversationId);
       return null;
     }
-    const summary = this.summary(conversationId, raw);
-    const members = raw[7];
-    if (!members) {
-      return { ...summary, messagesJson: cached?.pieces ?? [] };
+    if (members) {
+      history.messagesJson = historyPieces(members.length, (i) => messageJsonOf(members[i]));
+      this.histories.set(conversationId, history, history.messagesJson);
     }
-    const pieces = historyPieces(members.length, (i) => members[i].slice(SEQ_DIGITS));
-    this.histories.set(conversationId, summary, pieces);
-    return { ...summary, messagesJson: pieces };
+    return history;
   }
 
   async getConversationIfChanged(
@@ -348,32 +352,27 @@ export class RedisConversationRepository
     known: HistoryVersion,
   ): Promise<ConversationHistory | UnchangedHistory | null> {
     const raw = await this.run<RawHistory>(() =>
-      this.commands.chatGet(...this.keys.conversation(conversationId), known.version, known.life),
+      this.commands.chatGet(
+        ...this.keys.conversation(conversationId),
+        known.version,
+        known.life,
+        ...REDIS_HEADER_FIELDS,
+      ),
     );
     if (!raw) {
       return null;
     }
-    const summary = this.summary(conversationId, raw);
-    const members = raw[7];
-    return members
-      ? {
-          ...summary,
-          messagesJson: historyPieces(members.length, (i) => members[i].slice(SEQ_DIGITS)),
-        }
-      : { ...summary, messagesJson: null };
+    const [values, members] = raw;
+    return headerFromRedis(
+      conversationId,
+      values,
+      members ? historyPieces(members.length, (i) => messageJsonOf(members[i])) : null,
+    );
   }
 
   async appendMessage(conversationId: string, input: NewMessage): Promise<AppendedMessage> {
-    const head = JSON.stringify({
-      id: input.id,
-      conversationId,
-      sender: input.sender,
-      content: input.content,
-      timestamp: input.timestamp,
-    });
-    // The script puts the seq it assigns between the two halves: the wire order of StoredMessage.
-    const jsonHead = `${head.slice(0, -1)},"seq":`;
-    const jsonTail = `,"createdAt":${input.now}}`;
+    // The script puts the seq it assigns between the two halves.
+    const [jsonHead, jsonTail] = messageJsonAroundSeq(conversationId, input);
     const keyed = input.idempotency;
     const seq = await this.write((commands) =>
       commands.chatAppend(
@@ -393,19 +392,16 @@ export class RedisConversationRepository
       ),
     );
     if (Array.isArray(seq)) {
-      return { ...(JSON.parse(seq[0]) as StoredMessage), replayed: true };
+      return AppendedMessage.replayed(keptMessageJson(seq[0]));
     }
     refuse(seq);
     this.countMessages(1);
-    return {
-      id: input.id,
+    return AppendedMessage.posted(
       conversationId,
-      sender: input.sender,
-      content: input.content,
-      timestamp: input.timestamp,
+      input,
       seq,
-      createdAt: input.now,
-    };
+      messageJsonWithSeq(jsonHead, seq, jsonTail),
+    );
   }
 
   async deleteMessage(
@@ -543,16 +539,16 @@ export class RedisConversationRepository
     }
     const [more, members] = raw;
     return {
-      messagesJson: `[${members.map((member) => member.slice(SEQ_DIGITS)).join(',')}]`,
+      messagesJson: `[${members.map(messageJsonOf).join(',')}]`,
       hasMore: more === 1,
     };
   }
 
   async customerToken(conversationId: string): Promise<StoredCustomerToken | null> {
     const [conv] = this.keys.conversation(conversationId);
-    const [hash, mintedBy] = await this.run(() => this.commands.hmget(conv, 't', 'tm'));
-    // No `tm`: a record from before the mark, read as anonymous (see StoredCustomerToken).
-    return hash ? { hash, anonymous: mintedBy !== TOKEN_BY_API_KEY } : null;
+    return customerTokenFromRedis(
+      await this.run(() => this.commands.hmget(conv, ...REDIS_TOKEN_FIELDS)),
+    );
   }
 
   async changesAfter(conversationId: string, afterSeq: number): Promise<ChangesAfter | null> {
@@ -712,18 +708,6 @@ export class RedisConversationRepository
     } catch {
       this.countMessages(change); // Redis is away: sent with the next flush
     }
-  }
-
-  private summary(conversationId: string, raw: NonNullable<RawHistory>) {
-    return {
-      id: conversationId,
-      createdAt: Number(raw[0]),
-      lastActivityAt: Number(raw[1]),
-      messageCount: Number(raw[3]),
-      lastRead: { customer: Number(raw[4] ?? 0), agent: Number(raw[5] ?? 0) },
-      life: Number(raw[6] ?? 0),
-      version: Number(raw[2]),
-    };
   }
 
   /**

@@ -4,11 +4,9 @@
  * slot; the activity index is split into ACTIVITY_BUCKETS sorted sets with tags of their own,
  * so no single key takes every write.
  *
- *   <prefix>{<id>}:conv      hash  c createdAt, a lastActivityAt, s last seq, n message count,
- *                                 t the customer token's hash, k the fingerprint of the keyed
- *                                 create that made it, rc and ra the customer's and the
- *                                 agent's read horizons (absent: 0)
- *   <prefix>{<id>}:msgs      zset  score timestamp, member <seq, 10 digits><message JSON>
+ *   <prefix>{<id>}:conv      hash  the conversation's record, a field each (CONVERSATION_FIELDS
+ *                                 in records/conversation.codec.ts: c createdAt, s last seq, ...)
+ *   <prefix>{<id>}:msgs      zset  score timestamp, member <seq, 10 digits><its MessageJson>
  *   <prefix>{<id>}:seq       zset  score seq, member as in msgs: the messages in seq order, for pages
  *   <prefix>{<id>}:ids       hash  message id -> its seq
  *   <prefix>{<id>}:events    stream  the last EVENT_REPLAY_LIMIT changes, entry id <seq>-0,

@@ -66,12 +66,11 @@ export interface RedisScripts {
     ids: Key,
     events: Key,
     seqs: Key,
-    now: Arg,
+    fingerprint: Arg,
+    mayMake: Arg,
     tokenHash: Arg,
     tokenMintedBy: Arg,
-    fingerprint: Arg,
-    life: Arg,
-    mayMake: Arg,
+    ...fieldsAndValues: Arg[]
   ): Promise<
     | [ScriptCode.Done]
     | [ScriptCode.Exists, string]
@@ -86,9 +85,8 @@ export interface RedisScripts {
     seqs: Key,
     knownVersion: Arg,
     knownLife: Arg,
-  ): Promise<
-    [string, string, string, string, string | null, string | null, string | null, string[]?] | null
-  >;
+    ...fields: Arg[]
+  ): Promise<[values: (string | null)[], members?: string[]] | null>;
   chatAppend(
     conv: Key,
     msgs: Key,

@@ -6,7 +6,7 @@
   KEYS[6] idem                    its kept keyed posts: scoped key -> "<fingerprint> <JSON>"
   KEYS[7] idemx                   their expiry times
   ARGV[1] message id
-  ARGV[2] JSON head, ARGV[3] JSON tail: the message's JSON, less the seq between them
+  ARGV[2] JSON head, ARGV[3] JSON tail: the message's text, less the seq between them
   ARGV[4] timestamp
   ARGV[5] now
   ARGV[6] max messages
@@ -20,6 +20,9 @@
   before; CONVERSATION_NOT_FOUND, KEY_REUSED (the key came with another request) or
   CONVERSATION_FULL.
 ]]
+-- codec: src/conversations/records/message.codec.ts messageJsonAroundSeq (the halves;
+-- head .. seq .. tail is the message's MessageJson, as messageJsonWithSeq makes it)
+-- record: src/conversations/records/conversation.codec.ts CONVERSATION_FIELDS (a, n, s)
 --@include "codes"
 --@include "tellChange"
 local h = redis.call('HMGET', KEYS[1], 'a', 'n', 's')

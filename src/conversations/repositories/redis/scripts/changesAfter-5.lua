@@ -9,6 +9,7 @@
   stream entries after that seq (XRANGE)}, or {last seq, 0, {}} when the stream no longer
   reaches back to that seq.
 ]]
+-- record: src/conversations/records/conversation.codec.ts CONVERSATION_FIELDS (s)
 local s = redis.call('HGET', KEYS[1], 's')
 if not s then return nil end
 local last = tonumber(s)

@@ -6,25 +6,24 @@
 
   KEYS[1] conv                    the conversation's record (hash)
   KEYS[2] msgs, KEYS[3] ids, KEYS[4] events, KEYS[5] seq: its other keys (untouched)
-  ARGV[1] now
-  ARGV[2] the customer token's hash ('' without one)
-  ARGV[3] who minted the token: 'k' an API key, 'a' anyone else (StoredCustomerToken.anonymous;
-          a record without `tm` reads as 'a')
-  ARGV[4] the keyed create's request fingerprint ('' without a key)
-  ARGV[5] its life (HistoryVersion.life): drawn at random for each create
-  ARGV[6] '1' when the caller holds a place and may make the record, '0' when it may not
+  ARGV[1] the keyed create's request fingerprint ('' without a key)
+  ARGV[2] '1' when the caller holds a place and may make the record, '0' when it may not
+  ARGV[3] the customer token's hash ('' without one), ARGV[4] who minted it ('k' an API key,
+          'a' anyone else): put in place on a retry (redisTokenOf)
+  ARGV[5...] the new record's fields and values, as HSET takes them (redisHashOf)
 
   Returns {DONE} when made; {EXISTS, createdAt} for a retry of the same request (the token
   hash and its mark put in place); {KEY_REUSED} when it exists and this is another request, or
   no keyed create at all; {CONVERSATION_NOT_FOUND} when it does not exist and may not be made.
 ]]
+-- record: src/conversations/records/conversation.codec.ts CONVERSATION_FIELDS (c, k, t, tm)
 --@include "codes"
 local made = redis.call('HMGET', KEYS[1], 'c', 'k')
 if made[1] then
-  if ARGV[4] == '' or made[2] ~= ARGV[4] then return {KEY_REUSED} end
-  redis.call('HSET', KEYS[1], 't', ARGV[2], 'tm', ARGV[3])
+  if ARGV[1] == '' or made[2] ~= ARGV[1] then return {KEY_REUSED} end
+  redis.call('HSET', KEYS[1], 't', ARGV[3], 'tm', ARGV[4])
   return {EXISTS, made[1]}
 end
-if ARGV[6] ~= '1' then return {CONVERSATION_NOT_FOUND} end
-redis.call('HSET', KEYS[1], 'c', ARGV[1], 'a', ARGV[1], 's', 0, 'n', 0, 't', ARGV[2], 'tm', ARGV[3], 'k', ARGV[4], 'l', ARGV[5])
+if ARGV[2] ~= '1' then return {CONVERSATION_NOT_FOUND} end
+redis.call('HSET', KEYS[1], unpack(ARGV, 5))
 return {DONE}

@@ -10,6 +10,7 @@
 
   Returns the seq the delete took; CONVERSATION_NOT_FOUND or MESSAGE_NOT_FOUND.
 ]]
+-- record: src/conversations/records/conversation.codec.ts CONVERSATION_FIELDS (a, n, s)
 --@include "codes"
 --@include "tellChange"
 local h = redis.call('HMGET', KEYS[1], 'a', 'n', 's')

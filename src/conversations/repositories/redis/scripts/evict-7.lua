@@ -10,6 +10,7 @@
   Returns {messages removed, 0} when evicted; {STILL_ACTIVE, lastActivityAt} when active
   since the cutoff; {CONVERSATION_NOT_FOUND, 0} when it does not exist.
 ]]
+-- record: src/conversations/records/conversation.codec.ts CONVERSATION_FIELDS (a, n, s)
 --@include "codes"
 local h = redis.call('HMGET', KEYS[1], 'a', 'n')
 if not h[1] then return {CONVERSATION_NOT_FOUND, 0} end

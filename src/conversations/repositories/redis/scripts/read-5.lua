@@ -15,6 +15,7 @@
   horizon, agent horizon} when the horizon was there already; {CONVERSATION_NOT_FOUND} or
   {SEQ_BEYOND_LAST}.
 ]]
+-- record: src/conversations/records/conversation.codec.ts CONVERSATION_FIELDS (a, s, rc, ra)
 --@include "codes"
 --@include "tellChange"
 local h = redis.call('HMGET', KEYS[1], 'a', 's', 'rc', 'ra')

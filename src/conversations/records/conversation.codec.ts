@@ -1,0 +1,304 @@
+import { MessageJson } from './message.codec';
+
+/** What a store keeps of a customer token, with its conversation. */
+export interface StoredCustomerToken {
+  /** The token's SHA-256, base64url (hashToken). */
+  hash: string;
+  /**
+   * Minted by a create without an API key (PUBLIC_CONVERSATIONS, or open mode): its requests
+   * and event streams also count against the address using it (see access.service.ts). A
+   * record kept before this mark existed reads as anonymous: the mark can only tighten limits,
+   * so the unknown case takes the tighter one.
+   */
+  anonymous: boolean;
+}
+
+/** How far each side has read: the highest seq it reported (0: nothing yet). */
+export interface LastRead {
+  customer: number;
+  agent: number;
+}
+
+/**
+ * Which state of a conversation's messages a copy was taken at. `version` is the
+ * conversation's last seq, which changes whenever the messages do; `life` tells apart the
+ * conversations one id has named: a keyed create derives its id from the key, so after an
+ * eviction the same create makes the same id again, and its seqs start over. A copy of
+ * `messagesJson` taken at one HistoryVersion is exact for as long as both numbers stay.
+ */
+export interface HistoryVersion {
+  /**
+   * Differs between a conversation and any earlier one with its id: the in-memory store
+   * counts creates, the Redis store draws 47 random bits per create (two lives of one id
+   * share it with odds of 1 in 10^14).
+   */
+  life: number;
+  version: number;
+}
+
+/** What a store answers of a conversation's record (a create's answer, a history's header). */
+export interface ConversationSummary {
+  id: string;
+  createdAt: number;
+  lastActivityAt: number;
+  messageCount: number;
+}
+
+/** A history without its messages: what a read answers of the conversation's record. */
+export interface ConversationHeader extends ConversationSummary, HistoryVersion {
+  lastRead: LastRead;
+}
+
+/**
+ * A conversation's record as every store keeps it: its own fields, without its messages,
+ * their orders, its replay buffer or its kept Idempotency-Keys (each store keeps those its
+ * own way). Its forms in each store are in CONVERSATION_FIELDS.
+ */
+export interface StoredConversation {
+  readonly id: string;
+  readonly createdAt: number;
+  lastActivityAt: number;
+  /** The seq the last change took (HistoryVersion.version). */
+  lastSeq: number;
+  /** The read horizons (see ConversationRepository.markRead). */
+  readCustomer: number;
+  readAgent: number;
+  /** The customer token's hash; empty without one (or in a snapshot from before tokens). */
+  tokenHash: string;
+  /** Its token was minted without an API key (StoredCustomerToken.anonymous). */
+  tokenAnonymous: boolean;
+  /** The fingerprint of the keyed create that made it; empty when made without a key. */
+  readonly createKey: string;
+  /** Which create made it (HistoryVersion.life). */
+  readonly life: number;
+}
+
+/**
+ * Each field of the record, and its form in each store where the forms differ: `redis` is
+ * its field in the conversation's hash (`{<id>}:conv`, see redis-keys.ts), `snapshot` its key
+ * in a snapshot line (SnapshotLine). The in-memory store keeps the record's own fields, and a
+ * worker receives the answers built here (ConversationSummary, ConversationHeader) as they
+ * are, over the IPC channel. The Lua scripts that read or write the hash name this table.
+ *
+ * Adding a field: StoredConversation, this table, newConversation and the encoders below
+ * (snapshotLineOf, conversationFromSnapshot, redisHashOf; headerOf and headerFromRedis if
+ * it is answered), then the memory record (memoryRecord) and, if answered, the DTO.
+ */
+export const CONVERSATION_FIELDS = {
+  /** Redis: the hash tag of every key of the conversation, not a field. */
+  id: { redis: null, snapshot: 'id' },
+  createdAt: { redis: 'c', snapshot: 'createdAt' },
+  lastActivityAt: { redis: 'a', snapshot: 'lastActivityAt' },
+  lastSeq: { redis: 's', snapshot: 'lastSeq' },
+  /** Memory: its messages' number; snapshot: its messages'. */
+  messageCount: { redis: 'n', snapshot: null },
+  /** Absent (in records from before read receipts): 0. Snapshot: lastRead[0]. */
+  readCustomer: { redis: 'rc', snapshot: 'lastRead' },
+  /** Absent: 0. Snapshot: lastRead[1]. */
+  readAgent: { redis: 'ra', snapshot: 'lastRead' },
+  tokenHash: { redis: 't', snapshot: 'tokenHash' },
+  /**
+   * Redis: `k` an API key, `a` anyone else; snapshot: 'api-key' or 'anonymous'. Absent (in
+   * records from before the mark): anonymous.
+   */
+  tokenAnonymous: { redis: 'tm', snapshot: 'tokenMintedBy' },
+  /** Snapshot: absent when empty. */
+  createKey: { redis: 'k', snapshot: 'createKey' },
+  /**
+   * Redis: absent (made before lives were kept) reads as 0. Snapshot: not kept; a restore
+   * counts a new life, as a create does.
+   */
+  life: { redis: 'l', snapshot: null },
+} as const satisfies Record<
+  keyof StoredConversation | 'messageCount',
+  { redis: string | null; snapshot: string | null }
+>;
+
+const F = CONVERSATION_FIELDS;
+
+/** What a create gives of its conversation (NewConversation's own fields). */
+export interface ConversationDraft {
+  id: string;
+  now: number;
+  customerToken?: StoredCustomerToken;
+  idempotency?: { fingerprint: string };
+}
+
+/** The record a create makes. */
+export function newConversation(draft: ConversationDraft, life: number): StoredConversation {
+  return {
+    id: draft.id,
+    createdAt: draft.now,
+    lastActivityAt: draft.now,
+    lastSeq: 0,
+    readCustomer: 0,
+    readAgent: 0,
+    tokenHash: draft.customerToken?.hash ?? '',
+    tokenAnonymous: draft.customerToken?.anonymous ?? true,
+    createKey: draft.idempotency?.fingerprint ?? '',
+    life,
+  };
+}
+
+/** A create's answer, the same for the attempt that made it and every retry. */
+export function asCreated(
+  record: StoredConversation,
+  createdAt = record.createdAt,
+): ConversationSummary {
+  return { id: record.id, createdAt, lastActivityAt: createdAt, messageCount: 0 };
+}
+
+/** A read's answer: the record's header, with `messagesJson` as given. */
+export function historyOf<Messages>(
+  record: StoredConversation,
+  messageCount: number,
+  messagesJson: Messages,
+): ConversationHeader & { messagesJson: Messages } {
+  return {
+    id: record.id,
+    createdAt: record.createdAt,
+    lastActivityAt: record.lastActivityAt,
+    messageCount,
+    lastRead: { customer: record.readCustomer, agent: record.readAgent },
+    life: record.life,
+    version: record.lastSeq,
+    messagesJson,
+  };
+}
+
+export function customerTokenOf(record: StoredConversation): StoredCustomerToken | null {
+  return record.tokenHash ? { hash: record.tokenHash, anonymous: record.tokenAnonymous } : null;
+}
+
+/**
+ * One conversation in a snapshot file (SNAPSHOT_PATH), one JSON line each. Fields were only
+ * ever added: a line from an older build lacks some, and reads with their defaults.
+ */
+export interface SnapshotLine {
+  id: string;
+  createdAt: number;
+  createKey?: string;
+  /** [key, fingerprint, expiresAt, its message's text], oldest first. */
+  postKeys?: [string, string, number, MessageJson][];
+  tokenHash?: string;
+  tokenMintedBy?: 'api-key' | 'anonymous';
+  lastActivityAt: number;
+  lastSeq: number;
+  /** [customer, agent] read horizons. */
+  lastRead?: [number, number];
+  /** [timestamp, seq, text], ascending seq. */
+  messages: [number, number, MessageJson][];
+}
+
+export function snapshotLineOf(
+  record: StoredConversation,
+  messages: SnapshotLine['messages'],
+  postKeys: SnapshotLine['postKeys'],
+): SnapshotLine {
+  return {
+    id: record.id,
+    createdAt: record.createdAt,
+    tokenHash: record.tokenHash,
+    tokenMintedBy: record.tokenAnonymous ? 'anonymous' : 'api-key',
+    lastActivityAt: record.lastActivityAt,
+    lastSeq: record.lastSeq,
+    lastRead: [record.readCustomer, record.readAgent],
+    messages,
+    ...(record.createKey ? { createKey: record.createKey } : {}),
+    ...(postKeys ? { postKeys } : {}),
+  };
+}
+
+export function conversationFromSnapshot(line: SnapshotLine, life: number): StoredConversation {
+  return {
+    id: line.id,
+    createdAt: line.createdAt,
+    lastActivityAt: line.lastActivityAt,
+    lastSeq: line.lastSeq,
+    readCustomer: line.lastRead?.[0] ?? 0,
+    readAgent: line.lastRead?.[1] ?? 0,
+    tokenHash: line.tokenHash ?? '',
+    tokenAnonymous: line.tokenMintedBy !== 'api-key',
+    createKey: line.createKey ?? '',
+    life,
+  };
+}
+
+/** The hash's `tm`: who minted the customer token (see StoredCustomerToken). */
+const TOKEN_BY_API_KEY = 'k';
+const TOKEN_ANONYMOUS = 'a';
+
+/** The record as the fields and values of the conversation's hash (HSET's arguments). */
+export function redisHashOf(record: StoredConversation, messageCount: number): (string | number)[] {
+  return [
+    F.createdAt.redis,
+    record.createdAt,
+    F.lastActivityAt.redis,
+    record.lastActivityAt,
+    F.lastSeq.redis,
+    record.lastSeq,
+    F.messageCount.redis,
+    messageCount,
+    F.tokenHash.redis,
+    record.tokenHash,
+    F.tokenAnonymous.redis,
+    record.tokenAnonymous ? TOKEN_ANONYMOUS : TOKEN_BY_API_KEY,
+    F.createKey.redis,
+    record.createKey,
+    F.life.redis,
+    record.life,
+    // Not written at create: absent reads as 0.
+    ...(record.readCustomer ? [F.readCustomer.redis, record.readCustomer] : []),
+    ...(record.readAgent ? [F.readAgent.redis, record.readAgent] : []),
+  ];
+}
+
+/** The customer token's hash and mark, as create-5.lua puts them in place on a retry. */
+export function redisTokenOf(record: StoredConversation): [hash: string, mark: string] {
+  return [record.tokenHash, record.tokenAnonymous ? TOKEN_ANONYMOUS : TOKEN_BY_API_KEY];
+}
+
+/**
+ * The hash fields a read asks for (HMGET), in the order headerFromRedis reads them: `s` and
+ * `l` first, which get-5.lua compares with the caller's HistoryVersion.
+ */
+export const REDIS_HEADER_FIELDS = [
+  F.lastSeq.redis,
+  F.life.redis,
+  F.createdAt.redis,
+  F.lastActivityAt.redis,
+  F.messageCount.redis,
+  F.readCustomer.redis,
+  F.readAgent.redis,
+];
+
+/** A read's answer from the values of REDIS_HEADER_FIELDS; null when there is no record. */
+export function headerFromRedis<Messages>(
+  id: string,
+  values: (string | null)[],
+  messagesJson: Messages,
+): (ConversationHeader & { messagesJson: Messages }) | null {
+  const [lastSeq, life, createdAt, lastActivityAt, messageCount, readCustomer, readAgent] = values;
+  if (lastSeq === null) {
+    return null;
+  }
+  return {
+    id,
+    createdAt: Number(createdAt),
+    lastActivityAt: Number(lastActivityAt),
+    messageCount: Number(messageCount),
+    lastRead: { customer: Number(readCustomer ?? 0), agent: Number(readAgent ?? 0) },
+    life: Number(life ?? 0),
+    version: Number(lastSeq),
+    messagesJson,
+  };
+}
+
+/** The hash fields customerTokenFromRedis reads (HMGET). */
+export const REDIS_TOKEN_FIELDS = [F.tokenHash.redis, F.tokenAnonymous.redis];
+
+export function customerTokenFromRedis([hash, mark]: (
+  string | null
+)[]): StoredCustomerToken | null {
+  return hash ? { hash, anonymous: mark !== TOKEN_BY_API_KEY } : null;
+}
