@@ -14,6 +14,9 @@ interface Entry extends HistoryVersion {
  */
 export const ENTRY_CHARS = 512;
 
+/** Characters of histories a process keeps copies of (a worker's, or a Redis store's): 16 M. */
+export const HISTORY_CACHE_CHARS = 16 * 1024 * 1024;
+
 /**
  * A worker's copies of the histories it has served, each valid for exactly one version of
  * its conversation (one life and last seq, see HistoryVersion). Not state that any other

@@ -23,7 +23,7 @@ import {
   Watch,
 } from '../../conversation.repository';
 import { MessagePort } from '../../../common/message-port';
-import { HistoryCache } from '../history-cache';
+import { HISTORY_CACHE_CHARS, HistoryCache } from '../history-cache';
 import { Watchers } from '../watchers';
 import { IpcStoreChannel, StoreCallObserver } from './ipc-store-channel';
 import {
@@ -33,9 +33,6 @@ import {
   StoreOperation,
   WatchRequest,
 } from './store-ipc.protocol';
-
-/** Characters of histories a worker keeps copies of (see HistoryCache): 16 M, 16–64 MB. */
-const HISTORY_CACHE_CHARS = 16 * 1024 * 1024;
 
 /**
  * A worker's view of the store the primary owns: every call is forwarded over the cluster

@@ -1,34 +1,22 @@
-import { Logger } from '@nestjs/common';
 import { StoreError } from '../../conversation.errors';
 import { ActivityIndex } from './activity-index';
 import { historyPieces } from '../history-pieces';
 import { Watchers } from '../watchers';
 import {
   asCreated,
-  conversationFromSnapshot,
   customerTokenOf,
   historyOf,
   newConversation,
-  SnapshotLine,
-  snapshotLineOf,
-  StoredConversation,
 } from '../../records/conversation.codec';
-import {
-  AppendedMessage,
-  keptMessageJson,
-  MessageJson,
-  messageJsonPrefix,
-} from '../../records/message.codec';
+import { AppendedMessage, messageJsonPrefix } from '../../records/message.codec';
 import {
   ChangeListener,
   ChangesAfter,
-  ConversationChange,
   ConversationHistory,
   ConversationRepository,
   CreatedConversation,
   DeletedMessage,
   HistoryVersion,
-  IdempotentWrite,
   LastRead,
   MessagePage,
   NewConversation,
@@ -36,209 +24,42 @@ import {
   PageQuery,
   ReadReceipt,
   ReadState,
-  Sender,
   StoredCustomerToken,
   StoreStats,
   TypingSignal,
   UnchangedHistory,
   Watch,
 } from '../../conversation.repository';
-
-/** A stored message, kept small: what ordering needs, and its text, made once. */
-interface MessageRecord {
-  readonly timestamp: number;
-  readonly seq: number;
-  readonly json: MessageJson;
-  /**
-   * What holds the record (IN_HISTORY, IN_REPLAY, IN_KEPT_POST, or'ed): the byte budget counts
-   * it from its post until none does, so a deleted message is counted for as long as the
-   * replay buffer or a kept Idempotency-Key still holds its text.
-   */
-  holders: number;
-}
-
-/** The record is one of the conversation's messages (messages and bySeq). */
-const IN_HISTORY = 1;
-/** The record is in the replay buffer, as its message.created. */
-const IN_REPLAY = 2;
-/** A kept Idempotency-Key answers its retries with the record. */
-const IN_KEPT_POST = 4;
-
-/**
- * An entry of a conversation's replay buffer: the message record itself for a
- * message.created (no copy), the deletion, or the read receipt.
- */
-type BufferedChange =
-  | MessageRecord
-  | { readonly seq: number; readonly deleted: string }
-  | { readonly seq: number; readonly reader: Sender; readonly horizon: number };
-
-/** A keyed post's result, kept for its retries (see NewMessage.idempotency). */
-interface KeptPost {
-  readonly fingerprint: string;
-  readonly expiresAt: number;
-  /** The message as it was stored: the record itself, not a copy (see IN_KEPT_POST). */
-  readonly message: MessageRecord;
-}
-
-/**
- * A conversation in memory: its record (StoredConversation; `life` counts the store's creates
- * and restores, never the same for two), and what the store keeps beside it.
- */
-interface ConversationRecord extends StoredConversation {
-  /** Keyed posts by key, oldest first (every key lives equally long); made on the first. */
-  postKeys?: Map<string, KeptPost>;
-  /**
-   * What it holds, as the store's byte budget counts it: its records while anything holds
-   * them (see MessageRecord.holders), its kept keys, the replay buffer's other entries.
-   */
-  bytes: number;
-  /** Chronological: ascending timestamp, ties by seq (arrival order). */
-  readonly messages: MessageRecord[];
-  /** The same records in seq order (arrival order), for pages. */
-  readonly bySeq: MessageRecord[];
-  /** The last changes, ascending seq, at most the replay limit. */
-  readonly changes: BufferedChange[];
-}
-
-/**
- * Returns the string after making V8 store it as one flat run of characters. Strings built by
- * concatenation (randomUUID(), JSON.stringify) are trees of pieces several times their size
- * (a UUID: ~490 bytes instead of ~64); indexing one flattens it in place, and the next GC
- * drops the pieces. Done once for every string the store keeps.
- */
-function flat<Text extends string>(text: Text): Text {
-  void text.at(-1);
-  return text;
-}
-
-function toChange(conversationId: string, change: BufferedChange): ConversationChange {
-  if ('json' in change) {
-    return { conversationId, seq: change.seq, type: 'message.created', data: change.json };
-  }
-  if ('deleted' in change) {
-    return {
-      conversationId,
-      seq: change.seq,
-      type: 'message.deleted',
-      data: JSON.stringify({ messageId: change.deleted, seq: change.seq }),
-    };
-  }
-  return {
-    conversationId,
-    seq: change.seq,
-    type: 'conversation.read',
-    data: JSON.stringify({ sender: change.reader, seq: change.horizon }),
-  };
-}
-
-/**
- * The memory record of a conversation: the record's fields, in one literal so that every
- * conversation has the same shape, and the store's own parts.
- */
-function memoryRecord(
-  stored: StoredConversation,
-  bytes: number,
-  bySeq: MessageRecord[],
-  messages: MessageRecord[],
-): ConversationRecord {
-  return {
-    id: flat(stored.id),
-    createdAt: stored.createdAt,
-    lastActivityAt: stored.lastActivityAt,
-    lastSeq: stored.lastSeq,
-    readCustomer: stored.readCustomer,
-    readAgent: stored.readAgent,
-    tokenHash: flat(stored.tokenHash),
-    tokenAnonymous: stored.tokenAnonymous,
-    createKey: stored.createKey,
-    life: stored.life,
-    bytes,
-    messages,
-    bySeq,
-    changes: [],
-  };
-}
+import {
+  bufferedBytes,
+  ByteBudget,
+  CONVERSATION_OVERHEAD_BYTES,
+  DELETED_CHANGE_BYTES,
+  KEPT_POST_BYTES,
+  letGo,
+  messageBytes,
+  READ_CHANGE_BYTES,
+} from './byte-budget';
+import { forgetKeys, keepPost, keptPost } from './kept-posts';
+import {
+  BufferedChange,
+  ConversationRecord,
+  flat,
+  IN_HISTORY,
+  IN_REPLAY,
+  memoryRecord,
+  MessageRecord,
+  toChange,
+} from './memory-records';
+import { restoredRecord, snapshotLine } from './snapshot-codec';
 
 function lastReadOf(record: ConversationRecord): LastRead {
   return { customer: record.readCustomer, agent: record.readAgent };
 }
 
-/**
- * Keyed posts remembered per conversation at most; past it the oldest key goes first. Ten
- * thousand is the default MAX_MESSAGES_PER_CONVERSATION: only a conversation whose messages
- * are deleted and posted again, all with keys, within the key's lifetime reaches it.
- */
-const MAX_POST_KEYS = 10_000;
-
-/**
- * What the byte budget (MAX_STORE_BYTES) counts, beyond the text itself: the heap a stored
- * message costs besides its JSON string (its record, its places in the two orders and the
- * replay buffer), a conversation with no message (its token's hash and a create's key
- * included), a kept Idempotency-Key (its digests and entry; the message it answers with is
- * counted as a record, see IN_KEPT_POST), and a deletion's or a read receipt's entry in the
- * replay buffer. Measured by `npm run bench` (the budget against the heap it actually takes;
- * see the README) and in-memory-conversation.repository.spec.ts.
- */
-export const MESSAGE_OVERHEAD_BYTES = 120;
-export const CONVERSATION_OVERHEAD_BYTES = 400;
-const KEPT_POST_BYTES = 240;
-const DELETED_CHANGE_BYTES = 112;
-const READ_CHANGE_BYTES = 64;
-
-/**
- * A stored string's heap bytes: V8 keeps a string with no character above U+00FF one byte a
- * character, any other two.
- */
-function stringBytes(text: string): number {
-  // eslint-disable-next-line no-control-regex
-  return /[^\u0000-\u00ff]/.test(text) ? 2 * text.length : text.length;
-}
-
 /** The kinds of weight the activity index sums for each conversation. */
 const MESSAGES = 0;
 const BYTES = 1;
-
-/** A stored message as the byte budget counts it. */
-function messageBytes(json: string): number {
-  return MESSAGE_OVERHEAD_BYTES + stringBytes(json);
-}
-
-/** Takes `holder` off the record; the bytes the budget gives back (none while another holds it). */
-function letGo(message: MessageRecord, holder: number): number {
-  message.holders &= ~holder;
-  return message.holders === 0 ? messageBytes(message.json) : 0;
-}
-
-/** Forgets a kept Idempotency-Key; the bytes the budget gives back. */
-function dropKey(keys: Map<string, KeptPost>, key: string, kept: KeptPost): number {
-  keys.delete(key);
-  return KEPT_POST_BYTES + letGo(kept.message, IN_KEPT_POST);
-}
-
-/**
- * Forgets the kept keys that have expired, and the oldest while `below` or more are kept; the
- * bytes the budget gives back.
- */
-function forgetKeys(keys: Map<string, KeptPost>, now: number, below = Infinity): number {
-  let freed = 0;
-  // Every key lives equally long, so the expired ones are at the front.
-  for (const [key, kept] of keys) {
-    if (kept.expiresAt > now && keys.size < below) {
-      break;
-    }
-    freed += dropKey(keys, key, kept);
-  }
-  return freed;
-}
-
-/** A replay buffer entry as the byte budget counts it, once it leaves the buffer. */
-function bufferedBytes(change: BufferedChange): number {
-  if ('json' in change) {
-    return letGo(change, IN_REPLAY);
-  }
-  return 'deleted' in change ? DELETED_CHANGE_BYTES : READ_CHANGE_BYTES;
-}
 
 /** Default width of an activity generation (see ActivityIndex). */
 const DEFAULT_GENERATION_MS = 60_000;
@@ -271,9 +92,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
   private readonly conversations: ActivityIndex<ConversationRecord>;
 
   private readonly watchers = new Watchers();
-  private readonly logger = new Logger('Store');
-  /** Past 90% of the budget a warning is logged, once until it falls below 80% again. */
-  private warnedFull = false;
+  private readonly budget: ByteBudget;
   /** Conversations made so far, created or restored: the last one's life. */
   private lives = 0;
 
@@ -286,9 +105,10 @@ export class InMemoryConversationRepository extends ConversationRepository {
   constructor(
     generationMs = DEFAULT_GENERATION_MS,
     private readonly replayLimit = 1_000,
-    private readonly maxBytes = Infinity,
+    maxBytes = Infinity,
   ) {
     super();
+    this.budget = new ByteBudget(maxBytes);
     this.conversations = new ActivityIndex(generationMs, (record) => [
       record.messages.length,
       record.bytes,
@@ -300,64 +120,16 @@ export class InMemoryConversationRepository extends ConversationRepository {
     return this.conversations.weight(BYTES);
   }
 
-  /**
-   * The store as lines of JSON, one conversation each (for SNAPSHOT_PATH), with their
-   * Idempotency-Keys. Replay buffers are not kept: after a restart a reconnecting stream gets
-   * `reset`.
-   */
+  /** The store as lines of JSON, one conversation each (for SNAPSHOT_PATH; see snapshot-codec.ts). */
   *snapshotLines(): IterableIterator<string> {
     for (const record of this.conversations.members()) {
-      yield JSON.stringify(
-        snapshotLineOf(
-          record,
-          record.bySeq.map((m) => [m.timestamp, m.seq, m.json]),
-          record.postKeys &&
-            [...record.postKeys].map(([key, kept]) => [
-              key,
-              kept.fingerprint,
-              kept.expiresAt,
-              kept.message.json,
-            ]),
-        ),
-      );
+      yield snapshotLine(record);
     }
   }
 
   /** Puts back one conversation from snapshotLines(). */
   restore(line: string): void {
-    const saved = JSON.parse(line) as SnapshotLine;
-    const bySeq = saved.messages.map(([timestamp, seq, json]): MessageRecord => ({
-      timestamp,
-      seq,
-      json: flat(keptMessageJson(json)),
-      holders: IN_HISTORY,
-    }));
-    const record = memoryRecord(
-      conversationFromSnapshot(saved, ++this.lives),
-      // Counted, but never refused: a restart loses nothing, and writes wait for room.
-      CONVERSATION_OVERHEAD_BYTES +
-        bySeq.reduce((sum, message) => sum + messageBytes(message.json), 0),
-      bySeq,
-      [...bySeq].sort((a, b) => a.timestamp - b.timestamp || a.seq - b.seq),
-    );
-    if (saved.postKeys) {
-      // A key answers with its message's record when the message is still there, else with
-      // a record of its own, counted like one.
-      const byJson = new Map(bySeq.map((message) => [message.json, message]));
-      record.postKeys = new Map(
-        saved.postKeys.map(([key, fingerprint, expiresAt, json]) => {
-          let message = byJson.get(json);
-          if (!message) {
-            message = { timestamp: 0, seq: 0, json: flat(keptMessageJson(json)), holders: 0 };
-            record.bytes += messageBytes(message.json);
-          }
-          message.holders |= IN_KEPT_POST;
-          record.bytes += KEPT_POST_BYTES;
-          return [key, { fingerprint, expiresAt, message }];
-        }),
-      );
-    }
-    this.conversations.add(record);
+    this.conversations.add(restoredRecord(line, ++this.lives));
   }
 
   async createConversation(input: NewConversation): Promise<CreatedConversation> {
@@ -373,10 +145,12 @@ export class InMemoryConversationRepository extends ConversationRepository {
         return { ...asCreated(existing), replayed: true };
       }
     }
+    // twin: src/conversations/repositories/redis/scripts/create-5.lua (capacity)
+    // twin: src/conversations/repositories/redis/scripts/reserve-1.lua (capacity)
     if (this.conversations.size >= input.maxConversations) {
       throw new StoreError('capacity_exceeded');
     }
-    this.makeRoom(CONVERSATION_OVERHEAD_BYTES);
+    this.refuseOverBudget(CONVERSATION_OVERHEAD_BYTES);
     const record = memoryRecord(
       newConversation(input, ++this.lives),
       CONVERSATION_OVERHEAD_BYTES,
@@ -416,7 +190,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
     const keyed = input.idempotency;
     if (keyed) {
       // Before the limits: a retry gets what the first attempt stored, whatever happened since.
-      const kept = this.keptPost(record, keyed, input.now);
+      const kept = keptPost(record, keyed, input.now);
       if (kept) {
         return AppendedMessage.replayed(kept.message.json);
       }
@@ -424,6 +198,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
     if (record.messages.length >= input.maxMessages) {
       throw new StoreError('conversation_full');
     }
+    // twin: src/conversations/repositories/redis/scripts/append-7.lua (the seq step)
     const message = AppendedMessage.posted(conversationId, input, record.lastSeq + 1);
     const stored: MessageRecord = {
       timestamp: message.timestamp,
@@ -432,7 +207,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
       holders: IN_HISTORY,
     };
     let bytes = messageBytes(stored.json);
-    this.makeRoom(bytes + (keyed ? KEPT_POST_BYTES : 0), record, input.now);
+    this.refuseOverBudget(bytes + (keyed ? KEPT_POST_BYTES : 0), record, input.now);
     record.lastSeq = message.seq;
     const { messages } = record;
     record.bySeq.push(stored);
@@ -442,9 +217,9 @@ export class InMemoryConversationRepository extends ConversationRepository {
       messages.splice(firstAbove(messages, 'timestamp', message.timestamp), 0, stored);
     }
     if (keyed) {
-      bytes += this.keepPost(record, keyed, input.now, stored);
+      bytes += keepPost(record, keyed, input.now, stored);
     }
-    bytes -= this.changed(record, stored);
+    bytes -= this.tellChange(record, stored);
     this.recount(record, input.now, 1, bytes);
     return message;
   }
@@ -468,12 +243,13 @@ export class InMemoryConversationRepository extends ConversationRepository {
     }
     const [removed] = messages.splice(index, 1);
     record.bySeq.splice(firstAbove(record.bySeq, 'seq', removed.seq - 1), 1);
+    // twin: src/conversations/repositories/redis/scripts/delete-5.lua (the seq step)
     const seq = ++record.lastSeq;
     // Counted on, never refused: what it adds is bounded by the replay buffer.
     const bytes =
       DELETED_CHANGE_BYTES -
       letGo(removed, IN_HISTORY) -
-      this.changed(record, { seq, deleted: flat(messageId) });
+      this.tellChange(record, { seq, deleted: flat(messageId) });
     this.recount(record, now, -1, bytes);
     return { messageId, seq };
   }
@@ -488,6 +264,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
       return { lastRead: lastReadOf(record) };
     }
     // Down to the last standing message at or below it (see ConversationRepository.markRead).
+    // twin: src/conversations/repositories/redis/scripts/read-5.lua (the read-receipt clamp)
     const { bySeq } = record;
     const below = firstAbove(bySeq, 'seq', receipt.seq) - 1;
     const read = below < 0 ? 0 : bySeq[below].seq;
@@ -499,9 +276,10 @@ export class InMemoryConversationRepository extends ConversationRepository {
     } else {
       record.readAgent = read;
     }
+    // twin: src/conversations/repositories/redis/scripts/read-5.lua (the seq step)
     const seq = ++record.lastSeq;
     const bytes =
-      READ_CHANGE_BYTES - this.changed(record, { seq, reader: receipt.sender, horizon: read });
+      READ_CHANGE_BYTES - this.tellChange(record, { seq, reader: receipt.sender, horizon: read });
     this.recount(record, receipt.now, 0, bytes);
     return { lastRead: lastReadOf(record), seq };
   }
@@ -555,6 +333,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
     }
     // Every seq from 1 to lastSeq is one change, so the buffer reaches back far enough when
     // it holds afterSeq + 1.
+    // twin: src/conversations/repositories/redis/scripts/changesAfter-5.lua (replay completeness)
     const oldest = changes.length > 0 ? changes[0].seq : lastSeq + 1;
     if (oldest > afterSeq + 1) {
       return { lastSeq, complete: false, changes: [] };
@@ -583,15 +362,16 @@ export class InMemoryConversationRepository extends ConversationRepository {
       conversations: this.conversations.size,
       messages: this.conversations.weight(MESSAGES),
       bytes: this.bytes,
-      maxBytes: Number.isFinite(this.maxBytes) ? this.maxBytes : undefined,
+      maxBytes: Number.isFinite(this.budget.maxBytes) ? this.budget.maxBytes : undefined,
     };
   }
 
   /**
-   * Puts a change in the replay buffer and tells the watchers; the bytes the budget gives
-   * back for the entry that left the buffer to make room, if any.
+   * Puts a change in the replay buffer, the last replayLimit kept, and tells the watchers; the
+   * bytes the budget gives back for the entry that left the buffer to make room, if any.
+   * twin: src/conversations/repositories/redis/scripts/includes/tellChange.lua (the cut-off)
    */
-  private changed(record: ConversationRecord, change: BufferedChange): number {
+  private tellChange(record: ConversationRecord, change: BufferedChange): number {
     if ('json' in change) {
       change.holders |= IN_REPLAY;
     }
@@ -606,48 +386,6 @@ export class InMemoryConversationRepository extends ConversationRepository {
     return freed;
   }
 
-  /** The kept result of a keyed post, if it is a retry; refuses a key reused for another. */
-  private keptPost(
-    record: ConversationRecord,
-    keyed: IdempotentWrite,
-    now: number,
-  ): KeptPost | undefined {
-    const kept = record.postKeys?.get(keyed.key);
-    if (!kept || kept.expiresAt <= now) {
-      return undefined;
-    }
-    if (kept.fingerprint !== keyed.fingerprint) {
-      throw new StoreError('idempotency_key_reused');
-    }
-    return kept;
-  }
-
-  /**
-   * Keeps a keyed post's result, and lets go of the keys that have expired; the change in
-   * the bytes the budget counts for the conversation's keys and what they alone held.
-   */
-  private keepPost(
-    record: ConversationRecord,
-    keyed: IdempotentWrite,
-    now: number,
-    message: MessageRecord,
-  ): number {
-    const keys = (record.postKeys ??= new Map());
-    let bytes = KEPT_POST_BYTES - forgetKeys(keys, now, MAX_POST_KEYS);
-    // An expired entry under the same key: re-inserted at the back.
-    const expired = keys.get(keyed.key);
-    if (expired) {
-      bytes -= dropKey(keys, keyed.key, expired);
-    }
-    message.holders |= IN_KEPT_POST;
-    keys.set(flat(keyed.key), {
-      fingerprint: flat(keyed.fingerprint),
-      expiresAt: now + keyed.ttlMs,
-      message,
-    });
-    return bytes;
-  }
-
   /** Applies a change of the conversation's message count and counted bytes, as activity. */
   private recount(record: ConversationRecord, now: number, messages: number, bytes: number): void {
     record.bytes += bytes;
@@ -656,27 +394,15 @@ export class InMemoryConversationRepository extends ConversationRepository {
 
   /**
    * Refuses a write of `bytes` more that would pass the budget (store_full), before anything
-   * visible changes; warns once when the store passes 90% of it. A post to a conversation
-   * first lets go of its expired keys (which would go with its next keyed post anyway), and
-   * of what only they held.
+   * visible changes. A post to a conversation first lets go of its expired keys (which would
+   * go with its next keyed post anyway), and of what only they held.
    */
-  private makeRoom(bytes: number, record?: ConversationRecord, now = 0): void {
-    if (record?.postKeys && this.bytes + bytes > this.maxBytes) {
+  private refuseOverBudget(bytes: number, record?: ConversationRecord, now = 0): void {
+    if (record?.postKeys && this.budget.exceeded(this.bytes + bytes)) {
       // Not activity: the conversation's last activity stays where it is.
       this.recount(record, record.lastActivityAt, 0, -forgetKeys(record.postKeys, now));
     }
-    const after = this.bytes + bytes;
-    if (after > this.maxBytes) {
-      throw new StoreError('store_full');
-    }
-    if (!this.warnedFull && after > 0.9 * this.maxBytes) {
-      this.warnedFull = true;
-      this.logger.warn(
-        `The store holds ${after} bytes, over 90% of MAX_STORE_BYTES (${this.maxBytes}): writes are refused with 507 past it`,
-      );
-    } else if (this.warnedFull && after < 0.8 * this.maxBytes) {
-      this.warnedFull = false;
-    }
+    this.budget.refuseOverBudget(this.bytes + bytes);
   }
 
   private getRecord(conversationId: string): ConversationRecord {

@@ -1,5 +1,5 @@
 import { OnApplicationShutdown } from '@nestjs/common';
-import { randomInt, randomUUID } from 'node:crypto';
+import { randomInt } from 'node:crypto';
 import { Cluster } from 'ioredis';
 import { StoreError } from '../../conversation.errors';
 import {
@@ -22,7 +22,6 @@ import {
 import {
   ChangeListener,
   ChangesAfter,
-  ChangeType,
   ConversationHistory,
   ConversationRepository,
   CreatedConversation,
@@ -40,8 +39,11 @@ import {
   UnchangedHistory,
   Watch,
 } from '../../conversation.repository';
-import { HistoryCache } from '../history-cache';
+import { HISTORY_CACHE_CHARS, HistoryCache } from '../history-cache';
 import { historyPieces } from '../history-pieces';
+import { Acknowledged, AcknowledgedWrites } from './acknowledged-writes';
+import { decodePayload, decodeStreamEntry, typingPayload } from './change-codec';
+import { MessageCountFlusher } from './count-flusher';
 import { RedisClient, RedisStoreConnection, ScriptedRedis } from './redis-connection';
 import { RedisKeys } from './redis-keys';
 import { Watchers } from '../watchers';
@@ -52,15 +54,8 @@ import {
   ShardSubscribers,
   SubscriberEvents,
 } from './redis-subscribers';
+import { RedisSweeper } from './sweeper';
 
-/** Conversations asked for at once from an activity bucket during a sweep. */
-const SWEEP_BATCH = 200;
-/** How long the sweeper lock lives if its holder dies mid-sweep. */
-const SWEEP_LOCK_MS = 60_000;
-/** How long message-count changes are added up before they are sent (see countMessages). */
-const MESSAGE_COUNT_FLUSH_MS = 200;
-/** Characters of histories this process keeps copies of (see HistoryCache). */
-const HISTORY_CACHE_CHARS = 16 * 1024 * 1024;
 /** Digits of the seq that prefixes each member of a conversation's message set. */
 const SEQ_DIGITS = 10;
 
@@ -86,39 +81,21 @@ export interface RedisStoreOptions {
 /** What the create script answers (see create-5.lua). */
 type CreateAnswer = Awaited<ReturnType<ScriptedRedis['chatCreate']>>;
 
-/** A write's answer, and the replication_timeout to throw when its WAIT fell short. */
-interface Acknowledged<T> {
-  result: T;
-  unconfirmed: StoreError | null;
-}
-
 /** What the get script answers: the record's REDIS_HEADER_FIELDS, then the members if asked. */
 type RawHistory = Awaited<ReturnType<ScriptedRedis['chatGet']>>;
 
 /** A conversation's life in Redis: 47 random bits per create (see HistoryVersion). */
 const drawLife = () => randomInt(2 ** 47);
 
-/** What a subscriber hears that is a typing signal, not a change ("<seq> <type> <JSON>"). */
-const TYPING_PREFIX = 'typing ';
-
-const CHANGE_TYPES: Record<string, ChangeType> = {
-  c: 'message.created',
-  d: 'message.deleted',
-  r: 'conversation.read',
-};
-
 /**
  * The store in Redis, shared by every process of every instance, on one Redis or a Redis
  * Cluster. Each conversation's keys carry its id as hash tag, so its Lua scripts (atomic)
  * touch one slot, and every command touches one slot; the activity index and the counters
  * live under their own tags (see RedisKeys). Changes travel by sharded pub/sub (SPUBLISH
- * inside the scripts): in a cluster, only within the conversation's shard.
- *
- * The activity index is kept lazily: a conversation is indexed at its creation time, and
- * posts and deletes update only the conversation's own `a`. A sweep takes the entries older
- * than the cutoff, evicts those whose own last activity is old too, and moves the others to
- * their real last activity. So a write costs one script, and each sweep visits what it
- * evicts plus the conversations whose entry fell behind since (at most once per TTL each).
+ * inside the scripts): in a cluster, only within the conversation's shard. Eviction is the
+ * RedisSweeper's (sweeper.ts), the store-wide message count the MessageCountFlusher's
+ * (count-flusher.ts), and writes that wait for replicas go through AcknowledgedWrites
+ * (acknowledged-writes.ts).
  */
 export class RedisConversationRepository
   extends ConversationRepository
@@ -131,8 +108,9 @@ export class RedisConversationRepository
   private readonly commands: ScriptedRedis;
   private readonly keys: RedisKeys;
   private readonly replayLimit: number;
-  private readonly waitReplicas: number;
-  private readonly waitTimeoutMs: number;
+  private readonly writes: AcknowledgedWrites;
+  private readonly sweeper: RedisSweeper;
+  private readonly messageCount: MessageCountFlusher;
   private readonly histories: HistoryCache;
 
   private readonly watchers = new Watchers();
@@ -142,9 +120,6 @@ export class RedisConversationRepository
   private readonly subscriberName: string;
   /** Each watched conversation's SUBSCRIBE: pending, or confirmed on this connection. */
   private readonly subscriptions = new Map<string, Promise<void>>();
-  /** Message-count changes not yet sent (see countMessages). */
-  private pendingMessages = 0;
-  private messageFlush: NodeJS.Timeout | null = null;
 
   /**
    * @param redis a client that fails commands fast while disconnected (see connectRedis and
@@ -164,8 +139,13 @@ export class RedisConversationRepository
     this.keys = this.connection.keys;
     this.kind = redis instanceof Cluster ? 'redis-cluster' : 'redis';
     this.replayLimit = options.replayLimit ?? 1_000;
-    this.waitReplicas = options.waitReplicas ?? 0;
-    this.waitTimeoutMs = options.waitTimeoutMs ?? 500;
+    this.writes = new AcknowledgedWrites(
+      this.connection,
+      options.waitReplicas ?? 0,
+      options.waitTimeoutMs ?? 500,
+    );
+    this.sweeper = new RedisSweeper(this.connection);
+    this.messageCount = new MessageCountFlusher(this.connection);
     this.subscriberName = `${prefix}sub`;
     this.histories = new HistoryCache(HISTORY_CACHE_CHARS, options.historyIdleMs ?? Infinity);
   }
@@ -200,7 +180,7 @@ export class RedisConversationRepository
     const record = newConversation(input, drawLife());
     let answer: Acknowledged<CreateAnswer>;
     try {
-      answer = await this.acknowledged((commands) =>
+      answer = await this.writes.acknowledged((commands) =>
         commands.chatCreate(
           ...keys,
           record.createKey,
@@ -374,7 +354,7 @@ export class RedisConversationRepository
     // The script puts the seq it assigns between the two halves.
     const [jsonHead, jsonTail] = messageJsonAroundSeq(conversationId, input);
     const keyed = input.idempotency;
-    const seq = await this.write((commands) =>
+    const seq = await this.writes.write((commands) =>
       commands.chatAppend(
         ...this.keys.conversation(conversationId),
         ...this.keys.postKeys(conversationId),
@@ -395,7 +375,7 @@ export class RedisConversationRepository
       return AppendedMessage.replayed(keptMessageJson(seq[0]));
     }
     refuse(seq);
-    this.countMessages(1);
+    this.messageCount.count(1);
     return AppendedMessage.posted(
       conversationId,
       input,
@@ -409,7 +389,7 @@ export class RedisConversationRepository
     messageId: string,
     now: number,
   ): Promise<DeletedMessage> {
-    const seq = await this.write((commands) =>
+    const seq = await this.writes.write((commands) =>
       commands.chatDelete(
         ...this.keys.conversation(conversationId),
         messageId,
@@ -419,12 +399,12 @@ export class RedisConversationRepository
       ),
     );
     refuse(seq);
-    this.countMessages(-1);
+    this.messageCount.count(-1);
     return { messageId, seq };
   }
 
   async markRead(conversationId: string, receipt: ReadReceipt): Promise<ReadState> {
-    const [result, customer, agent] = await this.write((commands) =>
+    const [result, customer, agent] = await this.writes.write((commands) =>
       commands.chatRead(
         ...this.keys.conversation(conversationId),
         receipt.sender,
@@ -442,85 +422,19 @@ export class RedisConversationRepository
   /** Published on the conversation's channel, like its changes, but with no seq. */
   async sendTyping(signal: TypingSignal): Promise<void> {
     const [conv] = this.keys.conversation(signal.conversationId);
-    const payload = JSON.stringify({
-      sender: signal.sender,
-      typing: signal.typing,
-      expiresAt: signal.expiresAt,
-    });
     const result = await this.run(() =>
       this.commands.chatTyping(
         conv,
         this.keys.channel(signal.conversationId),
-        TYPING_PREFIX + payload,
+        typingPayload(signal),
       ),
     );
     refuse(result);
   }
 
-  /**
-   * One sweeper at a time across every instance (a lock with a token and an expiry). Walks
-   * each activity bucket from its oldest entry up to the cutoff: the cost is what it evicts.
-   * Each candidate is evicted by a script that re-checks its own last activity, so an index
-   * entry left behind by a late update never evicts a live conversation. Then the
-   * conversation count is set from the index (see recount).
-   */
-  async evictInactive(cutoff: number): Promise<number> {
-    const token = randomUUID();
-    const locked = await this.run(() =>
-      this.commands.set(this.keys.sweeperLock, token, 'PX', SWEEP_LOCK_MS, 'NX'),
-    );
-    if (locked !== 'OK') {
-      return 0; // another instance is sweeping
-    }
-    let conversations = 0;
-    let messages = 0;
-    try {
-      for (const bucket of this.keys.activityBuckets()) {
-        for (;;) {
-          const ids = await this.run(() =>
-            this.commands.zrangebyscore(bucket, '-inf', `(${cutoff}`, 'LIMIT', 0, SWEEP_BATCH),
-          );
-          if (ids.length === 0) {
-            break;
-          }
-          const results = await Promise.all(ids.map((id) => this.evictOne(bucket, id, cutoff)));
-          for (const removed of results) {
-            if (removed !== null) {
-              conversations++;
-              messages += removed;
-            }
-          }
-        }
-      }
-    } finally {
-      try {
-        await this.recount(messages);
-      } finally {
-        await this.run(() => this.commands.chatDeleteIf(this.keys.sweeperLock, token));
-      }
-    }
-    return conversations;
-  }
-
-  /**
-   * After a sweep: the conversation count is set to the activity index's size (every
-   * conversation has one entry; entries for nothing have just been dropped up to the cutoff),
-   * so a place that a create could not give back (Redis stopped answering, its process died)
-   * is free again after one sweep. The buckets' sizes are read, never the keyspace. A create
-   * between a bucket's ZCARD and the HSET may be left out until the next sweep.
-   */
-  private async recount(messagesEvicted: number): Promise<void> {
-    const sizes = await this.run(() =>
-      Promise.all(this.keys.activityBuckets().map((bucket) => this.commands.zcard(bucket))),
-    );
-    const indexed = sizes.reduce((sum, size) => sum + size, 0);
-    await this.run(() =>
-      this.redis
-        .multi()
-        .hset(this.keys.meta, 'conversations', indexed)
-        .hincrby(this.keys.meta, 'messages', -messagesEvicted)
-        .exec(),
-    );
+  /** See RedisSweeper. */
+  evictInactive(cutoff: number): Promise<number> {
+    return this.sweeper.sweep(cutoff);
   }
 
   async getPage(conversationId: string, query: PageQuery): Promise<MessagePage | null> {
@@ -562,12 +476,7 @@ export class RedisConversationRepository
     return {
       lastSeq,
       complete: complete === 1,
-      changes: entries.map(([id, fields]) => ({
-        conversationId,
-        seq: Number.parseInt(id, 10),
-        type: CHANGE_TYPES[fields[1]],
-        data: fields[3],
-      })),
+      changes: entries.map((entry) => decodeStreamEntry(conversationId, entry)),
     };
   }
 
@@ -601,7 +510,7 @@ export class RedisConversationRepository
 
   /** On a cluster it also asks a node for the cluster's state: not ok, the store is down. */
   async stats(): Promise<StoreStats> {
-    await this.flushMessageCount();
+    await this.messageCount.flush();
     const [[conversations, messages], state] = await this.run(() =>
       Promise.all([
         this.commands.hmget(this.keys.meta, 'conversations', 'messages'),
@@ -619,7 +528,7 @@ export class RedisConversationRepository
   }
 
   async onApplicationShutdown(): Promise<void> {
-    await this.flushMessageCount();
+    await this.messageCount.flush();
     this.subscriber?.close();
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
@@ -633,22 +542,12 @@ export class RedisConversationRepository
     if (!this.subscriber) {
       const events: SubscriberEvents = {
         message: (channel, payload) => {
-          if (payload.startsWith(TYPING_PREFIX)) {
-            const typing = JSON.parse(payload.slice(TYPING_PREFIX.length)) as Omit<
-              TypingSignal,
-              'conversationId'
-            >;
-            this.watchers.typing({ conversationId: this.keys.conversationOf(channel), ...typing });
-            return;
+          const heard = decodePayload(this.keys.conversationOf(channel), payload);
+          if ('typing' in heard) {
+            this.watchers.typing(heard.typing);
+          } else {
+            this.watchers.emit(heard.change);
           }
-          const first = payload.indexOf(' ');
-          const second = payload.indexOf(' ', first + 1);
-          this.watchers.emit({
-            conversationId: this.keys.conversationOf(channel),
-            seq: Number(payload.slice(0, first)),
-            type: payload.slice(first + 1, second) as ChangeType,
-            data: payload.slice(second + 1),
-          });
         },
         gap: (channels) =>
           this.watchers.gap(channels.map((channel) => this.keys.conversationOf(channel))),
@@ -659,109 +558,6 @@ export class RedisConversationRepository
           : new ConnectionSubscriber(this.redis, this.subscriberName, events);
     }
     return this.subscriber;
-  }
-
-  /** Removes one candidate; the number of messages it held, or null when it stays. */
-  private async evictOne(bucket: string, id: string, cutoff: number): Promise<number | null> {
-    const [result, lastActivityAt] = await this.run(() =>
-      this.commands.chatEvict(
-        ...this.keys.conversation(id),
-        ...this.keys.postKeys(id),
-        cutoff,
-        this.keys.channel(id),
-      ),
-    );
-    if (result === ScriptCode.StillActive) {
-      // Active after all: its index entry was behind. Put it right, so the sweep moves on.
-      await this.run(() => this.commands.zadd(bucket, 'GT', lastActivityAt, id));
-      return null;
-    }
-    await this.run(() => this.commands.zrem(bucket, id));
-    return result === ScriptCode.ConversationNotFound ? null : result;
-  }
-
-  /**
-   * The message counter, after a post or delete. The changes of MESSAGE_COUNT_FLUSH_MS are
-   * added up here and sent as one HINCRBY, not one per write: the counter lives under {meta},
-   * a slot of its own, so it cannot join the write's script, and a command per post cost the
-   * worker as much as a third of its Redis work. A process's stats() sends what it holds
-   * first; a process that dies loses at most that window's changes, which only skews the gauge.
-   */
-  private countMessages(change: number): void {
-    this.pendingMessages += change;
-    this.messageFlush ??= setTimeout(() => void this.flushMessageCount(), MESSAGE_COUNT_FLUSH_MS);
-    this.messageFlush.unref();
-  }
-
-  private async flushMessageCount(): Promise<void> {
-    if (this.messageFlush) {
-      clearTimeout(this.messageFlush);
-      this.messageFlush = null;
-    }
-    const change = this.pendingMessages;
-    if (change === 0) {
-      return;
-    }
-    this.pendingMessages = 0;
-    try {
-      await this.commands.hincrby(this.keys.meta, 'messages', change);
-    } catch {
-      this.countMessages(change); // Redis is away: sent with the next flush
-    }
-  }
-
-  /**
-   * Runs a write's script. With REDIS_WAIT_REPLICAS, the script and a WAIT leave together in
-   * one pipeline, to the conversation's node (the same connection, right after the write):
-   * the answer comes once that many replicas have the write, or fails with
-   * replication_timeout, and then the write may stand: a retry with the same Idempotency-Key
-   * is safe.
-   */
-  private write<T>(script: (commands: ScriptedRedis) => Promise<T>): Promise<T> {
-    if (this.waitReplicas === 0) {
-      return this.run(() => script(this.commands));
-    }
-    return this.acknowledged(script).then(({ result, unconfirmed }) => {
-      if (unconfirmed) {
-        throw unconfirmed;
-      }
-      return result;
-    });
-  }
-
-  /**
-   * As write, but a WAIT that fell short does not hide the script's answer: it comes with the
-   * replication_timeout to throw, for a caller that must act on the outcome first.
-   */
-  private acknowledged<T>(
-    script: (commands: ScriptedRedis) => Promise<T>,
-  ): Promise<Acknowledged<T>> {
-    if (this.waitReplicas === 0) {
-      return this.run(() => script(this.commands)).then((result) => ({
-        result,
-        unconfirmed: null,
-      }));
-    }
-    return this.run(async () => {
-      const pipeline = this.redis.pipeline();
-      void script(pipeline as unknown as ScriptedRedis); // queued: a pipeline's command returns it
-      pipeline.wait(this.waitReplicas, this.waitTimeoutMs);
-      const [[scriptError, result], [waitError, replicas]] = (await pipeline.exec()) ?? [
-        [new Error('no answer'), null],
-        [null, 0],
-      ];
-      if (scriptError || waitError) {
-        throw scriptError ?? waitError;
-      }
-      const unconfirmed =
-        Number(replicas) < this.waitReplicas
-          ? new StoreError(
-              'replication_timeout',
-              `Redis at ${this.where}: ${String(replicas)} of ${this.waitReplicas} replica(s) confirmed the write within ${this.waitTimeoutMs} ms`,
-            )
-          : null;
-      return { result: result as T, unconfirmed };
-    });
   }
 
   /** Runs a command: failures become StoreErrors (see RedisStoreConnection.run). */

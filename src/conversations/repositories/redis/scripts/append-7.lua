@@ -30,6 +30,7 @@ if not h[1] then return CONVERSATION_NOT_FOUND end
 local keyed = ARGV[9] ~= ''
 if keyed then
   -- Before the limits: a retry gets what the first attempt stored, whatever happened since.
+  -- twin: src/conversations/repositories/memory/kept-posts.ts (keyed-post replay)
   local now = tonumber(ARGV[5])
   local expired = redis.call('ZRANGEBYSCORE', KEYS[7], '-inf', now, 'LIMIT', 0, 16)
   if #expired > 0 then
@@ -46,6 +47,7 @@ if keyed then
 end
 local n = tonumber(h[2])
 if n >= tonumber(ARGV[6]) then return CONVERSATION_FULL end
+-- twin: src/conversations/repositories/memory/in-memory-conversation.repository.ts (the seq step)
 local seq = tonumber(h[3]) + 1
 local json = ARGV[2] .. seq .. ARGV[3]
 local member = string.format('%010d', seq) .. json

@@ -15,6 +15,7 @@ if not s then return nil end
 local last = tonumber(s)
 local after = tonumber(ARGV[1])
 if after >= last then return {last, 1, {}} end
+-- twin: src/conversations/repositories/memory/in-memory-conversation.repository.ts (replay completeness)
 local entries = redis.call('XRANGE', KEYS[4], (after + 1) .. '-0', '+')
 if #entries == 0 or tonumber(string.match(entries[1][1], '^(%d+)')) > after + 1 then
   return {last, 0, {}}

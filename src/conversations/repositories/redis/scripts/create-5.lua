@@ -24,6 +24,7 @@ if made[1] then
   redis.call('HSET', KEYS[1], 't', ARGV[3], 'tm', ARGV[4])
   return {EXISTS, made[1]}
 end
+-- twin: src/conversations/repositories/memory/in-memory-conversation.repository.ts (capacity: a keyed retry is answered even at capacity)
 if ARGV[2] ~= '1' then return {CONVERSATION_NOT_FOUND} end
 redis.call('HSET', KEYS[1], unpack(ARGV, 5))
 return {DONE}

@@ -22,8 +22,10 @@ local member = redis.call('ZRANGEBYSCORE', KEYS[5], ref, ref)[1]
 redis.call('ZREM', KEYS[2], member)
 redis.call('ZREM', KEYS[5], member)
 redis.call('HDEL', KEYS[3], ARGV[1])
+-- twin: src/conversations/repositories/memory/in-memory-conversation.repository.ts (the seq step)
 local seq = tonumber(h[3]) + 1
 redis.call('HSET', KEYS[1], 's', seq, 'n', tonumber(h[2]) - 1, 'a', math.max(tonumber(ARGV[2]), tonumber(h[1])))
+-- twin: src/conversations/repositories/memory/memory-records.ts (the change's JSON)
 local json = '{"messageId":' .. cjson.encode(ARGV[1]) .. ',"seq":' .. seq .. '}'
 tellChange(seq, 'd', 'message.deleted', json, ARGV[3], ARGV[4])
 return seq

@@ -32,12 +32,15 @@ if ARGV[1] == 'customer' then
   horizon = rc
 end
 if want <= horizon then return {UNCHANGED, rc, ra} end
+-- twin: src/conversations/repositories/memory/in-memory-conversation.repository.ts (the read-receipt clamp)
 local below = redis.call('ZREVRANGEBYSCORE', KEYS[5], want, '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
 want = tonumber(below[2] or '0')
 if want <= horizon then return {UNCHANGED, rc, ra} end
 if field == 'rc' then rc = want else ra = want end
+-- twin: src/conversations/repositories/memory/in-memory-conversation.repository.ts (the seq step)
 local seq = last + 1
 redis.call('HSET', KEYS[1], 's', seq, field, want, 'a', math.max(tonumber(ARGV[3]), tonumber(h[1])))
+-- twin: src/conversations/repositories/memory/memory-records.ts (the change's JSON)
 local json = '{"sender":' .. cjson.encode(ARGV[1]) .. ',"seq":' .. want .. '}'
 tellChange(seq, 'r', 'conversation.read', json, ARGV[4], ARGV[5])
 return {seq, rc, ra}

@@ -8,6 +8,7 @@
   already (nothing changed).
 ]]
 --@include "codes"
+-- twin: src/conversations/repositories/memory/in-memory-conversation.repository.ts (capacity)
 local n = tonumber(redis.call('HGET', KEYS[1], 'conversations') or '0')
 if n >= tonumber(ARGV[1]) then return AT_CAPACITY end
 redis.call('HINCRBY', KEYS[1], 'conversations', 1)
