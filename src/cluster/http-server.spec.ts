@@ -52,10 +52,10 @@ describe("TimedExpressAdapter's reply", () => {
       controllers: [AnswersController],
     }).compile();
     app = moduleRef.createNestApplication(new TimedExpressAdapter({}), { logger: false });
-    app
-      .getHttpAdapter()
-      .getInstance<{ set(name: string, value: boolean): void }>()
-      .set('etag', false);
+    (app.getHttpAdapter().getInstance() as { set(name: string, value: boolean): void }).set(
+      'etag',
+      false,
+    );
     await app.init();
   });
 
