@@ -22,4 +22,25 @@ module.exports = {
     eqeqeq: ['error', 'always'],
     curly: ['error', 'all'],
   },
+  overrides: [
+    {
+      // conversations/ may import access/, never the other way: access control and rate
+      // limits reach the store through ports of their own, which the store module provides.
+      files: ['src/access/**/*.ts'],
+      rules: {
+        'no-restricted-imports': [
+          'error',
+          {
+            patterns: [
+              {
+                group: ['**/conversations', '**/conversations/**'],
+                message:
+                  'access/ must not import conversations/: give access/ a port the store module provides.',
+              },
+            ],
+          },
+        ],
+      },
+    },
+  ],
 };

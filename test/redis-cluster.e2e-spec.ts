@@ -4,7 +4,7 @@ import http from 'node:http';
 import { clusterNodeList } from '../src/config/app.config';
 import { connectRedisCluster } from '../src/conversations/repositories/redis/redis-client';
 import { RedisConversationRepository } from '../src/conversations/repositories/redis/redis-conversation.repository';
-import { RedisRateLimitStore } from '../src/conversations/repositories/redis/redis-rate-limit.store';
+import { RedisRateLimitStore } from '../src/access/rate-limits/redis/redis-rate-limit.store';
 import {
   conversationRepositoryContract,
   withPeer,

@@ -5,7 +5,7 @@ import {
   RedisStoreOptions,
 } from '../src/conversations/repositories/redis/redis-conversation.repository';
 import { RedisKeys } from '../src/conversations/repositories/redis/redis-keys';
-import { RedisRateLimitStore } from '../src/conversations/repositories/redis/redis-rate-limit.store';
+import { RedisRateLimitStore } from '../src/access/rate-limits/redis/redis-rate-limit.store';
 import {
   conversationRepositoryContract,
   withPeer,

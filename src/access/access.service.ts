@@ -3,7 +3,7 @@ import type { Request } from 'express';
 import { timingSafeEqual } from 'node:crypto';
 import { ValidationFailedException } from '../common/problem.catalogue';
 import { AccessSettings } from '../config/app.settings';
-import { ConversationRepository } from '../conversations/conversation.repository';
+import { CustomerTokenHashes } from './customer-token-hashes';
 import { sameHash, sha256, tokenConversation } from './customer-tokens';
 
 /** Who a request comes from, as far as access control is concerned. */
@@ -100,7 +100,7 @@ export class AccessService {
   private readonly checkedTokens = new Map<string, { principal: Principal; until: number }>();
 
   constructor(
-    private readonly repository: ConversationRepository,
+    private readonly tokenHashes: CustomerTokenHashes,
     settings: AccessSettings,
   ) {
     this.keys = settings.apiKeys.map((key) => {
@@ -174,7 +174,7 @@ export class AccessService {
     if (cached && cached.until > now) {
       return cached.principal;
     }
-    const stored = await this.repository.customerToken(conversationId);
+    const stored = await this.tokenHashes.customerToken(conversationId);
     if (!stored || !sameHash(hash, stored.hash)) {
       return null;
     }

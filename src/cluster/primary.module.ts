@@ -11,7 +11,8 @@ import { ClusterMetricsHub, MetricsPeer } from '../observability/cluster-metrics
 import { COLLECT_TIMEOUT_MS, MetricsService } from '../observability/metrics.service';
 import { ObservabilityModule } from '../observability/observability.module';
 import { SnapshotModule } from '../snapshot/snapshot.module';
-import { RateLimitStore } from '../conversations/rate-limit.store';
+import { RateLimitStore } from '../access/rate-limits/rate-limit.store';
+import { RateLimitStoreModule } from '../access/rate-limits/rate-limits.module';
 import { PrimaryMessageRouter } from './primary-message-router';
 import { sendToWorker } from './worker-supervisor';
 
@@ -33,6 +34,7 @@ function connectedWorkers(): MetricsPeer[] {
     CommonModule,
     ObservabilityModule,
     ConversationStoreModule,
+    RateLimitStoreModule,
     EvictionModule,
     SnapshotModule,
   ],

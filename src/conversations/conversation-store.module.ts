@@ -1,4 +1,4 @@
-import { Module } from '@nestjs/common';
+import { Global, Module } from '@nestjs/common';
 import { PROCESS_ROLE, ProcessRole } from '../common/process-role';
 import { EvictionSettings, RedisSettings, StoreSettings } from '../config/app.settings';
 import { MetricsService } from '../observability/metrics.service';
@@ -13,38 +13,42 @@ import {
   redactRedisUrl,
 } from './repositories/redis/redis-client';
 import { RedisConversationRepository } from './repositories/redis/redis-conversation.repository';
-import { RateLimitStore } from './rate-limit.store';
-import { InMemoryRateLimitStore } from './repositories/memory/in-memory-rate-limit.store';
-import { IpcRateLimitStore } from './repositories/ipc/ipc-rate-limit.store';
-import { RedisRateLimitStore } from './repositories/redis/redis-rate-limit.store';
+import { RedisStoreConnection } from './repositories/redis/redis-connection';
+import { IpcStoreChannel } from './repositories/ipc/ipc-store-channel';
+import { CustomerTokenHashes } from '../access/customer-token-hashes';
+import { RateLimitChannel } from '../access/rate-limits/ipc/ipc-rate-limit.store';
+import { RateLimitRedis } from '../access/rate-limits/redis/redis-rate-limit.store';
 
 /**
- * The rate-limit counters live where the conversations do, on the same connection: in Redis
- * on the conversation store's client, in a worker over its IPC channel to the primary, else in
- * this process's memory. So they follow the conversation store's choice (and a test's
- * replacement of it) without deciding again.
+ * What the factory opened: the repository, and the connection it opened for it, which other
+ * ports' stores share (the rate-limit counters, see access/rate-limits/rate-limits.module.ts).
  */
-function rateLimitStoreBeside(conversations: ConversationRepository): RateLimitStore {
-  if (conversations instanceof RedisConversationRepository) {
-    return new RedisRateLimitStore(conversations.connection);
-  }
-  if (conversations instanceof IpcConversationRepository) {
-    return new IpcRateLimitStore(conversations.channel);
-  }
-  return new InMemoryRateLimitStore();
+interface OpenedStore {
+  repository: ConversationRepository;
+  /** STORE=redis: the process's Redis connection. */
+  redis: RedisStoreConnection | null;
+  /** A cluster worker: its IPC channel to the primary. */
+  channel: IpcStoreChannel | null;
 }
 
+const OPENED_STORE = Symbol('OPENED_STORE');
+
 /**
- * Provides the storage ports; the implementations are chosen here and nowhere else. With
+ * Provides the conversation store; the implementation is chosen here and nowhere else. With
  * STORE=redis every process (primary and workers alike) talks to Redis directly: one Redis
  * (REDIS_URL), or a Redis Cluster (REDIS_CLUSTER_NODES). Otherwise a
  * cluster worker reaches the primary's store over IPC, and a single process or the primary
  * holds it in memory.
+ *
+ * Global, so that access/ reads token hashes (CustomerTokenHashes) and the rate-limit counters
+ * share the store's connection (RateLimitRedis, RateLimitChannel) through ports of their own,
+ * without importing conversations/.
  */
+@Global()
 @Module({
   providers: [
     {
-      provide: ConversationRepository,
+      provide: OPENED_STORE,
       inject: [StoreSettings, RedisSettings, PROCESS_ROLE, MetricsService, EvictionSettings],
       useFactory: async (
         store: StoreSettings,
@@ -52,7 +56,7 @@ function rateLimitStoreBeside(conversations: ConversationRepository): RateLimitS
         role: ProcessRole,
         metrics: MetricsService,
         eviction: EvictionSettings,
-      ): Promise<ConversationRepository> => {
+      ): Promise<OpenedStore> => {
         if (store.kind === 'redis') {
           // A cluster worker, started by a primary that has connected, may be replaced while
           // Redis is down and must not crash for it.
@@ -65,40 +69,58 @@ function rateLimitStoreBeside(conversations: ConversationRepository): RateLimitS
             timeoutMs: store.timeoutMs,
             historyIdleMs: eviction.conversationTtlMs,
           };
-          return seeds.length > 0
-            ? new RedisConversationRepository(
-                await connectRedisCluster(seeds, store.timeoutMs, { mustConnect }),
-                redis.keyPrefix,
-                redactClusterSeeds(seeds),
-                options,
-              )
-            : new RedisConversationRepository(
-                await connectRedis(redis.url, store.timeoutMs, { mustConnect }),
-                redis.keyPrefix,
-                redactRedisUrl(redis.url),
-                options,
-              );
+          const repository =
+            seeds.length > 0
+              ? new RedisConversationRepository(
+                  await connectRedisCluster(seeds, store.timeoutMs, { mustConnect }),
+                  redis.keyPrefix,
+                  redactClusterSeeds(seeds),
+                  options,
+                )
+              : new RedisConversationRepository(
+                  await connectRedis(redis.url, store.timeoutMs, { mustConnect }),
+                  redis.keyPrefix,
+                  redactRedisUrl(redis.url),
+                  options,
+                );
+          return { repository, redis: repository.connection, channel: null };
         }
-        return role === 'worker'
-          ? new IpcConversationRepository(
-              processPort(),
-              store.timeoutMs,
-              (op, ok, s) => metrics.observeStoreCall(op, ok, s),
-              eviction.conversationTtlMs,
-            )
-          : new InMemoryConversationRepository(
-              store.generationMs,
-              store.replayLimit,
-              store.byteBudget,
-            );
+        if (role === 'worker') {
+          const repository = new IpcConversationRepository(
+            processPort(),
+            store.timeoutMs,
+            (op, ok, s) => metrics.observeStoreCall(op, ok, s),
+            eviction.conversationTtlMs,
+          );
+          return { repository, redis: null, channel: repository.channel };
+        }
+        const repository = new InMemoryConversationRepository(
+          store.generationMs,
+          store.replayLimit,
+          store.byteBudget,
+        );
+        return { repository, redis: null, channel: null };
       },
     },
+    // The repository is a provider of its own, so that Nest runs its shutdown hook (once: an
+    // alias's is not run).
     {
-      provide: RateLimitStore,
-      inject: [ConversationRepository],
-      useFactory: rateLimitStoreBeside,
+      provide: ConversationRepository,
+      inject: [OPENED_STORE],
+      useFactory: (opened: OpenedStore) => opened.repository,
+    },
+    { provide: CustomerTokenHashes, useExisting: ConversationRepository },
+    {
+      provide: RateLimitRedis,
+      inject: [OPENED_STORE],
+      useFactory: (opened: OpenedStore): RateLimitRedis | null => opened.redis,
+    },
+    {
+      provide: RateLimitChannel,
+      inject: [OPENED_STORE],
+      useFactory: (opened: OpenedStore): RateLimitChannel | null => opened.channel,
     },
   ],
-  exports: [ConversationRepository, RateLimitStore],
+  exports: [ConversationRepository, CustomerTokenHashes, RateLimitRedis, RateLimitChannel],
 })
 export class ConversationStoreModule {}

@@ -1,3 +1,4 @@
+import { CustomerTokenHashes } from '../access/customer-token-hashes';
 import type {
   ConversationDraft,
   ConversationHeader,
@@ -197,15 +198,16 @@ export interface DeletedMessage {
 /**
  * The conversations' storage port: conversations, their messages, pages, replay and watches,
  * and what a write must decide atomically with them (Idempotency-Keys, the customer token's
- * hash). Rate-limit counters have a port of their own (rate-limit.store.ts), provided beside
- * this one. Every implementation applies each write atomically and in one place,
+ * hash, which access control reads as CustomerTokenHashes). Rate-limit counters have a port of
+ * their own (access/rate-limits/rate-limit.store.ts), kept on the same connection. Every
+ * implementation applies each write atomically and in one place,
  * so `seq` stays unique and gap-free however many callers write at once, and rejects
  * with a StoreError (see conversation.errors.ts) rather than returning sentinels.
  *
  * Activity (create, post, delete, a read receipt that moves a horizon) moves a
  * conversation's `lastActivityAt`; reads of the store and typing signals do not.
  */
-export abstract class ConversationRepository {
+export abstract class ConversationRepository implements CustomerTokenHashes {
   /** What the store is, as health reports name it: `in-memory`, `cluster-primary`, ... */
   abstract readonly kind: string;
 

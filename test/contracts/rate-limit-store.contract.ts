@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { RateLimitStore } from '../../src/conversations/rate-limit.store';
+import { RateLimitStore } from '../../src/access/rate-limits/rate-limit.store';
 
 export interface RateLimitStoreHarness {
   store: RateLimitStore;

@@ -7,9 +7,9 @@ import {
 import { rateLimitStoreContract } from '../../../../test/contracts/rate-limit-store.contract';
 import { StoreError } from '../../conversation.errors';
 import { InMemoryConversationRepository } from '../memory/in-memory-conversation.repository';
-import { InMemoryRateLimitStore } from '../memory/in-memory-rate-limit.store';
+import { InMemoryRateLimitStore } from '../../../access/rate-limits/memory/in-memory-rate-limit.store';
 import { IpcConversationRepository } from './ipc-conversation.repository';
-import { IpcRateLimitStore } from './ipc-rate-limit.store';
+import { IpcRateLimitStore } from '../../../access/rate-limits/ipc/ipc-rate-limit.store';
 import { MessagePort } from '../../../common/message-port';
 
 type Listener = (message: unknown) => void;

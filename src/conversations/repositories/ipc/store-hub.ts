@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import { StoreError } from '../../conversation.errors';
 import { ConversationRepository } from '../../conversation.repository';
 import { ConversationHistory } from '../../conversation.repository';
-import { RateLimitStore } from '../../rate-limit.store';
+import { RateLimitStore } from '../../../access/rate-limits/rate-limit.store';
 import {
   ChangeNotice,
   isRequestBatch,

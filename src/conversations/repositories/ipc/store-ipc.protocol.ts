@@ -4,7 +4,7 @@ import {
   ConversationRepository,
   TypingSignal,
 } from '../../conversation.repository';
-import { RateLimitStore } from '../../rate-limit.store';
+import { RateLimitStore } from '../../../access/rate-limits/rate-limit.store';
 
 /**
  * The wire protocol between a worker's IPC stores (IpcConversationRepository,

@@ -45,6 +45,14 @@ export class RedisStoreConnection {
   }
 
   /**
+   * Defines the scripts in `dir` on this client too, as commands beside the store's own: those
+   * of another port's store that shares this connection (the rate-limit counters').
+   */
+  defineScripts(dir: string): void {
+    defineRedisScripts(this.redis, dir);
+  }
+
+  /**
    * Runs a command; any failure to reach Redis becomes store_unavailable, a refusal for want
    * of memory store_full. One Redis's client
    * bounds each command itself; a cluster's call is bounded here, since it may follow

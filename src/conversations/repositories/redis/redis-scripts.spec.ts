@@ -1,8 +1,10 @@
+import { RATE_LIMIT_SCRIPTS_DIR } from '../../../access/rate-limits/redis/redis-rate-limit.store';
 import { loadRedisScripts } from './redis-scripts';
 import { ScriptCode } from './script-codes';
 
 describe('the Redis scripts as loaded', () => {
-  const scripts = loadRedisScripts();
+  // The store's own, and those of the rate-limit counters on its connection.
+  const scripts = [...loadRedisScripts(), ...loadRedisScripts(RATE_LIMIT_SCRIPTS_DIR)];
   const byName = new Map(scripts.map((script) => [script.name, script]));
 
   it('has one command per file, with the key count its name gives', () => {

@@ -4,8 +4,8 @@ import type { Cluster, Redis } from 'ioredis';
 import { ScriptCode, scriptCodesLua } from './script-codes';
 
 /**
- * The Lua scripts that change or read one conversation atomically, and the rate-limit
- * counter's, one file each in scripts/ (bullmq's layout): `<name>-<number of keys>.lua`, headed
+ * The Lua scripts that change or read one conversation atomically, one file each in scripts/
+ * (bullmq's layout): `<name>-<number of keys>.lua`, headed
  * by its KEYS, ARGV and what it returns. A conversation's scripts take its keys
  * (RedisKeys.conversation), all in one hash slot; those that change it also append the change
  * to its event stream and publish it on its channel (sharded pub/sub: SPUBLISH, on the
@@ -13,7 +13,9 @@ import { ScriptCode, scriptCodesLua } from './script-codes';
  *
  * A line `--@include "name"` is replaced by scripts/includes/<name>.lua, or for "codes" by the
  * ScriptCode locals. The files are read once per process, when the first store connects;
- * nest-cli.json copies them beside the compiled loader in dist/.
+ * nest-cli.json copies them beside the compiled loader in dist/. Other ports' stores on the
+ * same connection keep their scripts in their own folders, in the same form (the rate-limit
+ * counter's: access/rate-limits/redis/), and define them with RedisStoreConnection.defineScripts.
  */
 export const SCRIPTS_DIR = join(__dirname, 'scripts');
 
@@ -44,11 +46,19 @@ export function loadRedisScripts(dir = SCRIPTS_DIR): RedisScript[] {
     }));
 }
 
-let scripts: RedisScript[] | undefined;
+/** Each folder's scripts, once read. */
+const loaded = new Map<string, RedisScript[]>();
 
-/** Makes every script a command of the client (ioredis defineCommand, EVALSHA underneath). */
-export function defineRedisScripts(redis: Redis | Cluster): void {
-  scripts ??= loadRedisScripts();
+/**
+ * Makes every script in `dir` a command of the client (ioredis defineCommand, EVALSHA
+ * underneath).
+ */
+export function defineRedisScripts(redis: Redis | Cluster, dir = SCRIPTS_DIR): void {
+  let scripts = loaded.get(dir);
+  if (!scripts) {
+    scripts = loadRedisScripts(dir);
+    loaded.set(dir, scripts);
+  }
   for (const { name, numberOfKeys, lua } of scripts) {
     redis.defineCommand(name, { numberOfKeys, lua });
   }
@@ -165,12 +175,4 @@ export interface RedisScripts {
     limit: Arg,
   ): Promise<[number, string[]] | null>;
   chatDeleteIf(key: Key, value: Arg): Promise<number>;
-  chatHit(
-    counter: Key,
-    block: Key,
-    windowMs: Arg,
-    limit: Arg,
-    blockMs: Arg,
-    hits: Arg,
-  ): Promise<[number, number, number, number]>;
 }

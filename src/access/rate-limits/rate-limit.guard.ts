@@ -13,15 +13,15 @@ import {
 } from '@nestjs/throttler';
 import type { Request, Response } from 'express';
 import type { Socket } from 'node:net';
-import { problem } from '../common/problem.catalogue';
-import { HttpSettings, RateLimitSettings } from '../config/app.settings';
+import { problem } from '../../common/problem.catalogue';
+import { HttpSettings, RateLimitSettings } from '../../config/app.settings';
 import {
   AccessService,
   ANONYMOUS_TOKENS_PER_ADDRESS,
   anonymousTokensOf,
   callerOf,
   Principal,
-} from './access.service';
+} from '../access.service';
 import { SharedThrottlerStorage, ThrottlerStorageRecord } from './shared-throttler.storage';
 
 /** The prefix of every metadata key @nestjs/throttler's decorators set ("THROTTLER:SKIP", ...). */

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
-import { HitCount, RateLimitStore } from '../conversations/rate-limit.store';
-import { InMemoryRateLimitStore } from '../conversations/repositories/memory/in-memory-rate-limit.store';
+import { HitCount, RateLimitStore } from './rate-limit.store';
+import { InMemoryRateLimitStore } from './memory/in-memory-rate-limit.store';
 import { MAX_RESERVED_HITS, SharedThrottlerStorage } from './shared-throttler.storage';
 
 /** The shared store, counting the calls made to it. */

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { ThrottlerStorage } from '@nestjs/throttler';
-import { HitCount, RateLimitStore } from '../conversations/rate-limit.store';
+import { HitCount, RateLimitStore } from './rate-limit.store';
 
 /** What ThrottlerStorage.increment gives (the library does not export its type). */
 export type ThrottlerStorageRecord = Awaited<ReturnType<ThrottlerStorage['increment']>>;

@@ -13,6 +13,7 @@
 
   Returns {hits, ms until the window ends, ms until the block ends or 0, hits counted}.
 ]]
+-- twin: src/access/rate-limits/memory/in-memory-rate-limit.store.ts
 local limit = tonumber(ARGV[2])
 local blocked = redis.call('PTTL', KEYS[2])
 if blocked > 0 then return {limit + 1, blocked, blocked, 0} end

@@ -1,4 +1,4 @@
-import { HitCount, RateLimitStore } from '../../rate-limit.store';
+import { HitCount, RateLimitStore } from '../rate-limit.store';
 
 interface Counter {
   hits: number;
@@ -21,6 +21,7 @@ export class InMemoryRateLimitStore extends RateLimitStore {
     super();
   }
 
+  // twin: src/access/rate-limits/redis/hit-2.lua
   async countHit(
     key: string,
     windowMs: number,

@@ -13,7 +13,9 @@ export interface HitCount {
 /**
  * The rate-limit port: counters kept where the conversations are (in this process, in the
  * cluster's primary, or in Redis), so that every worker and instance counts against the same
- * number. Rejects with a StoreError (see conversation.errors.ts) when the store cannot answer.
+ * number. Rejects with the store's StoreError (store_unavailable, store_full) when the store
+ * cannot answer. The implementations: memory/, ipc/ and redis/ beside this file, chosen in
+ * rate-limits.module.ts.
  */
 export abstract class RateLimitStore {
   /**
