@@ -3,10 +3,8 @@ import { Reflector } from '@nestjs/core';
 import {
   InjectThrottlerOptions,
   InjectThrottlerStorage,
-  ThrottlerGuard,
   ThrottlerLimitDetail,
   ThrottlerModuleOptions,
-  ThrottlerOptions,
   ThrottlerRequest,
   ThrottlerStorage,
   normalizeIp,
@@ -16,42 +14,36 @@ import type { Socket } from 'node:net';
 import { problem } from '../../common/problem.catalogue';
 import { HttpSettings, RateLimitSettings } from '../../config/app.settings';
 import {
+  FastPathThrottlerGuard,
+  PlainThrottler,
+  ThrottlerStorageRecord,
+} from '../../http/fast-path/throttler-guard';
+import {
   AccessService,
   ANONYMOUS_TOKENS_PER_ADDRESS,
   anonymousTokensOf,
   callerOf,
   Principal,
 } from '../access.service';
-import { SharedThrottlerStorage, ThrottlerStorageRecord } from './shared-throttler.storage';
-
-/** The prefix of every metadata key @nestjs/throttler's decorators set ("THROTTLER:SKIP", ...). */
-const THROTTLER_METADATA = 'THROTTLER:';
-
-/** A throttler that applies as it is (see RateLimitGuard.plainThrottler), worked out once. */
-interface PlainThrottler {
-  name: string;
-  ttl: number;
-  blockDuration: number;
-  /** The header names ThrottlerGuard sets, or null when it sets none. */
-  headers: { limit: string; remaining: string; reset: string; retryAfter: string } | null;
-}
+import { SharedThrottlerStorage } from './shared-throttler.storage';
 
 /**
  * @nestjs/throttler's guard, counting each API key, each customer token and each client IP
  * (for everyone else) against one budget across all routes, with the IETF `RateLimit-*`
  * headers and a problem+json 429. An anonymous customer token is also counted against its
- * address's share (anonymousTokensOf).
+ * address's share (anonymousTokensOf). Customised through the library's hooks (handleRequest,
+ * getTracker, generateKey, throwThrottlingException); a route without throttler decorators is
+ * counted on the fast path instead (countPlain, see http/fast-path/throttler-guard.ts), since
+ * the library's own path costs a request far more (docs/performance.md).
  */
 @Injectable()
-export class RateLimitGuard extends ThrottlerGuard {
+export class RateLimitGuard extends FastPathThrottlerGuard {
   protected override headerPrefix = 'RateLimit';
   /**
    * Whether any caller can be limited: decided once, so an unlimited server pays nothing (the
    * guard is not even installed then, see AccessModule).
    */
   readonly active: boolean;
-  /** Per route handler: its plain throttler, or null (see plainThrottler). */
-  private readonly plans = new WeakMap<object, PlainThrottler | null>();
   /** The storage, when it can hand out reserved hits at once (SharedThrottlerStorage.take). */
   private readonly shared: SharedThrottlerStorage | null;
   /** Per connection, its client's address (see ipOf). */
@@ -73,24 +65,15 @@ export class RateLimitGuard extends ThrottlerGuard {
     this.active = limits.perClient > 0 || (access.enabled && limits.perApiKey > 0);
   }
 
-  /** With no limit that applies, nothing is counted and no store call is made. */
-  override async canActivate(context: ExecutionContext): Promise<boolean> {
-    if (!this.active) {
-      return true;
-    }
-    const plan = this.plainThrottler(context.getHandler(), context.getClass());
-    // A route with throttler decorators (@SkipThrottle, @Throttle) takes the library's path.
-    return plan ? this.countPlain(context, plan) : super.canActivate(context);
-  }
-
   /**
-   * ThrottlerGuard.handleRequest for a plain throttler (see plainThrottler), with this guard's
-   * own tracker and key and with what the library works out per request worked out once: the
-   * same count, the same headers, the same refusal. Without a wait when it can: in open mode
-   * the principal is known at once, and a hit from what this process has reserved ahead
-   * (SharedThrottlerStorage.take) needs no store call.
+   * handleRequest below, on the fast path. Without a wait when it can: in open mode the
+   * principal is known at once, and a hit from what this process has reserved ahead (see hit)
+   * needs no store call.
    */
-  private countPlain(context: ExecutionContext, plan: PlainThrottler): boolean | Promise<boolean> {
+  protected override countPlain(
+    context: ExecutionContext,
+    plan: PlainThrottler,
+  ): boolean | Promise<boolean> {
     const req = context.switchToHttp().getRequest<Request>();
     const known = this.access.openPrincipal();
     return known
@@ -114,29 +97,21 @@ export class RateLimitGuard extends ThrottlerGuard {
     const ip = this.ipOf(req);
     const tracker = callerOf(principal, ip);
     const shared = anonymousTokensOf(principal, ip);
-    if (shared !== null) {
-      return this.countBoth(context, plan, limit, tracker, shared);
-    }
-    const key = this.generateKey(context, tracker, plan.name);
-    const hit = this.hit(plan, limit, key);
-    return hit instanceof Promise
-      ? hit.then((count) => this.counted(context, plan, limit, key, tracker, count))
-      : this.counted(context, plan, limit, key, tracker, hit);
+    return shared === null
+      ? this.countOne(context, plan, limit, tracker)
+      : this.countBoth(context, plan, limit, tracker, shared);
   }
 
   /**
    * One hit against `key`: from what this process reserved ahead when it can
    * (SharedThrottlerStorage.take), else counted in the store.
    */
-  private hit(
+  protected override hit(
     plan: PlainThrottler,
     limit: number,
     key: string,
   ): ThrottlerStorageRecord | Promise<ThrottlerStorageRecord> {
-    return (
-      this.shared?.take(key) ??
-      this.storageService.increment(key, plan.ttl, limit, plan.blockDuration, plan.name)
-    );
+    return this.shared?.take(key) ?? super.hit(plan, limit, key);
   }
 
   /**
@@ -164,92 +139,6 @@ export class RateLimitGuard extends ThrottlerGuard {
     return sharedFirst
       ? this.counted(context, plan, cap, sharedKey, sharedTracker, shared)
       : this.counted(context, plan, limit, key, tracker, own);
-  }
-
-  /** What ThrottlerGuard does with a count: the headers, or the refusal. */
-  private counted(
-    context: ExecutionContext,
-    plan: PlainThrottler,
-    limit: number,
-    key: string,
-    tracker: string,
-    { totalHits, timeToExpire, isBlocked, timeToBlockExpire }: ThrottlerStorageRecord,
-  ): boolean | Promise<boolean> {
-    const res = context.switchToHttp().getResponse<Response>();
-    if (isBlocked) {
-      if (plan.headers) {
-        res.setHeader(plan.headers.retryAfter, String(timeToBlockExpire));
-      }
-      return this.throwThrottlingException(context, {
-        limit,
-        ttl: plan.ttl,
-        key,
-        tracker,
-        totalHits,
-        timeToExpire,
-        isBlocked,
-        timeToBlockExpire,
-      }).then(() => true);
-    }
-    if (plan.headers) {
-      res.setHeader(plan.headers.limit, String(limit));
-      res.setHeader(plan.headers.remaining, String(Math.max(0, limit - totalHits)));
-      res.setHeader(plan.headers.reset, String(timeToExpire));
-    }
-    return true;
-  }
-
-  /**
-   * What ThrottlerGuard.canActivate would work out for a route, decided once per route: the
-   * one throttler, when the route and its controller carry no throttler metadata and its
-   * options are plain numbers with no skipIf. Otherwise null, and the library decides per
-   * request as usual.
-   */
-  private plainThrottler(handler: object, controller: object): PlainThrottler | null {
-    let plan = this.plans.get(handler);
-    if (plan === undefined) {
-      const decorated = [handler, controller].some((target) =>
-        Reflect.getMetadataKeys(target).some(
-          (key) => typeof key === 'string' && key.startsWith(THROTTLER_METADATA),
-        ),
-      );
-      const [only, ...others] = this.throttlers;
-      const plain =
-        !decorated &&
-        only &&
-        others.length === 0 &&
-        !only.skipIf &&
-        !this.commonOptions.skipIf &&
-        !only.getTracker &&
-        !only.generateKey &&
-        !Array.isArray(only.ignoreUserAgents ?? this.commonOptions.ignoreUserAgents) &&
-        typeof only.limit === 'number' &&
-        typeof only.ttl === 'number' &&
-        (only.blockDuration === undefined || typeof only.blockDuration === 'number');
-      plan = plain ? this.planOf(only) : null;
-      this.plans.set(handler, plan);
-    }
-    return plan;
-  }
-
-  /** A plain throttler's values and header names, as ThrottlerGuard.handleRequest makes them. */
-  private planOf(throttler: ThrottlerOptions): PlainThrottler {
-    const name = throttler.name ?? 'default';
-    const suffix = name === 'default' ? '' : `-${name}`;
-    const setHeaders = throttler.setHeaders ?? this.commonOptions.setHeaders ?? true;
-    return {
-      name,
-      ttl: throttler.ttl as number,
-      blockDuration: (throttler.blockDuration ?? throttler.ttl) as number,
-      headers: setHeaders
-        ? {
-            limit: `${this.headerPrefix}-Limit${suffix}`,
-            remaining: `${this.headerPrefix}-Remaining${suffix}`,
-            reset: `${this.headerPrefix}-Reset${suffix}`,
-            retryAfter: `Retry-After${suffix}`,
-          }
-        : null,
-    };
   }
 
   /**
