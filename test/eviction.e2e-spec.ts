@@ -2,7 +2,7 @@ import { NestExpressApplication } from '@nestjs/platform-express';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { randomUUID } from 'node:crypto';
 import request from 'supertest';
-import { Clock } from '../src/common/clock';
+import { Clock } from '../src/common/time/clock';
 import { ConversationRepository } from '../src/conversations/conversation.repository';
 import { EvictionService } from '../src/eviction/eviction.service';
 import { createTestApp } from './utils/create-app';

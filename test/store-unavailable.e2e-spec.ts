@@ -2,7 +2,7 @@ import { NestExpressApplication } from '@nestjs/platform-express';
 import request from 'supertest';
 import { ConversationRepository } from '../src/conversations/conversation.repository';
 import { IpcConversationRepository } from '../src/conversations/repositories/ipc/ipc-conversation.repository';
-import { MessagePort } from '../src/common/message-port';
+import { MessagePort } from '../src/cluster/message-port';
 import { createTestApp } from './utils/create-app';
 
 /** A primary that never answers: every store call times out. */

@@ -9,7 +9,7 @@ import { ChatCore } from './chat-core';
  * The production features the real server has, written by hand, for the baselines that carry
  * them on top of the same chat work: X (Express 5) and NX (NestJS 12). Each mirrors the
  * server's own:
- * - a request id (src/common/request-id.ts): the client's X-Request-Id when sane, else a new
+ * - a request id (src/common/logging/request-id.ts): the client's X-Request-Id when sane, else a new
  *   UUID, echoed in X-Request-Id;
  * - per-request metrics (src/observability/): a prom-client Counter and Histogram labelled by
  *   method, route pattern and status, observed when the response finishes, label children

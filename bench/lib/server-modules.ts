@@ -91,7 +91,7 @@ export const loadInMemoryRepository = async () =>
 
 export const loadIpcRepository = async () => ({
   ...(await load<IpcModule>('conversations/repositories/ipc/ipc-conversation.repository.js')),
-  ...(await load<MessagePortModule>('common/message-port.js')),
+  ...(await load<MessagePortModule>('cluster/message-port.js')),
 });
 
 export const loadStoreHub = async () =>

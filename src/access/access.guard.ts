@@ -1,8 +1,8 @@
 import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { Request, Response } from 'express';
-import { JsonBodyParser } from '../common/json-body.parser';
-import { problem } from '../common/problem.catalogue';
+import { JsonBodyParser } from '../http/json-body.parser';
+import { problem } from '../common/errors/problem.catalogue';
 import { AccessSettings } from '../config/app.settings';
 import { ACCESS_RULE, AccessRule } from './access.decorator';
 import { AccessService, Principal } from './access.service';

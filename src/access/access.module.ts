@@ -1,7 +1,7 @@
 import { CanActivate, Module } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
-import { JsonBodyGuard } from '../common/json-body.guard';
-import { JsonBodyParser } from '../common/json-body.parser';
+import { JsonBodyGuard } from '../http/json-body.guard';
+import { JsonBodyParser } from '../http/json-body.parser';
 import { AccessGuard } from './access.guard';
 import { AccessService } from './access.service';
 import { RateLimitGuard } from './rate-limits/rate-limit.guard';

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { Request } from 'express';
 import { timingSafeEqual } from 'node:crypto';
-import { ValidationFailedException } from '../common/problem.catalogue';
+import { ValidationFailedException } from '../common/errors/problem.catalogue';
 import { AccessSettings } from '../config/app.settings';
 import { CustomerTokenHashes } from './customer-token-hashes';
 import { sameHash, sha256, tokenConversation } from './customer-tokens';

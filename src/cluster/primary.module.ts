@@ -1,7 +1,7 @@
 import { Module } from '@nestjs/common';
 import cluster, { Worker } from 'node:cluster';
 import { CommonModule } from '../common/common.module';
-import { ProcessRoleModule } from '../common/process-role';
+import { ProcessRoleModule } from './process-role';
 import { AppConfigModule } from '../config/config.module';
 import { ConversationRepository } from '../conversations/conversation.repository';
 import { ConversationStoreModule } from '../conversations/conversation-store.module';

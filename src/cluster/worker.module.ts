@@ -1,6 +1,6 @@
 import { Module } from '@nestjs/common';
 import { HTTP_API_IMPORTS, HTTP_API_PROVIDERS } from '../app.module';
-import { ProcessRoleModule } from '../common/process-role';
+import { ProcessRoleModule } from './process-role';
 
 /**
  * The root of a cluster worker: the HTTP API, its store reached over IPC (or Redis). No

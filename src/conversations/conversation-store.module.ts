@@ -1,10 +1,10 @@
 import { Global, Module } from '@nestjs/common';
-import { PROCESS_ROLE, ProcessRole } from '../common/process-role';
+import { PROCESS_ROLE, ProcessRole } from '../cluster/process-role';
 import { EvictionSettings, RedisSettings, StoreSettings } from '../config/app.settings';
 import { MetricsService } from '../observability/metrics.service';
 import { ConversationRepository } from './conversation.repository';
 import { InMemoryConversationRepository } from './repositories/memory/in-memory-conversation.repository';
-import { processPort } from '../common/message-port';
+import { processPort } from '../cluster/message-port';
 import { IpcConversationRepository } from './repositories/ipc/ipc-conversation.repository';
 import {
   connectRedis,

@@ -25,10 +25,10 @@ import {
 import type { Response } from 'express';
 import { Access } from '../access/access.decorator';
 import { AccessService } from '../access/access.service';
-import { EmptyBodyPipe } from '../common/empty-body.pipe';
-import { ApiGuarded, ApiJsonBody, ApiProblem } from '../common/api-problem.decorator';
-import { problem } from '../common/problem.catalogue';
-import { UuidOrNotFoundPipe } from '../common/uuid-or-not-found.pipe';
+import { EmptyBodyPipe } from '../common/validation/empty-body.pipe';
+import { ApiGuarded, ApiJsonBody, ApiProblem } from '../common/errors/api-problem.decorator';
+import { problem } from '../common/errors/problem.catalogue';
+import { UuidOrNotFoundPipe } from '../common/validation/uuid-or-not-found.pipe';
 import { JsonText } from '../http/json-text';
 import { ConversationsService } from './conversations.service';
 import {

@@ -1,6 +1,6 @@
 import { applyDecorators } from '@nestjs/common';
 import { ApiHeader, ApiParam } from '@nestjs/swagger';
-import { ApiProblem } from '../common/api-problem.decorator';
+import { ApiProblem } from '../common/errors/api-problem.decorator';
 import { IDEMPOTENCY_HEADER } from './idempotency';
 
 /** A write's 503: the store did not answer, or not enough replicas confirmed. */

@@ -1,8 +1,8 @@
 import { HttpStatus } from '@nestjs/common';
 import fc from 'fast-check';
 import { hashToken } from '../access/customer-tokens';
-import { ProblemException } from '../common/problem';
-import { problemOf } from '../common/problem.catalogue';
+import { ProblemException } from '../common/errors/problem';
+import { problemOf } from '../common/errors/problem.catalogue';
 import { validateConfig } from '../config/app.config';
 import { settingsOf } from '../config/app.settings';
 import { StoreError } from './conversation.errors';

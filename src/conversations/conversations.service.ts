@@ -2,8 +2,8 @@ import { Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { EventSettings, LimitSettings } from '../config/app.settings';
 import { issueCustomerToken } from '../access/customer-tokens';
-import { Clock } from '../common/clock';
-import { problem, ValidationFailedException } from '../common/problem.catalogue';
+import { Clock } from '../common/time/clock';
+import { problem, ValidationFailedException } from '../common/errors/problem.catalogue';
 import {
   AppendedMessage,
   ConversationHistory,

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { normalizeIp } from '@nestjs/throttler';
 import type { Response } from 'express';
-import { parseDecimal } from '../common/decimal-integer';
+import { parseDecimal } from '../common/validation/decimal-integer';
 import {
   AccessService,
   ANONYMOUS_TOKENS_PER_ADDRESS,
@@ -9,7 +9,7 @@ import {
   callerOf,
   Principal,
 } from '../access/access.service';
-import { problem, ValidationFailedException } from '../common/problem.catalogue';
+import { problem, ValidationFailedException } from '../common/errors/problem.catalogue';
 import { EventSettings } from '../config/app.settings';
 import { MetricsService } from '../observability/metrics.service';
 import {

@@ -5,7 +5,7 @@ import { isUUID } from 'class-validator';
 import { hash } from 'node:crypto';
 import { AccessService, Principal } from '../access/access.service';
 import { sha256 } from '../access/customer-tokens';
-import { ValidationFailedException } from '../common/problem.catalogue';
+import { ValidationFailedException } from '../common/errors/problem.catalogue';
 import { IdempotencySettings } from '../config/app.settings';
 import { IdempotentWrite } from './conversation.repository';
 

@@ -3,7 +3,7 @@ import { SchedulerRegistry } from '@nestjs/schedule';
 import { CronJob } from 'cron';
 import { performance } from 'node:perf_hooks';
 import { EvictionSettings } from '../config/app.settings';
-import { Clock } from '../common/clock';
+import { Clock } from '../common/time/clock';
 import { ConversationRepository } from '../conversations/conversation.repository';
 import { MetricsService } from '../observability/metrics.service';
 

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { HealthIndicatorResult, HealthIndicatorService } from '@nestjs/terminus';
-import { withTimeout } from '../common/with-timeout';
+import { withTimeout } from '../common/time/with-timeout';
 import { ObservabilitySettings } from '../config/app.settings';
 import { ConversationRepository } from '../conversations/conversation.repository';
 

@@ -1,5 +1,5 @@
 import { Counter, Registry } from 'prom-client';
-import { MessagePort } from '../common/message-port';
+import { MessagePort } from '../cluster/message-port';
 import { ClusterMetricsClient, ClusterMetricsHub, MetricsPeer } from './cluster-metrics';
 
 function registryCounting(value: number): Registry {

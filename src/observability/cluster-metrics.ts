@@ -1,5 +1,5 @@
 import { AggregatorRegistry, MetricObjectWithValues, MetricValue, Registry } from 'prom-client';
-import { MessagePort } from '../common/message-port';
+import { MessagePort } from '../cluster/message-port';
 
 /**
  * Cluster-wide metrics over the IPC channel. The worker serving GET /metrics asks the primary

@@ -10,7 +10,7 @@ import {
 } from '@nestjs/swagger';
 import { SkipThrottle } from '@nestjs/throttler';
 import { Registry } from 'prom-client';
-import { problem } from '../common/problem.catalogue';
+import { problem } from '../common/errors/problem.catalogue';
 import { MetricsService } from './metrics.service';
 
 @ApiTags('operations')

@@ -1,9 +1,9 @@
 import { Inject, Injectable, OnModuleDestroy } from '@nestjs/common';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { processPort } from '../common/message-port';
-import { PROCESS_ROLE, ProcessRole } from '../common/process-role';
+import { processPort } from '../cluster/message-port';
+import { PROCESS_ROLE, ProcessRole } from '../cluster/process-role';
 import { ObservabilitySettings } from '../config/app.settings';
-import { withTimeout } from '../common/with-timeout';
+import { withTimeout } from '../common/time/with-timeout';
 import { StoreStats } from '../conversations/conversation.repository';
 import { ClusterMetricsClient } from './cluster-metrics';
 

@@ -1,8 +1,8 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { performance } from 'node:perf_hooks';
-import { logLevels } from '../common/logger';
-import { assignRequestId, REQUEST_ID_HEADER, requestIdOf } from '../common/request-id';
+import { logLevels } from '../common/logging/logger';
+import { assignRequestId, REQUEST_ID_HEADER, requestIdOf } from '../common/logging/request-id';
 import { HttpSettings, ObservabilitySettings } from '../config/app.settings';
 import { MetricsService } from './metrics.service';
 

@@ -1,5 +1,5 @@
 import { Inject, Injectable, OnModuleInit } from '@nestjs/common';
-import { PROCESS_ROLE, ProcessRole } from '../common/process-role';
+import { PROCESS_ROLE, ProcessRole } from '../cluster/process-role';
 import { ConversationRepository } from '../conversations/conversation.repository';
 import { MetricsService } from './metrics.service';
 

@@ -1,6 +1,6 @@
 import { NestExpressApplication } from '@nestjs/platform-express';
 import request from 'supertest';
-import { Clock } from '../../src/common/clock';
+import { Clock } from '../../src/common/time/clock';
 import { useTestApp } from './create-app';
 import { FakeClock } from './fake-clock';
 

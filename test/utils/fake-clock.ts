@@ -1,4 +1,4 @@
-import { Clock } from '../../src/common/clock';
+import { Clock } from '../../src/common/time/clock';
 
 /** A clock that only moves when a test moves it. */
 export class FakeClock extends Clock {

@@ -11,7 +11,7 @@ import {
 } from '@nestjs/throttler';
 import type { Request, Response } from 'express';
 import type { Socket } from 'node:net';
-import { problem } from '../../common/problem.catalogue';
+import { problem } from '../../common/errors/problem.catalogue';
 import { HttpSettings, RateLimitSettings } from '../../config/app.settings';
 import {
   FastPathThrottlerGuard,

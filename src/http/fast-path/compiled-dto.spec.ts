@@ -1,6 +1,6 @@
 import { ArgumentMetadata, HttpException } from '@nestjs/common';
 import fc from 'fast-check';
-import { AppValidationPipe } from '../../common/validation.pipe';
+import { AppValidationPipe } from '../../common/validation/validation.pipe';
 import { CreateMessageDto } from '../../conversations/dto/create-message.dto';
 import { PageQueryDto } from '../../conversations/dto/page-query.dto';
 import { ReadDto, TypingDto } from '../../conversations/dto/signal.dto';

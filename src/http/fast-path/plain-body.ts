@@ -2,7 +2,7 @@
 // as express.raw runs them, for a body of declared length with no Content-Encoding.
 // Held equal by test/body-reader.e2e-spec.ts.
 import type { Request } from 'express';
-import { problem } from '../../common/problem.catalogue';
+import { problem } from '../../common/errors/problem.catalogue';
 
 /** A Content-Length as Node's parser lets it through: digits only. */
 const DECIMAL = /^\d{1,15}$/;

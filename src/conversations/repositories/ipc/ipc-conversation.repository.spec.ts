@@ -10,7 +10,7 @@ import { InMemoryConversationRepository } from '../memory/in-memory-conversation
 import { InMemoryRateLimitStore } from '../../../access/rate-limits/memory/in-memory-rate-limit.store';
 import { IpcConversationRepository } from './ipc-conversation.repository';
 import { IpcRateLimitStore } from '../../../access/rate-limits/ipc/ipc-rate-limit.store';
-import { MessagePort } from '../../../common/message-port';
+import { MessagePort } from '../../../cluster/message-port';
 
 type Listener = (message: unknown) => void;
 

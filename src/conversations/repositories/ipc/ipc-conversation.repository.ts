@@ -22,7 +22,7 @@ import {
   UnchangedHistory,
   Watch,
 } from '../../conversation.repository';
-import { MessagePort } from '../../../common/message-port';
+import { MessagePort } from '../../../cluster/message-port';
 import { HISTORY_CACHE_CHARS, HistoryCache } from '../history-cache';
 import { Watchers } from '../watchers';
 import { IpcStoreChannel, StoreCallObserver } from './ipc-store-channel';

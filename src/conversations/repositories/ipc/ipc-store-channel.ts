@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { MessagePort } from '../../../common/message-port';
+import { MessagePort } from '../../../cluster/message-port';
 import { StoreError } from '../../conversation.errors';
 import { ConversationHistory } from '../../conversation.repository';
 import {

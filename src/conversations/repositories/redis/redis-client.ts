@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { Cluster, Redis } from 'ioredis';
 import { ClusterNodeSeed } from '../../../config/app.config';
-import { withTimeout } from '../../../common/with-timeout';
+import { withTimeout } from '../../../common/time/with-timeout';
 
 /** The URL without user or password, fit for logs and health reports. */
 export function redactRedisUrl(url: string): string {

@@ -1,5 +1,5 @@
 import { Cluster, Redis } from 'ioredis';
-import { withTimeout } from '../../../common/with-timeout';
+import { withTimeout } from '../../../common/time/with-timeout';
 import { StoreError } from '../../conversation.errors';
 import { batchedCommands } from './redis-batch';
 import { RedisKeys } from './redis-keys';

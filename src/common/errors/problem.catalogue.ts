@@ -1,6 +1,6 @@
 import { HttpException } from '@nestjs/common';
 import { STATUS_CODES } from 'node:http';
-import { StoreError } from '../conversations/conversation.errors';
+import { StoreError } from '../../conversations/conversation.errors';
 import { FieldError, ProblemException } from './problem';
 
 /**

@@ -1,6 +1,5 @@
 import { ConsoleLogger, LogLevel } from '@nestjs/common';
-import { AppConfig } from '../config/app.config';
-import { ProcessRole } from './process-role';
+import { AppConfig } from '../../config/app.config';
 
 const LEVELS: LogLevel[] = ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'];
 
@@ -10,7 +9,8 @@ export function logLevels(level: AppConfig['LOG_LEVEL']): LogLevel[] {
 
 /** Which process of the server wrote a line. */
 export interface ProcessIdentity {
-  role: ProcessRole;
+  /** The process role (cluster/process-role.ts), written as it is. */
+  role: string;
   /** The cluster worker's id; absent outside workers. */
   workerId?: number;
 }

@@ -2,8 +2,8 @@ import { ArgumentsHost, Catch, ExceptionFilter, Logger } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { PROBLEM_CONTENT_TYPE, ProblemBody, ProblemException, problemType } from './problem';
 import { problem, problemOf } from './problem.catalogue';
-import { redactUrl } from './redact';
-import { requestIdOf } from './request-id';
+import { redactUrl } from '../logging/redact';
+import { requestIdOf } from '../logging/request-id';
 
 /**
  * The one catch-all filter: every error leaves as RFC 9457 problem+json. Known errors (our

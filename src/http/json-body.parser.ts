@@ -2,9 +2,9 @@ import { Injectable } from '@nestjs/common';
 import { parse as parseContentType } from 'content-type';
 import { raw, Request, RequestHandler, Response } from 'express';
 import { HttpSettings } from '../config/app.settings';
-import { isPlainBody, readPlainBody } from '../http/fast-path/plain-body';
-import { ProblemException } from './problem';
-import { problem } from './problem.catalogue';
+import { isPlainBody, readPlainBody } from './fast-path/plain-body';
+import { ProblemException } from '../common/errors/problem';
+import { problem } from '../common/errors/problem.catalogue';
 
 const JSON_TYPES = ['application/json', 'application/*+json'];
 

@@ -1,7 +1,7 @@
 import { ArgumentMetadata, PipeTransform, ValidationError, ValidationPipe } from '@nestjs/common';
-import { CompiledDto, compileDto } from '../http/fast-path/compiled-dto';
-import { FieldError } from './problem';
-import { ValidationFailedException } from './problem.catalogue';
+import { CompiledDto, compileDto } from '../../http/fast-path/compiled-dto';
+import { FieldError } from '../errors/problem';
+import { ValidationFailedException } from '../errors/problem.catalogue';
 
 /** Keys class-transformer drops silently, so whitelisting alone would not refuse them. */
 const RESERVED_KEYS = new Set(['__proto__', 'constructor', 'prototype']);

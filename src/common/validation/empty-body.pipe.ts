@@ -1,5 +1,5 @@
 import { Injectable, PipeTransform } from '@nestjs/common';
-import { ValidationFailedException } from './problem.catalogue';
+import { ValidationFailedException } from '../errors/problem.catalogue';
 
 /** For routes that take no body: nothing, or an empty JSON object, and no unknown fields. */
 @Injectable()
