@@ -10,7 +10,7 @@ import { AppConfig } from '../config/app.config';
 import { AppSettings, settingsOf } from '../config/app.settings';
 import { MetricsService } from '../observability/metrics.service';
 import { CONTROL_CHANNEL, isReadyMessage, isShutdownMessage, ReadyMessage } from './control';
-import { closeGracefully, startHttpServer } from './http-server';
+import { startHttpServer } from './http-server';
 import { PrimaryMessageRouter } from './primary-message-router';
 import { PrimaryModule } from './primary.module';
 import { WorkerModule } from './worker.module';
@@ -99,7 +99,7 @@ async function runSingleProcess(config: AppConfig, settings: AppSettings): Promi
       }
       stopping = true;
       logger.log(`${signal} received: draining`, 'Bootstrap');
-      void closeGracefully(app, settings.http.shutdownGraceMs).then(() => process.exit(0));
+      void app.close().then(() => process.exit(0));
     });
   }
 }
@@ -165,7 +165,7 @@ async function runWorker(config: AppConfig, settings: AppSettings): Promise<void
   let stopReason: string | null = null;
   const drain = (running: NestExpressApplication) => {
     logger.log(`${stopReason}: draining`, 'Worker');
-    void closeGracefully(running, settings.http.shutdownGraceMs).then(() => process.exit(0));
+    void running.close().then(() => process.exit(0));
   };
   const stop = (why: string) => {
     if (stopReason) {

@@ -5,7 +5,6 @@ import type { Express, Response } from 'express';
 import { createServer, Server, ServerOptions } from 'node:http';
 import { APP_OPTIONS, configureApp } from '../app.setup';
 import { HttpSettings } from '../config/app.settings';
-import { EventStreamsService } from '../conversations/event-streams.service';
 import { expressMessageClasses } from '../http/fast-path/express-message-classes';
 import { sendJson, sendJsonPieces } from '../http/fast-path/json-response';
 import { JsonText } from '../http/json-text';
@@ -18,7 +17,11 @@ import { JsonText } from '../http/json-text';
  * too (test/utils/create-app.ts), with Node's default timeouts.
  */
 export class TimedExpressAdapter extends ExpressAdapter {
-  constructor(private readonly serverOptions: ServerOptions) {
+  /** `graceMs`: how long a stop lets requests in flight run; without it, a stop waits for them. */
+  constructor(
+    private readonly serverOptions: ServerOptions,
+    private readonly graceMs?: number,
+  ) {
     super();
   }
 
@@ -41,6 +44,34 @@ export class TimedExpressAdapter extends ExpressAdapter {
     }
     return super.reply(response, body, statusCode) as unknown;
   }
+
+  /**
+   * Drains the server when the app closes: stops accepting connections, lets in-flight
+   * requests finish (closing keep-alive sockets as they fall idle) and cuts what remains after
+   * `graceMs`. Nest closes the adapter after every beforeApplicationShutdown hook (event
+   * streams end there, as they never fall idle) and before any onApplicationShutdown hook (the
+   * stores close there), so requests finish with their store.
+   */
+  override async close(): Promise<void> {
+    const server = this.getHttpServer() as Server | undefined;
+    if (!server) {
+      return;
+    }
+    const closeIdle = setInterval(() => server.closeIdleConnections(), 100);
+    const cutOff =
+      this.graceMs === undefined
+        ? undefined
+        : setTimeout(() => server.closeAllConnections(), this.graceMs);
+    try {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      });
+    } finally {
+      clearInterval(closeIdle);
+      clearTimeout(cutOff);
+    }
+  }
 }
 
 /**
@@ -52,12 +83,15 @@ export async function startHttpServer(
   http: HttpSettings,
   logger: LoggerService,
 ): Promise<NestExpressApplication> {
-  const adapter = new TimedExpressAdapter({
-    requestTimeout: http.requestTimeoutMs,
-    headersTimeout: http.headersTimeoutMs,
-    keepAliveTimeout: http.keepAliveTimeoutMs,
-    connectionsCheckingInterval: 1_000,
-  });
+  const adapter = new TimedExpressAdapter(
+    {
+      requestTimeout: http.requestTimeoutMs,
+      headersTimeout: http.headersTimeoutMs,
+      keepAliveTimeout: http.keepAliveTimeoutMs,
+      connectionsCheckingInterval: 1_000,
+    },
+    http.shutdownGraceMs,
+  );
   const app = await NestFactory.create<NestExpressApplication>(rootModule, adapter, {
     ...APP_OPTIONS,
     logger,
@@ -65,27 +99,4 @@ export async function startHttpServer(
   configureApp(app);
   await app.listen(http.port, http.host);
   return app;
-}
-
-/**
- * Stops accepting connections, lets in-flight requests finish (closing keep-alive sockets as
- * they fall idle), cuts what remains after `graceMs`, then shuts the app down. The server is
- * drained before Nest's hooks run, so handlers still have their store while they finish.
- */
-export async function closeGracefully(app: NestExpressApplication, graceMs: number): Promise<void> {
-  const server = app.getHttpServer() as Server;
-  // Event streams never fall idle: end them, and their clients reconnect to another worker.
-  app.get(EventStreamsService, { strict: false }).closeAll();
-  const closeIdle = setInterval(() => server.closeIdleConnections(), 100);
-  const cutOff = setTimeout(() => server.closeAllConnections(), graceMs);
-  try {
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeIdleConnections();
-    });
-  } finally {
-    clearInterval(closeIdle);
-    clearTimeout(cutOff);
-  }
-  await app.close();
 }

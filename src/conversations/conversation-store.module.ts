@@ -18,6 +18,7 @@ import { IpcStoreChannel } from './repositories/ipc/ipc-store-channel';
 import { CustomerTokenHashes } from '../access/customer-token-hashes';
 import { RateLimitChannel } from '../access/rate-limits/ipc/ipc-rate-limit.store';
 import { RateLimitRedis } from '../access/rate-limits/redis/redis-rate-limit.store';
+import { SnapshotSource } from '../snapshot/snapshot-source';
 
 /**
  * What the factory opened: the repository, and the connection it opened for it, which other
@@ -120,7 +121,20 @@ const OPENED_STORE = Symbol('OPENED_STORE');
       inject: [OPENED_STORE],
       useFactory: (opened: OpenedStore): RateLimitChannel | null => opened.channel,
     },
+    {
+      // Only a store in this process's memory is kept in a snapshot.
+      provide: SnapshotSource,
+      inject: [ConversationRepository],
+      useFactory: (conversations: ConversationRepository): SnapshotSource | null =>
+        conversations instanceof InMemoryConversationRepository ? conversations : null,
+    },
   ],
-  exports: [ConversationRepository, CustomerTokenHashes, RateLimitRedis, RateLimitChannel],
+  exports: [
+    ConversationRepository,
+    CustomerTokenHashes,
+    RateLimitRedis,
+    RateLimitChannel,
+    SnapshotSource,
+  ],
 })
 export class ConversationStoreModule {}

@@ -202,7 +202,7 @@ export interface DeletedMessage {
  * their own (access/rate-limits/rate-limit.store.ts), kept on the same connection. Every
  * implementation applies each write atomically and in one place,
  * so `seq` stays unique and gap-free however many callers write at once, and rejects
- * with a StoreError (see conversation.errors.ts) rather than returning sentinels.
+ * with a StoreError (see common/errors/store-error.ts) rather than returning sentinels.
  *
  * Activity (create, post, delete, a read receipt that moves a horizon) moves a
  * conversation's `lastActivityAt`; reads of the store and typing signals do not.

@@ -5,7 +5,7 @@ import { ProblemException } from '../common/errors/problem';
 import { problemOf } from '../common/errors/problem.catalogue';
 import { validateConfig } from '../config/app.config';
 import { settingsOf } from '../config/app.settings';
-import { StoreError } from './conversation.errors';
+import { StoreError } from '../common/errors/store-error';
 import { ConversationsService } from './conversations.service';
 import { CreateMessageDto } from './dto/create-message.dto';
 import { InMemoryConversationRepository } from './repositories/memory/in-memory-conversation.repository';

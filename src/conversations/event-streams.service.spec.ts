@@ -5,7 +5,7 @@ import { AccessService } from '../access/access.service';
 import { validateConfig } from '../config/app.config';
 import { largestMessageFrameBytes, settingsOf } from '../config/app.settings';
 import { MetricsService } from '../observability/metrics.service';
-import { StoreError } from './conversation.errors';
+import { StoreError } from '../common/errors/store-error';
 import { ChangeListener, ChangesAfter, ConversationChange, Watch } from './conversation.repository';
 import { messageJson } from './records/message.codec';
 import { EventStreamsService, frame } from './event-streams.service';

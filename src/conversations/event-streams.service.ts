@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { BeforeApplicationShutdown, Injectable } from '@nestjs/common';
 import { normalizeIp } from '@nestjs/throttler';
 import type { Response } from 'express';
 import { parseDecimal } from '../common/validation/decimal-integer';
@@ -58,7 +58,7 @@ export function frame(change: ConversationChange): string {
  * (the response's buffer plus the changes it holds) pass SSE_MAX_BACKLOG_BYTES is ended.
  */
 @Injectable()
-export class EventStreamsService {
+export class EventStreamsService implements BeforeApplicationShutdown {
   private readonly open = new Set<Response>();
   /** Streams this process serves, and how many each client holds (see takePlace). */
   private places = 0;
@@ -193,8 +193,11 @@ export class EventStreamsService {
     stream.begin(lastEventId ?? start.lastSeq, start);
   }
 
-  /** Ends every open stream (the server is stopping); clients reconnect elsewhere. */
-  closeAll(): void {
+  /**
+   * The app is closing: ends every open stream, which would never fall idle, before the server
+   * drains (TimedExpressAdapter.close); clients reconnect elsewhere.
+   */
+  beforeApplicationShutdown(): void {
     for (const res of [...this.open]) {
       res.end();
     }

@@ -1,4 +1,4 @@
-import { Inject, Injectable, OnModuleDestroy } from '@nestjs/common';
+import { Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { processPort } from '../cluster/message-port';
 import { PROCESS_ROLE, ProcessRole } from '../cluster/process-role';
@@ -29,7 +29,7 @@ interface RequestSeries {
  * METRICS_ENABLED=false nothing is collected and the observe methods do nothing.
  */
 @Injectable()
-export class MetricsService implements OnModuleDestroy {
+export class MetricsService implements OnApplicationShutdown {
   readonly registry = new Registry();
   readonly enabled: boolean;
   private readonly httpRequests: Counter<'method' | 'route' | 'status'>;
@@ -177,7 +177,8 @@ export class MetricsService implements OnModuleDestroy {
     );
   }
 
-  onModuleDestroy(): void {
+  /** After the drain (TimedExpressAdapter.close), so the requests it lets finish still count. */
+  onApplicationShutdown(): void {
     this.cluster?.close();
     this.registry.clear();
   }

@@ -1,9 +1,8 @@
-import { Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import { createReadStream, existsSync } from 'node:fs';
 import { open, rename } from 'node:fs/promises';
 import { SnapshotSettings } from '../config/app.settings';
-import { ConversationRepository } from '../conversations/conversation.repository';
-import { InMemoryConversationRepository } from '../conversations/repositories/memory/in-memory-conversation.repository';
+import { SnapshotSource } from './snapshot-source';
 
 /**
  * SNAPSHOT_PATH: the in-memory store is written to that file when the process that owns it
@@ -15,14 +14,13 @@ export class SnapshotService implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger(SnapshotService.name);
 
   constructor(
-    private readonly repository: ConversationRepository,
     private readonly settings: SnapshotSettings,
+    // Named: a nullable parameter's type is not emitted for injection.
+    @Inject(SnapshotSource) private readonly source: SnapshotSource | null,
   ) {}
 
-  private get store(): InMemoryConversationRepository | null {
-    return this.settings.path && this.repository instanceof InMemoryConversationRepository
-      ? this.repository
-      : null;
+  private get store(): SnapshotSource | null {
+    return this.settings.path ? this.source : null;
   }
 
   async onModuleInit(): Promise<void> {

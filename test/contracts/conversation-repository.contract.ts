@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { StoreError } from '../../src/conversations/conversation.errors';
+import { StoreError } from '../../src/common/errors/store-error';
 import {
   ChangeListener,
   ConversationHistory,

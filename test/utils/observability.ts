@@ -1,5 +1,5 @@
 import { ConversationRepository } from '../../src/conversations/conversation.repository';
-import { StoreError } from '../../src/conversations/conversation.errors';
+import { StoreError } from '../../src/common/errors/store-error';
 import { InMemoryConversationRepository } from '../../src/conversations/repositories/memory/in-memory-conversation.repository';
 
 /** An in-memory store whose stats() (the readiness probe's call) behaves as told. */

@@ -6,7 +6,7 @@ import {
   UnauthorizedException,
 } from '@nestjs/common';
 import { STATUS_CODES } from 'node:http';
-import { StoreError, StoreErrorCode } from '../../conversations/conversation.errors';
+import { StoreError, StoreErrorCode } from './store-error';
 import { ProblemException } from './problem';
 import {
   PROBLEMS,

@@ -1,6 +1,6 @@
 import { HttpException } from '@nestjs/common';
 import { STATUS_CODES } from 'node:http';
-import { StoreError } from '../../conversations/conversation.errors';
+import { StoreError } from './store-error';
 import { FieldError, ProblemException } from './problem';
 
 /**
@@ -32,7 +32,7 @@ const RETRY_CAPACITY = { 'Retry-After': '60' };
 
 /**
  * Every problem code the server answers with, by status. The exception filter renders these
- * (problem.filter.ts); store failures (conversation.errors.ts) map to them by code (storeProblem);
+ * (problem.filter.ts); store failures (store-error.ts) map to them by code (storeProblem);
  * the OpenAPI document lists them (problem.dto.ts). Raise one with `problem(code)`.
  */
 export const PROBLEMS = {

@@ -5,7 +5,7 @@ import {
   withPeer,
 } from '../../../../test/contracts/conversation-repository.contract';
 import { rateLimitStoreContract } from '../../../../test/contracts/rate-limit-store.contract';
-import { StoreError } from '../../conversation.errors';
+import { StoreError } from '../../../common/errors/store-error';
 import { InMemoryConversationRepository } from '../memory/in-memory-conversation.repository';
 import { InMemoryRateLimitStore } from '../../../access/rate-limits/memory/in-memory-rate-limit.store';
 import { IpcConversationRepository } from './ipc-conversation.repository';

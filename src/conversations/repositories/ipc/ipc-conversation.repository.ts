@@ -1,5 +1,5 @@
 import { OnApplicationShutdown } from '@nestjs/common';
-import { StoreError } from '../../conversation.errors';
+import { StoreError } from '../../../common/errors/store-error';
 import { AppendedMessage } from '../../records/message.codec';
 import {
   ChangeListener,

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { MessagePort } from '../../../cluster/message-port';
-import { StoreError } from '../../conversation.errors';
+import { StoreError } from '../../../common/errors/store-error';
 import { ConversationHistory } from '../../conversation.repository';
 import {
   isReplyBatch,

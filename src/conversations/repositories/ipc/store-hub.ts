@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { StoreError } from '../../conversation.errors';
+import { StoreError } from '../../../common/errors/store-error';
 import { ConversationRepository } from '../../conversation.repository';
 import { ConversationHistory } from '../../conversation.repository';
 import { RateLimitStore } from '../../../access/rate-limits/rate-limit.store';

@@ -1,4 +1,4 @@
-import { StoreErrorCode } from '../../conversation.errors';
+import { StoreErrorCode } from '../../../common/errors/store-error';
 import {
   ConversationChange,
   ConversationRepository,

@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { StoreError } from '../../conversation.errors';
+import { StoreError } from '../../../common/errors/store-error';
 import { BufferedChange, IN_REPLAY, MessageRecord } from './memory-records';
 
 /**

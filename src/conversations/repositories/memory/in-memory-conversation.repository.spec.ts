@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { randomUUID } from 'node:crypto';
 import { conversationRepositoryContract } from '../../../../test/contracts/conversation-repository.contract';
-import { StoreError } from '../../conversation.errors';
+import { StoreError } from '../../../common/errors/store-error';
 import { IdempotentWrite, StoredMessage } from '../../conversation.repository';
 import { InMemoryConversationRepository } from './in-memory-conversation.repository';
 

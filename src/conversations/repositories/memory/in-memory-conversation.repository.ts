@@ -1,4 +1,4 @@
-import { StoreError } from '../../conversation.errors';
+import { StoreError } from '../../../common/errors/store-error';
 import { ActivityIndex } from './activity-index';
 import { historyPieces } from '../history-pieces';
 import { Watchers } from '../watchers';

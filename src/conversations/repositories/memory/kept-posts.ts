@@ -1,4 +1,4 @@
-import { StoreError } from '../../conversation.errors';
+import { StoreError } from '../../../common/errors/store-error';
 import { IdempotentWrite } from '../../conversation.repository';
 import { KEPT_POST_BYTES, letGo } from './byte-budget';
 import { ConversationRecord, flat, IN_KEPT_POST, KeptPost, MessageRecord } from './memory-records';

@@ -1,4 +1,4 @@
-import { StoreError } from '../../conversation.errors';
+import { StoreError } from '../../../common/errors/store-error';
 import { RedisStoreConnection, ScriptedRedis } from './redis-connection';
 
 /** A write's answer, and the replication_timeout to throw when its WAIT fell short. */

@@ -1,6 +1,6 @@
 import { Cluster, Redis } from 'ioredis';
 import { withTimeout } from '../../../common/time/with-timeout';
-import { StoreError } from '../../conversation.errors';
+import { StoreError } from '../../../common/errors/store-error';
 import { batchedCommands } from './redis-batch';
 import { RedisKeys } from './redis-keys';
 import { defineRedisScripts, RedisScripts } from './redis-scripts';

@@ -1,7 +1,7 @@
 import { OnApplicationShutdown } from '@nestjs/common';
 import { randomInt } from 'node:crypto';
 import { Cluster } from 'ioredis';
-import { StoreError } from '../../conversation.errors';
+import { StoreError } from '../../../common/errors/store-error';
 import {
   asCreated,
   customerTokenFromRedis,

@@ -1,4 +1,4 @@
-import { StoreError, StoreErrorCode } from '../../conversation.errors';
+import { StoreError, StoreErrorCode } from '../../../common/errors/store-error';
 
 /**
  * What the Lua scripts answer besides their data: one number per meaning, the same in every

@@ -1,8 +1,8 @@
 /**
  * Failures the store reports. They carry only a code so that they cross process
  * boundaries (cluster IPC, Redis scripts) unchanged. What each answers over HTTP (status,
- * text, headers) is its entry in src/common/errors/problem.catalogue.ts, which the exception filter
- * applies: callers just let them through.
+ * text, headers) is its entry in problem.catalogue.ts, which the exception filter applies:
+ * callers just let them through.
  */
 export type StoreErrorCode =
   | 'conversation_not_found'
