@@ -95,7 +95,7 @@ export const loadIpcRepository = async () => ({
 });
 
 export const loadStoreHub = async () =>
-  (await load<StoreHubModule>('conversations/repositories/ipc/store-hub.js')).StoreHub;
+  (await load<StoreHubModule>('cluster/store-hub.js')).StoreHub;
 
 export const loadSupervisor = () => load<SupervisorModule>('cluster/worker-supervisor.js');
 

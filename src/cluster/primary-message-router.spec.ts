@@ -1,5 +1,5 @@
 import type { Worker } from 'node:cluster';
-import type { StoreHub } from '../conversations/repositories/ipc/store-hub';
+import type { StoreHub } from './store-hub';
 import type { ClusterMetricsHub, MetricsPeer } from '../observability/cluster-metrics';
 import { PrimaryMessageRouter } from './primary-message-router';
 

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { Worker } from 'node:cluster';
-import { StoreHub } from '../conversations/repositories/ipc/store-hub';
+import { StoreHub } from './store-hub';
 import { ClusterMetricsHub } from '../observability/cluster-metrics';
 import { sendToWorker } from './worker-supervisor';
 

@@ -5,7 +5,7 @@ import { ProcessRoleModule } from './process-role';
 import { AppConfigModule } from '../config/config.module';
 import { ConversationRepository } from '../conversations/conversation.repository';
 import { ConversationStoreModule } from '../conversations/conversation-store.module';
-import { StoreHub } from '../conversations/repositories/ipc/store-hub';
+import { StoreHub } from './store-hub';
 import { EvictionModule } from '../eviction/eviction.module';
 import { ClusterMetricsHub, MetricsPeer } from '../observability/cluster-metrics';
 import { COLLECT_TIMEOUT_MS, MetricsService } from '../observability/metrics.service';

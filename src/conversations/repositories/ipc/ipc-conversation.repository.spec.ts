@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { StoreHub } from './store-hub';
+import { StoreHub } from '../../../cluster/store-hub';
 import {
   conversationRepositoryContract,
   withPeer,

@@ -1,8 +1,10 @@
 import { Logger } from '@nestjs/common';
-import { StoreError } from '../../../common/errors/store-error';
-import { ConversationRepository } from '../../conversation.repository';
-import { ConversationHistory } from '../../conversation.repository';
-import { RateLimitStore } from '../../../access/rate-limits/rate-limit.store';
+import { StoreError } from '../common/errors/store-error';
+import {
+  ConversationHistory,
+  ConversationRepository,
+} from '../conversations/conversation.repository';
+import { RateLimitStore } from '../access/rate-limits/rate-limit.store';
 import {
   ChangeNotice,
   isRequestBatch,
@@ -18,7 +20,7 @@ import {
   StoreReplyPart,
   TypingNotice,
   WatchRequest,
-} from './store-ipc.protocol';
+} from '../conversations/repositories/ipc/store-ipc.protocol';
 
 const HISTORY_OPERATIONS = new Set<string>(['getConversation', 'getConversationIfChanged']);
 
