@@ -24,9 +24,9 @@ export function hashToken(token: string): string {
 const SECRET_BYTES = 32;
 /**
  * Random bytes for secrets, drawn from the system's generator (as randomBytes draws them) in
- * batches, as Node itself does for randomUUID: a call costs about 6 µs whatever its size
- * here, and one call per create was the largest single cost of opening a conversation. Each
- * secret's bytes are wiped from the pool as they are taken.
+ * batches, as Node itself does for randomUUID: a call costs about the same whatever its size,
+ * and one call per create was the largest single cost of opening a conversation (see
+ * docs/performance.md). Each secret's bytes are wiped from the pool as they are taken.
  */
 const pool = Buffer.alloc(SECRET_BYTES * 128);
 let taken = pool.length;
