@@ -43,7 +43,8 @@ const OPENED_STORE = Symbol('OPENED_STORE');
  *
  * Global, so that access/ reads token hashes (CustomerTokenHashes) and the rate-limit counters
  * share the store's connection (RateLimitRedis, RateLimitChannel) through ports of their own,
- * without importing conversations/.
+ * without importing conversations/. The connection they share is the one opened here: a test
+ * that replaces ConversationRepository still counts its rate limits in the configured store.
  */
 @Global()
 @Module({

@@ -31,7 +31,7 @@ export class SnapshotService implements OnModuleInit, OnApplicationShutdown {
     }
     let count = 0;
     for await (const line of linesOf(path)) {
-      if (line) {
+      if (line.trim()) {
         store.restore(line);
         count++;
       }

@@ -1,9 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { ThrottlerStorage } from '@nestjs/throttler';
+import { ThrottlerStorageRecord } from '../../http/fast-path/throttler-guard';
 import { HitCount, RateLimitStore } from './rate-limit.store';
-
-/** What ThrottlerStorage.increment gives (the library does not export its type). */
-export type ThrottlerStorageRecord = Awaited<ReturnType<ThrottlerStorage['increment']>>;
 
 const seconds = (ms: number) => Math.max(0, Math.ceil(ms / 1000));
 

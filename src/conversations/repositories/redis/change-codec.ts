@@ -1,6 +1,6 @@
 import { ChangeType, ConversationChange, TypingSignal } from '../../conversation.repository';
 
-/**
+/*
  * What a conversation's channel and its event stream carry. tellChange.lua publishes a change
  * as "<seq> <type> <JSON>" and appends it to the stream as entry <seq>-0 with `t` (the
  * change's letter) and `d` (its JSON); typing signals, which have no seq, are published as
