@@ -54,7 +54,7 @@ describe('the conversation record codec', () => {
     const line = JSON.parse(
       JSON.stringify(snapshotLineOf(RECORD, messages, [['k', 'f', 9, '{}' as MessageJson]])),
     ) as SnapshotLine;
-    expect(conversationFromSnapshot(line, RECORD.life)).toEqual(RECORD);
+    expect(conversationFromSnapshot(line)).toEqual(RECORD);
     for (const forms of Object.values(CONVERSATION_FIELDS)) {
       if (forms.snapshot !== null) {
         expect(line).toHaveProperty(forms.snapshot);
@@ -62,7 +62,7 @@ describe('the conversation record codec', () => {
     }
   });
 
-  it('reads a snapshot line from before tokens, marks, read receipts and keys with defaults', () => {
+  it('reads a snapshot line from before tokens, marks, read receipts, keys and lives with defaults', () => {
     const line: SnapshotLine = {
       id: 'c1',
       createdAt: 1_000,
@@ -70,15 +70,18 @@ describe('the conversation record codec', () => {
       lastSeq: 7,
       messages: [],
     };
-    expect(conversationFromSnapshot(line, 1)).toEqual({
+    const { life, ...restored } = conversationFromSnapshot(line);
+    expect(restored).toEqual({
       ...RECORD,
       readCustomer: 0,
       readAgent: 0,
       tokenHash: '',
       tokenAnonymous: true,
       createKey: '',
-      life: 1,
+      life: undefined,
     });
+    // No life kept: one is drawn, as a create draws one.
+    expect(Number.isSafeInteger(life) && life >= 0 && life < 2 ** 47).toBe(true);
   });
 
   it('answers from the Redis hash what it answers from the record', () => {

@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto';
 import { MessageJson } from './message.codec';
 
 /** What a store keeps of a customer token, with its conversation. */
@@ -28,9 +29,9 @@ export interface LastRead {
  */
 export interface HistoryVersion {
   /**
-   * Differs between a conversation and any earlier one with its id: the in-memory store
-   * counts creates, the Redis store draws 47 random bits per create (two lives of one id
-   * share it with odds of 1 in 10^14).
+   * Differs between a conversation and any earlier one with its id: every store draws 47
+   * random bits per create (drawLife; two lives of one id share it with odds of 1 in 10^14),
+   * and a snapshot keeps it.
    */
   life: number;
   version: number;
@@ -105,16 +106,26 @@ export const CONVERSATION_FIELDS = {
   /** Snapshot: absent when empty. */
   createKey: { redis: 'k', snapshot: 'createKey' },
   /**
-   * Redis: absent (made before lives were kept) reads as 0. Snapshot: not kept; a restore
-   * counts a new life, as a create does.
+   * Redis: absent (made before lives were kept) reads as 0. Snapshot: absent in files written
+   * before lives were kept there; a restore then draws one.
    */
-  life: { redis: 'l', snapshot: null },
+  life: { redis: 'l', snapshot: 'life' },
 } as const satisfies Record<
   keyof StoredConversation | 'messageCount',
   { redis: string | null; snapshot: string | null }
 >;
 
 const F = CONVERSATION_FIELDS;
+
+/**
+ * A new conversation's life (see HistoryVersion): 47 random bits, in every store, so that two
+ * lives of one id share it with odds of 1 in 10^14, across restarts too.
+ */
+export const drawLife = (): number => randomInt(2 ** 47);
+
+/** Whether a stored life is one drawLife could have made. */
+const isLife = (value: unknown): value is number =>
+  Number.isSafeInteger(value) && (value as number) >= 0 && (value as number) < 2 ** 47;
 
 /** What a create gives of its conversation (NewConversation's own fields). */
 export interface ConversationDraft {
@@ -186,6 +197,8 @@ export interface SnapshotLine {
   lastSeq: number;
   /** [customer, agent] read horizons. */
   lastRead?: [number, number];
+  /** HistoryVersion.life; absent in files from before it was kept. */
+  life?: number;
   /** [timestamp, seq, text], ascending seq. */
   messages: [number, number, MessageJson][];
 }
@@ -203,13 +216,14 @@ export function snapshotLineOf(
     lastActivityAt: record.lastActivityAt,
     lastSeq: record.lastSeq,
     lastRead: [record.readCustomer, record.readAgent],
+    life: record.life,
     messages,
     ...(record.createKey ? { createKey: record.createKey } : {}),
     ...(postKeys ? { postKeys } : {}),
   };
 }
 
-export function conversationFromSnapshot(line: SnapshotLine, life: number): StoredConversation {
+export function conversationFromSnapshot(line: SnapshotLine): StoredConversation {
   return {
     id: line.id,
     createdAt: line.createdAt,
@@ -220,7 +234,7 @@ export function conversationFromSnapshot(line: SnapshotLine, life: number): Stor
     tokenHash: line.tokenHash ?? '',
     tokenAnonymous: line.tokenMintedBy !== 'api-key',
     createKey: line.createKey ?? '',
-    life,
+    life: isLife(line.life) ? line.life : drawLife(),
   };
 }
 

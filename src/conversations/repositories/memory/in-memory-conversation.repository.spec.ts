@@ -45,6 +45,51 @@ describe('InMemoryConversationRepository snapshot of customer tokens', () => {
   });
 });
 
+describe("InMemoryConversationRepository: a conversation's life", () => {
+  const create = (repository: InMemoryConversationRepository, id: string) =>
+    repository.createConversation({ id, now: 1_000, maxConversations: 10 });
+  const lifeOf = async (repository: InMemoryConversationRepository, id: string) =>
+    (await repository.getConversation(id))?.life;
+
+  it('is drawn at random, so two stores never give one id the same life', async () => {
+    const id = randomUUID();
+    const first = new InMemoryConversationRepository();
+    const second = new InMemoryConversationRepository();
+    await create(first, id);
+    await create(second, id);
+
+    const lives = [await lifeOf(first, id), await lifeOf(second, id)];
+    for (const life of lives) {
+      expect(Number.isSafeInteger(life)).toBe(true);
+      expect(life).toBeGreaterThanOrEqual(0);
+      expect(life).toBeLessThan(2 ** 47);
+    }
+    expect(lives[0]).not.toBe(lives[1]);
+  });
+
+  it('is kept across a snapshot, and drawn anew for a line from before it was kept', async () => {
+    const id = randomUUID();
+    const repository = new InMemoryConversationRepository();
+    await create(repository, id);
+    const life = await lifeOf(repository, id);
+    const [line] = [...repository.snapshotLines()];
+
+    const restored = new InMemoryConversationRepository();
+    restored.restore(line);
+    expect(await lifeOf(restored, id)).toBe(life);
+    const known = { version: 0, life: life ?? -1 };
+    expect((await restored.getConversationIfChanged(id, known))?.messagesJson).toBeNull();
+
+    const saved = JSON.parse(line) as Record<string, unknown>;
+    delete saved.life;
+    const old = new InMemoryConversationRepository();
+    old.restore(JSON.stringify(saved));
+    const drawn = await lifeOf(old, id);
+    expect(Number.isSafeInteger(drawn)).toBe(true);
+    expect(drawn).not.toBe(life);
+  });
+});
+
 describe('InMemoryConversationRepository eviction at scale', () => {
   it('yields to the event loop during a large sweep and evicts every expired conversation', async () => {
     const repository = new InMemoryConversationRepository();

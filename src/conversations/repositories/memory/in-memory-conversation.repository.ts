@@ -5,6 +5,7 @@ import { Watchers } from '../watchers';
 import {
   asCreated,
   customerTokenOf,
+  drawLife,
   historyOf,
   newConversation,
 } from '../../records/conversation.codec';
@@ -93,8 +94,6 @@ export class InMemoryConversationRepository extends ConversationRepository {
 
   private readonly watchers = new Watchers();
   private readonly budget: ByteBudget;
-  /** Conversations made so far, created or restored: the last one's life. */
-  private lives = 0;
 
   /**
    * @param generationMs width of an activity generation; about TTL / 30 suits eviction.
@@ -129,7 +128,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
 
   /** Puts back one conversation from snapshotLines(). */
   restore(line: string): void {
-    this.conversations.add(restoredRecord(line, ++this.lives));
+    this.conversations.add(restoredRecord(line));
   }
 
   async createConversation(input: NewConversation): Promise<CreatedConversation> {
@@ -152,7 +151,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
     }
     this.refuseOverBudget(CONVERSATION_OVERHEAD_BYTES);
     const record = memoryRecord(
-      newConversation(input, ++this.lives),
+      newConversation(input, drawLife()),
       CONVERSATION_OVERHEAD_BYTES,
       [],
       [],

@@ -40,8 +40,8 @@ export interface KeptPost {
 }
 
 /**
- * A conversation in memory: its record (StoredConversation; `life` counts the store's creates
- * and restores, never the same for two), and what the store keeps beside it.
+ * A conversation in memory: its record (StoredConversation), and what the store keeps
+ * beside it.
  */
 export interface ConversationRecord extends StoredConversation {
   /** Keyed posts by key, oldest first (every key lives equally long); made on the first. */

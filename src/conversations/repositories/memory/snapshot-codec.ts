@@ -34,8 +34,8 @@ export function snapshotLine(record: ConversationRecord): string {
   );
 }
 
-/** The conversation a snapshotLine (of this build or an older one) holds, at a new life. */
-export function restoredRecord(line: string, life: number): ConversationRecord {
+/** The conversation a snapshotLine (of this build or an older one) holds. */
+export function restoredRecord(line: string): ConversationRecord {
   const saved = JSON.parse(line) as SnapshotLine;
   const bySeq = saved.messages.map(([timestamp, seq, json]): MessageRecord => ({
     timestamp,
@@ -44,7 +44,7 @@ export function restoredRecord(line: string, life: number): ConversationRecord {
     holders: IN_HISTORY,
   }));
   const record = memoryRecord(
-    conversationFromSnapshot(saved, life),
+    conversationFromSnapshot(saved),
     // Counted, but never refused: a restart loses nothing, and writes wait for room.
     CONVERSATION_OVERHEAD_BYTES +
       bySeq.reduce((sum, message) => sum + messageBytes(message.json), 0),

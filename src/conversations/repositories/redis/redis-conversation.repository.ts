@@ -1,11 +1,11 @@
 import { OnApplicationShutdown } from '@nestjs/common';
-import { randomInt } from 'node:crypto';
 import { Cluster } from 'ioredis';
 import { StoreError } from '../../../common/errors/store-error';
 import {
   asCreated,
   customerTokenFromRedis,
   CONVERSATION_FIELDS,
+  drawLife,
   headerFromRedis,
   newConversation,
   REDIS_HEADER_FIELDS,
@@ -83,9 +83,6 @@ type CreateAnswer = Awaited<ReturnType<ScriptedRedis['chatCreate']>>;
 
 /** What the get script answers: the record's REDIS_HEADER_FIELDS, then the members if asked. */
 type RawHistory = Awaited<ReturnType<ScriptedRedis['chatGet']>>;
-
-/** A conversation's life in Redis: 47 random bits per create (see HistoryVersion). */
-const drawLife = () => randomInt(2 ** 47);
 
 /**
  * The store in Redis, shared by every process of every instance, on one Redis or a Redis
