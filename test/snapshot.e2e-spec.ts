@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
@@ -70,6 +70,7 @@ describe('SNAPSHOT_PATH (built server, WORKERS=2)', () => {
     const { code } = await first.stop('SIGTERM');
     expect(code).toBe(0);
     expect(readFileSync(file, 'utf8').trim().split('\n')).toHaveLength(5);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
 
     const second = await spawnServer({ WORKERS: '2', SNAPSHOT_PATH: file });
     try {

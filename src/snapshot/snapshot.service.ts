@@ -46,7 +46,8 @@ export class SnapshotService implements OnModuleInit, OnApplicationShutdown {
       return;
     }
     const temporary = `${path}.${process.pid}.tmp`;
-    const file = await open(temporary, 'w');
+    // Only the server's user may read it: it holds token hashes and every kept message.
+    const file = await open(temporary, 'w', 0o600);
     let count = 0;
     try {
       let chunk = '';
