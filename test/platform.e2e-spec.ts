@@ -1,6 +1,7 @@
 import { mkdtemp, readFile, readlink, rm } from 'node:fs/promises';
 import { realpathSync } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { openEventStream } from './utils/event-stream';
@@ -85,6 +86,25 @@ function postInFlight(baseUrl: string, id: string, content: string) {
 }
 
 /**
+ * A GET whose request line and headers are sent but for the blank line that ends them: the
+ * connection is busy (not idle, so a drain keeps it), and the request is handled only once
+ * `finish` sends the rest. `answer` is the whole raw answer, read until the server closes.
+ */
+function getHeld(baseUrl: string, route: string) {
+  const { hostname, port } = new URL(baseUrl);
+  const socket = net.connect(Number(port), hostname);
+  socket.write(`GET ${route} HTTP/1.1\r\nHost: ${hostname}\r\n`);
+  const answer = new Promise<string>((resolve, reject) => {
+    let text = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => (text += chunk));
+    socket.on('close', () => resolve(text));
+    socket.on('error', reject);
+  });
+  return { finish: () => socket.write('Connection: close\r\n\r\n'), answer };
+}
+
+/**
  * The order a stop keeps: event streams end first (they never fall idle), requests already
  * accepted finish with their store, and only then is the snapshot written and the store's
  * connections closed (NestJS 12 runs lifecycle hooks by module depth: none of these may depend
@@ -130,6 +150,31 @@ describe('shutdown order', () => {
     } finally {
       await server.stop();
       await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('WORKERS=0: during the drain, live answers 200 and ready 503 shutting_down', async () => {
+    const server = await spawnServer({ WORKERS: '0' });
+    try {
+      const live = getHeld(server.baseUrl, '/health/live');
+      const ready = getHeld(server.baseUrl, '/health/ready');
+      await new Promise((resolve) => setTimeout(resolve, 300));
+
+      server.child.kill('SIGTERM');
+      await server.waitFor(/SIGTERM received: draining/);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      live.finish();
+      ready.finish();
+
+      const liveAnswer = await live.answer;
+      expect(liveAnswer).toMatch(/^HTTP\/1\.1 200 /);
+      expect(liveAnswer).toContain('{"status":"ok","info":{},"error":{},"details":{}}');
+      const readyAnswer = await ready.answer;
+      expect(readyAnswer).toMatch(/^HTTP\/1\.1 503 /);
+      expect(readyAnswer).toContain('"status":"shutting_down"');
+      expect((await server.exited).code).toBe(0);
+    } finally {
+      await server.stop();
     }
   });
 });
