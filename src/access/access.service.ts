@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { normalizeIp } from '@nestjs/throttler';
 import type { Request } from 'express';
 import { timingSafeEqual } from 'node:crypto';
 import { ValidationFailedException } from '../common/errors/problem.catalogue';
@@ -21,6 +22,15 @@ export type Principal =
   | { kind: 'anonymous' }
   /** A credential that is not a key and not a valid token. */
   | { kind: 'invalid' };
+
+/**
+ * A request's client address as rate limits and event-stream places count it: req.ip (the
+ * connection's, or the proxy's X-Forwarded-For under TRUST_PROXY), an IPv6 client by its
+ * /64 subnet, the throttler's default prefix (the rate-limit module sets no other).
+ */
+export function clientAddress(req: Request): string {
+  return normalizeIp(req.ip ?? '');
+}
 
 /**
  * Whose budget a request counts against (rate limits, event-stream places): its API key, its

@@ -318,3 +318,29 @@ describe('EventStreamsService with a client that reads slowly or not at all', ()
     expect(settings({ SSE_MAX_BACKLOG_BYTES: '65536', MAX_MESSAGE_LENGTH: '100' })).toBe(65536);
   });
 });
+
+describe('EventStreamsService places per client address', () => {
+  it('counts IPv6 clients by subnet: two addresses of one /64 share MAX_EVENT_STREAMS_PER_CLIENT', async () => {
+    const repository = new InMemoryConversationRepository();
+    const { service } = newService(repository, { MAX_EVENT_STREAMS_PER_CLIENT: '1' });
+    const { id } = await conversationIn(repository, 'hello');
+    const from = (ip: string) => {
+      const res = fakeResponse();
+      res.req.ip = ip;
+      return res;
+    };
+    const first = from('2001:db8:0:1::1');
+    await service.stream(id, undefined, first as unknown as Response);
+
+    await expect(
+      service.stream(id, undefined, from('2001:db8:0:1::2') as unknown as Response),
+    ).rejects.toMatchObject({ code: 'too_many_streams' });
+    const otherSubnet = from('2001:db8:0:2::1');
+    await expect(service.stream(id, undefined, otherSubnet as unknown as Response)).resolves.toBe(
+      undefined,
+    );
+
+    first.end();
+    otherSubnet.end();
+  });
+});

@@ -1,5 +1,4 @@
 import { BeforeApplicationShutdown, Injectable } from '@nestjs/common';
-import { normalizeIp } from '@nestjs/throttler';
 import type { Response } from 'express';
 import { parseDecimal } from '../common/validation/decimal-integer';
 import {
@@ -7,6 +6,7 @@ import {
   ANONYMOUS_TOKENS_PER_ADDRESS,
   anonymousTokensOf,
   callerOf,
+  clientAddress,
   Principal,
 } from '../access/access.service';
 import { problem, ValidationFailedException } from '../common/errors/problem.catalogue';
@@ -134,10 +134,7 @@ export class EventStreamsService implements BeforeApplicationShutdown {
     lastEventId: number | undefined,
     res: Response,
   ): Promise<void> {
-    // Counted by address as the rate limit counts it: an IPv6 client by its subnet (the
-    // throttler's default prefix, which the rate-limit guard uses too).
-    const ip = res.req.ip === undefined ? undefined : normalizeIp(res.req.ip);
-    const release = this.takePlace(await this.access.principal(res.req), ip);
+    const release = this.takePlace(await this.access.principal(res.req), clientAddress(res.req));
     const stream = new LiveStream(this.repository, conversationId, res, this.settings, () =>
       this.metrics.countStreamEndedForBacklog(),
     );

@@ -7,7 +7,6 @@ import {
   ThrottlerModuleOptions,
   ThrottlerRequest,
   ThrottlerStorage,
-  normalizeIp,
 } from '@nestjs/throttler';
 import type { Request, Response } from 'express';
 import type { Socket } from 'node:net';
@@ -23,6 +22,7 @@ import {
   ANONYMOUS_TOKENS_PER_ADDRESS,
   anonymousTokensOf,
   callerOf,
+  clientAddress,
   Principal,
 } from '../access.service';
 import { SharedThrottlerStorage } from './shared-throttler.storage';
@@ -187,11 +187,11 @@ export class RateLimitGuard extends FastPathThrottlerGuard {
    */
   private ipOf(req: Request): string {
     if (this.trustProxy !== false) {
-      return normalizeIp(req.ip ?? '', this.ipv6SubnetPrefix);
+      return clientAddress(req);
     }
     let ip = this.connectionIps.get(req.socket);
     if (ip === undefined) {
-      ip = normalizeIp(req.ip ?? '', this.ipv6SubnetPrefix);
+      ip = clientAddress(req);
       this.connectionIps.set(req.socket, ip);
     }
     return ip;
