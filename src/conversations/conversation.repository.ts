@@ -4,9 +4,11 @@ import type {
   ConversationHeader,
   ConversationSummary,
   HistoryVersion,
+  InboxRow,
   LastRead,
   StoredCustomerToken,
 } from './records/conversation.codec';
+import type { ConversationStatus, StatePatch, StateRefusal } from './records/conversation-state';
 import type { AppendedMessage, MessageDraft, Sender } from './records/message.codec';
 
 // The records every store keeps, and their stored forms, are in records/.
@@ -16,6 +18,7 @@ export type {
   ConversationHeader,
   ConversationSummary,
   HistoryVersion,
+  InboxRow,
   LastRead,
   StoredCustomerToken,
 } from './records/conversation.codec';
@@ -87,13 +90,18 @@ export interface CreatedConversation extends ConversationSummary {
 }
 
 export type ChangeType =
-  'message.created' | 'message.deleted' | 'conversation.read' | 'conversation.evicted';
+  | 'message.created'
+  | 'message.deleted'
+  | 'conversation.read'
+  | 'conversation.updated'
+  | 'conversation.evicted';
 
 /**
  * One change to a conversation, as its event stream tells it. `seq` is the seq the change
  * took (for an eviction: the conversation's last seq); `data` is the event's JSON text: the
  * message for message.created, `{"messageId","seq"}` for message.deleted, `{"sender","seq"}`
- * (the new horizon) for conversation.read, `{}` for conversation.evicted.
+ * (the new horizon) for conversation.read, the state as an API key sees it for
+ * conversation.updated (stateChangeJson), `{}` for conversation.evicted.
  */
 export interface ConversationChange {
   conversationId: string;
@@ -180,6 +188,83 @@ export interface MessagePage {
   /** More messages exist in the direction of travel: newer for `after`, older otherwise. */
   hasMore: boolean;
 }
+
+/**
+ * A change of a conversation's state (PATCH, or a claim). Applied only if `ifMatch`, when
+ * given, names the conversation's life and no state change took a seq above its version.
+ */
+export interface StateUpdate {
+  patch: StatePatch;
+  /** Assign `patch.assignee` only if the conversation is unassigned (see patchedState). */
+  claim?: boolean;
+  ifMatch?: HistoryVersion;
+  now: number;
+}
+
+/**
+ * A state change's answer: the conversation after it (its header, with the seq the change
+ * took, if it changed anything), or why it was refused, which changed nothing.
+ */
+export type StateUpdated =
+  { conversation: ConversationHeader; seq?: number } | { refused: StateRefusal };
+
+/** Which conversations a page of the inbox list holds (see ConversationRepository.list). */
+export interface InboxQuery {
+  /** Any of these (as statusAt reads them at `now`); null: every status. */
+  statuses: ConversationStatus[] | null;
+  /** An assignee; '' unassigned (`none`); null assigned to anyone (`any`); absent: all. */
+  assignee?: string | null;
+  team?: string;
+  /** customer.externalId. */
+  customer?: string;
+  /** Only those where this side has unread messages. */
+  unread?: 'agent' | 'customer';
+  /** Only those with lastActivityAt at or after this. */
+  activeSince?: number;
+  /** Newest activity first, or the queue: oldest waitingSince first, only those waiting. */
+  sort: '-lastActivityAt' | 'waitingSince';
+  limit: number;
+  /** Where the last page ended (its nextCursor's position); absent: from the start. */
+  after?: InboxPosition;
+  /** The traversal's start: a waitingSince traversal stops before it. */
+  t0: number;
+  now: number;
+}
+
+/** A place in a traversal: the sort key and id of the last row examined. */
+export interface InboxPosition {
+  key: number;
+  id: string;
+}
+
+export interface InboxPage {
+  rows: InboxRow[];
+  /** Where the next page starts; null: the traversal is over. */
+  next: InboxPosition | null;
+}
+
+export interface InboxCounts {
+  open: number;
+  pending: number;
+  snoozed: number;
+  resolved: number;
+  assigned: number;
+  unassigned: number;
+}
+
+/** One event of the inbox feed (see ConversationRepository.watchInbox). */
+export type InboxEvent =
+  | { type: 'conversation.created' | 'conversation.updated'; row: InboxRow }
+  | { type: 'conversation.evicted'; conversationId: string };
+
+export interface InboxListener {
+  event(event: InboxEvent): void;
+  /** Events may have been missed: the client lists again (`reset`). */
+  gap(): void;
+}
+
+/** A page examines at most this many rows per row asked for (InboxQuery.limit). */
+export const INBOX_EXAMINED_PER_ROW = 10;
 
 /** What a store holds now. */
 export interface StoreStats {
@@ -292,4 +377,35 @@ export abstract class ConversationRepository implements CustomerTokenHashes {
    * store answers: the readiness probe calls it.
    */
   abstract stats(): Promise<StoreStats>;
+
+  /**
+   * Applies a state change atomically (patchedState decides it): a change that changes
+   * something takes the next seq, is activity, and is told as conversation.updated; one that
+   * changes nothing answers with no seq. A snooze keeps the conversation from eviction until
+   * CONVERSATION_TTL_MS after it wakes. Rejects with conversation_not_found or store_full.
+   */
+  abstract updateState(conversationId: string, update: StateUpdate): Promise<StateUpdated>;
+
+  /**
+   * Writes the wake of every snooze due at `now` as a state change (status open); how many.
+   * Called about every second by the store's owner.
+   */
+  abstract wakeSnoozed(now: number): Promise<number>;
+
+  /**
+   * A page of the inbox: the conversations that match, in the query's order, after its
+   * position; it examines at most INBOX_EXAMINED_PER_ROW × limit rows, so it may end short
+   * with a next position.
+   */
+  abstract list(query: InboxQuery): Promise<InboxPage>;
+
+  /** How many conversations there are of each status, and assigned or not (of one assignee). */
+  abstract counts(assignee?: string): Promise<InboxCounts>;
+
+  /**
+   * Tells `listener` of every conversation created, changed (a post, delete, read or state
+   * change) or evicted, whichever process or instance made it, from when `ready` resolves.
+   * No replay: a possible loss is told as a gap.
+   */
+  abstract watchInbox(listener: InboxListener): Watch;
 }

@@ -1,5 +1,14 @@
 import { randomInt } from 'node:crypto';
-import { MessageJson } from './message.codec';
+import { MessageJson, Sender } from './message.codec';
+import {
+  ConversationStatus,
+  CustomerDetails,
+  initialState,
+  Metadata,
+  STATUSES,
+  StoredCounters,
+  StoredState,
+} from './conversation-state';
 
 /** What a store keeps of a customer token, with its conversation. */
 export interface StoredCustomerToken {
@@ -48,6 +57,29 @@ export interface ConversationSummary {
 /** A history without its messages: what a read answers of the conversation's record. */
 export interface ConversationHeader extends ConversationSummary, HistoryVersion {
   lastRead: LastRead;
+  /** Its inbox state as stored (a due snooze still reads `snoozed` here: see statusAt). */
+  state: StoredState;
+  counters: StoredCounters;
+}
+
+/** The last standing message of a conversation, as an inbox row shows it. */
+export interface LastMessage {
+  sender: Sender;
+  seq: number;
+  /** Its first LAST_MESSAGE_CHARS code points. */
+  content: string;
+}
+
+/** How much of the last message's content an inbox row carries, in code points. */
+export const LAST_MESSAGE_CHARS = 200;
+
+/** A conversation as the inbox list and feed show it (see ConversationRepository.list). */
+export interface InboxRow extends ConversationSummary {
+  /** Its last seq. */
+  seq: number;
+  state: StoredState;
+  counters: StoredCounters;
+  lastMessage: LastMessage | null;
 }
 
 /**
@@ -55,7 +87,7 @@ export interface ConversationHeader extends ConversationSummary, HistoryVersion 
  * their orders, its replay buffer or its kept Idempotency-Keys (each store keeps those its
  * own way). Its forms in each store are in CONVERSATION_FIELDS.
  */
-export interface StoredConversation {
+export interface StoredConversation extends StoredState, StoredCounters {
   readonly id: string;
   readonly createdAt: number;
   lastActivityAt: number;
@@ -110,6 +142,20 @@ export const CONVERSATION_FIELDS = {
    * before lives were kept there; a restore then draws one.
    */
   life: { redis: 'l', snapshot: 'life' },
+  /** Absent (in records from before the inbox): open, and the rest none or 0. */
+  status: { redis: 'st', snapshot: 'status' },
+  snoozedUntil: { redis: 'su', snapshot: 'snoozedUntil' },
+  assignee: { redis: 'as', snapshot: 'assignee' },
+  team: { redis: 'te', snapshot: 'team' },
+  /** Redis: its compact JSON. */
+  customer: { redis: 'cu', snapshot: 'customer' },
+  /** Redis: its compact JSON. */
+  metadata: { redis: 'md', snapshot: 'metadata' },
+  stateSeq: { redis: 'ss', snapshot: 'stateSeq' },
+  /** Snapshot: none, counted again from the messages on restore (countersFrom). */
+  unreadCustomer: { redis: 'uc', snapshot: null },
+  unreadAgent: { redis: 'ua', snapshot: null },
+  waitingSince: { redis: 'ws', snapshot: null },
 } as const satisfies Record<
   keyof StoredConversation | 'messageCount',
   { redis: string | null; snapshot: string | null }
@@ -127,12 +173,22 @@ export const drawLife = (): number => randomInt(2 ** 47);
 const isLife = (value: unknown): value is number =>
   Number.isSafeInteger(value) && (value as number) >= 0 && (value as number) < 2 ** 47;
 
+/** What a create may set of the state (its optional body). */
+export interface InitialState {
+  status?: 'open' | 'pending';
+  assignee?: string;
+  team?: string;
+  customer?: CustomerDetails;
+  metadata?: Metadata;
+}
+
 /** What a create gives of its conversation (NewConversation's own fields). */
 export interface ConversationDraft {
   id: string;
   now: number;
   customerToken?: StoredCustomerToken;
   idempotency?: { fingerprint: string };
+  initial?: InitialState;
 }
 
 /** The record a create makes. */
@@ -148,6 +204,36 @@ export function newConversation(draft: ConversationDraft, life: number): StoredC
     tokenAnonymous: draft.customerToken?.anonymous ?? true,
     createKey: draft.idempotency?.fingerprint ?? '',
     life,
+    ...initialState(),
+    status: draft.initial?.status ?? 'open',
+    assignee: draft.initial?.assignee ?? '',
+    team: draft.initial?.team ?? '',
+    customer: draft.initial?.customer ?? {},
+    metadata: draft.initial?.metadata ?? {},
+    unreadCustomer: 0,
+    unreadAgent: 0,
+    waitingSince: 0,
+  };
+}
+
+/** The record's state fields, as answers carry them (a copy). */
+export function stateOf(record: StoredState): StoredState {
+  return {
+    status: record.status,
+    snoozedUntil: record.snoozedUntil,
+    assignee: record.assignee,
+    team: record.team,
+    customer: record.customer,
+    metadata: record.metadata,
+    stateSeq: record.stateSeq,
+  };
+}
+
+export function countersOf(record: StoredCounters): StoredCounters {
+  return {
+    unreadCustomer: record.unreadCustomer,
+    unreadAgent: record.unreadAgent,
+    waitingSince: record.waitingSince,
   };
 }
 
@@ -173,6 +259,8 @@ export function historyOf<Messages>(
     lastRead: { customer: record.readCustomer, agent: record.readAgent },
     life: record.life,
     version: record.lastSeq,
+    state: stateOf(record),
+    counters: countersOf(record),
     messagesJson,
   };
 }
@@ -199,6 +287,14 @@ export interface SnapshotLine {
   lastRead?: [number, number];
   /** HistoryVersion.life; absent in files from before it was kept. */
   life?: number;
+  /** The inbox state; absent in files from before the inbox (open, unassigned). */
+  status?: ConversationStatus;
+  snoozedUntil?: number;
+  assignee?: string;
+  team?: string;
+  customer?: CustomerDetails;
+  metadata?: Metadata;
+  stateSeq?: number;
   /** [timestamp, seq, text], ascending seq. */
   messages: [number, number, MessageJson][];
 }
@@ -217,6 +313,13 @@ export function snapshotLineOf(
     lastSeq: record.lastSeq,
     lastRead: [record.readCustomer, record.readAgent],
     life: record.life,
+    status: record.status,
+    snoozedUntil: record.snoozedUntil,
+    assignee: record.assignee,
+    team: record.team,
+    customer: record.customer,
+    metadata: record.metadata,
+    stateSeq: record.stateSeq,
     messages,
     ...(record.createKey ? { createKey: record.createKey } : {}),
     ...(postKeys ? { postKeys } : {}),
@@ -235,7 +338,50 @@ export function conversationFromSnapshot(line: SnapshotLine): StoredConversation
     tokenAnonymous: line.tokenMintedBy !== 'api-key',
     createKey: line.createKey ?? '',
     life: isLife(line.life) ? line.life : drawLife(),
+    status: STATUSES.includes(line.status as ConversationStatus)
+      ? (line.status as ConversationStatus)
+      : 'open',
+    snoozedUntil: line.status === 'snoozed' ? (line.snoozedUntil ?? 0) : 0,
+    assignee: line.assignee ?? '',
+    team: line.team ?? '',
+    customer: line.customer ?? {},
+    metadata: line.metadata ?? {},
+    stateSeq: line.stateSeq ?? 0,
+    // Counted from the messages by the store that restores it (countersFrom).
+    unreadCustomer: 0,
+    unreadAgent: 0,
+    waitingSince: 0,
   };
+}
+
+/**
+ * The counters of a conversation from its standing messages in seq order (sender, seq and
+ * createdAt each) and its read horizons: what every post, delete and read keeps up one step
+ * at a time, counted whole (a restore, a backfill, a delete's waitingSince).
+ */
+export function countersFrom(
+  bySeq: readonly { sender: Sender; seq: number; createdAt: number }[],
+  lastRead: LastRead,
+): StoredCounters {
+  let unreadCustomer = 0;
+  let unreadAgent = 0;
+  let waitingSince = 0;
+  for (const message of bySeq) {
+    if (message.sender === 'customer') {
+      if (message.seq > lastRead.agent) {
+        unreadAgent++;
+      }
+      if (waitingSince === 0) {
+        waitingSince = message.createdAt;
+      }
+    } else {
+      if (message.seq > lastRead.customer) {
+        unreadCustomer++;
+      }
+      waitingSince = 0;
+    }
+  }
+  return { unreadCustomer, unreadAgent, waitingSince };
 }
 
 /** The hash's `tm`: who minted the customer token (see StoredCustomerToken). */

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { Active, ActivityIndex } from './activity-index';
 
-const member = (id: string, lastActivityAt: number): Active => ({ id, lastActivityAt });
+const member = (id: string, idleFrom: number): Active => ({ id, idleFrom });
 
 describe('ActivityIndex', () => {
   it('finds members in any generation and counts them', () => {
@@ -9,9 +9,9 @@ describe('ActivityIndex', () => {
     index.add(member('a', 5));
     index.add(member('b', 150));
     index.add(member('c', 1_000));
-    expect(index.get('a')?.lastActivityAt).toBe(5);
-    expect(index.get('b')?.lastActivityAt).toBe(150);
-    expect(index.get('c')?.lastActivityAt).toBe(1_000);
+    expect(index.get('a')?.idleFrom).toBe(5);
+    expect(index.get('b')?.idleFrom).toBe(150);
+    expect(index.get('c')?.idleFrom).toBe(1_000);
     expect(index.get('d')).toBeUndefined();
     expect(index.size).toBe(3);
   });
@@ -36,10 +36,10 @@ describe('ActivityIndex', () => {
     index.touch(a, 950);
     expect(await index.evictBefore(500)).toBe(1);
     expect(index.get('a')).toBe(a);
-    expect(a.lastActivityAt).toBe(950);
+    expect(a.idleFrom).toBe(950);
     // A touch with an earlier time never moves activity back.
     index.touch(a, 100);
-    expect(a.lastActivityAt).toBe(950);
+    expect(a.idleFrom).toBe(950);
     expect(await index.evictBefore(900)).toBe(0);
     expect(index.size).toBe(1);
   });
@@ -83,7 +83,7 @@ describe('ActivityIndex', () => {
             const id = `k${key}`;
             const known = model.get(id);
             if (kind === 'add' && !known) {
-              index.add({ id, lastActivityAt: time, weight: key % 4 });
+              index.add({ id, idleFrom: time, weight: key % 4 });
               model.set(id, { time, weight: key % 4 });
             } else if (kind === 'touch' && known) {
               const found = index.get(id);
@@ -103,7 +103,7 @@ describe('ActivityIndex', () => {
             expect(index.weight(1)).toBe(2 * total);
           }
           for (const [id, { time }] of model) {
-            expect(index.get(id)?.lastActivityAt).toBe(time);
+            expect(index.get(id)?.idleFrom).toBe(time);
           }
         },
       ),

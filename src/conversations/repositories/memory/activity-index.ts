@@ -3,7 +3,8 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 /** What the index needs of a stored thing. */
 export interface Active {
   readonly id: string;
-  lastActivityAt: number;
+  /** When it last became idle: its last activity, or later (a snoozed conversation's wake). */
+  idleFrom: number;
 }
 
 interface Generation<T extends Active> {
@@ -77,7 +78,7 @@ export class ActivityIndex<T extends Active> {
   }
 
   add(member: T): void {
-    const generation = this.generationAt(member.lastActivityAt);
+    const generation = this.generationAt(member.idleFrom);
     const weights = this.weigh(member);
     generation.members.set(member.id, member);
     addWeights(generation.weights, weights);
@@ -95,9 +96,9 @@ export class ActivityIndex<T extends Active> {
     if (!from?.members.has(member.id)) {
       return; // evicted already
     }
-    member.lastActivityAt = Math.max(member.lastActivityAt, time);
+    member.idleFrom = Math.max(member.idleFrom, time);
     addWeights(this.totalWeights, weightChanges);
-    const to = this.generationAt(member.lastActivityAt);
+    const to = this.generationAt(member.idleFrom);
     if (to === from) {
       // Order within a generation does not matter: a sweep walks all of it.
       addWeights(to.weights, weightChanges);
@@ -115,11 +116,18 @@ export class ActivityIndex<T extends Active> {
     }
   }
 
-  /** Removes every member last active before `cutoff`; returns how many. */
-  async evictBefore(cutoff: number): Promise<number> {
+  /**
+   * Removes every member idle from before `cutoff`; returns how many. `onEvicted`, when
+   * given, is told of each (a look at every evicted member, which whole generations are
+   * otherwise spared).
+   */
+  async evictBefore(cutoff: number, onEvicted?: (member: T) => void): Promise<number> {
     let evicted = 0;
     while (this.generations.length > 0 && this.generations[0].start + this.span <= cutoff) {
       evicted += this.generations[0].members.size;
+      if (onEvicted) {
+        this.generations[0].members.forEach(onEvicted);
+      }
       addWeights(this.totalWeights, this.generations[0].weights, -1);
       this.generations.shift();
     }
@@ -133,13 +141,14 @@ export class ActivityIndex<T extends Active> {
     // One iterator across the yields: a Map iterator stays valid while the Map changes.
     let visited = 0;
     for (const member of partial.members.values()) {
-      if (member.lastActivityAt < cutoff) {
+      if (member.idleFrom < cutoff) {
         const weights = this.weigh(member);
         partial.members.delete(member.id);
         addWeights(partial.weights, weights, -1);
         addWeights(this.totalWeights, weights, -1);
         this.total--;
         evicted++;
+        onEvicted?.(member);
       }
       if (++visited % EVICTION_CHUNK === 0) {
         await yieldToEventLoop();
@@ -152,7 +161,7 @@ export class ActivityIndex<T extends Active> {
   }
 
   private generationOf(member: T): Generation<T> | undefined {
-    const start = this.startOf(member.lastActivityAt);
+    const start = this.startOf(member.idleFrom);
     for (let i = this.generations.length - 1; i >= 0; i--) {
       if (this.generations[i].start === start) {
         return this.generations[i];
