@@ -7,6 +7,7 @@ import {
 import { RateLimitStore } from '../access/rate-limits/rate-limit.store';
 import {
   ChangeNotice,
+  InboxNotice,
   isRequestBatch,
   isWatchRequest,
   PART_CHARS,
@@ -56,7 +57,9 @@ export class StoreHub {
    */
   handle(
     message: unknown,
-    reply: (message: StoreReplyBatch | StoreReplyPart | ChangeNotice | TypingNotice) => void,
+    reply: (
+      message: StoreReplyBatch | StoreReplyPart | ChangeNotice | TypingNotice | InboxNotice,
+    ) => void,
     from = 0,
   ): boolean {
     if (isWatchRequest(message)) {
@@ -90,13 +93,30 @@ export class StoreHub {
   forget(from: number): void {
     this.watches.get(from)?.forEach((stop) => stop());
     this.watches.delete(from);
+    this.inboxWatches.get(from)?.();
+    this.inboxWatches.delete(from);
   }
+
+  /** Which workers follow the inbox feed: worker → stop. */
+  private readonly inboxWatches = new Map<number, () => void>();
 
   private updateWatch(
     from: number,
     request: WatchRequest,
-    reply: (message: ChangeNotice | TypingNotice) => void,
+    reply: (message: ChangeNotice | TypingNotice | InboxNotice) => void,
   ): void {
+    if (request.inbox === true && !this.inboxWatches.has(from)) {
+      this.inboxWatches.set(
+        from,
+        this.repository.watchInbox({
+          event: (inboxEvent) => reply({ ch: STORE_CHANNEL, inboxEvent }),
+          gap: () => undefined,
+        }).stop,
+      );
+    } else if (request.inbox === false) {
+      this.inboxWatches.get(from)?.();
+      this.inboxWatches.delete(from);
+    }
     let watched = this.watches.get(from);
     if (!watched) {
       watched = new Map();

@@ -139,6 +139,14 @@ export const VARIABLES = {
     field: 'maxClockSkewMs',
   }),
 
+  /** How far ahead a snooze may reach (`snoozedUntil`; default 30 days). */
+  SNOOZE_MAX_MS: variable({
+    takes: integer({ min: 1_000 }),
+    default: '2592000000',
+    group: 'limits',
+    field: 'snoozeMaxMs',
+  }),
+
   /** The largest request body; past it 413 payload_too_large. */
   BODY_LIMIT: variable({
     takes: text(matching(SIZE_PATTERN, 'must be a size such as 64kb, 1mb or 65536')),

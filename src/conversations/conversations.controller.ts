@@ -12,6 +12,7 @@ import {
   Res,
 } from '@nestjs/common';
 import {
+  ApiBody,
   ApiCreatedResponse,
   ApiHeader,
   ApiNoContentResponse,
@@ -25,7 +26,6 @@ import {
 import type { Response } from 'express';
 import { Access } from '../access/access.decorator';
 import { AccessService } from '../access/access.service';
-import { EmptyBodyPipe } from '../common/validation/empty-body.pipe';
 import { ApiGuarded, ApiJsonBody, ApiProblem } from '../common/errors/api-problem.decorator';
 import { problem } from '../common/errors/problem.catalogue';
 import { UuidOrNotFoundPipe } from '../common/validation/uuid-or-not-found.pipe';
@@ -45,7 +45,9 @@ import {
   MessagePageDto,
   ReadStateDto,
 } from './dto/conversation.dto';
+import { parseInitialState } from './dto/state-patch';
 import {
+  etagOf,
   toCreatedConversationDto,
   toConversationHistoryJson,
   toDeleteMessageResponseDto,
@@ -54,6 +56,7 @@ import {
   toReadStateDto,
 } from './dto/conversation.mapper';
 import { CreateMessageDto } from './dto/create-message.dto';
+import { CreateConversationDto } from './dto/inbox.dto';
 import { ReadDto, TypingDto } from './dto/signal.dto';
 import { PageQueryDto } from './dto/page-query.dto';
 import { EventStreamsService, parseLastEventId } from './event-streams.service';
@@ -84,9 +87,12 @@ export class ConversationsController {
   @ApiOperation({
     summary: 'Open a conversation',
     description:
-      'Takes no body (or `{}`). With API_KEYS set, needs an API key unless PUBLIC_CONVERSATIONS=true. ' +
+      'Takes no body, or its initial state: `status` (open or pending), `assignee`, `team`, `customer`, ' +
+      '`metadata` (rules as in PATCH). With API_KEYS set, needs an API key unless PUBLIC_CONVERSATIONS=true, ' +
+      'and a create without a key may set only `customer.name` and `customer.email`. ' +
       'The answer carries the `customerToken` for this conversation.',
   })
+  @ApiBody({ type: CreateConversationDto, required: false })
   @ApiCreatedResponse({
     type: CreatedConversationDto,
     description: 'Location: /api/conversations/{id}',
@@ -100,15 +106,22 @@ export class ConversationsController {
   )
   @ApiProblem('store_full')
   async create(
-    @Body(EmptyBodyPipe) _body: unknown,
+    @Body() body: unknown,
     @IdempotencyKey() idempotency: IdempotentWrite | undefined,
     @Res({ passthrough: true }) res: Response,
   ): Promise<JsonText<CreatedConversationDto>> {
     // A token minted without an API key is anonymous (see access.service.ts).
     const anonymous = !this.access.enabled || !(await this.access.hasApiKey(res.req));
+    // Open mode lets anyone set everything; with API_KEYS, only a key sets more than the
+    // customer's name and email.
+    const initial = parseInitialState(
+      body,
+      this.access.enabled && !(await this.access.hasApiKey(res.req)),
+    );
     const { conversation, customerToken } = await this.conversations.createConversation(
       idempotency,
       anonymous,
+      initial,
     );
     // A UUID: nothing in it for res.location to encode.
     res.setHeader('Location', `/api/conversations/${conversation.id}`);
@@ -118,13 +131,25 @@ export class ConversationsController {
 
   @Get(':conversationId')
   @Access('customer')
-  @ApiOperation({ summary: 'Read a conversation with its whole history' })
+  @ApiOperation({
+    summary: 'Read a conversation with its whole history',
+    description:
+      'With its state (status, snooze, assignee, team, customer, metadata, unread counts, waitingSince) ' +
+      'and `ETag: "<life>.<seq>"` for PATCH If-Match. A customer token sees its status, snooze, ' +
+      '`unread.customer` and `customer.name` only.',
+  })
   @ApiOkResponse({ type: ConversationHistoryDto })
   @ApiConversation('conversation_not_found (also for an id that is not a UUID)')
-  async get(@ConversationId() conversationId: string): Promise<JsonText<ConversationHistoryDto>> {
+  async get(
+    @ConversationId() conversationId: string,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<JsonText<ConversationHistoryDto>> {
     const history = await this.conversations.getConversation(conversationId);
+    const viewer =
+      (await this.access.principal(res.req)).kind === 'customer' ? 'customer' : 'agent';
+    res.setHeader('ETag', etagOf(history));
     // Already serialized: see toConversationHistoryJson.
-    return new JsonText(toConversationHistoryJson(history));
+    return new JsonText(toConversationHistoryJson(history, viewer, this.conversations.now()));
   }
 
   @Get(':conversationId/events')

@@ -19,6 +19,7 @@ import { PAGE_LIMIT_DEFAULT, PageQueryDto } from './dto/page-query.dto';
 import { ReadDto, TypingDto } from './dto/signal.dto';
 import { conversationIdFor } from './idempotency';
 import { TypingGate } from './typing-gate';
+import type { InitialState } from './records/conversation.codec';
 
 /** Counts code points, so an emoji is one character as a user would count it. */
 function characterCount(text: string, atLeast: number): number {
@@ -57,9 +58,14 @@ export class ConversationsService {
    * the first: the first was never kept, and only the key's own caller can replay it. An
    * `anonymous` token (minted without an API key) is marked so in the store.
    */
+  now(): number {
+    return this.clock.now();
+  }
+
   async createConversation(
     idempotency?: IdempotentWrite,
     anonymous = true,
+    initial?: InitialState,
   ): Promise<{
     conversation: CreatedConversation;
     customerToken: string;
@@ -72,6 +78,7 @@ export class ConversationsService {
       maxConversations: this.limits.maxConversations,
       customerToken: { hash, anonymous },
       idempotency,
+      initial,
     });
     return { conversation, customerToken: token };
   }

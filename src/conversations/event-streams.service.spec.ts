@@ -1,3 +1,4 @@
+import { SystemClock } from '../common/time/clock';
 import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import type { Response } from 'express';
@@ -114,6 +115,7 @@ function newService(repository: InMemoryConversationRepository, env: Record<stri
     new AccessService(repository, settings.access),
     settings.events,
     metrics,
+    new SystemClock(),
   );
   return { service, metrics, settings };
 }

@@ -12,13 +12,17 @@ import {
 import { problem, ValidationFailedException } from '../common/errors/problem.catalogue';
 import { EventSettings } from '../config/app.settings';
 import { MetricsService } from '../observability/metrics.service';
+import { Clock } from '../common/time/clock';
 import {
   ChangeListener,
   ChangesAfter,
   ConversationChange,
   ConversationRepository,
+  InboxEvent,
   TypingSignal,
 } from './conversation.repository';
+import { customerUpdateView } from './records/conversation-state';
+import { toInboxConversationDto } from './dto/conversation.mapper';
 
 /**
  * Reads Last-Event-ID (header, or the lastEventId query parameter): a seq in plain decimal;
@@ -46,6 +50,27 @@ export function frame(change: ConversationChange): string {
 }
 
 /**
+ * A change as a customer token may see it: a conversation.updated tells only the seq, status
+ * and snooze (customerUpdateView); every other change as it is.
+ */
+function customerView(change: ConversationChange): ConversationChange {
+  return change.type === 'conversation.updated'
+    ? { ...change, data: customerUpdateView(change.data) }
+    : change;
+}
+
+/** An inbox feed event as its frame (no id: the feed has no replay). */
+function inboxFrame(event: InboxEvent, now: number): string {
+  const data =
+    event.type === 'conversation.evicted'
+      ? JSON.stringify({ conversationId: event.conversationId })
+      : JSON.stringify(toInboxConversationDto(event.row, now));
+  return `event: ${event.type}\ndata: ${data}\n\n`;
+}
+
+const RESET_FRAME = 'event: reset\ndata: {}\n\n';
+
+/**
  * Server-Sent Events for one conversation: replays what a reconnecting client missed (from
  * the store's replay buffer), then forwards every change live, each exactly once and in seq
  * order, with a comment line every SSE_HEARTBEAT_MS. When the store tells of a gap (its
@@ -69,6 +94,7 @@ export class EventStreamsService implements BeforeApplicationShutdown {
     private readonly access: AccessService,
     private readonly settings: EventSettings,
     private readonly metrics: MetricsService,
+    private readonly clock: Clock,
   ) {}
 
   /**
@@ -134,9 +160,15 @@ export class EventStreamsService implements BeforeApplicationShutdown {
     lastEventId: number | undefined,
     res: Response,
   ): Promise<void> {
-    const release = this.takePlace(await this.access.principal(res.req), clientAddress(res.req));
-    const stream = new LiveStream(this.repository, conversationId, res, this.settings, () =>
-      this.metrics.countStreamEndedForBacklog(),
+    const principal = await this.access.principal(res.req);
+    const release = this.takePlace(principal, clientAddress(res.req));
+    const stream = new LiveStream(
+      this.repository,
+      conversationId,
+      res,
+      this.settings,
+      () => this.metrics.countStreamEndedForBacklog(),
+      principal.kind === 'customer' ? customerView : (change) => change,
     );
     // Watch first, and read where the stream starts only once the watch is in effect:
     // a change made in between is then told, and held until what was read is written.
@@ -191,6 +223,67 @@ export class EventStreamsService implements BeforeApplicationShutdown {
   }
 
   /**
+   * The inbox feed (GET /api/conversations/events): `reset` first, then an event for every
+   * conversation created, changed or evicted, with no id and no replay. After a gap (the
+   * store's connection dropped) or once the client falls behind by SSE_MAX_BACKLOG_BYTES,
+   * the events meanwhile are dropped and `reset` is sent when it has caught up: the client
+   * lists again with activeSince. It takes a stream place like any stream.
+   */
+  async streamInbox(res: Response): Promise<void> {
+    const release = this.takePlace(await this.access.principal(res.req), clientAddress(res.req));
+    let behind = false;
+    const send = (text: string) => {
+      if (behind || res.destroyed) {
+        return;
+      }
+      res.write(text);
+      if (res.writableLength > this.settings.maxBacklogBytes) {
+        behind = true;
+        res.once('drain', () => {
+          behind = false;
+          send(RESET_FRAME);
+        });
+      }
+    };
+    const watch = this.repository.watchInbox({
+      event: (event) => send(inboxFrame(event, this.clock.now())),
+      gap: () => send(RESET_FRAME),
+    });
+    try {
+      await watch.ready;
+    } catch (error) {
+      watch.stop();
+      release();
+      throw error;
+    }
+    if (res.destroyed) {
+      watch.stop();
+      release();
+      return;
+    }
+    res.status(200);
+    res.setHeader('Content-Type', 'text/event-stream; charset=utf-8');
+    res.setHeader('Cache-Control', 'no-store');
+    res.setHeader('Connection', 'keep-alive');
+    res.setHeader('X-Accel-Buffering', 'no');
+    res.flushHeaders();
+    this.open.add(res);
+    const heartbeat = setInterval(() => {
+      if (res.writableLength === 0) {
+        res.write(': heartbeat\n\n');
+      }
+    }, this.settings.heartbeatMs);
+    res.on('close', () => {
+      watch.stop();
+      clearInterval(heartbeat);
+      this.open.delete(res);
+      release();
+    });
+    res.write(': connected\n\n');
+    send(RESET_FRAME);
+  }
+
+  /**
    * The app is closing: ends every open stream, which would never fall idle, before the server
    * drains (TimedExpressAdapter.close); clients reconnect elsewhere.
    */
@@ -234,6 +327,8 @@ class LiveStream implements ChangeListener {
     private readonly res: Response,
     private readonly settings: Pick<EventSettings, 'maxBacklogBytes' | 'heartbeatMs'>,
     private readonly endedForBacklog: () => void,
+    /** What the client may see of a change (a customer token's view). */
+    private readonly view: (change: ConversationChange) => ConversationChange = (c) => c,
   ) {}
 
   change(change: ConversationChange): void {
@@ -401,7 +496,7 @@ class LiveStream implements ChangeListener {
     for (const change of read.changes) {
       if (change.seq > this.lastSent) {
         this.lastSent = change.seq;
-        if (!(await this.sendInTurn(frame(change)))) {
+        if (!(await this.sendInTurn(frame(this.view(change))))) {
           return;
         }
       }
@@ -436,7 +531,7 @@ class LiveStream implements ChangeListener {
     }
     if (change.seq > this.lastSent) {
       this.lastSent = change.seq;
-      this.send(frame(change));
+      this.send(frame(this.view(change)));
     }
     return true;
   }

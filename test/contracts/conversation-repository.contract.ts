@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { StoreError } from '../../src/common/errors/store-error';
+import { initialState } from '../../src/conversations/records/conversation-state';
+import { inboxContract } from './conversation-inbox.contract';
 import {
   ChangeListener,
   ConversationHistory,
@@ -121,6 +123,8 @@ export function conversationRepositoryContract(
         lastRead: { customer: 0, agent: 0 },
         life: expect.any(Number) as number,
         version: 0,
+        state: initialState(),
+        counters: { unreadCustomer: 0, unreadAgent: 0, waitingSince: 0 },
         messagesJson: ['[]'],
       });
       expect((await repository.stats()).conversations).toBe(1);
@@ -795,5 +799,7 @@ export function conversationRepositoryContract(
         'second life',
       ]);
     });
+
+    inboxContract(setup);
   });
 }

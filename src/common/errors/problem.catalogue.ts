@@ -96,6 +96,19 @@ export const PROBLEMS = {
     detail: 'The conversation holds the maximum number of messages.',
     apiNote: 'MAX_MESSAGES_PER_CONVERSATION reached',
   },
+  already_assigned: {
+    status: 409,
+    title: 'Conflict',
+    detail: 'The conversation is assigned to someone else: `assignee` names them.',
+    apiNote: 'a claim of a conversation someone else holds; `assignee` names them',
+  },
+  precondition_failed: {
+    status: 412,
+    title: 'Precondition Failed',
+    detail:
+      "The conversation's state changed since the ETag given in If-Match (or it is another conversation with the same id): read it again.",
+    apiNote: 'If-Match names an older state (or another life of the id)',
+  },
   payload_too_large: {
     status: 413,
     title: 'Payload Too Large',

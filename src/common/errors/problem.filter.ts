@@ -37,6 +37,9 @@ export class ProblemExceptionFilter implements ExceptionFilter {
     if (answer.errors) {
       body.errors = answer.errors;
     }
+    if (answer.assignee !== undefined) {
+      body.assignee = answer.assignee;
+    }
     for (const [name, value] of Object.entries(answer.headers ?? {})) {
       response.setHeader(name, value);
     }

@@ -15,6 +15,8 @@ export interface ProblemBody {
   errors?: FieldError[];
   /** The request's id, as in its X-Request-Id response header. */
   requestId?: string;
+  /** The one who holds the conversation (already_assigned). */
+  assignee?: string;
 }
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
@@ -31,6 +33,8 @@ export interface ProblemFields {
   detail: string;
   errors?: FieldError[];
   headers?: Record<string, string>;
+  /** The assignee that already_assigned names. */
+  assignee?: string;
 }
 
 /**
@@ -44,6 +48,7 @@ export class ProblemException extends HttpException {
   readonly detail: string;
   readonly errors?: FieldError[];
   readonly headers?: Record<string, string>;
+  readonly assignee?: string;
 
   constructor(fields: ProblemFields) {
     super(fields.detail, fields.status);
@@ -52,5 +57,6 @@ export class ProblemException extends HttpException {
     this.detail = fields.detail;
     this.errors = fields.errors;
     this.headers = fields.headers;
+    this.assignee = fields.assignee;
   }
 }

@@ -1,3 +1,4 @@
+import { initialState } from '../records/conversation-state';
 import { randomUUID } from 'node:crypto';
 import { StoredMessage } from '../conversation.repository';
 import { MESSAGE_FIELDS, messageJson } from '../records/message.codec';
@@ -68,16 +69,22 @@ describe('conversation mapper', () => {
     };
     const messagesJson = JSON.stringify([message, message]);
     const pieces = [messagesJson.slice(0, 10), messagesJson.slice(10)];
-    const json = toConversationHistoryJson({
-      id: 'c',
-      createdAt: 1,
-      lastActivityAt: 2,
-      messageCount: 2,
-      lastRead: { customer: 0, agent: 1 },
-      life: 1,
-      version: 2,
-      messagesJson: pieces,
-    }).join('');
+    const json = toConversationHistoryJson(
+      {
+        id: 'c',
+        createdAt: 1,
+        lastActivityAt: 2,
+        messageCount: 2,
+        lastRead: { customer: 0, agent: 1 },
+        life: 1,
+        version: 2,
+        state: initialState(),
+        counters: { unreadCustomer: 0, unreadAgent: 1, waitingSince: 0 },
+        messagesJson: pieces,
+      },
+      'agent',
+      0,
+    ).join('');
     // The store's pieces are not changed in place.
     expect(pieces.join('')).toBe(messagesJson);
     expect(JSON.parse(json)).toEqual({
@@ -87,6 +94,14 @@ describe('conversation mapper', () => {
       lastActivityAt: 2,
       messageCount: 2,
       lastRead: { customer: 0, agent: 1 },
+      status: 'open',
+      snoozedUntil: null,
+      assignee: null,
+      team: null,
+      customer: {},
+      unread: { customer: 0, agent: 1 },
+      waitingSince: null,
+      metadata: {},
       messages: [message, message],
     });
     expect(Object.keys(JSON.parse(json) as object)).toEqual([
@@ -96,6 +111,14 @@ describe('conversation mapper', () => {
       'lastActivityAt',
       'messageCount',
       'lastRead',
+      'status',
+      'snoozedUntil',
+      'assignee',
+      'team',
+      'customer',
+      'unread',
+      'waitingSince',
+      'metadata',
       'messages',
     ]);
   });

@@ -1,3 +1,7 @@
+import { canonicalCustomer, statusAt } from '../records/conversation-state';
+import type { StoredCounters, StoredState } from '../records/conversation-state';
+import type { ConversationHeader, InboxRow } from '../records/conversation.codec';
+import type { ConversationStateDto, InboxConversationDto } from './inbox.dto';
 import {
   AppendedMessage,
   ConversationHistory,
@@ -57,11 +61,88 @@ export function toMessageJson(message: AppendedMessage): MessageJson {
 }
 
 /**
+ * Who reads a conversation's state: an API key (or anyone in open mode) sees it all; a
+ * customer token its status, snooze, its own unread count and the customer's name.
+ */
+export type StateViewer = 'agent' | 'customer';
+
+/** The state fields of an answer, as `viewer` may see them at `now`. */
+export function stateFields(
+  state: StoredState,
+  counters: StoredCounters,
+  viewer: StateViewer,
+  now: number,
+): Record<string, unknown> {
+  const { status, snoozedUntil } = statusAt(state, now);
+  if (viewer === 'customer') {
+    return {
+      status,
+      snoozedUntil,
+      customer: state.customer.name === undefined ? {} : { name: state.customer.name },
+      unread: { customer: counters.unreadCustomer },
+    };
+  }
+  return {
+    status,
+    snoozedUntil,
+    assignee: state.assignee || null,
+    team: state.team || null,
+    customer: canonicalCustomer(state.customer),
+    unread: { customer: counters.unreadCustomer, agent: counters.unreadAgent },
+    waitingSince: counters.waitingSince || null,
+  };
+}
+
+/** A row of the inbox list or feed (InboxConversationDto). */
+export function toInboxConversationDto(row: InboxRow, now: number): InboxConversationDto {
+  return {
+    id: row.id,
+    conversationId: row.id,
+    seq: row.seq,
+    ...stateFields(row.state, row.counters, 'agent', now),
+    createdAt: row.createdAt,
+    lastActivityAt: row.lastActivityAt,
+    messageCount: row.messageCount,
+    lastMessage: row.lastMessage && {
+      sender: row.lastMessage.sender,
+      seq: row.lastMessage.seq,
+      content: row.lastMessage.content,
+    },
+  } as InboxConversationDto;
+}
+
+/** A PATCH or claim's answer (ConversationStateDto). */
+export function toConversationStateDto(
+  header: ConversationHeader,
+  now: number,
+): ConversationStateDto {
+  return {
+    id: header.id,
+    conversationId: header.id,
+    seq: header.version,
+    ...stateFields(header.state, header.counters, 'agent', now),
+    metadata: { ...header.state.metadata },
+    createdAt: header.createdAt,
+    lastActivityAt: header.lastActivityAt,
+    messageCount: header.messageCount,
+  } as ConversationStateDto;
+}
+
+/** A conversation's ETag: its life and last seq (see ConversationsService.updateState). */
+export function etagOf(header: Pick<ConversationHeader, 'life' | 'version'>): string {
+  return `"${header.life}.${header.version}"`;
+}
+
+/**
  * The ConversationHistoryDto as JSON text, in pieces to be written in order. The messages
  * are the store's serialized pieces, spliced in, so a read of a long history serializes
  * nothing but its header.
  */
-export function toConversationHistoryJson(history: ConversationHistory): string[] {
+export function toConversationHistoryJson(
+  history: ConversationHistory,
+  viewer: StateViewer,
+  now: number,
+): string[] {
   const header = JSON.stringify({
     id: history.id,
     conversationId: history.id,
@@ -69,6 +150,8 @@ export function toConversationHistoryJson(history: ConversationHistory): string[
     lastActivityAt: history.lastActivityAt,
     messageCount: history.messageCount,
     lastRead: toLastReadDto(history.lastRead),
+    ...stateFields(history.state, history.counters, viewer, now),
+    ...(viewer === 'agent' ? { metadata: { ...history.state.metadata } } : {}),
   });
   const pieces = history.messagesJson.slice();
   pieces[0] = `${header.slice(0, -1)},"messages":${pieces[0]}`;

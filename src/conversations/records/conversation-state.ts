@@ -137,7 +137,9 @@ export function patchedState(
     next.team = patch.team ?? '';
   }
   if (patch.customer !== undefined) {
-    next.customer = merged(state.customer, patch.customer) as CustomerDetails;
+    next.customer = canonicalCustomer(
+      merged(state.customer as Record<string, unknown>, patch.customer) as CustomerDetails,
+    );
   }
   if (patch.metadata !== undefined) {
     next.metadata = merged(state.metadata, patch.metadata) as Metadata;
@@ -160,6 +162,21 @@ export function patchedState(
   }
   const changed = STATE_FIELDS.filter((field) => !sameValue(state[field], next[field]));
   return { next, changed };
+}
+
+/** The customer's fields in one order (externalId, name, email), whatever order they came in. */
+export function canonicalCustomer(customer: CustomerDetails): CustomerDetails {
+  const out: CustomerDetails = {};
+  if (customer.externalId !== undefined) {
+    out.externalId = customer.externalId;
+  }
+  if (customer.name !== undefined) {
+    out.name = customer.name;
+  }
+  if (customer.email !== undefined) {
+    out.email = customer.email;
+  }
+  return out;
 }
 
 /** A merge patch of a flat object: `null` removes a key; `null` for the whole removes all. */

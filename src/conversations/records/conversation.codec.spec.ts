@@ -1,3 +1,4 @@
+import { initialState } from './conversation-state';
 import {
   asCreated,
   CONVERSATION_FIELDS,
@@ -28,6 +29,16 @@ const RECORD: StoredConversation = {
   tokenAnonymous: false,
   createKey: 'fingerprint',
   life: 42,
+  status: 'snoozed',
+  snoozedUntil: 9_000,
+  assignee: 'agent-1',
+  team: 'billing',
+  customer: { externalId: 'user-1', name: 'Ada', email: 'ada@example.com' },
+  metadata: { plan: 'pro', seats: 3, vip: true },
+  stateSeq: 6,
+  unreadCustomer: 1,
+  unreadAgent: 2,
+  waitingSince: 1_500,
 };
 
 /** The conversation hash as Redis keeps it, from HSET's arguments; HMGET on it. */
@@ -54,7 +65,13 @@ describe('the conversation record codec', () => {
     const line = JSON.parse(
       JSON.stringify(snapshotLineOf(RECORD, messages, [['k', 'f', 9, '{}' as MessageJson]])),
     ) as SnapshotLine;
-    expect(conversationFromSnapshot(line)).toEqual(RECORD);
+    // The counters are counted again from the messages by the store that restores it.
+    expect(conversationFromSnapshot(line)).toEqual({
+      ...RECORD,
+      unreadCustomer: 0,
+      unreadAgent: 0,
+      waitingSince: 0,
+    });
     for (const forms of Object.values(CONVERSATION_FIELDS)) {
       if (forms.snapshot !== null) {
         expect(line).toHaveProperty(forms.snapshot);
@@ -62,7 +79,7 @@ describe('the conversation record codec', () => {
     }
   });
 
-  it('reads a snapshot line from before tokens, marks, read receipts, keys and lives with defaults', () => {
+  it('reads a snapshot line from before tokens, marks, read receipts, keys, lives and the inbox with defaults', () => {
     const line: SnapshotLine = {
       id: 'c1',
       createdAt: 1_000,
@@ -79,6 +96,10 @@ describe('the conversation record codec', () => {
       tokenAnonymous: true,
       createKey: '',
       life: undefined,
+      ...initialState(),
+      unreadCustomer: 0,
+      unreadAgent: 0,
+      waitingSince: 0,
     });
     // No life kept: one is drawn, as a create draws one.
     expect(Number.isSafeInteger(life) && life >= 0 && life < 2 ** 47).toBe(true);

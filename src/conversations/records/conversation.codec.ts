@@ -1,6 +1,7 @@
 import { randomInt } from 'node:crypto';
 import { MessageJson, Sender } from './message.codec';
 import {
+  canonicalCustomer,
   ConversationStatus,
   CustomerDetails,
   initialState,
@@ -208,7 +209,7 @@ export function newConversation(draft: ConversationDraft, life: number): StoredC
     status: draft.initial?.status ?? 'open',
     assignee: draft.initial?.assignee ?? '',
     team: draft.initial?.team ?? '',
-    customer: draft.initial?.customer ?? {},
+    customer: canonicalCustomer(draft.initial?.customer ?? {}),
     metadata: draft.initial?.metadata ?? {},
     unreadCustomer: 0,
     unreadAgent: 0,
@@ -450,6 +451,8 @@ export function headerFromRedis<Messages>(
     lastRead: { customer: Number(readCustomer ?? 0), agent: Number(readAgent ?? 0) },
     life: Number(life ?? 0),
     version: Number(lastSeq),
+    state: initialState(),
+    counters: { unreadCustomer: 0, unreadAgent: 0, waitingSince: 0 },
     messagesJson,
   };
 }

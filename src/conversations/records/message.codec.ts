@@ -165,3 +165,34 @@ export class AppendedMessage implements StoredMessage {
     return this.#json;
   }
 }
+
+const SENDER_KEY = '","sender":"';
+const CREATED_AT_KEY = '"createdAt":';
+
+/**
+ * The sender of a MessageJson, read without parsing it: the first `","sender":"` is the key
+ * itself (inside a JSON string every quote is escaped), after the id and conversation id.
+ */
+export function senderOfJson(json: MessageJson): Sender {
+  return json.startsWith('customer', json.indexOf(SENDER_KEY) + SENDER_KEY.length)
+    ? 'customer'
+    : 'agent';
+}
+
+/** The createdAt of a MessageJson, its last field, read without parsing it. */
+export function createdAtOfJson(json: MessageJson): number {
+  return Number(json.slice(json.lastIndexOf(CREATED_AT_KEY) + CREATED_AT_KEY.length, -1));
+}
+
+/** The first `max` code points of `text` (a surrogate pair is never cut). */
+export function firstCodePoints(text: string, max: number): string {
+  if (text.length <= max) {
+    return text;
+  }
+  let end = 0;
+  for (let count = 0; count < max && end < text.length; count++) {
+    const code = text.charCodeAt(end);
+    end += code >= 0xd800 && code <= 0xdbff && end + 1 < text.length ? 2 : 1;
+  }
+  return text.slice(0, end);
+}

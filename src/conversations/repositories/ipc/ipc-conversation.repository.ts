@@ -21,6 +21,12 @@ import {
   HistoryVersion,
   UnchangedHistory,
   Watch,
+  StateUpdate,
+  StateUpdated,
+  InboxQuery,
+  InboxPage,
+  InboxCounts,
+  InboxListener,
 } from '../../conversation.repository';
 import { MessagePort } from '../../../cluster/message-port';
 import { HISTORY_CACHE_CHARS, HistoryCache } from '../history-cache';
@@ -28,6 +34,7 @@ import { Watchers } from '../watchers';
 import { IpcStoreChannel, StoreCallObserver } from './ipc-store-channel';
 import {
   isChangeNotice,
+  isInboxNotice,
   isTypingNotice,
   STORE_CHANNEL,
   StoreOperation,
@@ -51,6 +58,7 @@ export class IpcConversationRepository
   readonly channel: IpcStoreChannel;
   private readonly histories: HistoryCache;
   private readonly watchers = new Watchers();
+  private readonly feed = new Set<InboxListener>();
 
   /** @param historyIdleMs a cached history not read for this long is dropped (none: kept) */
   constructor(
@@ -64,7 +72,10 @@ export class IpcConversationRepository
     this.channel = new IpcStoreChannel(port, timeoutMs, observe);
     this.channel.onNotice((message) => this.onNotice(message));
     // The primary is gone: watchers are told of a gap, and their reads fail.
-    this.channel.onClose(() => this.watchers.gap());
+    this.channel.onClose(() => {
+      this.watchers.gap();
+      this.feed.forEach((listener) => listener.gap());
+    });
   }
 
   createConversation(input: NewConversation): Promise<CreatedConversation> {
@@ -174,6 +185,50 @@ export class IpcConversationRepository
     return { ready: Promise.resolve(), stop };
   }
 
+  updateState(conversationId: string, update: StateUpdate): Promise<StateUpdated> {
+    return this.call('updateState', [conversationId, update]);
+  }
+
+  wakeSnoozed(now: number): Promise<number> {
+    return this.call('wakeSnoozed', [now]);
+  }
+
+  list(query: InboxQuery): Promise<InboxPage> {
+    return this.call('list', [query]);
+  }
+
+  counts(assignee?: string): Promise<InboxCounts> {
+    return this.call('counts', assignee === undefined ? [] : [assignee]);
+  }
+
+  /**
+   * The primary sends this worker every inbox event once the first listener is added, in
+   * effect at once as watch is; when the channel closes, listeners are told of a gap.
+   */
+  watchInbox(listener: InboxListener): Watch {
+    if (this.channel.closed) {
+      return { ready: Promise.reject(new StoreError('store_unavailable')), stop: () => undefined };
+    }
+    if (this.feed.size === 0) {
+      this.tell({ ch: STORE_CHANNEL, inbox: true });
+    }
+    this.feed.add(listener);
+    const stop = () => {
+      if (this.feed.delete(listener) && this.feed.size === 0) {
+        this.tell({ ch: STORE_CHANNEL, inbox: false });
+      }
+    };
+    return { ready: Promise.resolve(), stop };
+  }
+
+  private tell(request: WatchRequest): void {
+    try {
+      this.channel.send(request);
+    } catch {
+      // The primary is gone: the channel's close tells the listeners.
+    }
+  }
+
   onApplicationShutdown(): void {
     this.close();
   }
@@ -195,6 +250,8 @@ export class IpcConversationRepository
       this.watchers.emit(message.change);
     } else if (isTypingNotice(message)) {
       this.watchers.typing(message.typing);
+    } else if (isInboxNotice(message)) {
+      this.feed.forEach((listener) => listener.event(message.inboxEvent));
     }
   }
 }

@@ -2,6 +2,7 @@ import { StoreErrorCode } from '../../../common/errors/store-error';
 import {
   ConversationChange,
   ConversationRepository,
+  InboxEvent,
   TypingSignal,
 } from '../../conversation.repository';
 import { RateLimitStore } from '../../../access/rate-limits/rate-limit.store';
@@ -29,6 +30,10 @@ export const STORE_PORTS = {
     'changesAfter',
     'getPage',
     'customerToken',
+    'updateState',
+    'wakeSnoozed',
+    'list',
+    'counts',
   ] as const satisfies readonly (keyof ConversationRepository)[],
   rateLimit: ['countHit'] as const satisfies readonly (keyof RateLimitStore)[],
 };
@@ -80,6 +85,24 @@ export interface WatchRequest {
   ch: typeof STORE_CHANNEL;
   watch?: string;
   unwatch?: string;
+  /** Start (true) or stop (false) sending this worker the inbox feed. */
+  inbox?: boolean;
+}
+
+/** Primary → worker: an event of the inbox feed, which the worker watches. */
+export interface InboxNotice {
+  ch: typeof STORE_CHANNEL;
+  inboxEvent: InboxEvent;
+}
+
+export function isInboxNotice(message: unknown): message is InboxNotice {
+  const m = message as InboxNotice | null;
+  return (
+    typeof m === 'object' &&
+    m !== null &&
+    m.ch === STORE_CHANNEL &&
+    typeof m.inboxEvent === 'object'
+  );
 }
 
 /** Primary → worker: a change to a conversation the worker watches. */
@@ -107,7 +130,7 @@ export function isWatchRequest(message: unknown): message is WatchRequest {
     typeof m === 'object' &&
     m !== null &&
     m.ch === STORE_CHANNEL &&
-    (typeof m.watch === 'string' || typeof m.unwatch === 'string')
+    (typeof m.watch === 'string' || typeof m.unwatch === 'string' || typeof m.inbox === 'boolean')
   );
 }
 

@@ -42,7 +42,23 @@ export function bufferedBytes(change: BufferedChange): number {
   if ('json' in change) {
     return letGo(change, IN_REPLAY);
   }
+  if ('updated' in change) {
+    return stateChangeBytes(change.updated);
+  }
   return 'deleted' in change ? DELETED_CHANGE_BYTES : READ_CHANGE_BYTES;
+}
+
+/** A state change in the replay buffer: its text (two bytes a character) and the entry. */
+export function stateChangeBytes(data: string): number {
+  return 64 + 2 * data.length;
+}
+
+/** What a record's customer and metadata hold, as the budget counts them. */
+export function stateBytes(state: { customer: object; metadata: object }): number {
+  const customer = Object.keys(state.customer).length ? JSON.stringify(state.customer).length : 0;
+  const metadata = Object.keys(state.metadata).length ? JSON.stringify(state.metadata).length : 0;
+  // As object properties: about three times their text.
+  return 3 * (customer + metadata);
 }
 
 /**

@@ -4,12 +4,33 @@ import { historyPieces } from '../history-pieces';
 import { Watchers } from '../watchers';
 import {
   asCreated,
+  countersOf,
   customerTokenOf,
   drawLife,
   historyOf,
+  InboxRow,
+  LAST_MESSAGE_CHARS,
   newConversation,
+  stateOf,
 } from '../../records/conversation.codec';
-import { AppendedMessage, messageJsonPrefix } from '../../records/message.codec';
+import {
+  patchedState,
+  reopenedBy,
+  stateChangeJson,
+  StatePatch,
+  wokenAt,
+} from '../../records/conversation-state';
+import {
+  AppendedMessage,
+  createdAtOfJson,
+  firstCodePoints,
+  MessageJson,
+  messageJsonPrefix,
+  senderOfJson,
+  StoredMessage,
+} from '../../records/message.codec';
+import { InboxIndex } from './inbox-index';
+import { SnoozeQueue } from './snooze-queue';
 import {
   ChangeListener,
   ChangesAfter,
@@ -30,6 +51,13 @@ import {
   TypingSignal,
   UnchangedHistory,
   Watch,
+  StateUpdate,
+  StateUpdated,
+  InboxQuery,
+  InboxPage,
+  InboxCounts,
+  InboxListener,
+  InboxEvent,
 } from '../../conversation.repository';
 import {
   bufferedBytes,
@@ -40,6 +68,8 @@ import {
   letGo,
   messageBytes,
   READ_CHANGE_BYTES,
+  stateBytes,
+  stateChangeBytes,
 } from './byte-budget';
 import { forgetKeys, keepPost, keptPost } from './kept-posts';
 import {
@@ -85,6 +115,58 @@ function firstAbove(records: MessageRecord[], field: 'timestamp' | 'seq', value:
 }
 
 /**
+ * How many of the messages after seq `after` (in seq order) are from `sender`: that side's
+ * unread count once the other side has read up to `after`.
+ * twin: src/conversations/repositories/redis/scripts/read-5.lua (the unread recount)
+ */
+function countAfter(bySeq: MessageRecord[], after: number, sender: 'customer' | 'agent'): number {
+  let count = 0;
+  for (let i = bySeq.length - 1; i >= 0 && bySeq[i].seq > after; i--) {
+    if (senderOfJson(bySeq[i].json) === sender) {
+      count++;
+    }
+  }
+  return count;
+}
+
+/**
+ * The createdAt of the first customer message after the last agent message; 0 when the
+ * agent spoke last or nobody spoke (see countersFrom).
+ * twin: src/conversations/repositories/redis/scripts/delete-5.lua (waitingSince)
+ */
+function waitingSinceOf(bySeq: MessageRecord[]): number {
+  let since = 0;
+  for (let i = bySeq.length - 1; i >= 0 && senderOfJson(bySeq[i].json) === 'customer'; i--) {
+    since = createdAtOfJson(bySeq[i].json);
+  }
+  return since;
+}
+
+/** A conversation as the inbox shows it: its summary, state and last standing message. */
+function rowOf(record: ConversationRecord): InboxRow {
+  const last = record.bySeq[record.bySeq.length - 1];
+  return {
+    id: record.id,
+    createdAt: record.createdAt,
+    lastActivityAt: record.lastActivityAt,
+    messageCount: record.messages.length,
+    seq: record.lastSeq,
+    state: stateOf(record),
+    counters: countersOf(record),
+    lastMessage: last ? lastMessageOf(last.json) : null,
+  };
+}
+
+function lastMessageOf(json: MessageJson): InboxRow['lastMessage'] {
+  const message = JSON.parse(json) as StoredMessage;
+  return {
+    sender: message.sender,
+    seq: message.seq,
+    content: firstCodePoints(message.content, LAST_MESSAGE_CHARS),
+  };
+}
+
+/**
  * The in-process store. Conversations are kept in an ActivityIndex, so an eviction sweep
  * costs what it evicts, not what is stored.
  */
@@ -94,6 +176,9 @@ export class InMemoryConversationRepository extends ConversationRepository {
 
   private readonly watchers = new Watchers();
   private readonly budget: ByteBudget;
+  private readonly inbox = new InboxIndex();
+  private readonly snoozes = new SnoozeQueue();
+  private readonly feed = new Set<InboxListener>();
 
   /**
    * @param generationMs width of an activity generation; about TTL / 30 suits eviction.
@@ -108,7 +193,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
   ) {
     super();
     this.budget = new ByteBudget(maxBytes);
-    this.conversations = new ActivityIndex(generationMs, (record) => [
+    this.conversations = new ActivityIndex<ConversationRecord>(generationMs, (record) => [
       record.messages.length,
       record.bytes,
     ]);
@@ -128,7 +213,12 @@ export class InMemoryConversationRepository extends ConversationRepository {
 
   /** Puts back one conversation from snapshotLines(). */
   restore(line: string): void {
-    this.conversations.add(restoredRecord(line));
+    const record = restoredRecord(line);
+    this.conversations.add(record);
+    this.inbox.add(record);
+    if (record.status === 'snoozed') {
+      this.snoozes.add(record.id, record.snoozedUntil);
+    }
   }
 
   async createConversation(input: NewConversation): Promise<CreatedConversation> {
@@ -149,14 +239,13 @@ export class InMemoryConversationRepository extends ConversationRepository {
     if (this.conversations.size >= input.maxConversations) {
       throw new StoreError('capacity_exceeded');
     }
-    this.refuseOverBudget(CONVERSATION_OVERHEAD_BYTES);
-    const record = memoryRecord(
-      newConversation(input, drawLife()),
-      CONVERSATION_OVERHEAD_BYTES,
-      [],
-      [],
-    );
+    const stored = newConversation(input, drawLife());
+    const bytes = CONVERSATION_OVERHEAD_BYTES + stateBytes(stored);
+    this.refuseOverBudget(bytes);
+    const record = memoryRecord(stored, bytes, [], []);
     this.conversations.add(record);
+    this.inbox.add(record);
+    this.tellInbox('conversation.created', record);
     return asCreated(record);
   }
 
@@ -219,7 +308,21 @@ export class InMemoryConversationRepository extends ConversationRepository {
       bytes += keepPost(record, keyed, input.now, stored);
     }
     bytes -= this.tellChange(record, stored);
+    // twin: src/conversations/repositories/redis/scripts/append-7.lua (the counters)
+    if (input.sender === 'customer') {
+      record.unreadAgent++;
+      record.waitingSince ||= input.now;
+    } else {
+      record.unreadCustomer++;
+      record.waitingSince = 0;
+    }
     this.recount(record, input.now, 1, bytes);
+    // twin: src/conversations/repositories/redis/scripts/append-7.lua (the reopen)
+    const reopen = input.sender === 'customer' ? reopenedBy(record) : null;
+    if (reopen) {
+      this.applyState(record, reopen, input.now);
+    }
+    this.changed(record);
     return message;
   }
 
@@ -242,6 +345,15 @@ export class InMemoryConversationRepository extends ConversationRepository {
     }
     const [removed] = messages.splice(index, 1);
     record.bySeq.splice(firstAbove(record.bySeq, 'seq', removed.seq - 1), 1);
+    // twin: src/conversations/repositories/redis/scripts/delete-5.lua (the counters)
+    if (senderOfJson(removed.json) === 'customer') {
+      if (removed.seq > record.readAgent) {
+        record.unreadAgent--;
+      }
+    } else if (removed.seq > record.readCustomer) {
+      record.unreadCustomer--;
+    }
+    record.waitingSince = waitingSinceOf(record.bySeq);
     // twin: src/conversations/repositories/redis/scripts/delete-5.lua (the seq step)
     const seq = ++record.lastSeq;
     // Counted on, never refused: what it adds is bounded by the replay buffer.
@@ -250,6 +362,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
       letGo(removed, IN_HISTORY) -
       this.tellChange(record, { seq, deleted: flat(messageId) });
     this.recount(record, now, -1, bytes);
+    this.changed(record);
     return { messageId, seq };
   }
 
@@ -270,16 +383,20 @@ export class InMemoryConversationRepository extends ConversationRepository {
     if (read <= horizon) {
       return { lastRead: lastReadOf(record) };
     }
+    // twin: src/conversations/repositories/redis/scripts/read-5.lua (the unread recount)
     if (receipt.sender === 'customer') {
       record.readCustomer = read;
+      record.unreadCustomer = countAfter(bySeq, read, 'agent');
     } else {
       record.readAgent = read;
+      record.unreadAgent = countAfter(bySeq, read, 'customer');
     }
     // twin: src/conversations/repositories/redis/scripts/read-5.lua (the seq step)
     const seq = ++record.lastSeq;
     const bytes =
       READ_CHANGE_BYTES - this.tellChange(record, { seq, reader: receipt.sender, horizon: read });
     this.recount(record, receipt.now, 0, bytes);
+    this.changed(record);
     return { lastRead: lastReadOf(record), seq };
   }
 
@@ -289,7 +406,16 @@ export class InMemoryConversationRepository extends ConversationRepository {
   }
 
   async evictInactive(cutoff: number): Promise<number> {
-    const evicted = await this.conversations.evictBefore(cutoff);
+    const gone: ConversationRecord[] = [];
+    const evicted = await this.conversations.evictBefore(cutoff, (record) => {
+      record.evicted = true;
+      gone.push(record);
+    });
+    this.inbox.pruneEvicted(gone);
+    for (const record of gone) {
+      this.snoozes.delete(record.id);
+      this.tellFeed({ type: 'conversation.evicted', conversationId: record.id });
+    }
     // Whole generations go without a look at their members: ask only about the watched.
     for (const conversationId of this.watchers.conversations()) {
       if (!this.conversations.get(conversationId)) {
@@ -356,6 +482,54 @@ export class InMemoryConversationRepository extends ConversationRepository {
     return { ready: Promise.resolve(), stop: this.watchers.add(conversationId, listener) };
   }
 
+  async updateState(conversationId: string, update: StateUpdate): Promise<StateUpdated> {
+    const record = this.getRecord(conversationId);
+    const { ifMatch } = update;
+    // twin: src/conversations/repositories/redis/redis-conversation.repository.ts (If-Match)
+    if (ifMatch && (ifMatch.life !== record.life || record.stateSeq > ifMatch.version)) {
+      return { refused: { code: 'precondition_failed' } };
+    }
+    const result = patchedState(record, update.patch, update.claim ?? false);
+    if ('code' in result) {
+      return { refused: result };
+    }
+    if (result.changed.length === 0) {
+      return { conversation: historyOf(record, record.messages.length, null) };
+    }
+    const seq = this.applyState(record, update.patch, update.now);
+    this.changed(record);
+    return { conversation: historyOf(record, record.messages.length, null), seq };
+  }
+
+  async wakeSnoozed(now: number): Promise<number> {
+    let woken = 0;
+    for (const id of this.snoozes.due(now)) {
+      const record = this.conversations.get(id);
+      const wake = record && wokenAt(record, now);
+      if (record && wake) {
+        this.applyState(record, wake, now);
+        this.changed(record);
+        woken++;
+      }
+    }
+    return woken;
+  }
+
+  async list(query: InboxQuery): Promise<InboxPage> {
+    const { records, next } = this.inbox.page(query);
+    return { rows: records.map(rowOf), next };
+  }
+
+  async counts(assignee?: string): Promise<InboxCounts> {
+    return this.inbox.counts(assignee);
+  }
+
+  /** In effect at once, as watch is. */
+  watchInbox(listener: InboxListener): Watch {
+    this.feed.add(listener);
+    return { ready: Promise.resolve(), stop: () => this.feed.delete(listener) };
+  }
+
   async stats(): Promise<StoreStats> {
     return {
       conversations: this.conversations.size,
@@ -388,6 +562,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
   /** Applies a change of the conversation's message count and counted bytes, as activity. */
   private recount(record: ConversationRecord, now: number, messages: number, bytes: number): void {
     record.bytes += bytes;
+    record.lastActivityAt = Math.max(record.lastActivityAt, now);
     this.conversations.touch(record, now, [messages, bytes]);
   }
 
@@ -402,6 +577,55 @@ export class InMemoryConversationRepository extends ConversationRepository {
       this.recount(record, record.lastActivityAt, 0, -forgetKeys(record.postKeys, now));
     }
     this.budget.refuseOverBudget(this.bytes + bytes);
+  }
+
+  /**
+   * Applies a state patch that patchedState accepted (or a reopen or wake, which it always
+   * accepts): the next seq, activity, conversation.updated. Refused with store_full, before
+   * anything changes, if what it adds would pass the budget. The seq it took.
+   */
+  private applyState(record: ConversationRecord, patch: StatePatch, now: number): number {
+    const result = patchedState(record, patch, false);
+    if ('code' in result) {
+      throw new Error(`a state change refused after it was checked: ${result.code}`);
+    }
+    const { next, changed } = result;
+    const seq = record.lastSeq + 1;
+    const data = stateChangeJson(seq, changed, next);
+    const grows = stateBytes(next) - stateBytes(record);
+    this.refuseOverBudget(Math.max(0, grows) + stateChangeBytes(data));
+    Object.assign(record, stateOf(next));
+    record.lastSeq = seq;
+    record.stateSeq = seq;
+    const freed = this.tellChange(record, { seq, updated: data });
+    this.recount(record, now, 0, grows + stateChangeBytes(data) - freed);
+    if (record.status === 'snoozed') {
+      // Idle from its wake on: eviction waits for CONVERSATION_TTL_MS after it.
+      this.conversations.touch(record, record.snoozedUntil);
+      this.snoozes.add(record.id, record.snoozedUntil);
+    }
+    return seq;
+  }
+
+  /** After a change: the inbox index files the record again, and the feed is told. */
+  private changed(record: ConversationRecord): void {
+    this.inbox.update(record);
+    this.tellInbox('conversation.updated', record);
+  }
+
+  private tellInbox(
+    type: 'conversation.created' | 'conversation.updated',
+    record: ConversationRecord,
+  ): void {
+    if (this.feed.size > 0) {
+      this.tellFeed({ type, row: rowOf(record) });
+    }
+  }
+
+  private tellFeed(event: InboxEvent): void {
+    for (const listener of this.feed) {
+      listener.event(event);
+    }
   }
 
   private getRecord(conversationId: string): ConversationRecord {

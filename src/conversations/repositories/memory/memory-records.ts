@@ -1,6 +1,7 @@
 import { StoredConversation } from '../../records/conversation.codec';
 import { MessageJson } from '../../records/message.codec';
 import { ConversationChange, Sender } from '../../conversation.repository';
+import type { Filed } from './inbox-index';
 
 /** A stored message, kept small: what ordering needs, and its text, made once. */
 export interface MessageRecord {
@@ -29,7 +30,9 @@ export const IN_KEPT_POST = 4;
 export type BufferedChange =
   | MessageRecord
   | { readonly seq: number; readonly deleted: string }
-  | { readonly seq: number; readonly reader: Sender; readonly horizon: number };
+  | { readonly seq: number; readonly reader: Sender; readonly horizon: number }
+  /** A state change: its conversation.updated data (stateChangeJson). */
+  | { readonly seq: number; readonly updated: string };
 
 /** A keyed post's result, kept for its retries (see NewMessage.idempotency). */
 export interface KeptPost {
@@ -57,6 +60,12 @@ export interface ConversationRecord extends StoredConversation {
   readonly bySeq: MessageRecord[];
   /** The last changes, ascending seq, at most the replay limit. */
   readonly changes: BufferedChange[];
+  /** When it last became idle, for eviction: the later of its activity and its snooze. */
+  idleFrom: number;
+  /** What the inbox index filed it under (see InboxIndex); undefined until filed. */
+  filed: Filed | undefined;
+  /** Evicted: the inbox index drops it. */
+  evicted: boolean;
 }
 
 /**
@@ -91,10 +100,23 @@ export function memoryRecord(
     tokenAnonymous: stored.tokenAnonymous,
     createKey: stored.createKey,
     life: stored.life,
+    status: stored.status,
+    snoozedUntil: stored.snoozedUntil,
+    assignee: stored.assignee,
+    team: stored.team,
+    customer: stored.customer,
+    metadata: stored.metadata,
+    stateSeq: stored.stateSeq,
+    unreadCustomer: stored.unreadCustomer,
+    unreadAgent: stored.unreadAgent,
+    waitingSince: stored.waitingSince,
     bytes,
     messages,
     bySeq,
     changes: [],
+    idleFrom: Math.max(stored.lastActivityAt, stored.snoozedUntil),
+    filed: undefined,
+    evicted: false,
   };
 }
 
@@ -114,6 +136,9 @@ export function toChange(conversationId: string, change: BufferedChange): Conver
       type: 'message.deleted',
       data: JSON.stringify({ messageId: change.deleted, seq: change.seq }),
     };
+  }
+  if ('updated' in change) {
+    return { conversationId, seq: change.seq, type: 'conversation.updated', data: change.updated };
   }
   return {
     conversationId,

@@ -1,9 +1,10 @@
 import {
   conversationFromSnapshot,
+  countersFrom,
   SnapshotLine,
   snapshotLineOf,
 } from '../../records/conversation.codec';
-import { keptMessageJson } from '../../records/message.codec';
+import { createdAtOfJson, keptMessageJson, senderOfJson } from '../../records/message.codec';
 import { CONVERSATION_OVERHEAD_BYTES, KEPT_POST_BYTES, messageBytes } from './byte-budget';
 import {
   ConversationRecord,
@@ -43,8 +44,20 @@ export function restoredRecord(line: string): ConversationRecord {
     json: flat(keptMessageJson(json)),
     holders: IN_HISTORY,
   }));
+  const stored = conversationFromSnapshot(saved);
+  Object.assign(
+    stored,
+    countersFrom(
+      bySeq.map(({ seq, json }) => ({
+        seq,
+        sender: senderOfJson(json),
+        createdAt: createdAtOfJson(json),
+      })),
+      { customer: stored.readCustomer, agent: stored.readAgent },
+    ),
+  );
   const record = memoryRecord(
-    conversationFromSnapshot(saved),
+    stored,
     // Counted, but never refused: a restart loses nothing, and writes wait for room.
     CONVERSATION_OVERHEAD_BYTES +
       bySeq.reduce((sum, message) => sum + messageBytes(message.json), 0),

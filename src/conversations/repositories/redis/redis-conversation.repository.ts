@@ -506,6 +506,28 @@ export class RedisConversationRepository
   }
 
   /** On a cluster it also asks a node for the cluster's state: not ok, the store is down. */
+  // PROVISIONAL, in main only while the Redis inbox is built on branch s32-redis: the
+  // inbox answers store_unavailable on Redis until that branch lands.
+  updateState(): Promise<never> {
+    return Promise.reject(new StoreError('store_unavailable'));
+  }
+
+  wakeSnoozed(): Promise<number> {
+    return Promise.resolve(0);
+  }
+
+  list(): Promise<never> {
+    return Promise.reject(new StoreError('store_unavailable'));
+  }
+
+  counts(): Promise<never> {
+    return Promise.reject(new StoreError('store_unavailable'));
+  }
+
+  watchInbox(): Watch {
+    return { ready: Promise.reject(new StoreError('store_unavailable')), stop: () => undefined };
+  }
+
   async stats(): Promise<StoreStats> {
     await this.messageCount.flush();
     const [[conversations, messages], state] = await this.run(() =>

@@ -1,0 +1,359 @@
+import { statusAt, STATUSES } from '../../records/conversation-state';
+import type { ConversationStatus } from '../../records/conversation-state';
+import type { InboxCounts, InboxPosition, InboxQuery } from '../../conversation.repository';
+import { INBOX_EXAMINED_PER_ROW } from '../../conversation.repository';
+import type { ConversationRecord } from './memory-records';
+
+/** What the index filed a conversation under: its sort keys and filter values then. */
+export interface Filed {
+  activity: number;
+  waiting: number;
+  status: ConversationStatus;
+  assignee: string;
+  team: string;
+  externalId: string;
+  unreadAgent: boolean;
+  unreadCustomer: boolean;
+}
+
+function filedOf(record: ConversationRecord): Filed {
+  return {
+    activity: record.lastActivityAt,
+    waiting: record.waitingSince,
+    status: record.status,
+    assignee: record.assignee,
+    team: record.team,
+    externalId: record.customer.externalId ?? '',
+    unreadAgent: record.unreadAgent > 0,
+    unreadCustomer: record.unreadCustomer > 0,
+  };
+}
+
+type Key = (filed: Filed) => number;
+
+/**
+ * Conversations in ascending (key, id) order, as filed: a sorted array. A conversation that
+ * changes moves from its place to the end or near it (its new activity is the latest), so
+ * the array's shifts stay short where the writes are.
+ */
+class SortedRecords {
+  private items: ConversationRecord[] = [];
+
+  constructor(private readonly key: Key) {}
+
+  get size(): number {
+    return this.items.length;
+  }
+
+  insert(record: ConversationRecord): void {
+    const filed = record.filed as Filed;
+    const at = this.firstNotBefore(this.key(filed), record.id);
+    if (at === this.items.length) {
+      this.items.push(record);
+    } else {
+      this.items.splice(at, 0, record);
+    }
+  }
+
+  remove(record: ConversationRecord): void {
+    const filed = record.filed as Filed;
+    const at = this.firstNotBefore(this.key(filed), record.id);
+    if (this.items[at] === record) {
+      this.items.splice(at, 1);
+    }
+  }
+
+  /** Drops every evicted record, in one pass. */
+  prune(): void {
+    this.items = this.items.filter((record) => !record.evicted);
+  }
+
+  /** Records in descending order, strictly before `from` in it (all when absent). */
+  *descending(from?: InboxPosition): IterableIterator<ConversationRecord> {
+    let i = from ? this.firstNotBefore(from.key, from.id) - 1 : this.items.length - 1;
+    for (; i >= 0; i--) {
+      yield this.items[i];
+    }
+  }
+
+  /** Records in ascending order, strictly after `from` (all when absent). */
+  *ascending(from?: InboxPosition): IterableIterator<ConversationRecord> {
+    let i = 0;
+    if (from) {
+      i = this.firstNotBefore(from.key, from.id);
+      if (this.items[i]?.id === from.id) {
+        i++;
+      }
+    }
+    for (; i < this.items.length; i++) {
+      yield this.items[i];
+    }
+  }
+
+  keyOf(record: ConversationRecord): number {
+    return this.key(record.filed as Filed);
+  }
+
+  /** The first position whose (key, id) is at or after (key, id). */
+  private firstNotBefore(key: number, id: string): number {
+    let low = 0;
+    let high = this.items.length;
+    while (low < high) {
+      const mid = (low + high) >>> 1;
+      const item = this.items[mid];
+      const itemKey = this.key(item.filed as Filed);
+      if (itemKey < key || (itemKey === key && item.id < id)) {
+        low = mid + 1;
+      } else {
+        high = mid;
+      }
+    }
+    return low;
+  }
+}
+
+const byActivity: Key = (filed) => filed.activity;
+const byWaiting: Key = (filed) => filed.waiting;
+
+/** Sorted sets by one value of a field, made on first use and dropped when empty. */
+class Partition {
+  private readonly parts = new Map<string, SortedRecords>();
+
+  get(value: string): SortedRecords | undefined {
+    return this.parts.get(value);
+  }
+
+  insert(value: string, record: ConversationRecord): void {
+    let part = this.parts.get(value);
+    if (!part) {
+      part = new SortedRecords(byActivity);
+      this.parts.set(value, part);
+    }
+    part.insert(record);
+  }
+
+  remove(value: string, record: ConversationRecord): void {
+    const part = this.parts.get(value);
+    part?.remove(record);
+    if (part?.size === 0) {
+      this.parts.delete(value);
+    }
+  }
+
+  prune(): void {
+    for (const [value, part] of this.parts) {
+      part.prune();
+      if (part.size === 0) {
+        this.parts.delete(value);
+      }
+    }
+  }
+}
+
+type StatusCounts = Record<ConversationStatus, number>;
+const noCounts = (): StatusCounts => ({ open: 0, pending: 0, snoozed: 0, resolved: 0 });
+
+/**
+ * The in-memory store's inbox indexes, kept in the same step as every change: every
+ * conversation by activity, the waiting ones by waitingSince, and by status, assignee, team,
+ * customer and unread side (each by activity), with counts of each status in all and per
+ * assignee. A page reads the narrowest index the query allows and checks each row against
+ * the rest of the query.
+ */
+export class InboxIndex {
+  private readonly activity = new SortedRecords(byActivity);
+  private readonly waiting = new SortedRecords(byWaiting);
+  private readonly statuses = new Partition();
+  private readonly assignees = new Partition();
+  private readonly teams = new Partition();
+  private readonly customers = new Partition();
+  private readonly unreadAgent = new SortedRecords(byActivity);
+  private readonly unreadCustomer = new SortedRecords(byActivity);
+  private readonly totals = noCounts();
+  private readonly perAssignee = new Map<string, StatusCounts>();
+
+  add(record: ConversationRecord): void {
+    record.filed = filedOf(record);
+    this.file(record, 1);
+  }
+
+  /** Files the record again after a change: only where what it was filed under moved. */
+  update(record: ConversationRecord): void {
+    const before = record.filed;
+    if (!before || record.evicted) {
+      return;
+    }
+    const after = filedOf(record);
+    if (
+      before.activity === after.activity &&
+      before.waiting === after.waiting &&
+      before.status === after.status &&
+      before.assignee === after.assignee &&
+      before.team === after.team &&
+      before.externalId === after.externalId &&
+      before.unreadAgent === after.unreadAgent &&
+      before.unreadCustomer === after.unreadCustomer
+    ) {
+      return;
+    }
+    this.file(record, -1);
+    record.filed = after;
+    this.file(record, 1);
+  }
+
+  /** After a sweep marked records evicted: drops them everywhere, one pass per index. */
+  pruneEvicted(evicted: ConversationRecord[]): void {
+    if (evicted.length === 0) {
+      return;
+    }
+    for (const record of evicted) {
+      const filed = record.filed as Filed;
+      this.count(filed, -1);
+    }
+    this.activity.prune();
+    this.waiting.prune();
+    this.statuses.prune();
+    this.assignees.prune();
+    this.teams.prune();
+    this.customers.prune();
+    this.unreadAgent.prune();
+    this.unreadCustomer.prune();
+  }
+
+  counts(assignee?: string): InboxCounts {
+    if (assignee !== undefined) {
+      const of = this.perAssignee.get(assignee) ?? noCounts();
+      const all = of.open + of.pending + of.snoozed + of.resolved;
+      return { ...of, assigned: all, unassigned: 0 };
+    }
+    const unassignedOf = this.perAssignee.get('') ?? noCounts();
+    const unassigned =
+      unassignedOf.open + unassignedOf.pending + unassignedOf.snoozed + unassignedOf.resolved;
+    const all = this.activity.size;
+    return { ...this.totals, assigned: all - unassigned, unassigned };
+  }
+
+  /**
+   * The rows of a page: those that match, in the query's order after its position, at most
+   * `limit`, having examined at most INBOX_EXAMINED_PER_ROW × limit; `next` is where the
+   * last examined row stands (null when the traversal ended).
+   */
+  page(query: InboxQuery): { records: ConversationRecord[]; next: InboxPosition | null } {
+    const { source, ascending } = this.sourceFor(query);
+    const records: ConversationRecord[] = [];
+    const budget = INBOX_EXAMINED_PER_ROW * query.limit;
+    let examined = 0;
+    const rows = ascending ? source.ascending(query.after) : source.descending(query.after);
+    for (const record of rows) {
+      const key = source.keyOf(record);
+      if (ascending ? key >= query.t0 : key < (query.activeSince ?? -Infinity)) {
+        return { records, next: null };
+      }
+      examined++;
+      if (matches(record, query)) {
+        records.push(record);
+      }
+      if (records.length === query.limit || examined === budget) {
+        return { records, next: { key, id: record.id } };
+      }
+    }
+    return { records, next: null };
+  }
+
+  /** The narrowest index for the query, and its direction. */
+  private sourceFor(query: InboxQuery): { source: SortedRecords; ascending: boolean } {
+    const empty = { source: new SortedRecords(byActivity), ascending: false };
+    if (query.sort === 'waitingSince') {
+      return { source: this.waiting, ascending: true };
+    }
+    if (query.customer !== undefined) {
+      return { ...empty, source: this.customers.get(query.customer) ?? empty.source };
+    }
+    if (typeof query.assignee === 'string') {
+      return { ...empty, source: this.assignees.get(query.assignee) ?? empty.source };
+    }
+    if (query.team !== undefined) {
+      return { ...empty, source: this.teams.get(query.team) ?? empty.source };
+    }
+    if (query.unread !== undefined) {
+      return {
+        ...empty,
+        source: query.unread === 'agent' ? this.unreadAgent : this.unreadCustomer,
+      };
+    }
+    if (query.statuses?.length === 1 && query.statuses[0] !== 'open') {
+      // `open` also holds due snoozes not yet woken: read those from the whole index.
+      return { ...empty, source: this.statuses.get(query.statuses[0]) ?? empty.source };
+    }
+    return { ...empty, source: this.activity };
+  }
+
+  /** Files (1) or unfiles (-1) the record under record.filed. */
+  private file(record: ConversationRecord, sign: 1 | -1): void {
+    const filed = record.filed as Filed;
+    const op = sign > 0 ? 'insert' : 'remove';
+    this.activity[op](record);
+    if (filed.waiting > 0) {
+      this.waiting[op](record);
+    }
+    this.statuses[op](filed.status, record);
+    this.assignees[op](filed.assignee, record);
+    if (filed.team) {
+      this.teams[op](filed.team, record);
+    }
+    if (filed.externalId) {
+      this.customers[op](filed.externalId, record);
+    }
+    if (filed.unreadAgent) {
+      this.unreadAgent[op](record);
+    }
+    if (filed.unreadCustomer) {
+      this.unreadCustomer[op](record);
+    }
+    this.count(filed, sign);
+  }
+
+  private count(filed: Filed, sign: number): void {
+    this.totals[filed.status] += sign;
+    let of = this.perAssignee.get(filed.assignee);
+    if (!of) {
+      of = noCounts();
+      this.perAssignee.set(filed.assignee, of);
+    }
+    of[filed.status] += sign;
+    if (STATUSES.every((status) => of[status] === 0)) {
+      this.perAssignee.delete(filed.assignee);
+    }
+  }
+}
+
+/** Whether the record matches every filter of the query, as it stands now. */
+function matches(record: ConversationRecord, query: InboxQuery): boolean {
+  if (query.statuses && !query.statuses.includes(statusAt(record, query.now).status)) {
+    return false;
+  }
+  if (query.assignee !== undefined) {
+    if (query.assignee === null ? record.assignee === '' : record.assignee !== query.assignee) {
+      return false;
+    }
+  }
+  if (query.team !== undefined && record.team !== query.team) {
+    return false;
+  }
+  if (query.customer !== undefined && record.customer.externalId !== query.customer) {
+    return false;
+  }
+  if (query.unread === 'agent' && record.unreadAgent === 0) {
+    return false;
+  }
+  if (query.unread === 'customer' && record.unreadCustomer === 0) {
+    return false;
+  }
+  if (query.activeSince !== undefined && record.lastActivityAt < query.activeSince) {
+    return false;
+  }
+  if (query.sort === 'waitingSince' && record.waitingSince === 0) {
+    return false;
+  }
+  return true;
+}
