@@ -1,3 +1,4 @@
+import { initialState } from './records/conversation-state';
 import { HttpStatus } from '@nestjs/common';
 import fc from 'fast-check';
 import { hashToken } from '../access/customer-tokens';
@@ -90,6 +91,8 @@ describe('ConversationsService', () => {
         lastRead: { customer: 0, agent: 0 },
         life: expect.any(Number) as number,
         version: 1,
+        state: initialState(),
+        counters: { unreadCustomer: 0, unreadAgent: 1, waitingSince: T0 + 500 },
         messagesJson: [JSON.stringify([stored])],
       });
     });

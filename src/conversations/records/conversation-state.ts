@@ -211,6 +211,19 @@ function sameValue(a: unknown, b: unknown): boolean {
   );
 }
 
+/**
+ * Whether If-Match refuses a change: the conversation is another life of the id, or a state
+ * change took a seq above the version the caller read (messages alone never refuse it).
+ */
+export function failsIfMatch(
+  record: { life: number; stateSeq: number },
+  ifMatch: { life: number; version: number } | undefined,
+): boolean {
+  return (
+    ifMatch !== undefined && (ifMatch.life !== record.life || record.stateSeq > ifMatch.version)
+  );
+}
+
 /** The patch a customer's post makes of a snoozed or resolved conversation: none otherwise. */
 export function reopenedBy(state: StoredState): StatePatch | null {
   return state.status === 'snoozed' || state.status === 'resolved' ? { status: 'open' } : null;

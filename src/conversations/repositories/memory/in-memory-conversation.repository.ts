@@ -14,6 +14,7 @@ import {
   stateOf,
 } from '../../records/conversation.codec';
 import {
+  failsIfMatch,
   patchedState,
   reopenedBy,
   stateChangeJson,
@@ -484,9 +485,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
 
   async updateState(conversationId: string, update: StateUpdate): Promise<StateUpdated> {
     const record = this.getRecord(conversationId);
-    const { ifMatch } = update;
-    // twin: src/conversations/repositories/redis/redis-conversation.repository.ts (If-Match)
-    if (ifMatch && (ifMatch.life !== record.life || record.stateSeq > ifMatch.version)) {
+    if (failsIfMatch(record, update.ifMatch)) {
       return { refused: { code: 'precondition_failed' } };
     }
     const result = patchedState(record, update.patch, update.claim ?? false);

@@ -31,62 +31,102 @@ function filedOf(record: ConversationRecord): Filed {
 
 type Key = (filed: Filed) => number;
 
+/** Most records a chunk of a SortedRecords holds before it is split in two. */
+const CHUNK = 512;
+
 /**
- * Conversations in ascending (key, id) order, as filed: a sorted array. A conversation that
- * changes moves from its place to the end or near it (its new activity is the latest), so
- * the array's shifts stay short where the writes are.
+ * Conversations in ascending (key, id) order, as filed: a list of sorted chunks of at most
+ * CHUNK records, so that an insert or removal anywhere moves at most a chunk's worth,
+ * however many conversations share a key or how old the one that moves is.
  */
-class SortedRecords {
-  private items: ConversationRecord[] = [];
+export class SortedRecords {
+  private chunks: ConversationRecord[][] = [];
+  private count = 0;
 
   constructor(private readonly key: Key) {}
 
   get size(): number {
-    return this.items.length;
+    return this.count;
   }
 
   insert(record: ConversationRecord): void {
     const filed = record.filed as Filed;
-    const at = this.firstNotBefore(this.key(filed), record.id);
-    if (at === this.items.length) {
-      this.items.push(record);
-    } else {
-      this.items.splice(at, 0, record);
+    this.count++;
+    if (this.chunks.length === 0) {
+      this.chunks.push([record]);
+      return;
+    }
+    let [c, i] = this.locate(this.key(filed), record.id);
+    if (c === this.chunks.length) {
+      c--;
+      i = this.chunks[c].length;
+    }
+    const chunk = this.chunks[c];
+    chunk.splice(i, 0, record);
+    if (chunk.length > CHUNK) {
+      this.chunks.splice(c + 1, 0, chunk.splice(chunk.length >> 1));
     }
   }
 
   remove(record: ConversationRecord): void {
     const filed = record.filed as Filed;
-    const at = this.firstNotBefore(this.key(filed), record.id);
-    if (this.items[at] === record) {
-      this.items.splice(at, 1);
+    const [c, i] = this.locate(this.key(filed), record.id);
+    const chunk = this.chunks[c];
+    if (chunk?.[i] === record) {
+      chunk.splice(i, 1);
+      this.count--;
+      if (chunk.length === 0) {
+        this.chunks.splice(c, 1);
+      }
     }
   }
 
   /** Drops every evicted record, in one pass. */
   prune(): void {
-    this.items = this.items.filter((record) => !record.evicted);
+    this.chunks = this.chunks
+      .map((chunk) => chunk.filter((record) => !record.evicted))
+      .filter((chunk) => chunk.length > 0);
+    this.count = this.chunks.reduce((sum, chunk) => sum + chunk.length, 0);
   }
 
   /** Records in descending order, strictly before `from` in it (all when absent). */
   *descending(from?: InboxPosition): IterableIterator<ConversationRecord> {
-    let i = from ? this.firstNotBefore(from.key, from.id) - 1 : this.items.length - 1;
-    for (; i >= 0; i--) {
-      yield this.items[i];
+    let c = this.chunks.length - 1;
+    let i = c >= 0 ? this.chunks[c].length - 1 : -1;
+    if (from) {
+      [c, i] = this.locate(from.key, from.id);
+      if (c === this.chunks.length) {
+        c--;
+        i = Infinity;
+      } else {
+        i--;
+      }
+    }
+    for (; c >= 0; c--) {
+      const chunk = this.chunks[c];
+      for (i = Math.min(i, chunk.length - 1); i >= 0; i--) {
+        yield chunk[i];
+      }
+      i = Infinity;
     }
   }
 
   /** Records in ascending order, strictly after `from` (all when absent). */
   *ascending(from?: InboxPosition): IterableIterator<ConversationRecord> {
+    let c = 0;
     let i = 0;
     if (from) {
-      i = this.firstNotBefore(from.key, from.id);
-      if (this.items[i]?.id === from.id) {
+      [c, i] = this.locate(from.key, from.id);
+      if (this.chunks[c]?.[i]?.id === from.id) {
         i++;
       }
     }
-    for (; i < this.items.length; i++) {
-      yield this.items[i];
+    for (; c < this.chunks.length; c++) {
+      const chunk = this.chunks[c];
+      for (; i < chunk.length; i++) {
+        yield chunk[i];
+      }
+      i = 0;
     }
   }
 
@@ -94,21 +134,41 @@ class SortedRecords {
     return this.key(record.filed as Filed);
   }
 
-  /** The first position whose (key, id) is at or after (key, id). */
-  private firstNotBefore(key: number, id: string): number {
+  /**
+   * Where (key, id) is or would go: the chunk and the index in it of the first record at or
+   * after it; [chunks.length, 0] past the last.
+   */
+  private locate(key: number, id: string): [number, number] {
+    const before = (item: ConversationRecord) => {
+      const itemKey = this.key(item.filed as Filed);
+      return itemKey < key || (itemKey === key && item.id < id);
+    };
     let low = 0;
-    let high = this.items.length;
+    let high = this.chunks.length;
     while (low < high) {
       const mid = (low + high) >>> 1;
-      const item = this.items[mid];
-      const itemKey = this.key(item.filed as Filed);
-      if (itemKey < key || (itemKey === key && item.id < id)) {
+      const chunk = this.chunks[mid];
+      if (before(chunk[chunk.length - 1])) {
         low = mid + 1;
       } else {
         high = mid;
       }
     }
-    return low;
+    if (low === this.chunks.length) {
+      return [low, 0];
+    }
+    const chunk = this.chunks[low];
+    let start = 0;
+    let end = chunk.length;
+    while (start < end) {
+      const mid = (start + end) >>> 1;
+      if (before(chunk[mid])) {
+        start = mid + 1;
+      } else {
+        end = mid;
+      }
+    }
+    return [low, start];
   }
 }
 
