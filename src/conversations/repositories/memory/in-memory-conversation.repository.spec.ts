@@ -4,6 +4,8 @@ import { conversationRepositoryContract } from '../../../../test/contracts/conve
 import { StoreError } from '../../../common/errors/store-error';
 import { IdempotentWrite, StoredMessage } from '../../conversation.repository';
 import { InMemoryConversationRepository } from './in-memory-conversation.repository';
+import { AppendedMessage } from '../../records/message.codec';
+import { MESSAGE_OVERHEAD_BYTES, messageBytes } from './byte-budget';
 
 conversationRepositoryContract('in-memory', async () => ({
   repository: new InMemoryConversationRepository(),
@@ -381,5 +383,103 @@ describe('InMemoryConversationRepository byte budget: what deleted messages leav
       }),
       { numRuns: 200 },
     );
+  });
+});
+
+describe('InMemoryConversationRepository inbox state in the byte budget and snapshots', () => {
+  const fromCustomer = (content: string, now: number) => ({
+    ...message(content, now),
+    sender: 'customer' as const,
+  });
+  const create = (repository: InMemoryConversationRepository, now = 1_000) =>
+    repository.createConversation({ id: randomUUID(), now, maxConversations: 10 });
+
+  it('refuses a state change that would pass MAX_STORE_BYTES, changing nothing', async () => {
+    const repository = new InMemoryConversationRepository(60_000, 1_000, 3_000);
+    const { id } = await create(repository);
+    const metadata = Object.fromEntries(
+      Array.from({ length: 10 }, (_, i) => [`key${i}`, 'v'.repeat(200)] as const),
+    );
+    const refused = await repository
+      .updateState(id, { patch: { metadata }, now: 2_000 })
+      .catch((error: unknown) => error);
+    expect(refused).toMatchObject({ code: 'store_full' });
+    const history = await repository.getConversation(id);
+    expect(history?.version).toBe(0);
+    expect(history?.state.metadata).toEqual({});
+    expect(repository.bytes).toBeLessThanOrEqual(3_000);
+  });
+
+  it('refuses a post whose reopen would not fit, storing neither', async () => {
+    const repository = new InMemoryConversationRepository(60_000, 1_000, 2_000);
+    const { id } = await create(repository);
+    await repository.updateState(id, {
+      patch: { status: 'resolved', metadata: { note: 'n'.repeat(100) } },
+      now: 1_100,
+    });
+    // A message that fits alone (its JSON, in one-byte characters, plus the record), with
+    // 100 bytes to spare: less than the reopen's change takes.
+    const draft = fromCustomer('', 1_200);
+    const emptyJson = AppendedMessage.posted(id, draft, 2).json.length;
+    const room = 2_000 - repository.bytes;
+    const content = 'x'.repeat(room - 100 - MESSAGE_OVERHEAD_BYTES - emptyJson);
+    expect(messageBytes(AppendedMessage.posted(id, { ...draft, content }, 2).json)).toBe(
+      room - 100,
+    );
+    const result = await repository
+      .appendMessage(id, { ...draft, content })
+      .catch((error: unknown) => error);
+    expect(result).toMatchObject({ code: 'store_full' });
+    const history = await repository.getConversation(id);
+    expect(history).toMatchObject({ version: 1, messageCount: 0, state: { status: 'resolved' } });
+    // The same message as the agent's (no reopen) fits.
+    await expect(
+      repository.appendMessage(id, { ...draft, content, sender: 'agent' }),
+    ).resolves.toMatchObject({ seq: 2 });
+  });
+
+  it('keeps the state in a snapshot, counts the counters again, and wakes restored snoozes', async () => {
+    const repository = new InMemoryConversationRepository();
+    const { id } = await repository.createConversation({
+      id: randomUUID(),
+      now: 1_000,
+      maxConversations: 10,
+      initial: { customer: { externalId: 'u-1', name: 'Ada' }, team: 'billing' },
+    });
+    await repository.appendMessage(id, fromCustomer('hello', 1_100));
+    await repository.appendMessage(id, fromCustomer('anyone?', 1_200));
+    await repository.markRead(id, { sender: 'agent', seq: 1, now: 1_300 });
+    await repository.updateState(id, {
+      patch: {
+        status: 'snoozed',
+        snoozedUntil: 50_000,
+        assignee: 'agent-1',
+        metadata: { vip: true },
+      },
+      now: 1_400,
+    });
+    const before = await repository.getConversation(id);
+    const restored = new InMemoryConversationRepository();
+    for (const line of repository.snapshotLines()) {
+      restored.restore(line);
+    }
+    const after = await restored.getConversation(id);
+    expect(after?.state).toEqual(before?.state);
+    expect(after?.counters).toEqual({ unreadAgent: 1, unreadCustomer: 0, waitingSince: 1_100 });
+    expect(after?.counters).toEqual(before?.counters);
+    const page = await restored.list({
+      statuses: ['snoozed'],
+      assignee: 'agent-1',
+      sort: '-lastActivityAt',
+      limit: 10,
+      t0: 100_000,
+      now: 2_000,
+    });
+    expect(page.rows.map((row) => row.id)).toEqual([id]);
+    expect(await restored.counts('agent-1')).toMatchObject({ snoozed: 1, assigned: 1 });
+    // Not evicted before its wake; woken on time.
+    expect(await restored.evictInactive(40_000)).toBe(0);
+    expect(await restored.wakeSnoozed(50_000)).toBe(1);
+    expect((await restored.getConversation(id))?.state.status).toBe('open');
   });
 });

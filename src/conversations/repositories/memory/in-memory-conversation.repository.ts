@@ -296,7 +296,13 @@ export class InMemoryConversationRepository extends ConversationRepository {
       holders: IN_HISTORY,
     };
     let bytes = messageBytes(stored.json);
-    this.refuseOverBudget(bytes + (keyed ? KEPT_POST_BYTES : 0), record, input.now);
+    // twin: src/conversations/repositories/redis/scripts/append-7.lua (the reopen)
+    const reopen = input.sender === 'customer' ? reopenedBy(record) : null;
+    // The reopen is part of the post: both fit, or neither is made.
+    const reopenBytes = reopen
+      ? stateChangeBytes(stateChangeJson(message.seq + 1, ['status', 'snoozedUntil'], record))
+      : 0;
+    this.refuseOverBudget(bytes + (keyed ? KEPT_POST_BYTES : 0) + reopenBytes, record, input.now);
     record.lastSeq = message.seq;
     const { messages } = record;
     record.bySeq.push(stored);
@@ -318,8 +324,6 @@ export class InMemoryConversationRepository extends ConversationRepository {
       record.waitingSince = 0;
     }
     this.recount(record, input.now, 1, bytes);
-    // twin: src/conversations/repositories/redis/scripts/append-7.lua (the reopen)
-    const reopen = input.sender === 'customer' ? reopenedBy(record) : null;
     if (reopen) {
       this.applyState(record, reopen, input.now);
     }
