@@ -26,7 +26,7 @@ describe('SortedRecords', () => {
           { maxLength: 3_000 },
         ),
         (steps) => {
-          const list = new SortedRecords((filed) => filed.activity);
+          const list = new SortedRecords('activity');
           const held = new Map<string, ConversationRecord>();
           for (const [n, key, remove] of steps) {
             const id = `c${n}`;
@@ -60,7 +60,7 @@ describe('SortedRecords', () => {
   });
 
   it('moves at most a chunk on inserts with one key, and prunes evicted records', () => {
-    const list = new SortedRecords((filed) => filed.activity);
+    const list = new SortedRecords('activity');
     const records = Array.from({ length: 5_000 }, (_, i) =>
       record(`id-${String(i).padStart(5, '0')}`, 7),
     );

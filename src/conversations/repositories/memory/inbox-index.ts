@@ -29,10 +29,8 @@ function filedOf(record: ConversationRecord): Filed {
   };
 }
 
-type Key = (filed: Filed) => number;
-
 /** Most records a chunk of a SortedRecords holds before it is split in two. */
-const CHUNK = 512;
+const CHUNK = 64;
 
 /**
  * Conversations in ascending (key, id) order, as filed: a list of sorted chunks of at most
@@ -43,7 +41,7 @@ export class SortedRecords {
   private chunks: ConversationRecord[][] = [];
   private count = 0;
 
-  constructor(private readonly key: Key) {}
+  constructor(private readonly field: 'activity' | 'waiting') {}
 
   get size(): number {
     return this.count;
@@ -56,7 +54,7 @@ export class SortedRecords {
       this.chunks.push([record]);
       return;
     }
-    let [c, i] = this.locate(this.key(filed), record.id);
+    let [c, i] = this.locate(filed[this.field], record.id);
     if (c === this.chunks.length) {
       c--;
       i = this.chunks[c].length;
@@ -70,7 +68,7 @@ export class SortedRecords {
 
   remove(record: ConversationRecord): void {
     const filed = record.filed as Filed;
-    const [c, i] = this.locate(this.key(filed), record.id);
+    const [c, i] = this.locate(filed[this.field], record.id);
     const chunk = this.chunks[c];
     if (chunk?.[i] === record) {
       chunk.splice(i, 1);
@@ -131,7 +129,7 @@ export class SortedRecords {
   }
 
   keyOf(record: ConversationRecord): number {
-    return this.key(record.filed as Filed);
+    return (record.filed as Filed)[this.field];
   }
 
   /**
@@ -139,30 +137,27 @@ export class SortedRecords {
    * after it; [chunks.length, 0] past the last.
    */
   private locate(key: number, id: string): [number, number] {
-    const before = (item: ConversationRecord) => {
-      const itemKey = this.key(item.filed as Filed);
-      return itemKey < key || (itemKey === key && item.id < id);
-    };
+    const chunks = this.chunks;
     let low = 0;
-    let high = this.chunks.length;
+    let high = chunks.length;
     while (low < high) {
       const mid = (low + high) >>> 1;
-      const chunk = this.chunks[mid];
-      if (before(chunk[chunk.length - 1])) {
+      const chunk = chunks[mid];
+      if (this.before(chunk[chunk.length - 1], key, id)) {
         low = mid + 1;
       } else {
         high = mid;
       }
     }
-    if (low === this.chunks.length) {
+    if (low === chunks.length) {
       return [low, 0];
     }
-    const chunk = this.chunks[low];
+    const chunk = chunks[low];
     let start = 0;
     let end = chunk.length;
     while (start < end) {
       const mid = (start + end) >>> 1;
-      if (before(chunk[mid])) {
+      if (this.before(chunk[mid], key, id)) {
         start = mid + 1;
       } else {
         end = mid;
@@ -170,10 +165,13 @@ export class SortedRecords {
     }
     return [low, start];
   }
-}
 
-const byActivity: Key = (filed) => filed.activity;
-const byWaiting: Key = (filed) => filed.waiting;
+  /** Whether the record comes before (key, id). */
+  private before(item: ConversationRecord, key: number, id: string): boolean {
+    const itemKey = (item.filed as Filed)[this.field];
+    return itemKey < key || (itemKey === key && item.id < id);
+  }
+}
 
 /** Sorted sets by one value of a field, made on first use and dropped when empty. */
 class Partition {
@@ -186,7 +184,7 @@ class Partition {
   insert(value: string, record: ConversationRecord): void {
     let part = this.parts.get(value);
     if (!part) {
-      part = new SortedRecords(byActivity);
+      part = new SortedRecords('activity');
       this.parts.set(value, part);
     }
     part.insert(record);
@@ -221,14 +219,14 @@ const noCounts = (): StatusCounts => ({ open: 0, pending: 0, snoozed: 0, resolve
  * the rest of the query.
  */
 export class InboxIndex {
-  private readonly activity = new SortedRecords(byActivity);
-  private readonly waiting = new SortedRecords(byWaiting);
+  private readonly activity = new SortedRecords('activity');
+  private readonly waiting = new SortedRecords('waiting');
   private readonly statuses = new Partition();
   private readonly assignees = new Partition();
   private readonly teams = new Partition();
   private readonly customers = new Partition();
-  private readonly unreadAgent = new SortedRecords(byActivity);
-  private readonly unreadCustomer = new SortedRecords(byActivity);
+  private readonly unreadAgent = new SortedRecords('activity');
+  private readonly unreadCustomer = new SortedRecords('activity');
   private readonly totals = noCounts();
   private readonly perAssignee = new Map<string, StatusCounts>();
 
@@ -237,28 +235,57 @@ export class InboxIndex {
     this.file(record, 1);
   }
 
-  /** Files the record again after a change: only where what it was filed under moved. */
+  /**
+   * Files the record again after a change: only in the indexes whose key or membership
+   * moved (a post moves the activity-sorted ones, not the waiting one unless the customer
+   * began waiting), reusing its Filed, so that a post allocates nothing here.
+   */
   update(record: ConversationRecord): void {
-    const before = record.filed;
-    if (!before || record.evicted) {
+    const filed = record.filed;
+    if (!filed || record.evicted) {
       return;
     }
-    const after = filedOf(record);
-    if (
-      before.activity === after.activity &&
-      before.waiting === after.waiting &&
-      before.status === after.status &&
-      before.assignee === after.assignee &&
-      before.team === after.team &&
-      before.externalId === after.externalId &&
-      before.unreadAgent === after.unreadAgent &&
-      before.unreadCustomer === after.unreadCustomer
-    ) {
+    const externalId = record.customer.externalId ?? '';
+    const unreadAgent = record.unreadAgent > 0;
+    const unreadCustomer = record.unreadCustomer > 0;
+    const counted = filed.status !== record.status || filed.assignee !== record.assignee;
+    const byActivity =
+      counted ||
+      filed.activity !== record.lastActivityAt ||
+      filed.team !== record.team ||
+      filed.externalId !== externalId ||
+      filed.unreadAgent !== unreadAgent ||
+      filed.unreadCustomer !== unreadCustomer;
+    const waiting = filed.waiting !== record.waitingSince;
+    if (!byActivity && !waiting) {
       return;
     }
-    this.file(record, -1);
-    record.filed = after;
-    this.file(record, 1);
+    if (waiting && filed.waiting > 0) {
+      this.waiting.remove(record);
+    }
+    if (byActivity) {
+      this.fileByActivity(record, 'remove');
+    }
+    if (counted) {
+      this.count(filed, -1);
+    }
+    filed.activity = record.lastActivityAt;
+    filed.waiting = record.waitingSince;
+    filed.status = record.status;
+    filed.assignee = record.assignee;
+    filed.team = record.team;
+    filed.externalId = externalId;
+    filed.unreadAgent = unreadAgent;
+    filed.unreadCustomer = unreadCustomer;
+    if (counted) {
+      this.count(filed, 1);
+    }
+    if (byActivity) {
+      this.fileByActivity(record, 'insert');
+    }
+    if (waiting && filed.waiting > 0) {
+      this.waiting.insert(record);
+    }
   }
 
   /** After a sweep marked records evicted: drops them everywhere, one pass per index. */
@@ -322,7 +349,7 @@ export class InboxIndex {
 
   /** The narrowest index for the query, and its direction. */
   private sourceFor(query: InboxQuery): { source: SortedRecords; ascending: boolean } {
-    const empty = { source: new SortedRecords(byActivity), ascending: false };
+    const empty = { source: new SortedRecords('activity'), ascending: false };
     if (query.sort === 'waitingSince') {
       return { source: this.waiting, ascending: true };
     }
@@ -348,14 +375,20 @@ export class InboxIndex {
     return { ...empty, source: this.activity };
   }
 
-  /** Files (1) or unfiles (-1) the record under record.filed. */
+  /** Files (1) or unfiles (-1) the record under record.filed, everywhere. */
   private file(record: ConversationRecord, sign: 1 | -1): void {
-    const filed = record.filed as Filed;
     const op = sign > 0 ? 'insert' : 'remove';
-    this.activity[op](record);
-    if (filed.waiting > 0) {
+    if ((record.filed as Filed).waiting > 0) {
       this.waiting[op](record);
     }
+    this.fileByActivity(record, op);
+    this.count(record.filed as Filed, sign);
+  }
+
+  /** Files or unfiles the record in every index sorted by activity. */
+  private fileByActivity(record: ConversationRecord, op: 'insert' | 'remove'): void {
+    const filed = record.filed as Filed;
+    this.activity[op](record);
     this.statuses[op](filed.status, record);
     this.assignees[op](filed.assignee, record);
     if (filed.team) {
@@ -370,7 +403,6 @@ export class InboxIndex {
     if (filed.unreadCustomer) {
       this.unreadCustomer[op](record);
     }
-    this.count(filed, sign);
   }
 
   private count(filed: Filed, sign: number): void {
