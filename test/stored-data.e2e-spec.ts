@@ -6,7 +6,9 @@ import { requestText, ServerProcess, spawnServer } from './utils/spawn-server';
 import {
   FixtureAnswers,
   FixtureMeta,
+  Answer,
   loadRedis,
+  RecordedExchange,
   RedisExport,
   send,
   STORED_DATA_DIR,
@@ -53,6 +55,57 @@ interface History {
 
 const bearer = (credential: string) => ({ Authorization: `Bearer ${credential}` });
 
+/**
+ * What a recorded read answers now. A history read (GET /api/conversations/{id}) has, since
+ * the inbox, the conversation's state before its messages: data written before the inbox
+ * reads as open, unassigned, with no customer details or metadata, its unread counts and
+ * waitingSince counted from its messages (seq order) and read horizons; a customer token
+ * sees its part of that. Every byte recorded is still there, in order.
+ */
+function answerNow(read: RecordedExchange, apiKeys: Set<string>): Answer {
+  if (read.method !== 'GET' || !/^\/api\/conversations\/[^/?]+$/.test(read.path)) {
+    return read.answer;
+  }
+  if (read.answer.status !== 200) {
+    return read.answer;
+  }
+  const { messages, ...header } = JSON.parse(read.answer.text) as History & {
+    messages: (Message & { sender: string })[];
+  };
+  const bySeq = [...messages].sort((a, b) => a.seq - b.seq);
+  const unreadAgent = bySeq.filter((m) => m.sender === 'customer' && m.seq > header.lastRead.agent);
+  const unreadCustomer = bySeq.filter(
+    (m) => m.sender === 'agent' && m.seq > header.lastRead.customer,
+  );
+  let waitingSince: number | null = null;
+  for (const message of bySeq) {
+    if (message.sender === 'agent') {
+      waitingSince = null;
+    } else {
+      waitingSince ??= message.createdAt;
+    }
+  }
+  const agentView = apiKeys.has(read.headers.Authorization);
+  const state = agentView
+    ? {
+        status: 'open',
+        snoozedUntil: null,
+        assignee: null,
+        team: null,
+        customer: {},
+        unread: { customer: unreadCustomer.length, agent: unreadAgent.length },
+        waitingSince,
+        metadata: {},
+      }
+    : {
+        status: 'open',
+        snoozedUntil: null,
+        customer: {},
+        unread: { customer: unreadCustomer.length },
+      };
+  return { ...read.answer, text: JSON.stringify({ ...header, ...state, messages }) };
+}
+
 /** Starts a server for the tests of the enclosing describe, and stops it after them. */
 function useFixtureServer(start: Start, env: Record<string, string>): () => ServerProcess {
   let started: { server: ServerProcess; done(): void } | undefined;
@@ -92,7 +145,9 @@ function readsBack({ meta, answers }: Fixture, start: Start): void {
       for (const request of answers.reads) {
         actual.push({ name: request.name, ...(await send(server().baseUrl, request)) });
       }
-      expect(actual).toEqual(answers.reads.map(({ name, answer }) => ({ name, ...answer })));
+      expect(actual).toEqual(
+        answers.reads.map((read) => ({ name: read.name, ...answerNow(read, keyed) })),
+      );
     });
 
     it('replays kept Idempotency-Keys of posts with their first answers', async () => {
@@ -138,10 +193,13 @@ function readsBack({ meta, answers }: Fixture, start: Start): void {
         expect([conversation.label, message.seq]).toEqual([conversation.label, nextSeq]);
 
         if (!conversation.full) {
-          // The history as recorded, with the new message at its end.
+          // The history as recorded (as it reads now), with the new message at its end: one
+          // more unread for the agent, and the customer waiting since it if not already.
+          const name = `${conversation.label}: history (API key)`;
           const before = JSON.parse(
-            recorded(`${conversation.label}: history (API key)`).text,
-          ) as History;
+            answerNow(answers.reads.find((read) => read.name === name) as RecordedExchange, keyed)
+              .text,
+          ) as History & { unread: { agent: number }; waitingSince: number | null };
           const after = await requestText(server().baseUrl, 'GET', base, {
             headers: bearer(apiKey),
           });
@@ -149,6 +207,8 @@ function readsBack({ meta, answers }: Fixture, start: Start): void {
             ...before,
             lastActivityAt: message.createdAt,
             messageCount: before.messageCount + 1,
+            unread: { ...before.unread, agent: before.unread.agent + 1 },
+            waitingSince: before.waitingSince ?? message.createdAt,
             messages: [...before.messages, message],
           });
         }
@@ -238,7 +298,9 @@ function readsBack({ meta, answers }: Fixture, start: Start): void {
       for (const request of withKey) {
         actual.push({ name: request.name, ...(await send(server().baseUrl, request)) });
       }
-      expect(actual).toEqual(withKey.map(({ name, answer }) => ({ name, ...answer })));
+      expect(actual).toEqual(
+        withKey.map((read) => ({ name: read.name, ...answerNow(read, keyed) })),
+      );
     });
   });
 }
