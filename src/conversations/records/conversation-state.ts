@@ -251,6 +251,7 @@ export function statusAt(
 /**
  * The conversation.updated event's data, as an API key sees it (a customer token's view is
  * customerUpdateView of it). `changed` names the state fields the change set.
+ * twin: src/conversations/repositories/redis/scripts/includes/stateJson.lua (the same text, for a reopen)
  */
 export function stateChangeJson(seq: number, changed: StateField[], state: StoredState): string {
   return JSON.stringify({

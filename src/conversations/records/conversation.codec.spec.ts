@@ -6,7 +6,10 @@ import {
   customerTokenFromRedis,
   customerTokenOf,
   headerFromRedis,
+  cutToCodePoints,
   historyOf,
+  LAST_MESSAGE_CHARS,
+  lastMessageOf,
   newConversation,
   REDIS_HEADER_FIELDS,
   REDIS_TOKEN_FIELDS,
@@ -31,15 +34,29 @@ const RECORD: StoredConversation = {
   life: 42,
   status: 'snoozed',
   snoozedUntil: 9_000,
-  assignee: 'agent-1',
+  assignee: 'agent:7',
   team: 'billing',
-  customer: { externalId: 'user-1', name: 'Ada', email: 'ada@example.com' },
-  metadata: { plan: 'pro', seats: 3, vip: true },
+  customer: { externalId: 'x1', name: 'Ann "A"', email: 'a@example.com' },
+  metadata: { plan: 'pro', seats: 3, trial: false },
   stateSeq: 6,
-  unreadCustomer: 1,
-  unreadAgent: 2,
+  unreadCustomer: 2,
+  unreadAgent: 1,
   waitingSince: 1_500,
 };
+
+/** The record as it was before the inbox: open, unassigned, no customer, counters 0. */
+const BEFORE_INBOX = {
+  status: 'open',
+  snoozedUntil: 0,
+  assignee: '',
+  team: '',
+  customer: {},
+  metadata: {},
+  stateSeq: 0,
+  unreadCustomer: 0,
+  unreadAgent: 0,
+  waitingSince: 0,
+} as const;
 
 /** The conversation hash as Redis keeps it, from HSET's arguments; HMGET on it. */
 function hashOf(fieldsAndValues: (string | number)[]): Map<string, string> {
@@ -90,6 +107,7 @@ describe('the conversation record codec', () => {
     const { life, ...restored } = conversationFromSnapshot(line);
     expect(restored).toEqual({
       ...RECORD,
+      ...BEFORE_INBOX,
       readCustomer: 0,
       readAgent: 0,
       tokenHash: '',
@@ -119,6 +137,15 @@ describe('the conversation record codec', () => {
     expect(headerFromRedis('c1', hmget(new Map(), REDIS_HEADER_FIELDS), null)).toBeNull();
   });
 
+  it('cuts the last message to LAST_MESSAGE_CHARS code points, never half a pair', () => {
+    const long = '😀'.repeat(150) + 'a'.repeat(100);
+    const json = JSON.stringify({ id: 'm', sender: 'customer', content: long, seq: 4 });
+    const cut = lastMessageOf(json);
+    expect(cut).toEqual({ sender: 'customer', seq: 4, content: '😀'.repeat(150) + 'a'.repeat(50) });
+    expect([...cut.content]).toHaveLength(LAST_MESSAGE_CHARS);
+    expect(cutToCodePoints('short')).toBe('short');
+  });
+
   it('writes a new record to Redis as the build before the codec did, and reads old hashes', () => {
     const made = newConversation(
       {
@@ -146,11 +173,29 @@ describe('the conversation record codec', () => {
       'f',
       'l',
       42,
+      'st',
+      'open',
+      'as',
+      '',
+      'te',
+      '',
+      'cu',
+      '{}',
+      'md',
+      '{}',
+      'ss',
+      0,
+      'uc',
+      0,
+      'ua',
+      0,
+      'ws',
+      0,
     ]);
     // Without rc, ra, l or tm (records from before read receipts, lives and the mark).
     const old = new Map(Object.entries({ c: '1000', a: '2000', s: '7', n: '4', t: 'hash' }));
     expect(headerFromRedis('c1', hmget(old, REDIS_HEADER_FIELDS), [])).toEqual({
-      ...historyOf({ ...RECORD, readCustomer: 0, readAgent: 0, life: 0 }, 4, []),
+      ...historyOf({ ...RECORD, ...BEFORE_INBOX, readCustomer: 0, readAgent: 0, life: 0 }, 4, []),
     });
     expect(customerTokenFromRedis(hmget(old, REDIS_TOKEN_FIELDS))).toEqual({
       hash: 'hash',

@@ -411,6 +411,36 @@ export function redisHashOf(record: StoredConversation, messageCount: number): (
     // Not written at create: absent reads as 0.
     ...(record.readCustomer ? [F.readCustomer.redis, record.readCustomer] : []),
     ...(record.readAgent ? [F.readAgent.redis, record.readAgent] : []),
+    ...redisStateOf(record),
+    F.stateSeq.redis,
+    record.stateSeq,
+    F.unreadCustomer.redis,
+    record.unreadCustomer,
+    F.unreadAgent.redis,
+    record.unreadAgent,
+    F.waitingSince.redis,
+    record.waitingSince,
+  ];
+}
+
+/**
+ * The state's fields as HSET takes them (no `ss`): what create-5.lua and update-5.lua write.
+ * `su` goes with a snooze only (update-5.lua removes it otherwise); customer and metadata are
+ * their compact JSON, as stateChangeJson writes them.
+ */
+export function redisStateOf(state: StoredState): (string | number)[] {
+  return [
+    F.status.redis,
+    state.status,
+    ...(state.snoozedUntil ? [F.snoozedUntil.redis, state.snoozedUntil] : []),
+    F.assignee.redis,
+    state.assignee,
+    F.team.redis,
+    state.team,
+    F.customer.redis,
+    JSON.stringify(state.customer),
+    F.metadata.redis,
+    JSON.stringify(state.metadata),
   ];
 }
 
@@ -431,6 +461,16 @@ export const REDIS_HEADER_FIELDS = [
   F.messageCount.redis,
   F.readCustomer.redis,
   F.readAgent.redis,
+  F.status.redis,
+  F.snoozedUntil.redis,
+  F.assignee.redis,
+  F.team.redis,
+  F.customer.redis,
+  F.metadata.redis,
+  F.stateSeq.redis,
+  F.unreadCustomer.redis,
+  F.unreadAgent.redis,
+  F.waitingSince.redis,
 ];
 
 /** A read's answer from the values of REDIS_HEADER_FIELDS; null when there is no record. */
@@ -451,10 +491,66 @@ export function headerFromRedis<Messages>(
     lastRead: { customer: Number(readCustomer ?? 0), agent: Number(readAgent ?? 0) },
     life: Number(life ?? 0),
     version: Number(lastSeq),
-    state: initialState(),
-    counters: { unreadCustomer: 0, unreadAgent: 0, waitingSince: 0 },
+    state: stateFromRedis(values.slice(7, 14)),
+    counters: {
+      unreadCustomer: Number(values[14] ?? 0),
+      unreadAgent: Number(values[15] ?? 0),
+      waitingSince: Number(values[16] ?? 0),
+    },
     messagesJson,
   };
+}
+
+/**
+ * The state from the values of `st su as te cu md ss` (REDIS_HEADER_FIELDS from the 8th):
+ * absent fields (records from before the inbox) read as open, unassigned, no customer.
+ */
+export function stateFromRedis([
+  status,
+  snoozedUntil,
+  assignee,
+  team,
+  customer,
+  metadata,
+  stateSeq,
+]: (string | null)[]): StoredState {
+  const known = STATUSES.includes(status as ConversationStatus);
+  return {
+    status: known ? (status as ConversationStatus) : 'open',
+    snoozedUntil: known && status === 'snoozed' ? Number(snoozedUntil ?? 0) : 0,
+    assignee: assignee ?? '',
+    team: team ?? '',
+    customer: customer ? (JSON.parse(customer) as CustomerDetails) : {},
+    metadata: metadata ? (JSON.parse(metadata) as Metadata) : {},
+    stateSeq: Number(stateSeq ?? 0),
+  };
+}
+
+/** The position of the state's fields (`st` to `ss`) in REDIS_HEADER_FIELDS. */
+export const REDIS_STATE_FIELDS = REDIS_HEADER_FIELDS.slice(7, 14);
+
+/**
+ * The last message as an inbox row shows it, from its MessageJson: its content cut to
+ * LAST_MESSAGE_CHARS code points (never half a surrogate pair). Every store's rows use it.
+ */
+export function lastMessageOf(json: string): LastMessage {
+  const message = JSON.parse(json) as { sender: Sender; seq: number; content: string };
+  return { sender: message.sender, seq: message.seq, content: cutToCodePoints(message.content) };
+}
+
+/** The first LAST_MESSAGE_CHARS code points of `text`. */
+export function cutToCodePoints(text: string, max = LAST_MESSAGE_CHARS): string {
+  if (text.length <= max) {
+    return text;
+  }
+  let points = 0;
+  let end = 0;
+  while (end < text.length && points < max) {
+    const code = text.charCodeAt(end);
+    end += code >= 0xd800 && code <= 0xdbff && end + 1 < text.length ? 2 : 1;
+    points++;
+  }
+  return text.slice(0, end);
 }
 
 /** The hash fields customerTokenFromRedis reads (HMGET). */

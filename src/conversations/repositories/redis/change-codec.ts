@@ -13,6 +13,7 @@ const CHANGE_TYPES: Record<string, ChangeType> = {
   c: 'message.created',
   d: 'message.deleted',
   r: 'conversation.read',
+  u: 'conversation.updated',
 };
 
 /** A typing signal as this store publishes it. */

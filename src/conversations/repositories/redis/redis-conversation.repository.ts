@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { OnApplicationShutdown } from '@nestjs/common';
 import { Cluster } from 'ioredis';
 import { StoreError } from '../../../common/errors/store-error';
@@ -11,8 +12,18 @@ import {
   REDIS_HEADER_FIELDS,
   REDIS_TOKEN_FIELDS,
   redisHashOf,
+  redisStateOf,
   redisTokenOf,
+  ConversationHeader,
 } from '../../records/conversation.codec';
+import {
+  patchedState,
+  stateChangeJson,
+  StateField,
+  StateRefusal,
+  StoredState,
+  wokenAt,
+} from '../../records/conversation-state';
 import {
   AppendedMessage,
   keptMessageJson,
@@ -38,7 +49,15 @@ import {
   HistoryVersion,
   UnchangedHistory,
   Watch,
+  StateUpdate,
+  StateUpdated,
+  InboxQuery,
+  InboxPage,
+  InboxCounts,
+  InboxListener,
 } from '../../conversation.repository';
+import { IndexedState, RedisInboxIndex } from './inbox-index';
+import { InboxFeed } from './inbox-feed';
 import { HISTORY_CACHE_CHARS, HistoryCache } from '../history-cache';
 import { historyPieces } from '../history-pieces';
 import { Acknowledged, AcknowledgedWrites } from './acknowledged-writes';
@@ -78,6 +97,20 @@ export interface RedisStoreOptions {
   historyIdleMs?: number;
 }
 
+/** How many times a state change reads again after losing its compare-and-set (update-5.lua). */
+const STATE_ATTEMPTS = 64;
+/** How long the wake lock lives if its holder dies mid-wake. */
+const WAKE_LOCK_MS = 5_000;
+/** Due snoozes read at once from a bucket of the due index. */
+const WAKE_BATCH = 200;
+
+/** What the indexes and counts know of a state. */
+const indexedOf = (state: StoredState): IndexedState => ({
+  status: state.status,
+  assignee: state.assignee,
+  snoozedUntil: state.snoozedUntil,
+});
+
 /** What the create script answers (see create-5.lua). */
 type CreateAnswer = Awaited<ReturnType<ScriptedRedis['chatCreate']>>;
 
@@ -109,6 +142,8 @@ export class RedisConversationRepository
   private readonly sweeper: RedisSweeper;
   private readonly messageCount: MessageCountFlusher;
   private readonly histories: HistoryCache;
+  private readonly inbox: RedisInboxIndex;
+  private feed: InboxFeed | null = null;
 
   private readonly watchers = new Watchers();
   /** The sharded pub/sub subscriptions (see ChannelSubscriber), made on the first watch. */
@@ -141,7 +176,8 @@ export class RedisConversationRepository
       options.waitReplicas ?? 0,
       options.waitTimeoutMs ?? 500,
     );
-    this.sweeper = new RedisSweeper(this.connection);
+    this.inbox = new RedisInboxIndex(this.connection);
+    this.sweeper = new RedisSweeper(this.connection, this.inbox);
     this.messageCount = new MessageCountFlusher(this.connection);
     this.subscriberName = `${prefix}sub`;
     this.histories = new HistoryCache(HISTORY_CACHE_CHARS, options.historyIdleMs ?? Infinity);
@@ -183,6 +219,8 @@ export class RedisConversationRepository
           record.createKey,
           reserved ? 1 : 0,
           ...redisTokenOf(record),
+          this.keys.inboxChannel,
+          id,
           ...redisHashOf(record, 0),
         ),
       );
@@ -204,6 +242,10 @@ export class RedisConversationRepository
     }
     switch (code) {
       case ScriptCode.Done:
+        await this.inbox.changed(id, {
+          lastActivityAt: record.lastActivityAt,
+          to: indexedOf(record),
+        });
         return asCreated(record);
       case ScriptCode.ConversationNotFound:
         throw new StoreError('capacity_exceeded');
@@ -351,7 +393,7 @@ export class RedisConversationRepository
     // The script puts the seq it assigns between the two halves.
     const [jsonHead, jsonTail] = messageJsonAroundSeq(conversationId, input);
     const keyed = input.idempotency;
-    const seq = await this.writes.write((commands) =>
+    const answer = await this.writes.write((commands) =>
       commands.chatAppend(
         ...this.keys.conversation(conversationId),
         ...this.keys.postKeys(conversationId),
@@ -366,13 +408,30 @@ export class RedisConversationRepository
         keyed?.key ?? '',
         keyed?.fingerprint ?? '',
         keyed?.ttlMs ?? 0,
+        input.sender,
+        this.keys.inboxChannel,
+        conversationId,
       ),
     );
-    if (Array.isArray(seq)) {
-      return AppendedMessage.replayed(keptMessageJson(seq[0]));
+    if (typeof answer === 'number') {
+      refuse(answer);
+      throw new StoreError('store_unavailable', `append-7.lua answered ${answer}`);
     }
-    refuse(seq);
+    if (answer.length === 1) {
+      return AppendedMessage.replayed(keptMessageJson(answer[0]));
+    }
+    const [seq, lastActivityAt, waitingSince, reopenedFrom, snoozedUntil, assignee] = answer;
     this.messageCount.count(1);
+    await this.inbox.changed(conversationId, {
+      lastActivityAt,
+      waitingSince,
+      ...(reopenedFrom
+        ? {
+            from: { status: reopenedFrom as StoredState['status'], assignee, snoozedUntil },
+            to: { status: 'open', assignee, snoozedUntil: 0 },
+          }
+        : {}),
+    });
     return AppendedMessage.posted(
       conversationId,
       input,
@@ -386,22 +445,29 @@ export class RedisConversationRepository
     messageId: string,
     now: number,
   ): Promise<DeletedMessage> {
-    const seq = await this.writes.write((commands) =>
+    const answer = await this.writes.write((commands) =>
       commands.chatDelete(
         ...this.keys.conversation(conversationId),
         messageId,
         now,
         this.keys.channel(conversationId),
         this.replayLimit,
+        this.keys.inboxChannel,
+        conversationId,
       ),
     );
-    refuse(seq);
+    if (typeof answer === 'number') {
+      refuse(answer);
+      throw new StoreError('store_unavailable', `delete-5.lua answered ${answer}`);
+    }
+    const [seq, lastActivityAt, waitingSince] = answer;
     this.messageCount.count(-1);
+    await this.inbox.changed(conversationId, { lastActivityAt, waitingSince });
     return { messageId, seq };
   }
 
   async markRead(conversationId: string, receipt: ReadReceipt): Promise<ReadState> {
-    const [result, customer, agent] = await this.writes.write((commands) =>
+    const [result, customer, agent, lastActivityAt] = await this.writes.write((commands) =>
       commands.chatRead(
         ...this.keys.conversation(conversationId),
         receipt.sender,
@@ -409,11 +475,17 @@ export class RedisConversationRepository
         receipt.now,
         this.keys.channel(conversationId),
         this.replayLimit,
+        this.keys.inboxChannel,
+        conversationId,
       ),
     );
     refuse(result);
     const lastRead = { customer: customer ?? 0, agent: agent ?? 0 };
-    return result === ScriptCode.Unchanged ? { lastRead } : { lastRead, seq: result };
+    if (result === ScriptCode.Unchanged) {
+      return { lastRead };
+    }
+    await this.inbox.changed(conversationId, { lastActivityAt: lastActivityAt ?? receipt.now });
+    return { lastRead, seq: result };
   }
 
   /** Published on the conversation's channel, like its changes, but with no seq. */
@@ -506,28 +578,6 @@ export class RedisConversationRepository
   }
 
   /** On a cluster it also asks a node for the cluster's state: not ok, the store is down. */
-  // PROVISIONAL, in main only while the Redis inbox is built on branch s32-redis: the
-  // inbox answers store_unavailable on Redis until that branch lands.
-  updateState(): Promise<never> {
-    return Promise.reject(new StoreError('store_unavailable'));
-  }
-
-  wakeSnoozed(): Promise<number> {
-    return Promise.resolve(0);
-  }
-
-  list(): Promise<never> {
-    return Promise.reject(new StoreError('store_unavailable'));
-  }
-
-  counts(): Promise<never> {
-    return Promise.reject(new StoreError('store_unavailable'));
-  }
-
-  watchInbox(): Watch {
-    return { ready: Promise.reject(new StoreError('store_unavailable')), stop: () => undefined };
-  }
-
   async stats(): Promise<StoreStats> {
     await this.messageCount.flush();
     const [[conversations, messages], state] = await this.run(() =>
@@ -546,9 +596,174 @@ export class RedisConversationRepository
     return { conversations: Number(conversations ?? 0), messages: Number(messages ?? 0) };
   }
 
+  /**
+   * Reads the state (HMGET), decides the change with patchedState, and writes it with a
+   * compare-and-set on the state seq and the life (update-5.lua); a lost race reads again.
+   * The indexes and counts follow as a second step.
+   */
+  updateState(conversationId: string, update: StateUpdate): Promise<StateUpdated> {
+    return this.changeState(conversationId, update.now, (header) => {
+      const { ifMatch } = update;
+      if (ifMatch && (ifMatch.life !== header.life || header.state.stateSeq > ifMatch.version)) {
+        return { code: 'precondition_failed' };
+      }
+      return patchedState(header.state, update.patch, update.claim ?? false);
+    });
+  }
+
+  private async changeState(
+    conversationId: string,
+    now: number,
+    decide: (
+      header: ConversationHeader,
+    ) => { next: StoredState; changed: StateField[] } | StateRefusal | null,
+  ): Promise<StateUpdated> {
+    const keys = this.keys.conversation(conversationId);
+    for (let attempt = 0; attempt < STATE_ATTEMPTS; attempt++) {
+      const values = await this.run(() => this.commands.hmget(keys[0], ...REDIS_HEADER_FIELDS));
+      const read = headerFromRedis(conversationId, values, null);
+      if (!read) {
+        throw new StoreError('conversation_not_found');
+      }
+      const { messagesJson: _none, ...header } = read;
+      const decided = decide(header);
+      if (decided === null) {
+        return { conversation: header };
+      }
+      if ('code' in decided) {
+        return { refused: decided };
+      }
+      const { next, changed } = decided;
+      if (changed.length === 0) {
+        return { conversation: header };
+      }
+      // The event's JSON less its seq, which the script puts in.
+      const jsonAfterSeq = stateChangeJson(0, changed, next).slice('{"seq":0'.length);
+      const [result, lastActivityAt] = await this.writes.write((commands) =>
+        commands.chatUpdate(
+          ...keys,
+          values[13] ?? '0',
+          values[1] ?? '0',
+          now,
+          this.keys.channel(conversationId),
+          this.replayLimit,
+          this.keys.inboxChannel,
+          conversationId,
+          jsonAfterSeq,
+          next.status === 'snoozed' ? 0 : 1,
+          ...redisStateOf(next),
+        ),
+      );
+      if (result === ScriptCode.Stale) {
+        continue;
+      }
+      refuse(result);
+      const at = lastActivityAt ?? now;
+      await this.inbox.changed(conversationId, {
+        lastActivityAt: at,
+        from: indexedOf(header.state),
+        to: indexedOf(next),
+      });
+      return {
+        conversation: {
+          ...header,
+          version: result,
+          lastActivityAt: at,
+          state: { ...next, stateSeq: result },
+        },
+        seq: result,
+      };
+    }
+    throw new StoreError(
+      'store_unavailable',
+      `Redis at ${this.where}: ${STATE_ATTEMPTS} concurrent state changes in a row`,
+    );
+  }
+
+  /**
+   * Wakes the due snoozes from the due index, each through the compare-and-set path above,
+   * under a short lock of its own so that two callers never wake together; stale entries
+   * (woken, re-snoozed, evicted) are put right. 0 while another process wakes.
+   */
+  async wakeSnoozed(now: number): Promise<number> {
+    const token = randomUUID();
+    const locked = await this.run(() =>
+      this.commands.set(this.keys.wakeLock, token, 'PX', WAKE_LOCK_MS, 'NX'),
+    );
+    if (locked !== 'OK') {
+      return 0;
+    }
+    let woken = 0;
+    try {
+      for (const bucket of this.keys.inboxBuckets('snooze')) {
+        const ids = await this.run(() =>
+          this.commands.zrangebyscore(bucket, '-inf', now, 'LIMIT', 0, WAKE_BATCH),
+        );
+        const results = await Promise.all(ids.map((id) => this.wakeOne(bucket, id, now)));
+        woken += results.filter(Boolean).length;
+      }
+    } finally {
+      await this.run(() => this.commands.chatDeleteIf(this.keys.wakeLock, token));
+    }
+    return woken;
+  }
+
+  /** Wakes one due snooze; false when its entry was stale (and is put right). */
+  private async wakeOne(bucket: string, id: string, now: number): Promise<boolean> {
+    let stale: StoredState | null | undefined;
+    let result: StateUpdated;
+    try {
+      result = await this.changeState(id, now, (header) => {
+        const patch = wokenAt(header.state, now);
+        if (!patch) {
+          stale = header.state;
+          return null;
+        }
+        return patchedState(header.state, patch, false);
+      });
+    } catch (error) {
+      if (error instanceof StoreError && error.code === 'conversation_not_found') {
+        await this.run(() => this.commands.zrem(bucket, id));
+        return false;
+      }
+      throw error;
+    }
+    if (stale !== undefined) {
+      await this.run(() =>
+        stale?.status === 'snoozed'
+          ? this.commands.zadd(bucket, stale.snoozedUntil, id)
+          : this.commands.zrem(bucket, id),
+      );
+      return false;
+    }
+    return 'seq' in result && result.seq !== undefined;
+  }
+
+  /** See RedisInboxIndex.list. */
+  list(query: InboxQuery): Promise<InboxPage> {
+    return this.inbox.list(query);
+  }
+
+  /** See RedisInboxIndex.counts. */
+  counts(assignee?: string): Promise<InboxCounts> {
+    return this.inbox.counts(assignee);
+  }
+
+  /**
+   * The inbox feed: every change's script PUBLISHes "<type> <id>" on one channel; the feed's
+   * subscriber reads the row and tells it (see InboxFeed).
+   */
+  watchInbox(listener: InboxListener): Watch {
+    if (!this.feed) {
+      this.feed = new InboxFeed(this.connection, this.subscriberName);
+    }
+    return this.feed.watch(listener);
+  }
+
   async onApplicationShutdown(): Promise<void> {
     await this.messageCount.flush();
     this.subscriber?.close();
+    this.feed?.close();
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
 

@@ -15,23 +15,61 @@
  *   <prefix>{<id>}:idemx     zset  score when that key expires, member the key digest
  *   <prefix>{activity:<b>}   zset  score last activity known to the index (never later than
  *                                 the real one), member conversation id (b = 0..15)
- *   <prefix>{meta}           hash  conversations, messages: what the store holds
+ *   <prefix>{ix:act:<b>}     zset  the inbox's activity index: score lastActivityAt, member id
+ *   <prefix>{ix:wait:<b>}    zset  the waiting queue: score waitingSince, only those waiting
+ *   <prefix>{ix:snooze:<b>}  zset  snoozes due: score snoozedUntil, only those snoozed
+ *   <prefix>{ix:counts}      hash  how many per status and assigned or not (see inbox-index.ts)
+ *   <prefix>{meta}           hash  conversations, messages: what the store holds; inboxIndexed
+ *                                 once the inbox indexes were backfilled; inboxRecountAt
+ *   <prefix>{meta}:waker     string  the wake lock (wakeSnoozed): a random token, short expiry
  *   <prefix>{meta}:sweeper   string  the sweeper lock: a random token, with an expiry
  *   <prefix>rl:{<key>}       string  a rate-limit counter, expiring with its window
  *   <prefix>rl:{<key>}:block string  present while that counter is blocked, expiring with the block
  *
  * Changes are also published on the channel <prefix>events:{<id>} as "<seq> <type> <JSON>",
- * and typing signals, which have no seq, as "typing <JSON>".
+ * and typing signals, which have no seq, as "typing <JSON>". The inbox feed is one plain
+ * channel, <prefix>inbox: "<type> <id>" for every create, change and eviction.
  */
 export const ACTIVITY_BUCKETS = 16;
+
+/** The inbox's indexes, bucketed as the activity index is (see inbox-index.ts). */
+export type InboxIndexName = 'act' | 'wait' | 'snooze';
+
+/** A conversation's bucket, from its id (which is random), in every bucketed index. */
+function bucketOf(id: string): number {
+  let hash = 0;
+  for (let i = 0; i < id.length; i++) {
+    hash = (hash * 31 + id.charCodeAt(i)) | 0;
+  }
+  return Math.abs(hash) % ACTIVITY_BUCKETS;
+}
 
 export class RedisKeys {
   readonly meta: string;
   readonly sweeperLock: string;
+  readonly wakeLock: string;
+  readonly inboxChannel: string;
+  readonly inboxCounts: string;
 
   constructor(private readonly prefix: string) {
     this.meta = `${prefix}{meta}`;
     this.sweeperLock = `${prefix}{meta}:sweeper`;
+    this.wakeLock = `${prefix}{meta}:waker`;
+    this.inboxChannel = `${prefix}inbox`;
+    this.inboxCounts = `${prefix}{ix:counts}`;
+  }
+
+  /** A conversation's bucket in one of the inbox indexes (act, wait, snooze). */
+  inboxIndex(name: InboxIndexName, id: string): string {
+    return this.inboxBucket(name, bucketOf(id));
+  }
+
+  inboxBuckets(name: InboxIndexName): string[] {
+    return Array.from({ length: ACTIVITY_BUCKETS }, (_, b) => this.inboxBucket(name, b));
+  }
+
+  private inboxBucket(name: InboxIndexName, b: number): string {
+    return `${this.prefix}{ix:${name}:${b}}`;
   }
 
   /** The keys of one conversation, in the order its scripts take them. */
@@ -64,11 +102,7 @@ export class RedisKeys {
 
   /** The activity bucket of a conversation: from its id, which is random. */
   activity(id: string): string {
-    let hash = 0;
-    for (let i = 0; i < id.length; i++) {
-      hash = (hash * 31 + id.charCodeAt(i)) | 0;
-    }
-    return this.bucket(Math.abs(hash) % ACTIVITY_BUCKETS);
+    return this.bucket(bucketOf(id));
   }
 
   activityBuckets(): string[] {

@@ -17,10 +17,12 @@ describe('the Redis scripts as loaded', () => {
       chatEvict: 7,
       chatGet: 5,
       chatHit: 2,
+      chatInboxScan: 1,
       chatPage: 5,
       chatRead: 5,
       chatReserve: 1,
       chatTyping: 1,
+      chatUpdate: 5,
     });
   });
 

@@ -80,6 +80,8 @@ export interface RedisScripts {
     mayMake: Arg,
     tokenHash: Arg,
     tokenMintedBy: Arg,
+    inboxChannel: Arg,
+    conversationId: Arg,
     ...fieldsAndValues: Arg[]
   ): Promise<
     | [ScriptCode.Done]
@@ -116,7 +118,21 @@ export interface RedisScripts {
     key: Arg,
     fingerprint: Arg,
     keyTtlMs: Arg,
-  ): Promise<number | [string]>;
+    sender: Arg,
+    inboxChannel: Arg,
+    conversationId: Arg,
+  ): Promise<
+    | number
+    | [json: string]
+    | [
+        seq: number,
+        lastActivityAt: number,
+        waitingSince: number,
+        reopenedFrom: string,
+        snoozedUntil: number,
+        assignee: string,
+      ]
+  >;
   chatDelete(
     conv: Key,
     msgs: Key,
@@ -127,7 +143,9 @@ export interface RedisScripts {
     now: Arg,
     channel: Arg,
     replayLimit: Arg,
-  ): Promise<number>;
+    inboxChannel: Arg,
+    conversationId: Arg,
+  ): Promise<number | [seq: number, lastActivityAt: number, waitingSince: number]>;
   chatRead(
     conv: Key,
     msgs: Key,
@@ -139,7 +157,26 @@ export interface RedisScripts {
     now: Arg,
     channel: Arg,
     replayLimit: Arg,
-  ): Promise<[number, number?, number?]>;
+    inboxChannel: Arg,
+    conversationId: Arg,
+  ): Promise<[number, number?, number?, number?]>;
+  chatUpdate(
+    conv: Key,
+    msgs: Key,
+    ids: Key,
+    events: Key,
+    seqs: Key,
+    stateSeq: Arg,
+    life: Arg,
+    now: Arg,
+    channel: Arg,
+    replayLimit: Arg,
+    inboxChannel: Arg,
+    conversationId: Arg,
+    jsonAfterSeq: Arg,
+    removeSnooze: Arg,
+    ...fieldsAndValues: Arg[]
+  ): Promise<[number, number?]>;
   chatTyping(
     conv: Key,
     channel: Arg,
@@ -155,7 +192,9 @@ export interface RedisScripts {
     postKeyExpiry: Key,
     cutoff: Arg,
     channel: Arg,
-  ): Promise<[number, string | number]>;
+    inboxChannel: Arg,
+    conversationId: Arg,
+  ): Promise<[number, string | number, string?, string?]>;
   chatChangesAfter(
     conv: Key,
     msgs: Key,
@@ -175,4 +214,11 @@ export interface RedisScripts {
     limit: Arg,
   ): Promise<[number, string[]] | null>;
   chatDeleteIf(key: Key, value: Arg): Promise<number>;
+  chatInboxScan(
+    bucket: Key,
+    order: 'desc' | 'asc',
+    key: Arg,
+    id: Arg,
+    count: Arg,
+  ): Promise<string[]>;
 }

@@ -31,6 +31,8 @@ export enum ScriptCode {
   Exists = -8,
   /** Read: the horizon was there already; nothing changed. */
   Unchanged = -9,
+  /** Update: the record changed since it was read (its state seq or life); read again. */
+  Stale = -10,
 }
 
 const REFUSALS = new Map<number, StoreErrorCode>([

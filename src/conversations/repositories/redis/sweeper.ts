@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { RedisInboxIndex } from './inbox-index';
 import { RedisStoreConnection } from './redis-connection';
 import { ScriptCode } from './script-codes';
 
@@ -6,6 +7,12 @@ import { ScriptCode } from './script-codes';
 const SWEEP_BATCH = 200;
 /** How long the sweeper lock lives if its holder dies mid-sweep. */
 const SWEEP_LOCK_MS = 60_000;
+/**
+ * How often a sweep sets the inbox indexes and counts again from the records (the first
+ * sweep after an upgrade backfills them): what bounds a drift left by a process that died
+ * between a change and its second step.
+ */
+export const REINDEX_EVERY_MS = 60 * 60_000;
 
 /**
  * Eviction on Redis: one sweeper at a time across every instance (a lock with a token and an
@@ -18,7 +25,10 @@ const SWEEP_LOCK_MS = 60_000;
  * activity, so an index entry left behind by a late update never evicts a live conversation.
  */
 export class RedisSweeper {
-  constructor(private readonly connection: RedisStoreConnection) {}
+  constructor(
+    private readonly connection: RedisStoreConnection,
+    private readonly inbox: RedisInboxIndex,
+  ) {}
 
   /**
    * Evicts the conversations whose last activity is before `cutoff`; how many. Then the
@@ -54,6 +64,7 @@ export class RedisSweeper {
           }
         }
       }
+      await this.reindexWhenDue();
     } finally {
       try {
         await this.recountAfterSweep(messages);
@@ -67,15 +78,34 @@ export class RedisSweeper {
   /** Removes one candidate; the number of messages it held, or null when it stays. */
   private async evictOne(bucket: string, id: string, cutoff: number): Promise<number | null> {
     const { commands, keys } = this.connection;
-    const [result, lastActivityAt] = await this.run(() =>
-      commands.chatEvict(...keys.conversation(id), ...keys.postKeys(id), cutoff, keys.channel(id)),
+    const [result, idleFrom, status, assignee] = await this.run(() =>
+      commands.chatEvict(
+        ...keys.conversation(id),
+        ...keys.postKeys(id),
+        cutoff,
+        keys.channel(id),
+        keys.inboxChannel,
+        id,
+      ),
     );
     if (result === ScriptCode.StillActive) {
-      // Active after all: its index entry was behind. Put it right, so the sweep moves on.
-      await this.run(() => commands.zadd(bucket, 'GT', lastActivityAt, id));
+      // Active after all (or snoozed): its index entry was behind. Put it right, so the
+      // sweep moves on.
+      await this.run(() => commands.zadd(bucket, 'GT', idleFrom, id));
       return null;
     }
     await this.run(() => commands.zrem(bucket, id));
+    // Out of the inbox indexes and counts too (a second step, as for every change).
+    await this.inbox.evicted(
+      id,
+      result === ScriptCode.ConversationNotFound
+        ? null
+        : {
+            status: (status ?? 'open') as 'open',
+            assignee: assignee ?? '',
+            snoozedUntil: 0,
+          },
+    );
     return result === ScriptCode.ConversationNotFound ? null : result;
   }
 
@@ -99,6 +129,23 @@ export class RedisSweeper {
         .hincrby(keys.meta, 'messages', -messagesEvicted)
         .exec(),
     );
+  }
+
+  /**
+   * The inbox indexes and counts set again from the records, under the sweeper lock: once
+   * (`inboxIndexed` absent: records from before the inbox), then every REINDEX_EVERY_MS.
+   */
+  private async reindexWhenDue(): Promise<void> {
+    const { commands, keys } = this.connection;
+    const [indexed, at] = await this.run(() =>
+      commands.hmget(keys.meta, 'inboxIndexed', 'inboxReindexedAt'),
+    );
+    const now = Date.now();
+    if (indexed && now - Number(at ?? 0) < REINDEX_EVERY_MS) {
+      return;
+    }
+    await this.inbox.reindex(keys.activityBuckets());
+    await this.run(() => commands.hset(keys.meta, 'inboxIndexed', 1, 'inboxReindexedAt', now));
   }
 
   private run<T>(command: () => Promise<T>): Promise<T> {

@@ -15,17 +15,25 @@
   ARGV[9] the scoped Idempotency-Key ('' without one)
   ARGV[10] the request's fingerprint
   ARGV[11] how long the key is kept, ms
+  ARGV[12] the sender: customer or agent
+  ARGV[13] the inbox feed's channel, ARGV[14] the conversation's id
 
-  Returns the seq the message took; {the message JSON} for a retry of a keyed post stored
+  A customer's post to a snoozed or resolved conversation reopens it in the same step: the
+  message takes seq N, the reopen N+1 (status open, no snooze, `ss` N+1), told as
+  conversation.updated.
+
+  Returns {the seq the message took, lastActivityAt, waitingSince, the status before ('' when
+  no reopen), snoozedUntil before, assignee}; {the message JSON} for a retry of a keyed post stored
   before; CONVERSATION_NOT_FOUND, KEY_REUSED (the key came with another request) or
   CONVERSATION_FULL.
 ]]
 -- codec: src/conversations/records/message.codec.ts messageJsonAroundSeq (the halves;
 -- head .. seq .. tail is the message's MessageJson, as messageJsonWithSeq makes it)
--- record: src/conversations/records/conversation.codec.ts CONVERSATION_FIELDS (a, n, s)
+-- record: src/conversations/records/conversation.codec.ts CONVERSATION_FIELDS (a, n, s, st, su, ua, uc, ws, as, te, cu, md)
 --@include "codes"
 --@include "tellChange"
-local h = redis.call('HMGET', KEYS[1], 'a', 'n', 's')
+--@include "stateJson"
+local h = redis.call('HMGET', KEYS[1], 'a', 'n', 's', 'st', 'su', 'ua', 'uc', 'ws', 'as')
 if not h[1] then return CONVERSATION_NOT_FOUND end
 local keyed = ARGV[9] ~= ''
 if keyed then
@@ -54,11 +62,36 @@ local member = string.format('%010d', seq) .. json
 redis.call('ZADD', KEYS[2], ARGV[4], member)
 redis.call('ZADD', KEYS[5], seq, member)
 redis.call('HSET', KEYS[3], ARGV[1], seq)
--- One write of the record: seq, count, and the activity time (never going back).
-redis.call('HSET', KEYS[1], 's', seq, 'n', n + 1, 'a', math.max(tonumber(ARGV[5]), tonumber(h[1])))
+local now = tonumber(ARGV[5])
+local a = math.max(now, tonumber(h[1]))
+local ws = tonumber(h[8] or '0')
+-- twin: src/conversations/repositories/memory/in-memory-conversation.repository.ts (the counters on a post)
+local counter, unread
+if ARGV[12] == 'customer' then
+  counter, unread = 'ua', tonumber(h[6] or '0') + 1
+  if ws == 0 then ws = now end
+else
+  counter, unread = 'uc', tonumber(h[7] or '0') + 1
+  ws = 0
+end
+-- One write of the record: seq, count, counters and the activity time (never going back).
+redis.call('HSET', KEYS[1], 's', seq, 'n', n + 1, 'a', a, counter, unread, 'ws', ws)
 tellChange(seq, 'c', 'message.created', json, ARGV[7], ARGV[8])
 if keyed then
   redis.call('HSET', KEYS[6], ARGV[9], ARGV[10] .. ' ' .. json)
-  redis.call('ZADD', KEYS[7], tonumber(ARGV[5]) + tonumber(ARGV[11]), ARGV[9])
+  redis.call('ZADD', KEYS[7], now + tonumber(ARGV[11]), ARGV[9])
 end
-return seq
+local before = ''
+local status = h[4] or 'open'
+-- twin: src/conversations/repositories/memory/in-memory-conversation.repository.ts (the reopen by a customer post)
+if ARGV[12] == 'customer' and (status == 'snoozed' or status == 'resolved') then
+  before = status
+  local reopen = seq + 1
+  local changed = '"status"'
+  if h[5] then changed = changed .. ',"snoozedUntil"' end
+  redis.call('HSET', KEYS[1], 's', reopen, 'ss', reopen, 'st', 'open')
+  redis.call('HDEL', KEYS[1], 'su')
+  tellChange(reopen, 'u', 'conversation.updated', stateJson(reopen, changed), ARGV[7], ARGV[8])
+end
+redis.call('PUBLISH', ARGV[13], 'conversation.updated ' .. ARGV[14])
+return {seq, a, ws, before, tonumber(h[5] or '0'), h[9] or ''}

@@ -10,12 +10,13 @@
   ARGV[3] now
   ARGV[4] the conversation's channel
   ARGV[5] replay limit
+  ARGV[6] the inbox feed's channel, ARGV[7] the conversation's id
 
-  Returns {the seq the move took, customer horizon, agent horizon}; {UNCHANGED, customer
-  horizon, agent horizon} when the horizon was there already; {CONVERSATION_NOT_FOUND} or
-  {SEQ_BEYOND_LAST}.
+  Returns {the seq the move took, customer horizon, agent horizon, lastActivityAt};
+  {UNCHANGED, customer horizon, agent horizon} when the horizon was there already;
+  {CONVERSATION_NOT_FOUND} or {SEQ_BEYOND_LAST}.
 ]]
--- record: src/conversations/records/conversation.codec.ts CONVERSATION_FIELDS (a, s, rc, ra)
+-- record: src/conversations/records/conversation.codec.ts CONVERSATION_FIELDS (a, s, rc, ra, uc, ua)
 --@include "codes"
 --@include "tellChange"
 local h = redis.call('HMGET', KEYS[1], 'a', 's', 'rc', 'ra')
@@ -39,8 +40,18 @@ if want <= horizon then return {UNCHANGED, rc, ra} end
 if field == 'rc' then rc = want else ra = want end
 -- twin: src/conversations/repositories/memory/in-memory-conversation.repository.ts (the seq step)
 local seq = last + 1
-redis.call('HSET', KEYS[1], 's', seq, field, want, 'a', math.max(tonumber(ARGV[3]), tonumber(h[1])))
+local a = math.max(tonumber(ARGV[3]), tonumber(h[1]))
+-- twin: src/conversations/repositories/memory/in-memory-conversation.repository.ts (the counters on a read)
+-- What this side has not read: the other side's standing messages above the new horizon.
+local other, counter = 'agent', 'uc'
+if field == 'ra' then other, counter = 'customer', 'ua' end
+local unread = 0
+for _, m in ipairs(redis.call('ZRANGE', KEYS[5], '(' .. want, '+inf', 'BYSCORE')) do
+  if cjson.decode(string.sub(m, 11)).sender == other then unread = unread + 1 end
+end
+redis.call('HSET', KEYS[1], 's', seq, field, want, 'a', a, counter, unread)
 -- twin: src/conversations/repositories/memory/memory-records.ts (the change's JSON)
 local json = '{"sender":' .. cjson.encode(ARGV[1]) .. ',"seq":' .. want .. '}'
 tellChange(seq, 'r', 'conversation.read', json, ARGV[4], ARGV[5])
-return {seq, rc, ra}
+redis.call('PUBLISH', ARGV[6], 'conversation.updated ' .. ARGV[7])
+return {seq, rc, ra, a}
