@@ -90,7 +90,7 @@ export class RedisInboxIndex {
       }
     }
     if (to && (!from || from.status !== to.status || from.assignee !== to.assignee)) {
-      writes.push(...this.count(from, -1), ...this.count(to, 1));
+      writes.push(...this.count(from, to));
     }
     await Promise.all(writes).catch(() => undefined);
   }
@@ -102,20 +102,26 @@ export class RedisInboxIndex {
       commands.zrem(keys.inboxIndex('act', id), id),
       commands.zrem(keys.inboxIndex('wait', id), id),
       commands.zrem(keys.inboxIndex('snooze', id), id),
-      ...this.count(state ?? undefined, -1),
+      ...this.count(state ?? undefined, undefined),
     ]).catch(() => undefined);
   }
 
-  private count(state: IndexedState | undefined, by: number): Promise<number>[] {
-    if (!state) {
-      return [];
+  /** The counts' moves from one state to another (either absent: a create, an eviction). */
+  private count(from: IndexedState | undefined, to: IndexedState | undefined): Promise<unknown>[] {
+    const moves: (string | number)[] = [];
+    for (const [state, by] of [
+      [from, -1],
+      [to, 1],
+    ] as const) {
+      if (state) {
+        moves.push(state.status, by, state.assignee ? ASSIGNED : UNASSIGNED, by);
+        if (state.assignee) {
+          moves.push(byAssignee(state.assignee, state.status), by);
+        }
+      }
     }
     const { commands, keys } = this.connection;
-    const fields = [state.status, state.assignee ? ASSIGNED : UNASSIGNED];
-    if (state.assignee) {
-      fields.push(byAssignee(state.assignee, state.status));
-    }
-    return fields.map((field) => commands.hincrby(keys.inboxCounts, field, by));
+    return moves.length > 0 ? [commands.chatCountInbox(keys.inboxCounts, ...moves)] : [];
   }
 
   /**

@@ -11,6 +11,7 @@ describe('the Redis scripts as loaded', () => {
     expect(Object.fromEntries(scripts.map((s) => [s.name, s.numberOfKeys]))).toEqual({
       chatAppend: 7,
       chatChangesAfter: 5,
+      chatCountInbox: 1,
       chatCreate: 5,
       chatDelete: 5,
       chatDeleteIf: 1,

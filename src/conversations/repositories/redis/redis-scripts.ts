@@ -214,6 +214,7 @@ export interface RedisScripts {
     limit: Arg,
   ): Promise<[number, string[]] | null>;
   chatDeleteIf(key: Key, value: Arg): Promise<number>;
+  chatCountInbox(counts: Key, ...fieldsAndDeltas: Arg[]): Promise<ScriptCode.Done>;
   chatInboxScan(
     bucket: Key,
     order: 'desc' | 'asc',
