@@ -437,9 +437,39 @@ describeWithRedis('Redis store: the agent inbox', (redis) => {
     });
   });
 
+  it('counts the unread messages of a record from before the inbox on its first change', async () => {
+    const id = await create(1_000);
+    await post(id, 'customer', 1_100);
+    const reply = await post(id, 'agent', 1_200);
+    await post(id, 'customer', 1_300);
+    await redis().admin.hdel(keys.conversation(id)[0], 'uc', 'ua', 'ws');
+    await post(id, 'customer', 1_400);
+    expect((await header(id)).counters).toEqual({
+      unreadCustomer: 1,
+      unreadAgent: 3,
+      waitingSince: 1_300,
+    });
+    await redis().admin.hdel(keys.conversation(id)[0], 'uc', 'ua', 'ws');
+    await a.deleteMessage(id, reply.id, 1_500);
+    expect((await header(id)).counters).toEqual({
+      unreadCustomer: 0,
+      unreadAgent: 3,
+      waitingSince: 1_100,
+    });
+    await redis().admin.hdel(keys.conversation(id)[0], 'uc', 'ua', 'ws');
+    await a.markRead(id, { sender: 'customer', seq: 1, now: 1_600 });
+    expect((await header(id)).counters).toEqual({
+      unreadCustomer: 0,
+      unreadAgent: 3,
+      waitingSince: 1_100,
+    });
+  });
+
   it('backfills the indexes of records from before the inbox, once, under the sweeper lock', async () => {
     const id = await create(1_000);
     await post(id, 'customer', 1_100);
+    await post(id, 'customer', 1_200);
+    await redis().admin.hdel(keys.conversation(id)[0], 'uc', 'ua', 'ws');
     // As an older build left it: no inbox index entries, no counts, no marker.
     for (const name of ['act', 'wait', 'snooze'] as const) {
       await redis().admin.del(...keys.inboxBuckets(name));
@@ -450,6 +480,11 @@ describeWithRedis('Redis store: the agent inbox', (redis) => {
     expect((await b.list(query())).rows.map((row) => row.id)).toEqual([id]);
     expect((await b.list(query({ sort: 'waitingSince' }))).rows.map((row) => row.id)).toEqual([id]);
     expect(await redis().admin.hget(keys.meta, 'inboxIndexed')).toBe('1');
+    expect((await header(id)).counters).toEqual({
+      unreadCustomer: 0,
+      unreadAgent: 2,
+      waitingSince: 1_100,
+    });
     expect(await b.counts()).toMatchObject({ open: 1, unassigned: 1 });
   });
 

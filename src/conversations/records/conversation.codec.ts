@@ -359,6 +359,7 @@ export function conversationFromSnapshot(line: SnapshotLine): StoredConversation
  * The counters of a conversation from its standing messages in seq order (sender, seq and
  * createdAt each) and its read horizons: what every post, delete and read keeps up one step
  * at a time, counted whole (a restore, a backfill, a delete's waitingSince).
+ * twin: src/conversations/repositories/redis/scripts/includes/countersFrom.lua (a record from before the inbox)
  */
 export function countersFrom(
   bySeq: readonly { sender: Sender; seq: number; createdAt: number }[],

@@ -266,6 +266,17 @@ export class RedisInboxIndex {
             ids.map((id) => commands.hmget(keys.conversation(id)[0], ...REDIS_HEADER_FIELDS)),
           ),
         );
+        // Records from before the inbox keep no counters: counted whole, once (recount-5.lua).
+        await this.connection.run(() =>
+          Promise.all(
+            ids.map(async (id, i) => {
+              if (records[i][0] !== null && records[i][16] === null) {
+                const counters = await commands.chatRecount(...keys.conversation(id));
+                counters.forEach((value, at) => (records[i][14 + at] = String(value)));
+              }
+            }),
+          ),
+        );
         const writes: Promise<unknown>[] = [];
         ids.forEach((id, i) => {
           const header = headerFromRedis(id, records[i], null);

@@ -21,6 +21,7 @@ describe('the Redis scripts as loaded', () => {
       chatInboxScan: 1,
       chatPage: 5,
       chatRead: 5,
+      chatRecount: 5,
       chatReserve: 1,
       chatTyping: 1,
       chatUpdate: 5,

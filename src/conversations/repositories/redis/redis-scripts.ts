@@ -214,6 +214,13 @@ export interface RedisScripts {
     limit: Arg,
   ): Promise<[number, string[]] | null>;
   chatDeleteIf(key: Key, value: Arg): Promise<number>;
+  chatRecount(
+    conv: Key,
+    msgs: Key,
+    ids: Key,
+    events: Key,
+    seqs: Key,
+  ): Promise<[unreadCustomer: number, unreadAgent: number, waitingSince: number] | []>;
   chatCountInbox(counts: Key, ...fieldsAndDeltas: Arg[]): Promise<ScriptCode.Done>;
   chatInboxScan(
     bucket: Key,

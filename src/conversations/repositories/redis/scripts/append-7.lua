@@ -33,6 +33,7 @@
 --@include "codes"
 --@include "tellChange"
 --@include "stateJson"
+--@include "countersFrom"
 local h = redis.call('HMGET', KEYS[1], 'a', 'n', 's', 'st', 'su', 'ua', 'uc', 'ws', 'as')
 if not h[1] then return CONVERSATION_NOT_FOUND end
 local keyed = ARGV[9] ~= ''
@@ -55,6 +56,11 @@ if keyed then
 end
 local n = tonumber(h[2])
 if n >= tonumber(ARGV[6]) then return CONVERSATION_FULL end
+if not h[8] then
+  -- A record from before the inbox: its counters, counted whole before this message.
+  local kept = keptCounters()
+  h[7], h[6], h[8] = kept[1], kept[2], kept[3]
+end
 -- twin: src/conversations/repositories/memory/in-memory-conversation.repository.ts (the seq step)
 local seq = tonumber(h[3]) + 1
 local json = ARGV[2] .. seq .. ARGV[3]

@@ -15,10 +15,14 @@
 -- record: src/conversations/records/conversation.codec.ts CONVERSATION_FIELDS (a, n, s, rc, ra, uc, ua, ws)
 --@include "codes"
 --@include "tellChange"
+--@include "countersFrom"
 local h = redis.call('HMGET', KEYS[1], 'a', 'n', 's', 'rc', 'ra', 'uc', 'ua')
 if not h[1] then return CONVERSATION_NOT_FOUND end
 local ref = redis.call('HGET', KEYS[3], ARGV[1])
 if not ref then return MESSAGE_NOT_FOUND end
+-- A record from before the inbox gets its counters, counted whole before the delete.
+local kept = keptCounters()
+h[6], h[7] = kept[1], kept[2]
 -- The seq index finds the member at once; the same member is in the timestamp set.
 local member = redis.call('ZRANGEBYSCORE', KEYS[5], ref, ref)[1]
 redis.call('ZREM', KEYS[2], member)

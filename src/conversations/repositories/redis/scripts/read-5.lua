@@ -19,6 +19,7 @@
 -- record: src/conversations/records/conversation.codec.ts CONVERSATION_FIELDS (a, s, rc, ra, uc, ua)
 --@include "codes"
 --@include "tellChange"
+--@include "countersFrom"
 local h = redis.call('HMGET', KEYS[1], 'a', 's', 'rc', 'ra')
 if not h[1] then return {CONVERSATION_NOT_FOUND} end
 local last = tonumber(h[2])
@@ -41,6 +42,8 @@ if field == 'rc' then rc = want else ra = want end
 -- twin: src/conversations/repositories/memory/in-memory-conversation.repository.ts (the seq step)
 local seq = last + 1
 local a = math.max(tonumber(ARGV[3]), tonumber(h[1]))
+-- A record from before the inbox gets its counters (the other side's among them) first.
+keptCounters()
 -- twin: src/conversations/repositories/memory/in-memory-conversation.repository.ts (the counters on a read)
 -- What this side has not read: the other side's standing messages above the new horizon.
 local other, counter = 'agent', 'uc'
