@@ -1,5 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { connectRedis } from '../src/conversations/repositories/redis/redis-client';
+import { Cluster, Redis } from 'ioredis';
+import { clusterNodeList } from '../src/config/app.config';
+import {
+  connectRedis,
+  connectRedisCluster,
+} from '../src/conversations/repositories/redis/redis-client';
 import { RedisConversationRepository } from '../src/conversations/repositories/redis/redis-conversation.repository';
 import { RedisKeys } from '../src/conversations/repositories/redis/redis-keys';
 import {
@@ -10,11 +15,92 @@ import {
 } from '../src/conversations/conversation.repository';
 import { stateChangeJson } from '../src/conversations/records/conversation-state';
 import { InitialState } from '../src/conversations/records/conversation.codec';
-import { describeWithRedis } from './utils/redis';
+import { describeWithRedis, keysUnder } from './utils/redis';
+import { describeWithRedisCluster } from './utils/redis-cluster';
 
 const LIMITS = { maxConversations: 10_000, maxMessages: 1_000 };
 
+/** Where the suite runs: one Redis, or a Redis Cluster. */
+interface InboxEnv {
+  /** A repository on the key prefix: an instance of its own (its own client). */
+  open(prefix: string): Promise<RedisConversationRepository>;
+  newPrefix(): string;
+  /** A client for the test's own look at the data (single-key commands only). */
+  admin: Redis | Cluster;
+  /** Every key under the prefix. */
+  keys(prefix: string): Promise<string[]>;
+  /** Kills the client connections of that name (CLIENT KILL), on every node. */
+  kill(name: string): Promise<number>;
+}
+
+/** Kills one node's connections named `name`; how many. */
+async function killNamed(client: Redis, name: string): Promise<number> {
+  const list = String(await client.client('LIST'));
+  const ids = [...list.matchAll(/^id=(\d+) .*\bname=(\S*)/gm)]
+    .filter(([, , named]) => named === name)
+    .map(([, id]) => id);
+  for (const id of ids) {
+    await client.client('KILL', 'ID', id);
+  }
+  return ids.length;
+}
+
 describeWithRedis('Redis store: the agent inbox', (redis) => {
+  inboxSuite(() => ({
+    open: async (prefix) =>
+      new RedisConversationRepository(await connectRedis(redis().url, 2_000), prefix, redis().url),
+    newPrefix: () => redis().newPrefix(),
+    admin: redis().admin,
+    keys: (prefix) => redis().keys(prefix),
+    kill: (name) => killNamed(redis().admin, name),
+  }));
+});
+
+describeWithRedisCluster('Redis Cluster store: the agent inbox', (cluster) => {
+  jest.setTimeout(60_000);
+  let admin: Cluster;
+  beforeAll(() => {
+    admin = cluster().client();
+  });
+  afterAll(() => admin.disconnect());
+  let prefixes = 0;
+  inboxSuite(() => ({
+    open: async (prefix) =>
+      new RedisConversationRepository(
+        await connectRedisCluster(clusterNodeList(cluster().seeds) ?? [], 2_000),
+        prefix,
+        cluster().seeds,
+      ),
+    newPrefix: () => `test:${randomUUID().slice(0, 8)}:${prefixes++}:`,
+    admin,
+    keys: async (prefix) => {
+      const found: string[] = [];
+      for (const master of await cluster().masters()) {
+        const client = master.client();
+        try {
+          found.push(...(await keysUnder(client, prefix)));
+        } finally {
+          client.disconnect();
+        }
+      }
+      return found.sort();
+    },
+    kill: async (name) => {
+      let killed = 0;
+      for (const master of await cluster().masters()) {
+        const client = master.client();
+        try {
+          killed += await killNamed(client, name);
+        } finally {
+          client.disconnect();
+        }
+      }
+      return killed;
+    },
+  }));
+});
+
+function inboxSuite(env: () => InboxEnv): void {
   let prefix: string;
   let keys: RedisKeys;
   let a: RedisConversationRepository;
@@ -22,14 +108,9 @@ describeWithRedis('Redis store: the agent inbox', (redis) => {
 
   /** Two instances on one Redis and one key prefix, as two machines of one deployment. */
   beforeEach(async () => {
-    prefix = redis().newPrefix();
+    prefix = env().newPrefix();
     keys = new RedisKeys(prefix);
-    const [one, two] = await Promise.all([
-      connectRedis(redis().url, 2_000),
-      connectRedis(redis().url, 2_000),
-    ]);
-    a = new RedisConversationRepository(one, prefix, redis().url);
-    b = new RedisConversationRepository(two, prefix, redis().url);
+    [a, b] = await Promise.all([env().open(prefix), env().open(prefix)]);
   });
 
   afterEach(async () => {
@@ -158,7 +239,7 @@ describeWithRedis('Redis store: the agent inbox', (redis) => {
 
     // A record from before the inbox: no state fields, no counters.
     const old = await create(1_000);
-    await redis().admin.hdel(
+    await env().admin.hdel(
       keys.conversation(old)[0],
       'st',
       'as',
@@ -392,7 +473,7 @@ describeWithRedis('Redis store: the agent inbox', (redis) => {
       stateChangeJson(2, ['status', 'snoozedUntil'], woken.state),
     );
     for (const bucket of keys.inboxBuckets('snooze')) {
-      expect(await redis().admin.zcard(bucket)).toBe(0);
+      expect(await env().admin.zcard(bucket)).toBe(0);
     }
     expect(await a.counts()).toEqual({
       open: 2,
@@ -425,7 +506,7 @@ describeWithRedis('Redis store: the agent inbox', (redis) => {
     });
     expect(await a.counts('agent:2')).toMatchObject({ snoozed: 1, assigned: 1 });
     expect(await a.evictInactive(100_001)).toBe(1);
-    const left = await redis().keys(prefix);
+    const left = await env().keys(prefix);
     expect(left.filter((key) => key.includes('{ix:') && !key.includes('{ix:counts}'))).toEqual([]);
     expect(await a.counts()).toEqual({
       open: 0,
@@ -442,21 +523,21 @@ describeWithRedis('Redis store: the agent inbox', (redis) => {
     await post(id, 'customer', 1_100);
     const reply = await post(id, 'agent', 1_200);
     await post(id, 'customer', 1_300);
-    await redis().admin.hdel(keys.conversation(id)[0], 'uc', 'ua', 'ws');
+    await env().admin.hdel(keys.conversation(id)[0], 'uc', 'ua', 'ws');
     await post(id, 'customer', 1_400);
     expect((await header(id)).counters).toEqual({
       unreadCustomer: 1,
       unreadAgent: 3,
       waitingSince: 1_300,
     });
-    await redis().admin.hdel(keys.conversation(id)[0], 'uc', 'ua', 'ws');
+    await env().admin.hdel(keys.conversation(id)[0], 'uc', 'ua', 'ws');
     await a.deleteMessage(id, reply.id, 1_500);
     expect((await header(id)).counters).toEqual({
       unreadCustomer: 0,
       unreadAgent: 3,
       waitingSince: 1_100,
     });
-    await redis().admin.hdel(keys.conversation(id)[0], 'uc', 'ua', 'ws');
+    await env().admin.hdel(keys.conversation(id)[0], 'uc', 'ua', 'ws');
     await a.markRead(id, { sender: 'customer', seq: 1, now: 1_600 });
     expect((await header(id)).counters).toEqual({
       unreadCustomer: 0,
@@ -469,17 +550,17 @@ describeWithRedis('Redis store: the agent inbox', (redis) => {
     const id = await create(1_000);
     await post(id, 'customer', 1_100);
     await post(id, 'customer', 1_200);
-    await redis().admin.hdel(keys.conversation(id)[0], 'uc', 'ua', 'ws');
+    await env().admin.hdel(keys.conversation(id)[0], 'uc', 'ua', 'ws');
     // As an older build left it: no inbox index entries, no counts, no marker.
     for (const name of ['act', 'wait', 'snooze'] as const) {
-      await redis().admin.del(...keys.inboxBuckets(name));
+      await Promise.all(keys.inboxBuckets(name).map((bucket) => env().admin.del(bucket)));
     }
-    await redis().admin.del(keys.inboxCounts);
+    await env().admin.del(keys.inboxCounts);
     expect((await b.list(query())).rows).toEqual([]);
     await a.evictInactive(0);
     expect((await b.list(query())).rows.map((row) => row.id)).toEqual([id]);
     expect((await b.list(query({ sort: 'waitingSince' }))).rows.map((row) => row.id)).toEqual([id]);
-    expect(await redis().admin.hget(keys.meta, 'inboxIndexed')).toBe('1');
+    expect(await env().admin.hget(keys.meta, 'inboxIndexed')).toBe('1');
     expect((await header(id)).counters).toEqual({
       unreadCustomer: 0,
       unreadAgent: 2,
@@ -512,7 +593,20 @@ describeWithRedis('Redis store: the agent inbox', (redis) => {
     });
     expect(events[3]).toEqual({ type: 'conversation.evicted', conversationId: id });
   });
-});
+
+  it('tells the feed of a gap when its subscriber reconnects, then goes on', async () => {
+    const events: InboxEvent[] = [];
+    let gaps = 0;
+    const watch = b.watchInbox({ event: (event) => events.push(event), gap: () => gaps++ });
+    await watch.ready;
+    expect(await env().kill(`${prefix}sub:inbox`)).toBe(1);
+    await waitFor(() => gaps === 1);
+    const id = await create(1_000);
+    await waitFor(() => events.length === 1);
+    watch.stop();
+    expect(events).toMatchObject([{ type: 'conversation.created', row: { id } }]);
+  });
+}
 
 async function waitFor(done: () => boolean, timeoutMs = 5_000): Promise<void> {
   const until = Date.now() + timeoutMs;

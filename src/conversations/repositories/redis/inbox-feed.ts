@@ -52,6 +52,9 @@ export class InboxFeed {
       enableOfflineQueue: true,
       autoResubscribe: false,
       connectionName: `${this.name}:inbox`,
+      // A cluster's node connections leave reconnecting to the cluster client: this one
+      // reconnects by itself, every second at most.
+      retryStrategy: (attempt) => Math.min(attempt * 100, 1_000),
     });
     this.connection = connection;
     let connectedBefore = false;
