@@ -480,6 +480,12 @@ export function headerFromRedis<Messages>(
   values: (string | null)[],
   messagesJson: Messages,
 ): (ConversationHeader & { messagesJson: Messages }) | null {
+  const header = redisHeader(id, values);
+  return header && { ...header, messagesJson };
+}
+
+/** The record's header from the values of REDIS_HEADER_FIELDS; null when there is no record. */
+export function redisHeader(id: string, values: (string | null)[]): ConversationHeader | null {
   const [lastSeq, life, createdAt, lastActivityAt, messageCount, readCustomer, readAgent] = values;
   if (lastSeq === null) {
     return null;
@@ -498,7 +504,6 @@ export function headerFromRedis<Messages>(
       unreadAgent: Number(values[15] ?? 0),
       waitingSince: Number(values[16] ?? 0),
     },
-    messagesJson,
   };
 }
 

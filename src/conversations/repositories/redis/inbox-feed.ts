@@ -1,5 +1,5 @@
 import { Cluster, Redis } from 'ioredis';
-import { headerFromRedis, REDIS_HEADER_FIELDS } from '../../records/conversation.codec';
+import { redisHeader, REDIS_HEADER_FIELDS } from '../../records/conversation.codec';
 import { InboxEvent, InboxListener, Watch } from '../../conversation.repository';
 import { rowOf } from './inbox-index';
 import { RedisStoreConnection } from './redis-connection';
@@ -54,7 +54,7 @@ export class InboxFeed {
       connectionName: `${this.name}:inbox`,
       // A cluster's node connections leave reconnecting to the cluster client: this one
       // reconnects by itself, every second at most.
-      retryStrategy: (attempt) => Math.min(attempt * 100, 1_000),
+      retryStrategy: (attempt: number) => Math.min(attempt * 100, 1_000),
     });
     this.connection = connection;
     let connectedBefore = false;
@@ -101,7 +101,7 @@ export class InboxFeed {
       this.tell((listener) => listener.gap());
       return;
     }
-    const header = headerFromRedis(id, read[0], null);
+    const header = redisHeader(id, read[0]);
     if (header) {
       const row = rowOf(header, read[1][0]);
       this.tell((listener) => listener.event({ type, row }));

@@ -1,6 +1,6 @@
 import {
   ConversationHeader,
-  headerFromRedis,
+  redisHeader,
   InboxRow,
   lastMessageOf,
   REDIS_HEADER_FIELDS,
@@ -221,7 +221,7 @@ export class RedisInboxIndex {
     const repairs: Promise<unknown>[] = [];
     candidates.forEach(({ id, key }, i) => {
       const [values, [lastMember]] = read[i];
-      const header = headerFromRedis(id, values, null);
+      const header = redisHeader(id, values);
       const index = keys.inboxIndex(name, id);
       if (!header) {
         repairs.push(commands.zrem(index, id));
@@ -279,7 +279,7 @@ export class RedisInboxIndex {
         );
         const writes: Promise<unknown>[] = [];
         ids.forEach((id, i) => {
-          const header = headerFromRedis(id, records[i], null);
+          const header = redisHeader(id, records[i]);
           if (!header) {
             return;
           }

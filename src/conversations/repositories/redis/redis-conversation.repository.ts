@@ -12,6 +12,7 @@ import {
   REDIS_HEADER_FIELDS,
   REDIS_TOKEN_FIELDS,
   redisHashOf,
+  redisHeader,
   redisStateOf,
   redisTokenOf,
   ConversationHeader,
@@ -621,11 +622,10 @@ export class RedisConversationRepository
     const keys = this.keys.conversation(conversationId);
     for (let attempt = 0; attempt < STATE_ATTEMPTS; attempt++) {
       const values = await this.run(() => this.commands.hmget(keys[0], ...REDIS_HEADER_FIELDS));
-      const read = headerFromRedis(conversationId, values, null);
-      if (!read) {
+      const header = redisHeader(conversationId, values);
+      if (!header) {
         throw new StoreError('conversation_not_found');
       }
-      const { messagesJson: _none, ...header } = read;
       const decided = decide(header);
       if (decided === null) {
         return { conversation: header };
