@@ -576,8 +576,12 @@ function inboxSuite(env: () => InboxEnv): void {
     const id = await create(1_000);
     await post(id, 'customer', 1_100, 'hello');
     await a.updateState(id, { patch: { status: 'pending' }, now: 1_200 });
+    // Told in the order heard, each with its row as read when heard.
+    await waitFor(() => events.length >= 3);
     await a.evictInactive(10_000);
-    await waitFor(() => events.length >= 4);
+    await waitFor(() => events.length >= 4).catch((error: Error) => {
+      throw new Error(`${error.message}: ${JSON.stringify(events.map((event) => event.type))}`);
+    });
     watch.stop();
     expect(events.map((event) => event.type)).toEqual([
       'conversation.created',

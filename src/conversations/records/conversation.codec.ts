@@ -532,9 +532,6 @@ export function stateFromRedis([
   };
 }
 
-/** The position of the state's fields (`st` to `ss`) in REDIS_HEADER_FIELDS. */
-export const REDIS_STATE_FIELDS = REDIS_HEADER_FIELDS.slice(7, 14);
-
 /**
  * The last message as an inbox row shows it, from its MessageJson: its content cut to
  * LAST_MESSAGE_CHARS code points (never half a surrogate pair). Every store's rows use it.

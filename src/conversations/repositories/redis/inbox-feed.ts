@@ -1,6 +1,6 @@
 import { Cluster, Redis } from 'ioredis';
 import { redisHeader, REDIS_HEADER_FIELDS } from '../../records/conversation.codec';
-import { InboxEvent, InboxListener, Watch } from '../../conversation.repository';
+import { InboxEvent, InboxListener, InboxRow, Watch } from '../../conversation.repository';
 import { rowOf } from './inbox-index';
 import { RedisStoreConnection } from './redis-connection';
 
@@ -15,6 +15,8 @@ export class InboxFeed {
   private readonly listeners = new Set<InboxListener>();
   private connection: Redis | null = null;
   private subscribed: Promise<void> | null = null;
+  /** The last event told: the next waits for it, so events keep the order heard. */
+  private told: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly store: RedisStoreConnection,
@@ -68,7 +70,7 @@ export class InboxFeed {
       connectedBefore = true;
     });
     connection.on('error', () => undefined);
-    connection.on('message', (_channel: string, payload: string) => void this.heard(payload));
+    connection.on('message', (_channel: string, payload: string) => this.heard(payload));
     const subscribing = this.store
       .run(() => connection.subscribe(keys.inboxChannel))
       .then(() => undefined);
@@ -81,31 +83,41 @@ export class InboxFeed {
     return subscribing;
   }
 
-  /** "<type> <id>": the row read now (a conversation gone meanwhile is not told). */
-  private async heard(payload: string): Promise<void> {
+  /**
+   * "<type> <id>": the row is read at once, and told in the order heard (the reads of
+   * several run together). A conversation gone by its read is not told as updated: its
+   * eviction follows.
+   */
+  private heard(payload: string): void {
     const space = payload.indexOf(' ');
     const type = payload.slice(0, space) as InboxEvent['type'];
     const id = payload.slice(space + 1);
-    if (type === 'conversation.evicted') {
-      this.tell((listener) => listener.event({ type, conversationId: id }));
-      return;
-    }
+    const event: Promise<InboxEvent | 'gap' | null> =
+      type === 'conversation.evicted'
+        ? Promise.resolve({ type, conversationId: id })
+        : this.rowOf(id).then(
+            (row) => row && { type, row },
+            () => 'gap' as const,
+          );
+    this.told = this.told
+      .then(() => event)
+      .then((told) => {
+        if (told === 'gap') {
+          this.tell((listener) => listener.gap());
+        } else if (told) {
+          this.tell((listener) => listener.event(told));
+        }
+      });
+  }
+
+  private async rowOf(id: string): Promise<InboxRow | null> {
     const { commands, keys } = this.store;
     const [conv, , , , seqs] = keys.conversation(id);
-    let read: [(string | null)[], string[]];
-    try {
-      read = await this.store.run(() =>
-        Promise.all([commands.hmget(conv, ...REDIS_HEADER_FIELDS), commands.zrange(seqs, -1, -1)]),
-      );
-    } catch {
-      this.tell((listener) => listener.gap());
-      return;
-    }
-    const header = redisHeader(id, read[0]);
-    if (header) {
-      const row = rowOf(header, read[1][0]);
-      this.tell((listener) => listener.event({ type, row }));
-    }
+    const [values, [last]] = await this.store.run(() =>
+      Promise.all([commands.hmget(conv, ...REDIS_HEADER_FIELDS), commands.zrange(seqs, -1, -1)]),
+    );
+    const header = redisHeader(id, values);
+    return header && rowOf(header, last);
   }
 
   private tell(call: (listener: InboxListener) => void): void {

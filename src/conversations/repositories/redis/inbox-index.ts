@@ -169,12 +169,16 @@ export class RedisInboxIndex {
     let last: InboxPosition | undefined;
     let ended = false;
     while (rows.length < query.limit && examined < budget) {
-      const want = Math.min(query.limit - rows.length, budget - examined);
+      // As many candidates as rows are missing, doubling while few match.
+      const want = Math.min(Math.max(query.limit - rows.length, examined), budget - examined);
       const candidates: Candidate[] = [];
       while (candidates.length < want) {
-        await this.connection.run(() =>
-          Promise.all(cursors.map((cursor) => cursor.fill(this.connection.commands))),
-        );
+        const empty = cursors.filter((cursor) => cursor.wantsFill);
+        if (empty.length > 0) {
+          await this.connection.run(() =>
+            Promise.all(empty.map((cursor) => cursor.fill(this.connection.commands))),
+          );
+        }
         const next = nextOf(cursors, desc);
         if (!next || beyond(next.key)) {
           ended = true;
@@ -192,6 +196,15 @@ export class RedisInboxIndex {
       if (ended) {
         break;
       }
+    }
+    if (rows.length > query.limit) {
+      // A round read past the page: it ends at its last row, where the next one starts.
+      rows.length = query.limit;
+      const row = rows[rows.length - 1];
+      return {
+        rows,
+        next: { key: desc ? row.lastActivityAt : row.counters.waitingSince, id: row.id },
+      };
     }
     return {
       rows,
@@ -381,6 +394,11 @@ class BucketCursor {
 
   get head(): [id: string, key: number] | undefined {
     return this.buffer[0];
+  }
+
+  /** Nothing buffered, and the bucket may have more. */
+  get wantsFill(): boolean {
+    return this.buffer.length === 0 && !this.exhausted;
   }
 
   /** Fetches the next batch if none is buffered and the bucket has more. */
