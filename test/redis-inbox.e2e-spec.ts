@@ -408,6 +408,15 @@ function inboxSuite(env: () => InboxEnv): void {
     expect((await walk(query({ activeSince: 22_000 }))).map((row) => row.id)).toEqual(
       expected((id) => (byId.get(id)?.lastActivityAt ?? 0) >= 22_000),
     );
+    // An assignee's list walks that assignee's own index; a reassignment leaves it.
+    const [moved0, kept0] = expected((id) => byId.get(id)?.state.assignee === 'agent:7');
+    await a.updateState(moved0, { patch: { assignee: 'agent:8' }, now: 24_000 });
+    expect((await walk(query({ assignee: 'agent:7' }))).map((row) => row.id)[0]).toBe(kept0);
+    expect((await walk(query({ assignee: 'agent:8' }))).map((row) => row.id)).toEqual([moved0]);
+    expect(await env().admin.zscore(keys.inboxAssignee('agent:7'), moved0)).toBeNull();
+    await a.updateState(moved0, { patch: { assignee: 'agent:7' }, now: 24_000 });
+    headers[ids.indexOf(moved0)] = await header(moved0);
+    byId.set(moved0, headers[ids.indexOf(moved0)]);
     // The queue: longest waiting first, only those waiting.
     const waiting = headers
       .filter((h) => h.counters.waitingSince > 0)
@@ -448,10 +457,10 @@ function inboxSuite(env: () => InboxEnv): void {
     for (let i = 0; i < 30; i++) {
       await create(1_000 + i);
     }
-    const page = await b.list(query({ limit: 2, assignee: 'nobody' }));
+    const page = await b.list(query({ limit: 2, team: 'nobody' }));
     expect(page.rows).toEqual([]);
     expect(page.next).not.toBeNull();
-    expect((await walk(query({ limit: 2, assignee: 'nobody' }))).length).toBe(0);
+    expect((await walk(query({ limit: 2, team: 'nobody' }))).length).toBe(0);
   });
 
   it('wakes a snooze when due, through the state change path, and drops stale entries', async () => {

@@ -29,6 +29,8 @@ export interface IndexedState {
 /** What a change tells the indexes, as its second step (see RedisInboxIndex). */
 export interface IndexedChange {
   lastActivityAt: number;
+  /** The assignee after the change ('' unassigned): its own index follows the activity. */
+  assignee: string;
   /** Absent: unchanged by the change. */
   waitingSince?: number;
   /** The state before and after, when the change moved it (absent `from`: a create). */
@@ -58,6 +60,8 @@ const byAssignee = (assignee: string, status: string) => `a:${assignee}:${status
  *   act     score lastActivityAt, every conversation
  *   wait    score waitingSince, only those waiting for an agent
  *   snooze  score snoozedUntil, only the snoozed: the due index wakeSnoozed reads
+ *   as:<id> score lastActivityAt, one assignee's conversations (one key per assignee, not
+ *           bucketed: an assignee holds few)
  *   counts  per status, assigned, unassigned, and per assignee and status (`a:<id>:<status>`)
  */
 export class RedisInboxIndex {
@@ -72,6 +76,14 @@ export class RedisInboxIndex {
     const writes: Promise<unknown>[] = [
       commands.zadd(keys.inboxIndex('act', id), 'GT', change.lastActivityAt, id),
     ];
+    if (change.assignee) {
+      writes.push(
+        commands.zadd(keys.inboxAssignee(change.assignee), 'GT', change.lastActivityAt, id),
+      );
+    }
+    if (change.from?.assignee && change.from.assignee !== change.assignee) {
+      writes.push(commands.zrem(keys.inboxAssignee(change.from.assignee), id));
+    }
     if (change.waitingSince !== undefined) {
       const wait = keys.inboxIndex('wait', id);
       writes.push(
@@ -102,6 +114,7 @@ export class RedisInboxIndex {
       commands.zrem(keys.inboxIndex('act', id), id),
       commands.zrem(keys.inboxIndex('wait', id), id),
       commands.zrem(keys.inboxIndex('snooze', id), id),
+      state?.assignee ? commands.zrem(keys.inboxAssignee(state.assignee), id) : null,
       ...this.count(state ?? undefined, undefined),
     ]).catch(() => undefined);
   }
@@ -156,12 +169,12 @@ export class RedisInboxIndex {
    */
   async list(query: InboxQuery): Promise<InboxPage> {
     const desc = query.sort === '-lastActivityAt';
-    const name: InboxIndexName = desc ? 'act' : 'wait';
+    const index = this.indexFor(query);
     const budget = INBOX_EXAMINED_PER_ROW * query.limit;
     const batch = Math.max(8, Math.ceil(query.limit / 4));
-    const cursors = this.connection.keys
-      .inboxBuckets(name)
-      .map((bucket) => new BucketCursor(bucket, desc, query.after, batch));
+    const cursors = index.buckets.map(
+      (bucket) => new BucketCursor(bucket, desc, query.after, batch),
+    );
     const beyond = (key: number) =>
       desc ? query.activeSince !== undefined && key < query.activeSince : key >= query.t0;
     const rows: InboxRow[] = [];
@@ -192,7 +205,7 @@ export class RedisInboxIndex {
       }
       examined += candidates.length;
       last = candidates[candidates.length - 1];
-      rows.push(...(await this.rowsOf(candidates, name, query)));
+      rows.push(...(await this.rowsOf(candidates, index, query)));
       if (ended) {
         break;
       }
@@ -212,10 +225,33 @@ export class RedisInboxIndex {
     };
   }
 
+  /**
+   * The index a query walks: one assignee's own (by activity) when it asks for one, else the
+   * activity index or the waiting queue, as it sorts.
+   */
+  private indexFor(query: InboxQuery): ListIndex {
+    const { keys } = this.connection;
+    const { assignee } = query;
+    if (query.sort === '-lastActivityAt' && assignee) {
+      const key = keys.inboxAssignee(assignee);
+      return {
+        buckets: [key],
+        keyOf: () => key,
+        scoreOf: (header) => (header.state.assignee === assignee ? header.lastActivityAt : 0),
+      };
+    }
+    const name: InboxIndexName = query.sort === '-lastActivityAt' ? 'act' : 'wait';
+    return {
+      buckets: keys.inboxBuckets(name),
+      keyOf: (id) => keys.inboxIndex(name, id),
+      scoreOf: (header) => (name === 'act' ? header.lastActivityAt : header.counters.waitingSince),
+    };
+  }
+
   /** The rows among the candidates that still match; entries behind their record repaired. */
   private async rowsOf(
     candidates: Candidate[],
-    name: InboxIndexName,
+    index: ListIndex,
     query: InboxQuery,
   ): Promise<InboxRow[]> {
     const { commands, keys } = this.connection;
@@ -235,15 +271,15 @@ export class RedisInboxIndex {
     candidates.forEach(({ id, key }, i) => {
       const [values, [lastMember]] = read[i];
       const header = redisHeader(id, values);
-      const index = keys.inboxIndex(name, id);
+      const entry = index.keyOf(id);
       if (!header) {
-        repairs.push(commands.zrem(index, id));
+        repairs.push(commands.zrem(entry, id));
         return;
       }
-      const real = name === 'act' ? header.lastActivityAt : header.counters.waitingSince;
+      const real = index.scoreOf(header);
       if (real !== key) {
         // The entry fell behind its record (a second step still on its way, or lost).
-        repairs.push(real > 0 ? commands.zadd(index, real, id) : commands.zrem(index, id));
+        repairs.push(real > 0 ? commands.zadd(entry, real, id) : commands.zrem(entry, id));
         return;
       }
       if (matches(header, query)) {
@@ -311,6 +347,11 @@ export class RedisInboxIndex {
               ? commands.zadd(snooze, state.snoozedUntil, id)
               : commands.zrem(snooze, id),
           );
+          if (state.assignee) {
+            writes.push(
+              commands.zadd(keys.inboxAssignee(state.assignee), header.lastActivityAt, id),
+            );
+          }
           add(state.status);
           add(state.assignee ? ASSIGNED : UNASSIGNED);
           if (state.assignee) {
@@ -333,6 +374,13 @@ export class RedisInboxIndex {
     });
     return seen;
   }
+}
+
+/** The sorted sets a list walks, and what an entry's score must be (0: no entry). */
+interface ListIndex {
+  buckets: string[];
+  keyOf(id: string): string;
+  scoreOf(header: ConversationHeader): number;
 }
 
 /** Conversations read at once by reindex. */

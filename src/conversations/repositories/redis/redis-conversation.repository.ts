@@ -245,6 +245,7 @@ export class RedisConversationRepository
       case ScriptCode.Done:
         await this.inbox.changed(id, {
           lastActivityAt: record.lastActivityAt,
+          assignee: record.assignee,
           to: indexedOf(record),
         });
         return asCreated(record);
@@ -426,6 +427,7 @@ export class RedisConversationRepository
     await this.inbox.changed(conversationId, {
       lastActivityAt,
       waitingSince,
+      assignee,
       ...(reopenedFrom
         ? {
             from: { status: reopenedFrom as StoredState['status'], assignee, snoozedUntil },
@@ -461,31 +463,35 @@ export class RedisConversationRepository
       refuse(answer);
       throw new StoreError('store_unavailable', `delete-5.lua answered ${answer}`);
     }
-    const [seq, lastActivityAt, waitingSince] = answer;
+    const [seq, lastActivityAt, waitingSince, assignee] = answer;
     this.messageCount.count(-1);
-    await this.inbox.changed(conversationId, { lastActivityAt, waitingSince });
+    await this.inbox.changed(conversationId, { lastActivityAt, waitingSince, assignee });
     return { messageId, seq };
   }
 
   async markRead(conversationId: string, receipt: ReadReceipt): Promise<ReadState> {
-    const [result, customer, agent, lastActivityAt] = await this.writes.write((commands) =>
-      commands.chatRead(
-        ...this.keys.conversation(conversationId),
-        receipt.sender,
-        receipt.seq,
-        receipt.now,
-        this.keys.channel(conversationId),
-        this.replayLimit,
-        this.keys.inboxChannel,
-        conversationId,
-      ),
+    const [result, customer, agent, lastActivityAt, assignee] = await this.writes.write(
+      (commands) =>
+        commands.chatRead(
+          ...this.keys.conversation(conversationId),
+          receipt.sender,
+          receipt.seq,
+          receipt.now,
+          this.keys.channel(conversationId),
+          this.replayLimit,
+          this.keys.inboxChannel,
+          conversationId,
+        ),
     );
     refuse(result);
     const lastRead = { customer: customer ?? 0, agent: agent ?? 0 };
     if (result === ScriptCode.Unchanged) {
       return { lastRead };
     }
-    await this.inbox.changed(conversationId, { lastActivityAt: lastActivityAt ?? receipt.now });
+    await this.inbox.changed(conversationId, {
+      lastActivityAt: lastActivityAt ?? receipt.now,
+      assignee: assignee ?? '',
+    });
     return { lastRead, seq: result };
   }
 
@@ -661,6 +667,7 @@ export class RedisConversationRepository
       const at = lastActivityAt ?? now;
       await this.inbox.changed(conversationId, {
         lastActivityAt: at,
+        assignee: next.assignee,
         from: indexedOf(header.state),
         to: indexedOf(next),
       });

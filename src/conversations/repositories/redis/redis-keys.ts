@@ -18,6 +18,7 @@
  *   <prefix>{ix:act:<b>}     zset  the inbox's activity index: score lastActivityAt, member id
  *   <prefix>{ix:wait:<b>}    zset  the waiting queue: score waitingSince, only those waiting
  *   <prefix>{ix:snooze:<b>}  zset  snoozes due: score snoozedUntil, only those snoozed
+ *   <prefix>{ix:as:<assignee>} zset  one assignee's conversations: score lastActivityAt
  *   <prefix>{ix:counts}      hash  how many per status and assigned or not (see inbox-index.ts)
  *   <prefix>{meta}           hash  conversations, messages: what the store holds; inboxIndexed
  *                                 once the inbox indexes were backfilled; inboxRecountAt
@@ -62,6 +63,11 @@ export class RedisKeys {
   /** A conversation's bucket in one of the inbox indexes (act, wait, snooze). */
   inboxIndex(name: InboxIndexName, id: string): string {
     return this.inboxBucket(name, bucketOf(id));
+  }
+
+  /** One assignee's conversations by activity (see inbox-index.ts). */
+  inboxAssignee(assignee: string): string {
+    return `${this.prefix}{ix:as:${assignee}}`;
   }
 
   inboxBuckets(name: InboxIndexName): string[] {

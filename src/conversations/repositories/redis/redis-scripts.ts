@@ -145,7 +145,9 @@ export interface RedisScripts {
     replayLimit: Arg,
     inboxChannel: Arg,
     conversationId: Arg,
-  ): Promise<number | [seq: number, lastActivityAt: number, waitingSince: number]>;
+  ): Promise<
+    number | [seq: number, lastActivityAt: number, waitingSince: number, assignee: string]
+  >;
   chatRead(
     conv: Key,
     msgs: Key,
@@ -159,7 +161,7 @@ export interface RedisScripts {
     replayLimit: Arg,
     inboxChannel: Arg,
     conversationId: Arg,
-  ): Promise<[number, number?, number?, number?]>;
+  ): Promise<[number, number?, number?, number?, string?]>;
   chatUpdate(
     conv: Key,
     msgs: Key,
