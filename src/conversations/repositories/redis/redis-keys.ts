@@ -10,7 +10,7 @@
  *   <prefix>{<id>}:seq       zset  score seq, member as in msgs: the messages in seq order, for pages
  *   <prefix>{<id>}:ids       hash  message id -> its seq
  *   <prefix>{<id>}:events    stream  the last EVENT_REPLAY_LIMIT changes, entry id <seq>-0,
- *                                 fields t (c created, d deleted, r read) and d (the event's JSON)
+ *                                 fields t (c created, d deleted, r read, u updated) and d (the event's JSON)
  *   <prefix>{<id>}:idem      hash  keyed post's scoped key digest -> "<fingerprint> <message JSON>"
  *   <prefix>{<id>}:idemx     zset  score when that key expires, member the key digest
  *   <prefix>{activity:<b>}   zset  score last activity known to the index (never later than
