@@ -215,7 +215,14 @@ export class CreateConversationDto {
   })
   customer?: CustomerDto;
 
-  @ApiPropertyOptional({ type: 'object', additionalProperties: true, description: 'As in PATCH.' })
+  // Typed values and an example: from `additionalProperties: true`, Swagger UI's "Try it out"
+  // made `{ "additionalProp1": {} }`, which the server refuses (400).
+  @ApiPropertyOptional({
+    type: 'object',
+    additionalProperties: { oneOf: [{ type: 'string' }, { type: 'number' }, { type: 'boolean' }] },
+    example: { plan: 'pro', vip: true },
+    description: 'As in PATCH.',
+  })
   metadata?: Record<string, string | number | boolean>;
 }
 
