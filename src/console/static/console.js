@@ -10,22 +10,49 @@
   const openIdInput = $('#open-id');
   const statusLine = $('#status');
   const conversationLine = $('#conversation');
+  const agentNameInput = $('#agent-name');
 
   apiKeyInput.value = sessionStorage.getItem('chat-console.api-key') || '';
   apiKeyInput.addEventListener('change', () => {
     sessionStorage.setItem('chat-console.api-key', apiKeyInput.value.trim());
   });
+  // Not a secret, and the same agent next time: kept across sessions.
+  agentNameInput.value = localStorage.getItem('chat-console.agent-name') || '';
+  agentNameInput.addEventListener('change', () => {
+    localStorage.setItem('chat-console.agent-name', agentNameInput.value.trim());
+  });
 
   let conversationId = null;
 
-  /** The credential a pane uses: the agent an API key, the customer its token (else the key). */
+  /**
+   * The credential a pane uses: the agent an API key, the customer its token (else the key).
+   * A customer token is `<conversationId>.<secret>`: one for another conversation (the one
+   * started before a row of the inbox was opened) is left aside for the key.
+   */
   function credential(role) {
     const key = apiKeyInput.value.trim();
-    return role === 'customer' ? tokenInput.value.trim() || key : key;
+    const token = tokenInput.value.trim();
+    if (
+      role === 'customer' &&
+      token &&
+      (!conversationId || token.startsWith(`${conversationId}.`))
+    ) {
+      return token;
+    }
+    return key;
   }
 
   /** One API call; resolves with the JSON body, rejects with the problem's detail. */
   async function api(role, method, path, body) {
+    return (await call(role, method, path, body)).data;
+  }
+
+  /**
+   * One API call; resolves with the JSON body and the seq of the answer's ETag
+   * (`"<life>.<seq>"`, or null), rejects with an Error that says the status and the
+   * problem's detail, and carries them (`status`, `problem`).
+   */
+  async function call(role, method, path, body) {
     const headers = {};
     const secret = credential(role);
     if (secret) {
@@ -49,9 +76,13 @@
     if (!res.ok) {
       const detail = data && data.detail ? data.detail : res.statusText;
       const code = data && data.code ? ` (${data.code})` : '';
-      throw new Error(`${res.status}: ${detail}${code}`);
+      const error = new Error(`${res.status}: ${detail}${code}`);
+      error.status = res.status;
+      error.problem = data || {};
+      throw error;
     }
-    return data;
+    const etag = /^(?:W\/)?"\d+\.(\d+)"$/.exec(res.headers.get('ETag') || '');
+    return { data, seq: etag ? Number(etag[1]) : null };
   }
 
   const NAMES = { customer: 'Customer', agent: 'Agent' };
@@ -211,16 +242,22 @@
     };
     input.addEventListener('input', () => sendTyping(input.value.trim() !== ''));
 
-
     pane.remove = (messageId) => {
       pane.deleted.add(messageId);
       pane.messages.delete(messageId);
       pane.render();
     };
 
+    /** The conversation's state changed (seq, status, assignee, …): only the agent pane cares. */
+    pane.updated = () => undefined;
+
     /** Reads the whole history again: at start of a `reset`, when the stream could not replay. */
     pane.reload = async () => {
-      const history = await api(role, 'GET', `/api/conversations/${conversationId}`);
+      const id = conversationId;
+      const { data: history, seq } = await call(role, 'GET', `/api/conversations/${id}`);
+      if (seq !== null) {
+        pane.updated({ ...history, seq }, id);
+      }
       pane.messages.clear();
       pane.lastRead = { ...history.lastRead };
       history.messages.forEach((message) => pane.add(message));
@@ -278,6 +315,9 @@
       );
       source.addEventListener('conversation.read', (event) => pane.read(JSON.parse(event.data)));
       source.addEventListener('typing', (event) => pane.typing(JSON.parse(event.data)));
+      source.addEventListener('conversation.updated', (event) =>
+        pane.updated(JSON.parse(event.data)),
+      );
       source.addEventListener('reset', () => {
         pane.reload().catch((error) => pane.setState('error', error.message));
       });
@@ -349,6 +389,418 @@
     }
   }
 
+  // The open conversation's state in the agent pane: its status and assignee, Claim, Resolve.
+
+  /** A name the server takes as an assignee (`none` and `any` are the list's own words). */
+  const PRINCIPAL_ID = /^[A-Za-z0-9._:@-]{1,128}$/;
+  const assignmentText = $('#agent .assignment-text');
+  const assignmentNote = $('#agent .assignment-note');
+  const claimButton = $('#claim');
+  const resolveButton = $('#resolve');
+  /** What the agent pane shows of the open conversation's state, and the seq it is from. */
+  let held = null;
+
+  function showNote(text) {
+    assignmentNote.textContent = text;
+    assignmentNote.hidden = !text;
+  }
+
+  function renderAssignment() {
+    if (!conversationId || !held) {
+      assignmentText.textContent = conversationId ? 'Loading…' : 'No conversation open.';
+      delete assignmentText.dataset.status;
+      claimButton.disabled = true;
+      resolveButton.disabled = true;
+      return;
+    }
+    const me = agentNameInput.value.trim();
+    let who = 'unassigned';
+    if (held.assignee !== null) {
+      who = held.assignee === me ? `assigned to you (${me})` : `assigned to ${held.assignee}`;
+    }
+    assignmentText.textContent = `${held.status} · ${who}`;
+    assignmentText.dataset.status = held.status;
+    claimButton.disabled = held.assignee !== null && held.assignee === me;
+    resolveButton.disabled = held.status === 'resolved';
+  }
+
+  /**
+   * Shows a state of conversation `id` (from its stream, a GET, an answer or the inbox feed)
+   * unless the pane shows a later one: every change takes the next seq.
+   */
+  function applyState(id, state) {
+    if (id !== conversationId || typeof state.seq !== 'number' || (held && state.seq < held.seq)) {
+      return;
+    }
+    held = {
+      seq: state.seq,
+      status: state.status,
+      assignee: 'assignee' in state ? state.assignee : held ? held.assignee : null,
+    };
+    renderAssignment();
+  }
+
+  panes[1].updated = (state, id = conversationId) => applyState(id, state);
+
+  async function loadAssignment(id) {
+    try {
+      const { data, seq } = await call('agent', 'GET', `/api/conversations/${id}`);
+      if (seq !== null) {
+        applyState(id, { ...data, seq });
+      }
+    } catch (error) {
+      if (id === conversationId) {
+        assignmentText.textContent = `State unknown: ${error.message}`;
+      }
+    }
+  }
+
+  /** The agent name, after saying what is wrong with it (and where to type it) if anything. */
+  function agentNameOrSay() {
+    const name = agentNameInput.value.trim();
+    if (name === '') {
+      showNote('Enter your agent name above first: Claim assigns the conversation to it.');
+    } else if (!PRINCIPAL_ID.test(name) || name === 'none' || name === 'any') {
+      showNote('An agent name is 1 to 128 letters, digits or . _ : @ - (and not "none" or "any").');
+    } else {
+      localStorage.setItem('chat-console.agent-name', name);
+      return name;
+    }
+    agentNameInput.focus();
+    return null;
+  }
+
+  /** Claim or Resolve: one state change of the open conversation, its refusal said in the pane. */
+  async function changeState(id, method, path, body, failure) {
+    showNote('');
+    try {
+      const { data } = await call('agent', method, path, body);
+      applyState(id, data);
+    } catch (error) {
+      if (id === conversationId) {
+        showNote(failure(error));
+      }
+    }
+  }
+
+  claimButton.addEventListener('click', () => {
+    const id = conversationId;
+    const name = id && agentNameOrSay();
+    if (name) {
+      void changeState(id, 'POST', `/api/conversations/${id}/claim`, { assignee: name }, (error) =>
+        error.problem.code === 'already_assigned'
+          ? `Not claimed: assigned to ${error.problem.assignee}.`
+          : `Could not claim: ${error.message}`,
+      );
+    }
+  });
+
+  resolveButton.addEventListener('click', () => {
+    const id = conversationId;
+    if (id) {
+      void changeState(
+        id,
+        'PATCH',
+        `/api/conversations/${id}`,
+        { status: 'resolved' },
+        (error) => `Could not resolve: ${error.message}`,
+      );
+    }
+  });
+
+  agentNameInput.addEventListener('input', renderAssignment);
+
+  // The inbox: the open conversations, live from the inbox feed.
+
+  /** The statuses the inbox lists: those still to be dealt with (snoozed ones come back on waking). */
+  const INBOX_STATUSES = ['open', 'pending'];
+  const INBOX_PAGE = 200;
+  /** The inbox lists this many at most (it is a console, not the agent tool). */
+  const INBOX_MAX = 1000;
+  /** The longest wait between attempts to follow the feed when the server cannot serve it. */
+  const INBOX_RETRY_MAX_MS = 60_000;
+  const inboxList = $('#inbox .inbox-rows');
+  const inboxEmpty = $('#inbox .inbox-empty');
+  const inboxStatus = $('#inbox .inbox-status');
+  const inbox = {
+    /** Every conversation the feed or a list told of, by id (the inbox shows the open ones). */
+    rows: new Map(),
+    source: null,
+    /** The list under way (its number), and the ids the feed changed meanwhile. */
+    listing: 0,
+    touched: null,
+    listed: false,
+    truncated: false,
+    renderTimer: null,
+    retryTimer: null,
+    retryMs: 0,
+  };
+
+  function setInboxState(state, text) {
+    inboxStatus.dataset.state = state;
+    inboxStatus.textContent = text;
+  }
+
+  /** Takes a conversation's summary unless a later one is known: every change takes a seq. */
+  function takeRow(row) {
+    const known = inbox.rows.get(row.id);
+    if (known && known.seq > row.seq) {
+      return;
+    }
+    inbox.rows.set(row.id, row);
+    if (inbox.touched) {
+      inbox.touched.add(row.id);
+    }
+    applyState(row.id, row);
+    scheduleInboxRender();
+  }
+
+  function dropRow(id) {
+    inbox.rows.delete(id);
+    if (inbox.touched) {
+      inbox.touched.add(id);
+    }
+    scheduleInboxRender();
+  }
+
+  /**
+   * Lists the open conversations (on `reset`: at connect, and when the feed may have missed
+   * changes). What the feed tells while the pages are read is newer than the pages or as new:
+   * it is kept over them.
+   */
+  async function listInbox() {
+    const listing = ++inbox.listing;
+    inbox.touched = new Set();
+    const fresh = new Map();
+    let cursor = null;
+    try {
+      do {
+        const params = new URLSearchParams({
+          status: INBOX_STATUSES.join(','),
+          limit: String(INBOX_PAGE),
+        });
+        if (cursor) {
+          params.set('cursor', cursor);
+        }
+        const page = await api('agent', 'GET', `/api/conversations?${params}`);
+        if (listing !== inbox.listing) {
+          return;
+        }
+        page.conversations.forEach((row) => fresh.set(row.id, row));
+        cursor = page.nextCursor;
+      } while (cursor && fresh.size < INBOX_MAX);
+    } catch (error) {
+      if (listing === inbox.listing) {
+        inbox.touched = null;
+        setInboxState('error', `cannot list: ${error.message}`);
+      }
+      return;
+    }
+    for (const id of inbox.touched) {
+      const row = inbox.rows.get(id);
+      const listed = fresh.get(id);
+      if (!row) {
+        fresh.delete(id);
+      } else if (!listed || row.seq >= listed.seq) {
+        fresh.set(id, row);
+      }
+    }
+    inbox.rows = fresh;
+    inbox.touched = null;
+    inbox.listed = true;
+    inbox.truncated = cursor !== null;
+    inbox.retryMs = 0;
+    const row = conversationId && fresh.get(conversationId);
+    if (row) {
+      applyState(row.id, row);
+    }
+    setInboxState('live', inbox.truncated ? `live · the first ${INBOX_MAX}` : 'live');
+    renderInbox();
+  }
+
+  /**
+   * Follows the inbox feed (the API key as access_token, as EventSource sends no header). No
+   * replay: every `reset` means list again. EventSource reconnects by itself after a drop; a
+   * refusal closes it, and the list's answer says why.
+   */
+  function connectInbox() {
+    if (inbox.source) {
+      inbox.source.close();
+    }
+    clearTimeout(inbox.retryTimer);
+    inbox.listing += 1; // a list under way is for the old feed
+    inbox.touched = null;
+    const params = new URLSearchParams();
+    const key = credential('agent');
+    if (key) {
+      params.set('access_token', key);
+    }
+    const query = params.toString();
+    const source = new EventSource(`/api/conversations/events${query ? `?${query}` : ''}`);
+    inbox.source = source;
+    setInboxState('connecting', 'connecting…');
+    source.addEventListener('reset', () => {
+      setInboxState('listing', 'listing…');
+      void listInbox();
+    });
+    const take = (event) => takeRow(JSON.parse(event.data));
+    source.addEventListener('conversation.created', take);
+    source.addEventListener('conversation.updated', take);
+    source.addEventListener('conversation.evicted', (event) =>
+      dropRow(JSON.parse(event.data).conversationId),
+    );
+    source.onerror = () => {
+      if (inbox.source !== source) {
+        return;
+      }
+      if (source.readyState === EventSource.CONNECTING) {
+        setInboxState('reconnecting', 'reconnecting…');
+        return;
+      }
+      source.close();
+      inbox.source = null;
+      const retry = () => {
+        inbox.retryMs = Math.min(Math.max(inbox.retryMs * 2, 1_000), INBOX_RETRY_MAX_MS);
+        inbox.retryTimer = setTimeout(connectInbox, inbox.retryMs);
+      };
+      api('agent', 'GET', '/api/conversations?limit=1').then(retry, (error) => {
+        setInboxState('error', error.message);
+        if (error.status === 429 || error.status >= 500) {
+          retry(); // unavailable for now (the store, the stream caps): try again later
+        } else {
+          // Not allowed (no key, a wrong one): show nothing it may not see.
+          inbox.rows.clear();
+          inbox.listed = false;
+          renderInbox();
+        }
+      });
+    };
+  }
+
+  function scheduleInboxRender() {
+    if (inbox.renderTimer === null) {
+      inbox.renderTimer = setTimeout(renderInbox, 0);
+    }
+  }
+
+  /** The queue first, longest waiting first; then the others, latest activity first. */
+  function inboxOrder(a, b) {
+    if (a.waitingSince !== b.waitingSince) {
+      if (a.waitingSince === null) {
+        return 1;
+      }
+      if (b.waitingSince === null) {
+        return -1;
+      }
+      return a.waitingSince - b.waitingSince;
+    }
+    return b.lastActivityAt - a.lastActivityAt || (a.id < b.id ? -1 : 1);
+  }
+
+  function waitedText(since) {
+    const seconds = Math.max(0, Math.floor((Date.now() - since) / 1000));
+    if (seconds < 60) {
+      return `waiting ${seconds} s`;
+    }
+    const minutes = Math.floor(seconds / 60);
+    if (minutes < 60) {
+      return `waiting ${minutes} min`;
+    }
+    const hours = Math.floor(minutes / 60);
+    if (hours < 24) {
+      return `waiting ${hours} h ${minutes % 60} min`;
+    }
+    return `waiting ${Math.floor(hours / 24)} d ${hours % 24} h`;
+  }
+
+  const PREVIEW_CHARACTERS = 80;
+
+  function previewOf(row) {
+    if (!row.lastMessage) {
+      return 'No messages yet.';
+    }
+    const characters = Array.from(row.lastMessage.content.replace(/\s+/g, ' ').trim());
+    const text = characters.slice(0, PREVIEW_CHARACTERS).join('');
+    const more = characters.length > PREVIEW_CHARACTERS ? '…' : '';
+    return `${row.lastMessage.sender}: ${text}${more}`;
+  }
+
+  function span(className, text) {
+    const element = document.createElement('span');
+    element.className = className;
+    if (text !== undefined) {
+      element.textContent = text;
+    }
+    return element;
+  }
+
+  function inboxItem(row) {
+    const item = document.createElement('li');
+    item.className = 'inbox-item';
+    item.dataset.id = row.id;
+    item.dataset.status = row.status;
+    if (row.id === conversationId) {
+      item.setAttribute('aria-current', 'true');
+    }
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'inbox-row';
+    button.addEventListener('click', () => open(row.id));
+
+    const customer = row.customer || {};
+    const unreadCount = (row.unread && row.unread.agent) || 0;
+    const unread = span('unread', `${unreadCount} unread`);
+    unread.dataset.count = String(unreadCount);
+    const top = span('inbox-line');
+    top.append(
+      span('who', `${customer.name || customer.externalId || 'Customer'} · ${row.id.slice(0, 8)}`),
+      unread,
+    );
+
+    const waited = span('waited');
+    if (row.waitingSince === null) {
+      waited.textContent = 'not waiting';
+    } else {
+      waited.dataset.since = String(row.waitingSince);
+      waited.textContent = waitedText(row.waitingSince);
+      waited.title = `since ${formatTime(row.waitingSince)}`;
+    }
+    const meta = span('inbox-line inbox-meta');
+    meta.append(
+      waited,
+      span('assignee', row.assignee === null ? 'unassigned' : `assigned to ${row.assignee}`),
+      span('row-status', row.status),
+    );
+    button.append(top, span('preview', previewOf(row)), meta);
+    item.append(button);
+    return item;
+  }
+
+  function renderInbox() {
+    clearTimeout(inbox.renderTimer);
+    inbox.renderTimer = null;
+    const rows = [...inbox.rows.values()]
+      .filter((row) => INBOX_STATUSES.includes(row.status))
+      .sort(inboxOrder);
+    // Rows are made anew: keep the keyboard on the row it was on.
+    const focused = document.activeElement && document.activeElement.closest('.inbox-item');
+    const items = rows.map(inboxItem);
+    inboxList.replaceChildren(...items);
+    inboxEmpty.hidden = !inbox.listed || rows.length > 0;
+    const again = focused && items.find((item) => item.dataset.id === focused.dataset.id);
+    if (again) {
+      again.querySelector('button').focus();
+    }
+  }
+
+  setInterval(() => {
+    for (const waited of inboxList.querySelectorAll('.waited[data-since]')) {
+      waited.textContent = waitedText(Number(waited.dataset.since));
+    }
+  }, 1_000);
+
+  apiKeyInput.addEventListener('change', connectInbox);
+
   function open(id) {
     conversationId = id;
     conversationLine.textContent = `Conversation ${id}`;
@@ -356,7 +808,16 @@
     if (location.hash !== `#${id}`) {
       history.replaceState(null, '', `#${id}`);
     }
+    held = null;
+    showNote('');
+    renderAssignment();
     panes.forEach((pane) => pane.follow());
+    void loadAssignment(id);
+    const row = inbox.rows.get(id);
+    if (row) {
+      applyState(id, row);
+    }
+    scheduleInboxRender();
   }
 
   $('#start').addEventListener('click', async () => {
@@ -380,6 +841,8 @@
     }
     open(id);
   });
+
+  connectInbox();
 
   const fromHash = location.hash.slice(1).toLowerCase();
   if (UUID.test(fromHash)) {
