@@ -126,11 +126,7 @@ export class InboxController {
   @ApiProblem('validation_failed', 'validation_failed: a bad assignee, or another parameter')
   @ApiProblem('forbidden', 'forbidden: a customer token')
   async counts(@Query() query: Record<string, unknown>): Promise<InboxCountsDto> {
-    const unknown = Object.keys(query).filter((key) => key !== 'assignee');
-    if (unknown.length > 0) {
-      throw problem('validation_failed', { detail: `Unknown parameter: ${unknown.join(', ')}.` });
-    }
-    return this.inbox.counts(query.assignee);
+    return this.inbox.counts(query);
   }
 
   @Get('events')

@@ -115,15 +115,22 @@ export class InboxService {
     };
   }
 
-  counts(assignee: unknown): Promise<InboxCounts> {
-    if (assignee === undefined) {
-      return this.repository.counts();
+  /** The counts, of one assignee with `?assignee=`; any other parameter is refused. */
+  counts(raw: Record<string, unknown>): Promise<InboxCounts> {
+    const errors: FieldError[] = Object.keys(raw)
+      .filter((field) => field !== 'assignee')
+      .map((field) => ({ field, message: `property ${field} should not exist` }));
+    const { assignee } = raw;
+    if (assignee !== undefined) {
+      const error = principalIdError('assignee', assignee);
+      if (error) {
+        errors.push(error);
+      }
     }
-    const error = principalIdError('assignee', assignee);
-    if (error) {
-      throw new ValidationFailedException([error]);
+    if (errors.length > 0) {
+      throw new ValidationFailedException(errors);
     }
-    return this.repository.counts(assignee as string);
+    return this.repository.counts(assignee as string | undefined);
   }
 }
 

@@ -481,13 +481,14 @@ export function inboxContract(setup: () => Promise<RepositoryHarness>): void {
         assigned: 2,
         unassigned: 1,
       });
+      // With an assignee: theirs, beside the whole queue's unassigned.
       expect(await repository.counts('agent-1')).toEqual({
         open: 1,
         pending: 1,
         snoozed: 0,
         resolved: 0,
         assigned: 2,
-        unassigned: 0,
+        unassigned: 1,
       });
       expect(await repository.counts('nobody')).toMatchObject({ open: 0, assigned: 0 });
     });

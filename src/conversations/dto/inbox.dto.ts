@@ -152,7 +152,10 @@ export class InboxCountsDto {
   @ApiProperty({ type: 'integer', description: 'Of every status.' })
   assigned: number;
 
-  @ApiProperty({ type: 'integer', description: 'Of every status (0 with `assignee`).' })
+  @ApiProperty({
+    type: 'integer',
+    description: 'Of every status; with `assignee`, still every unassigned conversation.',
+  })
   unassigned: number;
 }
 

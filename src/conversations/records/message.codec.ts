@@ -183,16 +183,3 @@ export function senderOfJson(json: MessageJson): Sender {
 export function createdAtOfJson(json: MessageJson): number {
   return Number(json.slice(json.lastIndexOf(CREATED_AT_KEY) + CREATED_AT_KEY.length, -1));
 }
-
-/** The first `max` code points of `text` (a surrogate pair is never cut). */
-export function firstCodePoints(text: string, max: number): string {
-  if (text.length <= max) {
-    return text;
-  }
-  let end = 0;
-  for (let count = 0; count < max && end < text.length; count++) {
-    const code = text.charCodeAt(end);
-    end += code >= 0xd800 && code <= 0xdbff && end + 1 < text.length ? 2 : 1;
-  }
-  return text.slice(0, end);
-}

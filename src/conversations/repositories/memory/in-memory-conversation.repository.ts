@@ -9,7 +9,7 @@ import {
   drawLife,
   historyOf,
   InboxRow,
-  LAST_MESSAGE_CHARS,
+  lastMessageOf,
   newConversation,
   stateOf,
 } from '../../records/conversation.codec';
@@ -24,11 +24,8 @@ import {
 import {
   AppendedMessage,
   createdAtOfJson,
-  firstCodePoints,
-  MessageJson,
   messageJsonPrefix,
   senderOfJson,
-  StoredMessage,
 } from '../../records/message.codec';
 import { InboxIndex } from './inbox-index';
 import { SnoozeQueue } from './snooze-queue';
@@ -118,7 +115,7 @@ function firstAbove(records: MessageRecord[], field: 'timestamp' | 'seq', value:
 /**
  * How many of the messages after seq `after` (in seq order) are from `sender`: that side's
  * unread count once the other side has read up to `after`.
- * twin: src/conversations/repositories/redis/scripts/read-5.lua (the unread recount)
+ * twin: src/conversations/repositories/redis/scripts/read-5.lua (the counters on a read)
  */
 function countAfter(bySeq: MessageRecord[], after: number, sender: 'customer' | 'agent'): number {
   let count = 0;
@@ -133,7 +130,7 @@ function countAfter(bySeq: MessageRecord[], after: number, sender: 'customer' | 
 /**
  * The createdAt of the first customer message after the last agent message; 0 when the
  * agent spoke last or nobody spoke (see countersFrom).
- * twin: src/conversations/repositories/redis/scripts/delete-5.lua (waitingSince)
+ * twin: src/conversations/repositories/redis/scripts/delete-5.lua (the counters on a delete)
  */
 function waitingSinceOf(bySeq: MessageRecord[]): number {
   let since = 0;
@@ -155,15 +152,6 @@ function rowOf(record: ConversationRecord): InboxRow {
     state: stateOf(record),
     counters: countersOf(record),
     lastMessage: last ? lastMessageOf(last.json) : null,
-  };
-}
-
-function lastMessageOf(json: MessageJson): InboxRow['lastMessage'] {
-  const message = JSON.parse(json) as StoredMessage;
-  return {
-    sender: message.sender,
-    seq: message.seq,
-    content: firstCodePoints(message.content, LAST_MESSAGE_CHARS),
   };
 }
 
@@ -296,7 +284,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
       holders: IN_HISTORY,
     };
     let bytes = messageBytes(stored.json);
-    // twin: src/conversations/repositories/redis/scripts/append-7.lua (the reopen)
+    // twin: src/conversations/repositories/redis/scripts/append-7.lua (the reopen by a customer post)
     const reopen = input.sender === 'customer' ? reopenedBy(record) : null;
     // The reopen is part of the post: both fit, or neither is made.
     const reopenBytes = reopen
@@ -315,7 +303,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
       bytes += keepPost(record, keyed, input.now, stored);
     }
     bytes -= this.tellChange(record, stored);
-    // twin: src/conversations/repositories/redis/scripts/append-7.lua (the counters)
+    // twin: src/conversations/repositories/redis/scripts/append-7.lua (the counters on a post)
     if (input.sender === 'customer') {
       record.unreadAgent++;
       record.waitingSince ||= input.now;
@@ -350,7 +338,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
     }
     const [removed] = messages.splice(index, 1);
     record.bySeq.splice(firstAbove(record.bySeq, 'seq', removed.seq - 1), 1);
-    // twin: src/conversations/repositories/redis/scripts/delete-5.lua (the counters)
+    // twin: src/conversations/repositories/redis/scripts/delete-5.lua (the counters on a delete)
     if (senderOfJson(removed.json) === 'customer') {
       if (removed.seq > record.readAgent) {
         record.unreadAgent--;
@@ -388,7 +376,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
     if (read <= horizon) {
       return { lastRead: lastReadOf(record) };
     }
-    // twin: src/conversations/repositories/redis/scripts/read-5.lua (the unread recount)
+    // twin: src/conversations/repositories/redis/scripts/read-5.lua (the counters on a read)
     if (receipt.sender === 'customer') {
       record.readCustomer = read;
       record.unreadCustomer = countAfter(bySeq, read, 'agent');

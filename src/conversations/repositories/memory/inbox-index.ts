@@ -307,17 +307,18 @@ export class InboxIndex {
     this.unreadCustomer.prune();
   }
 
+  /**
+   * Each status's count, and how many are assigned or not; with `assignee`, the statuses
+   * and `assigned` are that assignee's, and `unassigned` is still the whole queue's.
+   */
   counts(assignee?: string): InboxCounts {
+    const sum = (of: StatusCounts) => of.open + of.pending + of.snoozed + of.resolved;
+    const unassigned = sum(this.perAssignee.get('') ?? noCounts());
     if (assignee !== undefined) {
       const of = this.perAssignee.get(assignee) ?? noCounts();
-      const all = of.open + of.pending + of.snoozed + of.resolved;
-      return { ...of, assigned: all, unassigned: 0 };
+      return { ...of, assigned: sum(of), unassigned };
     }
-    const unassignedOf = this.perAssignee.get('') ?? noCounts();
-    const unassigned =
-      unassignedOf.open + unassignedOf.pending + unassignedOf.snoozed + unassignedOf.resolved;
-    const all = this.activity.size;
-    return { ...this.totals, assigned: all - unassigned, unassigned };
+    return { ...this.totals, assigned: this.activity.size - unassigned, unassigned };
   }
 
   /**
