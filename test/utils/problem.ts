@@ -10,8 +10,11 @@ export interface FieldError {
 
 const TITLES: Record<number, string> = {
   400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
   404: 'Not Found',
   409: 'Conflict',
+  412: 'Precondition Failed',
   413: 'Payload Too Large',
   415: 'Unsupported Media Type',
   503: 'Service Unavailable',
@@ -27,6 +30,9 @@ const DETAILS: Record<string, string> = {
   conversation_full: 'The conversation holds the maximum number of messages.',
   capacity_exceeded: 'The server holds the maximum number of conversations. Retry later.',
   not_found: 'No such route.',
+  forbidden: 'A customer token cannot do this; it takes an API key.',
+  precondition_failed:
+    "The conversation's state changed since the ETag given in If-Match (or it is another conversation with the same id): read it again.",
 };
 
 /** Asserts the exact problem+json response for a code, with field errors for validation_failed. */
