@@ -115,13 +115,15 @@ export class InboxService {
     };
   }
 
-  /** The counts, of one assignee with `?assignee=`; any other parameter is refused. */
+  /** The counts' query: `assignee` at most, once; 400 naming each parameter at fault, as list does. */
   counts(raw: Record<string, unknown>): Promise<InboxCounts> {
     const errors: FieldError[] = Object.keys(raw)
       .filter((field) => field !== 'assignee')
       .map((field) => ({ field, message: `property ${field} should not exist` }));
     const { assignee } = raw;
-    if (assignee !== undefined) {
+    if (Array.isArray(assignee)) {
+      errors.push({ field: 'assignee', message: 'assignee must be given once, as text' });
+    } else if (assignee !== undefined) {
       const error = principalIdError('assignee', assignee);
       if (error) {
         errors.push(error);

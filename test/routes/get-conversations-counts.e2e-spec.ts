@@ -77,6 +77,24 @@ describe('GET /api/conversations/counts', () => {
       expect(await counts('assignee=alice')).toMatchObject({ open: 2, snoozed: 0 });
     });
 
+    it.each([
+      [
+        'assignee=none',
+        'assignee',
+        'assignee must not be "none": it is reserved for the list filters',
+      ],
+      [
+        'assignee=any',
+        'assignee',
+        'assignee must not be "any": it is reserved for the list filters',
+      ],
+      ['assignee=a%20b', 'assignee', 'assignee must match ^[A-Za-z0-9._:@-]{1,128}$, or be null'],
+      ['assignee=a&assignee=b', 'assignee', 'assignee must be given once, as text'],
+      ['status=open', 'status', 'property status should not exist'],
+    ])('400 validation_failed for ?%s', async (query, field, message) => {
+      const res = await http().get(`/api/conversations/counts?${query}`);
+      expectProblem(res, 400, 'validation_failed', [{ field, message }]);
+    });
   });
 
   describe('access control (API_KEYS set)', () => {
