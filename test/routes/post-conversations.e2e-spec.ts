@@ -12,7 +12,7 @@ import {
   Created,
   useAppWithKeys,
 } from '../utils/credentials';
-import { expectProblem, expectProblemCode, UUID_V4 } from '../utils/problem';
+import { expectProblem, expectProblemCode, FieldError, UUID_V4 } from '../utils/problem';
 
 describe('POST /api/conversations', () => {
   describe('default limits', () => {
@@ -105,6 +105,137 @@ describe('POST /api/conversations', () => {
     });
   });
 
+  describe('the optional body: the initial state (open mode)', () => {
+    const { clock, http, post, history } = useApp();
+    const countsNow = async () =>
+      (await http().get('/api/conversations/counts')).body as Record<string, number>;
+
+    it('sets status (open or pending), assignee, team, customer and metadata, taking no seq', async () => {
+      const res = await http()
+        .post('/api/conversations')
+        .send({
+          status: 'pending',
+          assignee: 'agent-1',
+          team: 'billing',
+          customer: { email: 'ada@example.com', name: 'Ada', externalId: 'u-1' },
+          metadata: { plan: 'pro', seats: 3, vip: false },
+        });
+
+      expect(res.status).toBe(201);
+      expect(res.body).toEqual({
+        conversationId: expect.stringMatching(UUID_V4),
+        id: expect.stringMatching(UUID_V4),
+        createdAt: clock.time,
+        lastActivityAt: clock.time,
+        messageCount: 0,
+        customerToken: expect.any(String),
+      });
+      const { id } = res.body as Conversation;
+      const read = await http().get(`/api/conversations/${id}`);
+      expect(read.headers.etag).toMatch(/\.0"$/);
+      expect(read.body).toMatchObject({
+        status: 'pending',
+        snoozedUntil: null,
+        assignee: 'agent-1',
+        team: 'billing',
+        customer: { externalId: 'u-1', name: 'Ada', email: 'ada@example.com' },
+        metadata: { plan: 'pro', seats: 3, vip: false },
+      });
+      expect((await post(id, { sender: 'agent', content: 'first' })).seq).toBe(1);
+      expect((await history(id)).messages).toHaveLength(1);
+    });
+
+    it.each<[string, unknown, FieldError[]]>([
+      [
+        'status snoozed',
+        { status: 'snoozed' },
+        [{ field: 'status', message: 'status must be one of: open, pending' }],
+      ],
+      [
+        'status resolved',
+        { status: 'resolved' },
+        [{ field: 'status', message: 'status must be one of: open, pending' }],
+      ],
+      [
+        'the reserved assignee "none"',
+        { assignee: 'none' },
+        [
+          {
+            field: 'assignee',
+            message: 'assignee must not be "none": it is reserved for the list filters',
+          },
+        ],
+      ],
+      [
+        'a team with a space',
+        { team: 'a b' },
+        [{ field: 'team', message: 'team must match ^[A-Za-z0-9._:@-]{1,128}$, or be null' }],
+      ],
+      [
+        'a null assignee',
+        { assignee: null },
+        [
+          {
+            field: 'assignee',
+            message: 'assignee must match ^[A-Za-z0-9._:@-]{1,128}$, or be null',
+          },
+        ],
+      ],
+      [
+        'an unknown customer field',
+        { customer: { phone: '1' } },
+        [{ field: 'customer.phone', message: 'property customer.phone should not exist' }],
+      ],
+      [
+        'a null customer name',
+        { customer: { name: null } },
+        [
+          {
+            field: 'customer.name',
+            message:
+              'customer.name must be text of 1 to 256 characters, without control characters',
+          },
+        ],
+      ],
+      [
+        'a bad metadata key',
+        { metadata: { 'a/b': 1 } },
+        [{ field: 'metadata.a/b', message: 'metadata keys must match ^[A-Za-z0-9_.-]{1,64}$' }],
+      ],
+      [
+        'a null metadata value',
+        { metadata: { a: null } },
+        [
+          {
+            field: 'metadata.a',
+            message: 'metadata.a must be a string, a finite number or a boolean',
+          },
+        ],
+      ],
+      [
+        'metadata of 51 keys',
+        { metadata: Object.fromEntries(Array.from({ length: 51 }, (_, i) => [`k${i}`, i])) },
+        [{ field: 'metadata', message: 'metadata holds at most 50 keys' }],
+      ],
+      [
+        'metadata over 4 KB',
+        {
+          metadata: Object.fromEntries(
+            Array.from({ length: 20 }, (_, i) => [`k${i}`, 'x'.repeat(250)]),
+          ),
+        },
+        [{ field: 'metadata', message: 'metadata holds at most 4096 bytes as compact JSON' }],
+      ],
+    ])('400 validation_failed for %s, and nothing created', async (_name, body, errors) => {
+      const before = await countsNow();
+      const res = await http()
+        .post('/api/conversations')
+        .send(body as object);
+      expectProblem(res, 400, 'validation_failed', errors);
+      expect(await countsNow()).toEqual(before);
+    });
+  });
+
   describe('with MAX_CONVERSATIONS=2', () => {
     const { http, createConversation, post, history } = useApp({ MAX_CONVERSATIONS: '2' });
 
@@ -188,6 +319,53 @@ describe('POST /api/conversations', () => {
       expect((await http().get(`/api/conversations/${id}`).set(bearer(customerToken))).status).toBe(
         200,
       );
+    });
+
+    it('a create without a key may set customer.name and customer.email only', async () => {
+      const created = await http()
+        .post('/api/conversations')
+        .send({ customer: { name: 'Ada', email: 'ada@example.com' } });
+      expect(created.status).toBe(201);
+      const { id } = created.body as Created;
+      const read = await http().get(`/api/conversations/${id}`).set(bearer(BACKEND_KEY));
+      expect(read.body).toMatchObject({
+        status: 'open',
+        assignee: null,
+        customer: { name: 'Ada', email: 'ada@example.com' },
+        metadata: {},
+      });
+
+      const refused = await http()
+        .post('/api/conversations')
+        .send({
+          status: 'pending',
+          assignee: 'agent-1',
+          team: 'billing',
+          customer: { externalId: 'u-1', name: 'Ada' },
+          metadata: { plan: 'pro' },
+        });
+      expectProblem(refused, 400, 'validation_failed', [
+        { field: 'status', message: 'status takes an API key' },
+        { field: 'assignee', message: 'assignee takes an API key' },
+        { field: 'team', message: 'team takes an API key' },
+        { field: 'metadata', message: 'metadata takes an API key' },
+        { field: 'customer.externalId', message: 'customer.externalId takes an API key' },
+      ]);
+    });
+
+    it('a create with a key may set every field', async () => {
+      const created = await http()
+        .post('/api/conversations')
+        .set(bearer(BACKEND_KEY))
+        .send({ status: 'pending', assignee: 'agent-1', customer: { externalId: 'u-1' } });
+      expect(created.status).toBe(201);
+      const { id } = created.body as Created;
+      const read = await http().get(`/api/conversations/${id}`).set(bearer(BACKEND_KEY));
+      expect(read.body).toMatchObject({
+        status: 'pending',
+        assignee: 'agent-1',
+        customer: { externalId: 'u-1' },
+      });
     });
 
     it('still refuses a wrong credential on create', async () => {
