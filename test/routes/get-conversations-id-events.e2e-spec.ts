@@ -3,6 +3,8 @@ import net from 'node:net';
 import request from 'supertest';
 import { useTestApp, useTestAppWithConversation } from '../utils/create-app';
 import { createOn, eventsPath, openEventStream, postOn, StreamEvent } from '../utils/event-stream';
+import { BACKEND_KEY, bearer } from '../utils/credentials';
+import { inboxClient, useListeningApp } from '../utils/inbox';
 import { expectProblemDetail } from '../utils/problem';
 import {
   requestJson,
@@ -341,6 +343,82 @@ describe('GET /api/conversations/{id}/events', () => {
       expect(afterVanish.status).toBe(200);
 
       [mine[1], mine[2], theirs[0], reopened, afterVanish].forEach((stream) => stream.close());
+    });
+  });
+  describe('conversation.updated by viewer (API_KEYS set)', () => {
+    const { clock, http, stream: open } = useListeningApp({ API_KEYS: BACKEND_KEY });
+    const withKey = inboxClient(http, bearer(BACKEND_KEY));
+
+    it("a customer token's stream: {seq, status, snoozedUntil} only, live and on replay, ids gap-free; an API key's: all", async () => {
+      const { id, customerToken } = await withKey.create({ customer: { name: 'Ada' } });
+      const path = `/api/conversations/${id}/events`;
+      const asCustomer = await open(`${path}?access_token=${customerToken}`);
+      const asKey = await open(path, bearer(BACKEND_KEY));
+      expect([asCustomer.status, asKey.status]).toEqual([200, 200]);
+
+      await withKey.post(id, 'agent', 'one'); // 1
+      expect(
+        (await withKey.patch(id, { assignee: 'agent-1', metadata: { plan: 'pro' } })).status,
+      ).toBe(200); // 2
+      await inboxClient(http, bearer(customerToken)).post(id, 'customer', 'two'); // 3
+      expect((await withKey.patch(id, { assignee: null, team: 'billing' })).status).toBe(200); // 4
+      expect((await withKey.claim(id, 'agent-2')).status).toBe(200); // 5
+      const until = clock.time + 600_000;
+      expect((await withKey.patch(id, { status: 'snoozed', snoozedUntil: until })).status).toBe(
+        200,
+      ); // 6
+
+      const live = await asCustomer.waitForEvents(6);
+      expect(live.map((event) => `${event.id} ${event.event}`)).toEqual([
+        '1 message.created',
+        '2 conversation.updated',
+        '3 message.created',
+        '4 conversation.updated',
+        '5 conversation.updated',
+        '6 conversation.updated',
+      ]);
+      expect(live.filter((e) => e.event === 'conversation.updated').map((e) => e.data)).toEqual([
+        JSON.stringify({ seq: 2, status: 'open', snoozedUntil: null }),
+        JSON.stringify({ seq: 4, status: 'open', snoozedUntil: null }),
+        JSON.stringify({ seq: 5, status: 'open', snoozedUntil: null }),
+        JSON.stringify({ seq: 6, status: 'snoozed', snoozedUntil: until }),
+      ]);
+      for (const hidden of ['agent-1', 'agent-2', 'billing', 'plan', 'Ada']) {
+        expect(asCustomer.body()).not.toContain(hidden);
+      }
+
+      const full = await asKey.waitForEvents(6);
+      expect(full.map((event) => event.id)).toEqual(['1', '2', '3', '4', '5', '6']);
+      expect(JSON.parse(full[1].data)).toEqual({
+        seq: 2,
+        changed: ['assignee', 'metadata'],
+        status: 'open',
+        snoozedUntil: null,
+        assignee: 'agent-1',
+        team: null,
+        customer: { name: 'Ada' },
+        metadata: { plan: 'pro' },
+      });
+      expect(JSON.parse(full[4].data)).toMatchObject({
+        seq: 5,
+        changed: ['assignee'],
+        assignee: 'agent-2',
+      });
+
+      // Replayed as it went live: the same frames, for each viewer.
+      for (const [client, credential] of [
+        [asCustomer, customerToken],
+        [asKey, BACKEND_KEY],
+      ] as const) {
+        const replay = await open(`${path}?access_token=${credential}`, { 'Last-Event-ID': '0' });
+        expect(await replay.waitForEvents(6)).toEqual(client.events.slice(0, 6));
+        const fromOne = await open(`${path}?access_token=${credential}`, { 'Last-Event-ID': '1' });
+        expect(await fromOne.waitForEvents(5)).toEqual(client.events.slice(1, 6));
+        replay.close();
+        fromOne.close();
+      }
+      asCustomer.close();
+      asKey.close();
     });
   });
 });
