@@ -4,6 +4,7 @@ import { Message, T0, UNKNOWN_ID, useApp } from '../utils/api';
 import { asIs, MESSAGE, utf32le, utf7 } from '../utils/bodies';
 import { useTestApp, useTestAppWithConversation } from '../utils/create-app';
 import { bearer, useAppWithKeys } from '../utils/credentials';
+import { inboxClient, useListeningApp } from '../utils/inbox';
 import {
   expectProblem,
   expectProblemCode,
@@ -81,6 +82,14 @@ describe('POST /api/conversations/{id}/messages', () => {
         lastActivityAt: clock.time,
         messageCount: 1,
         lastRead: { customer: 0, agent: 0 },
+        status: 'open',
+        snoozedUntil: null,
+        assignee: null,
+        team: null,
+        customer: {},
+        unread: { customer: 0, agent: 1 },
+        waitingSince: clock.time,
+        metadata: {},
         messages: [message],
       });
     });
@@ -784,6 +793,65 @@ describe('POST /api/conversations/{id}/messages', () => {
     it('415 for a content type whose parameters do not parse', async () => {
       const res = await post('application/json; charset', MESSAGE);
       expectProblemDetail(res, 415, 'unsupported_media_type');
+    });
+  });
+  describe('a customer post reopens a snoozed or resolved conversation', () => {
+    const { clock, http, stream } = useListeningApp();
+    const inbox = inboxClient(http);
+
+    it.each<[string, (id: string) => object]>([
+      ['resolved', () => ({ status: 'resolved' })],
+      ['snoozed', () => ({ status: 'snoozed', snoozedUntil: clock.time + 60_000 })],
+    ])('%s: the message takes N and the reopen N+1, both on the stream', async (_status, patch) => {
+      const { id } = await inbox.create();
+      await inbox.post(id, 'agent', 'one'); // 1
+      expect((await inbox.patch(id, patch(id))).status).toBe(200); // 2
+      const events = await stream(`/api/conversations/${id}/events`);
+      clock.advance(1_000);
+
+      const message = await inbox.post(id, 'customer', 'back again');
+
+      expect(message.seq).toBe(3);
+      const [created, reopened] = await events.waitForEvents(2);
+      expect([created.id, created.event, JSON.parse(created.data).content]).toEqual([
+        '3',
+        'message.created',
+        'back again',
+      ]);
+      expect({ ...reopened, data: JSON.parse(reopened.data) as unknown }).toEqual({
+        id: '4',
+        event: 'conversation.updated',
+        data: {
+          seq: 4,
+          changed: ['status', 'snoozedUntil'].slice(0, _status === 'snoozed' ? 2 : 1),
+          status: 'open',
+          snoozedUntil: null,
+          assignee: null,
+          team: null,
+          customer: {},
+          metadata: {},
+        },
+      });
+      const read = await inbox.get(id);
+      expect(read.body).toMatchObject({
+        status: 'open',
+        snoozedUntil: null,
+        lastActivityAt: clock.time,
+      });
+      expect(read.headers.etag).toMatch(/\.4"$/);
+      events.close();
+    });
+
+    it('an agent post does not reopen; a customer post to an open or pending one takes one seq', async () => {
+      const { id } = await inbox.create({ status: 'pending' });
+      expect((await inbox.post(id, 'customer', 'hi')).seq).toBe(1);
+      expect((await inbox.get(id)).body).toMatchObject({ status: 'pending' });
+      expect((await inbox.patch(id, { status: 'resolved' })).status).toBe(200); // 2
+      expect((await inbox.post(id, 'agent', 'closing note')).seq).toBe(3);
+      expect((await inbox.get(id)).body).toMatchObject({ status: 'resolved' });
+      expect((await inbox.post(id, 'customer', 'wait')).seq).toBe(4);
+      expect((await inbox.post(id, 'customer', 'again')).seq).toBe(6);
+      expect((await inbox.get(id)).headers.etag).toMatch(/\.6"$/);
     });
   });
 });
