@@ -9,6 +9,7 @@ describe('DELETE /api/conversations/{id}/messages/{messageId}', () => {
       const conversation = await createConversation();
       const keep = await post(conversation.id, { sender: 'customer', content: 'keep' });
       const drop = await post(conversation.id, { sender: 'agent', content: 'drop' });
+      expect((await history(conversation.id)).waitingSince).toBeNull();
       clock.advance(3_000);
 
       const res = await http().delete(`/api/conversations/${conversation.id}/messages/${drop.id}`);
@@ -23,6 +24,15 @@ describe('DELETE /api/conversations/{id}/messages/{messageId}', () => {
         lastActivityAt: clock.time,
         messageCount: 1,
         lastRead: { customer: 0, agent: 0 },
+        status: 'open',
+        snoozedUntil: null,
+        assignee: null,
+        team: null,
+        customer: {},
+        unread: { customer: 0, agent: 1 },
+        // Recomputed: with the agent's answer gone, the customer waits since their message.
+        waitingSince: keep.createdAt,
+        metadata: {},
         messages: [keep],
       });
     });

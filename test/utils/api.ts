@@ -28,6 +28,8 @@ export interface Conversation {
 
 export interface History extends Conversation {
   messages: Message[];
+  /** Who waits since when (the inbox's state fields are in utils/inbox.ts). */
+  waitingSince?: number | null;
 }
 
 /** Helpers bound to one app. */
