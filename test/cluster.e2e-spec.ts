@@ -1,5 +1,6 @@
 import http from 'node:http';
 import { createServer } from 'node:net';
+import { openEventStream } from './utils/event-stream';
 import { freePort, requestJson, ServerProcess, spawnServer } from './utils/spawn-server';
 
 interface Conversation {
@@ -202,6 +203,98 @@ describe('cluster mode (WORKERS=2, built server over real HTTP)', () => {
         .map((line) => Number(/removed (\d+)/.exec(line)?.[1]))
         .reduce((sum, n) => sum + n, 0);
       expect(removed).toBe(5);
+    });
+  });
+
+  describe('the inbox across workers', () => {
+    let server: ServerProcess;
+
+    beforeAll(async () => {
+      server = await spawnServer({ WORKERS: '2' });
+    });
+
+    afterAll(async () => {
+      await server.stop();
+    });
+
+    it('a claim race over fresh connections to both workers: one winner, one seq, one event', async () => {
+      const id = await createConversation(server);
+      const stream = await openEventStream(server.baseUrl, `/api/conversations/${id}/events`);
+      const answers = await Promise.all(
+        Array.from({ length: 30 }, (_, i) =>
+          requestJson<{ seq: number; assignee: string }>(
+            server.baseUrl,
+            'POST',
+            `/api/conversations/${id}/claim`,
+            { assignee: `agent-${i}` },
+          ),
+        ),
+      );
+
+      const won = answers.filter((res) => res.status === 200);
+      expect(won).toHaveLength(1);
+      const winner = won[0].body.assignee;
+      expect(won[0].body.seq).toBe(1);
+      for (const res of answers.filter((one) => one.status !== 200)) {
+        expect(res.status).toBe(409);
+        expect(res.body).toMatchObject({ code: 'already_assigned', assignee: winner });
+      }
+      const [event] = await stream.waitForEvents(1);
+      expect(event.id).toBe('1');
+      expect(JSON.parse(event.data)).toMatchObject({
+        seq: 1,
+        changed: ['assignee'],
+        assignee: winner,
+      });
+      expect((await post(server, id, 'after the race', false)).body.seq).toBe(2);
+      await stream.waitForEvents(2);
+      expect(stream.events.map((e) => e.event)).toEqual([
+        'conversation.updated',
+        'message.created',
+      ]);
+      stream.close();
+    });
+
+    it('every feed, on either worker, gets the changes made through the other', async () => {
+      // Fresh connections: the primary shares them out between the workers.
+      const feeds = await Promise.all(
+        [1, 2, 3, 4].map(() => openEventStream(server.baseUrl, '/api/conversations/events')),
+      );
+      await Promise.all(feeds.map((feed) => feed.waitForEvents(1)));
+      const started = Date.now();
+      const id = await createConversation(server);
+      expect((await post(server, id, 'hello', false)).status).toBe(201);
+      const patched = await requestJson(server.baseUrl, 'PATCH', `/api/conversations/${id}`, {
+        status: 'pending',
+        team: 'billing',
+      });
+      expect(patched.status).toBe(200);
+
+      for (const feed of feeds) {
+        const events = await feed.waitForEvents(4, 1_000 + (Date.now() - started));
+        expect(events[0]).toEqual({ event: 'reset', data: '{}' });
+        const rows = events.slice(1).map((e) => ({ event: e.event, ...JSON.parse(e.data) }));
+        expect(rows).toEqual([
+          expect.objectContaining({ event: 'conversation.created', id, seq: 0 }),
+          expect.objectContaining({ event: 'conversation.updated', id, seq: 1, messageCount: 1 }),
+          expect.objectContaining({
+            event: 'conversation.updated',
+            id,
+            seq: 2,
+            status: 'pending',
+            team: 'billing',
+          }),
+        ]);
+        feed.close();
+      }
+      const listed = await requestJson<{ conversations: { id: string; status: string }[] }>(
+        server.baseUrl,
+        'GET',
+        `/api/conversations?status=pending&team=billing`,
+      );
+      expect(listed.body.conversations.map((row) => [row.id, row.status])).toEqual([
+        [id, 'pending'],
+      ]);
     });
   });
 
