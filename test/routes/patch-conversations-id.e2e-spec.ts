@@ -370,6 +370,11 @@ describe('PATCH /api/conversations/{id}', () => {
           ],
         ],
         [
+          'a metadata key __proto__ (a merge would drop it silently)',
+          () => JSON.parse('{"metadata":{"__proto__":"x","constructor":"y"}}') as unknown,
+          [{ field: 'metadata.__proto__', message: 'metadata keys must not be __proto__' }],
+        ],
+        [
           'a metadata value that is an object',
           () => ({ metadata: { plan: { tier: 1 } } }),
           [

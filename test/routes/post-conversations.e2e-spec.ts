@@ -203,6 +203,11 @@ describe('POST /api/conversations', () => {
         [{ field: 'metadata.a/b', message: 'metadata keys must match ^[A-Za-z0-9_.-]{1,64}$' }],
       ],
       [
+        'a metadata key __proto__',
+        JSON.parse('{"metadata":{"__proto__":"x"}}') as unknown,
+        [{ field: 'metadata.__proto__', message: 'metadata keys must not be __proto__' }],
+      ],
+      [
         'a null metadata value',
         { metadata: { a: null } },
         [

@@ -99,6 +99,10 @@ function metadataErrors(value: unknown, nullable: boolean, errors: FieldError[])
     const item = value[key];
     if (!METADATA_KEY_PATTERN.test(key)) {
       errors.push({ field, message: `metadata keys must match ${METADATA_KEY_PATTERN.source}` });
+    } else if (key === '__proto__') {
+      // The pattern lets it through, but a merge's assignment would drop it silently (it sets
+      // the prototype) while a create kept it: refused in both.
+      errors.push({ field, message: 'metadata keys must not be __proto__' });
     } else if (item === null && nullable) {
       continue;
     } else if (typeof item === 'string') {
