@@ -1,3 +1,4 @@
+import { SnoozeWakerService } from '../../src/eviction/snooze-waker.service';
 import { API_KEYS, BACKEND_KEY, bearer } from '../utils/credentials';
 import { InboxConversation, InboxPage, inboxClient, useListeningApp } from '../utils/inbox';
 import { expectProblem, expectProblemCode, FieldError } from '../utils/problem';
@@ -229,6 +230,87 @@ describe('GET /api/conversations', () => {
       ],
     ])('400 validation_failed for ?%s', async (query, errors) => {
       expectProblem(await inbox.list(query), 400, 'validation_failed', errors);
+    });
+  });
+
+  describe('the filters follow every change at once', () => {
+    const { app, clock, http } = useListeningApp();
+    const inbox = inboxClient(http);
+
+    it('assignee, team, customer, status, unread and the last message as they change', async () => {
+      const { id } = await inbox.create({ customer: { externalId: 'u-old' } });
+      const other = (await inbox.create()).id;
+      const only = async (query: string) =>
+        (await inbox.listIds(query)).filter((one) => one === id || one === other);
+
+      expect(await only('assignee=agent-1')).toEqual([]);
+      expect((await inbox.claim(id, 'agent-1')).status).toBe(200);
+      expect(await only('assignee=agent-1')).toEqual([id]);
+      expect(await only('assignee=none')).toEqual([other]);
+      expect((await inbox.patch(id, { assignee: 'agent-2', team: 'sales' })).status).toBe(200);
+      expect(await only('assignee=agent-1')).toEqual([]);
+      expect(await only('assignee=agent-2&team=sales')).toEqual([id]);
+
+      expect((await inbox.patch(id, { customer: { externalId: 'u-new' } })).status).toBe(200);
+      expect(await only('customer=u-old')).toEqual([]);
+      expect(await only('customer=u-new')).toEqual([id]);
+
+      clock.advance(1_000);
+      const smile = '\u{1F600}';
+      const first = await inbox.post(id, 'customer', smile.repeat(250));
+      expect(await only('unread=agent')).toEqual([id]);
+      const [row] = ((await inbox.list('unread=agent')).body as InboxPage).conversations;
+      expect(row.lastMessage).toEqual({
+        sender: 'customer',
+        seq: first.seq,
+        content: smile.repeat(200),
+      });
+      const second = await inbox.post(id, 'customer', 'and this');
+      expect(
+        (
+          await http()
+            .post(`/api/conversations/${id}/read`)
+            .send({ sender: 'agent', seq: second.seq })
+        ).status,
+      ).toBe(200);
+      expect(await only('unread=agent')).toEqual([]);
+      expect((await http().delete(`/api/conversations/${id}/messages/${second.id}`)).status).toBe(
+        200,
+      );
+      const [afterDelete] = ((await inbox.list('customer=u-new')).body as InboxPage).conversations;
+      expect(afterDelete.lastMessage).toMatchObject({ seq: first.seq });
+
+      expect((await inbox.patch(id, { status: 'resolved' })).status).toBe(200);
+      expect(await only('status=resolved')).toEqual([id]);
+      expect(await only('status=open')).toEqual([other]);
+
+      // A due snooze lists as open before the waker writes its wake (stopped here).
+      app().get(SnoozeWakerService).onApplicationShutdown();
+      const until = clock.time + 5_000;
+      expect((await inbox.patch(other, { status: 'snoozed', snoozedUntil: until })).status).toBe(
+        200,
+      );
+      expect(await only('status=snoozed')).toEqual([other]);
+      clock.time = until;
+      expect(await only('status=snoozed')).toEqual([]);
+      expect(await only('status=open')).toEqual([other]);
+      const [woken] = ((await inbox.list('status=open')).body as InboxPage).conversations;
+      expect(woken).toMatchObject({ id: other, status: 'open', snoozedUntil: null });
+    });
+
+    it('status lists in any order are the same filters: a cursor carries over', async () => {
+      for (let i = 0; i < 3; i++) {
+        clock.advance(10);
+        await inbox.create({ status: 'pending' });
+      }
+      const first = (await inbox.list('status=pending,open&limit=1')).body as InboxPage;
+      const rest = await inbox.list(`status=open,pending&limit=200&cursor=${first.nextCursor}`);
+      expect(rest.status).toBe(200);
+      const all = await inbox.listIds('status=open,pending&limit=200');
+      expect([
+        ...idsOf(first.conversations),
+        ...idsOf((rest.body as InboxPage).conversations),
+      ]).toEqual(all);
     });
   });
 
