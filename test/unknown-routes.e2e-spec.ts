@@ -9,9 +9,11 @@ describe('unknown routes', () => {
     ['get', '/api/nope'],
     ['get', '/nope'],
     ['post', '/'],
-    ['get', '/api/conversations'],
+    // GET /api/conversations and PATCH /api/conversations/{id} are the inbox's routes.
+    ['put', '/api/conversations'],
     ['put', `/api/conversations/${UNKNOWN_ID}`],
-    ['patch', `/api/conversations/${UNKNOWN_ID}`],
+    ['get', `/api/conversations/${UNKNOWN_ID}/claim`],
+    ['post', '/api/conversations/counts'],
     ['put', `/api/conversations/${UNKNOWN_ID}/messages`],
     ['delete', `/api/conversations/${UNKNOWN_ID}`],
   ] as const)('%s %s -> 404 not_found', async (method, path) => {
