@@ -255,6 +255,38 @@ describe('cluster mode (WORKERS=2, built server over real HTTP)', () => {
       stream.close();
     });
 
+    it('the primary wakes a snooze on time: every worker reads it open, the streams get the wake', async () => {
+      const id = await createConversation(server);
+      const stream = await openEventStream(server.baseUrl, `/api/conversations/${id}/events`);
+      const feeds = await Promise.all(
+        [1, 2].map(() => openEventStream(server.baseUrl, '/api/conversations/events')),
+      );
+      await Promise.all(feeds.map((feed) => feed.waitForEvents(1)));
+      const until = Date.now() + 1_500;
+      const snoozed = await requestJson(server.baseUrl, 'PATCH', `/api/conversations/${id}`, {
+        status: 'snoozed',
+        snoozedUntil: until,
+      });
+      expect(snoozed.status).toBe(200);
+
+      await new Promise((resolve) => setTimeout(resolve, until - Date.now() + 5));
+      // Fresh connections: both workers answer.
+      const reads = await Promise.all(
+        [1, 2, 3, 4].map(() =>
+          requestJson<{ status: string }>(server.baseUrl, 'GET', `/api/conversations/${id}`),
+        ),
+      );
+      expect(reads.map((read) => read.body.status)).toEqual(['open', 'open', 'open', 'open']);
+      const [, woken] = await stream.waitForEvents(2, Math.max(until + 1_000 - Date.now(), 1));
+      expect(JSON.parse(woken.data)).toMatchObject({ seq: 2, status: 'open', snoozedUntil: null });
+      for (const feed of feeds) {
+        const events = await feed.waitForEvents(3, 1_000);
+        expect(JSON.parse(events[2].data)).toMatchObject({ id, seq: 2, status: 'open' });
+        feed.close();
+      }
+      stream.close();
+    });
+
     it('every feed, on either worker, gets the changes made through the other', async () => {
       // Fresh connections: the primary shares them out between the workers.
       const feeds = await Promise.all(
