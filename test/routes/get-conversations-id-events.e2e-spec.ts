@@ -233,6 +233,68 @@ describe('GET /api/conversations/{id}/events', () => {
     });
   });
 
+  describe('conversation.updated by viewer (built server, WORKERS=2, API_KEYS set)', () => {
+    jest.setTimeout(30_000);
+    const server = useServer(TYPING_READ_ENV);
+    const send = (method: string, path: string, body: unknown, credential = API_KEY) =>
+      requestText(server().baseUrl, method, path, {
+        body,
+        headers: { authorization: `Bearer ${credential}` },
+      });
+
+    it("a customer token's stream gets {seq, status, snoozedUntil}, live and replayed, across workers", async () => {
+      const { id, customerToken } = await create(server());
+      const base = `/api/conversations/${id}`;
+      // Fresh connections: the streams and the changes are shared out between the workers.
+      const live = await Promise.all([1, 2].map(() => stream(server(), id, customerToken)));
+      expect((await post(server(), id, 'one')).status).toBe(201); // 1
+      expect((await send('PATCH', base, { assignee: 'agent-1', team: 'billing' })).status).toBe(
+        200,
+      ); // 2
+      expect(
+        (
+          await send(
+            'POST',
+            `${base}/messages`,
+            { sender: 'customer', content: 'two' },
+            customerToken,
+          )
+        ).status,
+      ).toBe(201); // 3
+      expect((await send('PATCH', base, { status: 'resolved' })).status).toBe(200); // 4
+
+      const expected = [
+        '1 message.created',
+        `2 conversation.updated ${JSON.stringify({ seq: 2, status: 'open', snoozedUntil: null })}`,
+        '3 message.created',
+        `4 conversation.updated ${JSON.stringify({ seq: 4, status: 'resolved', snoozedUntil: null })}`,
+      ];
+      const shown = (events: StreamEvent[]) =>
+        events.map((e) =>
+          e.event === 'conversation.updated'
+            ? `${e.id} ${e.event} ${e.data}`
+            : `${e.id} ${e.event}`,
+        );
+      for (const client of live) {
+        expect(shown(await client.waitForEvents(4, 2_000))).toEqual(expected);
+        expect(client.body()).not.toContain('agent-1');
+        client.close();
+      }
+      const replay = await stream(server(), id, customerToken, { 'Last-Event-ID': '0' });
+      expect(shown(await replay.waitForEvents(4, 2_000))).toEqual(expected);
+      replay.close();
+      const full = await stream(server(), id, API_KEY, { 'Last-Event-ID': '1' });
+      const [patched] = await full.waitForEvents(1, 2_000);
+      expect(JSON.parse(patched.data)).toMatchObject({
+        seq: 2,
+        changed: ['assignee', 'team'],
+        assignee: 'agent-1',
+        team: 'billing',
+      });
+      full.close();
+    });
+  });
+
   describe('query parameters: given once, numbers in plain decimal', () => {
     let id: string;
     const { http } = useTestAppWithConversation(3, (opened) => (id = opened));
