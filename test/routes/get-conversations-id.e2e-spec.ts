@@ -3,6 +3,9 @@ import { API_KEYS, BACKEND_KEY, bearer } from '../utils/credentials';
 import { etagSeq, inboxClient, useListeningApp } from '../utils/inbox';
 import { expectProblem } from '../utils/problem';
 
+// Route order (the inbox's routes are declared before this one): counts and events reach
+// their handlers in get-conversations-counts and get-conversations-events; PATCH and claim
+// on a non-UUID id answer 404 conversation_not_found in their own files.
 describe('GET /api/conversations/{id}', () => {
   describe('default limits', () => {
     const { clock, http, createConversation, post, history } = useApp();
