@@ -116,7 +116,7 @@ export class InboxService {
   }
 
   /** The counts' query: `assignee` at most, once; 400 naming each parameter at fault, as list does. */
-  counts(raw: Record<string, unknown>): Promise<InboxCounts> {
+  async counts(raw: Record<string, unknown>): Promise<InboxCounts> {
     const errors: FieldError[] = Object.keys(raw)
       .filter((field) => field !== 'assignee')
       .map((field) => ({ field, message: `property ${field} should not exist` }));
@@ -132,6 +132,9 @@ export class InboxService {
     if (errors.length > 0) {
       throw new ValidationFailedException(errors);
     }
+    // Counts read the stored status: the wakes due now are written first (the store's owner
+    // writes them within a second anyway), so a due snooze counts as open, as answers read it.
+    await this.repository.wakeSnoozed(this.clock.now());
     return this.repository.counts(assignee as string | undefined);
   }
 }
