@@ -500,17 +500,20 @@ export function inboxContract(setup: () => Promise<RepositoryHarness>): void {
       const id = await create(1_000);
       await post(id, 'customer', 1_100);
       await repository.updateState(id, { patch: { assignee: 'agent-2' }, now: 1_200 });
+      const mine = () => events.filter((e) => ('row' in e ? e.row.id : e.conversationId) === id);
+      // Each is told once its row is read (on Redis, by the watching instance): the updates
+      // before the eviction, which could otherwise come first and find the row gone.
+      await until(() => mine().length >= 3);
       await repository.evictInactive(10_000);
-      await until(() => events.length >= 4);
+      await until(() => mine().length >= 4);
       watch.stop();
-      const mine = events.filter((e) => ('row' in e ? e.row.id : e.conversationId) === id);
-      expect(mine.map((e) => e.type)).toEqual([
+      expect(mine().map((e) => e.type)).toEqual([
         'conversation.created',
         'conversation.updated',
         'conversation.updated',
         'conversation.evicted',
       ]);
-      expect(mine[2]).toMatchObject({
+      expect(mine()[2]).toMatchObject({
         row: { id, seq: 2, state: { assignee: 'agent-2' }, counters: { unreadAgent: 1 } },
       });
     });

@@ -484,6 +484,30 @@ export function headerFromRedis<Messages>(
   return header && { ...header, messagesJson };
 }
 
+/**
+ * A history read of a record from before the inbox (no `ws` among its values: its first write
+ * or the sweep's backfill counts it) gets its counters from its messages, so that they are
+ * exact before that; any other history as it is.
+ */
+export function withOldCounters<History extends ConversationHeader & { messagesJson: string[] }>(
+  history: History,
+  values: (string | null)[],
+): History {
+  if (values[REDIS_HEADER_FIELDS.indexOf(F.waitingSince.redis)] !== null) {
+    return history;
+  }
+  const messages = JSON.parse(history.messagesJson.join('')) as {
+    sender: Sender;
+    seq: number;
+    createdAt: number;
+  }[];
+  history.counters = countersFrom(
+    messages.sort((a, b) => a.seq - b.seq),
+    history.lastRead,
+  );
+  return history;
+}
+
 /** The record's header from the values of REDIS_HEADER_FIELDS; null when there is no record. */
 export function redisHeader(id: string, values: (string | null)[]): ConversationHeader | null {
   const [lastSeq, life, createdAt, lastActivityAt, messageCount, readCustomer, readAgent] = values;

@@ -60,7 +60,12 @@ export class SortedRecords {
       i = this.chunks[c].length;
     }
     const chunk = this.chunks[c];
-    chunk.splice(i, 0, record);
+    // By hand: splice would allocate the array of what it removed, on every post.
+    chunk.push(record);
+    for (let j = chunk.length - 1; j > i; j--) {
+      chunk[j] = chunk[j - 1];
+    }
+    chunk[i] = record;
     if (chunk.length > CHUNK) {
       this.chunks.splice(c + 1, 0, chunk.splice(chunk.length >> 1));
     }
@@ -71,7 +76,10 @@ export class SortedRecords {
     const [c, i] = this.locate(filed[this.field], record.id);
     const chunk = this.chunks[c];
     if (chunk?.[i] === record) {
-      chunk.splice(i, 1);
+      for (let j = i; j < chunk.length - 1; j++) {
+        chunk[j] = chunk[j + 1];
+      }
+      chunk.pop();
       this.count--;
       if (chunk.length === 0) {
         this.chunks.splice(c, 1);

@@ -8,6 +8,7 @@ import {
   CONVERSATION_FIELDS,
   drawLife,
   headerFromRedis,
+  withOldCounters,
   newConversation,
   REDIS_HEADER_FIELDS,
   REDIS_TOKEN_FIELDS,
@@ -18,6 +19,7 @@ import {
   ConversationHeader,
 } from '../../records/conversation.codec';
 import {
+  failsIfMatch,
   patchedState,
   stateChangeJson,
   StateField,
@@ -344,7 +346,7 @@ export class RedisConversationRepository
         return null;
       }
       if (history.version === cached.version && history.life === cached.life) {
-        return history;
+        return withOldCounters(history, values);
       }
     }
     const raw = await this.run<RawHistory>(() =>
@@ -365,7 +367,7 @@ export class RedisConversationRepository
       history.messagesJson = historyPieces(members.length, (i) => messageJsonOf(members[i]));
       this.histories.set(conversationId, history, history.messagesJson);
     }
-    return history;
+    return withOldCounters(history, values);
   }
 
   async getConversationIfChanged(
@@ -384,11 +386,15 @@ export class RedisConversationRepository
       return null;
     }
     const [values, members] = raw;
-    return headerFromRedis(
+    if (!members) {
+      return headerFromRedis(conversationId, values, null);
+    }
+    const history = headerFromRedis(
       conversationId,
       values,
-      members ? historyPieces(members.length, (i) => messageJsonOf(members[i])) : null,
+      historyPieces(members.length, (i) => messageJsonOf(members[i])),
     );
+    return history && withOldCounters(history, values);
   }
 
   async appendMessage(conversationId: string, input: NewMessage): Promise<AppendedMessage> {
@@ -610,8 +616,7 @@ export class RedisConversationRepository
    */
   updateState(conversationId: string, update: StateUpdate): Promise<StateUpdated> {
     return this.changeState(conversationId, update.now, (header) => {
-      const { ifMatch } = update;
-      if (ifMatch && (ifMatch.life !== header.life || header.state.stateSeq > ifMatch.version)) {
+      if (failsIfMatch({ life: header.life, stateSeq: header.state.stateSeq }, update.ifMatch)) {
         return { code: 'precondition_failed' };
       }
       return patchedState(header.state, update.patch, update.claim ?? false);
