@@ -171,4 +171,61 @@ describeWithRedisCluster('Redis Cluster: an open event stream across a slot move
       await victim.start();
     }
   });
+
+  it('the inbox feed of an instance that only streams moves off a failed node, says reset, and goes on', async () => {
+    const feed = await openEventStream(streamer.baseUrl, '/api/conversations/events');
+    try {
+      expect(feed.status).toBe(200);
+      await feed.waitForEvents(1);
+      expect(feed.events[0].event).toBe('reset');
+      const first = await create(poster);
+      await waitUntil(() =>
+        feed.events.some((e) => e.event === 'conversation.created' && e.data.includes(first)),
+      );
+      // The node the streamer's feed subscriber is connected to (its client name says so).
+      const listed = await Promise.all(
+        cluster().nodes.map(async (node) => {
+          const client = node.client();
+          try {
+            return (await client.call('CLIENT', 'LIST')) as string;
+          } catch {
+            return '';
+          } finally {
+            client.disconnect();
+          }
+        }),
+      );
+      const victim = cluster().nodes[listed.findIndex((list) => /name=\S*:inbox /.test(list))];
+      expect(victim).toBeDefined();
+      const wasMaster = (await cluster().masters()).includes(victim);
+      await victim.kill();
+      try {
+        if (wasMaster) {
+          await cluster().waitUntilOk(30_000, false);
+        }
+        const resets = () => feed.events.filter((e) => e.event === 'reset').length;
+        await waitUntil(() => resets() >= 2, 20_000);
+        const second = await create(poster);
+        await post(poster, second, 1);
+        await waitUntil(() =>
+          feed.events.some((e) => e.event === 'conversation.updated' && e.data.includes(second)),
+        );
+      } finally {
+        await victim.start();
+      }
+    } finally {
+      feed.close();
+    }
+  });
 });
+
+/** Waits until `done()` holds, for at most `timeoutMs`; fails the test if it never does. */
+async function waitUntil(done: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > deadline) {
+      throw new Error('timed out waiting');
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}

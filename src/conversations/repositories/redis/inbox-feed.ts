@@ -11,6 +11,11 @@ import { RedisStoreConnection } from './redis-connection';
  * listener. No replay: a reconnect of the subscriber is told as a gap, once the subscription
  * is confirmed again, and the listeners list again.
  */
+/** Attempts a cluster node's subscriber makes before the feed moves to another node. */
+const FEED_NODE_ATTEMPTS = 3;
+/** How long the feed waits before it subscribes on another node. */
+const FEED_RESUBSCRIBE_MS = 200;
+
 export class InboxFeed {
   private readonly listeners = new Set<InboxListener>();
   private connection: Redis | null = null;
@@ -47,17 +52,8 @@ export class InboxFeed {
     if (this.subscribed) {
       return this.subscribed;
     }
-    const { redis, keys } = this.store;
-    // On a cluster, any node hears a plain PUBLISH: the first master's address serves.
-    const base: Redis = redis instanceof Cluster ? redis.nodes('master')[0] : redis;
-    const connection = base.duplicate({
-      enableOfflineQueue: true,
-      autoResubscribe: false,
-      connectionName: `${this.name}:inbox`,
-      // A cluster's node connections leave reconnecting to the cluster client: this one
-      // reconnects by itself, every second at most.
-      retryStrategy: (attempt: number) => Math.min(attempt * 100, 1_000),
-    });
+    const { keys } = this.store;
+    const connection = this.newConnection();
     this.connection = connection;
     let connectedBefore = false;
     connection.on('ready', () => {
@@ -70,6 +66,15 @@ export class InboxFeed {
       connectedBefore = true;
     });
     connection.on('error', () => undefined);
+    // On a cluster the connection gives up on a node that stays down (a failover): the
+    // feed moves to another node, which hears every PUBLISH too, and tells a gap.
+    connection.on('end', () => {
+      if (this.connection === connection && this.listeners.size > 0) {
+        this.connection = null;
+        this.subscribed = null;
+        this.resubscribe();
+      }
+    });
     connection.on('message', (_channel: string, payload: string) => this.heard(payload));
     const subscribing = this.store
       .run(() => connection.subscribe(keys.inboxChannel))
@@ -81,6 +86,48 @@ export class InboxFeed {
     });
     this.subscribed = subscribing;
     return subscribing;
+  }
+
+  /**
+   * A subscriber connection: to the one Redis, or on a cluster to a node the cluster client
+   * holds ready now (any node hears a plain PUBLISH), which gives up after a few attempts.
+   */
+  private newConnection(): Redis {
+    const { redis } = this.store;
+    const options = {
+      enableOfflineQueue: true,
+      autoResubscribe: false,
+      connectionName: `${this.name}:inbox`,
+    };
+    if (!(redis instanceof Cluster)) {
+      // Reconnects by itself, every second at most.
+      return redis.duplicate({
+        ...options,
+        retryStrategy: (attempt: number) => Math.min(attempt * 100, 1_000),
+      });
+    }
+    const nodes = redis.nodes('all');
+    const ready = nodes.filter((node) => node.status === 'ready');
+    const base = (ready.length > 0 ? ready : nodes)[
+      Math.floor(Math.random() * (ready.length || nodes.length))
+    ];
+    return base.duplicate({
+      ...options,
+      retryStrategy: (attempt: number) => (attempt > FEED_NODE_ATTEMPTS ? null : 200),
+    });
+  }
+
+  /** Subscribes again on another node, then tells a gap; tries again while it fails. */
+  private resubscribe(): void {
+    setTimeout(() => {
+      if (this.listeners.size === 0 || this.subscribed) {
+        return;
+      }
+      this.subscribe().then(
+        () => this.tell((listener) => listener.gap()),
+        () => this.resubscribe(),
+      );
+    }, FEED_RESUBSCRIBE_MS).unref();
   }
 
   /**
