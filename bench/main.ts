@@ -4,6 +4,14 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { HubResults, runHubSuite } from './hub/hub-suite';
 import { CONFIGURATIONS } from './http/configurations';
+import {
+  FULL_LIST,
+  listConfigurations,
+  listMarkdown,
+  ListResults,
+  QUICK_LIST,
+  runListSuite,
+} from './inbox/list-suite';
 import { Cell, HttpTiming, runHttpSuite } from './http/http-suite';
 import { PairedRatio, PairTiming, runPairedSuite } from './http/paired-suite';
 import { SCENARIOS } from './http/scenarios';
@@ -31,9 +39,9 @@ import {
 } from './realtime/realtime-suite';
 
 /**
- * `npm run bench [-- --quick] [--configs=A,E,N,NP,NX,X,B,C,L,D,F,FW] [--scenarios=post,get20] [--skip=http,paired,scale,hub,realtime,backlog]`
- * Builds the server once, runs the HTTP scenarios, the scale checks and the hub
- * micro-benchmark, prints a markdown report and writes bench/results/<timestamp>.json.
+ * `npm run bench [-- --quick] [--configs=A,E,N,NP,NX,X,B,C,L,D,F,FW] [--scenarios=post,get20,list] [--skip=http,paired,scale,hub,realtime,backlog,list]`
+ * Builds the server once, runs the HTTP scenarios, the inbox list, the scale checks and the
+ * hub micro-benchmark, prints a markdown report and writes bench/results/<timestamp>.json.
  */
 
 const FULL = {
@@ -43,6 +51,7 @@ const FULL = {
   scale: FULL_SCALE,
   realtime: FULL_REALTIME,
   backlog: FULL_BACKLOG,
+  list: FULL_LIST,
 };
 
 const QUICK = {
@@ -54,6 +63,7 @@ const QUICK = {
   scale: QUICK_SCALE,
   realtime: QUICK_REALTIME,
   backlog: QUICK_BACKLOG,
+  list: QUICK_LIST,
 };
 
 interface Options {
@@ -78,12 +88,16 @@ function parseOptions(argv: string[]): Options {
       list(value).forEach((suite) => options.skip.add(suite));
     } else {
       throw new Error(
-        `Unknown option ${arg}. Usage: npm run bench -- [--quick] [--configs=${CONFIGURATIONS.map((c) => c.key).join(',')}] [--scenarios=${SCENARIOS.map((s) => s.key).join(',')}] [--skip=http,paired,scale,hub,realtime,backlog]`,
+        `Unknown option ${arg}. Usage: npm run bench -- [--quick] [--configs=${CONFIGURATIONS.map((c) => c.key).join(',')}] [--scenarios=${[...SCENARIOS.map((s) => s.key), LIST].join(',')}] [--skip=${SKIPPABLE}]`,
       );
     }
   }
   return options;
 }
+
+/** The inbox list (inbox/list-suite.ts): a scenario of its own, not an autocannon one. */
+const LIST = 'list';
+const SKIPPABLE = 'http,paired,scale,hub,realtime,backlog,list';
 
 const started = performance.now();
 const log = (line: string) =>
@@ -128,6 +142,18 @@ async function main(): Promise<void> {
       `Unknown configuration ${unknown.join(', ')} (known: ${CONFIGURATIONS.map((c) => c.key).join(', ')})`,
     );
   }
+  const unknownScenarios = (options.scenarios ?? []).filter(
+    (key) => key !== LIST && !SCENARIOS.some((s) => s.key === key),
+  );
+  if (unknownScenarios.length > 0) {
+    throw new Error(
+      `Unknown scenario ${unknownScenarios.join(', ')} (known: ${[...SCENARIOS.map((s) => s.key), LIST].join(', ')})`,
+    );
+  }
+  // The list runs in a full run and when --scenarios names it; never in --quick unless named.
+  const runList =
+    !options.skip.has(LIST) &&
+    (options.scenarios ? options.scenarios.includes(LIST) : !options.quick);
   let configurations = CONFIGURATIONS.filter(
     (c) => !options.configurations || options.configurations.includes(c.key),
   );
@@ -150,7 +176,7 @@ async function main(): Promise<void> {
     rounds *
       measureSeconds *
       scenarios.filter((s) => s.fixedRate).reduce((total, s) => total + runsIn(s), 0) +
-    (options.skip.has('paired')
+    (options.skip.has('paired') || scenarios.length === 0
       ? 0
       : 4 *
         (2 * (settings.paired.warmupSeconds + 6) +
@@ -165,14 +191,27 @@ async function main(): Promise<void> {
       : 15 +
         settings.backlog.maxSeconds +
         3 * settings.backlog.warmupSeconds +
-        3 * settings.backlog.slices * (settings.backlog.sliceSeconds + 0.3));
+        3 * settings.backlog.slices * (settings.backlog.sliceSeconds + 0.3)) +
+    // Seeding about 4 requests per conversation at some 4,000 a second, then the pages.
+    (runList
+      ? listConfigurations(configurations).length *
+        settings.list.sizes.reduce(
+          (total, size) =>
+            total +
+            5 +
+            size / 1_000 +
+            5 * (settings.list.pages + settings.list.warmupPages) * 0.003,
+          0,
+        )
+      : 0);
   log(`about ${Math.round(estimate / 60)} min (${Math.round(estimate)} s) expected`);
   build();
 
   const errors: string[] = [];
   // What a configuration needs beside it while the HTTP and real-time suites run (F's Redis
-  // Cluster); one that cannot get it is left out of this run, with the reason among the errors.
-  const usesConfigurations = !options.skip.has('http') || !options.skip.has('realtime');
+  // Cluster, for these and the inbox list); one that cannot get it is left out of this run, with
+  // the reason among the errors.
+  const usesConfigurations = !options.skip.has('http') || !options.skip.has('realtime') || runList;
   const ready: typeof configurations = [];
   for (const configuration of configurations) {
     if (!configuration.setup || !usesConfigurations) {
@@ -205,13 +244,19 @@ async function main(): Promise<void> {
   let hub: HubResults | null = null;
   let realtime: RealtimeResults | null = null;
   let backlog: BacklogResult | null = null;
+  let list: ListResults | null = null;
   try {
-    if (!options.skip.has('http')) {
+    if (!options.skip.has('http') && scenarios.length > 0) {
       http = await attempt('HTTP scenarios', errors, () =>
         runHttpSuite(configurations, scenarios, settings.http, log),
       );
     }
-    if (!options.skip.has('paired')) {
+    if (runList) {
+      list = await attempt('inbox list', errors, () =>
+        runListSuite(configurations, settings.list, log),
+      );
+    }
+    if (!options.skip.has('paired') && scenarios.length > 0) {
       paired = await attempt('paired ratios', errors, () =>
         runPairedSuite(configurations, scenarios, settings.paired, log),
       );
@@ -242,7 +287,7 @@ async function main(): Promise<void> {
     await teardown();
   }
 
-  const targets = computeTargets({ http, scale, hub, realtime, paired, backlog });
+  const targets = computeTargets({ http, scale, hub, realtime, paired, backlog, list });
   const seconds = (performance.now() - started) / 1000;
   const report = {
     mode: options.quick ? ('quick' as const) : ('full' as const),
@@ -257,6 +302,7 @@ async function main(): Promise<void> {
     hub,
     realtime,
     backlog,
+    list,
     baselines: baselineResults(http),
     paired,
     pairTiming: settings.paired,
@@ -269,6 +315,7 @@ async function main(): Promise<void> {
     [
       ...(realtime ? [realtimeMarkdown(realtime)] : []),
       ...(backlog ? [backlogMarkdown(backlog)] : []),
+      ...(list ? [listMarkdown(list)] : []),
       ["### Targets (from this run's medians)"],
     ]
       .map((section) => section.join('\n'))

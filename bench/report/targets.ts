@@ -1,4 +1,5 @@
 import { HubResults } from '../hub/hub-suite';
+import { LIST_QUERIES, ListResults, MAX_LIST_P99_MS, MAX_LIST_RATIO } from '../inbox/list-suite';
 import { Cell } from '../http/http-suite';
 import { PairedRatio } from '../http/paired-suite';
 import { BacklogResult, MAX_PAUSED_P99_RATIO, PAUSED_STREAMS } from '../realtime/backlog-suite';
@@ -21,6 +22,7 @@ export interface SuiteResults {
   realtime?: RealtimeResults | null;
   paired?: PairedRatio[] | null;
   backlog?: BacklogResult | null;
+  list?: ListResults | null;
 }
 
 const fixed = (value: number, digits = 2) =>
@@ -96,6 +98,7 @@ export function computeTargets({
   realtime,
   paired,
   backlog,
+  list,
 }: SuiteResults): TargetResult[] {
   const targets: TargetResult[] = [];
   for (const key of ['C', 'D']) {
@@ -253,5 +256,46 @@ export function computeTargets({
     value: eviction ? `${fixed(eviction.maxDelayMs, 1)} ms` : 'not measured',
     pass: eviction ? eviction.maxDelayMs < 50 : null,
   });
+  targets.push(...listTargets(list));
+  return targets;
+}
+
+/**
+ * Issue 32's inbox list, in memory (B, C): per query, p50 at the larger store ≤ 1.5× p50 at
+ * the smaller, and p99 < 20 ms at both sizes. Not measured when neither ran.
+ */
+function listTargets(list: ListResults | null | undefined): TargetResult[] {
+  const measured = list?.configurations.filter((c) => c.inMemory && !c.skipped) ?? [];
+  const [small, large] = list?.settings.sizes ?? [10_000, 100_000];
+  const count = (n: number) => n.toLocaleString('en');
+  if (measured.length === 0) {
+    return [
+      {
+        target: `list: in memory, p50 at ${count(large)} conversations ≤ ${MAX_LIST_RATIO}× at ${count(small)}, p99 < ${MAX_LIST_P99_MS} ms`,
+        value: 'not measured',
+        pass: null,
+      },
+    ];
+  }
+  const targets: TargetResult[] = [];
+  for (const result of measured) {
+    for (const { key } of LIST_QUERIES) {
+      const ratio = result.ratios.find((r) => r.query === key);
+      const at = result.sizes.map((size) => size.queries.find((q) => q.query === key));
+      targets.push({
+        target: `list ${key}: ${result.configuration} p50 at ${count(large)} ≤ ${MAX_LIST_RATIO}× p50 at ${count(small)}`,
+        value: ratio
+          ? `${fixed(ratio.p50Ratio)} (${fixed(at[1]?.p50Ms ?? NaN)} / ${fixed(at[0]?.p50Ms ?? NaN)} ms; p99 ratio ${fixed(ratio.p99Ratio)}, CPU per page ratio ${fixed(ratio.cpuRatio)})`
+          : 'not measured',
+        pass: ratio ? ratio.p50Ratio <= MAX_LIST_RATIO : null,
+      });
+      const p99s = at.flatMap((q) => (q ? [q.p99Ms] : []));
+      targets.push({
+        target: `list ${key}: ${result.configuration} p99 < ${MAX_LIST_P99_MS} ms at ${count(small)} and ${count(large)}`,
+        value: p99s.length > 0 ? `${p99s.map((p) => fixed(p)).join(' / ')} ms` : 'not measured',
+        pass: p99s.length === 2 ? p99s.every((p) => p < MAX_LIST_P99_MS) : null,
+      });
+    }
+  }
   return targets;
 }
