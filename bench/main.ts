@@ -200,7 +200,7 @@ async function main(): Promise<void> {
             total +
             5 +
             size / 1_000 +
-            5 * (settings.list.pages + settings.list.warmupPages) * 0.003,
+            5 * (settings.list.pages + 2 * settings.list.warmupPages) * 0.003,
           0,
         )
       : 0);
