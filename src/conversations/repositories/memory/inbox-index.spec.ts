@@ -22,11 +22,11 @@ describe('SortedRecords', () => {
     fc.assert(
       fc.property(
         fc.array(
-          fc.tuple(fc.integer({ min: 0, max: 40 }), fc.integer({ min: 0, max: 30 }), fc.boolean()),
+          fc.tuple(fc.integer({ min: 0, max: 300 }), fc.integer({ min: 0, max: 30 }), fc.boolean()),
           { maxLength: 3_000 },
         ),
         (steps) => {
-          const list = new SortedRecords('activity');
+          const list = new SortedRecords('activity', 'activityChunk');
           const held = new Map<string, ConversationRecord>();
           for (const [n, key, remove] of steps) {
             const id = `c${n}`;
@@ -60,7 +60,7 @@ describe('SortedRecords', () => {
   });
 
   it('moves at most a chunk on inserts with one key, and prunes evicted records', () => {
-    const list = new SortedRecords('activity');
+    const list = new SortedRecords('activity', 'activityChunk');
     const records = Array.from({ length: 5_000 }, (_, i) =>
       record(`id-${String(i).padStart(5, '0')}`, 7),
     );

@@ -12,8 +12,6 @@ export interface Filed {
   assignee: string;
   team: string;
   externalId: string;
-  unreadAgent: boolean;
-  unreadCustomer: boolean;
 }
 
 function filedOf(record: ConversationRecord): Filed {
@@ -24,24 +22,42 @@ function filedOf(record: ConversationRecord): Filed {
     assignee: record.assignee,
     team: record.team,
     externalId: record.customer.externalId ?? '',
-    unreadAgent: record.unreadAgent > 0,
-    unreadCustomer: record.unreadCustomer > 0,
   };
 }
+
+/** The record's field that holds the chunk a SortedRecords keeps it in. */
+type Slot = 'activityChunk' | 'assigneeChunk' | 'waitingChunk';
 
 /** Most records a chunk of a SortedRecords holds before it is split in two. */
 const CHUNK = 64;
 
+/** Whether `item` (as filed) comes before (key, id). */
+function before(item: ConversationRecord, field: 'activity' | 'waiting', key: number, id: string) {
+  const itemKey = (item.filed as Filed)[field];
+  return itemKey < key || (itemKey === key && item.id < id);
+}
+
+/** Conversations in some (key, id) order, walked from a position (see InboxIndex.page). */
+interface Ordered {
+  keyOf(record: ConversationRecord): number;
+  descending(from?: InboxPosition): IterableIterator<ConversationRecord>;
+  ascending(from?: InboxPosition): IterableIterator<ConversationRecord>;
+}
+
 /**
- * Conversations in ascending (key, id) order, as filed: a list of sorted chunks of at most
- * CHUNK records, so that an insert or removal anywhere moves at most a chunk's worth,
- * however many conversations share a key or how old the one that moves is.
+ * Conversations in ascending (key, id) order, as filed: sorted chunks of at most CHUNK
+ * records, each record holding its chunk (in its `slot` field). A change moves a conversation
+ * to the end, where its new key goes: so a post costs a search of one chunk for its old place
+ * and an append, and a chunk's worth of moves at most, however many are kept.
  */
-export class SortedRecords {
+export class SortedRecords implements Ordered {
   private chunks: ConversationRecord[][] = [];
   private count = 0;
 
-  constructor(private readonly field: 'activity' | 'waiting') {}
+  constructor(
+    private readonly field: 'activity' | 'waiting',
+    private readonly slot: Slot,
+  ) {}
 
   get size(): number {
     return this.count;
@@ -49,56 +65,77 @@ export class SortedRecords {
 
   insert(record: ConversationRecord): void {
     const filed = record.filed as Filed;
+    const key = filed[this.field];
     this.count++;
-    if (this.chunks.length === 0) {
-      this.chunks.push([record]);
-      return;
+    const chunks = this.chunks;
+    const last = chunks[chunks.length - 1];
+    let chunk: ConversationRecord[];
+    if (!last) {
+      chunk = [record];
+      chunks.push(chunk);
+    } else if (
+      !before(record, this.field, this.keyOf(last[last.length - 1]), last[last.length - 1].id)
+    ) {
+      // The common case: its key is the newest.
+      chunk = last;
+      chunk.push(record);
+    } else {
+      let [c, i] = this.locate(key, record.id);
+      if (c === chunks.length) {
+        c--;
+        i = chunks[c].length;
+      }
+      chunk = chunks[c];
+      chunk.push(record);
+      for (let j = chunk.length - 1; j > i; j--) {
+        chunk[j] = chunk[j - 1];
+      }
+      chunk[i] = record;
     }
-    let [c, i] = this.locate(filed[this.field], record.id);
-    if (c === this.chunks.length) {
-      c--;
-      i = this.chunks[c].length;
-    }
-    const chunk = this.chunks[c];
-    // By hand: splice would allocate the array of what it removed, on every post.
-    chunk.push(record);
-    for (let j = chunk.length - 1; j > i; j--) {
-      chunk[j] = chunk[j - 1];
-    }
-    chunk[i] = record;
+    record[this.slot] = chunk;
     if (chunk.length > CHUNK) {
-      this.chunks.splice(c + 1, 0, chunk.splice(chunk.length >> 1));
+      this.split(chunk);
     }
   }
 
   remove(record: ConversationRecord): void {
-    const filed = record.filed as Filed;
-    const [c, i] = this.locate(filed[this.field], record.id);
-    const chunk = this.chunks[c];
-    if (chunk?.[i] === record) {
-      for (let j = i; j < chunk.length - 1; j++) {
-        chunk[j] = chunk[j + 1];
-      }
-      chunk.pop();
-      this.count--;
-      if (chunk.length === 0) {
-        this.chunks.splice(c, 1);
-      }
+    const chunk = record[this.slot];
+    const i = chunk ? chunk.indexOf(record) : -1;
+    if (!chunk || i < 0) {
+      return;
+    }
+    for (let j = i; j < chunk.length - 1; j++) {
+      chunk[j] = chunk[j + 1];
+    }
+    chunk.pop();
+    record[this.slot] = undefined;
+    this.count--;
+    if (chunk.length === 0) {
+      this.chunks.splice(this.chunks.lastIndexOf(chunk), 1);
     }
   }
 
-  /** Drops every evicted record, in one pass. */
+  /** Drops every evicted record, in one pass; the chunks stay the same arrays. */
   prune(): void {
-    this.chunks = this.chunks
-      .map((chunk) => chunk.filter((record) => !record.evicted))
-      .filter((chunk) => chunk.length > 0);
+    for (const chunk of this.chunks) {
+      let kept = 0;
+      for (const record of chunk) {
+        if (record.evicted) {
+          record[this.slot] = undefined;
+        } else {
+          chunk[kept++] = record;
+        }
+      }
+      chunk.length = kept;
+    }
+    this.chunks = this.chunks.filter((chunk) => chunk.length > 0);
     this.count = this.chunks.reduce((sum, chunk) => sum + chunk.length, 0);
   }
 
   /** Records in descending order, strictly before `from` in it (all when absent). */
   *descending(from?: InboxPosition): IterableIterator<ConversationRecord> {
     let c = this.chunks.length - 1;
-    let i = c >= 0 ? this.chunks[c].length - 1 : -1;
+    let i = Infinity;
     if (from) {
       [c, i] = this.locate(from.key, from.id);
       if (c === this.chunks.length) {
@@ -140,18 +177,28 @@ export class SortedRecords {
     return (record.filed as Filed)[this.field];
   }
 
+  /** Moves the upper half of a full chunk into a new chunk after it. */
+  private split(chunk: ConversationRecord[]): void {
+    const upper = chunk.slice(chunk.length >> 1);
+    chunk.length = chunk.length >> 1;
+    for (const record of upper) {
+      record[this.slot] = upper;
+    }
+    this.chunks.splice(this.chunks.lastIndexOf(chunk) + 1, 0, upper);
+  }
+
   /**
    * Where (key, id) is or would go: the chunk and the index in it of the first record at or
    * after it; [chunks.length, 0] past the last.
    */
   private locate(key: number, id: string): [number, number] {
-    const chunks = this.chunks;
+    const { chunks, field } = this;
     let low = 0;
     let high = chunks.length;
     while (low < high) {
       const mid = (low + high) >>> 1;
       const chunk = chunks[mid];
-      if (this.before(chunk[chunk.length - 1], key, id)) {
+      if (before(chunk[chunk.length - 1], field, key, id)) {
         low = mid + 1;
       } else {
         high = mid;
@@ -165,7 +212,7 @@ export class SortedRecords {
     let end = chunk.length;
     while (start < end) {
       const mid = (start + end) >>> 1;
-      if (this.before(chunk[mid], key, id)) {
+      if (before(chunk[mid], field, key, id)) {
         start = mid + 1;
       } else {
         end = mid;
@@ -173,45 +220,82 @@ export class SortedRecords {
     }
     return [low, start];
   }
+}
 
-  /** Whether the record comes before (key, id). */
-  private before(item: ConversationRecord, key: number, id: string): boolean {
-    const itemKey = (item.filed as Filed)[this.field];
-    return itemKey < key || (itemKey === key && item.id < id);
+/**
+ * A few conversations in activity order, sorted when a page asks (a team's, a customer's):
+ * they are not moved by posts, so they cost nothing until read.
+ */
+class SortedOnRead implements Ordered {
+  private readonly records: ConversationRecord[];
+
+  constructor(members: Iterable<ConversationRecord>) {
+    this.records = [...members].sort((a, b) =>
+      before(a, 'activity', this.keyOf(b), b.id) ? -1 : 1,
+    );
+  }
+
+  keyOf(record: ConversationRecord): number {
+    return (record.filed as Filed).activity;
+  }
+
+  *descending(from?: InboxPosition): IterableIterator<ConversationRecord> {
+    for (let i = this.firstNotBefore(from) - 1; i >= 0; i--) {
+      yield this.records[i];
+    }
+  }
+
+  *ascending(from?: InboxPosition): IterableIterator<ConversationRecord> {
+    let i = from ? this.firstNotBefore(from) : 0;
+    if (from && this.records[i]?.id === from.id) {
+      i++;
+    }
+    for (; i < this.records.length; i++) {
+      yield this.records[i];
+    }
+  }
+
+  private firstNotBefore(from?: InboxPosition): number {
+    if (!from) {
+      return this.records.length;
+    }
+    let low = 0;
+    let high = this.records.length;
+    while (low < high) {
+      const mid = (low + high) >>> 1;
+      if (before(this.records[mid], 'activity', from.key, from.id)) {
+        low = mid + 1;
+      } else {
+        high = mid;
+      }
+    }
+    return low;
   }
 }
 
-/** Sorted sets by one value of a field, made on first use and dropped when empty. */
-class Partition {
-  private readonly parts = new Map<string, SortedRecords>();
+/** Members by one value of a field (a team, a customer), unordered. */
+class Members {
+  private readonly byValue = new Map<string, Set<ConversationRecord>>();
 
-  get(value: string): SortedRecords | undefined {
-    return this.parts.get(value);
+  get(value: string): Set<ConversationRecord> | undefined {
+    return this.byValue.get(value);
   }
 
-  insert(value: string, record: ConversationRecord): void {
-    let part = this.parts.get(value);
-    if (!part) {
-      part = new SortedRecords('activity');
-      this.parts.set(value, part);
-    }
-    part.insert(record);
-  }
-
-  remove(value: string, record: ConversationRecord): void {
-    const part = this.parts.get(value);
-    part?.remove(record);
-    if (part?.size === 0) {
-      this.parts.delete(value);
-    }
-  }
-
-  prune(): void {
-    for (const [value, part] of this.parts) {
-      part.prune();
-      if (part.size === 0) {
-        this.parts.delete(value);
+  add(value: string, record: ConversationRecord): void {
+    if (value) {
+      let set = this.byValue.get(value);
+      if (!set) {
+        set = new Set();
+        this.byValue.set(value, set);
       }
+      set.add(record);
+    }
+  }
+
+  delete(value: string, record: ConversationRecord): void {
+    const set = value ? this.byValue.get(value) : undefined;
+    if (set?.delete(record) && set.size === 0) {
+      this.byValue.delete(value);
     }
   }
 }
@@ -221,61 +305,67 @@ const noCounts = (): StatusCounts => ({ open: 0, pending: 0, snoozed: 0, resolve
 
 /**
  * The in-memory store's inbox indexes, kept in the same step as every change: every
- * conversation by activity, the waiting ones by waitingSince, and by status, assignee, team,
- * customer and unread side (each by activity), with counts of each status in all and per
- * assignee. A page reads the narrowest index the query allows and checks each row against
- * the rest of the query.
+ * conversation by activity, each assignee's (and the unassigned) by activity, the waiting
+ * ones by waitingSince, each team's and customer's as sets, and the counts of each status
+ * in all and per assignee. A post moves a conversation in two sorted lists (three when
+ * whether it waits changes). A page reads the narrowest index its query allows and checks
+ * each row against the rest of the query.
  */
 export class InboxIndex {
-  private readonly activity = new SortedRecords('activity');
-  private readonly waiting = new SortedRecords('waiting');
-  private readonly statuses = new Partition();
-  private readonly assignees = new Partition();
-  private readonly teams = new Partition();
-  private readonly customers = new Partition();
-  private readonly unreadAgent = new SortedRecords('activity');
-  private readonly unreadCustomer = new SortedRecords('activity');
+  private readonly activity = new SortedRecords('activity', 'activityChunk');
+  private readonly waiting = new SortedRecords('waiting', 'waitingChunk');
+  private readonly assignees = new Map<string, SortedRecords>();
+  private readonly teams = new Members();
+  private readonly customers = new Members();
   private readonly totals = noCounts();
   private readonly perAssignee = new Map<string, StatusCounts>();
 
   add(record: ConversationRecord): void {
-    record.filed = filedOf(record);
-    this.file(record, 1);
+    const filed = filedOf(record);
+    record.filed = filed;
+    this.activity.insert(record);
+    this.assigneeList(filed.assignee).insert(record);
+    if (filed.waiting > 0) {
+      this.waiting.insert(record);
+    }
+    this.teams.add(filed.team, record);
+    this.customers.add(filed.externalId, record);
+    this.count(filed, 1);
   }
 
   /**
-   * Files the record again after a change: only in the indexes whose key or membership
-   * moved (a post moves the activity-sorted ones, not the waiting one unless the customer
-   * began waiting), reusing its Filed, so that a post allocates nothing here.
+   * Files the record again after a change, only where what it was filed under moved (a post
+   * moves it to the end of the activity and assignee lists), reusing its Filed: a post
+   * allocates nothing here.
    */
   update(record: ConversationRecord): void {
     const filed = record.filed;
     if (!filed || record.evicted) {
       return;
     }
-    const externalId = record.customer.externalId ?? '';
-    const unreadAgent = record.unreadAgent > 0;
-    const unreadCustomer = record.unreadCustomer > 0;
-    const counted = filed.status !== record.status || filed.assignee !== record.assignee;
-    const byActivity =
-      counted ||
-      filed.activity !== record.lastActivityAt ||
-      filed.team !== record.team ||
-      filed.externalId !== externalId ||
-      filed.unreadAgent !== unreadAgent ||
-      filed.unreadCustomer !== unreadCustomer;
-    const waiting = filed.waiting !== record.waitingSince;
-    if (!byActivity && !waiting) {
-      return;
-    }
-    if (waiting && filed.waiting > 0) {
-      this.waiting.remove(record);
-    }
-    if (byActivity) {
-      this.fileByActivity(record, 'remove');
-    }
+    const activityMoved = filed.activity !== record.lastActivityAt;
+    const assigneeMoved = filed.assignee !== record.assignee;
+    const counted = assigneeMoved || filed.status !== record.status;
     if (counted) {
       this.count(filed, -1);
+    }
+    if (activityMoved || assigneeMoved) {
+      this.activity.remove(record);
+      this.assigneeList(filed.assignee).remove(record);
+      this.dropEmptyList(filed.assignee);
+    }
+    if (filed.waiting !== record.waitingSince && filed.waiting > 0) {
+      this.waiting.remove(record);
+    }
+    const waitingMoved = filed.waiting !== record.waitingSince;
+    if (filed.team !== record.team) {
+      this.teams.delete(filed.team, record);
+      this.teams.add(record.team, record);
+    }
+    const externalId = record.customer.externalId ?? '';
+    if (filed.externalId !== externalId) {
+      this.customers.delete(filed.externalId, record);
+      this.customers.add(externalId, record);
     }
     filed.activity = record.lastActivityAt;
     filed.waiting = record.waitingSince;
@@ -283,20 +373,19 @@ export class InboxIndex {
     filed.assignee = record.assignee;
     filed.team = record.team;
     filed.externalId = externalId;
-    filed.unreadAgent = unreadAgent;
-    filed.unreadCustomer = unreadCustomer;
+    if (activityMoved || assigneeMoved) {
+      this.activity.insert(record);
+      this.assigneeList(filed.assignee).insert(record);
+    }
+    if (waitingMoved && filed.waiting > 0) {
+      this.waiting.insert(record);
+    }
     if (counted) {
       this.count(filed, 1);
     }
-    if (byActivity) {
-      this.fileByActivity(record, 'insert');
-    }
-    if (waiting && filed.waiting > 0) {
-      this.waiting.insert(record);
-    }
   }
 
-  /** After a sweep marked records evicted: drops them everywhere, one pass per index. */
+  /** After a sweep marked records evicted: drops them everywhere, one pass per list. */
   pruneEvicted(evicted: ConversationRecord[]): void {
     if (evicted.length === 0) {
       return;
@@ -304,15 +393,15 @@ export class InboxIndex {
     for (const record of evicted) {
       const filed = record.filed as Filed;
       this.count(filed, -1);
+      this.teams.delete(filed.team, record);
+      this.customers.delete(filed.externalId, record);
     }
     this.activity.prune();
     this.waiting.prune();
-    this.statuses.prune();
-    this.assignees.prune();
-    this.teams.prune();
-    this.customers.prune();
-    this.unreadAgent.prune();
-    this.unreadCustomer.prune();
+    for (const [assignee, list] of this.assignees) {
+      list.prune();
+      this.dropEmptyList(assignee);
+    }
   }
 
   /**
@@ -357,60 +446,40 @@ export class InboxIndex {
   }
 
   /** The narrowest index for the query, and its direction. */
-  private sourceFor(query: InboxQuery): { source: SortedRecords; ascending: boolean } {
-    const empty = { source: new SortedRecords('activity'), ascending: false };
+  private sourceFor(query: InboxQuery): { source: Ordered; ascending: boolean } {
     if (query.sort === 'waitingSince') {
       return { source: this.waiting, ascending: true };
     }
     if (query.customer !== undefined) {
-      return { ...empty, source: this.customers.get(query.customer) ?? empty.source };
-    }
-    if (typeof query.assignee === 'string') {
-      return { ...empty, source: this.assignees.get(query.assignee) ?? empty.source };
-    }
-    if (query.team !== undefined) {
-      return { ...empty, source: this.teams.get(query.team) ?? empty.source };
-    }
-    if (query.unread !== undefined) {
       return {
-        ...empty,
-        source: query.unread === 'agent' ? this.unreadAgent : this.unreadCustomer,
+        source: new SortedOnRead(this.customers.get(query.customer) ?? []),
+        ascending: false,
       };
     }
-    if (query.statuses?.length === 1 && query.statuses[0] !== 'open') {
-      // `open` also holds due snoozes not yet woken: read those from the whole index.
-      return { ...empty, source: this.statuses.get(query.statuses[0]) ?? empty.source };
+    if (typeof query.assignee === 'string') {
+      return {
+        source: this.assignees.get(query.assignee) ?? new SortedOnRead([]),
+        ascending: false,
+      };
     }
-    return { ...empty, source: this.activity };
+    if (query.team !== undefined) {
+      return { source: new SortedOnRead(this.teams.get(query.team) ?? []), ascending: false };
+    }
+    return { source: this.activity, ascending: false };
   }
 
-  /** Files (1) or unfiles (-1) the record under record.filed, everywhere. */
-  private file(record: ConversationRecord, sign: 1 | -1): void {
-    const op = sign > 0 ? 'insert' : 'remove';
-    if ((record.filed as Filed).waiting > 0) {
-      this.waiting[op](record);
+  private assigneeList(assignee: string): SortedRecords {
+    let list = this.assignees.get(assignee);
+    if (!list) {
+      list = new SortedRecords('activity', 'assigneeChunk');
+      this.assignees.set(assignee, list);
     }
-    this.fileByActivity(record, op);
-    this.count(record.filed as Filed, sign);
+    return list;
   }
 
-  /** Files or unfiles the record in every index sorted by activity. */
-  private fileByActivity(record: ConversationRecord, op: 'insert' | 'remove'): void {
-    const filed = record.filed as Filed;
-    this.activity[op](record);
-    this.statuses[op](filed.status, record);
-    this.assignees[op](filed.assignee, record);
-    if (filed.team) {
-      this.teams[op](filed.team, record);
-    }
-    if (filed.externalId) {
-      this.customers[op](filed.externalId, record);
-    }
-    if (filed.unreadAgent) {
-      this.unreadAgent[op](record);
-    }
-    if (filed.unreadCustomer) {
-      this.unreadCustomer[op](record);
+  private dropEmptyList(assignee: string): void {
+    if (this.assignees.get(assignee)?.size === 0) {
+      this.assignees.delete(assignee);
     }
   }
 

@@ -66,6 +66,10 @@ export interface ConversationRecord extends StoredConversation {
   filed: Filed | undefined;
   /** Evicted: the inbox index drops it. */
   evicted: boolean;
+  /** The chunks of the inbox index's sorted lists that hold it (see SortedRecords). */
+  activityChunk: ConversationRecord[] | undefined;
+  assigneeChunk: ConversationRecord[] | undefined;
+  waitingChunk: ConversationRecord[] | undefined;
 }
 
 /**
@@ -117,6 +121,9 @@ export function memoryRecord(
     idleFrom: Math.max(stored.lastActivityAt, stored.snoozedUntil),
     filed: undefined,
     evicted: false,
+    activityChunk: undefined,
+    assigneeChunk: undefined,
+    waitingChunk: undefined,
   };
 }
 
