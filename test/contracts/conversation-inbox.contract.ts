@@ -328,6 +328,47 @@ export function inboxContract(setup: () => Promise<RepositoryHarness>): void {
       });
     });
 
+    it('keeps the counters through reads by both sides and deletes of messages of either side', async () => {
+      const id = await create(1_000);
+      const first = await post(id, 'customer', 1_100);
+      await post(id, 'customer', 1_200);
+      expect((await state(id)).counters).toEqual({
+        unreadCustomer: 0,
+        unreadAgent: 2,
+        waitingSince: 1_100,
+      });
+      await repository.deleteMessage(id, first.id, 1_250);
+      expect((await state(id)).counters).toEqual({
+        unreadCustomer: 0,
+        unreadAgent: 1,
+        waitingSince: 1_200,
+      });
+      const reply = await post(id, 'agent', 1_300);
+      expect((await state(id)).counters).toEqual({
+        unreadCustomer: 1,
+        unreadAgent: 1,
+        waitingSince: 0,
+      });
+      await repository.markRead(id, { sender: 'agent', seq: reply.seq, now: 1_400 });
+      await post(id, 'customer', 1_500);
+      const late = await post(id, 'customer', 1_600);
+      expect((await state(id)).counters).toEqual({
+        unreadCustomer: 1,
+        unreadAgent: 2,
+        waitingSince: 1_500,
+      });
+      await repository.markRead(id, { sender: 'customer', seq: late.seq, now: 1_700 });
+      expect((await state(id)).counters).toMatchObject({ unreadCustomer: 0 });
+      // The agent's reply deleted: the customer has waited since their first message after the
+      // agent message before it (none left): since 1_200.
+      await repository.deleteMessage(id, reply.id, 1_800);
+      expect((await state(id)).counters).toEqual({
+        unreadCustomer: 0,
+        unreadAgent: 2,
+        waitingSince: 1_200,
+      });
+    });
+
     it('reopens a resolved or snoozed conversation on a customer post: N, then N+1', async () => {
       const id = await create();
       await repository.updateState(id, { patch: { status: 'resolved' }, now: 1_100 });

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { initialState } from '../../records/conversation-state';
-import type { ConversationRecord } from './memory-records';
-import { Filed, SortedRecords } from './inbox-index';
+import type { ConversationRecord, Filed } from './memory-records';
+import { SortedRecords } from './inbox-index';
 
 /** A record as the index sees it: its id, and what it was filed under. */
 function record(id: string, activity: number): ConversationRecord {

@@ -1,18 +1,9 @@
-import { statusAt, STATUSES } from '../../records/conversation-state';
+import { STATUSES } from '../../records/conversation-state';
+import { matchesInboxQuery } from '../inbox-query';
 import type { ConversationStatus } from '../../records/conversation-state';
 import type { InboxCounts, InboxPosition, InboxQuery } from '../../conversation.repository';
 import { INBOX_EXAMINED_PER_ROW } from '../../conversation.repository';
-import type { ConversationRecord } from './memory-records';
-
-/** What the index filed a conversation under: its sort keys and filter values then. */
-export interface Filed {
-  activity: number;
-  waiting: number;
-  status: ConversationStatus;
-  assignee: string;
-  team: string;
-  externalId: string;
-}
+import type { ConversationRecord, Filed } from './memory-records';
 
 function filedOf(record: ConversationRecord): Filed {
   return {
@@ -435,7 +426,7 @@ export class InboxIndex {
         return { records, next: null };
       }
       examined++;
-      if (matches(record, query)) {
+      if (matchesInboxQuery(record, record, record.lastActivityAt, query)) {
         records.push(record);
       }
       if (records.length === query.limit || examined === budget) {
@@ -495,35 +486,4 @@ export class InboxIndex {
       this.perAssignee.delete(filed.assignee);
     }
   }
-}
-
-/** Whether the record matches every filter of the query, as it stands now. */
-function matches(record: ConversationRecord, query: InboxQuery): boolean {
-  if (query.statuses && !query.statuses.includes(statusAt(record, query.now).status)) {
-    return false;
-  }
-  if (query.assignee !== undefined) {
-    if (query.assignee === null ? record.assignee === '' : record.assignee !== query.assignee) {
-      return false;
-    }
-  }
-  if (query.team !== undefined && record.team !== query.team) {
-    return false;
-  }
-  if (query.customer !== undefined && record.customer.externalId !== query.customer) {
-    return false;
-  }
-  if (query.unread === 'agent' && record.unreadAgent === 0) {
-    return false;
-  }
-  if (query.unread === 'customer' && record.unreadCustomer === 0) {
-    return false;
-  }
-  if (query.activeSince !== undefined && record.lastActivityAt < query.activeSince) {
-    return false;
-  }
-  if (query.sort === 'waitingSince' && record.waitingSince === 0) {
-    return false;
-  }
-  return true;
 }

@@ -1,7 +1,20 @@
 import { StoredConversation } from '../../records/conversation.codec';
 import { MessageJson } from '../../records/message.codec';
 import { ConversationChange, Sender } from '../../conversation.repository';
-import type { Filed } from './inbox-index';
+import type { ConversationStatus } from '../../records/conversation-state';
+
+/**
+ * What the inbox index (inbox-index.ts) filed a conversation under: its sort keys and filter
+ * values then.
+ */
+export interface Filed {
+  activity: number;
+  waiting: number;
+  status: ConversationStatus;
+  assignee: string;
+  team: string;
+  externalId: string;
+}
 
 /** A stored message, kept small: what ordering needs, and its text, made once. */
 export interface MessageRecord {

@@ -1,3 +1,4 @@
+import { matchesInboxQuery } from '../inbox-query';
 import {
   ConversationHeader,
   redisHeader,
@@ -5,7 +6,7 @@ import {
   lastMessageOf,
   REDIS_HEADER_FIELDS,
 } from '../../records/conversation.codec';
-import { ConversationStatus, statusAt, STATUSES } from '../../records/conversation-state';
+import { ConversationStatus, STATUSES } from '../../records/conversation-state';
 import {
   INBOX_EXAMINED_PER_ROW,
   InboxCounts,
@@ -282,7 +283,7 @@ export class RedisInboxIndex {
         repairs.push(real > 0 ? commands.zadd(entry, real, id) : commands.zrem(entry, id));
         return;
       }
-      if (matches(header, query)) {
+      if (matchesInboxQuery(header.state, header.counters, header.lastActivityAt, query)) {
         rows.push(rowOf(header, lastMember));
       }
     });
@@ -385,34 +386,6 @@ interface ListIndex {
 
 /** Conversations read at once by reindex. */
 const REINDEX_BATCH = 500;
-
-/** Whether a conversation's record matches the query's filters (see InboxQuery). */
-function matches(header: ConversationHeader, query: InboxQuery): boolean {
-  const { state, counters } = header;
-  if (query.statuses && !query.statuses.includes(statusAt(state, query.now).status)) {
-    return false;
-  }
-  if (
-    query.assignee === null
-      ? state.assignee === ''
-      : query.assignee !== undefined && state.assignee !== query.assignee
-  ) {
-    return false;
-  }
-  if (query.team !== undefined && state.team !== query.team) {
-    return false;
-  }
-  if (query.customer !== undefined && state.customer.externalId !== query.customer) {
-    return false;
-  }
-  if (query.unread === 'agent' && counters.unreadAgent === 0) {
-    return false;
-  }
-  if (query.unread === 'customer' && counters.unreadCustomer === 0) {
-    return false;
-  }
-  return query.activeSince === undefined || header.lastActivityAt >= query.activeSince;
-}
 
 /** An inbox row from a record's header and its last standing message's member (if any). */
 export function rowOf(header: ConversationHeader, lastMember: string | undefined): InboxRow {
