@@ -256,22 +256,19 @@ export class RedisInboxIndex {
     query: InboxQuery,
   ): Promise<InboxRow[]> {
     const { commands, keys } = this.connection;
-    const read = await this.connection.run(() =>
+    // The records first; the last messages only of the rows that match (often a few of the
+    // candidates a filtered page examines).
+    const records = await this.connection.run(() =>
       Promise.all(
-        candidates.map(({ id }) => {
-          const [conv, , , , seqs] = keys.conversation(id);
-          return Promise.all([
-            commands.hmget(conv, ...REDIS_HEADER_FIELDS),
-            commands.zrange(seqs, -1, -1),
-          ]);
-        }),
+        candidates.map(({ id }) =>
+          commands.hmget(keys.conversation(id)[0], ...REDIS_HEADER_FIELDS),
+        ),
       ),
     );
-    const rows: InboxRow[] = [];
+    const matching: ConversationHeader[] = [];
     const repairs: Promise<unknown>[] = [];
     candidates.forEach(({ id, key }, i) => {
-      const [values, [lastMember]] = read[i];
-      const header = redisHeader(id, values);
+      const header = redisHeader(id, records[i]);
       const entry = index.keyOf(id);
       if (!header) {
         repairs.push(commands.zrem(entry, id));
@@ -284,11 +281,14 @@ export class RedisInboxIndex {
         return;
       }
       if (matchesInboxQuery(header.state, header.counters, header.lastActivityAt, query)) {
-        rows.push(rowOf(header, lastMember));
+        matching.push(header);
       }
     });
+    const lastMembers = await this.connection.run(() =>
+      Promise.all(matching.map(({ id }) => commands.zrange(keys.conversation(id)[4], -1, -1))),
+    );
     await Promise.all(repairs).catch(() => undefined);
-    return rows;
+    return matching.map((header, i) => rowOf(header, lastMembers[i][0]));
   }
 
   /**
