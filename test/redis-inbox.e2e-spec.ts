@@ -6,6 +6,7 @@ import {
   connectRedisCluster,
 } from '../src/conversations/repositories/redis/redis-client';
 import { RedisConversationRepository } from '../src/conversations/repositories/redis/redis-conversation.repository';
+import { RedisStoreConnection } from '../src/conversations/repositories/redis/redis-connection';
 import { RedisKeys } from '../src/conversations/repositories/redis/redis-keys';
 import {
   InboxEvent,
@@ -87,8 +88,9 @@ describeWithRedisCluster('Redis Cluster store: the agent inbox', (cluster) => {
     },
     kill: async (name) => {
       let killed = 0;
-      for (const master of await cluster().masters()) {
-        const client = master.client();
+      // Replicas too: the inbox feed subscribes on any node the client holds ready.
+      for (const node of cluster().nodes.filter((one) => one.running)) {
+        const client = node.client();
         try {
           killed += await killNamed(client, name);
         } finally {
@@ -479,8 +481,9 @@ function inboxSuite(env: () => InboxEnv): void {
     const id = await create(1_000);
     await post(id, 'customer', 1_100);
     await post(id, 'customer', 1_200);
-    await env().admin.hdel(keys.conversation(id)[0], 'uc', 'ua', 'ws');
-    // As an older build left it: no inbox index entries, no counts, no marker.
+    await env().admin.hdel(keys.conversation(id)[0], 'uc', 'ua', 'ws', 'ic');
+    // As an older build left it: no counters, not counted, no inbox index entries, no counts,
+    // no marker.
     for (const name of ['act', 'wait', 'snooze'] as const) {
       await Promise.all(keys.inboxBuckets(name).map((bucket) => env().admin.del(bucket)));
     }
@@ -496,6 +499,64 @@ function inboxSuite(env: () => InboxEnv): void {
       waitingSince: 1_100,
     });
     expect(await b.counts()).toMatchObject({ open: 1, unassigned: 1 });
+  });
+
+  it('keeps the counts exact through a reindex while conversations change', async () => {
+    const ids = await Promise.all(
+      Array.from({ length: 300 }, (_, i) => create(1_000 + i, i % 3 ? {} : { assignee: 'x' })),
+    );
+    // The next sweep reindexes (as after an upgrade) while 400 changes go on.
+    await env().admin.hdel(keys.meta, 'inboxIndexed');
+    await Promise.all([
+      a.evictInactive(0),
+      ...ids.map((id, i) =>
+        b.updateState(id, { patch: { status: i % 2 ? 'pending' : 'resolved' }, now: 2_000 }),
+      ),
+      ...Array.from({ length: 100 }, () => create(2_000)),
+    ]);
+    expect(await env().admin.hget(keys.meta, 'inboxIndexed')).toBe('1');
+    // What the records say, counted whole.
+    const rows = await walk(query({ limit: 200 }));
+    expect(rows).toHaveLength(400);
+    const expected = { open: 0, pending: 0, snoozed: 0, resolved: 0, assigned: 0, unassigned: 0 };
+    for (const row of rows) {
+      expected[row.state.status]++;
+      expected[row.state.assignee ? 'assigned' : 'unassigned']++;
+    }
+    expect(await b.counts()).toEqual(expected);
+  });
+
+  it("sets a reindex's count only if no change moved the counts during its walk", async () => {
+    const { commands } = (a as unknown as { inbox: { connection: RedisStoreConnection } }).inbox
+      .connection;
+    const counts = keys.inboxCounts;
+    await commands.chatCountInbox(counts, 'open', 2, 'unassigned', 2);
+    const gen = await env().admin.hget(counts, '~gen');
+    expect(gen).toBe('1');
+    // A change after the walk began: the walk's count (made without it) is not set.
+    await commands.chatCountInbox(counts, 'open', 1, 'unassigned', 1);
+    expect(
+      await commands.chatSetInboxCounts(counts, gen as string, 'open', 2, 'unassigned', 2),
+    ).toBe(0);
+    expect(await env().admin.hgetall(counts)).toEqual({ open: '3', unassigned: '3', '~gen': '2' });
+    // No change during the walk: set, and the generation kept.
+    expect(await commands.chatSetInboxCounts(counts, '2', 'pending', 3, 'assigned', 3)).toBe(1);
+    expect(await env().admin.hgetall(counts)).toEqual({ pending: '3', assigned: '3', '~gen': '2' });
+  });
+
+  it('marks a record from before the counts once, and never makes a record of a gone one', async () => {
+    const id = await create(1_000);
+    const [conv] = keys.conversation(id);
+    const { commands } = (a as unknown as { inbox: { connection: RedisStoreConnection } }).inbox
+      .connection;
+    // A create's record is counted by its own second step: marked already.
+    expect(await commands.chatMarkCounted(conv)).toBe(0);
+    await env().admin.hdel(conv, 'ic');
+    expect(await commands.chatMarkCounted(conv)).toBe(1);
+    expect(await commands.chatMarkCounted(conv)).toBe(0);
+    const [gone] = keys.conversation(randomUUID());
+    expect(await commands.chatMarkCounted(gone)).toBe(0);
+    expect(await env().admin.exists(gone)).toBe(0);
   });
 
   it('tells the inbox feed of every instance: created, updated with the row, evicted', async () => {

@@ -191,6 +191,8 @@ describe('the conversation record codec', () => {
       0,
       'ws',
       0,
+      'ic',
+      1,
     ]);
     // Without rc, ra, l or tm (records from before read receipts, lives and the mark).
     const old = new Map(Object.entries({ c: '1000', a: '2000', s: '7', n: '4', t: 'hash' }));

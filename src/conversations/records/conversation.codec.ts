@@ -421,8 +421,14 @@ export function redisHashOf(record: StoredConversation, messageCount: number): (
     record.unreadAgent,
     F.waitingSince.redis,
     record.waitingSince,
+    // Counted in the inbox counts by the create's second step (see markCounted-1.lua).
+    REDIS_COUNTED_MARK,
+    1,
   ];
 }
+
+/** The hash's mark of a record the inbox counts hold (absent in records from before them). */
+export const REDIS_COUNTED_MARK = 'ic';
 
 /**
  * The state's fields as HSET takes them (no `ss`): what create-5.lua and update-5.lua write.

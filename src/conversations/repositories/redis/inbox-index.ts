@@ -295,13 +295,17 @@ export class RedisInboxIndex {
    * Every conversation's index entries and the counts, set again from the records, walking
    * the activity index (which holds every conversation, those from before the inbox too).
    * Run under the sweeper lock: once for the backfill, then now and then to put right what
-   * a process that died between a change and its second step left. A change during the walk
-   * can leave the counts off by that change until the next walk.
+   * a process that died between a change and its second step left. A record no count holds
+   * yet (from before the inbox: no `ic` mark) is added to the counts by the walk that marks
+   * it; the walk's whole count replaces the counts only if no change moved them during the
+   * walk (`~gen`), since it would lose those changes.
    */
   async reindex(activityBuckets: string[]): Promise<number> {
     const { commands, keys } = this.connection;
     const tally = new Map<string, number>();
-    const add = (field: string) => tally.set(field, (tally.get(field) ?? 0) + 1);
+    const add = (field: string, into = tally) => into.set(field, (into.get(field) ?? 0) + 1);
+    // Read before the walk: the walk's counts are set only if no change moved them meanwhile.
+    const gen = await this.connection.run(() => commands.hget(keys.inboxCounts, '~gen'));
     let seen = 0;
     for (const bucket of activityBuckets) {
       for (let from = 0; ; from += REINDEX_BATCH) {
@@ -327,6 +331,11 @@ export class RedisInboxIndex {
             }),
           ),
         );
+        // Records no count holds yet (from before the inbox): added to the counts now, once.
+        const marked = await this.connection.run(() =>
+          Promise.all(ids.map((id) => commands.chatMarkCounted(keys.conversation(id)[0]))),
+        );
+        const uncounted = new Map<string, number>();
         const writes: Promise<unknown>[] = [];
         ids.forEach((id, i) => {
           const header = redisHeader(id, records[i]);
@@ -334,6 +343,13 @@ export class RedisInboxIndex {
             return;
           }
           seen++;
+          if (marked[i] === 1) {
+            add(header.state.status, uncounted);
+            add(header.state.assignee ? ASSIGNED : UNASSIGNED, uncounted);
+            if (header.state.assignee) {
+              add(byAssignee(header.state.assignee, header.state.status), uncounted);
+            }
+          }
           const { state, counters } = header;
           writes.push(commands.zadd(keys.inboxIndex('act', id), header.lastActivityAt, id));
           const wait = keys.inboxIndex('wait', id);
@@ -359,20 +375,19 @@ export class RedisInboxIndex {
             add(byAssignee(state.assignee, state.status));
           }
         });
+        for (const [field, delta] of uncounted) {
+          // Not through countInbox-1.lua: these move no `~gen`, the walk counts them too.
+          writes.push(commands.hincrby(keys.inboxCounts, field, delta));
+        }
         await this.connection.run(() => Promise.all(writes));
         if (ids.length < REINDEX_BATCH) {
           break;
         }
       }
     }
-    const counts = [...tally].flat();
-    await this.connection.run(() => {
-      const multi = this.connection.redis.multi().del(keys.inboxCounts);
-      if (counts.length > 0) {
-        multi.hset(keys.inboxCounts, ...counts);
-      }
-      return multi.exec();
-    });
+    await this.connection.run(() =>
+      commands.chatSetInboxCounts(keys.inboxCounts, gen ?? '', ...[...tally].flat()),
+    );
     return seen;
   }
 }

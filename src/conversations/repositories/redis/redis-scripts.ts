@@ -224,6 +224,8 @@ export interface RedisScripts {
     seqs: Key,
   ): Promise<[unreadCustomer: number, unreadAgent: number, waitingSince: number] | []>;
   chatCountInbox(counts: Key, ...fieldsAndDeltas: Arg[]): Promise<ScriptCode.Done>;
+  chatSetInboxCounts(counts: Key, gen: Arg, ...fieldsAndCounts: Arg[]): Promise<0 | 1>;
+  chatMarkCounted(conv: Key): Promise<0 | 1>;
   chatInboxScan(
     bucket: Key,
     order: 'desc' | 'asc',

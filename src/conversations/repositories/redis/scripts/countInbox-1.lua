@@ -5,6 +5,9 @@
   KEYS[1] the counts hash ({ix:counts})
   ARGV[1], ARGV[2], ...: field, delta pairs
 
+  Every call also moves `~gen`, which a reindex reads before its walk: a count it made from
+  records walked while counts moved is not set (setInboxCounts-1.lua).
+
   Returns DONE.
 ]]
 --@include "codes"
@@ -13,4 +16,5 @@ for i = 1, #ARGV, 2 do
     redis.call('HDEL', KEYS[1], ARGV[i])
   end
 end
+redis.call('HINCRBY', KEYS[1], '~gen', 1)
 return DONE
