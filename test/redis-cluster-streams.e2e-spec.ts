@@ -42,8 +42,18 @@ describeWithRedisCluster('Redis Cluster: an open event stream across a slot move
 
   const slotOf = (id: string) => calculateSlot(`${prefix}{${id}}:conv`);
 
+  /** Creates a conversation; a 503 (a shard failing over) is retried. */
   async function create(server: ServerProcess): Promise<string> {
-    const res = await requestText(server.baseUrl, 'POST', '/api/conversations');
+    let res = { status: 0, text: '' };
+    for (let attempt = 0; attempt < 60 && res.status !== 201; attempt++) {
+      if (attempt > 0) {
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+      res = await requestText(server.baseUrl, 'POST', '/api/conversations').catch(() => ({
+        status: 0,
+        text: '',
+      }));
+    }
     expect(res.status).toBe(201);
     return (JSON.parse(res.text) as { id: string }).id;
   }

@@ -542,6 +542,9 @@ function inboxSuite(env: () => InboxEnv): void {
     // No change during the walk: set, and the generation kept.
     expect(await commands.chatSetInboxCounts(counts, '2', 'pending', 3, 'assigned', 3)).toBe(1);
     expect(await env().admin.hgetall(counts)).toEqual({ pending: '3', assigned: '3', '~gen': '2' });
+    // Counts that all come to 0 leave no key behind, the generation with them.
+    await commands.chatCountInbox(counts, 'pending', -3, 'assigned', -3);
+    expect(await env().admin.exists(counts)).toBe(0);
   });
 
   it('marks a record from before the counts once, and never makes a record of a gone one', async () => {

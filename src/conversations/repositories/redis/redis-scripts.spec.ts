@@ -19,10 +19,12 @@ describe('the Redis scripts as loaded', () => {
       chatGet: 5,
       chatHit: 2,
       chatInboxScan: 1,
+      chatMarkCounted: 1,
       chatPage: 5,
       chatRead: 5,
       chatRecount: 5,
       chatReserve: 1,
+      chatSetInboxCounts: 1,
       chatTyping: 1,
       chatUpdate: 5,
     });

@@ -6,7 +6,8 @@
   ARGV[1], ARGV[2], ...: field, delta pairs
 
   Every call also moves `~gen`, which a reindex reads before its walk: a count it made from
-  records walked while counts moved is not set (setInboxCounts-1.lua).
+  records walked while counts moved is not set (setInboxCounts-1.lua). A hash left with no
+  count is removed, `~gen` with it.
 
   Returns DONE.
 ]]
@@ -17,4 +18,6 @@ for i = 1, #ARGV, 2 do
   end
 end
 redis.call('HINCRBY', KEYS[1], '~gen', 1)
+-- No count left but the generation: no key left behind.
+if redis.call('HLEN', KEYS[1]) == 1 then redis.call('DEL', KEYS[1]) end
 return DONE

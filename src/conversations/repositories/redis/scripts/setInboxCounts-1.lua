@@ -13,6 +13,8 @@
 local gen = redis.call('HGET', KEYS[1], '~gen') or ''
 if gen ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
-if #ARGV > 1 then redis.call('HSET', KEYS[1], unpack(ARGV, 2)) end
-if gen ~= '' then redis.call('HSET', KEYS[1], '~gen', gen) end
+if #ARGV > 1 then
+  redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+  if gen ~= '' then redis.call('HSET', KEYS[1], '~gen', gen) end
+end
 return 1
