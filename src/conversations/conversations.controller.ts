@@ -6,7 +6,6 @@ import {
   HttpCode,
   Headers,
   HttpStatus,
-  Param,
   Post,
   Query,
   Res,
@@ -27,8 +26,7 @@ import type { Response } from 'express';
 import { Access } from '../access/access.decorator';
 import { AccessService } from '../access/access.service';
 import { ApiGuarded, ApiJsonBody, ApiProblem } from '../common/errors/api-problem.decorator';
-import { problem } from '../common/errors/problem.catalogue';
-import { UuidOrNotFoundPipe } from '../common/validation/uuid-or-not-found.pipe';
+import { ConversationId, MessageId } from './route-params';
 import { JsonText } from '../http/json-text';
 import { ConversationsService } from './conversations.service';
 import {
@@ -62,11 +60,6 @@ import { PageQueryDto } from './dto/page-query.dto';
 import { EventStreamsService, parseLastEventId } from './event-streams.service';
 import { IdempotencyKey, REPLAYED_HEADER } from './idempotency';
 import { IdempotentWrite } from './conversation.repository';
-
-const ConversationId = () =>
-  Param('conversationId', new UuidOrNotFoundPipe(() => problem('conversation_not_found')));
-const MessageId = () =>
-  Param('messageId', new UuidOrNotFoundPipe(() => problem('message_not_found')));
 
 /** Marks a replayed answer (an Idempotency-Key retry). */
 const replayed = (res: Response, replay: boolean | undefined) =>

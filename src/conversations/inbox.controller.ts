@@ -5,7 +5,6 @@ import {
   Headers,
   HttpCode,
   HttpStatus,
-  Param,
   Patch,
   Post,
   Query,
@@ -22,8 +21,7 @@ import {
 } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { ApiGuarded, ApiJsonBody, ApiProblem } from '../common/errors/api-problem.decorator';
-import { problem } from '../common/errors/problem.catalogue';
-import { UuidOrNotFoundPipe } from '../common/validation/uuid-or-not-found.pipe';
+import { ConversationId } from './route-params';
 import { JsonText } from '../http/json-text';
 import { ApiConversation, ApiConversationWrite } from './conversations.openapi';
 import {
@@ -36,9 +34,6 @@ import {
 import { etagOf, toConversationStateDto, toInboxConversationDto } from './dto/conversation.mapper';
 import { EventStreamsService } from './event-streams.service';
 import { INBOX_LIMIT_DEFAULT, INBOX_LIMIT_MAX, InboxService, StateAnswer } from './inbox.service';
-
-const ConversationId = () =>
-  Param('conversationId', new UuidOrNotFoundPipe(() => problem('conversation_not_found')));
 
 /**
  * The agent inbox: the list, its counts and its feed, and the state changes of one
