@@ -16,6 +16,8 @@ import {
 import {
   failsIfMatch,
   patchedState,
+  StateField,
+  StoredState,
   reopenedBy,
   stateChangeJson,
   StatePatch,
@@ -313,7 +315,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
     }
     this.recount(record, input.now, 1, bytes);
     if (reopen) {
-      this.applyState(record, reopen, input.now);
+      this.applyPatch(record, reopen, input.now);
     }
     this.changed(record);
     return message;
@@ -487,7 +489,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
     if (result.changed.length === 0) {
       return { conversation: historyOf(record, record.messages.length, null) };
     }
-    const seq = this.applyState(record, update.patch, update.now);
+    const seq = this.applyState(record, result, update.now);
     this.changed(record);
     return { conversation: historyOf(record, record.messages.length, null), seq };
   }
@@ -498,7 +500,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
       const record = this.conversations.get(id);
       const wake = record && wokenAt(record, now);
       if (record && wake) {
-        this.applyState(record, wake, now);
+        this.applyPatch(record, wake, now);
         this.changed(record);
         woken++;
       }
@@ -570,17 +572,25 @@ export class InMemoryConversationRepository extends ConversationRepository {
     this.budget.refuseOverBudget(this.bytes + bytes);
   }
 
-  /**
-   * Applies a state patch that patchedState accepted (or a reopen or wake, which it always
-   * accepts): the next seq, activity, conversation.updated. Refused with store_full, before
-   * anything changes, if what it adds would pass the budget. The seq it took.
-   */
-  private applyState(record: ConversationRecord, patch: StatePatch, now: number): number {
+  /** Applies a reopen or a wake: patches patchedState always accepts (see applyState). */
+  private applyPatch(record: ConversationRecord, patch: StatePatch, now: number): number {
     const result = patchedState(record, patch, false);
     if ('code' in result) {
-      throw new Error(`a state change refused after it was checked: ${result.code}`);
+      throw new Error(`a reopen or wake refused: ${result.code}`);
     }
-    const { next, changed } = result;
+    return this.applyState(record, result, now);
+  }
+
+  /**
+   * Applies a state change patchedState decided: the next seq, activity, conversation.updated.
+   * Refused with store_full, before anything changes, if what it adds would pass the budget.
+   * The seq it took.
+   */
+  private applyState(
+    record: ConversationRecord,
+    { next, changed }: { next: StoredState; changed: StateField[] },
+    now: number,
+  ): number {
     const seq = record.lastSeq + 1;
     const data = stateChangeJson(seq, changed, next);
     const grows = stateBytes(next) - stateBytes(record);
