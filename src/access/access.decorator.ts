@@ -9,8 +9,15 @@ import { SetMetadata } from '@nestjs/common';
  * - `customer-post`: as `customer`, and a customer may only send a body whose `sender` is
  *   `customer` (posts, typing, read receipts).
  * - `open-create`: an API key; anyone when PUBLIC_CONVERSATIONS is true.
+ * - `api-key-required`: an API key, and refused (403 api_keys_required) without API_KEYS, where
+ *   anyone could call it (webhooks: an open server must not call addresses for anyone).
  */
-export type AccessRule = 'public' | 'customer' | 'customer-post' | 'open-create';
+export type AccessRule =
+  | 'public'
+  | 'customer'
+  | 'customer-post'
+  | 'open-create'
+  | 'api-key-required';
 
 export const ACCESS_RULE = 'access-rule';
 

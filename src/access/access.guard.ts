@@ -51,6 +51,10 @@ export class AccessGuard implements CanActivate {
   private check(rule: AccessRule | undefined, principal: Principal, req: Request): void {
     switch (principal.kind) {
       case 'open':
+        if (rule === 'api-key-required') {
+          throw problem('api_keys_required');
+        }
+        return;
       case 'api-key':
         return;
       case 'invalid':

@@ -43,7 +43,8 @@ export type SettingsGroup =
   | 'events'
   | 'eviction'
   | 'snapshot'
-  | 'observability';
+  | 'observability'
+  | 'webhooks';
 
 /**
  * Every setting the server reads from the environment, each declared once: what it takes, its
@@ -508,6 +509,118 @@ export const VARIABLES = {
     default: 'true',
     group: 'http',
     field: 'consoleEnabled',
+  }),
+
+  /** Webhook endpoints in all (`POST /api/webhooks` past it: 409 webhook_limit_reached). */
+  WEBHOOK_MAX_ENDPOINTS: variable({
+    takes: integer({ min: 1, max: 1_000 }),
+    default: '20',
+    group: 'webhooks',
+    field: 'maxEndpoints',
+  }),
+
+  /** How long one delivery attempt may take, connecting to the last byte of the answer. */
+  WEBHOOK_TIMEOUT_MS: variable({
+    takes: integer({ min: 1 }),
+    default: '15000',
+    group: 'webhooks',
+    field: 'timeoutMs',
+  }),
+
+  /**
+   * The delays between a delivery's attempts after the first (sent at once), in seconds, each
+   * taken ±20% at random; decimals allowed (tests run the schedule in milliseconds). Its length
+   * plus one is how many attempts a delivery gets.
+   */
+  WEBHOOK_RETRY_SCHEDULE: variable({
+    takes: text(
+      matching(
+        /^\s*\d+(\.\d+)?(\s*,\s*\d+(\.\d+)?)*\s*$/,
+        'must be a comma-separated list of seconds such as 5,300,1800',
+      ),
+    ),
+    default: '5,300,1800,7200,18000,36000,36000',
+    group: 'webhooks',
+    field: 'retryScheduleMs',
+    as: (value): readonly number[] =>
+      value.split(',').map((seconds) => Math.round(Number(seconds.trim()) * 1000)),
+  }),
+
+  /**
+   * With no 2xx answer for this long while a delivery has used up its attempts, an endpoint is
+   * disabled (reason `failing`). Default 5 days.
+   */
+  WEBHOOK_DISABLE_AFTER_MS: variable({
+    takes: integer({ min: 0 }),
+    default: '432000000',
+    group: 'webhooks',
+    field: 'disableAfterMs',
+  }),
+
+  /** Attempts in flight at once per endpoint, across every process and instance. */
+  WEBHOOK_MAX_IN_FLIGHT: variable({
+    takes: integer({ min: 1, max: 1_000 }),
+    default: '8',
+    group: 'webhooks',
+    field: 'maxInFlight',
+  }),
+
+  /** Deliveries an endpoint may have waiting; at it the endpoint is disabled (`backlog`). */
+  WEBHOOK_MAX_PENDING: variable({
+    takes: integer({ min: 1 }),
+    default: '100000',
+    group: 'webhooks',
+    field: 'maxPending',
+  }),
+
+  /**
+   * The bytes of event bodies all endpoints may have waiting, apart from MAX_STORE_BYTES; an
+   * endpoint whose delivery would pass it is disabled (`backlog`).
+   */
+  WEBHOOK_MAX_BYTES: variable({
+    takes: text(matching(SIZE_PATTERN, 'must be a size such as 64mb or 67108864')),
+    default: '64mb',
+    group: 'webhooks',
+    field: 'maxBytes',
+    as: sizeInBytes,
+  }),
+
+  /** How long deliveries and their attempts stay in the log, for retry and recover (72 h). */
+  WEBHOOK_RETENTION_MS: variable({
+    takes: integer({ min: 1_000 }),
+    default: '259200000',
+    group: 'webhooks',
+    field: 'retentionMs',
+  }),
+
+  /** Finished deliveries kept in the log per endpoint. */
+  WEBHOOK_LOG_LIMIT: variable({
+    takes: integer({ min: 1, max: 100_000 }),
+    default: '1000',
+    group: 'webhooks',
+    field: 'logLimit',
+  }),
+
+  /**
+   * How often the reconcile pass queues changes that were applied but not queued (a process
+   * that died between the two), one instance at a time.
+   */
+  WEBHOOK_RECONCILE_MS: variable({
+    takes: integer({ min: 100 }),
+    default: '5000',
+    group: 'webhooks',
+    field: 'reconcileMs',
+  }),
+
+  /**
+   * Lets deliveries reach loopback, private, shared and link-local addresses (development and
+   * tests, whose receivers listen on 127.0.0.1). Cloud-metadata addresses stay refused.
+   */
+  WEBHOOK_ALLOW_PRIVATE_NETWORKS: variable({
+    takes: flag(),
+    default: 'false',
+    group: 'webhooks',
+    field: 'allowPrivateNetworks',
   }),
 
   /** How long `GET /health/ready` waits for the store before answering 503. */

@@ -138,6 +138,9 @@ export abstract class SnapshotSettings extends declaredFields('snapshot') {}
 /** Logs, metrics and probes. */
 export abstract class ObservabilitySettings extends declaredFields('observability') {}
 
+/** Webhook endpoints, their queues and deliveries. */
+export abstract class WebhookSettings extends declaredFields('webhooks') {}
+
 /** Every group; each is also injectable on its own. */
 export abstract class AppSettings {
   readonly cluster: ClusterSettings;
@@ -152,6 +155,7 @@ export abstract class AppSettings {
   readonly eviction: EvictionSettings;
   readonly snapshot: SnapshotSettings;
   readonly observability: ObservabilitySettings;
+  readonly webhooks: WebhookSettings;
 }
 
 /** The groups, as AppConfigModule provides them: each class is its own injection token. */
@@ -168,6 +172,7 @@ export const SETTINGS_GROUPS = {
   eviction: EvictionSettings,
   snapshot: SnapshotSettings,
   observability: ObservabilitySettings,
+  webhooks: WebhookSettings,
 } as const satisfies {
   [group in keyof AppSettings]: abstract new () => AppSettings[group];
 } & Record<SettingsGroup, unknown>;

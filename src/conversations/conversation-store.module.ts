@@ -19,6 +19,7 @@ import { CustomerTokenHashes } from '../access/customer-token-hashes';
 import { RateLimitChannel } from '../access/rate-limits/ipc/ipc-rate-limit.store';
 import { RateLimitRedis } from '../access/rate-limits/redis/redis-rate-limit.store';
 import { SnapshotSource } from '../snapshot/snapshot-source';
+import { ChangeOutbox } from './change-outbox';
 
 /**
  * What the factory opened: the repository, and the connection it opened for it, which other
@@ -33,6 +34,9 @@ interface OpenedStore {
 }
 
 const OPENED_STORE = Symbol('OPENED_STORE');
+
+/** The one outbox of this process's store (see change-outbox.ts): the webhooks attach to it. */
+const OUTBOX_PROVIDER = { provide: ChangeOutbox, useFactory: () => new ChangeOutbox() };
 
 /**
  * Provides the conversation store; the implementation is chosen here and nowhere else. With
@@ -49,15 +53,24 @@ const OPENED_STORE = Symbol('OPENED_STORE');
 @Global()
 @Module({
   providers: [
+    OUTBOX_PROVIDER,
     {
       provide: OPENED_STORE,
-      inject: [StoreSettings, RedisSettings, PROCESS_ROLE, MetricsService, EvictionSettings],
+      inject: [
+        StoreSettings,
+        RedisSettings,
+        PROCESS_ROLE,
+        MetricsService,
+        EvictionSettings,
+        ChangeOutbox,
+      ],
       useFactory: async (
         store: StoreSettings,
         redis: RedisSettings,
         role: ProcessRole,
         metrics: MetricsService,
         eviction: EvictionSettings,
+        outbox: ChangeOutbox,
       ): Promise<OpenedStore> => {
         if (store.kind === 'redis') {
           // A cluster worker, started by a primary that has connected, may be replaced while
@@ -70,6 +83,7 @@ const OPENED_STORE = Symbol('OPENED_STORE');
             waitTimeoutMs: redis.waitTimeoutMs,
             timeoutMs: store.timeoutMs,
             historyIdleMs: eviction.conversationTtlMs,
+            outbox,
           };
           const repository =
             seeds.length > 0
@@ -100,6 +114,7 @@ const OPENED_STORE = Symbol('OPENED_STORE');
           store.generationMs,
           store.replayLimit,
           store.byteBudget,
+          outbox,
         );
         return { repository, redis: null, channel: null };
       },
@@ -131,6 +146,7 @@ const OPENED_STORE = Symbol('OPENED_STORE');
     },
   ],
   exports: [
+    ChangeOutbox,
     ConversationRepository,
     CustomerTokenHashes,
     RateLimitRedis,

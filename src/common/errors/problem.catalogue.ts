@@ -64,6 +64,13 @@ export const PROBLEMS = {
     title: 'Forbidden',
     detail: 'A customer token cannot do this; it takes an API key.',
   },
+  api_keys_required: {
+    status: 403,
+    title: 'Forbidden',
+    detail:
+      'Webhooks need API_KEYS: a server open to anyone must not send requests to addresses anyone gives it.',
+    apiNote: 'the server runs without API_KEYS (open mode)',
+  },
   sender_not_allowed: {
     status: 403,
     title: 'Forbidden',
@@ -78,6 +85,16 @@ export const PROBLEMS = {
     status: 404,
     title: 'Not Found',
     detail: 'No such message in this conversation.',
+  },
+  webhook_not_found: {
+    status: 404,
+    title: 'Not Found',
+    detail: 'No such webhook endpoint.',
+  },
+  webhook_delivery_not_found: {
+    status: 404,
+    title: 'Not Found',
+    detail: "No such delivery in this endpoint's log (it may have passed WEBHOOK_RETENTION_MS).",
   },
   not_found: {
     status: 404,
@@ -101,6 +118,19 @@ export const PROBLEMS = {
     title: 'Conflict',
     detail: 'The conversation is assigned to someone else: `assignee` names them.',
     apiNote: 'a claim of a conversation someone else holds; `assignee` names them',
+  },
+  webhook_limit_reached: {
+    status: 409,
+    title: 'Conflict',
+    detail: 'There are as many webhook endpoints as the server allows (WEBHOOK_MAX_ENDPOINTS).',
+    apiNote: 'WEBHOOK_MAX_ENDPOINTS reached',
+  },
+  rotation_limit_reached: {
+    status: 409,
+    title: 'Conflict',
+    detail:
+      'The endpoint has 5 previous secrets still signing: wait until the oldest expires before rotating again.',
+    apiNote: '5 previous secrets still in use',
   },
   precondition_failed: {
     status: 412,

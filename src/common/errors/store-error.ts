@@ -16,7 +16,11 @@ export type StoreErrorCode =
   /** The store's memory is full (MAX_STORE_BYTES, or Redis maxmemory): nothing was written. */
   | 'store_full'
   /** REDIS_WAIT_REPLICAS did not confirm a write in time: it may or may not stand. */
-  | 'replication_timeout';
+  | 'replication_timeout'
+  | 'webhook_not_found'
+  | 'webhook_delivery_not_found'
+  | 'webhook_limit_reached'
+  | 'rotation_limit_reached';
 
 export class StoreError extends Error {
   /** @param message what went wrong, for logs and health reports; only the code crosses IPC */

@@ -1,4 +1,5 @@
 import { StoreError } from '../../../common/errors/store-error';
+import { ChangeOutbox } from '../../change-outbox';
 import { ActivityIndex } from './activity-index';
 import { historyPieces } from '../history-pieces';
 import { Watchers } from '../watchers';
@@ -181,6 +182,8 @@ export class InMemoryConversationRepository extends ConversationRepository {
     generationMs = DEFAULT_GENERATION_MS,
     private readonly replayLimit = 1_000,
     maxBytes = Infinity,
+    /** Told every change applied, in the same step (see change-outbox.ts). */
+    readonly outbox: ChangeOutbox = new ChangeOutbox(),
   ) {
     super();
     this.budget = new ByteBudget(maxBytes);

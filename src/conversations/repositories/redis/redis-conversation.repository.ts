@@ -1,3 +1,4 @@
+import { ChangeOutbox } from '../../change-outbox';
 import { randomUUID } from 'node:crypto';
 import { OnApplicationShutdown } from '@nestjs/common';
 import { Cluster } from 'ioredis';
@@ -98,6 +99,8 @@ export interface RedisStoreOptions {
   timeoutMs?: number;
   /** A cached history not read for this long is dropped (CONVERSATION_TTL_MS; none: kept). */
   historyIdleMs?: number;
+  /** Told every change applied, awaited before the write answers (see change-outbox.ts). */
+  outbox?: ChangeOutbox;
 }
 
 /** How many times a state change reads again after losing its compare-and-set (update-5.lua). */
