@@ -88,3 +88,20 @@ export function retryAfterMs(header: string | undefined, now: number): number | 
   }
   return Math.max(0, Math.min(ms, MAX_RETRY_AFTER_MS));
 }
+
+/** What the stores report as they deliver (metrics and logs; see webhooks.module.ts). */
+export interface DeliveryObserver {
+  /** After every attempt; `step` is what followed it. */
+  attempted(endpointId: string, outcome: AttemptOutcome, step: NextStep['kind']): void;
+  /** An endpoint was disabled (gone, failing, backlog). */
+  disabled(endpointId: string, reason: 'gone' | 'failing' | 'backlog'): void;
+  /** Changes the reconcile pass found applied but no longer in the replay buffer. */
+  lost(count: number): void;
+}
+
+/** An observer that reports nothing (the default in specs). */
+export const SILENT_OBSERVER: DeliveryObserver = {
+  attempted: () => undefined,
+  disabled: () => undefined,
+  lost: () => undefined,
+};
