@@ -122,9 +122,15 @@ export function patchedEndpoint(
   now: number,
 ): EndpointRecord {
   const next = { ...record, updatedAt: now };
-  if (patch.url !== undefined) next.url = patch.url;
-  if (patch.events !== undefined) next.events = patch.events;
-  if (patch.description !== undefined) next.description = patch.description;
+  if (patch.url !== undefined) {
+    next.url = patch.url;
+  }
+  if (patch.events !== undefined) {
+    next.events = patch.events;
+  }
+  if (patch.description !== undefined) {
+    next.description = patch.description;
+  }
   if (patch.enabled === true && record.disabledReason !== null) {
     next.disabledReason = null;
     next.failingSince = null;
@@ -224,7 +230,12 @@ export function changeEvent(change: TappedChange): WebhookEvent {
   const base = `evt_${compactId(change.conversationId)}_${change.life}`;
   const id = change.type === 'conversation.created' ? `${base}_created` : `${base}_${change.seq}`;
   const data = `{"conversationId":"${change.conversationId}","seq":${change.seq},"change":${change.data}}`;
-  return { id, type: change.type, at: change.at, body: eventBody(id, change.type, change.at, data) };
+  return {
+    id,
+    type: change.type,
+    at: change.at,
+    body: eventBody(id, change.type, change.at, data),
+  };
 }
 
 /**

@@ -118,9 +118,14 @@ export class WebhooksController {
   })
   @ApiBody({ type: UpdateWebhookDto })
   @ApiOkResponse({ type: WebhookEndpointDto })
-  @ApiJsonBody('validation_failed (see errors: url, events[i], description, enabled) or malformed_json')
+  @ApiJsonBody(
+    'validation_failed (see errors: url, events[i], description, enabled) or malformed_json',
+  )
   @ApiEndpoint()
-  update(@Param('webhookId') id: string, @Body() dto: UpdateWebhookDto): Promise<WebhookEndpointDto> {
+  update(
+    @Param('webhookId') id: string,
+    @Body() dto: UpdateWebhookDto,
+  ): Promise<WebhookEndpointDto> {
     return this.webhooks.update(id, dto);
   }
 
@@ -156,7 +161,8 @@ export class WebhooksController {
   @HttpCode(HttpStatus.ACCEPTED)
   @ApiOperation({
     summary: 'Send a webhook.test event to this endpoint',
-    description: 'Queued as any event is (sent once the endpoint is enabled); see the log for how it went.',
+    description:
+      'Queued as any event is (sent once the endpoint is enabled); see the log for how it went.',
   })
   @ApiAcceptedResponse({ type: QueuedDeliveryDto })
   @ApiProblem('validation_failed', 'validation_failed: a body with fields')

@@ -163,7 +163,9 @@ export class WebhooksService {
       return [];
     }
     if (events.length > WEBHOOK_EVENTS_MAX) {
-      return [{ field: 'events', message: `events must list at most ${WEBHOOK_EVENTS_MAX} entries` }];
+      return [
+        { field: 'events', message: `events must list at most ${WEBHOOK_EVENTS_MAX} entries` },
+      ];
     }
     return events.flatMap((event, i) =>
       typeof event === 'string' && WEBHOOK_EVENT_PATTERNS.includes(event)

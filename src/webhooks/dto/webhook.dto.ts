@@ -166,7 +166,8 @@ export class DeliveryAttemptDto {
   @ApiProperty({
     nullable: true,
     example: 'status 500',
-    description: 'Null on success: `status <code>`, `timeout`, `ECONNREFUSED`, `address refused: …`, `aborted`.',
+    description:
+      'Null on success: `status <code>`, `timeout`, `ECONNREFUSED`, `address refused: …`, `aborted`.',
   })
   error: string | null;
 }
