@@ -1,0 +1,248 @@
+import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
+import * as http from 'node:http';
+import * as https from 'node:https';
+import { isIP, type LookupFunction } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { addressRefusal } from './address-policy';
+import { retryAfterMs, type AttemptOutcome } from './delivery-policy';
+import { signedHeaders } from './signature';
+import type { WebhookEvent } from './webhook.model';
+import { WebhookSender } from './webhook-sender';
+
+export interface HttpWebhookSenderOptions {
+  /** The whole attempt, from connecting to the answer's last byte (WEBHOOK_TIMEOUT_MS). */
+  timeoutMs: number;
+  /** WEBHOOK_ALLOW_PRIVATE_NETWORKS: loopback and private addresses may be delivered to. */
+  allowPrivateNetworks: boolean;
+  /** Resolves hostnames (node:dns lookup by default); specs inject one to test rebinding. */
+  lookup?: LookupFunction;
+  /** The clock for signatures and Retry-After dates (ms). */
+  now?: () => number;
+}
+
+const USER_AGENT = 'chat-server-webhooks/1';
+/** How much of an answer is read: receivers' bodies are not kept, so a big one is cut off. */
+const MAX_RESPONSE_BYTES = 1024;
+/** Per host and port: deliveries to one endpoint are few at a time, this only stops a runaway. */
+const MAX_SOCKETS = 256;
+
+/** A connection refused by the address policy (its message is the attempt's error). */
+class AddressRefusedError extends Error {
+  constructor(reason: string) {
+    super(`address refused: ${reason}`);
+  }
+}
+
+/** The attempt ran out of time or was aborted: the error is this one's message. */
+class AttemptStopped extends Error {}
+
+/**
+ * WebhookSender over node:http and node:https. Every address a connection goes to is checked
+ * with addressRefusal when connecting: the agents' `lookup` resolves the endpoint's hostname
+ * and refuses the connection if any address it answers is refused (so a name that resolved to
+ * a public address when the endpoint was made, and to a private one now, is caught), and a
+ * numeric host, which node connects to without a lookup, is checked before the request.
+ *
+ * No proxy is used: the agents are our own, made without `proxyEnv`, so HTTP_PROXY,
+ * HTTPS_PROXY and NODE_USE_ENV_PROXY (which only set up node's global agents) are ignored; a
+ * proxy would also connect to addresses this class never sees.
+ */
+export class HttpWebhookSender extends WebhookSender {
+  private readonly timeoutMs: number;
+  private readonly allowPrivate: boolean;
+  private readonly resolve: LookupFunction;
+  private readonly now: () => number;
+  private readonly httpAgent: http.Agent;
+  private readonly httpsAgent: https.Agent;
+
+  constructor(options: HttpWebhookSenderOptions) {
+    super();
+    this.timeoutMs = options.timeoutMs;
+    this.allowPrivate = options.allowPrivateNetworks;
+    this.resolve = options.lookup ?? (dnsLookup as LookupFunction);
+    this.now = options.now ?? Date.now;
+    const lookup: LookupFunction = (hostname, lookupOptions, callback) =>
+      this.checkedLookup(hostname, lookupOptions, callback);
+    const agentOptions = { keepAlive: true, maxSockets: MAX_SOCKETS, lookup };
+    this.httpAgent = new http.Agent(agentOptions);
+    this.httpsAgent = new https.Agent(agentOptions);
+  }
+
+  send(
+    url: string,
+    event: WebhookEvent,
+    secrets: readonly string[],
+    signal?: AbortSignal,
+  ): Promise<AttemptOutcome> {
+    const started = performance.now();
+    const failed = (error: string, statusCode: number | null = null): AttemptOutcome => ({
+      ok: false,
+      statusCode,
+      durationMs: performance.now() - started,
+      error,
+    });
+    if (signal?.aborted) {
+      return Promise.resolve(failed('aborted'));
+    }
+    let target: URL;
+    try {
+      target = new URL(url);
+    } catch {
+      return Promise.resolve(failed('invalid url'));
+    }
+    const secure = target.protocol === 'https:';
+    if (!secure && target.protocol !== 'http:') {
+      return Promise.resolve(failed('unsupported protocol'));
+    }
+    // The URL keeps an IPv6 host in brackets; node wants it bare.
+    const host = target.hostname.replace(/^\[(.*)\]$/, '$1');
+    if (isIP(host) !== 0) {
+      // Node connects to a numeric host without calling lookup: check it here.
+      const reason = addressRefusal(host, this.allowPrivate);
+      if (reason) {
+        return Promise.resolve(failed(new AddressRefusedError(reason).message));
+      }
+    }
+    const body = Buffer.from(event.body, 'utf8');
+    let signed: ReturnType<typeof signedHeaders>;
+    try {
+      signed = signedHeaders(secrets, event.id, Math.floor(this.now() / 1000), event.body);
+    } catch {
+      // The signing errors name no secret, but say nothing of them anyway.
+      return Promise.resolve(failed('signing failed'));
+    }
+
+    return new Promise<AttemptOutcome>((resolve) => {
+      let statusCode: number | null = null;
+      let done = false;
+      const finish = (outcome: AttemptOutcome) => {
+        if (done) {
+          return;
+        }
+        done = true;
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        resolve(outcome);
+      };
+      const fail = (err: unknown) => finish(failed(errorText(err), statusCode));
+
+      const request = (secure ? https : http).request({
+        protocol: target.protocol,
+        hostname: host,
+        port: target.port || undefined,
+        path: `${target.pathname}${target.search}`,
+        method: 'POST',
+        agent: secure ? this.httpsAgent : this.httpAgent,
+        headers: {
+          'content-type': 'application/json',
+          'user-agent': USER_AGENT,
+          'content-length': body.length,
+          ...signed,
+        },
+      });
+      const stop = (reason: string) => {
+        fail(new AttemptStopped(reason));
+        request.destroy();
+      };
+      const timer = setTimeout(() => stop('timeout'), this.timeoutMs);
+      const onAbort = () => stop('aborted');
+      signal?.addEventListener('abort', onAbort, { once: true });
+
+      // Stays attached after the outcome: destroying the request may still emit an error.
+      request.on('error', fail);
+      request.on('response', (response) => {
+        statusCode = response.statusCode ?? null;
+        let received = 0;
+        const answered = () => finish(this.answered(response, started));
+        response.on('data', (chunk: Buffer) => {
+          received += chunk.length;
+          if (received > MAX_RESPONSE_BYTES) {
+            // Enough read: the rest is dropped with the connection rather than waited for.
+            answered();
+            request.destroy();
+          }
+        });
+        response.on('end', answered);
+        response.on('error', fail);
+      });
+      request.end(body);
+    });
+  }
+
+  close(): void {
+    this.httpAgent.destroy();
+    this.httpsAgent.destroy();
+  }
+
+  /** The outcome of an answer received in time. */
+  private answered(response: http.IncomingMessage, started: number): AttemptOutcome {
+    const statusCode = response.statusCode ?? 0;
+    const ok = statusCode >= 200 && statusCode < 300;
+    const outcome: AttemptOutcome = {
+      ok,
+      statusCode,
+      durationMs: performance.now() - started,
+      // A redirect is not followed (node:http never does): it is a failure like any other.
+      error: ok ? null : `status ${statusCode}`,
+    };
+    if (statusCode === 429 || statusCode === 503) {
+      const header = response.headers['retry-after'];
+      const delay = retryAfterMs(Array.isArray(header) ? header[0] : header, this.now());
+      if (delay !== undefined) {
+        outcome.retryAfterMs = delay;
+      }
+    }
+    return outcome;
+  }
+
+  /**
+   * The agents' lookup: resolves every address of `hostname` and refuses the connection if any
+   * is refused, so that neither the first answer nor one tried later (node's autoSelectFamily
+   * tries several) can be a private one. Answers in the form asked: a list with `all`, else the
+   * first address.
+   */
+  private checkedLookup(
+    hostname: string,
+    options: LookupOptions,
+    callback: Parameters<LookupFunction>[2],
+  ): void {
+    this.resolve(hostname, { ...options, all: true }, (err, answer, family) => {
+      if (err) {
+        callback(err, '');
+        return;
+      }
+      const addresses: LookupAddress[] = Array.isArray(answer)
+        ? answer
+        : [{ address: answer, family: family ?? isIP(answer) }];
+      if (addresses.length === 0) {
+        callback(Object.assign(new Error(`no address for ${hostname}`), { code: 'ENOTFOUND' }), '');
+        return;
+      }
+      for (const { address } of addresses) {
+        const reason = addressRefusal(address, this.allowPrivate);
+        if (reason) {
+          callback(new AddressRefusedError(reason), '');
+          return;
+        }
+      }
+      if (options.all) {
+        callback(null, addresses);
+      } else {
+        callback(null, addresses[0].address, addresses[0].family);
+      }
+    });
+  }
+}
+
+/** An attempt's error: ours as they are, a system error by its code (never a secret). */
+function errorText(err: unknown): string {
+  if (err instanceof AddressRefusedError || err instanceof AttemptStopped) {
+    return err.message;
+  }
+  // Read by shape, not instanceof: node's errors may come from another realm (jest's vm).
+  const { code, message } = (err ?? {}) as { code?: unknown; message?: unknown };
+  if (typeof code === 'string') {
+    return code;
+  }
+  return typeof message === 'string' ? message : String(err);
+}
