@@ -13,11 +13,7 @@ import { SetMetadata } from '@nestjs/common';
  *   anyone could call it (webhooks: an open server must not call addresses for anyone).
  */
 export type AccessRule =
-  | 'public'
-  | 'customer'
-  | 'customer-post'
-  | 'open-create'
-  | 'api-key-required';
+  'public' | 'customer' | 'customer-post' | 'open-create' | 'api-key-required';
 
 export const ACCESS_RULE = 'access-rule';
 
