@@ -143,20 +143,37 @@ export function toConversationHistoryJson(
   viewer: StateViewer,
   now: number,
 ): string[] {
-  const header = JSON.stringify({
-    id: history.id,
-    conversationId: history.id,
-    createdAt: history.createdAt,
-    lastActivityAt: history.lastActivityAt,
-    messageCount: history.messageCount,
-    lastRead: toLastReadDto(history.lastRead),
-    ...stateFields(history.state, history.counters, viewer, now),
-    ...(viewer === 'agent' ? { metadata: { ...history.state.metadata } } : {}),
-  });
+  const header = JSON.stringify(headerFields(history, viewer, now));
   const pieces = history.messagesJson.slice();
   pieces[0] = `${header.slice(0, -1)},"messages":${pieces[0]}`;
   pieces[pieces.length - 1] += '}';
   return pieces;
+}
+
+/** What a read answers of a conversation besides its messages. */
+function headerFields(
+  header: ConversationHeader,
+  viewer: StateViewer,
+  now: number,
+): Record<string, unknown> {
+  return {
+    id: header.id,
+    conversationId: header.id,
+    createdAt: header.createdAt,
+    lastActivityAt: header.lastActivityAt,
+    messageCount: header.messageCount,
+    lastRead: toLastReadDto(header.lastRead),
+    ...stateFields(header.state, header.counters, viewer, now),
+    ...(viewer === 'agent' ? { metadata: { ...header.state.metadata } } : {}),
+  };
+}
+
+/**
+ * A conversation's summary as a webhook carries it (conversation.created's data, and the
+ * conversation in conversation.evicted): what a read answers an API key, less the messages.
+ */
+export function conversationSummaryJson(header: ConversationHeader, now: number): string {
+  return JSON.stringify(headerFields(header, 'agent', now));
 }
 
 function toLastReadDto(lastRead: LastRead): LastRead {

@@ -1,11 +1,13 @@
-import { ChangeOutbox } from '../../change-outbox';
+import { ChangeOutbox, TappedChange } from '../../change-outbox';
 import { randomUUID } from 'node:crypto';
 import { OnApplicationShutdown } from '@nestjs/common';
 import { Cluster } from 'ioredis';
 import { StoreError } from '../../../common/errors/store-error';
+import { conversationSummaryJson } from '../../dto/conversation.mapper';
 import {
   asCreated,
   customerTokenFromRedis,
+  historyOf,
   CONVERSATION_FIELDS,
   drawLife,
   headerFromRedis,
@@ -103,6 +105,22 @@ export interface RedisStoreOptions {
   outbox?: ChangeOutbox;
 }
 
+/** The conversation hash's fields of the webhooks' queued mark (see redis-keys.ts). */
+const QUEUED_MARK = 'w';
+const QUEUED_AT = 'wt';
+
+/** A change as the outbox takes it. */
+function tapped(
+  conversationId: string,
+  life: number,
+  seq: number,
+  type: TappedChange['type'],
+  data: string,
+  at: number,
+): TappedChange {
+  return { conversationId, life, seq, type, data, at };
+}
+
 /** How many times a state change reads again after losing its compare-and-set (update-5.lua). */
 const STATE_ATTEMPTS = 64;
 /** How long the wake lock lives if its holder dies mid-wake. */
@@ -149,6 +167,8 @@ export class RedisConversationRepository
   private readonly messageCount: MessageCountFlusher;
   private readonly histories: HistoryCache;
   private readonly inbox: RedisInboxIndex;
+  /** Where applied changes go for the webhooks (see change-outbox.ts). */
+  private readonly outbox: ChangeOutbox;
   private feed: InboxFeed | null = null;
 
   private readonly watchers = new Watchers();
@@ -183,7 +203,8 @@ export class RedisConversationRepository
       options.waitTimeoutMs ?? 500,
     );
     this.inbox = new RedisInboxIndex(this.connection);
-    this.sweeper = new RedisSweeper(this.connection, this.inbox);
+    this.outbox = options.outbox ?? new ChangeOutbox();
+    this.sweeper = new RedisSweeper(this.connection, this.inbox, this.outbox);
     this.messageCount = new MessageCountFlusher(this.connection);
     this.subscriberName = `${prefix}sub`;
     this.histories = new HistoryCache(HISTORY_CACHE_CHARS, options.historyIdleMs ?? Infinity);
@@ -228,6 +249,8 @@ export class RedisConversationRepository
           this.keys.inboxChannel,
           id,
           ...redisHashOf(record, 0),
+          // The webhooks' queued mark (see redis-keys.ts): -1, conversation.created not queued.
+          ...(this.outbox.active ? [QUEUED_MARK, -1, QUEUED_AT, input.now] : []),
         ),
       );
     } catch (error) {
@@ -248,11 +271,25 @@ export class RedisConversationRepository
     }
     switch (code) {
       case ScriptCode.Done:
-        await this.inbox.changed(id, {
-          lastActivityAt: record.lastActivityAt,
-          assignee: record.assignee,
-          to: indexedOf(record),
-        });
+        await Promise.all([
+          this.inbox.changed(id, {
+            lastActivityAt: record.lastActivityAt,
+            assignee: record.assignee,
+            to: indexedOf(record),
+          }),
+          this.outbox.active
+            ? this.tell([
+                {
+                  conversationId: id,
+                  life: record.life,
+                  seq: 0,
+                  type: 'conversation.created',
+                  data: conversationSummaryJson(historyOf(record, 0, null), input.now),
+                  at: input.now,
+                },
+              ])
+            : null,
+        ]);
         return asCreated(record);
       case ScriptCode.ConversationNotFound:
         throw new StoreError('capacity_exceeded');
@@ -431,25 +468,34 @@ export class RedisConversationRepository
     if (answer.length === 1) {
       return AppendedMessage.replayed(keptMessageJson(answer[0]));
     }
-    const [seq, lastActivityAt, waitingSince, reopenedFrom, snoozedUntil, assignee] = answer;
+    const [seq, lastActivityAt, waitingSince, reopenedFrom, snoozedUntil, assignee, life, reopen] =
+      answer;
+    const json = messageJsonWithSeq(jsonHead, seq, jsonTail);
     this.messageCount.count(1);
-    await this.inbox.changed(conversationId, {
-      lastActivityAt,
-      waitingSince,
-      assignee,
-      ...(reopenedFrom
-        ? {
-            from: { status: reopenedFrom as StoredState['status'], assignee, snoozedUntil },
-            to: { status: 'open', assignee, snoozedUntil: 0 },
-          }
-        : {}),
-    });
-    return AppendedMessage.posted(
-      conversationId,
-      input,
-      seq,
-      messageJsonWithSeq(jsonHead, seq, jsonTail),
-    );
+    await Promise.all([
+      this.inbox.changed(conversationId, {
+        lastActivityAt,
+        waitingSince,
+        assignee,
+        ...(reopenedFrom
+          ? {
+              from: { status: reopenedFrom as StoredState['status'], assignee, snoozedUntil },
+              to: { status: 'open', assignee, snoozedUntil: 0 },
+            }
+          : {}),
+      }),
+      this.outbox.active
+        ? this.tell(
+            reopen
+              ? [
+                  tapped(conversationId, life, seq, 'message.created', json, input.now),
+                  tapped(conversationId, life, seq + 1, 'conversation.updated', reopen, input.now),
+                ]
+              : [tapped(conversationId, life, seq, 'message.created', json, input.now)],
+          )
+        : null,
+    ]);
+    return AppendedMessage.posted(conversationId, input, seq, json);
   }
 
   async deleteMessage(
@@ -472,14 +518,19 @@ export class RedisConversationRepository
       refuse(answer);
       throw new StoreError('store_unavailable', `delete-5.lua answered ${answer}`);
     }
-    const [seq, lastActivityAt, waitingSince, assignee] = answer;
+    const [seq, lastActivityAt, waitingSince, assignee, life, json] = answer;
     this.messageCount.count(-1);
-    await this.inbox.changed(conversationId, { lastActivityAt, waitingSince, assignee });
+    await Promise.all([
+      this.inbox.changed(conversationId, { lastActivityAt, waitingSince, assignee }),
+      this.outbox.active
+        ? this.tell([tapped(conversationId, life, seq, 'message.deleted', json, now)])
+        : null,
+    ]);
     return { messageId, seq };
   }
 
   async markRead(conversationId: string, receipt: ReadReceipt): Promise<ReadState> {
-    const [result, customer, agent, lastActivityAt, assignee] = await this.writes.write(
+    const [result, customer, agent, lastActivityAt, assignee, life, json] = await this.writes.write(
       (commands) =>
         commands.chatRead(
           ...this.keys.conversation(conversationId),
@@ -497,10 +548,17 @@ export class RedisConversationRepository
     if (result === ScriptCode.Unchanged) {
       return { lastRead };
     }
-    await this.inbox.changed(conversationId, {
-      lastActivityAt: lastActivityAt ?? receipt.now,
-      assignee: assignee ?? '',
-    });
+    await Promise.all([
+      this.inbox.changed(conversationId, {
+        lastActivityAt: lastActivityAt ?? receipt.now,
+        assignee: assignee ?? '',
+      }),
+      this.outbox.active
+        ? this.tell([
+            tapped(conversationId, life ?? 0, result, 'conversation.read', json ?? '', receipt.now),
+          ])
+        : null,
+    ]);
     return { lastRead, seq: result };
   }
 
@@ -673,12 +731,26 @@ export class RedisConversationRepository
       }
       refuse(result);
       const at = lastActivityAt ?? now;
-      await this.inbox.changed(conversationId, {
-        lastActivityAt: at,
-        assignee: next.assignee,
-        from: indexedOf(header.state),
-        to: indexedOf(next),
-      });
+      await Promise.all([
+        this.inbox.changed(conversationId, {
+          lastActivityAt: at,
+          assignee: next.assignee,
+          from: indexedOf(header.state),
+          to: indexedOf(next),
+        }),
+        this.outbox.active
+          ? this.tell([
+              tapped(
+                conversationId,
+                header.life,
+                result,
+                'conversation.updated',
+                `{"seq":${result}${jsonAfterSeq}`,
+                now,
+              ),
+            ])
+          : null,
+      ]);
       return {
         conversation: {
           ...header,
@@ -807,6 +879,23 @@ export class RedisConversationRepository
           : new ConnectionSubscriber(this.redis, this.subscriberName, events);
     }
     return this.subscriber;
+  }
+
+  /**
+   * Tells applied changes to the outbox and waits for it (the webhooks' queue entry is
+   * written before the answer). If that fails the change stands, but the caller cannot know
+   * it will be delivered soon: 503 store_unavailable, and the reconcile pass queues it later.
+   */
+  private async tell(changes: TappedChange[]): Promise<void> {
+    try {
+      await this.outbox.changed(changes);
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new StoreError(
+        'store_unavailable',
+        `Redis at ${this.where}: the change was applied, but its webhook queue entry was not written: ${reason}`,
+      );
+    }
   }
 
   /** Runs a command: failures become StoreErrors (see RedisStoreConnection.run). */

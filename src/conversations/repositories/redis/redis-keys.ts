@@ -5,7 +5,10 @@
  * so no single key takes every write.
  *
  *   <prefix>{<id>}:conv      hash  the conversation's record, a field each (CONVERSATION_FIELDS
- *                                 in records/conversation.codec.ts: c createdAt, s last seq, ...)
+ *                                 in records/conversation.codec.ts: c createdAt, s last seq, ...),
+ *                                 and the webhooks' queued mark (queued-1.lua): w every change up
+ *                                 to this seq has an outbox entry (-1: not even its creation), wd
+ *                                 the seqs queued above w + 1, wt when w last moved
  *   <prefix>{<id>}:msgs      zset  score timestamp, member <seq, 10 digits><its MessageJson>
  *   <prefix>{<id>}:seq       zset  score seq, member as in msgs: the messages in seq order, for pages
  *   <prefix>{<id>}:ids       hash  message id -> its seq
@@ -24,6 +27,11 @@
  *                                 once the inbox indexes were backfilled; inboxRecountAt
  *   <prefix>{meta}:waker     string  the wake lock (wakeSnoozed): a random token, short expiry
  *   <prefix>{meta}:sweeper   string  the sweeper lock: a random token, with an expiry
+ *   <prefix>{meta}:reconciler string the webhooks' reconcile lock, as the sweeper's
+ *   <prefix>{meta}:reconciled string when the last reconcile pass began (ms)
+ *   <prefix>{wh}:outbox      stream  the webhooks' outbox: one entry per applied change (`c`: the
+ *                                 TappedChange's JSON) or eviction event (`e`: the WebhookEvent's
+ *                                 JSON), read by the consumer group `fanout` (src/webhooks/redis/)
  *   <prefix>rl:{<key>}       string  a rate-limit counter, expiring with its window
  *   <prefix>rl:{<key>}:block string  present while that counter is blocked, expiring with the block
  *
@@ -51,6 +59,9 @@ export class RedisKeys {
   readonly wakeLock: string;
   readonly inboxChannel: string;
   readonly inboxCounts: string;
+  readonly webhookOutbox: string;
+  readonly reconcileLock: string;
+  readonly reconciledAt: string;
 
   constructor(private readonly prefix: string) {
     this.meta = `${prefix}{meta}`;
@@ -58,6 +69,9 @@ export class RedisKeys {
     this.wakeLock = `${prefix}{meta}:waker`;
     this.inboxChannel = `${prefix}inbox`;
     this.inboxCounts = `${prefix}{ix:counts}`;
+    this.webhookOutbox = `${prefix}{wh}:outbox`;
+    this.reconcileLock = `${prefix}{meta}:reconciler`;
+    this.reconciledAt = `${prefix}{meta}:reconciled`;
   }
 
   /** A conversation's bucket in one of the inbox indexes (act, wait, snooze). */

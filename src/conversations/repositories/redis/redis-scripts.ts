@@ -131,6 +131,8 @@ export interface RedisScripts {
         reopenedFrom: string,
         snoozedUntil: number,
         assignee: string,
+        life: number,
+        reopenJson: string,
       ]
   >;
   chatDelete(
@@ -146,7 +148,15 @@ export interface RedisScripts {
     inboxChannel: Arg,
     conversationId: Arg,
   ): Promise<
-    number | [seq: number, lastActivityAt: number, waitingSince: number, assignee: string]
+    | number
+    | [
+        seq: number,
+        lastActivityAt: number,
+        waitingSince: number,
+        assignee: string,
+        life: number,
+        json: string,
+      ]
   >;
   chatRead(
     conv: Key,
@@ -161,7 +171,7 @@ export interface RedisScripts {
     replayLimit: Arg,
     inboxChannel: Arg,
     conversationId: Arg,
-  ): Promise<[number, number?, number?, number?, string?]>;
+  ): Promise<[number, number?, number?, number?, string?, number?, string?]>;
   chatUpdate(
     conv: Key,
     msgs: Key,
@@ -216,6 +226,7 @@ export interface RedisScripts {
     limit: Arg,
   ): Promise<[number, string[]] | null>;
   chatDeleteIf(key: Key, value: Arg): Promise<number>;
+  chatQueued(conv: Key, life: Arg, now: Arg, ...seqs: Arg[]): Promise<number | null>;
   chatRecount(
     conv: Key,
     msgs: Key,

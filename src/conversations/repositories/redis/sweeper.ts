@@ -1,5 +1,11 @@
 import { randomUUID } from 'node:crypto';
+import { Logger } from '@nestjs/common';
+import { ChangeOutbox, EvictedConversation } from '../../change-outbox';
+import { conversationSummaryJson } from '../../dto/conversation.mapper';
+import { redisHeader, REDIS_HEADER_FIELDS } from '../../records/conversation.codec';
+import { keptMessageJson } from '../../records/message.codec';
 import { RedisInboxIndex } from './inbox-index';
+import { markQueued, readQueuedMark, unqueuedChanges } from './queued-mark';
 import { RedisStoreConnection } from './redis-connection';
 import { ScriptCode } from './script-codes';
 
@@ -13,6 +19,12 @@ const SWEEP_LOCK_MS = 60_000;
  * between a change and its second step.
  */
 export const REINDEX_EVERY_MS = 60 * 60_000;
+/** Messages read at once for an evicted conversation's transcript. */
+const TRANSCRIPT_PAGE = 500;
+/** Conversations whose transcripts are held at once during a sweep (bounded memory). */
+const TRANSCRIPT_CONCURRENCY = 4;
+/** Digits of the seq that prefixes each member of a conversation's message set. */
+const SEQ_DIGITS = 10;
 
 /**
  * Eviction on Redis: one sweeper at a time across every instance (a lock with a token and an
@@ -25,9 +37,12 @@ export const REINDEX_EVERY_MS = 60 * 60_000;
  * activity, so an index entry left behind by a late update never evicts a live conversation.
  */
 export class RedisSweeper {
+  private readonly logger = new Logger('RedisSweeper');
+
   constructor(
     private readonly connection: RedisStoreConnection,
     private readonly inbox: RedisInboxIndex,
+    private readonly outbox: ChangeOutbox = new ChangeOutbox(),
   ) {}
 
   /**
@@ -55,7 +70,7 @@ export class RedisSweeper {
           if (ids.length === 0) {
             break;
           }
-          const results = await Promise.all(ids.map((id) => this.evictOne(bucket, id, cutoff)));
+          const results = await this.evictAll(bucket, ids, cutoff);
           for (const removed of results) {
             if (removed !== null) {
               conversations++;
@@ -73,6 +88,115 @@ export class RedisSweeper {
       }
     }
     return conversations;
+  }
+
+  /**
+   * Evicts a batch of candidates. With a sink for the webhooks, each is told (see
+   * evictTold); while transcripts are wanted, a few at a time, since each holds its messages.
+   */
+  private async evictAll(bucket: string, ids: string[], cutoff: number): Promise<(number | null)[]> {
+    if (!this.outbox.active) {
+      return Promise.all(ids.map((id) => this.evictOne(bucket, id, cutoff)));
+    }
+    const transcripts = this.outbox.wantsTranscripts();
+    const step = transcripts ? TRANSCRIPT_CONCURRENCY : ids.length;
+    const results: (number | null)[] = [];
+    for (let i = 0; i < ids.length; i += step) {
+      results.push(
+        ...(await Promise.all(
+          ids.slice(i, i + step).map((id) => this.evictTold(bucket, id, cutoff, transcripts)),
+        )),
+      );
+    }
+    return results;
+  }
+
+  /**
+   * Evicts one candidate for a sink that takes evictions. Before: the changes it applied but
+   * never queued (a process died between a write and its outbox entry) are queued, since its
+   * replay buffer goes with it; if that fails it stays for the next sweep. Its summary, and its
+   * messages if a transcript is wanted (in pages), are read too. After the script removed it,
+   * the eviction is told; a conversation the script refused (active meanwhile) tells nothing.
+   * The messages read are its last: every change is activity, which the script re-checks.
+   */
+  private async evictTold(
+    bucket: string,
+    id: string,
+    cutoff: number,
+    transcript: boolean,
+  ): Promise<number | null> {
+    const now = Date.now();
+    let told: EvictedConversation | null = null;
+    try {
+      const read = await readQueuedMark(this.connection, id);
+      if (read && read.mark.lastActivityAt < cutoff) {
+        const unqueued = await unqueuedChanges(this.connection, id, now, read);
+        if (unqueued && (unqueued.changes.length > 0 || unqueued.lost)) {
+          if (unqueued.lost) {
+            this.logger.warn(
+              `Conversation ${id}: changes ${unqueued.lost.from}..${unqueued.lost.to} were applied but never queued for webhooks, and are no longer in its replay buffer (${unqueued.lost.count} lost)`,
+            );
+          }
+          await this.outbox.changed(unqueued.changes);
+          const seqs: number[] = [];
+          for (let seq = Math.max(read.mark.mark ?? 0, -1) + 1; seq <= unqueued.lastSeq; seq++) {
+            seqs.push(seq);
+          }
+          await markQueued(this.connection, id, unqueued.life, seqs, now);
+        }
+        const header = redisHeader(id, read.values.slice(0, REDIS_HEADER_FIELDS.length));
+        if (header) {
+          told = {
+            conversationId: id,
+            life: header.life,
+            lastSeq: header.version,
+            summary: conversationSummaryJson(header, now),
+            messagesJson: transcript ? await this.messagesOf(id) : [],
+            at: now,
+          };
+        }
+      }
+    } catch (error) {
+      this.logger.warn(
+        `Conversation ${id} stays for the next sweep: its webhook events could not be prepared (${error instanceof Error ? error.message : String(error)})`,
+      );
+      return null;
+    }
+    const removed = await this.evictOne(bucket, id, cutoff);
+    if (removed !== null && told) {
+      try {
+        await this.outbox.evicted([told]);
+      } catch (error) {
+        // The conversation is gone: its eviction events cannot be made again.
+        this.logger.warn(
+          `Conversation ${id} was evicted, but its conversation.evicted could not be queued for webhooks (${error instanceof Error ? error.message : String(error)})`,
+        );
+      }
+    }
+    return removed;
+  }
+
+  /** A conversation's standing messages, ascending seq, read in pages. */
+  private async messagesOf(id: string): Promise<string[]> {
+    const { commands, keys } = this.connection;
+    const messages: string[] = [];
+    let after = 0;
+    for (;;) {
+      const page = await this.run(() =>
+        commands.chatPage(...keys.conversation(id), 'after', after, TRANSCRIPT_PAGE),
+      );
+      if (!page) {
+        return messages;
+      }
+      const [more, members] = page;
+      for (const member of members) {
+        messages.push(keptMessageJson(member.slice(SEQ_DIGITS)));
+      }
+      if (more !== 1 || members.length === 0) {
+        return messages;
+      }
+      after = Number(members[members.length - 1].slice(0, SEQ_DIGITS));
+    }
   }
 
   /** Removes one candidate; the number of messages it held, or null when it stays. */

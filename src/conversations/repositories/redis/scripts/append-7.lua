@@ -23,18 +23,19 @@
   conversation.updated.
 
   Returns {the seq the message took, lastActivityAt, waitingSince, the status before ('' when
-  no reopen), snoozedUntil before, assignee}; {the message JSON} for a retry of a keyed post stored
+  no reopen), snoozedUntil before, assignee, life, the reopen's conversation.updated JSON ('' when
+  no reopen)}; {the message JSON} for a retry of a keyed post stored
   before; CONVERSATION_NOT_FOUND, KEY_REUSED (the key came with another request) or
   CONVERSATION_FULL.
 ]]
 -- codec: src/conversations/records/message.codec.ts messageJsonAroundSeq (the halves;
 -- head .. seq .. tail is the message's MessageJson, as messageJsonWithSeq makes it)
--- record: src/conversations/records/conversation.codec.ts CONVERSATION_FIELDS (a, n, s, st, su, ua, uc, ws, as, te, cu, md)
+-- record: src/conversations/records/conversation.codec.ts CONVERSATION_FIELDS (a, n, s, st, su, ua, uc, ws, as, te, cu, md, l)
 --@include "codes"
 --@include "tellChange"
 --@include "stateJson"
 --@include "countersFrom"
-local h = redis.call('HMGET', KEYS[1], 'a', 'n', 's', 'st', 'su', 'ua', 'uc', 'ws', 'as')
+local h = redis.call('HMGET', KEYS[1], 'a', 'n', 's', 'st', 'su', 'ua', 'uc', 'ws', 'as', 'l')
 if not h[1] then return CONVERSATION_NOT_FOUND end
 local keyed = ARGV[9] ~= ''
 if keyed then
@@ -87,7 +88,7 @@ if keyed then
   redis.call('HSET', KEYS[6], ARGV[9], ARGV[10] .. ' ' .. json)
   redis.call('ZADD', KEYS[7], now + tonumber(ARGV[11]), ARGV[9])
 end
-local before = ''
+local before, reopenJson = '', ''
 local status = h[4] or 'open'
 -- twin: src/conversations/repositories/memory/in-memory-conversation.repository.ts (the reopen by a customer post)
 if ARGV[12] == 'customer' and (status == 'snoozed' or status == 'resolved') then
@@ -97,7 +98,8 @@ if ARGV[12] == 'customer' and (status == 'snoozed' or status == 'resolved') then
   if h[5] then changed = changed .. ',"snoozedUntil"' end
   redis.call('HSET', KEYS[1], 's', reopen, 'ss', reopen, 'st', 'open')
   redis.call('HDEL', KEYS[1], 'su')
-  tellChange(reopen, 'u', 'conversation.updated', stateJson(reopen, changed), ARGV[7], ARGV[8])
+  reopenJson = stateJson(reopen, changed)
+  tellChange(reopen, 'u', 'conversation.updated', reopenJson, ARGV[7], ARGV[8])
 end
 redis.call('PUBLISH', ARGV[13], 'conversation.updated ' .. ARGV[14])
-return {seq, a, ws, before, tonumber(h[5] or '0'), h[9] or ''}
+return {seq, a, ws, before, tonumber(h[5] or '0'), h[9] or '', tonumber(h[10] or '0'), reopenJson}

@@ -9,15 +9,15 @@
   ARGV[4] replay limit
   ARGV[5] the inbox feed's channel, ARGV[6] the conversation's id
 
-  Returns {the seq the delete took, lastActivityAt, waitingSince, assignee};
+  Returns {the seq the delete took, lastActivityAt, waitingSince, assignee, life, the change's JSON};
   CONVERSATION_NOT_FOUND or
   MESSAGE_NOT_FOUND.
 ]]
--- record: src/conversations/records/conversation.codec.ts CONVERSATION_FIELDS (a, n, s, rc, ra, uc, ua, ws, as)
+-- record: src/conversations/records/conversation.codec.ts CONVERSATION_FIELDS (a, n, s, rc, ra, uc, ua, ws, as, l)
 --@include "codes"
 --@include "tellChange"
 --@include "countersFrom"
-local h = redis.call('HMGET', KEYS[1], 'a', 'n', 's', 'rc', 'ra', 'uc', 'ua', 'as')
+local h = redis.call('HMGET', KEYS[1], 'a', 'n', 's', 'rc', 'ra', 'uc', 'ua', 'as', 'l')
 if not h[1] then return CONVERSATION_NOT_FOUND end
 local ref = redis.call('HGET', KEYS[3], ARGV[1])
 if not ref then return MESSAGE_NOT_FOUND end
@@ -64,4 +64,4 @@ redis.call('HSET', KEYS[1], 's', seq, 'n', tonumber(h[2]) - 1, 'a', a, counter, 
 local json = '{"messageId":' .. cjson.encode(ARGV[1]) .. ',"seq":' .. seq .. '}'
 tellChange(seq, 'd', 'message.deleted', json, ARGV[3], ARGV[4])
 redis.call('PUBLISH', ARGV[5], 'conversation.updated ' .. ARGV[6])
-return {seq, a, ws, h[8] or ''}
+return {seq, a, ws, h[8] or '', tonumber(h[9] or '0'), json}

@@ -12,15 +12,16 @@
   ARGV[5] replay limit
   ARGV[6] the inbox feed's channel, ARGV[7] the conversation's id
 
-  Returns {the seq the move took, customer horizon, agent horizon, lastActivityAt, assignee};
+  Returns {the seq the move took, customer horizon, agent horizon, lastActivityAt, assignee,
+  life, the change's JSON};
   {UNCHANGED, customer horizon, agent horizon} when the horizon was there already;
   {CONVERSATION_NOT_FOUND} or {SEQ_BEYOND_LAST}.
 ]]
--- record: src/conversations/records/conversation.codec.ts CONVERSATION_FIELDS (a, s, rc, ra, uc, ua, as)
+-- record: src/conversations/records/conversation.codec.ts CONVERSATION_FIELDS (a, s, rc, ra, uc, ua, as, l)
 --@include "codes"
 --@include "tellChange"
 --@include "countersFrom"
-local h = redis.call('HMGET', KEYS[1], 'a', 's', 'rc', 'ra', 'as')
+local h = redis.call('HMGET', KEYS[1], 'a', 's', 'rc', 'ra', 'as', 'l')
 if not h[1] then return {CONVERSATION_NOT_FOUND} end
 local last = tonumber(h[2])
 local want = tonumber(ARGV[2])
@@ -57,4 +58,4 @@ redis.call('HSET', KEYS[1], 's', seq, field, want, 'a', a, counter, unread)
 local json = '{"sender":' .. cjson.encode(ARGV[1]) .. ',"seq":' .. want .. '}'
 tellChange(seq, 'r', 'conversation.read', json, ARGV[4], ARGV[5])
 redis.call('PUBLISH', ARGV[6], 'conversation.updated ' .. ARGV[7])
-return {seq, rc, ra, a, h[5] or ''}
+return {seq, rc, ra, a, h[5] or '', tonumber(h[6] or '0'), json}
