@@ -1,9 +1,5 @@
 import { Logger } from '@nestjs/common';
-import {
-  ChangeSink,
-  EvictedConversation,
-  TappedChange,
-} from '../../conversations/change-outbox';
+import { ChangeSink, EvictedConversation, TappedChange } from '../../conversations/change-outbox';
 import { AcknowledgedWrites } from '../../conversations/repositories/redis/acknowledged-writes';
 import { markQueued } from '../../conversations/repositories/redis/queued-mark';
 import { RedisStoreConnection } from '../../conversations/repositories/redis/redis-connection';

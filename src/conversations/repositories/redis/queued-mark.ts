@@ -143,7 +143,9 @@ export async function unqueuedChanges(
     lastSeq,
     changes,
     lost:
-      lostCount > 0 ? { from: after + 1, to: Math.min(first, lastSeq + 1) - 1, count: lostCount } : null,
+      lostCount > 0
+        ? { from: after + 1, to: Math.min(first, lastSeq + 1) - 1, count: lostCount }
+        : null,
   };
 }
 

@@ -94,7 +94,11 @@ export class RedisSweeper {
    * Evicts a batch of candidates. With a sink for the webhooks, each is told (see
    * evictTold); while transcripts are wanted, a few at a time, since each holds its messages.
    */
-  private async evictAll(bucket: string, ids: string[], cutoff: number): Promise<(number | null)[]> {
+  private async evictAll(
+    bucket: string,
+    ids: string[],
+    cutoff: number,
+  ): Promise<(number | null)[]> {
     if (!this.outbox.active) {
       return Promise.all(ids.map((id) => this.evictOne(bucket, id, cutoff)));
     }

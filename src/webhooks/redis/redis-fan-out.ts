@@ -1,0 +1,228 @@
+import { randomUUID } from 'node:crypto';
+import { Logger } from '@nestjs/common';
+import { Cluster, Redis } from 'ioredis';
+import type { TappedChange } from '../../conversations/change-outbox';
+import { changeEvent, EndpointRecord, WebhookEvent, wants } from '../webhook.model';
+import { CHANGE_FIELD, EVENT_FIELD } from './redis-outbox';
+
+/**
+ * What the fan-out queues deliveries with: the endpoints as they are now, and each endpoint's
+ * queue (RedisDeliveryQueues: jobId = event id, so queuing an event twice is harmless while its
+ * job is kept).
+ */
+export interface DeliveryEnqueuer {
+  endpointsNow(): Promise<EndpointRecord[]>;
+  enqueue(endpointId: string, events: WebhookEvent[]): Promise<void>;
+}
+
+export interface FanOutOptions {
+  /** Entries read at once. */
+  batch?: number;
+  /** How long a read waits for entries before looking again (and at a stop). */
+  blockMs?: number;
+  /** Entries left pending this long by a consumer (dead, or stuck) are taken over. */
+  claimIdleMs?: number;
+  /** How often pending entries are looked for. */
+  claimEveryMs?: number;
+  /** This process's consumer name (unique by default). */
+  consumer?: string;
+}
+
+/** The consumer group every process reads the outbox in. */
+export const FAN_OUT_GROUP = 'fanout';
+
+type StreamEntry = [id: string, fields: string[]];
+
+/**
+ * Every process runs one: it reads the outbox (XREADGROUP, group `fanout`, a consumer of its
+ * own, so each entry goes to one process), reads the endpoints as they are then, and queues
+ * each entry's events for every endpoint that wants them; then acknowledges and deletes the
+ * entries. So an endpoint gets every change whose entry is fanned out after it exists, and
+ * none once it is deleted or disabled. An entry whose queuing failed stays pending and is
+ * taken again (by this or another process) after `claimIdleMs`, as are those of a process
+ * that died (XAUTOCLAIM): at least once, the delivery queues dropping the duplicates.
+ *
+ * The blocking read runs on a connection of its own (a duplicate of the store's client), so
+ * it never holds up the store's commands; a stop ends the read by closing that connection.
+ */
+export class RedisFanOut {
+  private readonly logger = new Logger('RedisFanOut');
+  private readonly batch: number;
+  private readonly blockMs: number;
+  private readonly claimIdleMs: number;
+  private readonly claimEveryMs: number;
+  readonly consumer: string;
+  private reader: Redis | Cluster | null = null;
+  private running: Promise<void> | null = null;
+  private stopping = false;
+  private lastClaimAt = 0;
+
+  /**
+   * @param redis the store's client (duplicated for the blocking read)
+   * @param stream the outbox (RedisKeys.webhookOutbox)
+   */
+  constructor(
+    private readonly redis: Redis | Cluster,
+    private readonly stream: string,
+    private readonly enqueuer: DeliveryEnqueuer,
+    options: FanOutOptions = {},
+  ) {
+    this.batch = options.batch ?? 200;
+    this.blockMs = options.blockMs ?? 1_000;
+    this.claimIdleMs = options.claimIdleMs ?? 30_000;
+    this.claimEveryMs = options.claimEveryMs ?? 5_000;
+    this.consumer = options.consumer ?? `fanout-${randomUUID()}`;
+  }
+
+  start(): void {
+    if (this.running) {
+      return;
+    }
+    this.stopping = false;
+    // The store's client fails commands at once while disconnected and times each out; the
+    // reader waits for its connection, and its blocking read may take blockMs.
+    const overrides = { enableOfflineQueue: true, commandTimeout: this.blockMs + 10_000 };
+    this.reader =
+      this.redis instanceof Cluster
+        ? this.redis.duplicate(undefined, {
+            enableOfflineQueue: true,
+            redisOptions: { ...this.redis.options.redisOptions, ...overrides },
+          })
+        : this.redis.duplicate(overrides);
+    this.reader.on('error', () => undefined); // the loop tells what matters
+    this.running = this.loop();
+  }
+
+  /** Ends the loop: a read in progress is cut by closing its connection. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    const reader = this.reader;
+    reader?.disconnect();
+    await this.running;
+    this.running = null;
+    this.reader = null;
+  }
+
+  private async loop(): Promise<void> {
+    const reader = this.reader as Redis | Cluster;
+    let failing = false;
+    while (!this.stopping) {
+      try {
+        await this.ensureGroup(reader);
+        if (Date.now() - this.lastClaimAt >= this.claimEveryMs) {
+          this.lastClaimAt = Date.now();
+          await this.claimPending(reader);
+        }
+        const read = (await reader.xreadgroup(
+          'GROUP',
+          FAN_OUT_GROUP,
+          this.consumer,
+          'COUNT',
+          this.batch,
+          'BLOCK',
+          this.blockMs,
+          'STREAMS',
+          this.stream,
+          '>',
+        )) as [string, StreamEntry[]][] | null;
+        if (read && read[0][1].length > 0) {
+          await this.fanOut(reader, read[0][1]);
+        }
+        if (failing) {
+          this.logger.log('The webhooks outbox is read again');
+          failing = false;
+        }
+      } catch (error) {
+        if (this.stopping) {
+          return;
+        }
+        if (!failing) {
+          this.logger.error(
+            `Reading the webhooks outbox failed: ${error instanceof Error ? error.message : String(error)}. Retrying every second.`,
+          );
+          failing = true;
+        }
+        this.groupReady = false;
+        await new Promise((resolve) => setTimeout(resolve, 1_000));
+      }
+    }
+  }
+
+  private groupReady = false;
+
+  /** The group, from the stream's start: entries written before any process read are fanned out. */
+  private async ensureGroup(reader: Redis | Cluster): Promise<void> {
+    if (this.groupReady) {
+      return;
+    }
+    try {
+      await reader.xgroup('CREATE', this.stream, FAN_OUT_GROUP, '0', 'MKSTREAM');
+    } catch (error) {
+      if (!(error instanceof Error) || !error.message.startsWith('BUSYGROUP')) {
+        throw error;
+      }
+    }
+    this.groupReady = true;
+  }
+
+  /** Takes over entries pending longer than claimIdleMs (a dead consumer's, or a failed fan-out). */
+  private async claimPending(reader: Redis | Cluster): Promise<void> {
+    let cursor = '0-0';
+    do {
+      const [next, entries] = (await reader.xautoclaim(
+        this.stream,
+        FAN_OUT_GROUP,
+        this.consumer,
+        this.claimIdleMs,
+        cursor,
+        'COUNT',
+        this.batch,
+      )) as [string, StreamEntry[], string[]?];
+      // Deleted entries come back as nulls (Redis 7 lists their ids apart).
+      const live = entries.filter((entry) => Array.isArray(entry) && entry[1]);
+      if (live.length > 0) {
+        await this.fanOut(reader, live);
+      }
+      cursor = next;
+    } while (cursor !== '0-0' && !this.stopping);
+  }
+
+  /**
+   * Queues a batch: the endpoints read once, each entry's events made once, one enqueue per
+   * endpoint. Acknowledged and deleted only once every endpoint has them.
+   */
+  private async fanOut(reader: Redis | Cluster, entries: StreamEntry[]): Promise<void> {
+    const events: WebhookEvent[] = [];
+    for (const [, fields] of entries) {
+      const event = eventOf(fields);
+      if (event) {
+        events.push(event);
+      }
+    }
+    const endpoints = await this.enqueuer.endpointsNow();
+    const queued: Promise<void>[] = [];
+    for (const endpoint of endpoints) {
+      const wanted = events.filter((event) => wants(endpoint, event.type));
+      if (wanted.length > 0) {
+        queued.push(this.enqueuer.enqueue(endpoint.id, wanted));
+      }
+    }
+    await Promise.all(queued);
+    const ids = entries.map(([id]) => id);
+    await reader.xack(this.stream, FAN_OUT_GROUP, ...ids);
+    await reader.xdel(this.stream, ...ids);
+  }
+}
+
+/** An entry's event: a change's, made from it here, or an eviction's, made when it happened. */
+function eventOf(fields: string[]): WebhookEvent | null {
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    if (fields[i] === CHANGE_FIELD) {
+      return changeEvent(JSON.parse(fields[i + 1]) as TappedChange);
+    }
+    if (fields[i] === EVENT_FIELD) {
+      return JSON.parse(fields[i + 1]) as WebhookEvent;
+    }
+  }
+  return null;
+}
