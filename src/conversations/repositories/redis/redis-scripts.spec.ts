@@ -21,6 +21,7 @@ describe('the Redis scripts as loaded', () => {
       chatInboxScan: 1,
       chatMarkCounted: 1,
       chatPage: 5,
+      chatQueued: 1,
       chatRead: 5,
       chatRecount: 5,
       chatReserve: 1,
