@@ -5,7 +5,11 @@ import {
   EvictedConversation,
   TappedChange,
 } from '../src/conversations/change-outbox';
-import { connectRedis } from '../src/conversations/repositories/redis/redis-client';
+import { clusterNodeList } from '../src/config/app.config';
+import {
+  connectRedis,
+  connectRedisCluster,
+} from '../src/conversations/repositories/redis/redis-client';
 import {
   RedisConversationRepository,
   RedisStoreOptions,
@@ -23,6 +27,7 @@ import {
 } from '../src/webhooks/webhook.model';
 import { SILENT_OBSERVER } from '../src/webhooks/delivery-policy';
 import { describeWithRedis } from './utils/redis';
+import { describeWithRedisCluster } from './utils/redis-cluster';
 
 const LIMITS = { maxConversations: 1_000, maxMessages: 1_000 };
 
@@ -461,5 +466,84 @@ describeWithRedis('Redis webhooks outbox', (redis) => {
     ).rejects.toMatchObject({ code: 'store_unavailable' });
     expect(await redis().admin.hget(`${prefix}{${id}}:conv`, 'w')).toBe('-1');
     expect(await redis().admin.xlen(new RedisKeys(prefix).webhookOutbox)).toBe(1);
+  });
+});
+
+describeWithRedisCluster('Redis Cluster webhooks outbox', (cluster) => {
+  jest.setTimeout(60_000);
+
+  it('queues, fans out, reconciles and tells evictions across slots, waiting for replicas', async () => {
+    const prefix = `test:${randomUUID().slice(0, 8)}:`;
+    const seeds = clusterNodeList(cluster().seeds) ?? [];
+    const client = await connectRedisCluster(seeds, 2_000);
+    const outbox = new ChangeOutbox();
+    const repository = new RedisConversationRepository(client, prefix, cluster().seeds, {
+      outbox,
+      waitReplicas: 1,
+      waitTimeoutMs: 2_000,
+    });
+    const sink = new RedisOutbox(repository.connection, {
+      waitReplicas: 1,
+      waitTimeoutMs: 2_000,
+      wantsTranscripts: () => true,
+    });
+    const skippable = new SkippableSink(sink);
+    outbox.attach(skippable);
+    const endpoint = newEndpoint({ url: 'http://127.0.0.1/a' }, Date.now());
+    const enqueuer = new FakeEnqueuer([endpoint]);
+    const keys = new RedisKeys(prefix);
+    const fanOut = new RedisFanOut(client, keys.webhookOutbox, enqueuer, { blockMs: 100 });
+    fanOut.start();
+    try {
+      const ids = Array.from({ length: 6 }, () => randomUUID());
+      for (const id of ids) {
+        await repository.createConversation({ id, now: 1_000, ...LIMITS });
+        await repository.appendMessage(id, {
+          id: randomUUID(),
+          sender: 'agent',
+          content: 'hi',
+          timestamp: 1,
+          now: 1_000,
+          ...LIMITS,
+        });
+      }
+      // One post whose process died before queuing it.
+      skippable.skip = true;
+      await repository.appendMessage(ids[0], {
+        id: randomUUID(),
+        sender: 'customer',
+        content: 'lost writer',
+        timestamp: 1,
+        now: 1_000,
+        ...LIMITS,
+      });
+      skippable.skip = false;
+      const reconcile = new RedisReconcile(repository.connection, sink, {
+        everyMs: 1_000,
+        graceMs: 0,
+        firstLookBackMs: Date.now(),
+      });
+      expect(await reconcile.pass()).toMatchObject({ queued: 1, lost: 0 });
+      expect(await repository.evictInactive(2_000)).toBe(6);
+      const want = (id: string, suffix: string) =>
+        enqueuer
+          .ids(endpoint.id)
+          .some((got) => got.startsWith(`evt_${id.replace(/-/g, '')}_`) && got.endsWith(suffix));
+      await until(() =>
+        ids.every(
+          (id) =>
+            want(id, '_created') &&
+            want(id, '_1') &&
+            want(id, '_evicted') &&
+            want(id, '_transcript_1'),
+        ),
+      );
+      expect(want(ids[0], '_2')).toBe(true);
+      const got = enqueuer.ids(endpoint.id);
+      expect(new Set(got).size).toBe(got.length);
+    } finally {
+      await fanOut.stop();
+      await repository.onApplicationShutdown();
+    }
   });
 });
