@@ -299,6 +299,18 @@ describeWithRedis('Redis webhooks outbox', (redis) => {
     await until(async () => (await redis().admin.xlen(keys.webhookOutbox)) === 0);
   });
 
+  it('stops at once while its read is blocked', async () => {
+    const { client, keys } = await open();
+    const fanOut = new RedisFanOut(client, keys.webhookOutbox, new FakeEnqueuer([]), {
+      blockMs: 10_000,
+    });
+    fanOut.start();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const started = Date.now();
+    await fanOut.stop();
+    expect(Date.now() - started).toBeLessThan(1_000);
+  });
+
   it('reconciles what a writer that died left unqueued, also while another wrote after it', async () => {
     const prefix = redis().newPrefix();
     const a = await open(prefix);
@@ -352,6 +364,43 @@ describeWithRedis('Redis webhooks outbox', (redis) => {
     // Nothing left: a second pass queues nothing.
     expect(await reconcile.pass()).toEqual({ conversations: 0, queued: 0, lost: 0 });
     expect(lost).toEqual([]);
+  });
+
+  it('leaves a change within the grace to its own request, unless later ones were queued', async () => {
+    const { repository, skippable, sink } = await open();
+    const post = (id: string) =>
+      repository.appendMessage(id, {
+        id: randomUUID(),
+        sender: 'agent',
+        content: 'x',
+        timestamp: 1,
+        now: Date.now(),
+        ...LIMITS,
+      });
+    const idle = randomUUID();
+    const busy = randomUUID();
+    await repository.createConversation({ id: idle, now: Date.now(), ...LIMITS });
+    await repository.createConversation({ id: busy, now: Date.now(), ...LIMITS });
+    skippable.skip = true;
+    await post(idle);
+    await post(busy);
+    skippable.skip = false;
+    await post(busy); // queued: its mark stands still below it
+    const reconcile = new RedisReconcile(repository.connection, sink, {
+      everyMs: 1_000,
+      graceMs: 60_000,
+    });
+    // Just applied: maybe still on its way.
+    expect(await reconcile.pass()).toEqual({ conversations: 0, queued: 0, lost: 0 });
+    // The mark has stood still past the grace while later changes were queued.
+    await redis().admin.hset(`${repository.connection.keys.conversation(busy)[0]}`, 'wt', 1);
+    expect(await reconcile.pass()).toEqual({ conversations: 1, queued: 1, lost: 0 });
+    // Past the grace, the idle one too.
+    expect(await reconcile.pass(Date.now() + 61_000)).toEqual({
+      conversations: 1,
+      queued: 1,
+      lost: 0,
+    });
   });
 
   it('counts a loss past the replay buffer, and queues what the buffer still holds', async () => {

@@ -55,6 +55,8 @@ export class RedisFanOut {
   private reader: Redis | Cluster | null = null;
   private running: Promise<void> | null = null;
   private stopping = false;
+  /** In the blocking read: a stop cuts it; otherwise it lets the batch in hand finish. */
+  private reading = false;
   private lastClaimAt = 0;
 
   /**
@@ -93,12 +95,19 @@ export class RedisFanOut {
     this.running = this.loop();
   }
 
-  /** Ends the loop: a read in progress is cut by closing its connection. */
+  /**
+   * Ends the loop: a blocking read is cut by closing its connection; a batch being queued
+   * is let finish and acknowledged first (else another process would queue it again after
+   * claimIdleMs: a duplicate, dropped downstream, but late).
+   */
   async stop(): Promise<void> {
     this.stopping = true;
     const reader = this.reader;
-    reader?.disconnect();
+    if (this.reading) {
+      reader?.disconnect();
+    }
     await this.running;
+    reader?.disconnect();
     this.running = null;
     this.reader = null;
   }
@@ -113,6 +122,10 @@ export class RedisFanOut {
           this.lastClaimAt = Date.now();
           await this.claimPending(reader);
         }
+        if (this.stopping) {
+          return;
+        }
+        this.reading = true;
         const read = (await reader.xreadgroup(
           'GROUP',
           FAN_OUT_GROUP,
@@ -125,6 +138,7 @@ export class RedisFanOut {
           this.stream,
           '>',
         )) as [string, StreamEntry[]][] | null;
+        this.reading = false;
         if (read && read[0][1].length > 0) {
           await this.fanOut(reader, read[0][1]);
         }
@@ -133,6 +147,7 @@ export class RedisFanOut {
           failing = false;
         }
       } catch (error) {
+        this.reading = false;
         if (this.stopping) {
           return;
         }
