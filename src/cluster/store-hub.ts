@@ -5,6 +5,7 @@ import {
   ConversationRepository,
 } from '../conversations/conversation.repository';
 import { RateLimitStore } from '../access/rate-limits/rate-limit.store';
+import { WebhookStore } from '../webhooks/webhook.store';
 import {
   ChangeNotice,
   InboxNotice,
@@ -30,21 +31,27 @@ type Operation = (...args: unknown[]) => Promise<unknown>;
 /**
  * The primary's side of the store protocol: applies each worker's calls, in arrival order, to
  * the store of the port each names (the one conversation repository, the rate-limit
- * counters), and answers each batch with one reply batch.
+ * counters, the webhooks), and answers each batch with one reply batch.
  */
 export class StoreHub {
   private readonly logger = new Logger(StoreHub.name);
   /** port → operation → the store's method: what a call may reach, and nothing else. */
   private readonly ports = new Map<string, Map<string, Operation>>();
 
-  /** Without `rateLimits`, the rate-limit port's calls are refused (as unknown ones are). */
+  /**
+   * Without `rateLimits` or `webhooks`, that port's calls are refused (as unknown ones are).
+   */
   constructor(
     private readonly repository: ConversationRepository,
     rateLimits?: RateLimitStore,
+    webhooks?: WebhookStore,
   ) {
     this.serve('conversations', repository);
     if (rateLimits) {
       this.serve('rateLimit', rateLimits);
+    }
+    if (webhooks) {
+      this.serve('webhooks', webhooks);
     }
   }
 

@@ -6,10 +6,11 @@ import {
   TypingSignal,
 } from '../../conversation.repository';
 import { RateLimitStore } from '../../../access/rate-limits/rate-limit.store';
+import { WebhookStore } from '../../../webhooks/webhook.store';
 
 /**
  * The wire protocol between a worker's IPC stores (IpcConversationRepository,
- * IpcRateLimitStore, over one IpcStoreChannel) and the primary's StoreHub. A call names its
+ * IpcRateLimitStore, IpcWebhookStore, over one IpcStoreChannel) and the primary's StoreHub. A call names its
  * port and one of that port's operations. Calls made in the same event-loop turn travel as one
  * batch, and their replies as one.
  */
@@ -36,6 +37,18 @@ export const STORE_PORTS = {
     'counts',
   ] as const satisfies readonly (keyof ConversationRepository)[],
   rateLimit: ['countHit'] as const satisfies readonly (keyof RateLimitStore)[],
+  webhooks: [
+    'createEndpoint',
+    'listEndpoints',
+    'getEndpoint',
+    'updateEndpoint',
+    'deleteEndpoint',
+    'rotateSecret',
+    'sendTest',
+    'deliveries',
+    'retryDelivery',
+    'recover',
+  ] as const satisfies readonly (keyof WebhookStore)[],
 };
 
 export type StorePort = keyof typeof STORE_PORTS;

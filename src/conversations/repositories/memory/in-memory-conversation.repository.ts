@@ -1,5 +1,5 @@
 import { StoreError } from '../../../common/errors/store-error';
-import { ChangeOutbox } from '../../change-outbox';
+import { ChangeOutbox, EvictedConversation, TappedChange } from '../../change-outbox';
 import { ActivityIndex } from './activity-index';
 import { historyPieces } from '../history-pieces';
 import { Watchers } from '../watchers';
@@ -13,6 +13,7 @@ import {
   lastMessageOf,
   newConversation,
   stateOf,
+  summaryJsonOf,
 } from '../../records/conversation.codec';
 import {
   failsIfMatch,
@@ -84,6 +85,21 @@ import {
   toChange,
 } from './memory-records';
 import { restoredRecord, snapshotLine } from './snapshot-codec';
+
+/** The types of changes that take a seq, as the outbox names them. */
+type TappedType = Exclude<TappedChange['type'], 'conversation.created'>;
+
+/** An evicted conversation as the outbox is told it. */
+function evictedConversation(record: ConversationRecord, transcript: boolean): EvictedConversation {
+  return {
+    conversationId: record.id,
+    life: record.life,
+    lastSeq: record.lastSeq,
+    summary: summaryJsonOf(historyOf(record, record.messages.length, null)),
+    messagesJson: transcript ? record.bySeq.map((message) => message.json) : [],
+    at: Date.now(),
+  };
+}
 
 function lastReadOf(record: ConversationRecord): LastRead {
   return { customer: record.readCustomer, agent: record.readAgent };
@@ -240,6 +256,18 @@ export class InMemoryConversationRepository extends ConversationRepository {
     this.conversations.add(record);
     this.inbox.add(record);
     this.tellInbox('conversation.created', record);
+    if (this.outbox.active) {
+      this.outbox.changed([
+        {
+          conversationId: record.id,
+          life: record.life,
+          seq: 0,
+          type: 'conversation.created',
+          data: summaryJsonOf(historyOf(record, 0, null)),
+          at: record.createdAt,
+        },
+      ]);
+    }
     return asCreated(record);
   }
 
@@ -307,7 +335,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
     if (keyed) {
       bytes += keepPost(record, keyed, input.now, stored);
     }
-    bytes -= this.tellChange(record, stored);
+    bytes -= this.tellChange(record, stored, input.now);
     // twin: src/conversations/repositories/redis/scripts/append-7.lua (the counters on a post)
     if (input.sender === 'customer') {
       record.unreadAgent++;
@@ -358,7 +386,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
     const bytes =
       DELETED_CHANGE_BYTES -
       letGo(removed, IN_HISTORY) -
-      this.tellChange(record, { seq, deleted: flat(messageId) });
+      this.tellChange(record, { seq, deleted: flat(messageId) }, now);
     this.recount(record, now, -1, bytes);
     this.changed(record);
     return { messageId, seq };
@@ -392,7 +420,8 @@ export class InMemoryConversationRepository extends ConversationRepository {
     // twin: src/conversations/repositories/redis/scripts/read-5.lua (the seq step)
     const seq = ++record.lastSeq;
     const bytes =
-      READ_CHANGE_BYTES - this.tellChange(record, { seq, reader: receipt.sender, horizon: read });
+      READ_CHANGE_BYTES -
+      this.tellChange(record, { seq, reader: receipt.sender, horizon: read }, receipt.now);
     this.recount(record, receipt.now, 0, bytes);
     this.changed(record);
     return { lastRead: lastReadOf(record), seq };
@@ -405,9 +434,12 @@ export class InMemoryConversationRepository extends ConversationRepository {
 
   async evictInactive(cutoff: number): Promise<number> {
     const gone: ConversationRecord[] = [];
+    const outbox = this.outbox.active ? this.outbox : null;
     const evicted = await this.conversations.evictBefore(cutoff, (record) => {
       record.evicted = true;
       gone.push(record);
+      // Told while the record is still at hand: its transcript only if an endpoint takes it.
+      outbox?.evicted([evictedConversation(record, outbox.wantsTranscripts())]);
     });
     this.inbox.pruneEvicted(gone);
     for (const record of gone) {
@@ -537,12 +569,20 @@ export class InMemoryConversationRepository extends ConversationRepository {
 
   /**
    * Puts a change in the replay buffer, the last replayLimit kept, and tells the watchers; the
-   * bytes the budget gives back for the entry that left the buffer to make room, if any.
+   * bytes the budget gives back for the entry that left the buffer to make room, if any. The
+   * outbox (the webhooks), when one listens, is told it too.
    * twin: src/conversations/repositories/redis/scripts/includes/tellChange.lua (the cut-off)
    */
-  private tellChange(record: ConversationRecord, change: BufferedChange): number {
+  private tellChange(record: ConversationRecord, change: BufferedChange, now: number): number {
     if ('json' in change) {
       change.holders |= IN_REPLAY;
+    }
+    if (this.outbox.active) {
+      // In the write's own step, so that a change is queued for the webhooks if it stands.
+      const { conversationId, seq, type, data } = toChange(record.id, change);
+      this.outbox.changed([
+        { conversationId, life: record.life, seq, type: type as TappedType, data, at: now },
+      ]);
     }
     record.changes.push(change);
     const freed =
@@ -601,7 +641,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
     Object.assign(record, stateOf(next));
     record.lastSeq = seq;
     record.stateSeq = seq;
-    const freed = this.tellChange(record, { seq, updated: data });
+    const freed = this.tellChange(record, { seq, updated: data }, now);
     this.recount(record, now, 0, grows + stateChangeBytes(data) - freed);
     if (record.status === 'snoozed') {
       // Idle from its wake on: eviction waits for CONVERSATION_TTL_MS after it.

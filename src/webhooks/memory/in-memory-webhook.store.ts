@@ -1,0 +1,752 @@
+import { StoreError } from '../../common/errors/store-error';
+import type { WebhookSettings } from '../../config/app.settings';
+import type {
+  ChangeSink,
+  EvictedConversation,
+  TappedChange,
+} from '../../conversations/change-outbox';
+import {
+  AttemptOutcome,
+  DeliveryObserver,
+  disablesForFailing,
+  nextStep,
+  SILENT_OBSERVER,
+} from '../delivery-policy';
+import { WebhookSender } from '../webhook-sender';
+import { WebhookStore } from '../webhook.store';
+import {
+  changeEvent,
+  DeliveryAttempt,
+  DeliveryPage,
+  DeliveryQuery,
+  DeliveryStatus,
+  DeliveryView,
+  DisabledReason,
+  EndpointPatch,
+  EndpointRecord,
+  EndpointView,
+  endpointView,
+  evictionEvents,
+  NewEndpoint,
+  newEndpoint,
+  OLD_SECRET_OVERLAP_MS,
+  patchedEndpoint,
+  rotatedEndpoint,
+  signingSecrets,
+  testEvent,
+  wants,
+  WebhookEvent,
+} from '../webhook.model';
+
+/** One event's delivery to one endpoint. */
+interface Delivery {
+  readonly event: WebhookEvent;
+  /** The body's bytes, counted against WEBHOOK_MAX_BYTES while pending. */
+  readonly bytes: number;
+  status: DeliveryStatus;
+  createdAt: number;
+  /** Pending: when the next attempt is due (absolute, ms). */
+  dueAt: number;
+  /** Every attempt made, oldest first (a retry keeps the earlier ones in the log). */
+  attempts: DeliveryAttempt[];
+  /** Attempts of the current schedule: what nextStep counts (a retry starts it over). */
+  tries: number;
+  /** When it succeeded or failed for good. */
+  finishedAt: number;
+  /** The attempt in flight, if any. */
+  inFlight: AbortController | null;
+  /** Bumped on every reschedule: heap entries of an older version are stale. */
+  version: number;
+}
+
+/** A due-time entry of an endpoint's queue; stale when the delivery's version moved on. */
+interface Due {
+  at: number;
+  order: number;
+  version: number;
+  delivery: Delivery;
+}
+
+/** An endpoint and what is queued and logged for it. */
+interface Endpoint {
+  record: EndpointRecord;
+  /** By event id (the delivery's id), pending and finished alike. */
+  deliveries: Map<string, Delivery>;
+  /** Pending deliveries not in flight, by due time (a binary min-heap with stale entries). */
+  queue: Due[];
+  pending: number;
+  inFlight: number;
+  /** Finished deliveries, in the order they finished: the log's limit drops the first. */
+  finished: Delivery[];
+}
+
+/** The snapshot's line for an endpoint or one of its pending deliveries. */
+interface WebhookLine {
+  webhook:
+    | { endpoint: EndpointRecord }
+    | {
+        endpointId: string;
+        event: WebhookEvent;
+        createdAt: number;
+        dueAt: number;
+        attempts: DeliveryAttempt[];
+        tries: number;
+      };
+}
+
+const LINE_MARK = '{"webhook":';
+
+/** How often finished deliveries past WEBHOOK_RETENTION_MS are let go, at most. */
+const PRUNE_EVERY_MS = 60_000;
+
+/**
+ * The webhooks of the process that keeps the conversations in memory (a single process, or the
+ * cluster's primary, which serves the workers through its StoreHub): endpoints, a queue per
+ * endpoint and its log, all in this process. The conversation store tells it each change in
+ * the same step as the write (ChangeSink); it queues one delivery per endpoint that wants it,
+ * and sends them later, never in that step.
+ *
+ * Due times are absolute, and one timer waits for the earliest. Each endpoint has at most
+ * WEBHOOK_MAX_IN_FLIGHT attempts out and its own queue, so a slow receiver only delays its
+ * own deliveries. A graceful stop aborts the attempts in flight without counting them; the
+ * snapshot (snapshotLines) keeps the endpoints and every pending delivery, which are sent
+ * again after the next start under the same id.
+ *
+ * The log keeps each finished delivery for WEBHOOK_RETENTION_MS after it finished (as BullMQ
+ * keeps a finished job), at most WEBHOOK_LOG_LIMIT per endpoint; it is not in the snapshot.
+ */
+export class InMemoryWebhookStore extends WebhookStore implements ChangeSink {
+  private readonly endpoints = new Map<string, Endpoint>();
+  /** Bytes of every pending delivery's body, across endpoints. */
+  private pendingBytes = 0;
+  private order = 0;
+  private running = false;
+  private pumpScheduled = false;
+  private timer: NodeJS.Timeout | null = null;
+  private timerAt = Infinity;
+  private pruneTimer: NodeJS.Timeout | null = null;
+  /** Attempts in flight, settled when their outcome is applied (stop waits for them). */
+  private readonly attempts = new Set<Promise<void>>();
+
+  constructor(
+    private readonly settings: WebhookSettings,
+    private readonly sender: WebhookSender,
+    private readonly observer: DeliveryObserver = SILENT_OBSERVER,
+    private readonly clock: () => number = Date.now,
+  ) {
+    super();
+  }
+
+  /** Begins sending what is due (restored deliveries too). */
+  start(): void {
+    if (this.running) {
+      return;
+    }
+    this.running = true;
+    this.pruneTimer = setInterval(
+      () => this.prune(this.clock()),
+      Math.min(PRUNE_EVERY_MS, Math.max(1, this.settings.retentionMs)),
+    );
+    this.pruneTimer.unref();
+    this.schedulePump();
+  }
+
+  /**
+   * Sends nothing more, and aborts the attempts in flight: they stay pending, not counted as
+   * attempts, and are sent again after the next start (from the snapshot, when one is kept).
+   */
+  async stop(): Promise<void> {
+    this.running = false;
+    this.clearTimer();
+    if (this.pruneTimer) {
+      clearInterval(this.pruneTimer);
+      this.pruneTimer = null;
+    }
+    for (const endpoint of this.endpoints.values()) {
+      for (const delivery of endpoint.deliveries.values()) {
+        delivery.inFlight?.abort();
+      }
+    }
+    await Promise.all([...this.attempts]);
+  }
+
+  // ---- the conversation store's side (ChangeSink) ----
+
+  changed(changes: TappedChange[]): void {
+    // Runs on every write: nothing is built while no endpoint exists.
+    if (this.endpoints.size === 0) {
+      return;
+    }
+    for (const change of changes) {
+      let event: WebhookEvent | null = null;
+      for (const endpoint of this.endpoints.values()) {
+        if (wants(endpoint.record, change.type)) {
+          event ??= changeEvent(change);
+          this.enqueue(endpoint, event, Buffer.byteLength(event.body), change.at);
+        }
+      }
+    }
+  }
+
+  evicted(conversations: EvictedConversation[]): void {
+    if (this.endpoints.size === 0) {
+      return;
+    }
+    const transcript = this.wantsTranscripts();
+    for (const conversation of conversations) {
+      for (const event of evictionEvents(conversation, transcript)) {
+        const bytes = Buffer.byteLength(event.body);
+        for (const endpoint of this.endpoints.values()) {
+          if (wants(endpoint.record, event.type)) {
+            this.enqueue(endpoint, event, bytes, conversation.at);
+          }
+        }
+      }
+    }
+  }
+
+  wantsTranscripts(): boolean {
+    for (const endpoint of this.endpoints.values()) {
+      if (wants(endpoint.record, 'conversation.transcript')) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  // ---- the HTTP side (WebhookStore) ----
+
+  async createEndpoint(
+    input: NewEndpoint,
+    now: number,
+  ): Promise<{ endpoint: EndpointView; secret: string }> {
+    if (this.endpoints.size >= this.settings.maxEndpoints) {
+      throw new StoreError('webhook_limit_reached');
+    }
+    const record = newEndpoint(input, now);
+    this.endpoints.set(record.id, newEndpointState(record));
+    return { endpoint: endpointView(record, now), secret: record.secret };
+  }
+
+  async listEndpoints(now: number): Promise<EndpointView[]> {
+    return [...this.endpoints.values()].map((endpoint) => endpointView(endpoint.record, now));
+  }
+
+  async getEndpoint(id: string, now: number): Promise<EndpointView> {
+    return endpointView(this.endpoint(id).record, now);
+  }
+
+  async updateEndpoint(id: string, patch: EndpointPatch, now: number): Promise<EndpointView> {
+    const endpoint = this.endpoint(id);
+    endpoint.record = patchedEndpoint(endpoint.record, patch, now);
+    if (endpoint.record.disabledReason === null) {
+      // Enabled (again): what waited while it was disabled is sent now.
+      this.schedulePump();
+    }
+    return endpointView(endpoint.record, now);
+  }
+
+  async deleteEndpoint(id: string): Promise<void> {
+    const endpoint = this.endpoint(id);
+    this.endpoints.delete(id);
+    for (const delivery of endpoint.deliveries.values()) {
+      delivery.inFlight?.abort();
+      if (delivery.status === 'pending') {
+        this.pendingBytes -= delivery.bytes;
+      }
+    }
+  }
+
+  async rotateSecret(
+    id: string,
+    now: number,
+  ): Promise<{ secret: string; previousSecretExpiresAt: number }> {
+    const endpoint = this.endpoint(id);
+    const rotated = rotatedEndpoint(endpoint.record, now);
+    if ('refused' in rotated) {
+      throw new StoreError(rotated.refused);
+    }
+    endpoint.record = rotated;
+    return { secret: rotated.secret, previousSecretExpiresAt: now + OLD_SECRET_OVERLAP_MS };
+  }
+
+  /**
+   * Queued even for a disabled endpoint, past its caps (someone asked for it, and it is one
+   * delivery): it waits with the endpoint's other pending deliveries and is sent once the
+   * endpoint is enabled again.
+   */
+  async sendTest(id: string, now: number): Promise<{ deliveryId: string }> {
+    const endpoint = this.endpoint(id);
+    const event = testEvent(id, now);
+    this.queueDelivery(endpoint, event, Buffer.byteLength(event.body), now);
+    return { deliveryId: event.id };
+  }
+
+  async deliveries(id: string, query: DeliveryQuery, now: number): Promise<DeliveryPage> {
+    const endpoint = this.endpoint(id);
+    this.pruneEndpoint(endpoint, now);
+    const after = query.cursor === undefined ? null : cursorOf(query.cursor);
+    const listed = [...endpoint.deliveries.values()]
+      .filter(
+        (delivery) =>
+          (query.status === undefined || delivery.status === query.status) &&
+          (after === null || newerFirst(delivery, after) > 0),
+      )
+      .sort(newerFirst);
+    const page = listed.slice(0, query.limit);
+    const last = page[page.length - 1];
+    return {
+      deliveries: page.map(deliveryView),
+      nextCursor:
+        listed.length > page.length && last
+          ? Buffer.from(JSON.stringify([last.createdAt, last.event.id])).toString('base64url')
+          : null,
+    };
+  }
+
+  async retryDelivery(id: string, deliveryId: string, now: number): Promise<void> {
+    const endpoint = this.endpoint(id);
+    this.pruneEndpoint(endpoint, now);
+    const delivery = endpoint.deliveries.get(deliveryId);
+    if (!delivery) {
+      throw new StoreError('webhook_delivery_not_found');
+    }
+    this.requeue(endpoint, delivery, now);
+  }
+
+  async recover(id: string, since: number, now: number): Promise<{ requeued: number }> {
+    const endpoint = this.endpoint(id);
+    this.pruneEndpoint(endpoint, now);
+    let requeued = 0;
+    for (const delivery of [...endpoint.finished]) {
+      if (delivery.status === 'failed' && delivery.createdAt >= since) {
+        this.requeue(endpoint, delivery, now);
+        requeued++;
+      }
+    }
+    return { requeued };
+  }
+
+  // ---- the snapshot ----
+
+  /** The endpoints (with their secrets) and their pending deliveries, a JSON line each. */
+  *snapshotLines(): IterableIterator<string> {
+    for (const endpoint of this.endpoints.values()) {
+      yield JSON.stringify({ webhook: { endpoint: endpoint.record } } satisfies WebhookLine);
+      for (const delivery of endpoint.deliveries.values()) {
+        if (delivery.status === 'pending') {
+          const line: WebhookLine = {
+            webhook: {
+              endpointId: endpoint.record.id,
+              event: delivery.event,
+              createdAt: delivery.createdAt,
+              dueAt: delivery.dueAt,
+              attempts: delivery.attempts,
+              tries: delivery.tries,
+            },
+          };
+          yield JSON.stringify(line);
+        }
+      }
+    }
+  }
+
+  /** Puts back a line of snapshotLines(); false for a line that is not one (a conversation's). */
+  restore(line: string): boolean {
+    if (!line.startsWith(LINE_MARK)) {
+      return false;
+    }
+    const { webhook } = JSON.parse(line) as WebhookLine;
+    if ('endpoint' in webhook) {
+      this.endpoints.set(webhook.endpoint.id, newEndpointState(webhook.endpoint));
+      return true;
+    }
+    const endpoint = this.endpoints.get(webhook.endpointId);
+    if (endpoint && !endpoint.deliveries.has(webhook.event.id)) {
+      const delivery = this.queueDelivery(
+        endpoint,
+        webhook.event,
+        Buffer.byteLength(webhook.event.body),
+        webhook.createdAt,
+      );
+      delivery.attempts = webhook.attempts;
+      delivery.tries = webhook.tries;
+      this.reschedule(endpoint, delivery, webhook.dueAt);
+    }
+    return true;
+  }
+
+  // ---- queueing ----
+
+  /** Queues `event` for an endpoint that wants it, within its caps, else disables it (backlog). */
+  private enqueue(endpoint: Endpoint, event: WebhookEvent, bytes: number, now: number): void {
+    if (endpoint.deliveries.has(event.id)) {
+      return;
+    }
+    if (
+      endpoint.pending >= this.settings.maxPending ||
+      this.pendingBytes + bytes > this.settings.maxBytes
+    ) {
+      this.disable(endpoint, 'backlog', now);
+      return;
+    }
+    this.queueDelivery(endpoint, event, bytes, now);
+  }
+
+  private queueDelivery(
+    endpoint: Endpoint,
+    event: WebhookEvent,
+    bytes: number,
+    now: number,
+  ): Delivery {
+    const delivery: Delivery = {
+      event,
+      bytes,
+      status: 'pending',
+      createdAt: now,
+      dueAt: now,
+      attempts: [],
+      tries: 0,
+      finishedAt: 0,
+      inFlight: null,
+      version: 0,
+    };
+    endpoint.deliveries.set(event.id, delivery);
+    endpoint.pending++;
+    this.pendingBytes += bytes;
+    this.push(endpoint, delivery);
+    return delivery;
+  }
+
+  /**
+   * A retry or a recover: a finished delivery is pending again with a fresh schedule, due now;
+   * a pending one is due now (one in flight is left to its attempt).
+   */
+  private requeue(endpoint: Endpoint, delivery: Delivery, now: number): void {
+    if (delivery.status === 'pending') {
+      if (!delivery.inFlight) {
+        this.reschedule(endpoint, delivery, now);
+      }
+      return;
+    }
+    const at = endpoint.finished.indexOf(delivery);
+    if (at >= 0) {
+      endpoint.finished.splice(at, 1);
+    }
+    delivery.status = 'pending';
+    delivery.tries = 0;
+    delivery.finishedAt = 0;
+    endpoint.pending++;
+    this.pendingBytes += delivery.bytes;
+    this.reschedule(endpoint, delivery, now);
+  }
+
+  private reschedule(endpoint: Endpoint, delivery: Delivery, at: number): void {
+    delivery.version++;
+    delivery.dueAt = at;
+    this.push(endpoint, delivery);
+  }
+
+  private push(endpoint: Endpoint, delivery: Delivery): void {
+    heapPush(endpoint.queue, {
+      at: delivery.dueAt,
+      order: this.order++,
+      version: delivery.version,
+      delivery,
+    });
+    if (this.running) {
+      if (delivery.dueAt <= this.clock()) {
+        this.schedulePump();
+      } else {
+        this.armTimer(delivery.dueAt);
+      }
+    }
+  }
+
+  private finish(
+    endpoint: Endpoint,
+    delivery: Delivery,
+    status: DeliveryStatus,
+    now: number,
+  ): void {
+    delivery.status = status;
+    delivery.finishedAt = now;
+    endpoint.pending--;
+    this.pendingBytes -= delivery.bytes;
+    endpoint.finished.push(delivery);
+    while (endpoint.finished.length > this.settings.logLimit) {
+      endpoint.deliveries.delete((endpoint.finished.shift() as Delivery).event.id);
+    }
+  }
+
+  private disable(
+    endpoint: Endpoint,
+    reason: Exclude<DisabledReason, 'manual'>,
+    now: number,
+  ): void {
+    if (endpoint.record.disabledReason !== null) {
+      return;
+    }
+    endpoint.record = { ...endpoint.record, disabledReason: reason, updatedAt: now };
+    this.observer.disabled(endpoint.record.id, reason);
+  }
+
+  // ---- sending ----
+
+  /** Sends what is due on a later turn: never in the step of the write that queued it. */
+  private schedulePump(): void {
+    if (this.pumpScheduled || !this.running) {
+      return;
+    }
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
+      this.pump();
+    });
+  }
+
+  /** Starts every due attempt each endpoint has room for, then waits for the next due time. */
+  private pump(): void {
+    if (!this.running) {
+      return;
+    }
+    const now = this.clock();
+    let next = Infinity;
+    for (const endpoint of this.endpoints.values()) {
+      if (endpoint.record.disabledReason !== null) {
+        continue;
+      }
+      const { queue } = endpoint;
+      while (queue.length > 0 && endpoint.inFlight < this.settings.maxInFlight) {
+        const top = queue[0];
+        if (top.version !== top.delivery.version || top.delivery.status !== 'pending') {
+          heapPop(queue);
+          continue;
+        }
+        if (top.at > now) {
+          next = Math.min(next, top.at);
+          break;
+        }
+        heapPop(queue);
+        this.send(endpoint, top.delivery);
+      }
+    }
+    if (next < Infinity) {
+      this.armTimer(next);
+    }
+  }
+
+  private armTimer(at: number): void {
+    if (!this.running || at >= this.timerAt) {
+      return;
+    }
+    this.clearTimer();
+    this.timerAt = at;
+    this.timer = setTimeout(
+      () => {
+        this.timer = null;
+        this.timerAt = Infinity;
+        this.pump();
+      },
+      Math.max(0, at - this.clock()),
+    );
+  }
+
+  private clearTimer(): void {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    this.timerAt = Infinity;
+  }
+
+  private send(endpoint: Endpoint, delivery: Delivery): void {
+    const controller = new AbortController();
+    delivery.inFlight = controller;
+    endpoint.inFlight++;
+    const at = this.clock();
+    const { record } = endpoint;
+    const attempt = this.sender
+      .send(record.url, delivery.event, signingSecrets(record, at), controller.signal)
+      .then(
+        (outcome) => outcome,
+        (error: unknown): AttemptOutcome => ({
+          ok: false,
+          statusCode: null,
+          durationMs: this.clock() - at,
+          error: error instanceof Error ? error.message : String(error),
+        }),
+      )
+      .then((outcome) => {
+        endpoint.inFlight--;
+        delivery.inFlight = null;
+        if (controller.signal.aborted) {
+          // A stop or a delete: not an attempt. Pending again, due as it was.
+          if (this.endpoints.get(record.id) === endpoint) {
+            this.push(endpoint, delivery);
+          }
+          return;
+        }
+        this.settle(endpoint, delivery, at, outcome);
+        this.schedulePump();
+      })
+      .finally(() => this.attempts.delete(attempt));
+    this.attempts.add(attempt);
+  }
+
+  /** Applies an attempt's outcome (delivery-policy.ts) and tells the observer. */
+  private settle(
+    endpoint: Endpoint,
+    delivery: Delivery,
+    at: number,
+    outcome: AttemptOutcome,
+  ): void {
+    const now = this.clock();
+    delivery.attempts.push({
+      at,
+      statusCode: outcome.statusCode,
+      durationMs: outcome.durationMs,
+      error: outcome.error,
+    });
+    delivery.tries++;
+    const step = nextStep(outcome, delivery.tries, this.settings.retryScheduleMs);
+    const id = endpoint.record.id;
+    if (outcome.ok) {
+      endpoint.record = { ...endpoint.record, lastSuccessAt: now, failingSince: null };
+    } else if (endpoint.record.failingSince === null) {
+      endpoint.record = { ...endpoint.record, failingSince: at };
+    }
+    switch (step.kind) {
+      case 'succeeded':
+        this.finish(endpoint, delivery, 'succeeded', now);
+        break;
+      case 'retry':
+        this.reschedule(endpoint, delivery, now + step.delayMs);
+        break;
+      case 'failed':
+        this.finish(endpoint, delivery, 'failed', now);
+        break;
+      case 'gone':
+        this.finish(endpoint, delivery, 'failed', now);
+        break;
+    }
+    this.observer.attempted(id, outcome, step.kind);
+    if (step.kind === 'gone') {
+      this.disable(endpoint, 'gone', now);
+    } else if (
+      step.kind === 'failed' &&
+      disablesForFailing(endpoint.record.failingSince, now, this.settings.disableAfterMs)
+    ) {
+      this.disable(endpoint, 'failing', now);
+    }
+  }
+
+  // ---- the log ----
+
+  private prune(now: number): void {
+    for (const endpoint of this.endpoints.values()) {
+      this.pruneEndpoint(endpoint, now);
+    }
+  }
+
+  /** Lets go of finished deliveries that finished more than WEBHOOK_RETENTION_MS ago. */
+  private pruneEndpoint(endpoint: Endpoint, now: number): void {
+    const cutoff = now - this.settings.retentionMs;
+    const { finished } = endpoint;
+    let drop = 0;
+    while (drop < finished.length && finished[drop].finishedAt < cutoff) {
+      endpoint.deliveries.delete(finished[drop].event.id);
+      drop++;
+    }
+    if (drop > 0) {
+      finished.splice(0, drop);
+    }
+  }
+
+  private endpoint(id: string): Endpoint {
+    const endpoint = this.endpoints.get(id);
+    if (!endpoint) {
+      throw new StoreError('webhook_not_found');
+    }
+    return endpoint;
+  }
+}
+
+function newEndpointState(record: EndpointRecord): Endpoint {
+  return { record, deliveries: new Map(), queue: [], pending: 0, inFlight: 0, finished: [] };
+}
+
+function deliveryView(delivery: Delivery): DeliveryView {
+  return {
+    id: delivery.event.id,
+    type: delivery.event.type,
+    status: delivery.status,
+    createdAt: delivery.createdAt,
+    nextAttemptAt: delivery.status === 'pending' ? delivery.dueAt : null,
+    attempts: delivery.attempts.map((attempt) => ({ ...attempt })),
+  };
+}
+
+interface Position {
+  createdAt: number;
+  id: string;
+}
+
+/** Newest first: by createdAt, then id, both descending. Negative: `a` comes first. */
+function newerFirst(a: Delivery | Position, b: Delivery | Position): number {
+  const [aAt, aId] = 'event' in a ? [a.createdAt, a.event.id] : [a.createdAt, a.id];
+  const [bAt, bId] = 'event' in b ? [b.createdAt, b.event.id] : [b.createdAt, b.id];
+  if (aAt !== bAt) {
+    return bAt - aAt;
+  }
+  return aId < bId ? 1 : aId > bId ? -1 : 0;
+}
+
+/** A cursor as deliveries() made it; an unreadable one reads from the start. */
+function cursorOf(cursor: string): Position | null {
+  try {
+    const [createdAt, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString()) as unknown[];
+    return typeof createdAt === 'number' && typeof id === 'string' ? { createdAt, id } : null;
+  } catch {
+    return null;
+  }
+}
+
+// A binary min-heap by (at, order).
+
+function before(a: Due, b: Due): boolean {
+  return a.at < b.at || (a.at === b.at && a.order < b.order);
+}
+
+function heapPush(heap: Due[], entry: Due): void {
+  heap.push(entry);
+  let i = heap.length - 1;
+  while (i > 0) {
+    const parent = (i - 1) >> 1;
+    if (!before(heap[i], heap[parent])) {
+      break;
+    }
+    [heap[i], heap[parent]] = [heap[parent], heap[i]];
+    i = parent;
+  }
+}
+
+function heapPop(heap: Due[]): Due | undefined {
+  const top = heap[0];
+  const last = heap.pop();
+  if (heap.length > 0 && last) {
+    heap[0] = last;
+    let i = 0;
+    for (;;) {
+      const left = 2 * i + 1;
+      const right = left + 1;
+      let least = i;
+      if (left < heap.length && before(heap[left], heap[least])) least = left;
+      if (right < heap.length && before(heap[right], heap[least])) least = right;
+      if (least === i) break;
+      [heap[i], heap[least]] = [heap[least], heap[i]];
+      i = least;
+    }
+  }
+  return top;
+}
