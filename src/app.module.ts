@@ -11,6 +11,7 @@ import { EvictionModule } from './eviction/eviction.module';
 import { HealthModule } from './health/health.module';
 import { ObservabilityModule } from './observability/observability.module';
 import { SnapshotModule } from './snapshot/snapshot.module';
+import { WebhookStoreModule } from './webhooks/webhook-store.module';
 
 /** The HTTP API: what a single process and every cluster worker (cluster/worker.module.ts) serve. */
 export const HTTP_API_IMPORTS = [
@@ -29,13 +30,15 @@ export const HTTP_API_PROVIDERS: Provider[] = [
 
 /**
  * The root of a single process (WORKERS=0), and of the e2e tests: the HTTP API with the store
- * in this process, and so the jobs that run where the store lives: eviction and snapshots (in
+ * in this process, and so the jobs that run where the store lives: the webhooks' queues,
+ * eviction and snapshots (in
  * cluster mode the primary runs them, see cluster/primary.module.ts).
  */
 @Module({
   imports: [
     ProcessRoleModule.forRole('server'),
     ...HTTP_API_IMPORTS,
+    WebhookStoreModule,
     EvictionModule,
     SnapshotModule,
   ],

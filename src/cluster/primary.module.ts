@@ -15,6 +15,8 @@ import { RateLimitStore } from '../access/rate-limits/rate-limit.store';
 import { RateLimitStoreModule } from '../access/rate-limits/rate-limits.module';
 import { PrimaryMessageRouter } from './primary-message-router';
 import { sendToWorker } from './worker-supervisor';
+import { WebhookStore } from '../webhooks/webhook.store';
+import { WebhookStoreModule } from '../webhooks/webhook-store.module';
 
 /** The workers running now, as the metrics hub asks them for their metrics. */
 function connectedWorkers(): MetricsPeer[] {
@@ -24,8 +26,8 @@ function connectedWorkers(): MetricsPeer[] {
 }
 
 /**
- * The root of the cluster primary: no HTTP, just the one store, its eviction and snapshot
- * jobs, and the hubs that answer the workers (routed by PrimaryMessageRouter).
+ * The root of the cluster primary: no HTTP, just the one store (and the webhooks it tells), its
+ * eviction and snapshot jobs, and the hubs that answer the workers (routed by PrimaryMessageRouter).
  */
 @Module({
   imports: [
@@ -35,15 +37,19 @@ function connectedWorkers(): MetricsPeer[] {
     ObservabilityModule,
     ConversationStoreModule,
     RateLimitStoreModule,
+    WebhookStoreModule,
     EvictionModule,
     SnapshotModule,
   ],
   providers: [
     {
       provide: StoreHub,
-      inject: [ConversationRepository, RateLimitStore],
-      useFactory: (repository: ConversationRepository, rateLimits: RateLimitStore) =>
-        new StoreHub(repository, rateLimits),
+      inject: [ConversationRepository, RateLimitStore, WebhookStore],
+      useFactory: (
+        repository: ConversationRepository,
+        rateLimits: RateLimitStore,
+        webhooks: WebhookStore,
+      ) => new StoreHub(repository, rateLimits, webhooks),
     },
     {
       provide: ClusterMetricsHub,

@@ -19,6 +19,7 @@ import { CustomerTokenHashes } from '../access/customer-token-hashes';
 import { RateLimitChannel } from '../access/rate-limits/ipc/ipc-rate-limit.store';
 import { RateLimitRedis } from '../access/rate-limits/redis/redis-rate-limit.store';
 import { SnapshotSource } from '../snapshot/snapshot-source';
+import { WebhookChannel } from '../webhooks/ipc/ipc-webhook.store';
 import { ChangeOutbox } from './change-outbox';
 
 /**
@@ -46,7 +47,8 @@ const OUTBOX_PROVIDER = { provide: ChangeOutbox, useFactory: () => new ChangeOut
  * holds it in memory.
  *
  * Global, so that access/ reads token hashes (CustomerTokenHashes) and the rate-limit counters
- * share the store's connection (RateLimitRedis, RateLimitChannel) through ports of their own,
+ * and webhooks share the store's connection (RateLimitRedis, RateLimitChannel, WebhookChannel)
+ * through ports of their own,
  * without importing conversations/. The connection they share is the one opened here: a test
  * that replaces ConversationRepository still counts its rate limits in the configured store.
  */
@@ -138,6 +140,11 @@ const OUTBOX_PROVIDER = { provide: ChangeOutbox, useFactory: () => new ChangeOut
       useFactory: (opened: OpenedStore): RateLimitChannel | null => opened.channel,
     },
     {
+      provide: WebhookChannel,
+      inject: [OPENED_STORE],
+      useFactory: (opened: OpenedStore): WebhookChannel | null => opened.channel,
+    },
+    {
       // Only a store in this process's memory is kept in a snapshot.
       provide: SnapshotSource,
       inject: [ConversationRepository],
@@ -151,6 +158,7 @@ const OUTBOX_PROVIDER = { provide: ChangeOutbox, useFactory: () => new ChangeOut
     CustomerTokenHashes,
     RateLimitRedis,
     RateLimitChannel,
+    WebhookChannel,
     SnapshotSource,
   ],
 })

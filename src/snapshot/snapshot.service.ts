@@ -1,13 +1,21 @@
-import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
+import {
+  Inject,
+  Injectable,
+  Logger,
+  OnApplicationShutdown,
+  OnModuleInit,
+  Optional,
+} from '@nestjs/common';
 import { createReadStream, existsSync } from 'node:fs';
 import { open, rename } from 'node:fs/promises';
 import { SnapshotSettings } from '../config/app.settings';
-import { SnapshotSource } from './snapshot-source';
+import { SnapshotPart, SnapshotSource } from './snapshot-source';
 
 /**
  * SNAPSHOT_PATH: the in-memory store is written to that file when the process that owns it
  * stops gracefully (a temporary file, fsync, then rename, so a crash mid-write leaves the
- * last snapshot whole), and read back at start. A planned restart keeps every conversation.
+ * last snapshot whole), and read back at start. A planned restart keeps every conversation,
+ * and the webhooks' endpoints and pending deliveries (a SnapshotPart, in the same file).
  */
 @Injectable()
 export class SnapshotService implements OnModuleInit, OnApplicationShutdown {
@@ -17,6 +25,7 @@ export class SnapshotService implements OnModuleInit, OnApplicationShutdown {
     private readonly settings: SnapshotSettings,
     // Named: a nullable parameter's type is not emitted for injection.
     @Inject(SnapshotSource) private readonly source: SnapshotSource | null,
+    @Optional() @Inject(SnapshotPart) private readonly part: SnapshotPart | null = null,
   ) {}
 
   private get store(): SnapshotSource | null {
@@ -30,13 +39,21 @@ export class SnapshotService implements OnModuleInit, OnApplicationShutdown {
       return;
     }
     let count = 0;
+    let others = 0;
     for await (const line of linesOf(path)) {
-      if (line.trim()) {
+      if (!line.trim()) {
+        continue;
+      }
+      if (this.part?.restore(line)) {
+        others++;
+      } else {
         store.restore(line);
         count++;
       }
     }
-    this.logger.log(`Restored ${count} conversation(s) from ${path}`);
+    this.logger.log(
+      `Restored ${count} conversation(s)${others ? ` and ${others} webhook line(s)` : ''} from ${path}`,
+    );
   }
 
   async onApplicationShutdown(): Promise<void> {
@@ -46,14 +63,24 @@ export class SnapshotService implements OnModuleInit, OnApplicationShutdown {
       return;
     }
     const temporary = `${path}.${process.pid}.tmp`;
-    // Only the server's user may read it: it holds token hashes and every kept message.
+    // Only the server's user may read it: it holds token hashes, every kept message and the
+    // webhooks' signing secrets.
     const file = await open(temporary, 'w', 0o600);
     let count = 0;
+    let others = 0;
     try {
       let chunk = '';
       for (const line of store.snapshotLines()) {
         chunk += `${escapeLineSeparators(line)}\n`;
         count++;
+        if (chunk.length > 1 << 20) {
+          await file.write(chunk);
+          chunk = '';
+        }
+      }
+      for (const line of this.part?.snapshotLines() ?? []) {
+        chunk += `${escapeLineSeparators(line)}\n`;
+        others++;
         if (chunk.length > 1 << 20) {
           await file.write(chunk);
           chunk = '';
@@ -65,7 +92,9 @@ export class SnapshotService implements OnModuleInit, OnApplicationShutdown {
       await file.close();
     }
     await rename(temporary, path);
-    this.logger.log(`Wrote ${count} conversation(s) to ${path}`);
+    this.logger.log(
+      `Wrote ${count} conversation(s)${others ? ` and ${others} webhook line(s)` : ''} to ${path}`,
+    );
   }
 }
 

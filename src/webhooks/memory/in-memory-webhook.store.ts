@@ -741,9 +741,15 @@ function heapPop(heap: Due[]): Due | undefined {
       const left = 2 * i + 1;
       const right = left + 1;
       let least = i;
-      if (left < heap.length && before(heap[left], heap[least])) least = left;
-      if (right < heap.length && before(heap[right], heap[least])) least = right;
-      if (least === i) break;
+      if (left < heap.length && before(heap[left], heap[least])) {
+        least = left;
+      }
+      if (right < heap.length && before(heap[right], heap[least])) {
+        least = right;
+      }
+      if (least === i) {
+        break;
+      }
       [heap[i], heap[least]] = [heap[least], heap[i]];
       i = least;
     }

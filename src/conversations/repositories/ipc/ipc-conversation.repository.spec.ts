@@ -10,6 +10,7 @@ import { InMemoryConversationRepository } from '../memory/in-memory-conversation
 import { InMemoryRateLimitStore } from '../../../access/rate-limits/memory/in-memory-rate-limit.store';
 import { IpcConversationRepository } from './ipc-conversation.repository';
 import { IpcRateLimitStore } from '../../../access/rate-limits/ipc/ipc-rate-limit.store';
+import { MessagePort } from '../../../cluster/message-port';
 import { loopback } from '../../../../test/utils/loopback';
 
 conversationRepositoryContract('IPC to the primary', async () => {

@@ -257,7 +257,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
     this.inbox.add(record);
     this.tellInbox('conversation.created', record);
     if (this.outbox.active) {
-      this.outbox.changed([
+      void this.outbox.changed([
         {
           conversationId: record.id,
           life: record.life,
@@ -439,7 +439,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
       record.evicted = true;
       gone.push(record);
       // Told while the record is still at hand: its transcript only if an endpoint takes it.
-      outbox?.evicted([evictedConversation(record, outbox.wantsTranscripts())]);
+      void outbox?.evicted([evictedConversation(record, outbox.wantsTranscripts())]);
     });
     this.inbox.pruneEvicted(gone);
     for (const record of gone) {
@@ -580,7 +580,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
     if (this.outbox.active) {
       // In the write's own step, so that a change is queued for the webhooks if it stands.
       const { conversationId, seq, type, data } = toChange(record.id, change);
-      this.outbox.changed([
+      void this.outbox.changed([
         { conversationId, life: record.life, seq, type: type as TappedType, data, at: now },
       ]);
     }
