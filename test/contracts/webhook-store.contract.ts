@@ -353,7 +353,8 @@ export function webhookStoreContract(name: string, setup: WebhookStoreSetup): vo
       const started = Date.now();
       await sink.changed(Array.from({ length: 6 }, (_, i) => tapped('message.created', i + 1, id)));
       await eventually(() => expect(fast.received).toHaveLength(6));
-      expect(Date.now() - started).toBeLessThan(500);
+      // Well before the slow receiver answers its first two.
+      expect(Date.now() - started).toBeLessThan(800);
       expect(slow.received.length).toBeLessThanOrEqual(2);
     });
 
@@ -415,9 +416,10 @@ export function webhookStoreContract(name: string, setup: WebhookStoreSetup): vo
       const { store, sink } = await open();
       const hook = await receiver();
       const created = await store.createEndpoint({ url: hook.url }, Date.now());
-      const rotated = await store.rotateSecret(created.endpoint.id, clock());
+      const rotatedAt = clock();
+      const rotated = await store.rotateSecret(created.endpoint.id, rotatedAt);
       expect(rotated.secret).not.toBe(created.secret);
-      expect(rotated.previousSecretExpiresAt).toBe(clock() + OLD_SECRET_OVERLAP_MS);
+      expect(rotated.previousSecretExpiresAt).toBe(rotatedAt + OLD_SECRET_OVERLAP_MS);
       expect(
         (await store.getEndpoint(created.endpoint.id, clock())).previousSecretsExpireAt,
       ).toEqual([rotated.previousSecretExpiresAt]);

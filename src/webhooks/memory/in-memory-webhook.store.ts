@@ -178,11 +178,16 @@ export class InMemoryWebhookStore extends WebhookStore implements ChangeSink {
       return;
     }
     for (const change of changes) {
+      // Built once, for the first endpoint that wants it; the others share it.
       let event: WebhookEvent | null = null;
+      let bytes = 0;
       for (const endpoint of this.endpoints.values()) {
         if (wants(endpoint.record, change.type)) {
-          event ??= changeEvent(change);
-          this.enqueue(endpoint, event, Buffer.byteLength(event.body), change.at);
+          if (!event) {
+            event = changeEvent(change);
+            bytes = Buffer.byteLength(event.body);
+          }
+          this.enqueue(endpoint, event, bytes, change.at);
         }
       }
     }
