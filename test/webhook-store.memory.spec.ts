@@ -206,6 +206,45 @@ describe('the in-memory webhooks where the conversations live', () => {
     expect(verifies(secret, hook.received[0])).toBe(true);
   });
 
+  it('tells its observer of every attempt and every disable', async () => {
+    const seen: string[] = [];
+    const sender = new HttpWebhookSender({ timeoutMs: 5_000, allowPrivateNetworks: true });
+    const store = new InMemoryWebhookStore(
+      webhookSettings({ retryScheduleMs: [10], maxPending: 1 }),
+      sender,
+      {
+        attempted: (id, outcome, step) => void seen.push(`${id}:${outcome.statusCode}:${step}`),
+        disabled: (id, reason) => void seen.push(`${id}:disabled:${reason}`),
+        lost: () => undefined,
+      },
+    );
+    cleanup.push(async () => {
+      await store.stop();
+      sender.close();
+    });
+    store.start();
+    const gone = await receiver((_, i) => ({ status: i === 0 ? 500 : 410 }));
+    // Disabled at its cap before anything is sent: its one pending delivery waits.
+    const full = await receiver();
+    const a = (
+      await store.createEndpoint({ url: gone.url, events: ['message.created'] }, Date.now())
+    ).endpoint.id;
+    const b = (await store.createEndpoint({ url: full.url }, Date.now())).endpoint.id;
+    store.changed([tapped('message.created', 1)]);
+    store.changed([tapped('message.deleted', 2)]);
+    await eventually(
+      () =>
+        expect(seen).toEqual([
+          `${b}:disabled:backlog`,
+          `${a}:500:retry`,
+          `${a}:410:gone`,
+          `${a}:disabled:gone`,
+        ]),
+      3_000,
+    );
+    expect(full.received).toHaveLength(0);
+  });
+
   it('aborts attempts in flight on stop, and re-sends them after a restore under the same id', async () => {
     const store = webhooks();
     store.start();
