@@ -1,0 +1,727 @@
+import { Logger } from '@nestjs/common';
+import { DelayedError, Job, Queue, UnrecoverableError, Worker } from 'bullmq';
+import { Cluster, Redis } from 'ioredis';
+import { StoreError } from '../../common/errors/store-error';
+import type { RedisStoreConnection } from '../../conversations/repositories/redis/redis-connection';
+import type { WebhookSettings } from '../../config/app.settings';
+import {
+  AttemptOutcome,
+  attemptsAllowed,
+  DeliveryObserver,
+  disablesForFailing,
+  nextStep,
+  SILENT_OBSERVER,
+} from '../delivery-policy';
+import type { WebhookSender } from '../webhook-sender';
+import {
+  DeliveryAttempt,
+  EndpointRecord,
+  signingSecrets,
+  WebhookEvent,
+  WebhookEventType,
+} from '../webhook.model';
+import { RedisEndpoints } from './redis-endpoints';
+
+/**
+ * The deliveries in Redis: one BullMQ queue per endpoint, `deliveries` under the prefix
+ * `<prefix>{wh:<endpoint id>}`, so that on a cluster each queue lives in one slot (BullMQ's
+ * scripts touch many of its keys at once) and each test's prefix isolates its queues. Beside
+ * each queue, in the same slot:
+ *
+ *   <prefix>{wh:<id>}:sizes  hash    pending job id -> its body's bytes (the backlog's count)
+ *   <prefix>{wh:<id>}:bytes  string  their sum (WEBHOOK_MAX_BYTES sums it over the endpoints)
+ *   <prefix>{wh:<id>}:log    zset    score when queued, member job id: the log's order
+ *
+ * Every process runs a Worker on the queue of every enabled endpoint: jobs are shared out by
+ * BullMQ, and the queue's global concurrency caps the attempts in flight across processes and
+ * instances (WEBHOOK_MAX_IN_FLIGHT). A job that a dead process held goes back to waiting once
+ * its lock expires (lockDuration twice the attempt's timeout), and another process sends it.
+ * The job's id is the event's, so queueing an event twice is harmless; its data is the event;
+ * each attempt is one line of the job's log (an AttemptLine).
+ */
+
+const QUEUE_NAME = 'deliveries';
+/** How often each process looks for endpoints made, disabled or deleted elsewhere. */
+const SYNC_INTERVAL_MS = 500;
+/** Entries of the BullMQ events stream kept per queue: nothing here reads it. */
+const EVENTS_KEPT = 50;
+/** Log entries looked at per enqueue when the log index has outgrown what can still exist. */
+const LOG_TRIM_BATCH = 200;
+
+/** A job's data: the event as queued. */
+export type DeliveryJobData = WebhookEvent;
+
+/** One line of a job's log: an attempt, and when the next is due if one is. */
+export interface AttemptLine extends DeliveryAttempt {
+  retryAt: number | null;
+}
+
+/** An attempt that is to be retried: the delay BullMQ's backoff takes (see backoffStrategy). */
+class RetryLater extends Error {
+  constructor(
+    readonly outcome: AttemptOutcome,
+    readonly delayMs: number,
+  ) {
+    super(outcome.error ?? `status ${outcome.statusCode}`);
+  }
+}
+
+/**
+ * KEYS: sizes, bytes, log. ARGV: the job key prefix, 1 to skip events whose job exists (a
+ * duplicate), the log's size past which it is trimmed, then (id, bytes, queued at) per event.
+ * Counts each event once while it is pending, and indexes it in the log.
+ */
+const RESERVE_LUA = `
+local trimAbove = tonumber(ARGV[3])
+for i = 4, #ARGV, 3 do
+  local id = ARGV[i]
+  if ARGV[2] == '0' or redis.call('EXISTS', ARGV[1] .. id) == 0 then
+    if redis.call('HSETNX', KEYS[1], id, ARGV[i + 1]) == 1 then
+      redis.call('INCRBY', KEYS[2], ARGV[i + 1])
+    end
+    redis.call('ZADD', KEYS[3], ARGV[i + 2], id)
+  end
+end
+local excess = redis.call('ZCARD', KEYS[3]) - trimAbove
+if excess > 0 then
+  local oldest = redis.call('ZRANGE', KEYS[3], 0, ${LOG_TRIM_BATCH} - 1)
+  for _, id in ipairs(oldest) do
+    if redis.call('EXISTS', ARGV[1] .. id) == 0 then
+      redis.call('ZREM', KEYS[3], id)
+    end
+  end
+end
+return 1`;
+
+/** KEYS: sizes, bytes. ARGV: job id. A job no longer pending: its bytes no longer count. */
+const RELEASE_LUA = `
+local bytes = redis.call('HGET', KEYS[1], ARGV[1])
+if bytes then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('DECRBY', KEYS[2], bytes)
+end
+return 1`;
+
+/**
+ * KEYS: log. ARGV: the queue's key prefix (`…:deliveries:`), the cursor's score (`+inf` for
+ * the first page) and job id (empty for the first page), the status wanted (empty: any),
+ * how many. Newest first: flat id, score, status. Entries whose job is gone (removed by age or
+ * count) are dropped from the index on the way.
+ */
+const LIST_LUA = `
+local base = ARGV[1]
+local cursorScore = ARGV[2]
+local cursorId = ARGV[3]
+local wanted = ARGV[4]
+local limit = tonumber(ARGV[5])
+local out = {}
+local gone = {}
+local offset = 0
+while #out < limit * 3 do
+  local batch = redis.call('ZREVRANGEBYSCORE', KEYS[1], cursorScore, '-inf', 'WITHSCORES', 'LIMIT', offset, 200)
+  if #batch == 0 then
+    break
+  end
+  offset = offset + #batch / 2
+  for i = 1, #batch, 2 do
+    local id = batch[i]
+    local score = batch[i + 1]
+    local skip = cursorId ~= '' and tonumber(score) == tonumber(cursorScore) and id >= cursorId
+    if not skip then
+      local status = nil
+      if redis.call('ZSCORE', base .. 'completed', id) then
+        status = 'succeeded'
+      elseif redis.call('ZSCORE', base .. 'failed', id) then
+        status = 'failed'
+      elseif redis.call('EXISTS', base .. id) == 1 then
+        status = 'pending'
+      else
+        gone[#gone + 1] = id
+      end
+      if status and (wanted == '' or wanted == status) and #out < limit * 3 then
+        out[#out + 1] = id
+        out[#out + 1] = score
+        out[#out + 1] = status
+      end
+    end
+  end
+end
+for _, id in ipairs(gone) do
+  redis.call('ZREM', KEYS[1], id)
+end
+return out`;
+
+interface QueueScripts {
+  webhookReserve(sizes: string, bytes: string, log: string, ...args: (string | number)[]): Promise<number>;
+  webhookRelease(sizes: string, bytes: string, id: string): Promise<number>;
+  webhookList(log: string, ...args: (string | number)[]): Promise<string[]>;
+}
+
+/** The keys of one endpoint's queue and what is kept beside it. */
+export interface QueueKeys {
+  /** BullMQ's prefix: its keys are `<this>:deliveries:…`. */
+  prefix: string;
+  /** BullMQ's job keys begin so (`<this><job id>`). */
+  jobs: string;
+  sizes: string;
+  bytes: string;
+  log: string;
+}
+
+/** One endpoint's worker in this process. */
+interface Running {
+  worker: Worker<DeliveryJobData>;
+}
+
+export class RedisDeliveryQueues {
+  readonly endpoints: RedisEndpoints;
+  private readonly logger = new Logger(RedisDeliveryQueues.name);
+  /** BullMQ's own connections: queues share one; each worker duplicates the other (blocking). */
+  private readonly queueClient: Redis | Cluster;
+  private readonly workerClient: Redis | Cluster;
+  private readonly scripts: QueueScripts;
+  private readonly queues = new Map<string, Queue<DeliveryJobData>>();
+  /** Whether each queue's global concurrency was set by this process. */
+  private readonly capped = new Map<string, Promise<unknown>>();
+  private readonly running = new Map<string, Running>();
+  private readonly attempts: number;
+  private readonly lockDurationMs: number;
+  private syncTimer: NodeJS.Timeout | null = null;
+  private syncing: Promise<void> | null = null;
+  private seenVersion: string | null = null;
+  private stopped = false;
+  /** A sync failure is logged once until one succeeds. */
+  private syncFailing = false;
+
+  /**
+   * @param connection the conversation store's connection: endpoints live beside it, and the
+   *   queues' connections copy its client's options
+   * @param prefix REDIS_KEY_PREFIX
+   */
+  constructor(
+    connection: RedisStoreConnection,
+    private readonly prefix: string,
+    private readonly settings: WebhookSettings,
+    private readonly sender: WebhookSender,
+    private readonly observer: DeliveryObserver = SILENT_OBSERVER,
+  ) {
+    this.endpoints = new RedisEndpoints(connection, prefix, settings.maxEndpoints);
+    const redis = connection.redis;
+    redis.defineCommand('webhookReserve', { numberOfKeys: 3, lua: RESERVE_LUA });
+    redis.defineCommand('webhookRelease', { numberOfKeys: 2, lua: RELEASE_LUA });
+    redis.defineCommand('webhookList', { numberOfKeys: 1, lua: LIST_LUA });
+    this.scripts = redis as unknown as QueueScripts;
+    this.connection = connection;
+    // Queues fail fast as the store does (a fan-out that cannot queue is retried by the
+    // reconcile pass); workers wait out an outage, and block for jobs, so they have no
+    // command timeout and retry every command (BullMQ requires maxRetriesPerRequest null).
+    const blocking = { maxRetriesPerRequest: null, commandTimeout: undefined };
+    if (redis instanceof Cluster) {
+      this.queueClient = redis.duplicate(undefined, {});
+      this.workerClient = redis.duplicate(undefined, {
+        enableOfflineQueue: true,
+        redisOptions: { ...redis.options.redisOptions, ...blocking },
+      });
+    } else {
+      this.queueClient = redis.duplicate({ connectionName: `${prefix}webhooks` });
+      this.workerClient = redis.duplicate({
+        ...blocking,
+        enableOfflineQueue: true,
+        connectionName: `${prefix}webhooks-worker`,
+      });
+    }
+    this.queueClient.on('error', () => undefined);
+    this.workerClient.on('error', () => undefined);
+    this.attempts = attemptsAllowed(settings.retryScheduleMs);
+    this.lockDurationMs = Math.max(2 * settings.timeoutMs, 1_000);
+  }
+
+  private readonly connection: RedisStoreConnection;
+
+  /** The keys of one endpoint's queue (see the class comment). */
+  keysOf(endpointId: string): QueueKeys {
+    const prefix = `${this.prefix}{wh:${endpointId}}`;
+    return {
+      prefix,
+      jobs: `${prefix}:${QUEUE_NAME}:`,
+      sizes: `${prefix}:sizes`,
+      bytes: `${prefix}:bytes`,
+      log: `${prefix}:log`,
+    };
+  }
+
+  /** Starts the workers of the enabled endpoints, and follows changes every half second. */
+  async start(): Promise<void> {
+    this.stopped = false;
+    await this.sync();
+    const tick = () => {
+      this.syncTimer = setTimeout(() => {
+        void this.sync().finally(() => {
+          if (!this.stopped) {
+            tick();
+          }
+        });
+      }, SYNC_INTERVAL_MS);
+      this.syncTimer.unref();
+    };
+    tick();
+  }
+
+  /**
+   * Stops the workers and closes the queues. Gracefully, attempts in flight finish first; with
+   * `force` they are left as they are, and their jobs go back to waiting once their locks
+   * expire (what another process sees of one that died).
+   */
+  async stop({ force = false }: { force?: boolean } = {}): Promise<void> {
+    this.stopped = true;
+    if (this.syncTimer) {
+      clearTimeout(this.syncTimer);
+      this.syncTimer = null;
+    }
+    await this.syncing?.catch(() => undefined);
+    const ids = [...this.running.keys()];
+    await Promise.all(ids.map((id) => this.stopWorker(id, force)));
+    await Promise.all([...this.queues.values()].map((queue) => queue.close()));
+    this.queues.clear();
+    this.capped.clear();
+    this.queueClient.disconnect();
+    this.workerClient.disconnect();
+  }
+
+  /**
+   * Queues events for one endpoint (the fan-out's call). Skips an unknown or disabled endpoint;
+   * an endpoint whose pending deliveries would pass WEBHOOK_MAX_PENDING, or whose events would
+   * take the bodies pending over WEBHOOK_MAX_BYTES, is disabled (`backlog`) instead.
+   */
+  async enqueue(endpointId: string, events: WebhookEvent[]): Promise<void> {
+    if (events.length === 0) {
+      return;
+    }
+    const record = await this.endpoints.get(endpointId);
+    if (!record || record.disabledReason !== null) {
+      return;
+    }
+    if (await this.overBacklog(endpointId, events)) {
+      await this.disable(endpointId, 'backlog');
+      return;
+    }
+    await this.add(endpointId, events, true);
+  }
+
+  /**
+   * Adds jobs, counted in the backlog and indexed in the log first (a job never exists
+   * uncounted, so its release always finds its count). `dedupe`: an event whose job exists is
+   * neither counted nor indexed again (BullMQ keeps that job, too).
+   */
+  async add(endpointId: string, events: WebhookEvent[], dedupe: boolean): Promise<void> {
+    const keys = this.keysOf(endpointId);
+    const args: (string | number)[] = [];
+    for (const event of events) {
+      args.push(event.id, Buffer.byteLength(event.body), event.at);
+    }
+    await this.connection.run(() =>
+      this.scripts.webhookReserve(
+        keys.sizes,
+        keys.bytes,
+        keys.log,
+        keys.jobs,
+        dedupe ? 1 : 0,
+        this.settings.maxPending + 2 * this.settings.logLimit,
+        ...args,
+      ),
+    );
+    const queue = await this.queueOf(endpointId);
+    await this.connection.run(() =>
+      queue.addBulk(
+        events.map((event) => ({
+          name: event.type,
+          data: { id: event.id, type: event.type, at: event.at, body: event.body },
+          opts: this.jobOptions(event),
+        })),
+      ),
+    );
+  }
+
+  /** A job's options: the event's id, the attempts, the schedule, the log's bounds. */
+  jobOptions(event: WebhookEvent) {
+    const kept = {
+      age: Math.ceil(this.settings.retentionMs / 1000),
+      count: this.settings.logLimit,
+    };
+    return {
+      jobId: event.id,
+      timestamp: event.at,
+      attempts: this.attempts,
+      backoff: { type: 'webhook' },
+      removeOnComplete: kept,
+      removeOnFail: kept,
+      keepLogs: 2 * this.attempts,
+    };
+  }
+
+  /** A delivery counts in the backlog again (a retry of one that finished). */
+  async recount(endpointId: string, event: WebhookEvent): Promise<void> {
+    const keys = this.keysOf(endpointId);
+    await this.connection.run(() =>
+      this.scripts.webhookReserve(
+        keys.sizes,
+        keys.bytes,
+        keys.log,
+        keys.jobs,
+        0,
+        this.settings.maxPending + 2 * this.settings.logLimit,
+        event.id,
+        Buffer.byteLength(event.body),
+        event.at,
+      ),
+    );
+  }
+
+  /** Whether queueing `events` would pass WEBHOOK_MAX_PENDING or WEBHOOK_MAX_BYTES. */
+  private async overBacklog(endpointId: string, events: WebhookEvent[]): Promise<boolean> {
+    const adding = events.reduce((sum, event) => sum + Buffer.byteLength(event.body), 0);
+    const ids = (await this.endpoints.allCached()).map((record) => record.id);
+    if (!ids.includes(endpointId)) {
+      ids.push(endpointId);
+    }
+    const redis = this.connection.redis;
+    const [pending, ...bytes] = await this.connection.run(() =>
+      Promise.all([
+        redis.hlen(this.keysOf(endpointId).sizes),
+        ...ids.map((id) => redis.get(this.keysOf(id).bytes)),
+      ]),
+    );
+    const pendingBytes = bytes.reduce((sum: number, value) => sum + Number(value ?? 0), 0);
+    return (
+      Number(pending) + events.length > this.settings.maxPending ||
+      pendingBytes + adding > this.settings.maxBytes
+    );
+  }
+
+  /** Disables an endpoint for a reason of the deliveries' own, and says so once. */
+  async disable(endpointId: string, reason: 'gone' | 'failing' | 'backlog'): Promise<void> {
+    const now = Date.now();
+    let changed: boolean;
+    try {
+      ({ changed } = await this.endpoints.update(endpointId, (record) =>
+        record.disabledReason === null
+          ? { ...record, disabledReason: reason, updatedAt: now }
+          : null,
+      ));
+    } catch (error) {
+      if (error instanceof StoreError && error.code === 'webhook_not_found') {
+        return; // deleted meanwhile: nothing left to disable
+      }
+      throw error;
+    }
+    if (changed) {
+      this.logger.warn(`Webhook endpoint ${endpointId} disabled: ${reason}`);
+      this.observer.disabled(endpointId, reason);
+      void this.sync();
+    }
+  }
+
+  /** The endpoint's queue in this process, made on first use, its global concurrency set. */
+  async queueOf(endpointId: string): Promise<Queue<DeliveryJobData>> {
+    let queue = this.queues.get(endpointId);
+    if (!queue) {
+      queue = new Queue<DeliveryJobData>(QUEUE_NAME, {
+        connection: this.queueClient,
+        prefix: this.keysOf(endpointId).prefix,
+        streams: { events: { maxLen: EVENTS_KEPT } },
+      });
+      queue.on('error', (error) => this.logger.debug(`queue ${endpointId}: ${error.message}`));
+      this.queues.set(endpointId, queue);
+    }
+    return queue;
+  }
+
+  /** Pending deliveries per endpoint (waiting, delayed, active), for the queue-depth gauge. */
+  async pendingCounts(): Promise<Record<string, number>> {
+    const records = await this.endpoints.allCached();
+    const redis = this.connection.redis;
+    const counts = await this.connection.run(() =>
+      Promise.all(records.map((record) => redis.hlen(this.keysOf(record.id).sizes))),
+    );
+    return Object.fromEntries(records.map((record, i) => [record.id, counts[i]]));
+  }
+
+  /**
+   * Drops an endpoint's queue and what is kept beside it, after stopping this process's
+   * worker: other processes drop their workers within SYNC_INTERVAL_MS and clean up again.
+   */
+  async drop(endpointId: string): Promise<void> {
+    await this.stopWorker(endpointId, false);
+    const queue = await this.queueOf(endpointId);
+    await this.connection.run(() => queue.obliterate({ force: true }));
+    await queue.close();
+    this.queues.delete(endpointId);
+    this.capped.delete(endpointId);
+    const keys = this.keysOf(endpointId);
+    await this.connection.run(() =>
+      Promise.all([
+        this.connection.redis.del(keys.sizes),
+        this.connection.redis.del(keys.bytes),
+        this.connection.redis.del(keys.log),
+      ]),
+    );
+  }
+
+  /** Reads one job's attempts (its log lines), oldest first. */
+  async attemptsOf(queue: Queue<DeliveryJobData>, jobId: string): Promise<AttemptLine[]> {
+    const { logs } = await queue.getJobLogs(jobId, 0, -1, true);
+    return logs.map((line) => JSON.parse(line) as AttemptLine);
+  }
+
+  /** Newest first: [id, queued at, status] of one page of the endpoint's log. */
+  async listPage(
+    endpointId: string,
+    after: { at: number; id: string } | null,
+    status: string,
+    limit: number,
+  ): Promise<{ id: string; at: number; status: 'pending' | 'succeeded' | 'failed' }[]> {
+    const keys = this.keysOf(endpointId);
+    const flat = await this.connection.run(() =>
+      this.scripts.webhookList(
+        keys.log,
+        keys.jobs,
+        after ? String(after.at) : '+inf',
+        after ? after.id : '',
+        status,
+        limit,
+      ),
+    );
+    const page: { id: string; at: number; status: 'pending' | 'succeeded' | 'failed' }[] = [];
+    for (let i = 0; i < flat.length && page.length < limit; i += 3) {
+      page.push({
+        id: flat[i],
+        at: Number(flat[i + 1]),
+        status: flat[i + 2] as 'pending' | 'succeeded' | 'failed',
+      });
+    }
+    return page;
+  }
+
+  /**
+   * Brings this process's workers in line with the endpoints, when they changed: one for each
+   * enabled endpoint, none for a disabled one, and for a deleted one its leftovers cleaned.
+   */
+  sync(): Promise<void> {
+    if (!this.syncing) {
+      this.syncing = this.syncOnce().finally(() => {
+        this.syncing = null;
+      });
+    }
+    return this.syncing;
+  }
+
+  private async syncOnce(): Promise<void> {
+    try {
+      const version = await this.endpoints.version();
+      if (version === this.seenVersion || this.stopped) {
+        return;
+      }
+      const records = await this.endpoints.all();
+      const enabled = new Set(
+        records.filter((record) => record.disabledReason === null).map((record) => record.id),
+      );
+      const known = new Set(records.map((record) => record.id));
+      for (const id of enabled) {
+        if (!this.running.has(id) && !this.stopped) {
+          await this.startWorker(id);
+        }
+      }
+      for (const id of [...this.running.keys()]) {
+        if (!enabled.has(id)) {
+          if (known.has(id)) {
+            void this.stopWorker(id, false);
+          } else {
+            // Deleted elsewhere: clean up again once this worker no longer touches the queue.
+            void this.drop(id).catch((error: Error) =>
+              this.logger.warn(`Cleaning up endpoint ${id}: ${error.message}`),
+            );
+          }
+        }
+      }
+      this.seenVersion = version;
+      if (this.syncFailing) {
+        this.syncFailing = false;
+        this.logger.log('Webhook endpoints are followed again');
+      }
+    } catch (error) {
+      if (!this.syncFailing) {
+        this.syncFailing = true;
+        this.logger.error(
+          `Cannot follow webhook endpoints: ${error instanceof Error ? error.message : String(error)}`,
+        );
+      }
+    }
+  }
+
+  private async startWorker(endpointId: string): Promise<void> {
+    const queue = await this.queueOf(endpointId);
+    let capped = this.capped.get(endpointId);
+    if (!capped) {
+      capped = queue.setGlobalConcurrency(this.settings.maxInFlight);
+      this.capped.set(endpointId, capped);
+    }
+    await capped;
+    const worker = new Worker<DeliveryJobData>(
+      QUEUE_NAME,
+      (job, token, signal) => this.attempt(endpointId, job, token, signal),
+      {
+        connection: this.workerClient,
+        prefix: this.keysOf(endpointId).prefix,
+        concurrency: this.settings.maxInFlight,
+        lockDuration: this.lockDurationMs,
+        stalledInterval: this.lockDurationMs,
+        // A job whose process died is sent again (by another), never failed for it.
+        maxStalledCount: this.attempts + 10,
+        settings: {
+          backoffStrategy: (_attemptsMade, _type, error) =>
+            error instanceof RetryLater ? error.delayMs : this.settings.retryScheduleMs[0] ?? 0,
+        },
+      },
+    );
+    worker.on('error', (error) =>
+      this.logger.debug(`worker of ${endpointId}: ${error.message}`),
+    );
+    worker.on('completed', (job) => void this.release(endpointId, job.id));
+    worker.on('failed', (job) => {
+      if (job?.finishedOn) {
+        void this.release(endpointId, job.id);
+      }
+    });
+    this.running.set(endpointId, { worker });
+  }
+
+  private async stopWorker(endpointId: string, force: boolean): Promise<void> {
+    const running = this.running.get(endpointId);
+    if (!running) {
+      return;
+    }
+    this.running.delete(endpointId);
+    await running.worker.close(force).catch(() => undefined);
+  }
+
+  /** A job finished: its bytes no longer count in the backlog. */
+  private async release(endpointId: string, jobId: string | undefined): Promise<void> {
+    if (!jobId) {
+      return;
+    }
+    const keys = this.keysOf(endpointId);
+    try {
+      await this.connection.run(() => this.scripts.webhookRelease(keys.sizes, keys.bytes, jobId));
+    } catch (error) {
+      this.logger.warn(
+        `Could not uncount delivery ${jobId}: ${error instanceof Error ? error.message : String(error)}`,
+      );
+    }
+  }
+
+  /**
+   * One attempt of one job: the endpoint as this process knows it (at most a second old),
+   * the event signed with its secrets now, then what follows (see nextStep), logged on the
+   * job and told to the observer. A throw is BullMQ's retry (RetryLater, its delay) or the
+   * end (UnrecoverableError).
+   */
+  private async attempt(
+    endpointId: string,
+    job: Job<DeliveryJobData>,
+    token: string | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<number | null> {
+    const record = await this.endpoints.cached(endpointId);
+    if (!record) {
+      // Deleted: the job is dropped (its queue goes with it).
+      return null;
+    }
+    if (record.disabledReason !== null) {
+      // Disabled since this worker took the job: it waits for the endpoint to be enabled.
+      await job.moveToDelayed(Date.now() + SYNC_INTERVAL_MS * 2, token);
+      throw new DelayedError();
+    }
+    const at = Date.now();
+    const event: WebhookEvent = {
+      id: job.data.id,
+      type: job.data.type as WebhookEventType,
+      at: job.data.at,
+      body: job.data.body,
+    };
+    const outcome = await this.sender.send(record.url, event, signingSecrets(record, at), signal);
+    const step = nextStep(outcome, job.attemptsMade + 1, this.settings.retryScheduleMs);
+    const line: AttemptLine = {
+      at,
+      statusCode: outcome.statusCode,
+      durationMs: outcome.durationMs,
+      error: outcome.error,
+      retryAt: step.kind === 'retry' ? Date.now() + step.delayMs : null,
+    };
+    await job.log(JSON.stringify(line));
+    if (!outcome.ok) {
+      this.logger.warn(
+        `Webhook ${event.id} to endpoint ${endpointId}: ${outcome.error ?? `status ${outcome.statusCode}`}`,
+      );
+    }
+    const failingSince = await this.noteHealth(record, outcome.ok, at);
+    this.observer.attempted(endpointId, outcome, step.kind);
+    switch (step.kind) {
+      case 'succeeded':
+        return outcome.statusCode;
+      case 'retry':
+        throw new RetryLater(outcome, step.delayMs);
+      case 'gone':
+        await this.disable(endpointId, 'gone');
+        throw new UnrecoverableError('status 410: the endpoint is gone');
+      case 'failed':
+        if (disablesForFailing(failingSince, Date.now(), this.settings.disableAfterMs)) {
+          await this.disable(endpointId, 'failing');
+        }
+        throw new UnrecoverableError(outcome.error ?? `status ${outcome.statusCode}`);
+    }
+  }
+
+  /**
+   * Keeps the endpoint's health: failingSince set at the first failure after a success and
+   * cleared by a success, lastSuccessAt (written at most once a second, not per delivery).
+   * Answers failingSince as it stands.
+   */
+  private async noteHealth(record: EndpointRecord, ok: boolean, at: number): Promise<number | null> {
+    try {
+      return await this.writeHealth(record, ok, at);
+    } catch (error) {
+      // Deleted meanwhile, or Redis away: the attempt's outcome stands all the same.
+      this.logger.debug(
+        `Endpoint ${record.id}'s health not noted: ${error instanceof Error ? error.message : String(error)}`,
+      );
+      return record.failingSince;
+    }
+  }
+
+  private async writeHealth(record: EndpointRecord, ok: boolean, at: number): Promise<number | null> {
+    if (ok) {
+      if (
+        record.failingSince === null &&
+        record.lastSuccessAt !== null &&
+        at - record.lastSuccessAt < 1_000
+      ) {
+        return null;
+      }
+      await this.endpoints.update(record.id, (current) =>
+        current.failingSince === null &&
+        current.lastSuccessAt !== null &&
+        at - current.lastSuccessAt < 1_000
+          ? null
+          : { ...current, failingSince: null, lastSuccessAt: Math.max(at, current.lastSuccessAt ?? 0) },
+      );
+      return null;
+    }
+    if (record.failingSince !== null) {
+      return record.failingSince;
+    }
+    const { record: current } = await this.endpoints.update(record.id, (current) =>
+      current.failingSince === null ? { ...current, failingSince: at } : null,
+    );
+    return current.failingSince;
+  }
+}
