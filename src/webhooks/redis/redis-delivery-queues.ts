@@ -152,7 +152,12 @@ end
 return out`;
 
 interface QueueScripts {
-  webhookReserve(sizes: string, bytes: string, log: string, ...args: (string | number)[]): Promise<number>;
+  webhookReserve(
+    sizes: string,
+    bytes: string,
+    log: string,
+    ...args: (string | number)[]
+  ): Promise<number>;
   webhookRelease(sizes: string, bytes: string, id: string): Promise<number>;
   webhookList(log: string, ...args: (string | number)[]): Promise<string[]>;
 }
@@ -415,7 +420,7 @@ export class RedisDeliveryQueues {
       throw error;
     }
     if (changed) {
-      this.logger.warn(`Webhook endpoint ${endpointId} disabled: ${reason}`);
+      // The observer logs it (webhook-metrics.ts), as it logs each failed attempt.
       this.observer.disabled(endpointId, reason);
       void this.sync();
     }
@@ -579,13 +584,11 @@ export class RedisDeliveryQueues {
         maxStalledCount: this.attempts + 10,
         settings: {
           backoffStrategy: (_attemptsMade, _type, error) =>
-            error instanceof RetryLater ? error.delayMs : this.settings.retryScheduleMs[0] ?? 0,
+            error instanceof RetryLater ? error.delayMs : (this.settings.retryScheduleMs[0] ?? 0),
         },
       },
     );
-    worker.on('error', (error) =>
-      this.logger.debug(`worker of ${endpointId}: ${error.message}`),
-    );
+    worker.on('error', (error) => this.logger.debug(`worker of ${endpointId}: ${error.message}`));
     worker.on('completed', (job) => void this.release(endpointId, job.id));
     worker.on('failed', (job) => {
       if (job?.finishedOn) {
@@ -658,11 +661,6 @@ export class RedisDeliveryQueues {
       retryAt: step.kind === 'retry' ? Date.now() + step.delayMs : null,
     };
     await job.log(JSON.stringify(line));
-    if (!outcome.ok) {
-      this.logger.warn(
-        `Webhook ${event.id} to endpoint ${endpointId}: ${outcome.error ?? `status ${outcome.statusCode}`}`,
-      );
-    }
     const failingSince = await this.noteHealth(record, outcome.ok, at);
     this.observer.attempted(endpointId, outcome, step.kind);
     switch (step.kind) {
@@ -686,7 +684,11 @@ export class RedisDeliveryQueues {
    * cleared by a success, lastSuccessAt (written at most once a second, not per delivery).
    * Answers failingSince as it stands.
    */
-  private async noteHealth(record: EndpointRecord, ok: boolean, at: number): Promise<number | null> {
+  private async noteHealth(
+    record: EndpointRecord,
+    ok: boolean,
+    at: number,
+  ): Promise<number | null> {
     try {
       return await this.writeHealth(record, ok, at);
     } catch (error) {
@@ -698,7 +700,11 @@ export class RedisDeliveryQueues {
     }
   }
 
-  private async writeHealth(record: EndpointRecord, ok: boolean, at: number): Promise<number | null> {
+  private async writeHealth(
+    record: EndpointRecord,
+    ok: boolean,
+    at: number,
+  ): Promise<number | null> {
     if (ok) {
       if (
         record.failingSince === null &&
@@ -712,7 +718,11 @@ export class RedisDeliveryQueues {
         current.lastSuccessAt !== null &&
         at - current.lastSuccessAt < 1_000
           ? null
-          : { ...current, failingSince: null, lastSuccessAt: Math.max(at, current.lastSuccessAt ?? 0) },
+          : {
+              ...current,
+              failingSince: null,
+              lastSuccessAt: Math.max(at, current.lastSuccessAt ?? 0),
+            },
       );
       return null;
     }

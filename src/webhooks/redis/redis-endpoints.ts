@@ -49,7 +49,13 @@ end
 return 0`;
 
 interface EndpointScripts {
-  webhookEndpointCreate(hash: string, version: string, id: string, json: string, max: number): Promise<number>;
+  webhookEndpointCreate(
+    hash: string,
+    version: string,
+    id: string,
+    json: string,
+    max: number,
+  ): Promise<number>;
   webhookEndpointSetIf(
     hash: string,
     version: string,
