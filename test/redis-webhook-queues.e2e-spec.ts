@@ -291,6 +291,28 @@ describeWithRedis('Webhook deliveries on Redis (BullMQ)', (redis) => {
     expect(await allDeliveries(store, endpoint.id)).toHaveLength(1);
   });
 
+  it('stops delivering to a disabled endpoint on every instance, and resumes when enabled', async () => {
+    const prefix = redis().newPrefix();
+    const settings = settingsWith();
+    const [a, b] = [await harness.open(prefix, settings), await harness.open(prefix, settings)];
+    await Promise.all([a.start(), b.start()]);
+    const receiver = await harness.receiver();
+    const { endpoint } = await a.createEndpoint({ url: receiver.url }, Date.now());
+    await b.updateEndpoint(endpoint.id, { enabled: false }, Date.now());
+    // Every instance learns of it within a second (its workers stop; enqueue reads it fresh).
+    await a.queues.enqueue(endpoint.id, events(3));
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(await a.pendingCounts()).toEqual({ [endpoint.id]: 0 });
+    // A test event is queued even for a disabled endpoint, and waits for it to be enabled.
+    const { deliveryId } = await a.sendTest(endpoint.id, Date.now());
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    expect(receiver.received).toHaveLength(0);
+    expect(await b.pendingCounts()).toEqual({ [endpoint.id]: 1 });
+    await a.updateEndpoint(endpoint.id, { enabled: true }, Date.now());
+    await eventually(() => receiver.ids().includes(deliveryId), 5_000, 'the test event');
+    expect(receiver.received).toHaveLength(1);
+  });
+
   it('honours Retry-After on a 503', async () => {
     const prefix = redis().newPrefix();
     const store = await harness.open(prefix, settingsWith({ retryScheduleMs: [10] }));
@@ -377,6 +399,33 @@ describeWithRedis('Webhook deliveries on Redis (BullMQ)', (redis) => {
     await new Promise((resolve) => setTimeout(resolve, 1_500));
     expect(await keysUnder(redis().admin, queuePrefix)).toEqual([]);
     expect(await redis().admin.hlen(`${prefix}{wh}:ep`)).toBe(0);
+  });
+
+  it('aborts an attempt in flight when an instance stops, for another to send', async () => {
+    const prefix = redis().newPrefix();
+    const settings = settingsWith({ timeoutMs: 10_000 });
+    const a = await harness.open(prefix, settings);
+    const b = await harness.open(prefix, settings);
+    await a.start();
+    const receiver = await harness.receiver();
+    let hang = true;
+    receiver.answer = () => (hang ? { status: 204, delayMs: 3_000 } : { status: 204 });
+    const { endpoint } = await a.createEndpoint({ url: receiver.url }, Date.now());
+    const [event] = events(1);
+    await a.queues.enqueue(endpoint.id, [event]);
+    await eventually(() => receiver.inFlight === 1, 5_000, 'the attempt under way');
+    const stopping = Date.now();
+    await a.stop();
+    expect(Date.now() - stopping).toBeLessThan(1_000);
+    hang = false;
+    await b.start();
+    const delivery = await eventually(async () => {
+      const succeeded = await allDeliveries(b, endpoint.id, 'succeeded');
+      return succeeded.length === 1 ? succeeded[0] : null;
+    }, 5_000);
+    // The aborted attempt is not one: the delivery's first attempt is b's.
+    expect(delivery?.attempts.map((attempt) => attempt.statusCode)).toEqual([204]);
+    expect(Date.now() - stopping).toBeLessThan(2_500);
   });
 
   it('sends a job that a dead instance held from the other instance', async () => {

@@ -43,6 +43,8 @@ import { RedisEndpoints } from './redis-endpoints';
 const QUEUE_NAME = 'deliveries';
 /** How often each process looks for endpoints made, disabled or deleted elsewhere. */
 const SYNC_INTERVAL_MS = 500;
+/** How soon a job put back by a stopping or disabled worker is due again. */
+const PUT_BACK_MS = 1_000;
 /** Entries of the BullMQ events stream kept per queue: nothing here reads it. */
 const EVENTS_KEPT = 50;
 /** Log entries looked at per enqueue when the log index has outgrown what can still exist. */
@@ -273,9 +275,10 @@ export class RedisDeliveryQueues {
   }
 
   /**
-   * Stops the workers and closes the queues. Gracefully, attempts in flight finish first; with
-   * `force` they are left as they are, and their jobs go back to waiting once their locks
-   * expire (what another process sees of one that died).
+   * Stops the workers and closes the queues. Gracefully, attempts in flight are aborted and
+   * their jobs put back, due at once, for another process; with `force` they are left as they
+   * are, and their jobs go back to waiting once their locks expire (what another process sees
+   * of one that died).
    */
   async stop({ force = false }: { force?: boolean } = {}): Promise<void> {
     this.stopped = true;
@@ -604,6 +607,13 @@ export class RedisDeliveryQueues {
       return;
     }
     this.running.delete(endpointId);
+    if (!force) {
+      // Attempts in flight are aborted and their jobs put back at once (see attempt), so a
+      // stop, a disable or a delete does not wait out a slow receiver; fetching stops first,
+      // or the worker would take a job put back again.
+      await running.worker.pause(true).catch(() => undefined);
+      running.worker.cancelAllJobs('stopping');
+    }
     await running.worker.close(force).catch(() => undefined);
   }
 
@@ -641,7 +651,7 @@ export class RedisDeliveryQueues {
     }
     if (record.disabledReason !== null) {
       // Disabled since this worker took the job: it waits for the endpoint to be enabled.
-      await job.moveToDelayed(Date.now() + SYNC_INTERVAL_MS * 2, token);
+      await job.moveToDelayed(Date.now() + PUT_BACK_MS, token);
       throw new DelayedError();
     }
     const at = Date.now();
@@ -652,6 +662,13 @@ export class RedisDeliveryQueues {
       body: job.data.body,
     };
     const outcome = await this.sender.send(record.url, event, signingSecrets(record, at), signal);
+    if (signal?.aborted) {
+      // This process stops delivering to the endpoint: the job goes back without counting as
+      // an attempt, for another process (or this endpoint's next worker). Due shortly, not at
+      // once: a fetch already under way in this closing worker would take it again.
+      await job.moveToDelayed(Date.now() + PUT_BACK_MS, token);
+      throw new DelayedError();
+    }
     const step = nextStep(outcome, job.attemptsMade + 1, this.settings.retryScheduleMs);
     const line: AttemptLine = {
       at,

@@ -66,14 +66,21 @@ export class RedisWebhookStore extends WebhookStore {
   ) {
     super();
     this.queues = new RedisDeliveryQueues(connection, prefix, settings, sender, observer);
+    this.run = (command) => connection.run(command);
   }
+
+  /** A call to Redis (BullMQ's included): a failure to reach it becomes store_unavailable. */
+  private readonly run: <T>(command: () => Promise<T>) => Promise<T>;
 
   /** Starts delivering: a worker per enabled endpoint, following changes from every instance. */
   start(): Promise<void> {
     return this.queues.start();
   }
 
-  /** Stops delivering; gracefully (attempts in flight finish) unless `force`. */
+  /**
+   * Stops delivering: attempts in flight are aborted and put back for another instance, or
+   * with `force` left to their locks' expiry (see RedisDeliveryQueues.stop).
+   */
   stop(options: { force?: boolean } = {}): Promise<void> {
     return this.queues.stop(options);
   }
@@ -143,10 +150,12 @@ export class RedisWebhookStore extends WebhookStore {
     const queue = await this.queues.queueOf(id);
     const views = await Promise.all(
       page.map(async (entry): Promise<DeliveryView | null> => {
-        const [job, attempts] = await Promise.all([
-          Job.fromId<DeliveryJobData>(queue, entry.id),
-          this.queues.attemptsOf(queue, entry.id),
-        ]);
+        const [job, attempts] = await this.run(() =>
+          Promise.all([
+            Job.fromId<DeliveryJobData>(queue, entry.id),
+            this.queues.attemptsOf(queue, entry.id),
+          ]),
+        );
         if (!job) {
           return null; // removed (age or count) since the page was read
         }
@@ -180,7 +189,7 @@ export class RedisWebhookStore extends WebhookStore {
   async retryDelivery(id: string, deliveryId: string, _now: number): Promise<void> {
     await this.record(id);
     const queue = await this.queues.queueOf(id);
-    const job = await Job.fromId<DeliveryJobData>(queue, deliveryId);
+    const job = await this.run(() => Job.fromId<DeliveryJobData>(queue, deliveryId));
     if (!job) {
       throw new StoreError('webhook_delivery_not_found');
     }
@@ -191,7 +200,7 @@ export class RedisWebhookStore extends WebhookStore {
     await this.record(id);
     const queue = await this.queues.queueOf(id);
     // The failed set is bounded by WEBHOOK_LOG_LIMIT: read whole.
-    const failed = await queue.getFailed(0, -1);
+    const failed = await this.run(() => queue.getFailed(0, -1));
     let requeued = 0;
     for (const job of failed) {
       if (job && job.data.at >= since && (await this.requeue(id, job))) {
@@ -212,15 +221,17 @@ export class RedisWebhookStore extends WebhookStore {
    * is left as it is. Whether it was queued again.
    */
   private async requeue(id: string, job: Job<DeliveryJobData>): Promise<boolean> {
-    const state = await job.getState();
+    const state = await this.run(() => job.getState());
     const event = eventOf(job);
     if (state === 'failed') {
       await this.queues.recount(id, event);
-      await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+      await this.run(() =>
+        job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true }),
+      );
       return true;
     }
     if (state === 'completed') {
-      await job.remove();
+      await this.run(() => job.remove());
       await this.queues.add(id, [event], false);
       return true;
     }
