@@ -267,6 +267,25 @@ describeWithRedis('Webhook deliveries on Redis (BullMQ)', (redis) => {
     );
   });
 
+  it('disables an endpoint failing for WEBHOOK_DISABLE_AFTER_MS once a delivery fails for good', async () => {
+    const prefix = redis().newPrefix();
+    const recorder = new Recorder();
+    const settings = settingsWith({ retryScheduleMs: [10], disableAfterMs: 50 });
+    const store = await harness.open(prefix, settings, recorder);
+    await store.start();
+    const receiver = await harness.receiver();
+    receiver.answer = () => ({ status: 500, delayMs: 40 });
+    const { endpoint } = await store.createEndpoint({ url: receiver.url }, Date.now());
+    await store.queues.enqueue(endpoint.id, events(1));
+    await eventually(
+      async () => (await store.getEndpoint(endpoint.id, Date.now())).disabledReason === 'failing',
+      5_000,
+      'the failing disable',
+    );
+    expect(recorder.disables).toEqual([{ endpointId: endpoint.id, reason: 'failing' }]);
+    expect(receiver.received).toHaveLength(2);
+  });
+
   it('disables an endpoint that answers 410, and queues nothing more for it', async () => {
     const prefix = redis().newPrefix();
     const recorder = new Recorder();

@@ -21,6 +21,7 @@ import {
   WebhookEventType,
 } from '../webhook.model';
 import { RedisEndpoints } from './redis-endpoints';
+import type { DeliveryEnqueuer } from './redis-fan-out';
 
 /**
  * The deliveries in Redis: one BullMQ queue per endpoint, `deliveries` under the prefix
@@ -180,7 +181,7 @@ interface Running {
   worker: Worker<DeliveryJobData>;
 }
 
-export class RedisDeliveryQueues {
+export class RedisDeliveryQueues implements DeliveryEnqueuer {
   readonly endpoints: RedisEndpoints;
   private readonly logger = new Logger(RedisDeliveryQueues.name);
   /** BullMQ's own connections: queues share one; each worker duplicates the other (blocking). */
@@ -294,6 +295,11 @@ export class RedisDeliveryQueues {
     this.capped.clear();
     this.queueClient.disconnect();
     this.workerClient.disconnect();
+  }
+
+  /** Every endpoint as stored now (the fan-out reads them per batch). */
+  endpointsNow(): Promise<EndpointRecord[]> {
+    return this.endpoints.all();
   }
 
   /**
