@@ -11,6 +11,7 @@ import { EvictionModule } from './eviction/eviction.module';
 import { HealthModule } from './health/health.module';
 import { ObservabilityModule } from './observability/observability.module';
 import { SnapshotModule } from './snapshot/snapshot.module';
+import { WebhooksModule } from './webhooks/webhooks.module';
 import { WebhookStoreModule } from './webhooks/webhook-store.module';
 
 /** The HTTP API: what a single process and every cluster worker (cluster/worker.module.ts) serve. */
@@ -20,6 +21,7 @@ export const HTTP_API_IMPORTS = [
   ObservabilityModule,
   AccessModule,
   ConversationsModule,
+  WebhooksModule,
   HealthModule,
 ];
 

@@ -21,15 +21,21 @@ export class AccessGuard implements CanActivate {
     private readonly settings: AccessSettings,
   ) {}
 
-  /** Open mode (no API_KEYS) and public routes answer a plain `true`, with no promise. */
+  /**
+   * Open mode (no API_KEYS) and public routes answer a plain `true`, with no promise; open mode
+   * refuses only the routes that need API keys to exist (api-key-required).
+   */
   canActivate(context: ExecutionContext): Promise<boolean> | boolean {
-    if (!this.access.enabled) {
-      return true;
-    }
     const rule = this.reflector.getAllAndOverride<AccessRule | undefined>(ACCESS_RULE, [
       context.getHandler(),
       context.getClass(),
     ]);
+    if (!this.access.enabled) {
+      if (rule === 'api-key-required') {
+        throw problem('api_keys_required');
+      }
+      return true;
+    }
     return rule === 'public' || this.apply(rule, context);
   }
 
@@ -51,10 +57,6 @@ export class AccessGuard implements CanActivate {
   private check(rule: AccessRule | undefined, principal: Principal, req: Request): void {
     switch (principal.kind) {
       case 'open':
-        if (rule === 'api-key-required') {
-          throw problem('api_keys_required');
-        }
-        return;
       case 'api-key':
         return;
       case 'invalid':

@@ -55,6 +55,14 @@ export class ChangeOutbox implements ChangeSink {
     this.sink = sink;
   }
 
+  /** The sink attached, as the class it must be (a store's own wiring asks). */
+  sinkAs<T extends ChangeSink>(kind: abstract new (...args: never[]) => T): T {
+    if (!(this.sink instanceof kind)) {
+      throw new Error(`the outbox's sink is not a ${kind.name}`);
+    }
+    return this.sink;
+  }
+
   /** Whether a sink listens: a store builds no TappedChange when none does. */
   get active(): boolean {
     return this.sink !== null;

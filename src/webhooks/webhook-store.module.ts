@@ -1,6 +1,20 @@
-import { BeforeApplicationShutdown, Module, OnApplicationBootstrap } from '@nestjs/common';
+import {
+  BeforeApplicationShutdown,
+  Inject,
+  Logger,
+  Module,
+  OnApplicationBootstrap,
+} from '@nestjs/common';
 import { PROCESS_ROLE, ProcessRole } from '../cluster/process-role';
-import { StoreSettings, WebhookSettings } from '../config/app.settings';
+import { RedisSettings, StoreSettings, WebhookSettings } from '../config/app.settings';
+import { ConversationRepository } from '../conversations/conversation.repository';
+import { RedisConversationRepository } from '../conversations/repositories/redis/redis-conversation.repository';
+import { MetricsService } from '../observability/metrics.service';
+import { RedisFanOut } from './redis/redis-fan-out';
+import { RedisOutbox } from './redis/redis-outbox';
+import { RedisReconcile } from './redis/redis-reconcile';
+import { RedisWebhookStore } from './redis/redis-webhook.store';
+import { WebhookMetrics } from './webhook-metrics';
 import { ChangeOutbox } from '../conversations/change-outbox';
 import { SnapshotPart } from '../snapshot/snapshot-source';
 import { DeliveryObserver, SILENT_OBSERVER } from './delivery-policy';
@@ -16,23 +30,6 @@ import { WebhookStore } from './webhook.store';
  */
 export const DELIVERY_OBSERVER = Symbol('DELIVERY_OBSERVER');
 
-/** STORE=redis until its webhook store lands: every call fails with 'not yet'. */
-class NotYetWebhookStore extends WebhookStore {
-  private notYet(): Promise<never> {
-    return Promise.reject(new Error('webhooks on STORE=redis: not yet'));
-  }
-  createEndpoint = () => this.notYet();
-  listEndpoints = () => this.notYet();
-  getEndpoint = () => this.notYet();
-  updateEndpoint = () => this.notYet();
-  deleteEndpoint = () => this.notYet();
-  rotateSecret = () => this.notYet();
-  sendTest = () => this.notYet();
-  deliveries = () => this.notYet();
-  retryDelivery = () => this.notYet();
-  recover = () => this.notYet();
-}
-
 /**
  * Provides the WebhookStore, chosen here and nowhere else: with STORE=redis every process
  * keeps its queues in Redis; a cluster worker on the in-memory store reaches the primary's
@@ -45,6 +42,11 @@ class NotYetWebhookStore extends WebhookStore {
  */
 @Module({
   providers: [
+    {
+      provide: DELIVERY_OBSERVER,
+      inject: [MetricsService],
+      useFactory: (metrics: MetricsService) => new WebhookMetrics(metrics),
+    },
     {
       provide: WebhookSender,
       inject: [WebhookSettings],
@@ -63,6 +65,8 @@ class NotYetWebhookStore extends WebhookStore {
         ChangeOutbox,
         WebhookChannel,
         WebhookSender,
+        ConversationRepository,
+        RedisSettings,
         { token: DELIVERY_OBSERVER, optional: true },
       ],
       useFactory: (
@@ -72,12 +76,31 @@ class NotYetWebhookStore extends WebhookStore {
         outbox: ChangeOutbox,
         channel: WebhookChannel | null,
         sender: WebhookSender,
+        conversations: ConversationRepository,
+        redis: RedisSettings,
         observer: DeliveryObserver | undefined,
       ): WebhookStore => {
         if (store.kind === 'redis') {
-          // NOT YET: the Redis store (BullMQ, one queue per endpoint) goes here. Until then
-          // a Redis server starts, and every webhook call fails.
-          return new NotYetWebhookStore();
+          if (!(conversations instanceof RedisConversationRepository)) {
+            throw new Error('STORE=redis without the Redis conversation store');
+          }
+          const redisStore = new RedisWebhookStore(
+            conversations.connection,
+            redis.keyPrefix,
+            settings,
+            sender,
+            observer ?? SILENT_OBSERVER,
+          );
+          // Every process that applies changes writes them to the outbox; the fan-out and the
+          // deliveries run where eviction does (see WebhookStoreModule.onApplicationBootstrap).
+          outbox.attach(
+            new RedisOutbox(conversations.connection, {
+              waitReplicas: redis.waitReplicas,
+              waitTimeoutMs: redis.waitTimeoutMs,
+              wantsTranscripts: () => redisStore.queues.wants('conversation.transcript'),
+            }),
+          );
+          return redisStore;
         }
         if (role === 'worker') {
           if (!channel) {
@@ -101,14 +124,44 @@ class NotYetWebhookStore extends WebhookStore {
   exports: [WebhookStore, WebhookSender, SnapshotPart],
 })
 export class WebhookStoreModule implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger = new Logger('Webhooks');
+  /** On Redis, in the process that delivers: the fan-out and the reconcile pass. */
+  private fanOut: RedisFanOut | null = null;
+  private reconcile: RedisReconcile | null = null;
+
   constructor(
     private readonly store: WebhookStore,
     private readonly sender: WebhookSender,
+    private readonly outbox: ChangeOutbox,
+    private readonly settings: WebhookSettings,
+    @Inject(PROCESS_ROLE) private readonly role: ProcessRole,
+    @Inject(DELIVERY_OBSERVER) private readonly observer: WebhookMetrics,
   ) {}
 
-  onApplicationBootstrap(): void {
+  async onApplicationBootstrap(): Promise<void> {
     if (this.store instanceof InMemoryWebhookStore) {
       this.store.start();
+      this.observer.watchQueues(() => this.store.pendingCounts());
+      return;
+    }
+    // On Redis the cluster's workers serve the routes and write the outbox; the primary (or a
+    // single process) fans it out and delivers, as it runs eviction, so each instance delivers
+    // from one process.
+    if (this.store instanceof RedisWebhookStore && this.role !== 'worker') {
+      const store = this.store;
+      const sink = this.outbox.sinkAs(RedisOutbox);
+      await store.start();
+      this.fanOut = new RedisFanOut(store.connection.redis, sink.stream, store.queues);
+      this.fanOut.start();
+      this.reconcile = new RedisReconcile(
+        store.connection,
+        sink,
+        { everyMs: this.settings.reconcileMs },
+        this.observer,
+      );
+      this.reconcile.start();
+      this.observer.watchQueues(() => store.pendingCounts());
+      this.logger.log('Delivering webhooks from this process');
     }
   }
 
@@ -116,6 +169,11 @@ export class WebhookStoreModule implements OnApplicationBootstrap, BeforeApplica
   // pending again by then, and saved as such.
   async beforeApplicationShutdown(): Promise<void> {
     if (this.store instanceof InMemoryWebhookStore) {
+      await this.store.stop();
+    }
+    await this.reconcile?.stop();
+    await this.fanOut?.stop();
+    if (this.store instanceof RedisWebhookStore) {
       await this.store.stop();
     }
     this.sender.close();

@@ -46,6 +46,9 @@ export abstract class WebhookStore {
   /** Queues a logged delivery again, with a fresh schedule (webhook_delivery_not_found). */
   abstract retryDelivery(id: string, deliveryId: string, now: number): Promise<void>;
 
+  /** Each endpoint's pending deliveries, by endpoint id (the queue-depth gauge). */
+  abstract pendingCounts(): Promise<Record<string, number>>;
+
   /** Queues again every failed delivery queued at or after `since`; how many. */
   abstract recover(id: string, since: number, now: number): Promise<{ requeued: number }>;
 }

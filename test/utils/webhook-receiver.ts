@@ -14,7 +14,10 @@ export interface Received {
 }
 
 /** What the receiver answers a request with (the default: 204 at once). */
-export type Answer = (req: IncomingMessage, received: Received) =>
+export type Answer = (
+  req: IncomingMessage,
+  received: Received,
+) =>
   | { status: number; headers?: Record<string, string>; delayMs?: number }
   | Promise<{ status: number; headers?: Record<string, string>; delayMs?: number }>;
 
@@ -34,7 +37,9 @@ export class WebhookReceiver {
 
   static async start(answer?: Answer): Promise<WebhookReceiver> {
     const receiver = new WebhookReceiver();
-    if (answer) receiver.answer = answer;
+    if (answer) {
+      receiver.answer = answer;
+    }
     await receiver.listen();
     return receiver;
   }
@@ -60,8 +65,12 @@ export class WebhookReceiver {
   async stop(): Promise<void> {
     const server = this.server;
     this.server = null;
-    for (const socket of this.sockets) socket.destroy();
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const socket of this.sockets) {
+      socket.destroy();
+    }
+    if (server) {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   }
 
   /** Listens again on the same port (the receiver is back). */
@@ -96,7 +105,9 @@ export class WebhookReceiver {
     this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
     try {
       const chunks: Buffer[] = [];
-      for await (const chunk of req) chunks.push(chunk as Buffer);
+      for await (const chunk of req) {
+        chunks.push(chunk as Buffer);
+      }
       const body = Buffer.concat(chunks).toString('utf8');
       const received: Received = {
         id: String(req.headers['webhook-id']),
@@ -107,7 +118,9 @@ export class WebhookReceiver {
         at: Date.now(),
       };
       const answer = await this.answer(req, received);
-      if (answer.delayMs) await new Promise((resolve) => setTimeout(resolve, answer.delayMs));
+      if (answer.delayMs) {
+        await new Promise((resolve) => setTimeout(resolve, answer.delayMs));
+      }
       this.received.push(received);
       res.writeHead(answer.status, answer.headers ?? {});
       res.end();
@@ -128,8 +141,12 @@ export async function eventually<T>(
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (value) {
+      return value;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out waiting for ${what}`);
+    }
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }

@@ -74,4 +74,8 @@ export class IpcWebhookStore extends WebhookStore {
   recover(id: string, since: number, now: number): Promise<{ requeued: number }> {
     return this.channel.call('webhooks', 'recover', [id, since, now]);
   }
+
+  pendingCounts(): Promise<Record<string, number>> {
+    return this.channel.call('webhooks', 'pendingCounts', []);
+  }
 }

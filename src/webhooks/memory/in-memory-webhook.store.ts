@@ -334,6 +334,11 @@ export class InMemoryWebhookStore extends WebhookStore implements ChangeSink {
 
   // ---- the snapshot ----
 
+  /** Each endpoint's pending deliveries (the queue-depth gauge). */
+  async pendingCounts(): Promise<Record<string, number>> {
+    return Object.fromEntries([...this.endpoints].map(([id, endpoint]) => [id, endpoint.pending]));
+  }
+
   /** The endpoints (with their secrets) and their pending deliveries, a JSON line each. */
   *snapshotLines(): IterableIterator<string> {
     for (const endpoint of this.endpoints.values()) {

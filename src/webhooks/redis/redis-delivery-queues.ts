@@ -19,6 +19,7 @@ import {
   signingSecrets,
   WebhookEvent,
   WebhookEventType,
+  wants,
 } from '../webhook.model';
 import { RedisEndpoints } from './redis-endpoints';
 import type { DeliveryEnqueuer } from './redis-fan-out';
@@ -197,6 +198,8 @@ export class RedisDeliveryQueues implements DeliveryEnqueuer {
   private syncTimer: NodeJS.Timeout | null = null;
   private syncing: Promise<void> | null = null;
   private seenVersion: string | null = null;
+  /** The endpoints as the last sync read them (what wants() answers from). */
+  private known: EndpointRecord[] = [];
   private stopped = false;
   /** A sync failure is logged once until one succeeds. */
   private syncFailing = false;
@@ -520,6 +523,14 @@ export class RedisDeliveryQueues implements DeliveryEnqueuer {
    * Brings this process's workers in line with the endpoints, when they changed: one for each
    * enabled endpoint, none for a disabled one, and for a deleted one its leftovers cleaned.
    */
+  /**
+   * Whether an enabled endpoint takes this type, as of the last sync (at most half a second
+   * old while started): the sweeper asks it before reading a transcript.
+   */
+  wants(type: string): boolean {
+    return this.known.some((record) => wants(record, type));
+  }
+
   sync(): Promise<void> {
     if (!this.syncing) {
       this.syncing = this.syncOnce().finally(() => {
@@ -536,6 +547,7 @@ export class RedisDeliveryQueues implements DeliveryEnqueuer {
         return;
       }
       const records = await this.endpoints.all();
+      this.known = records;
       const enabled = new Set(
         records.filter((record) => record.disabledReason === null).map((record) => record.id),
       );

@@ -58,7 +58,7 @@ export class RedisWebhookStore extends WebhookStore {
    * @param prefix REDIS_KEY_PREFIX
    */
   constructor(
-    connection: RedisStoreConnection,
+    readonly connection: RedisStoreConnection,
     prefix: string,
     private readonly settings: WebhookSettings,
     sender: WebhookSender,

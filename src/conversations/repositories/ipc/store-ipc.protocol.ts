@@ -48,6 +48,7 @@ export const STORE_PORTS = {
     'deliveries',
     'retryDelivery',
     'recover',
+    'pendingCounts',
   ] as const satisfies readonly (keyof WebhookStore)[],
 };
 
