@@ -46,6 +46,12 @@ export interface ChangeSink {
   evicted(conversations: EvictedConversation[]): void | Promise<void>;
   /** Whether an eviction's transcript is wanted (some endpoint takes it): else not read. */
   wantsTranscripts(): boolean;
+  /**
+   * Whether a change may be wanted at all (absent: always). The in-memory webhook store,
+   * which applies changes where it learns of endpoints, says no while it has none, and the
+   * store then builds nothing; a store shared by instances cannot know, and always listens.
+   */
+  listening?(): boolean;
 }
 
 export class ChangeOutbox implements ChangeSink {
@@ -65,7 +71,7 @@ export class ChangeOutbox implements ChangeSink {
 
   /** Whether a sink listens: a store builds no TappedChange when none does. */
   get active(): boolean {
-    return this.sink !== null;
+    return this.sink !== null && (this.sink.listening?.() ?? true);
   }
 
   changed(changes: TappedChange[]): void | Promise<void> {

@@ -1,5 +1,5 @@
-import { Injectable } from '@nestjs/common';
-import { WebhookSettings } from '../config/app.settings';
+import { Injectable, Logger } from '@nestjs/common';
+import { SnapshotSettings, StoreSettings, WebhookSettings } from '../config/app.settings';
 import { Clock } from '../common/time/clock';
 import { problem, ValidationFailedException } from '../common/errors/problem.catalogue';
 import { FieldError } from '../common/errors/problem';
@@ -26,19 +26,32 @@ const DELIVERY_STATUSES: readonly DeliveryStatus[] = ['pending', 'succeeded', 'f
  */
 @Injectable()
 export class WebhooksService {
+  private readonly logger = new Logger('Webhooks');
+  private warnedVolatile = false;
+
   constructor(
     private readonly store: WebhookStore,
     private readonly settings: WebhookSettings,
     private readonly clock: Clock,
+    private readonly storeSettings: StoreSettings,
+    private readonly snapshot: SnapshotSettings,
   ) {}
 
-  create(dto: CreateWebhookDto): Promise<{ endpoint: EndpointView; secret: string }> {
+  async create(dto: CreateWebhookDto): Promise<{ endpoint: EndpointView; secret: string }> {
     const errors = [...this.urlErrors(dto.url), ...this.eventErrors(dto.events)];
     this.refuse(errors);
-    return this.store.createEndpoint(
+    const created = await this.store.createEndpoint(
       { url: dto.url, events: dto.events as string[] | undefined, description: dto.description },
       this.clock.now(),
     );
+    if (this.storeSettings.kind !== 'redis' && !this.snapshot.path && !this.warnedVolatile) {
+      // In memory without a snapshot, a restart loses the endpoints and every queued delivery.
+      this.warnedVolatile = true;
+      this.logger.warn(
+        'Webhook endpoints and their queued deliveries are kept in memory only: a restart loses them. Set SNAPSHOT_PATH to keep them across graceful restarts, or use STORE=redis.',
+      );
+    }
+    return created;
   }
 
   list(): Promise<EndpointView[]> {

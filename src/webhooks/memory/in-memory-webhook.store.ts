@@ -334,6 +334,11 @@ export class InMemoryWebhookStore extends WebhookStore implements ChangeSink {
 
   // ---- the snapshot ----
 
+  /** Endpoints exist: the conversation store builds no change for the outbox otherwise. */
+  listening(): boolean {
+    return this.endpoints.size > 0;
+  }
+
   /** Each endpoint's pending deliveries (the queue-depth gauge). */
   async pendingCounts(): Promise<Record<string, number>> {
     return Object.fromEntries([...this.endpoints].map(([id, endpoint]) => [id, endpoint.pending]));
