@@ -1,3 +1,4 @@
+import { DueHeap } from '../../common/time/due-heap';
 import { StoreError } from '../../common/errors/store-error';
 import type { WebhookSettings } from '../../config/app.settings';
 import type {
@@ -73,7 +74,7 @@ interface Endpoint {
   /** By event id (the delivery's id), pending and finished alike. */
   deliveries: Map<string, Delivery>;
   /** Pending deliveries not in flight, by due time (a binary min-heap with stale entries). */
-  queue: Due[];
+  queue: DueHeap<Due>;
   pending: number;
   inFlight: number;
   /** Finished deliveries, in the order they finished: the log's limit drops the first. */
@@ -463,7 +464,7 @@ export class InMemoryWebhookStore extends WebhookStore implements ChangeSink {
   }
 
   private push(endpoint: Endpoint, delivery: Delivery): void {
-    heapPush(endpoint.queue, {
+    endpoint.queue.push({
       at: delivery.dueAt,
       order: this.order++,
       version: delivery.version,
@@ -532,17 +533,17 @@ export class InMemoryWebhookStore extends WebhookStore implements ChangeSink {
         continue;
       }
       const { queue } = endpoint;
-      while (queue.length > 0 && endpoint.inFlight < this.settings.maxInFlight) {
-        const top = queue[0];
+      while (queue.size > 0 && endpoint.inFlight < this.settings.maxInFlight) {
+        const top = queue.peek() as Due;
         if (top.version !== top.delivery.version || top.delivery.status !== 'pending') {
-          heapPop(queue);
+          queue.pop();
           continue;
         }
         if (top.at > now) {
           next = Math.min(next, top.at);
           break;
         }
-        heapPop(queue);
+        queue.pop();
         this.send(endpoint, top.delivery);
       }
     }
@@ -688,7 +689,7 @@ export class InMemoryWebhookStore extends WebhookStore implements ChangeSink {
 }
 
 function newEndpointState(record: EndpointRecord): Endpoint {
-  return { record, deliveries: new Map(), queue: [], pending: 0, inFlight: 0, finished: [] };
+  return { record, deliveries: new Map(), queue: new DueHeap<Due>(), pending: 0, inFlight: 0, finished: [] };
 }
 
 function deliveryView(delivery: Delivery): DeliveryView {
@@ -725,49 +726,4 @@ function cursorOf(cursor: string): Position | null {
   } catch {
     return null;
   }
-}
-
-// A binary min-heap by (at, order).
-
-function before(a: Due, b: Due): boolean {
-  return a.at < b.at || (a.at === b.at && a.order < b.order);
-}
-
-function heapPush(heap: Due[], entry: Due): void {
-  heap.push(entry);
-  let i = heap.length - 1;
-  while (i > 0) {
-    const parent = (i - 1) >> 1;
-    if (!before(heap[i], heap[parent])) {
-      break;
-    }
-    [heap[i], heap[parent]] = [heap[parent], heap[i]];
-    i = parent;
-  }
-}
-
-function heapPop(heap: Due[]): Due | undefined {
-  const top = heap[0];
-  const last = heap.pop();
-  if (heap.length > 0 && last) {
-    heap[0] = last;
-    let i = 0;
-    for (;;) {
-      const left = 2 * i + 1;
-      const right = left + 1;
-      let least = i;
-      if (left < heap.length && before(heap[left], heap[least])) {
-        least = left;
-      }
-      if (right < heap.length && before(heap[right], heap[least])) {
-        least = right;
-      }
-      if (least === i) {
-        break;
-      }
-      [heap[i], heap[least]] = [heap[least], heap[i]];
-      i = least;
-    }
-  }
-  return top;
 }
