@@ -24,6 +24,15 @@ import { renderMarkdown } from './report/markdown';
 import { computeTargets } from './report/targets';
 import { FULL_SCALE, QUICK_SCALE, runScaleSuite, ScaleResults } from './scale/scale-suite';
 import {
+  FULL_WEBHOOKS,
+  QUICK_WEBHOOKS,
+  runWebhookSuite,
+  webhookConfigurations,
+  webhookSecondsPerConfiguration,
+  WebhookResults,
+  webhooksMarkdown,
+} from './webhooks/webhook-suite';
+import {
   BacklogResult,
   backlogMarkdown,
   FULL_BACKLOG,
@@ -39,9 +48,9 @@ import {
 } from './realtime/realtime-suite';
 
 /**
- * `npm run bench [-- --quick] [--configs=A,E,N,NP,NX,X,B,C,L,D,F,FW] [--scenarios=post,get20,list] [--skip=http,paired,scale,hub,realtime,backlog,list]`
- * Builds the server once, runs the HTTP scenarios, the inbox list, the scale checks and the
- * hub micro-benchmark, prints a markdown report and writes bench/results/<timestamp>.json.
+ * `npm run bench [-- --quick] [--configs=A,E,N,NP,NX,X,B,C,L,D,F,FW] [--scenarios=post,get20,list,webhooks] [--skip=http,paired,scale,hub,realtime,backlog,list,webhooks]`
+ * Builds the server once, runs the HTTP scenarios, the inbox list, the webhooks, the scale
+ * checks and the hub micro-benchmark, prints a markdown report and writes bench/results/<timestamp>.json.
  */
 
 const FULL = {
@@ -52,6 +61,7 @@ const FULL = {
   realtime: FULL_REALTIME,
   backlog: FULL_BACKLOG,
   list: FULL_LIST,
+  webhooks: FULL_WEBHOOKS,
 };
 
 const QUICK = {
@@ -64,6 +74,7 @@ const QUICK = {
   realtime: QUICK_REALTIME,
   backlog: QUICK_BACKLOG,
   list: QUICK_LIST,
+  webhooks: QUICK_WEBHOOKS,
 };
 
 interface Options {
@@ -88,7 +99,7 @@ function parseOptions(argv: string[]): Options {
       list(value).forEach((suite) => options.skip.add(suite));
     } else {
       throw new Error(
-        `Unknown option ${arg}. Usage: npm run bench -- [--quick] [--configs=${CONFIGURATIONS.map((c) => c.key).join(',')}] [--scenarios=${[...SCENARIOS.map((s) => s.key), LIST].join(',')}] [--skip=${SKIPPABLE}]`,
+        `Unknown option ${arg}. Usage: npm run bench -- [--quick] [--configs=${CONFIGURATIONS.map((c) => c.key).join(',')}] [--scenarios=${[...SCENARIOS.map((s) => s.key), LIST, WEBHOOKS].join(',')}] [--skip=${SKIPPABLE}]`,
       );
     }
   }
@@ -97,7 +108,9 @@ function parseOptions(argv: string[]): Options {
 
 /** The inbox list (inbox/list-suite.ts): a scenario of its own, not an autocannon one. */
 const LIST = 'list';
-const SKIPPABLE = 'http,paired,scale,hub,realtime,backlog,list';
+/** The webhooks (webhooks/webhook-suite.ts): likewise. */
+const WEBHOOKS = 'webhooks';
+const SKIPPABLE = 'http,paired,scale,hub,realtime,backlog,list,webhooks';
 
 const started = performance.now();
 const log = (line: string) =>
@@ -143,17 +156,21 @@ async function main(): Promise<void> {
     );
   }
   const unknownScenarios = (options.scenarios ?? []).filter(
-    (key) => key !== LIST && !SCENARIOS.some((s) => s.key === key),
+    (key) => key !== LIST && key !== WEBHOOKS && !SCENARIOS.some((s) => s.key === key),
   );
   if (unknownScenarios.length > 0) {
     throw new Error(
-      `Unknown scenario ${unknownScenarios.join(', ')} (known: ${[...SCENARIOS.map((s) => s.key), LIST].join(', ')})`,
+      `Unknown scenario ${unknownScenarios.join(', ')} (known: ${[...SCENARIOS.map((s) => s.key), LIST, WEBHOOKS].join(', ')})`,
     );
   }
   // The list runs in a full run and when --scenarios names it; never in --quick unless named.
   const runList =
     !options.skip.has(LIST) &&
     (options.scenarios ? options.scenarios.includes(LIST) : !options.quick);
+  // The webhooks likewise.
+  const runWebhooks =
+    !options.skip.has(WEBHOOKS) &&
+    (options.scenarios ? options.scenarios.includes(WEBHOOKS) : !options.quick);
   let configurations = CONFIGURATIONS.filter(
     (c) => !options.configurations || options.configurations.includes(c.key),
   );
@@ -203,6 +220,10 @@ async function main(): Promise<void> {
             5 * (settings.list.pages + 2 * settings.list.warmupPages) * 0.003,
           0,
         )
+      : 0) +
+    (runWebhooks
+      ? webhookConfigurations(configurations).length *
+        webhookSecondsPerConfiguration(settings.webhooks)
       : 0);
   log(`about ${Math.round(estimate / 60)} min (${Math.round(estimate)} s) expected`);
   build();
@@ -211,7 +232,8 @@ async function main(): Promise<void> {
   // What a configuration needs beside it while the HTTP and real-time suites run (F's Redis
   // Cluster, for these and the inbox list); one that cannot get it is left out of this run, with
   // the reason among the errors.
-  const usesConfigurations = !options.skip.has('http') || !options.skip.has('realtime') || runList;
+  const usesConfigurations =
+    !options.skip.has('http') || !options.skip.has('realtime') || runList || runWebhooks;
   const ready: typeof configurations = [];
   for (const configuration of configurations) {
     if (!configuration.setup || !usesConfigurations) {
@@ -245,6 +267,7 @@ async function main(): Promise<void> {
   let realtime: RealtimeResults | null = null;
   let backlog: BacklogResult | null = null;
   let list: ListResults | null = null;
+  let webhooks: WebhookResults | null = null;
   try {
     if (!options.skip.has('http') && scenarios.length > 0) {
       http = await attempt('HTTP scenarios', errors, () =>
@@ -254,6 +277,11 @@ async function main(): Promise<void> {
     if (runList) {
       list = await attempt('inbox list', errors, () =>
         runListSuite(configurations, settings.list, log),
+      );
+    }
+    if (runWebhooks) {
+      webhooks = await attempt('webhooks', errors, () =>
+        runWebhookSuite(configurations, settings.webhooks, log),
       );
     }
     if (!options.skip.has('paired') && scenarios.length > 0) {
@@ -287,7 +315,16 @@ async function main(): Promise<void> {
     await teardown();
   }
 
-  const targets = computeTargets({ http, scale, hub, realtime, paired, backlog, list });
+  const targets = computeTargets({
+    http,
+    scale,
+    hub,
+    realtime,
+    paired,
+    backlog,
+    list,
+    webhooks,
+  });
   const seconds = (performance.now() - started) / 1000;
   const report = {
     mode: options.quick ? ('quick' as const) : ('full' as const),
@@ -303,6 +340,7 @@ async function main(): Promise<void> {
     realtime,
     backlog,
     list,
+    webhooks,
     baselines: baselineResults(http),
     paired,
     pairTiming: settings.paired,
@@ -316,6 +354,7 @@ async function main(): Promise<void> {
       ...(realtime ? [realtimeMarkdown(realtime)] : []),
       ...(backlog ? [backlogMarkdown(backlog)] : []),
       ...(list ? [listMarkdown(list)] : []),
+      ...(webhooks ? [webhooksMarkdown(webhooks)] : []),
       ["### Targets (from this run's medians)"],
     ]
       .map((section) => section.join('\n'))

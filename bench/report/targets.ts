@@ -5,6 +5,12 @@ import { PairedRatio } from '../http/paired-suite';
 import { BacklogResult, MAX_PAUSED_P99_RATIO, PAUSED_STREAMS } from '../realtime/backlog-suite';
 import { RealtimeResults } from '../realtime/realtime-suite';
 import { ScaleResults } from '../scale/scale-suite';
+import {
+  MAX_LAG_P99_MS,
+  MAX_SLOW_P99_RATIO,
+  minThroughputRatio,
+  WebhookResults,
+} from '../webhooks/webhook-suite';
 import { MAX_MASTER_IMBALANCE } from './cluster';
 
 export interface TargetResult {
@@ -23,6 +29,7 @@ export interface SuiteResults {
   paired?: PairedRatio[] | null;
   backlog?: BacklogResult | null;
   list?: ListResults | null;
+  webhooks?: WebhookResults | null;
 }
 
 const fixed = (value: number, digits = 2) =>
@@ -99,6 +106,7 @@ export function computeTargets({
   paired,
   backlog,
   list,
+  webhooks,
 }: SuiteResults): TargetResult[] {
   const targets: TargetResult[] = [];
   for (const key of ['C', 'D']) {
@@ -257,6 +265,88 @@ export function computeTargets({
     pass: eviction ? eviction.maxDelayMs < 50 : null,
   });
   targets.push(...listTargets(list));
+  targets.push(...webhookTargets(webhooks));
+  return targets;
+}
+
+/**
+ * Issue 33's webhooks, per configuration: one responsive endpoint costs at most 30% of the
+ * full-speed posts in memory (B, C) and 50% on Redis (D, F), with a delivery lag p99 under 1 s
+ * at that load; beside an endpoint that only times out, the responsive one's lag p99 stays
+ * under 1 s and post p99 at a fixed rate within 10% of no endpoint's.
+ */
+function webhookTargets(webhooks: WebhookResults | null | undefined): TargetResult[] {
+  if (!webhooks || webhooks.configurations.length === 0) {
+    return [
+      {
+        target: `webhooks: one endpoint ≥ 0.7× (memory) / 0.5× (Redis) the posts/s of none, lag p99 < ${MAX_LAG_P99_MS} ms; a timing-out one beside: post p99 ≤ ${MAX_SLOW_P99_RATIO}× none, lag p99 < ${MAX_LAG_P99_MS} ms`,
+        value: 'not measured',
+        pass: null,
+      },
+    ];
+  }
+  const lag = (ms: number | null | undefined) =>
+    ms === undefined ? 'n/a' : ms === null ? 'not all delivered' : `${fixed(ms, 0)} ms`;
+  const targets: TargetResult[] = [];
+  for (const result of webhooks.configurations) {
+    const key = result.configuration;
+    const [none, one, slow] = ['none', 'one', 'slow'].map((condition) =>
+      result.conditions.find((c) => c.condition === condition),
+    );
+    const note = result.invalid ? `invalid run: ${result.invalid}` : undefined;
+    const valid = !result.invalid;
+    const minimum = minThroughputRatio(result);
+    targets.push({
+      target: `webhooks: ${key} posts/s with one endpoint ≥ ${minimum}× with none`,
+      value:
+        none && one
+          ? `${fixed(result.throughputRatio)} (${Math.round(one.fullRequestsPerSecond)} / ${Math.round(none.fullRequestsPerSecond)})`
+          : 'not measured',
+      pass:
+        none && one && Number.isFinite(result.throughputRatio)
+          ? valid && result.throughputRatio >= minimum
+          : null,
+      note,
+    });
+    targets.push({
+      target: `webhooks: ${key} delivery lag p99 < ${MAX_LAG_P99_MS} ms with one endpoint at full speed`,
+      value: one
+        ? `${lag(one.fullLagP99Ms)} (p50 ${lag(one.fullLagP50Ms)}; ${one.fullDelivered} of ${one.fullAcknowledged} delivered, drained in ${one.fullDrainSeconds === null || one.fullDrainSeconds === undefined ? `more than ${webhooks.settings.drainSeconds} s` : `${fixed(one.fullDrainSeconds, 1)} s`})`
+        : 'not measured',
+      pass: one
+        ? valid &&
+          one.fullLagP99Ms !== null &&
+          one.fullLagP99Ms !== undefined &&
+          one.fullLagP99Ms < MAX_LAG_P99_MS
+        : null,
+      note,
+    });
+    targets.push({
+      target: `webhooks: ${key} post p99 at a fixed rate with a timing-out endpoint beside a responsive one ≤ ${MAX_SLOW_P99_RATIO}× with none`,
+      value:
+        none && slow
+          ? `${fixed(result.fixedP99Ratio, 3)} (${fixed(slow.fixedP99Ms)} / ${fixed(none.fixedP99Ms)} ms at ${result.rate} posts/s)`
+          : 'not measured',
+      pass:
+        none && slow && Number.isFinite(result.fixedP99Ratio)
+          ? valid && result.fixedP99Ratio <= MAX_SLOW_P99_RATIO
+          : null,
+      note,
+    });
+    targets.push({
+      target: `webhooks: ${key} responsive endpoint's lag p99 < ${MAX_LAG_P99_MS} ms beside a timing-out one`,
+      value: slow
+        ? `${lag(slow.fixedLagP99Ms)} (p50 ${lag(slow.fixedLagP50Ms)}; ${slow.fixedDelivered} of ${slow.fixedAcknowledged} delivered; at full speed p99 ${lag(slow.fullLagP99Ms)})`
+        : 'not measured',
+      pass: slow
+        ? valid &&
+          slow.fixedLagP99Ms !== null &&
+          slow.fixedLagP99Ms !== undefined &&
+          slow.fixedLagP99Ms < MAX_LAG_P99_MS
+        : null,
+      note,
+    });
+  }
   return targets;
 }
 
