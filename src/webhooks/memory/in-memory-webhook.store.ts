@@ -689,7 +689,14 @@ export class InMemoryWebhookStore extends WebhookStore implements ChangeSink {
 }
 
 function newEndpointState(record: EndpointRecord): Endpoint {
-  return { record, deliveries: new Map(), queue: new DueHeap<Due>(), pending: 0, inFlight: 0, finished: [] };
+  return {
+    record,
+    deliveries: new Map(),
+    queue: new DueHeap<Due>(),
+    pending: 0,
+    inFlight: 0,
+    finished: [],
+  };
 }
 
 function deliveryView(delivery: Delivery): DeliveryView {
