@@ -145,7 +145,7 @@ describe('the in-memory webhooks where the conversations live', () => {
     expect(JSON.parse(told[0].data)).toMatchObject({
       id,
       conversationId: id,
-      seq: 0,
+      messageCount: 0,
       status: 'open',
     });
     expect(JSON.parse(told[1].data)).toMatchObject({ id: first.id, content: 'hello', seq: 1 });

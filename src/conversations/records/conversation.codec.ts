@@ -266,33 +266,6 @@ export function historyOf<Messages>(
   };
 }
 
-/**
- * A conversation's summary as the webhooks send it (conversation.created, conversation.evicted):
- * what GET answers an API key besides the messages, and its last seq; never its customer token.
- * The state is as stored, as conversation.updated tells it (stateChangeJson): a due snooze
- * still reads `snoozed`, with the time it woke.
- */
-export function summaryJsonOf(header: ConversationHeader): string {
-  const { state, counters } = header;
-  return JSON.stringify({
-    id: header.id,
-    conversationId: header.id,
-    seq: header.version,
-    createdAt: header.createdAt,
-    lastActivityAt: header.lastActivityAt,
-    messageCount: header.messageCount,
-    lastRead: { customer: header.lastRead.customer, agent: header.lastRead.agent },
-    status: state.status,
-    snoozedUntil: state.snoozedUntil || null,
-    assignee: state.assignee || null,
-    team: state.team || null,
-    customer: canonicalCustomer(state.customer),
-    metadata: state.metadata,
-    unread: { customer: counters.unreadCustomer, agent: counters.unreadAgent },
-    waitingSince: counters.waitingSince || null,
-  });
-}
-
 export function customerTokenOf(record: StoredConversation): StoredCustomerToken | null {
   return record.tokenHash ? { hash: record.tokenHash, anonymous: record.tokenAnonymous } : null;
 }

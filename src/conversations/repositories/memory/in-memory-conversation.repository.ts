@@ -1,5 +1,6 @@
 import { StoreError } from '../../../common/errors/store-error';
 import { ChangeOutbox, EvictedConversation, TappedChange } from '../../change-outbox';
+import { conversationSummaryJson } from '../../dto/conversation.mapper';
 import { ActivityIndex } from './activity-index';
 import { historyPieces } from '../history-pieces';
 import { Watchers } from '../watchers';
@@ -13,7 +14,6 @@ import {
   lastMessageOf,
   newConversation,
   stateOf,
-  summaryJsonOf,
 } from '../../records/conversation.codec';
 import {
   failsIfMatch,
@@ -91,13 +91,14 @@ type TappedType = Exclude<TappedChange['type'], 'conversation.created'>;
 
 /** An evicted conversation as the outbox is told it. */
 function evictedConversation(record: ConversationRecord, transcript: boolean): EvictedConversation {
+  const now = Date.now();
   return {
     conversationId: record.id,
     life: record.life,
     lastSeq: record.lastSeq,
-    summary: summaryJsonOf(historyOf(record, record.messages.length, null)),
+    summary: conversationSummaryJson(historyOf(record, record.messages.length, null), now),
     messagesJson: transcript ? record.bySeq.map((message) => message.json) : [],
-    at: Date.now(),
+    at: now,
   };
 }
 
@@ -263,7 +264,7 @@ export class InMemoryConversationRepository extends ConversationRepository {
           life: record.life,
           seq: 0,
           type: 'conversation.created',
-          data: summaryJsonOf(historyOf(record, 0, null)),
+          data: conversationSummaryJson(historyOf(record, 0, null), record.createdAt),
           at: record.createdAt,
         },
       ]);
