@@ -157,7 +157,6 @@ describe('the in-memory webhooks where the conversations live', () => {
     expect(evictions[0]).toMatchObject({ conversationId: id, life, lastSeq: 5 });
     expect(evictions[0].summary).not.toContain('the-token-hash');
     expect(JSON.parse(evictions[0].summary)).toMatchObject({
-      seq: 5,
       messageCount: 1,
       status: 'resolved',
     });
