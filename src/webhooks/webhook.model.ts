@@ -323,6 +323,24 @@ export interface DeliveryQuery {
   cursor?: string;
 }
 
+/**
+ * A log page's cursor, the same in every store: its last entry, `<queued at>:<delivery id>`
+ * in base64url.
+ */
+export function deliveryCursor(at: number, id: string): string {
+  return Buffer.from(`${at}:${id}`).toString('base64url');
+}
+
+/** The entry a cursor names, or null for text no page gave (the route answers 400). */
+export function readDeliveryCursor(cursor: string): { at: number; id: string } | null {
+  if (!/^[A-Za-z0-9_-]{1,512}$/.test(cursor)) {
+    return null;
+  }
+  const text = Buffer.from(cursor, 'base64url').toString();
+  const match = /^(\d{1,16}):(evt_[A-Za-z0-9_]{1,200})$/.exec(text);
+  return match ? { at: Number(match[1]), id: match[2] } : null;
+}
+
 export interface DeliveryPage {
   deliveries: DeliveryView[];
   nextCursor: string | null;

@@ -10,6 +10,7 @@ import {
   DeliveryStatus,
   ENDPOINT_ID_PATTERN,
   EndpointView,
+  readDeliveryCursor,
   WEBHOOK_EVENT_PATTERNS,
 } from './webhook.model';
 import { WebhookStore } from './webhook.store';
@@ -112,7 +113,7 @@ export class WebhooksService {
         message: `limit must be an integer from 1 to ${DELIVERY_LIMIT_MAX}`,
       });
     }
-    if (cursor !== undefined && (typeof cursor !== 'string' || cursor.length > 512)) {
+    if (cursor !== undefined && (typeof cursor !== 'string' || !readDeliveryCursor(cursor))) {
       errors.push({ field: 'cursor', message: 'cursor must be a nextCursor of this route' });
     }
     this.refuse(errors);

@@ -1,5 +1,5 @@
 import { ApiProperty, ApiPropertyOptional, ApiPropertyOptions } from '@nestjs/swagger';
-import { IsArray, IsBoolean, IsOptional, IsString, MaxLength } from 'class-validator';
+import { IsArray, IsBoolean, IsString, MaxLength, ValidateIf } from 'class-validator';
 import {
   DeliveryStatus,
   DisabledReason,
@@ -14,6 +14,12 @@ export const WEBHOOK_URL_MAX = 2048;
 export const WEBHOOK_DESCRIPTION_MAX = 500;
 /** Filter entries an endpoint may list. */
 export const WEBHOOK_EVENTS_MAX = 20;
+
+/**
+ * Optional, but not nullable: null is refused with the field's type message (IsOptional would
+ * let it through to the service, which does not expect it, and to the stored endpoint).
+ */
+const OptionalNotNull = () => ValidateIf((_dto: unknown, value: unknown) => value !== undefined);
 
 const EP_EXAMPLE = 'ep_5b0c3f9e2f7c4a539d0e0b7d3c1a8e21';
 const EVENTS_DOC: ApiPropertyOptions = {
@@ -31,43 +37,45 @@ export class CreateWebhookDto {
   url: string;
 
   @ApiPropertyOptional(EVENTS_DOC)
-  @IsOptional()
+  @OptionalNotNull()
   @IsArray({ message: 'events must be an array of event types' })
   events?: unknown[];
 
   @ApiPropertyOptional({ example: 'CRM sync', maxLength: WEBHOOK_DESCRIPTION_MAX })
-  @IsOptional()
-  @IsString({ message: 'description must be a string' })
+  @OptionalNotNull()
+  // Decorators run bottom-up; with stopAtFirstError the type check must come first.
   @MaxLength(WEBHOOK_DESCRIPTION_MAX, {
     message: `description must be at most ${WEBHOOK_DESCRIPTION_MAX} characters`,
   })
+  @IsString({ message: 'description must be a string' })
   description?: string;
 }
 
 export class UpdateWebhookDto {
   @ApiPropertyOptional({ example: 'https://example.com/chat-webhooks' })
-  @IsOptional()
+  @OptionalNotNull()
   @IsString({ message: 'url must be a string' })
   url?: string;
 
   @ApiPropertyOptional(EVENTS_DOC)
-  @IsOptional()
+  @OptionalNotNull()
   @IsArray({ message: 'events must be an array of event types' })
   events?: unknown[];
 
   @ApiPropertyOptional({ maxLength: WEBHOOK_DESCRIPTION_MAX })
-  @IsOptional()
-  @IsString({ message: 'description must be a string' })
+  @OptionalNotNull()
+  // Decorators run bottom-up; with stopAtFirstError the type check must come first.
   @MaxLength(WEBHOOK_DESCRIPTION_MAX, {
     message: `description must be at most ${WEBHOOK_DESCRIPTION_MAX} characters`,
   })
+  @IsString({ message: 'description must be a string' })
   description?: string;
 
   @ApiPropertyOptional({
     description:
       '`false` disables it (reason `manual`): nothing more is queued for it. `true` enables it again, whatever disabled it; its pending deliveries resume.',
   })
-  @IsOptional()
+  @OptionalNotNull()
   @IsBoolean({ message: 'enabled must be true or false' })
   enabled?: boolean;
 }
@@ -164,6 +172,7 @@ export class DeliveryAttemptDto {
   durationMs: number;
 
   @ApiProperty({
+    type: String,
     nullable: true,
     example: 'status 500',
     description:
@@ -199,7 +208,11 @@ export class DeliveryPageDto {
   @ApiProperty({ type: [DeliveryDto] })
   deliveries: DeliveryDto[];
 
-  @ApiProperty({ nullable: true, description: 'Send it back as `cursor` for the next page.' })
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    description: 'Send it back as `cursor` for the next page.',
+  })
   nextCursor: string | null;
 }
 

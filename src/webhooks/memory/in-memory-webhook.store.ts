@@ -17,6 +17,7 @@ import { WebhookSender } from '../webhook-sender';
 import { WebhookStore } from '../webhook.store';
 import {
   changeEvent,
+  deliveryCursor,
   DeliveryAttempt,
   DeliveryPage,
   DeliveryQuery,
@@ -29,6 +30,7 @@ import {
   endpointView,
   evictionEvents,
   NewEndpoint,
+  readDeliveryCursor,
   newEndpoint,
   OLD_SECRET_OVERLAP_MS,
   patchedEndpoint,
@@ -304,9 +306,7 @@ export class InMemoryWebhookStore extends WebhookStore implements ChangeSink {
     return {
       deliveries: page.map(deliveryView),
       nextCursor:
-        listed.length > page.length && last
-          ? Buffer.from(JSON.stringify([last.createdAt, last.event.id])).toString('base64url')
-          : null,
+        listed.length > page.length && last ? deliveryCursor(last.createdAt, last.event.id) : null,
     };
   }
 
@@ -725,12 +725,8 @@ function newerFirst(a: Delivery | Position, b: Delivery | Position): number {
   return aId < bId ? 1 : aId > bId ? -1 : 0;
 }
 
-/** A cursor as deliveries() made it; an unreadable one reads from the start. */
+/** A cursor as deliveries() made it (the service refuses any other). */
 function cursorOf(cursor: string): Position | null {
-  try {
-    const [createdAt, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString()) as unknown[];
-    return typeof createdAt === 'number' && typeof id === 'string' ? { createdAt, id } : null;
-  } catch {
-    return null;
-  }
+  const read = readDeliveryCursor(cursor);
+  return read ? { createdAt: read.at, id: read.id } : null;
 }

@@ -17,23 +17,14 @@ import {
   newEndpoint,
   OLD_SECRET_OVERLAP_MS,
   patchedEndpoint,
+  deliveryCursor,
+  readDeliveryCursor,
   rotatedEndpoint,
   testEvent,
   WebhookEvent,
   WebhookEventType,
 } from '../webhook.model';
 import { DeliveryJobData, RedisDeliveryQueues } from './redis-delivery-queues';
-
-/** A cursor: the last entry of a page, `<queued at>:<delivery id>` in base64url. */
-function encodeCursor(at: number, id: string): string {
-  return Buffer.from(`${at}:${id}`).toString('base64url');
-}
-
-function decodeCursor(cursor: string): { at: number; id: string } | null {
-  const text = Buffer.from(cursor, 'base64url').toString();
-  const match = /^(\d+):(\S+)$/.exec(text);
-  return match ? { at: Number(match[1]), id: match[2] } : null;
-}
 
 function eventOf(job: Job<DeliveryJobData>): WebhookEvent {
   return {
@@ -145,7 +136,7 @@ export class RedisWebhookStore extends WebhookStore {
 
   async deliveries(id: string, query: DeliveryQuery, now: number): Promise<DeliveryPage> {
     await this.record(id);
-    const after = query.cursor ? decodeCursor(query.cursor) : null;
+    const after = query.cursor ? readDeliveryCursor(query.cursor) : null;
     const page = await this.queues.listPage(id, after, query.status ?? '', query.limit);
     const queue = await this.queues.queueOf(id);
     const views = await Promise.all(
@@ -182,7 +173,7 @@ export class RedisWebhookStore extends WebhookStore {
     const last = page[page.length - 1];
     return {
       deliveries: views.filter((view) => view !== null),
-      nextCursor: page.length === query.limit && last ? encodeCursor(last.at, last.id) : null,
+      nextCursor: page.length === query.limit && last ? deliveryCursor(last.at, last.id) : null,
     };
   }
 
