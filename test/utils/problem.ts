@@ -31,6 +31,15 @@ const DETAILS: Record<string, string> = {
   capacity_exceeded: 'The server holds the maximum number of conversations. Retry later.',
   not_found: 'No such route.',
   forbidden: 'A customer token cannot do this; it takes an API key.',
+  api_keys_required:
+    'Webhooks need API_KEYS: a server open to anyone must not send requests to addresses anyone gives it.',
+  webhook_not_found: 'No such webhook endpoint.',
+  webhook_delivery_not_found:
+    "No such delivery in this endpoint's log (it may have passed WEBHOOK_RETENTION_MS).",
+  webhook_limit_reached:
+    'There are as many webhook endpoints as the server allows (WEBHOOK_MAX_ENDPOINTS).',
+  rotation_limit_reached:
+    'The endpoint has 5 previous secrets still signing: wait until the oldest expires before rotating again.',
   precondition_failed:
     "The conversation's state changed since the ETag given in If-Match (or it is another conversation with the same id): read it again.",
 };
