@@ -267,6 +267,22 @@ describeWithRedis('Webhook deliveries on Redis (BullMQ)', (redis) => {
     );
   });
 
+  it('keeps a delivery in the log when the log is read while its job is being added', async () => {
+    const prefix = redis().newPrefix();
+    const store = await harness.open(prefix, settingsWith());
+    const receiver = await harness.receiver();
+    const { endpoint } = await store.createEndpoint({ url: receiver.url }, Date.now());
+    const [event] = events(1);
+    // add() in two steps, with a read of the log between: reserved (counted and indexed),
+    // then the job added. Not started, so the job stays pending.
+    await store.queues.recount(endpoint.id, event);
+    await store.deliveries(endpoint.id, { limit: 20 }, Date.now());
+    const queue = await store.queues.queueOf(endpoint.id);
+    await queue.add(event.type, event, store.queues.jobOptions(event));
+    const { deliveries } = await store.deliveries(endpoint.id, { limit: 20 }, Date.now());
+    expect(deliveries.map((d) => [d.id, d.status])).toEqual([[event.id, 'pending']]);
+  });
+
   it('disables an endpoint failing for WEBHOOK_DISABLE_AFTER_MS once a delivery fails for good', async () => {
     const prefix = redis().newPrefix();
     const recorder = new Recorder();

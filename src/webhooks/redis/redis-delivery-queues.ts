@@ -73,7 +73,8 @@ class RetryLater extends Error {
 /**
  * KEYS: sizes, bytes, log. ARGV: the job key prefix, 1 to skip events whose job exists (a
  * duplicate), the log's size past which it is trimmed, then (id, bytes, queued at) per event.
- * Counts each event once while it is pending, and indexes it in the log.
+ * Counts each event once while it is pending, and indexes it in the log. The trim keeps an
+ * entry still counted in `sizes`: its job is being added (see LIST_LUA).
  */
 const RESERVE_LUA = `
 local trimAbove = tonumber(ARGV[3])
@@ -90,7 +91,7 @@ local excess = redis.call('ZCARD', KEYS[3]) - trimAbove
 if excess > 0 then
   local oldest = redis.call('ZRANGE', KEYS[3], 0, ${LOG_TRIM_BATCH} - 1)
   for _, id in ipairs(oldest) do
-    if redis.call('EXISTS', ARGV[1] .. id) == 0 then
+    if redis.call('EXISTS', ARGV[1] .. id) == 0 and redis.call('HEXISTS', KEYS[1], id) == 0 then
       redis.call('ZREM', KEYS[3], id)
     end
   end
@@ -107,10 +108,12 @@ end
 return 1`;
 
 /**
- * KEYS: log. ARGV: the queue's key prefix (`…:deliveries:`), the cursor's score (`+inf` for
- * the first page) and job id (empty for the first page), the status wanted (empty: any),
+ * KEYS: log, sizes. ARGV: the queue's key prefix (`…:deliveries:`), the cursor's score (`+inf`
+ * for the first page) and job id (empty for the first page), the status wanted (empty: any),
  * how many. Newest first: flat id, score, status. Entries whose job is gone (removed by age or
- * count) are dropped from the index on the way.
+ * count) are dropped from the index on the way. An entry with no job that is still counted in
+ * `sizes` is not gone but being queued: add() reserves (indexes) an event before BullMQ adds
+ * its job, and a read between the two must not drop it from the log for good.
  */
 const LIST_LUA = `
 local base = ARGV[1]
@@ -137,7 +140,7 @@ while #out < limit * 3 do
         status = 'succeeded'
       elseif redis.call('ZSCORE', base .. 'failed', id) then
         status = 'failed'
-      elseif redis.call('EXISTS', base .. id) == 1 then
+      elseif redis.call('EXISTS', base .. id) == 1 or redis.call('HEXISTS', KEYS[2], id) == 1 then
         status = 'pending'
       else
         gone[#gone + 1] = id
@@ -163,7 +166,7 @@ interface QueueScripts {
     ...args: (string | number)[]
   ): Promise<number>;
   webhookRelease(sizes: string, bytes: string, id: string): Promise<number>;
-  webhookList(log: string, ...args: (string | number)[]): Promise<string[]>;
+  webhookList(log: string, sizes: string, ...args: (string | number)[]): Promise<string[]>;
 }
 
 /** The keys of one endpoint's queue and what is kept beside it. */
@@ -220,7 +223,7 @@ export class RedisDeliveryQueues implements DeliveryEnqueuer {
     const redis = connection.redis;
     redis.defineCommand('webhookReserve', { numberOfKeys: 3, lua: RESERVE_LUA });
     redis.defineCommand('webhookRelease', { numberOfKeys: 2, lua: RELEASE_LUA });
-    redis.defineCommand('webhookList', { numberOfKeys: 1, lua: LIST_LUA });
+    redis.defineCommand('webhookList', { numberOfKeys: 2, lua: LIST_LUA });
     this.scripts = redis as unknown as QueueScripts;
     this.connection = connection;
     // Queues fail fast as the store does (a fan-out that cannot queue is retried by the
@@ -501,6 +504,7 @@ export class RedisDeliveryQueues implements DeliveryEnqueuer {
     const flat = await this.connection.run(() =>
       this.scripts.webhookList(
         keys.log,
+        keys.sizes,
         keys.jobs,
         after ? String(after.at) : '+inf',
         after ? after.id : '',
