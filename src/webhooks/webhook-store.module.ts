@@ -151,12 +151,27 @@ export class WebhookStoreModule implements OnApplicationBootstrap, BeforeApplica
       const store = this.store;
       const sink = this.outbox.sinkAs(RedisOutbox);
       await store.start();
-      this.fanOut = new RedisFanOut(store.connection.redis, sink.stream, store.queues);
+      // Outbox entries a dead process had read wait as long as the jobs it held (their lock,
+      // max(2 × WEBHOOK_TIMEOUT_MS, 1 s)) before another process takes them: a crash delays
+      // its changes no more than its deliveries. A slow process's batch taken twice is queued
+      // twice, which the delivery queues drop (the job id is the event's).
+      const claimIdleMs = Math.max(2 * this.settings.timeoutMs, 1_000);
+      this.fanOut = new RedisFanOut(store.connection.redis, sink.stream, store.queues, {
+        claimIdleMs,
+        claimEveryMs: Math.min(claimIdleMs, 5_000),
+      });
       this.fanOut.start();
       this.reconcile = new RedisReconcile(
         store.connection,
         sink,
-        { everyMs: this.settings.reconcileMs },
+        {
+          everyMs: this.settings.reconcileMs,
+          // The lock of a holder that died (a SIGKILL mid-pass) stops every instance's passes
+          // until it expires, and a crash is what leaves changes for them to queue: ten
+          // intervals (50 s by default, as long as before), at least 2 s. A pass that outlives
+          // it may overlap the next one, which queues duplicates at worst (dropped downstream).
+          lockMs: Math.min(Math.max(10 * this.settings.reconcileMs, 2_000), 60_000),
+        },
         this.observer,
       );
       this.reconcile.start();
