@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ServerProcess, spawnServer } from './utils/spawn-server';
+import { ServerProcess } from './utils/spawn-server';
 import { eventually, WebhookReceiver } from './utils/webhook-receiver';
 import {
   call,
@@ -11,6 +11,7 @@ import {
   FAST_WEBHOOKS,
   lifeOf,
   postMessage,
+  startServers,
   unverified,
 } from './utils/webhook-server';
 
@@ -20,7 +21,7 @@ import {
  * opens a fresh connection, so the primary spreads them over both workers.
  */
 describe('Webhooks in cluster mode (in memory, WORKERS=2, built server)', () => {
-  jest.setTimeout(60_000);
+  jest.setTimeout(90_000);
   const receivers: WebhookReceiver[] = [];
   afterAll(async () => {
     await Promise.all(receivers.map((r) => r.stop()));
@@ -34,10 +35,10 @@ describe('Webhooks in cluster mode (in memory, WORKERS=2, built server)', () => 
   describe('one server', () => {
     let server: ServerProcess;
     beforeAll(async () => {
-      server = await spawnServer({ ...FAST_WEBHOOKS, WORKERS: '2' });
-    }, 30_000);
+      [server] = await startServers([{ ...FAST_WEBHOOKS, WORKERS: '2' }]);
+    }, 60_000);
     afterAll(async () => {
-      await server.stop();
+      await server?.stop();
     }, 25_000);
 
     it('delivers each change made through either worker once, verified', async () => {
@@ -123,7 +124,7 @@ describe('Webhooks in cluster mode (in memory, WORKERS=2, built server)', () => 
         SNAPSHOT_PATH: file,
         WEBHOOK_RETRY_SCHEDULE: '1,1,1',
       };
-      const first = await spawnServer(env);
+      const [first] = await startServers([env]);
       const r = await receiver();
       const port = r.port;
       const ep = await createEndpoint(first, r.url);
@@ -162,7 +163,7 @@ describe('Webhooks in cluster mode (in memory, WORKERS=2, built server)', () => 
 
       await r.restart(port);
       const startedAt = Date.now();
-      const second = await spawnServer(env);
+      const [second] = await startServers([env]);
       try {
         expect(second.lines(/Restored 1 conversation\(s\) and \d+ webhook line\(s\)/)).toHaveLength(
           1,
@@ -200,7 +201,7 @@ describe('Webhooks in cluster mode (in memory, WORKERS=2, built server)', () => 
         SNAPSHOT_PATH: file,
         WEBHOOK_TIMEOUT_MS: '20000',
       };
-      const first = await spawnServer(env);
+      const [first] = await startServers([env]);
       // Holds every request without answering until the server stops.
       let holding = true;
       const r = await receiver();
@@ -213,7 +214,7 @@ describe('Webhooks in cluster mode (in memory, WORKERS=2, built server)', () => 
       expect((await first.stop('SIGTERM')).code).toBe(0);
       expect(first.lines(/Wrote 1 conversation\(s\) and 2 webhook line\(s\)/)).toHaveLength(1);
       holding = false;
-      const second = await spawnServer(env);
+      const [second] = await startServers([env]);
       try {
         await eventually(() => r.received.length === 1, 10_000, 'the delivery re-sent');
         expect(r.received[0].id).toBe(expected);
