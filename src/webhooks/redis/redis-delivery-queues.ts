@@ -39,7 +39,9 @@ import type { DeliveryEnqueuer } from './redis-fan-out';
  * instances (WEBHOOK_MAX_IN_FLIGHT). A job that a dead process held goes back to waiting once
  * its lock expires (lockDuration twice the attempt's timeout), and another process sends it.
  * The job's id is the event's, so queueing an event twice is harmless; its data is the event;
- * each attempt is one line of the job's log (an AttemptLine).
+ * each attempt that did not succeed is one line of the job's log (an AttemptLine), and the
+ * one that succeeded is the job's return value (no log line: that would be one more call to
+ * Redis per delivery, on the path every delivery takes).
  */
 
 const QUEUE_NAME = 'deliveries';
@@ -487,10 +489,23 @@ export class RedisDeliveryQueues implements DeliveryEnqueuer {
     );
   }
 
-  /** Reads one job's attempts (its log lines), oldest first. */
+  /** Reads the lines of one job's log: its attempts that did not succeed, oldest first. */
   async attemptsOf(queue: Queue<DeliveryJobData>, jobId: string): Promise<AttemptLine[]> {
     const { logs } = await queue.getJobLogs(jobId, 0, -1, true);
     return logs.map((line) => JSON.parse(line) as AttemptLine);
+  }
+
+  /**
+   * The attempt that succeeded, kept as the job's return value; null for a job not
+   * completed (or completed before it was kept there: its log has it).
+   */
+  succeededAttempt(job: Job<DeliveryJobData>): AttemptLine | null {
+    const value: unknown = job.returnvalue;
+    return typeof value === 'object' &&
+      value !== null &&
+      typeof (value as AttemptLine).at === 'number'
+      ? (value as AttemptLine)
+      : null;
   }
 
   /** Newest first: [id, queued at, status] of one page of the endpoint's log. */
@@ -656,8 +671,8 @@ export class RedisDeliveryQueues implements DeliveryEnqueuer {
 
   /**
    * One attempt of one job: the endpoint as this process knows it (at most a second old),
-   * the event signed with its secrets now, then what follows (see nextStep), logged on the
-   * job and told to the observer. A throw is BullMQ's retry (RetryLater, its delay) or the
+   * the event signed with its secrets now, then what follows (see nextStep), kept on the job
+   * (a line of its log, or its return value when it succeeded) and told to the observer. A throw is BullMQ's retry (RetryLater, its delay) or the
    * end (UnrecoverableError).
    */
   private async attempt(
@@ -665,7 +680,7 @@ export class RedisDeliveryQueues implements DeliveryEnqueuer {
     job: Job<DeliveryJobData>,
     token: string | undefined,
     signal: AbortSignal | undefined,
-  ): Promise<number | null> {
+  ): Promise<AttemptLine | null> {
     const record = await this.endpoints.cached(endpointId);
     if (!record) {
       // Deleted: the job is dropped (its queue goes with it).
@@ -699,12 +714,14 @@ export class RedisDeliveryQueues implements DeliveryEnqueuer {
       error: outcome.error,
       retryAt: step.kind === 'retry' ? Date.now() + step.delayMs : null,
     };
-    await job.log(JSON.stringify(line));
+    if (step.kind !== 'succeeded') {
+      await job.log(JSON.stringify(line));
+    }
     const failingSince = await this.noteHealth(record, outcome.ok, at);
     this.observer.attempted(endpointId, outcome, step.kind);
     switch (step.kind) {
       case 'succeeded':
-        return outcome.statusCode;
+        return line; // the job's return value: its last attempt (see the class comment)
       case 'retry':
         throw new RetryLater(outcome, step.delayMs);
       case 'gone':

@@ -141,7 +141,7 @@ export class RedisWebhookStore extends WebhookStore {
     const queue = await this.queues.queueOf(id);
     const views = await Promise.all(
       page.map(async (entry): Promise<DeliveryView | null> => {
-        const [job, attempts] = await this.run(() =>
+        const [job, logged] = await this.run(() =>
           Promise.all([
             Job.fromId<DeliveryJobData>(queue, entry.id),
             this.queues.attemptsOf(queue, entry.id),
@@ -150,6 +150,8 @@ export class RedisWebhookStore extends WebhookStore {
         if (!job) {
           return null; // removed (age or count) since the page was read
         }
+        const succeeded = this.queues.succeededAttempt(job);
+        const attempts = succeeded ? [...logged, succeeded] : logged;
         const finishedOn = job.finishedOn ?? null;
         if (finishedOn !== null && finishedOn < now - this.settings.retentionMs) {
           return null;
