@@ -100,12 +100,14 @@ if excess > 0 then
 end
 return 1`;
 
-/** KEYS: sizes, bytes. ARGV: job id. A job no longer pending: its bytes no longer count. */
+/** KEYS: sizes, bytes. ARGV: job ids. Jobs no longer pending: their bytes no longer count. */
 const RELEASE_LUA = `
-local bytes = redis.call('HGET', KEYS[1], ARGV[1])
-if bytes then
-  redis.call('HDEL', KEYS[1], ARGV[1])
-  redis.call('DECRBY', KEYS[2], bytes)
+for i = 1, #ARGV do
+  local bytes = redis.call('HGET', KEYS[1], ARGV[i])
+  if bytes then
+    redis.call('HDEL', KEYS[1], ARGV[i])
+    redis.call('DECRBY', KEYS[2], bytes)
+  end
 end
 return 1`;
 
@@ -167,7 +169,7 @@ interface QueueScripts {
     log: string,
     ...args: (string | number)[]
   ): Promise<number>;
-  webhookRelease(sizes: string, bytes: string, id: string): Promise<number>;
+  webhookRelease(sizes: string, bytes: string, ...ids: string[]): Promise<number>;
   webhookList(log: string, sizes: string, ...args: (string | number)[]): Promise<string[]>;
 }
 
@@ -208,6 +210,9 @@ export class RedisDeliveryQueues implements DeliveryEnqueuer {
   private stopped = false;
   /** A sync failure is logged once until one succeeds. */
   private syncFailing = false;
+  /** Finished jobs not yet uncounted, per endpoint (see release). */
+  private toRelease = new Map<string, string[]>();
+  private releasing: Promise<void> | null = null;
 
   /**
    * @param connection the conversation store's connection: endpoints live beside it, and the
@@ -299,6 +304,7 @@ export class RedisDeliveryQueues implements DeliveryEnqueuer {
     const ids = [...this.running.keys()];
     await Promise.all(ids.map((id) => this.stopWorker(id, force)));
     await Promise.all([...this.queues.values()].map((queue) => queue.close()));
+    await this.releasing;
     this.queues.clear();
     this.capped.clear();
     this.queueClient.disconnect();
@@ -629,10 +635,10 @@ export class RedisDeliveryQueues implements DeliveryEnqueuer {
       },
     );
     worker.on('error', (error) => this.logger.debug(`worker of ${endpointId}: ${error.message}`));
-    worker.on('completed', (job) => void this.release(endpointId, job.id));
+    worker.on('completed', (job) => this.release(endpointId, job.id));
     worker.on('failed', (job) => {
       if (job?.finishedOn) {
-        void this.release(endpointId, job.id);
+        this.release(endpointId, job.id);
       }
     });
     this.running.set(endpointId, { worker });
@@ -654,17 +660,46 @@ export class RedisDeliveryQueues implements DeliveryEnqueuer {
     await running.worker.close(force).catch(() => undefined);
   }
 
-  /** A job finished: its bytes no longer count in the backlog. */
-  private async release(endpointId: string, jobId: string | undefined): Promise<void> {
+  /**
+   * A job finished: its bytes no longer count in the backlog. Uncounted together with the
+   * others that finish meanwhile, one call per endpoint while the previous call is under way,
+   * rather than one per job: until then the backlog counts it a little longer, which only
+   * errs on the safe side.
+   */
+  private release(endpointId: string, jobId: string | undefined): void {
     if (!jobId) {
       return;
     }
-    const keys = this.keysOf(endpointId);
-    try {
-      await this.connection.run(() => this.scripts.webhookRelease(keys.sizes, keys.bytes, jobId));
-    } catch (error) {
-      this.logger.warn(
-        `Could not uncount delivery ${jobId}: ${error instanceof Error ? error.message : String(error)}`,
+    const ids = this.toRelease.get(endpointId);
+    if (ids) {
+      ids.push(jobId);
+    } else {
+      this.toRelease.set(endpointId, [jobId]);
+    }
+    this.releasing ??= this.releaseAll().finally(() => {
+      this.releasing = null;
+    });
+  }
+
+  private async releaseAll(): Promise<void> {
+    // Those that finish in this turn of the event loop go in the first call.
+    await new Promise((resolve) => setImmediate(resolve));
+    while (this.toRelease.size > 0) {
+      const batch = this.toRelease;
+      this.toRelease = new Map();
+      await Promise.all(
+        [...batch].map(async ([endpointId, ids]) => {
+          const keys = this.keysOf(endpointId);
+          try {
+            await this.connection.run(() =>
+              this.scripts.webhookRelease(keys.sizes, keys.bytes, ...ids),
+            );
+          } catch (error) {
+            this.logger.warn(
+              `Could not uncount ${ids.length} deliveries of ${endpointId}: ${error instanceof Error ? error.message : String(error)}`,
+            );
+          }
+        }),
       );
     }
   }
