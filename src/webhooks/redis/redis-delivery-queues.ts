@@ -34,10 +34,11 @@ import type { DeliveryEnqueuer } from './redis-fan-out';
  *   <prefix>{wh:<id>}:bytes  string  their sum (WEBHOOK_MAX_BYTES sums it over the endpoints)
  *   <prefix>{wh:<id>}:log    zset    score when queued, member job id: the log's order
  *
- * Every process runs a Worker on the queue of every enabled endpoint: jobs are shared out by
- * BullMQ, and the queue's global concurrency caps the attempts in flight across processes and
- * instances (WEBHOOK_MAX_IN_FLIGHT). A job that a dead process held goes back to waiting once
- * its lock expires (lockDuration twice the attempt's timeout), and another process sends it.
+ * Every process that delivers (once started) runs a Worker on the queue of every enabled
+ * endpoint: jobs are shared out by BullMQ, and the queue's global concurrency caps the
+ * attempts in flight across processes and instances (WEBHOOK_MAX_IN_FLIGHT). A job that a
+ * dead process held goes back to waiting once its lock expires (lockDuration twice the
+ * attempt's timeout), and another process sends it.
  * The job's id is the event's, so queueing an event twice is harmless; its data is the event;
  * each attempt that did not succeed is one line of the job's log (an AttemptLine), and the
  * one that succeeded is the job's return value (no log line: that would be one more call to
@@ -207,7 +208,12 @@ export class RedisDeliveryQueues implements DeliveryEnqueuer {
   private seenVersion: string | null = null;
   /** The endpoints as the last sync read them (what wants() answers from). */
   private known: EndpointRecord[] = [];
-  private stopped = false;
+  /**
+   * Until start(): a process that only serves the routes (a cluster worker on Redis) makes no
+   * workers, even when it makes an endpoint (createEndpoint syncs); the delivering process
+   * follows within SYNC_INTERVAL_MS.
+   */
+  private stopped = true;
   /** A sync failure is logged once until one succeeds. */
   private syncFailing = false;
   /** Finished jobs not yet uncounted, per endpoint (see release). */
