@@ -250,10 +250,16 @@ export class RedisDeliveryQueues implements DeliveryEnqueuer {
         redisOptions: { ...redis.options.redisOptions, ...blocking },
       });
     } else {
-      this.queueClient = redis.duplicate({ connectionName: `${prefix}webhooks` });
+      // BullMQ sends one command per call; the worker's jobs in flight and the fan-out's
+      // batches issue theirs in the same turn, so they go out in one write.
+      this.queueClient = redis.duplicate({
+        connectionName: `${prefix}webhooks`,
+        enableAutoPipelining: true,
+      });
       this.workerClient = redis.duplicate({
         ...blocking,
         enableOfflineQueue: true,
+        enableAutoPipelining: true,
         connectionName: `${prefix}webhooks-worker`,
       });
     }
