@@ -207,25 +207,36 @@ export class RedisFanOut {
    * endpoint. Acknowledged and deleted only once every endpoint has them.
    */
   private async fanOut(reader: Redis | Cluster, entries: StreamEntry[]): Promise<void> {
-    const events: WebhookEvent[] = [];
-    for (const [, fields] of entries) {
-      const event = eventOf(fields);
-      if (event) {
-        events.push(event);
-      }
-    }
     const endpoints = await this.enqueuer.endpointsNow();
-    const queued: Promise<void>[] = [];
-    for (const endpoint of endpoints) {
-      const wanted = events.filter((event) => wants(endpoint, event.type));
-      if (wanted.length > 0) {
-        queued.push(this.enqueuer.enqueue(endpoint.id, wanted));
+    // With no endpoint (the common case while webhooks are unused) nothing is parsed or built.
+    if (endpoints.length > 0) {
+      const events: WebhookEvent[] = [];
+      for (const [, fields] of entries) {
+        const event = eventOf(fields);
+        if (event) {
+          events.push(event);
+        }
       }
+      const queued: Promise<void>[] = [];
+      for (const endpoint of endpoints) {
+        const wanted = events.filter((event) => wants(endpoint, event.type));
+        if (wanted.length > 0) {
+          queued.push(this.enqueuer.enqueue(endpoint.id, wanted));
+        }
+      }
+      await Promise.all(queued);
     }
-    await Promise.all(queued);
+    // Acknowledged and deleted in one round trip (one slot: the outbox is one key).
     const ids = entries.map(([id]) => id);
-    await reader.xack(this.stream, FAN_OUT_GROUP, ...ids);
-    await reader.xdel(this.stream, ...ids);
+    const results = await reader
+      .pipeline()
+      .xack(this.stream, FAN_OUT_GROUP, ...ids)
+      .xdel(this.stream, ...ids)
+      .exec();
+    const failed = results?.find(([error]) => error)?.[0];
+    if (failed) {
+      throw failed;
+    }
   }
 }
 
