@@ -26,6 +26,12 @@ export interface FanOutOptions {
   claimEveryMs?: number;
   /** This process's consumer name (unique by default). */
   consumer?: string;
+  /**
+   * After a batch smaller than `batch`, how long entries are let gather before the next read:
+   * a blocking read answers with the first entry, so under a steady flow of writes each read
+   * would take a few, and every read costs its round trips and the batch's per-endpoint calls.
+   */
+  gatherMs?: number;
 }
 
 /** The consumer group every process reads the outbox in. */
@@ -51,6 +57,7 @@ export class RedisFanOut {
   private readonly blockMs: number;
   private readonly claimIdleMs: number;
   private readonly claimEveryMs: number;
+  private readonly gatherMs: number;
   readonly consumer: string;
   private reader: Redis | Cluster | null = null;
   private running: Promise<void> | null = null;
@@ -74,6 +81,7 @@ export class RedisFanOut {
     this.claimIdleMs = options.claimIdleMs ?? 30_000;
     this.claimEveryMs = options.claimEveryMs ?? 5_000;
     this.consumer = options.consumer ?? `fanout-${randomUUID()}`;
+    this.gatherMs = options.gatherMs ?? 25;
   }
 
   start(): void {
@@ -139,8 +147,12 @@ export class RedisFanOut {
           '>',
         )) as [string, StreamEntry[]][] | null;
         this.reading = false;
-        if (read && read[0][1].length > 0) {
-          await this.fanOut(reader, read[0][1]);
+        const entries = read ? read[0][1] : [];
+        if (entries.length > 0) {
+          await this.fanOut(reader, entries);
+          if (entries.length < this.batch && this.gatherMs > 0 && !this.stopping) {
+            await new Promise((resolve) => setTimeout(resolve, this.gatherMs));
+          }
         }
         if (failing) {
           this.logger.log('The webhooks outbox is read again');
