@@ -249,8 +249,19 @@ describe('Webhooks (in memory, one process)', () => {
     await app.get(ConversationRepository).evictInactive(Date.now() + 24 * 3_600_000);
     // Every conversation of this suite is evicted: this one's events are those named for it.
     const mine = (type: string) => r.ofType(type).filter((x) => x.event.data.conversationId === id);
-    await eventually(() => mine('conversation.evicted').length === 1, 5_000, 'the eviction');
-    const parts = mine('conversation.transcript');
+    // No order between events: wait for the eviction and for every part the parts announce.
+    await eventually(
+      () => {
+        const parts = mine('conversation.transcript');
+        const announced = parts[0] ? Number(parts[0].event.data.parts) : Infinity;
+        return mine('conversation.evicted').length === 1 && parts.length === announced;
+      },
+      5_000,
+      'the eviction and every transcript part',
+    );
+    const parts = mine('conversation.transcript').sort(
+      (a, b) => Number(a.event.data.part) - Number(b.event.data.part),
+    );
     expect(parts.length).toBeGreaterThan(1);
     const messages = parts.flatMap((p) => p.event.data.messages as { seq: number }[]);
     expect(messages.map((m) => m.seq)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
