@@ -364,10 +364,13 @@ export function webhookStoreContract(name: string, setup: WebhookStoreSetup): vo
       const { endpoint } = await store.createEndpoint({ url: hook.url }, Date.now());
       const id = randomUUID();
       await sink.changed(Array.from({ length: 5 }, (_, i) => tapped('message.created', i + 1, id)));
-      expect(await store.getEndpoint(endpoint.id, Date.now())).toMatchObject({
-        status: 'disabled',
-        disabledReason: 'backlog',
-      });
+      // The fan-out may come after the sink's write (Redis): the disable follows it.
+      await eventually(async () =>
+        expect(await store.getEndpoint(endpoint.id, Date.now())).toMatchObject({
+          status: 'disabled',
+          disabledReason: 'backlog',
+        }),
+      );
       const page = await store.deliveries(endpoint.id, { limit: 10 }, Date.now());
       expect(page.deliveries).toHaveLength(3);
     });
@@ -378,9 +381,11 @@ export function webhookStoreContract(name: string, setup: WebhookStoreSetup): vo
       await store.updateEndpoint(endpoint.id, { enabled: false }, Date.now());
       await store.updateEndpoint(endpoint.id, { enabled: true }, Date.now());
       await sink.changed([tapped('message.created', 1, randomUUID(), `"${'x'.repeat(1_200)}"`)]);
-      expect(await store.getEndpoint(endpoint.id, Date.now())).toMatchObject({
-        disabledReason: 'backlog',
-      });
+      await eventually(async () =>
+        expect(await store.getEndpoint(endpoint.id, Date.now())).toMatchObject({
+          disabledReason: 'backlog',
+        }),
+      );
     });
 
     it('disables an endpoint with no success for WEBHOOK_DISABLE_AFTER_MS (failing)', async () => {

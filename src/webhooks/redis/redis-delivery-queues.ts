@@ -231,6 +231,7 @@ export class RedisDeliveryQueues implements DeliveryEnqueuer {
     private readonly settings: WebhookSettings,
     private readonly sender: WebhookSender,
     private readonly observer: DeliveryObserver = SILENT_OBSERVER,
+    private readonly clock: () => number = Date.now,
   ) {
     this.endpoints = new RedisEndpoints(connection, prefix, settings.maxEndpoints);
     const redis = connection.redis;
@@ -341,11 +342,14 @@ export class RedisDeliveryQueues implements DeliveryEnqueuer {
     if (!record || record.disabledReason !== null) {
       return;
     }
-    if (await this.overBacklog(endpointId, events)) {
-      await this.disable(endpointId, 'backlog');
-      return;
+    const fits = await this.fitting(endpointId, events);
+    if (fits.length > 0) {
+      await this.add(endpointId, fits, true);
     }
-    await this.add(endpointId, events, true);
+    if (fits.length < events.length) {
+      // At its cap: what fits is kept, as the in-memory store keeps it, and nothing more.
+      await this.disable(endpointId, 'backlog');
+    }
   }
 
   /**
@@ -417,9 +421,8 @@ export class RedisDeliveryQueues implements DeliveryEnqueuer {
     );
   }
 
-  /** Whether queueing `events` would pass WEBHOOK_MAX_PENDING or WEBHOOK_MAX_BYTES. */
-  private async overBacklog(endpointId: string, events: WebhookEvent[]): Promise<boolean> {
-    const adding = events.reduce((sum, event) => sum + Buffer.byteLength(event.body), 0);
+  /** The first of `events` that fit within WEBHOOK_MAX_PENDING and WEBHOOK_MAX_BYTES. */
+  private async fitting(endpointId: string, events: WebhookEvent[]): Promise<WebhookEvent[]> {
     const ids = (await this.endpoints.allCached()).map((record) => record.id);
     if (!ids.includes(endpointId)) {
       ids.push(endpointId);
@@ -431,11 +434,19 @@ export class RedisDeliveryQueues implements DeliveryEnqueuer {
         ...ids.map((id) => redis.get(this.keysOf(id).bytes)),
       ]),
     );
-    const pendingBytes = bytes.reduce((sum: number, value) => sum + Number(value ?? 0), 0);
-    return (
-      Number(pending) + events.length > this.settings.maxPending ||
-      pendingBytes + adding > this.settings.maxBytes
-    );
+    let count = Number(pending);
+    let total = bytes.reduce((sum: number, value) => sum + Number(value ?? 0), 0);
+    const fits: WebhookEvent[] = [];
+    for (const event of events) {
+      const size = Buffer.byteLength(event.body);
+      if (count + 1 > this.settings.maxPending || total + size > this.settings.maxBytes) {
+        break;
+      }
+      fits.push(event);
+      count++;
+      total += size;
+    }
+    return fits;
   }
 
   /** Disables an endpoint for a reason of the deliveries' own, and says so once. */
@@ -738,7 +749,7 @@ export class RedisDeliveryQueues implements DeliveryEnqueuer {
       await job.moveToDelayed(Date.now() + PUT_BACK_MS, token);
       throw new DelayedError();
     }
-    const at = Date.now();
+    const at = this.clock();
     const event: WebhookEvent = {
       id: job.data.id,
       type: job.data.type as WebhookEventType,

@@ -54,9 +54,11 @@ export class RedisWebhookStore extends WebhookStore {
     private readonly settings: WebhookSettings,
     sender: WebhookSender,
     observer: DeliveryObserver = SILENT_OBSERVER,
+    /** The time attempts are signed at (a test moves it past a rotation's overlap). */
+    clock: () => number = Date.now,
   ) {
     super();
-    this.queues = new RedisDeliveryQueues(connection, prefix, settings, sender, observer);
+    this.queues = new RedisDeliveryQueues(connection, prefix, settings, sender, observer, clock);
     this.run = (command) => connection.run(command);
   }
 
