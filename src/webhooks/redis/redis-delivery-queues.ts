@@ -358,22 +358,7 @@ export class RedisDeliveryQueues implements DeliveryEnqueuer {
    * neither counted nor indexed again (BullMQ keeps that job, too).
    */
   async add(endpointId: string, events: WebhookEvent[], dedupe: boolean): Promise<void> {
-    const keys = this.keysOf(endpointId);
-    const args: (string | number)[] = [];
-    for (const event of events) {
-      args.push(event.id, Buffer.byteLength(event.body), event.at);
-    }
-    await this.connection.run(() =>
-      this.scripts.webhookReserve(
-        keys.sizes,
-        keys.bytes,
-        keys.log,
-        keys.jobs,
-        dedupe ? 1 : 0,
-        this.settings.maxPending + 2 * this.settings.logLimit,
-        ...args,
-      ),
-    );
+    await this.reserve(endpointId, events, dedupe);
     const queue = await this.queueOf(endpointId);
     await this.connection.run(() =>
       queue.addBulk(
@@ -404,19 +389,30 @@ export class RedisDeliveryQueues implements DeliveryEnqueuer {
   }
 
   /** A delivery counts in the backlog again (a retry of one that finished). */
-  async recount(endpointId: string, event: WebhookEvent): Promise<void> {
+  recount(endpointId: string, event: WebhookEvent): Promise<void> {
+    return this.reserve(endpointId, [event], false);
+  }
+
+  /** Counts events in the backlog and indexes them in the log (webhookReserve). */
+  private async reserve(
+    endpointId: string,
+    events: WebhookEvent[],
+    dedupe: boolean,
+  ): Promise<void> {
     const keys = this.keysOf(endpointId);
+    const args: (string | number)[] = [];
+    for (const event of events) {
+      args.push(event.id, Buffer.byteLength(event.body), event.at);
+    }
     await this.connection.run(() =>
       this.scripts.webhookReserve(
         keys.sizes,
         keys.bytes,
         keys.log,
         keys.jobs,
-        0,
+        dedupe ? 1 : 0,
         this.settings.maxPending + 2 * this.settings.logLimit,
-        event.id,
-        Buffer.byteLength(event.body),
-        event.at,
+        ...args,
       ),
     );
   }
