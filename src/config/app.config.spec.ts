@@ -1,4 +1,5 @@
 import { clusterNodeList, ConfigValidationError, validateConfig } from './app.config';
+import { settingsOf } from './app.settings';
 
 /** The error validateConfig throws for env; fails the test if it does not throw one. */
 function configError(env: Record<string, unknown>): ConfigValidationError {
@@ -30,6 +31,17 @@ describe('validateConfig', () => {
     MAX_CONVERSATIONS: 100_000,
     MAX_CLOCK_SKEW_MS: 300_000,
     SNOOZE_MAX_MS: 2_592_000_000,
+    WEBHOOK_MAX_ENDPOINTS: 20,
+    WEBHOOK_TIMEOUT_MS: 15_000,
+    WEBHOOK_RETRY_SCHEDULE: '5,300,1800,7200,18000,36000,36000',
+    WEBHOOK_DISABLE_AFTER_MS: 432_000_000,
+    WEBHOOK_MAX_IN_FLIGHT: 8,
+    WEBHOOK_MAX_PENDING: 100_000,
+    WEBHOOK_MAX_BYTES: '64mb',
+    WEBHOOK_RETENTION_MS: 259_200_000,
+    WEBHOOK_LOG_LIMIT: 1_000,
+    WEBHOOK_RECONCILE_MS: 5_000,
+    WEBHOOK_ALLOW_PRIVATE_NETWORKS: false,
     BODY_LIMIT: '64kb',
     STORE_TIMEOUT_MS: 5_000,
     SHUTDOWN_GRACE_MS: 8_000,
@@ -122,6 +134,17 @@ describe('validateConfig', () => {
         MAX_CONVERSATIONS: '2',
         MAX_CLOCK_SKEW_MS: '0',
         SNOOZE_MAX_MS: '60000',
+        WEBHOOK_MAX_ENDPOINTS: '3',
+        WEBHOOK_TIMEOUT_MS: '500',
+        WEBHOOK_RETRY_SCHEDULE: '0.05, 1,30',
+        WEBHOOK_DISABLE_AFTER_MS: '0',
+        WEBHOOK_MAX_IN_FLIGHT: '2',
+        WEBHOOK_MAX_PENDING: '10',
+        WEBHOOK_MAX_BYTES: '1mb',
+        WEBHOOK_RETENTION_MS: '60000',
+        WEBHOOK_LOG_LIMIT: '5',
+        WEBHOOK_RECONCILE_MS: '200',
+        WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true',
         BODY_LIMIT: '1kb',
         STORE_TIMEOUT_MS: '250',
         SHUTDOWN_GRACE_MS: '0',
@@ -168,6 +191,17 @@ describe('validateConfig', () => {
         MAX_CONVERSATIONS: 2,
         MAX_CLOCK_SKEW_MS: 0,
         SNOOZE_MAX_MS: 60_000,
+        WEBHOOK_MAX_ENDPOINTS: 3,
+        WEBHOOK_TIMEOUT_MS: 500,
+        WEBHOOK_RETRY_SCHEDULE: '0.05, 1,30',
+        WEBHOOK_DISABLE_AFTER_MS: 0,
+        WEBHOOK_MAX_IN_FLIGHT: 2,
+        WEBHOOK_MAX_PENDING: 10,
+        WEBHOOK_MAX_BYTES: '1mb',
+        WEBHOOK_RETENTION_MS: 60_000,
+        WEBHOOK_LOG_LIMIT: 5,
+        WEBHOOK_RECONCILE_MS: 200,
+        WEBHOOK_ALLOW_PRIVATE_NETWORKS: true,
         BODY_LIMIT: '1kb',
         STORE_TIMEOUT_MS: 250,
         SHUTDOWN_GRACE_MS: 0,
@@ -359,5 +393,18 @@ describe('validateConfig', () => {
       expect(error.message).not.toContain('HOST');
       expect(error.message).not.toContain('MAX_CONVERSATIONS');
     });
+  });
+});
+
+describe('WEBHOOK_RETRY_SCHEDULE', () => {
+  it('reads seconds, decimals allowed, into milliseconds; refuses anything else', () => {
+    const settings = settingsOf(validateConfig({ WEBHOOK_RETRY_SCHEDULE: '0.05, 1,30' }));
+    expect(settings.webhooks.retryScheduleMs).toEqual([50, 1_000, 30_000]);
+    expect(() => validateConfig({ WEBHOOK_RETRY_SCHEDULE: '5,,7' })).toThrow(
+      /WEBHOOK_RETRY_SCHEDULE/,
+    );
+    expect(() => validateConfig({ WEBHOOK_RETRY_SCHEDULE: '-1' })).toThrow(
+      /WEBHOOK_RETRY_SCHEDULE/,
+    );
   });
 });

@@ -1,3 +1,4 @@
+import { Logger } from '@nestjs/common';
 import { ChangeOutbox, TappedChange } from '../../change-outbox';
 import { randomUUID } from 'node:crypto';
 import { OnApplicationShutdown } from '@nestjs/common';
@@ -883,20 +884,30 @@ export class RedisConversationRepository
 
   /**
    * Tells applied changes to the outbox and waits for it (the webhooks' queue entry is
-   * written before the answer). If that fails the change stands, but the caller cannot know
-   * it will be delivered soon: 503 store_unavailable, and the reconcile pass queues it later.
+   * written before the answer). If that fails the change stands and the write still answers:
+   * the outbox is one key, on one shard of a cluster, and a write to a conversation on a
+   * healthy shard must not fail because that shard is failing over. Nothing is lost: the
+   * conversation's queued mark stays behind its last seq, and the reconcile pass queues the
+   * change from its replay buffer once the outbox answers again (docs/redis.md, Webhooks).
    */
   private async tell(changes: TappedChange[]): Promise<void> {
     try {
       await this.outbox.changed(changes);
     } catch (error) {
-      const reason = error instanceof Error ? error.message : String(error);
-      throw new StoreError(
-        'store_unavailable',
-        `Redis at ${this.where}: the change was applied, but its webhook queue entry was not written: ${reason}`,
-      );
+      const now = Date.now();
+      if (now - this.outboxWarnedAt > 10_000) {
+        this.outboxWarnedAt = now;
+        const reason = error instanceof Error ? error.message : String(error);
+        this.logger.warn(
+          `Redis at ${this.where}: a change was applied but its webhook outbox entry was not written (${reason}); the reconcile pass will queue it`,
+        );
+      }
     }
   }
+
+  /** When tell() last warned of an outbox it could not write (at most one line in 10 s). */
+  private outboxWarnedAt = 0;
+  private readonly logger = new Logger('RedisStore');
 
   /** Runs a command: failures become StoreErrors (see RedisStoreConnection.run). */
   private run<T>(command: () => Promise<T>): Promise<T> {
