@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ServerProcess } from './utils/spawn-server';
-import { eventually, WebhookReceiver } from './utils/webhook-receiver';
+import { eventually, useReceivers } from './utils/webhook-receiver';
 import {
   call,
   changeId,
@@ -22,15 +22,7 @@ import {
  */
 describe('Webhooks in cluster mode (in memory, WORKERS=2, built server)', () => {
   jest.setTimeout(90_000);
-  const receivers: WebhookReceiver[] = [];
-  afterAll(async () => {
-    await Promise.all(receivers.map((r) => r.stop()));
-  });
-  async function receiver(): Promise<WebhookReceiver> {
-    const r = await WebhookReceiver.start();
-    receivers.push(r);
-    return r;
-  }
+  const receiver = useReceivers();
 
   describe('one server', () => {
     let server: ServerProcess;

@@ -1,6 +1,6 @@
-import { describeWithRedis, TestRedis } from './utils/redis';
+import { describeWithRedis, useRedisInstances } from './utils/redis';
 import { ServerProcess } from './utils/spawn-server';
-import { eventually, WebhookReceiver } from './utils/webhook-receiver';
+import { eventually, useReceivers } from './utils/webhook-receiver';
 import {
   call,
   changeId,
@@ -33,47 +33,20 @@ interface Delivery {
   attempts: { statusCode: number | null }[];
 }
 
-/**
- * Instances of one deployment on the suite's Redis, under a new key prefix, started before the
- * enclosing describe's tests and stopped after (the prefix's keys go when the suite ends).
- */
-function useInstances(
-  redis: () => TestRedis,
-  envs: Record<string, string>[],
-): () => ServerProcess[] {
-  let servers: ServerProcess[] = [];
-  beforeAll(async () => {
-    const shared = {
-      STORE: 'redis',
-      REDIS_URL: redis().url,
-      REDIS_KEY_PREFIX: redis().newPrefix(),
-    };
-    servers = await startServers(envs.map((env) => ({ ...shared, ...env })));
-  }, 60_000);
-  afterAll(async () => {
-    await Promise.all(servers.map((server) => server.stop()));
-  }, 30_000);
-  return () => servers;
-}
-
 describeWithRedis('Webhooks on Redis (two instances, built servers)', (redis) => {
   jest.setTimeout(60_000);
-  const receivers: WebhookReceiver[] = [];
-  afterAll(async () => {
-    await Promise.all(receivers.map((r) => r.stop()));
-  });
-  async function receiver(): Promise<WebhookReceiver> {
-    const r = await WebhookReceiver.start();
-    receivers.push(r);
-    return r;
-  }
+  const receiver = useReceivers();
 
   describe('A (WORKERS=2) and B (WORKERS=0) on one Redis', () => {
     const env = { ...FAST_WEBHOOKS, WEBHOOK_RETRY_SCHEDULE: SCHEDULE };
-    const servers = useInstances(redis, [
-      { ...env, WORKERS: '2' },
-      { ...env, WORKERS: '0' },
-    ]);
+    const servers = useRedisInstances(
+      redis,
+      [
+        { ...env, WORKERS: '2' },
+        { ...env, WORKERS: '0' },
+      ],
+      startServers,
+    );
     const log = async (server: ServerProcess, endpoint: string, query = '') =>
       (
         await call<{ deliveries: Delivery[] }>(

@@ -233,11 +233,14 @@ export function describeWithRedis(name: string, body: (redis: () => TestRedis) =
 /**
  * Starts one built server per `envs` entry (each `{}` by default adds nothing) on the suite's
  * Redis, all sharing one new key prefix, before the enclosing describe's tests, and stops
- * them after: instances of one deployment.
+ * them after: instances of one deployment. `start` starts them (by default each with
+ * spawnServer; the webhook suites pass one that stops the others when one fails to start).
  */
 export function useRedisInstances(
   redis: () => TestRedis,
   envs: Record<string, string>[],
+  start: (envs: Record<string, string>[]) => Promise<ServerProcess[]> = (all) =>
+    Promise.all(all.map((env) => spawnServer(env))),
 ): () => ServerProcess[] {
   let servers: ServerProcess[] = [];
   beforeAll(async () => {
@@ -246,7 +249,7 @@ export function useRedisInstances(
       REDIS_URL: redis().url,
       REDIS_KEY_PREFIX: redis().newPrefix(),
     };
-    servers = await Promise.all(envs.map((env) => spawnServer({ ...shared, ...env })));
+    servers = await start(envs.map((env) => ({ ...shared, ...env })));
   }, 60_000);
   afterAll(async () => {
     await Promise.all(servers.map((server) => server.stop()));

@@ -150,3 +150,19 @@ export async function eventually<T>(
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
+
+/**
+ * Receivers started on demand by the enclosing describe's tests and stopped after them: the
+ * returned function starts one.
+ */
+export function useReceivers(): () => Promise<WebhookReceiver> {
+  const started: WebhookReceiver[] = [];
+  afterAll(async () => {
+    await Promise.all(started.map((r) => r.stop()));
+  });
+  return async () => {
+    const r = await WebhookReceiver.start();
+    started.push(r);
+    return r;
+  };
+}
