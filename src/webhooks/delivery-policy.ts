@@ -15,6 +15,8 @@ export interface AttemptOutcome {
   error: string | null;
   /** A 429 or 503's Retry-After, in ms, capped at an hour. */
   retryAfterMs?: number;
+  /** When the attempt went on the wire (ms), if later than when it was asked for. */
+  startedAt?: number;
 }
 
 export type NextStep =

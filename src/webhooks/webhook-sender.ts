@@ -8,13 +8,27 @@ import type { WebhookEvent } from './webhook.model';
  * (http-webhook-sender.ts over node:http, checking every address it connects to).
  */
 export abstract class WebhookSender {
-  /** `signal` aborts the attempt (a graceful stop): the outcome is then an error `aborted`. */
+  /**
+   * `signal` aborts the attempt (a graceful stop): the outcome is then an error `aborted`.
+   * `lane` names the endpoint: a sender that queues attempts itself (handOverLimit) keeps at
+   * most WEBHOOK_MAX_IN_FLIGHT of a lane's on the wire.
+   */
   abstract send(
     url: string,
     event: WebhookEvent,
     secrets: readonly string[],
     signal?: AbortSignal,
+    lane?: string,
   ): Promise<AttemptOutcome>;
+
+  /**
+   * How many attempts per endpoint a caller may have handed over at once, given
+   * WEBHOOK_MAX_IN_FLIGHT: that many for a sender that starts each attempt when asked; more for
+   * one that queues them and keeps the cap on the wire itself (ThreadedWebhookSender).
+   */
+  handOverLimit(maxInFlight: number): number {
+    return maxInFlight;
+  }
 
   /** Closes kept-alive connections. */
   abstract close(): void;

@@ -19,6 +19,7 @@ import { ChangeOutbox } from '../conversations/change-outbox';
 import { SnapshotPart } from '../snapshot/snapshot-source';
 import { DeliveryObserver, SILENT_OBSERVER } from './delivery-policy';
 import { HttpWebhookSender } from './http-webhook-sender';
+import { ThreadedWebhookSender } from './thread/threaded-webhook-sender';
 import { IpcWebhookStore, WebhookChannel } from './ipc/ipc-webhook.store';
 import { InMemoryWebhookStore } from './memory/in-memory-webhook.store';
 import { WebhookSender } from './webhook-sender';
@@ -49,12 +50,24 @@ export const DELIVERY_OBSERVER = Symbol('DELIVERY_OBSERVER');
     },
     {
       provide: WebhookSender,
-      inject: [WebhookSettings],
-      useFactory: (settings: WebhookSettings) =>
-        new HttpWebhookSender({
+      inject: [WebhookSettings, StoreSettings, PROCESS_ROLE],
+      useFactory: (
+        settings: WebhookSettings,
+        store: StoreSettings,
+        role: ProcessRole,
+      ): WebhookSender => {
+        const options = {
           timeoutMs: settings.timeoutMs,
           allowPrivateNetworks: settings.allowPrivateNetworks,
-        }),
+        };
+        // A single process on the in-memory store serves the routes in the loop that would see
+        // the answers to its attempts: they run in a thread (ThreadedWebhookSender says why).
+        // Elsewhere the deliverer serves no route (the cluster's primary), and a thread would
+        // only add its cost: measured in docs/performance.md, "Webhooks".
+        return store.kind === 'memory' && role === 'server'
+          ? new ThreadedWebhookSender({ ...options, maxInFlight: settings.maxInFlight })
+          : new HttpWebhookSender(options);
+      },
     },
     {
       provide: WebhookStore,

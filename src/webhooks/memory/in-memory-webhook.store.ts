@@ -527,13 +527,14 @@ export class InMemoryWebhookStore extends WebhookStore implements ChangeSink {
       return;
     }
     const now = this.clock();
+    const handOver = this.sender.handOverLimit(this.settings.maxInFlight);
     let next = Infinity;
     for (const endpoint of this.endpoints.values()) {
       if (endpoint.record.disabledReason !== null) {
         continue;
       }
       const { queue } = endpoint;
-      while (queue.size > 0 && endpoint.inFlight < this.settings.maxInFlight) {
+      while (queue.size > 0 && endpoint.inFlight < handOver) {
         const top = queue.peek() as Due;
         if (top.version !== top.delivery.version || top.delivery.status !== 'pending') {
           queue.pop();
@@ -583,7 +584,7 @@ export class InMemoryWebhookStore extends WebhookStore implements ChangeSink {
     const at = this.clock();
     const { record } = endpoint;
     const attempt = this.sender
-      .send(record.url, delivery.event, signingSecrets(record, at), controller.signal)
+      .send(record.url, delivery.event, signingSecrets(record, at), controller.signal, record.id)
       .then(
         (outcome) => outcome,
         (error: unknown): AttemptOutcome => ({
@@ -603,7 +604,7 @@ export class InMemoryWebhookStore extends WebhookStore implements ChangeSink {
           }
           return;
         }
-        this.settle(endpoint, delivery, at, outcome);
+        this.settle(endpoint, delivery, outcome.startedAt ?? at, outcome);
         this.schedulePump();
       })
       .finally(() => this.attempts.delete(attempt));

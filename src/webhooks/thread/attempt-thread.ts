@@ -1,0 +1,136 @@
+import { parentPort, workerData } from 'node:worker_threads';
+import type { AttemptOutcome } from '../delivery-policy';
+import { HttpWebhookSender } from '../http-webhook-sender';
+import type { WebhookEvent } from '../webhook.model';
+import type { AttemptEnd, AttemptOrder, AttemptThreadOptions, ToThread } from './attempt-protocol';
+
+/**
+ * The webhook attempts of an in-memory store, in a thread of their own (see
+ * threaded-webhook-sender.ts for why). Each lane (an endpoint) has a queue of the attempts
+ * handed over and at most `maxInFlight` of them on the wire; an attempt's time, signature and
+ * timeout start when it goes on the wire. What ended is sent back once per turn.
+ */
+
+interface Lane {
+  queue: AttemptOrder[];
+  head: number;
+  inFlight: number;
+}
+
+const options = workerData as AttemptThreadOptions;
+const port = parentPort;
+if (!port) {
+  throw new Error('attempt-thread.ts runs as a worker thread');
+}
+const sender = new HttpWebhookSender({
+  timeoutMs: options.timeoutMs,
+  allowPrivateNetworks: options.allowPrivateNetworks,
+});
+const lanes = new Map<string, Lane>();
+/** Attempts on the wire, by token. */
+const onWire = new Map<number, AbortController>();
+/** Tokens aborted while still queued: they end as aborted when their turn comes. */
+const abortedQueued = new Set<number>();
+let ends: AttemptEnd[] = [];
+/** How long ends gather before they are sent back (ms): the lag it adds is at most this. */
+const FLUSH_EVERY_MS = 2;
+let flushScheduled = false;
+
+const ABORTED = (): AttemptOutcome => ({
+  ok: false,
+  statusCode: null,
+  durationMs: 0,
+  error: 'aborted',
+});
+
+function ended(token: number, outcome: AttemptOutcome): void {
+  ends.push([token, outcome]);
+  if (!flushScheduled) {
+    flushScheduled = true;
+    // Gathered for a moment: a message per answer would wake the store's thread as often.
+    setTimeout(flush, FLUSH_EVERY_MS);
+  }
+}
+
+function flush(): void {
+  flushScheduled = false;
+  const batch = ends;
+  ends = [];
+  port!.postMessage({ ends: batch });
+}
+
+function pump(name: string, lane: Lane): void {
+  while (lane.inFlight < options.maxInFlight && lane.head < lane.queue.length) {
+    const order = lane.queue[lane.head++];
+    const [token, , url, id, body, secrets] = order;
+    if (abortedQueued.delete(token)) {
+      ended(token, ABORTED());
+      continue;
+    }
+    lane.inFlight++;
+    const controller = new AbortController();
+    onWire.set(token, controller);
+    const startedAt = Date.now();
+    const event = { id, body } as WebhookEvent;
+    void sender.send(url, event, secrets, controller.signal).then((outcome) => {
+      onWire.delete(token);
+      lane.inFlight--;
+      outcome.startedAt = startedAt;
+      ended(token, outcome);
+      pump(name, lane);
+    });
+  }
+  if (lane.head === lane.queue.length) {
+    lane.queue = [];
+    lane.head = 0;
+    if (lane.inFlight === 0) {
+      lanes.delete(name);
+    }
+  } else if (lane.head > 1024) {
+    lane.queue = lane.queue.slice(lane.head);
+    lane.head = 0;
+  }
+}
+
+port.on('message', ({ attempts, aborts }: ToThread) => {
+  for (const token of aborts) {
+    const controller = onWire.get(token);
+    if (controller) {
+      controller.abort();
+    } else {
+      abortedQueued.add(token);
+    }
+  }
+  const touched = new Set<string>();
+  for (const order of attempts) {
+    const name = order[1];
+    let lane = lanes.get(name);
+    if (!lane) {
+      lane = { queue: [], head: 0, inFlight: 0 };
+      lanes.set(name, lane);
+    }
+    lane.queue.push(order);
+    touched.add(name);
+  }
+  for (const name of touched) {
+    pump(name, lanes.get(name)!);
+  }
+  // An abort of a token neither queued here nor on the wire (it ended meanwhile) is dropped
+  // with its end: the set only holds queued ones once their lane has been pumped.
+  for (const token of aborts) {
+    if (abortedQueued.has(token) && !isQueued(token)) {
+      abortedQueued.delete(token);
+    }
+  }
+});
+
+function isQueued(token: number): boolean {
+  for (const lane of lanes.values()) {
+    for (let i = lane.head; i < lane.queue.length; i++) {
+      if (lane.queue[i][0] === token) {
+        return true;
+      }
+    }
+  }
+  return false;
+}

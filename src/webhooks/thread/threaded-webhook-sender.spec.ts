@@ -1,0 +1,169 @@
+import { newSecret } from '../signature';
+import type { WebhookEvent } from '../webhook.model';
+import { ThreadedWebhookSender } from './threaded-webhook-sender';
+import {
+  eventually,
+  startReceiver,
+  verifies,
+  type Receiver,
+} from '../../../test/utils/recording-receiver';
+
+/** ThreadedWebhookSender: attempts made in a worker thread, the per-endpoint cap kept there. */
+
+function event(n: number): WebhookEvent {
+  const id = `evt_thread_${n}`;
+  return {
+    id,
+    type: 'message.created',
+    at: Date.now(),
+    body: JSON.stringify({ id, type: 'message.created', data: { n, text: 'héllo 👋' } }),
+  };
+}
+
+const receivers: Receiver[] = [];
+const senders: ThreadedWebhookSender[] = [];
+
+async function receiver(...args: Parameters<typeof startReceiver>): Promise<Receiver> {
+  const made = await startReceiver(...args);
+  receivers.push(made);
+  return made;
+}
+
+function sender(options: Partial<ConstructorParameters<typeof ThreadedWebhookSender>[0]> = {}) {
+  const made = new ThreadedWebhookSender({
+    timeoutMs: 5_000,
+    allowPrivateNetworks: true,
+    maxInFlight: 3,
+    ...options,
+  });
+  senders.push(made);
+  return made;
+}
+
+afterEach(async () => {
+  senders.splice(0).forEach((s) => s.close());
+  await Promise.all(receivers.splice(0).map((r) => r.close()));
+});
+
+describe('ThreadedWebhookSender', () => {
+  it('hands over more than the cap per endpoint', () => {
+    expect(sender().handOverLimit(8)).toBeGreaterThan(8);
+  });
+
+  it('sends signed attempts a receiver verifies, with when each went on the wire', async () => {
+    const hook = await receiver(() => ({ status: 204 }));
+    const secret = newSecret();
+    const before = Date.now();
+    const outcomes = await Promise.all(
+      [1, 2, 3, 4, 5].map((n) => sender().send(hook.url, event(n), [secret], undefined, 'ep')),
+    );
+    for (const outcome of outcomes) {
+      expect(outcome).toMatchObject({ ok: true, statusCode: 204, error: null });
+      expect(outcome.startedAt).toBeGreaterThanOrEqual(before);
+    }
+    expect(hook.received.map((r) => r.id).sort()).toEqual(
+      [1, 2, 3, 4, 5].map((n) => `evt_thread_${n}`).sort(),
+    );
+    for (const request of hook.received) {
+      expect(verifies(secret, request)).toBe(true);
+      expect(request.body).toBe(event(Number(request.id.split('_')[2])).body);
+    }
+  });
+
+  it('keeps at most maxInFlight of a lane on the wire; another lane goes on beside it', async () => {
+    const held = await receiver(() => ({ status: 200, delayMs: 300 }));
+    const quick = await receiver(() => ({ status: 200 }));
+    const threaded = sender({ maxInFlight: 3 });
+    const secret = newSecret();
+    const slow = Array.from({ length: 12 }, (_, n) =>
+      threaded.send(held.url, event(n), [secret], undefined, 'held'),
+    );
+    // The first three are held for 300 ms: the other lane's ten are answered meanwhile.
+    const fast = await Promise.all(
+      Array.from({ length: 10 }, (_, n) =>
+        threaded.send(quick.url, event(100 + n), [secret], undefined, 'quick'),
+      ),
+    );
+    expect(fast.every((o) => o.ok)).toBe(true);
+    expect(held.received.length).toBeLessThanOrEqual(3);
+    const outcomes = await Promise.all(slow);
+    expect(outcomes.every((o) => o.ok)).toBe(true);
+    expect(held.received).toHaveLength(12);
+    expect(held.maxConcurrent).toBe(3);
+  });
+
+  it('counts the timeout from the wire, not from the hand-over', async () => {
+    // One at a time, each answered after 150 ms: the fourth waits 450 ms in the thread's queue,
+    // longer than the 300 ms timeout, and still succeeds.
+    const hook = await receiver(() => ({ status: 200, delayMs: 150 }));
+    const threaded = sender({ maxInFlight: 1, timeoutMs: 300 });
+    const outcomes = await Promise.all(
+      [1, 2, 3, 4].map((n) => threaded.send(hook.url, event(n), [newSecret()], undefined, 'ep')),
+    );
+    expect(outcomes.map((o) => o.ok)).toEqual([true, true, true, true]);
+    const starts = outcomes.map((o) => o.startedAt as number);
+    expect(starts[3] - starts[0]).toBeGreaterThanOrEqual(400);
+  });
+
+  it('times out an attempt that gets no answer', async () => {
+    const hook = await receiver(() => ({ status: 200, delayMs: 2_000 }));
+    const outcome = await sender({ timeoutMs: 200 }).send(hook.url, event(1), [newSecret()]);
+    expect(outcome).toMatchObject({ ok: false, statusCode: null, error: 'timeout' });
+  });
+
+  it('aborts attempts on the wire and queued, and the queued never reach the receiver', async () => {
+    const hook = await receiver(() => ({ status: 200, delayMs: 2_000 }));
+    const threaded = sender({ maxInFlight: 1 });
+    const first = new AbortController();
+    const second = new AbortController();
+    const onWire = threaded.send(hook.url, event(1), [newSecret()], first.signal, 'ep');
+    const queued = threaded.send(hook.url, event(2), [newSecret()], second.signal, 'ep');
+    await eventually(() => expect(hook.received).toHaveLength(1));
+    second.abort();
+    first.abort();
+    expect(await onWire).toMatchObject({ ok: false, error: 'aborted' });
+    expect(await queued).toMatchObject({ ok: false, error: 'aborted' });
+    // Given time, the queued one would have gone on the wire after the first was aborted.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(hook.received.map((r) => r.id)).toEqual(['evt_thread_1']);
+  });
+
+  it('refuses private addresses in the thread unless allowed', async () => {
+    const hook = await receiver(() => ({ status: 204 }));
+    const outcome = await sender({ allowPrivateNetworks: false }).send(hook.url, event(1), [
+      newSecret(),
+    ]);
+    expect(outcome.ok).toBe(false);
+    expect(outcome.error).toMatch(/^address refused/);
+    expect(hook.received).toHaveLength(0);
+  });
+
+  it('ends what a dead thread held as an error, and starts a new thread for the next', async () => {
+    const hook = await receiver(() => ({ status: 200, delayMs: 2_000 }));
+    const threaded = sender();
+    const held = threaded.send(hook.url, event(1), [newSecret()], undefined, 'ep');
+    await eventually(() => expect(hook.received).toHaveLength(1));
+    const worker = (threaded as unknown as { worker: { terminate(): Promise<number> } }).worker;
+    await worker.terminate();
+    expect(await held).toMatchObject({ ok: false, error: 'sender thread stopped' });
+    hook.answer(() => ({ status: 204 }));
+    expect(await threaded.send(hook.url, event(2), [newSecret()])).toMatchObject({
+      ok: true,
+      statusCode: 204,
+    });
+  });
+
+  it('ends what it holds as aborted on close, and sends nothing after', async () => {
+    const hook = await receiver(() => ({ status: 200, delayMs: 2_000 }));
+    const threaded = sender();
+    const held = threaded.send(hook.url, event(1), [newSecret()]);
+    await eventually(() => expect(hook.received).toHaveLength(1));
+    threaded.close();
+    expect(await held).toMatchObject({ ok: false, error: 'aborted' });
+    expect(await threaded.send(hook.url, event(2), [newSecret()])).toMatchObject({
+      ok: false,
+      error: 'aborted',
+    });
+    expect(hook.received).toHaveLength(1);
+  });
+});
