@@ -332,13 +332,19 @@ export class RedisDeliveryQueues implements DeliveryEnqueuer {
   /**
    * Queues events for one endpoint (the fan-out's call). Skips an unknown or disabled endpoint;
    * an endpoint whose pending deliveries would pass WEBHOOK_MAX_PENDING, or whose events would
-   * take the bodies pending over WEBHOOK_MAX_BYTES, is disabled (`backlog`) instead.
+   * take the bodies pending over WEBHOOK_MAX_BYTES, is disabled (`backlog`) instead. `current`
+   * is the endpoint as the caller just read it (the fan-out's endpointsNow); without it, it is
+   * read here.
    */
-  async enqueue(endpointId: string, events: WebhookEvent[]): Promise<void> {
+  async enqueue(
+    endpointId: string,
+    events: WebhookEvent[],
+    current?: EndpointRecord,
+  ): Promise<void> {
     if (events.length === 0) {
       return;
     }
-    const record = await this.endpoints.get(endpointId);
+    const record = current ?? (await this.endpoints.get(endpointId));
     if (!record || record.disabledReason !== null) {
       return;
     }

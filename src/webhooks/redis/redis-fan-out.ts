@@ -12,7 +12,8 @@ import { CHANGE_FIELD, EVENT_FIELD } from './redis-outbox';
  */
 export interface DeliveryEnqueuer {
   endpointsNow(): Promise<EndpointRecord[]>;
-  enqueue(endpointId: string, events: WebhookEvent[]): Promise<void>;
+  /** `record`: the endpoint as endpointsNow just read it (spares reading it again). */
+  enqueue(endpointId: string, events: WebhookEvent[], record?: EndpointRecord): Promise<void>;
 }
 
 export interface FanOutOptions {
@@ -149,9 +150,15 @@ export class RedisFanOut {
         this.reading = false;
         const entries = read ? read[0][1] : [];
         if (entries.length > 0) {
-          await this.fanOut(reader, entries);
+          const { acknowledged } = await this.fanOut(reader, entries);
           if (entries.length < this.batch && this.gatherMs > 0 && !this.stopping) {
-            await new Promise((resolve) => setTimeout(resolve, this.gatherMs));
+            // The acknowledgement's round trip runs while entries gather.
+            await Promise.all([
+              acknowledged,
+              new Promise((resolve) => setTimeout(resolve, this.gatherMs)),
+            ]);
+          } else {
+            await acknowledged;
           }
         }
         if (failing) {
@@ -208,7 +215,9 @@ export class RedisFanOut {
       // Deleted entries come back as nulls (Redis 7 lists their ids apart).
       const live = entries.filter((entry) => Array.isArray(entry) && entry[1]);
       if (live.length > 0) {
-        await this.fanOut(reader, live);
+        await (
+          await this.fanOut(reader, live)
+        ).acknowledged;
       }
       cursor = next;
     } while (cursor !== '0-0' && !this.stopping);
@@ -216,9 +225,13 @@ export class RedisFanOut {
 
   /**
    * Queues a batch: the endpoints read once, each entry's events made once, one enqueue per
-   * endpoint. Acknowledged and deleted only once every endpoint has them.
+   * endpoint. Acknowledged and deleted only once every endpoint has them: answers once they
+   * are queued, with the acknowledgement under way (the caller awaits it before reading on).
    */
-  private async fanOut(reader: Redis | Cluster, entries: StreamEntry[]): Promise<void> {
+  private async fanOut(
+    reader: Redis | Cluster,
+    entries: StreamEntry[],
+  ): Promise<{ acknowledged: Promise<void> }> {
     const endpoints = await this.enqueuer.endpointsNow();
     // With no endpoint (the common case while webhooks are unused) nothing is parsed or built.
     if (endpoints.length > 0) {
@@ -233,22 +246,26 @@ export class RedisFanOut {
       for (const endpoint of endpoints) {
         const wanted = events.filter((event) => wants(endpoint, event.type));
         if (wanted.length > 0) {
-          queued.push(this.enqueuer.enqueue(endpoint.id, wanted));
+          queued.push(this.enqueuer.enqueue(endpoint.id, wanted, endpoint));
         }
       }
       await Promise.all(queued);
     }
     // Acknowledged and deleted in one round trip (one slot: the outbox is one key).
     const ids = entries.map(([id]) => id);
-    const results = await reader
+    // (Wrapped: an async function would wait for a promise it returns.)
+    const acknowledged = reader
       .pipeline()
       .xack(this.stream, FAN_OUT_GROUP, ...ids)
       .xdel(this.stream, ...ids)
-      .exec();
-    const failed = results?.find(([error]) => error)?.[0];
-    if (failed) {
-      throw failed;
-    }
+      .exec()
+      .then((results) => {
+        const failed = results?.find(([error]) => error)?.[0];
+        if (failed) {
+          throw failed;
+        }
+      });
+    return { acknowledged };
   }
 }
 
