@@ -4,6 +4,7 @@ import autocannon from 'autocannon';
 import { text } from '../http/scenarios';
 import { spawnTracked, stopGroup } from '../lib/children';
 import { fire, LoadResult, runLoad } from '../lib/load';
+import { runPacedLoad } from '../lib/paced-load';
 import { benchScript, SERVER_MAIN } from '../lib/paths';
 import { cpuBetween, cpuSnapshot } from '../lib/proc-stats';
 import { Configuration, RunningServer, startServer } from '../lib/server';
@@ -15,7 +16,9 @@ import type { ReceiverRequest, ReceiverStats } from './receiver';
  * conditions side by side:
  *
  * - none: no endpoint; posts at full speed (as the HTTP suite's post scenario: 100-character
- *   messages rotating over 1,000 seeded conversations, 50 connections), then at a fixed rate.
+ *   messages rotating over 1,000 seeded conversations, 50 connections), then at a fixed rate,
+ *   evenly paced (bench/lib/paced-load.ts; autocannon's overallRate spends each second's
+ *   budget at full speed).
  * - one: one endpoint whose receiver answers 204 at once; the same load. Delivery lag is the
  *   receiver's time of arrival minus the event's `timestamp` (the change's time) for every
  *   message.created event, and the suite waits (up to `drainSeconds`) until every
@@ -32,7 +35,7 @@ import type { ReceiverRequest, ReceiverStats } from './receiver';
  * Every run is a fresh start of the configuration, with API_KEYS set (webhooks need it) and
  * the API key on every request. The conditions alternate within a round (none one slow, then
  * slow one none, ...) and each figure is the median over the rounds, so that a drift of this
- * VM's speed hits all alike. The fixed rate is half of none's full speed in the first round
+ * VM's speed hits all alike. The fixed rate is a quarter of none's full speed in the first round
  * (which runs none first), the same for every run of the configuration. The receivers run in
  * a process of their own (receiver.ts).
  */
@@ -69,6 +72,15 @@ export const MIN_ONE_OVER_NONE_IN_MEMORY = 0.7;
 export const MIN_ONE_OVER_NONE_ON_REDIS = 0.5;
 export const MAX_LAG_P99_MS = 1_000;
 export const MAX_SLOW_P99_RATIO = 1.1;
+
+/**
+ * The fixed rate, as a share of none's full speed: a quarter. Delivering each post to an
+ * endpoint about doubles the work per post on these two cores (one endpoint's full speed is
+ * 0.5-0.6 of none's), so half of none's speed, evenly paced, is at or past the capacity of the
+ * conditions with endpoints, where any latency grows without bound; a quarter loads them about
+ * as much as half loads none. (Measured: docs/performance.md, "Webhooks".)
+ */
+export const FIXED_RATE_OF_NONE = 0.25;
 
 /** The server gives up on an attempt after this; the slow receiver answers after SLOW_ANSWER_MS. */
 export const WEBHOOK_TIMEOUT_MS = 2_000;
@@ -167,7 +179,7 @@ export interface WebhookConfigurationResult {
   configuration: string;
   label: string;
   inMemory: boolean;
-  /** The fixed rate of every run: half of none's full speed in the first round. */
+  /** The fixed rate of every run: FIXED_RATE_OF_NONE of none's full speed in the first round. */
   rate: number;
   runs: WebhookRun[];
   conditions: ConditionSummary[];
@@ -352,15 +364,24 @@ async function measureRun(
         `http://127.0.0.1:${receivers.responsivePort}${fastPath}`,
       );
     }
-    const load = (seconds: number, overallRate?: number, onLatency?: (ms: number) => void) =>
-      runLoad({
-        url: server.baseUrl,
-        requests: [postMessage(ids)],
-        duration: seconds,
-        connections: settings.connections,
-        overallRate,
-        onLatency,
-      });
+    // Full speed through autocannon; a fixed rate evenly paced (paced-load.ts says why).
+    const load = (seconds: number, rate?: number, onLatency?: (ms: number) => void) =>
+      rate
+        ? runPacedLoad({
+            url: server.baseUrl,
+            request: postMessage(ids),
+            duration: seconds,
+            connections: settings.connections,
+            rate,
+            onLatency,
+          })
+        : runLoad({
+            url: server.baseUrl,
+            requests: [postMessage(ids)],
+            duration: seconds,
+            connections: settings.connections,
+            onLatency,
+          });
 
     /**
      * Waits until the responsive endpoint has every post acknowledged since `since`, or
@@ -396,12 +417,12 @@ async function measureRun(
     const { storeCpuSeconds } = configuration;
     const pids = server.pids();
     const measured = async (
-      overallRate?: number,
+      rate?: number,
       onLatency?: (ms: number) => void,
     ): Promise<{ result: LoadResult; phase: PhaseResult }> => {
       const before = cpuSnapshot(pids);
       const redisBefore = (await storeCpuSeconds?.()) ?? 0;
-      const result = await load(settings.measureSeconds, overallRate, onLatency);
+      const result = await load(settings.measureSeconds, rate, onLatency);
       const after = cpuSnapshot(server.pids());
       const redisAfter = (await storeCpuSeconds?.()) ?? 0;
       const perRequest = (seconds: number) => (seconds * 1e6) / Math.max(result.requests, 1);
@@ -433,7 +454,8 @@ async function measureRun(
 
     // The fixed rate: none's first run sets it from its own full speed. Latency over every
     // response, not autocannon's histogram rounded to 1 ms.
-    const fixedRate = rate ?? Math.max(1, Math.floor(full.result.requestsPerSecond / 2));
+    const fixedRate =
+      rate ?? Math.max(1, Math.floor(full.result.requestsPerSecond * FIXED_RATE_OF_NONE));
     const latencies: number[] = [];
     const fixedStart = Date.now();
     const fixed = await measured(fixedRate, (ms) => latencies.push(ms));
@@ -672,7 +694,7 @@ export function webhooksMarkdown(results: WebhookResults): string[] {
   const lines = [
     `### Webhooks (posts with no endpoint, one responsive endpoint, a responsive one beside one that times out; median of ${rounds} fresh start${rounds > 1 ? 's' : ''} per condition)`,
     '',
-    `Every run a fresh start with API_KEYS (the key on every request), WEBHOOK_ALLOW_PRIVATE_NETWORKS=true and WEBHOOK_TIMEOUT_MS=${WEBHOOK_TIMEOUT_MS}; 1,000 conversations seeded, then the endpoints made (so only the posts are delivered), ${warmupSeconds} s of posts at full speed (its deliveries drained before measuring), ${measureSeconds} s at full speed (${connections} connections, 100-character posts rotating over the conversations), then ${measureSeconds} s at the fixed rate (half of none's full speed in round 1). The receivers (node:http on 127.0.0.1 in a process of their own) answer 204 at once, the slow one after ${SLOW_ANSWER_MS / 1000} s. Lag: arrival at the responsive receiver − the event's \`timestamp\`, over every message.created event of the phase's posts (an undelivered one counts as endless); after each phase the bench waits up to ${drainSeconds} s for every acknowledged post to be delivered. Conditions alternate within a round (none one slow, slow one none, ...).`,
+    `Every run a fresh start with API_KEYS (the key on every request), WEBHOOK_ALLOW_PRIVATE_NETWORKS=true and WEBHOOK_TIMEOUT_MS=${WEBHOOK_TIMEOUT_MS}; 1,000 conversations seeded, then the endpoints made (so only the posts are delivered), ${warmupSeconds} s of posts at full speed (its deliveries drained before measuring), ${measureSeconds} s at full speed (${connections} connections, 100-character posts rotating over the conversations), then ${measureSeconds} s at the fixed rate (${FIXED_RATE_OF_NONE * 100}% of none's full speed in round 1, evenly paced: request n due at n / rate, its latency counted from then). The receivers (node:http on 127.0.0.1 in a process of their own) answer 204 at once, the slow one after ${SLOW_ANSWER_MS / 1000} s. Lag: arrival at the responsive receiver − the event's \`timestamp\`, over every message.created event of the phase's posts (an undelivered one counts as endless); after each phase the bench waits up to ${drainSeconds} s for every acknowledged post to be delivered. Conditions alternate within a round (none one slow, slow one none, ...).`,
     '',
     '| Configuration | Endpoints | full speed posts/s | p99 ms | CPU µs/post (primary; Redis) | lag p50 / p99 ms | delivered / acknowledged (drain s) | fixed rate posts/s | p50 / p99 ms | lag p50 / p99 ms |',
     '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
