@@ -206,17 +206,6 @@ export function describeWithRedis(name: string, body: (redis: () => TestRedis) =
       admin = new Redis(url, { maxRetriesPerRequest: 1 });
     });
 
-    afterAll(async () => {
-      for (const prefix of prefixes) {
-        const left = await keys(prefix);
-        if (left.length > 0) {
-          await admin.del(...left);
-        }
-      }
-      admin.disconnect();
-      await server?.stop();
-    });
-
     body(() => ({
       url,
       newPrefix: () => {
@@ -227,6 +216,20 @@ export function describeWithRedis(name: string, body: (redis: () => TestRedis) =
       keys,
       admin,
     }));
+
+    // Declared after the body's own hooks, so it runs after them (jest runs a block's afterAll
+    // hooks in the order they were declared): servers the body stops in its afterAll (as
+    // useRedisInstances does) write no key after this cleanup.
+    afterAll(async () => {
+      for (const prefix of prefixes) {
+        const left = await keys(prefix);
+        if (left.length > 0) {
+          await admin.del(...left);
+        }
+      }
+      admin.disconnect();
+      await server?.stop();
+    });
   });
 }
 
