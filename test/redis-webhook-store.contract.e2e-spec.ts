@@ -1,6 +1,5 @@
 import { connectRedis } from '../src/conversations/repositories/redis/redis-client';
 import { RedisStoreConnection } from '../src/conversations/repositories/redis/redis-connection';
-import { HttpWebhookSender } from '../src/webhooks/http-webhook-sender';
 import { RedisFanOut } from '../src/webhooks/redis/redis-fan-out';
 import { RedisOutbox } from '../src/webhooks/redis/redis-outbox';
 import { RedisWebhookStore } from '../src/webhooks/redis/redis-webhook.store';
@@ -12,14 +11,10 @@ import { describeWithRedis, keysUnder } from './utils/redis';
  * through the Redis outbox and its fan-out, as an instance's delivering process runs them.
  */
 describeWithRedis('WebhookStore contract on Redis', (redis) => {
-  webhookStoreContract('Redis (BullMQ)', async (settings, clock) => {
+  webhookStoreContract('Redis (BullMQ)', async (settings, clock, sender) => {
     const prefix = redis().newPrefix();
     const client = await connectRedis(redis().url, 2_000);
     const connection = new RedisStoreConnection(client, prefix, redis().url, 2_000);
-    const sender = new HttpWebhookSender({
-      timeoutMs: settings.timeoutMs,
-      allowPrivateNetworks: true,
-    });
     const store = new RedisWebhookStore(connection, prefix, settings, sender, undefined, clock);
     const outbox = new RedisOutbox(connection, {
       wantsTranscripts: () => store.queues.wants('conversation.transcript'),
@@ -33,7 +28,6 @@ describeWithRedis('WebhookStore contract on Redis', (redis) => {
       teardown: async () => {
         await fanOut.stop();
         await store.stop({ force: true });
-        sender.close();
         const keys = await keysUnder(client, prefix);
         if (keys.length > 0) {
           await client.del(...keys);

@@ -21,28 +21,17 @@ import { InMemoryWebhookStore } from '../src/webhooks/memory/in-memory-webhook.s
 import { loopback } from './utils/loopback';
 import { tapped, webhookSettings, webhookStoreContract } from './contracts/webhook-store.contract';
 
-webhookStoreContract('in memory', async (settings, clock) => {
-  const sender = new HttpWebhookSender({
-    timeoutMs: settings.timeoutMs,
-    allowPrivateNetworks: true,
-  });
+webhookStoreContract('in memory', async (settings, clock, sender) => {
   const store = new InMemoryWebhookStore(settings, sender, undefined, clock);
   store.start();
   return {
     store,
     sink: store,
-    teardown: async () => {
-      await store.stop();
-      sender.close();
-    },
+    teardown: () => store.stop(),
   };
 });
 
-webhookStoreContract('IPC to the primary', async (settings, clock) => {
-  const sender = new HttpWebhookSender({
-    timeoutMs: settings.timeoutMs,
-    allowPrivateNetworks: true,
-  });
+webhookStoreContract('IPC to the primary', async (settings, clock, sender) => {
   const primary = new InMemoryWebhookStore(settings, sender, undefined, clock);
   primary.start();
   // As in a worker: the webhook store shares the conversation store's channel.
@@ -56,7 +45,6 @@ webhookStoreContract('IPC to the primary', async (settings, clock) => {
     teardown: async () => {
       worker.close();
       await primary.stop();
-      sender.close();
     },
   };
 });

@@ -7,7 +7,9 @@ import type {
   TappedChange,
 } from '../../src/conversations/change-outbox';
 import { changeEvent, OLD_SECRET_OVERLAP_MS } from '../../src/webhooks/webhook.model';
+import { HttpWebhookSender } from '../../src/webhooks/http-webhook-sender';
 import { WebhookStore } from '../../src/webhooks/webhook.store';
+import type { WebhookSender } from '../../src/webhooks/webhook-sender';
 import { eventually, Receiver, startReceiver, verifies } from '../utils/recording-receiver';
 
 export interface WebhookStoreHarness {
@@ -19,10 +21,15 @@ export interface WebhookStoreHarness {
   teardown(): Promise<void>;
 }
 
-/** Makes a started store with these settings; `clock` is the store's time for its attempts. */
+/**
+ * Makes a started store with these settings; `clock` is the store's time for its attempts,
+ * `sender` makes them (an HttpWebhookSender allowing 127.0.0.1, closed by the contract after
+ * the harness's teardown).
+ */
 export type WebhookStoreSetup = (
   settings: WebhookSettings,
   clock: () => number,
+  sender: WebhookSender,
 ) => Promise<WebhookStoreHarness>;
 
 /** Settings as a test wants them: milliseconds where production has hours. */
@@ -76,12 +83,19 @@ async function rejection(promise: Promise<unknown>): Promise<string> {
 export function webhookStoreContract(name: string, setup: WebhookStoreSetup): void {
   describe(`WebhookStore contract: ${name}`, () => {
     let harnesses: WebhookStoreHarness[] = [];
+    let senders: WebhookSender[] = [];
     let receivers: Receiver[] = [];
     let offset = 0;
     const clock = () => Date.now() + offset;
 
     async function open(overrides: Partial<WebhookSettings> = {}): Promise<WebhookStoreHarness> {
-      const harness = await setup(webhookSettings(overrides), clock);
+      const settings = webhookSettings(overrides);
+      const sender = new HttpWebhookSender({
+        timeoutMs: settings.timeoutMs,
+        allowPrivateNetworks: true,
+      });
+      senders.push(sender);
+      const harness = await setup(settings, clock, sender);
       harnesses.push(harness);
       return harness;
     }
@@ -94,8 +108,10 @@ export function webhookStoreContract(name: string, setup: WebhookStoreSetup): vo
 
     afterEach(async () => {
       await Promise.all(harnesses.map((harness) => harness.teardown()));
+      senders.forEach((sender) => sender.close());
       await Promise.all(receivers.map((r) => r.close()));
       harnesses = [];
+      senders = [];
       receivers = [];
       offset = 0;
     });
