@@ -29,7 +29,9 @@ const sender = new HttpWebhookSender({
 const lanes = new Map<string, Lane>();
 /** Attempts on the wire, by token. */
 const onWire = new Map<number, AbortController>();
-/** Tokens aborted while still queued: they end as aborted when their turn comes. */
+/** Tokens queued in a lane, not yet on the wire. */
+const queued = new Set<number>();
+/** Queued tokens aborted: they end as aborted when their turn comes. */
 const abortedQueued = new Set<number>();
 let ends: AttemptEnd[] = [];
 /** How long ends gather before they are sent back (ms): the lag it adds is at most this. */
@@ -63,6 +65,7 @@ function pump(name: string, lane: Lane): void {
   while (lane.inFlight < options.maxInFlight && lane.head < lane.queue.length) {
     const order = lane.queue[lane.head++];
     const [token, , url, id, body, secrets] = order;
+    queued.delete(token);
     if (abortedQueued.delete(token)) {
       ended(token, ABORTED());
       continue;
@@ -93,14 +96,6 @@ function pump(name: string, lane: Lane): void {
 }
 
 port.on('message', ({ attempts, aborts }: ToThread) => {
-  for (const token of aborts) {
-    const controller = onWire.get(token);
-    if (controller) {
-      controller.abort();
-    } else {
-      abortedQueued.add(token);
-    }
-  }
   const touched = new Set<string>();
   for (const order of attempts) {
     const name = order[1];
@@ -110,27 +105,20 @@ port.on('message', ({ attempts, aborts }: ToThread) => {
       lanes.set(name, lane);
     }
     lane.queue.push(order);
+    queued.add(order[0]);
     touched.add(name);
+  }
+  // After the orders: one may be aborted in the message that brings it. An abort of a token
+  // neither on the wire nor queued crossed its end: nothing to do.
+  for (const token of aborts) {
+    const controller = onWire.get(token);
+    if (controller) {
+      controller.abort();
+    } else if (queued.has(token)) {
+      abortedQueued.add(token);
+    }
   }
   for (const name of touched) {
     pump(name, lanes.get(name)!);
   }
-  // An abort of a token neither queued here nor on the wire (it ended meanwhile) is dropped
-  // with its end: the set only holds queued ones once their lane has been pumped.
-  for (const token of aborts) {
-    if (abortedQueued.has(token) && !isQueued(token)) {
-      abortedQueued.delete(token);
-    }
-  }
 });
-
-function isQueued(token: number): boolean {
-  for (const lane of lanes.values()) {
-    for (let i = lane.head; i < lane.queue.length; i++) {
-      if (lane.queue[i][0] === token) {
-        return true;
-      }
-    }
-  }
-  return false;
-}

@@ -128,6 +128,19 @@ describe('ThreadedWebhookSender', () => {
     expect(hook.received.map((r) => r.id)).toEqual(['evt_thread_1']);
   });
 
+  it('aborts an attempt in the same hand-over that brings it: it never goes out', async () => {
+    const hook = await receiver(() => ({ status: 204 }));
+    const threaded = sender();
+    const aborted = new AbortController();
+    const kept = threaded.send(hook.url, event(1), [newSecret()], undefined, 'ep');
+    const dropped = threaded.send(hook.url, event(2), [newSecret()], aborted.signal, 'ep');
+    aborted.abort(); // before the orders cross: both go in one message
+    expect(await dropped).toMatchObject({ ok: false, error: 'aborted' });
+    expect(await kept).toMatchObject({ ok: true, statusCode: 204 });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(hook.received.map((r) => r.id)).toEqual(['evt_thread_1']);
+  });
+
   it('refuses private addresses in the thread unless allowed', async () => {
     const hook = await receiver(() => ({ status: 204 }));
     const outcome = await sender({ allowPrivateNetworks: false }).send(hook.url, event(1), [
