@@ -171,11 +171,15 @@ describe('Webhooks in cluster mode (in memory, WORKERS=2, built server)', () => 
         expect(unverified(r, ep.secret)).toEqual([]);
         const restored = await call(second, 'GET', `/api/webhooks/${ep.id}`);
         expect(restored.body).toMatchObject({ id: ep.id, url: r.url, status: 'enabled' });
-        const log = await call<{ deliveries: { status: string }[] }>(
-          second,
-          'GET',
-          `/api/webhooks/${ep.id}/deliveries`,
-        );
+        // The receiver records a request before it answers: the log settles just after.
+        const log = await eventually(async () => {
+          const res = await call<{ deliveries: { status: string }[] }>(
+            second,
+            'GET',
+            `/api/webhooks/${ep.id}/deliveries`,
+          );
+          return res.body.deliveries.some((d) => d.status === 'pending') ? null : res;
+        }, 5_000);
         expect(log.body.deliveries.map((d) => d.status)).toEqual(
           Array(expected.length).fill('succeeded'),
         );
@@ -211,11 +215,14 @@ describe('Webhooks in cluster mode (in memory, WORKERS=2, built server)', () => 
         await eventually(() => r.received.length === 1, 10_000, 'the delivery re-sent');
         expect(r.received[0].id).toBe(expected);
         expect(r.verifiedWith(r.received[0], ep.secret)).toBe(true);
-        const log = await call<{ deliveries: { status: string; attempts: unknown[] }[] }>(
-          second,
-          'GET',
-          `/api/webhooks/${ep.id}/deliveries`,
-        );
+        const log = await eventually(async () => {
+          const res = await call<{ deliveries: { status: string; attempts: unknown[] }[] }>(
+            second,
+            'GET',
+            `/api/webhooks/${ep.id}/deliveries`,
+          );
+          return res.body.deliveries.some((d) => d.status === 'pending') ? null : res;
+        }, 5_000);
         // The aborted attempt is not counted: the one that succeeded is the first.
         expect(log.body.deliveries).toEqual([
           expect.objectContaining({

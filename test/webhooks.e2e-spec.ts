@@ -132,11 +132,15 @@ describe('Webhooks (in memory, one process)', () => {
     await eventually(() => r.received.length === 3, 5_000, 'three attempts');
     expect(new Set(r.ids()).size).toBe(1);
     expect(new Set(r.received.map((x) => x.body)).size).toBe(1); // the same body each attempt
-    const log = await http().get(`/api/webhooks/${ep.id}/deliveries`).set(key);
-    expect(log.status).toBe(200);
-    const [delivery] = (
-      log.body as { deliveries: { status: string; attempts: { statusCode: number }[] }[] }
-    ).deliveries;
+    // The receiver records a request before it answers: the log settles just after.
+    const delivery = await eventually(async () => {
+      const log = await http().get(`/api/webhooks/${ep.id}/deliveries`).set(key);
+      expect(log.status).toBe(200);
+      const [d] = (
+        log.body as { deliveries: { status: string; attempts: { statusCode: number }[] }[] }
+      ).deliveries;
+      return d.status === 'pending' ? null : d;
+    }, 5_000);
     expect(delivery.status).toBe('succeeded');
     expect(delivery.attempts.map((a) => a.statusCode)).toEqual([500, 500, 200]);
     await remove(ep.id);
