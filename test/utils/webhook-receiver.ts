@@ -137,12 +137,12 @@ export async function eventually<T>(
   check: () => T | Promise<T>,
   timeoutMs = 10_000,
   what = 'condition',
-): Promise<T> {
+): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();
     if (value) {
-      return value;
+      return value as NonNullable<T>;
     }
     if (Date.now() > deadline) {
       throw new Error(`timed out waiting for ${what}`);
