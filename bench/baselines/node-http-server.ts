@@ -1,9 +1,14 @@
 import http, { IncomingMessage, ServerResponse } from 'node:http';
 import { ChatCore, LIMITS, PROBLEM_CONTENT_TYPE, PROBLEMS, Reply } from './chat-core';
+import { WebhookCore } from './webhook-core';
 
-/** Configuration A: the API on bare node:http, the runtime's ceiling. */
+/**
+ * Configuration A: the API on bare node:http, the runtime's ceiling; with the least webhook
+ * delivery (webhook-core.ts) for the webhooks benchmark.
+ */
 
 const core = new ChatCore();
+const webhooks = new WebhookCore();
 const BASE = '/api/conversations';
 
 function send(res: ServerResponse, reply: Reply): void {
@@ -82,6 +87,10 @@ function route(req: IncomingMessage, res: ServerResponse): void {
     withBody(req, res, (body) => core.createConversation(body));
     return;
   }
+  if (path === '/api/webhooks' && req.method === 'POST') {
+    withBody(req, res, (body) => webhooks.create(body));
+    return;
+  }
   if (path.startsWith(`${BASE}/`)) {
     // ['', 'api', 'conversations', id, 'messages', messageId]
     const parts = path.split('/');
@@ -92,7 +101,13 @@ function route(req: IncomingMessage, res: ServerResponse): void {
       return;
     }
     if (parts.length === 5 && parts[4] === 'messages' && req.method === 'POST') {
-      withBody(req, res, (body) => core.postMessage(id, body));
+      withBody(req, res, (body) => {
+        const reply = core.postMessage(id, body);
+        if (reply.status === 201) {
+          webhooks.messageCreated(id, reply.body as { seq: number; createdAt: number });
+        }
+        return reply;
+      });
       return;
     }
     if (parts.length === 6 && parts[4] === 'messages' && req.method === 'DELETE') {

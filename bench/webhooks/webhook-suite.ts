@@ -199,10 +199,16 @@ export interface WebhookResults {
   configurations: WebhookConfigurationResult[];
 }
 
-/** The configurations the webhooks benchmark runs in: the server itself, each store. */
+/**
+ * The configurations the webhooks benchmark runs in: the server itself, each store, and A, the
+ * bare node:http baseline with the least webhook delivery (baselines/webhook-core.ts), which
+ * says what delivering costs on this machine whatever the server.
+ */
 export const webhookConfigurations = (configurations: Configuration[]): Configuration[] =>
   configurations.filter(
-    (c) => c.script === SERVER_MAIN && (!c.scenarios || c.scenarios.includes('webhooks')),
+    (c) =>
+      c.key === 'A' ||
+      (c.script === SERVER_MAIN && (!c.scenarios || c.scenarios.includes('webhooks'))),
   );
 
 /**
