@@ -160,7 +160,7 @@ export class HttpWebhookSender extends WebhookSender {
       ok,
       statusCode,
       durationMs: performance.now() - started,
-      // A redirect is not followed (node:http never does): it is a failure like any other.
+      // A redirect is not followed: it is a failure like any other.
       error: ok ? null : `status ${statusCode}`,
     };
     if (statusCode === 429 || statusCode === 503) {

@@ -5,7 +5,8 @@ import type { WebhookEvent } from './webhook.model';
  * Sends one attempt of one event to one endpoint: a POST of the event's body, signed at the
  * attempt's time with every secret given (see signature.ts). It never throws: what went wrong
  * is in the outcome. The stores schedule attempts; this only makes one
- * (http-webhook-sender.ts over node:http, checking every address it connects to).
+ * (http-webhook-sender.ts over the fast path's HTTP/1.1 client, checking every address it
+ * connects to).
  */
 export abstract class WebhookSender {
   /**
