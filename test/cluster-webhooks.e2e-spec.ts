@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ServerProcess } from './utils/spawn-server';
+import { ServerProcess, spawnServers } from './utils/spawn-server';
 import { eventually, useReceivers } from './utils/webhook-receiver';
 import {
   call,
@@ -11,7 +11,6 @@ import {
   FAST_WEBHOOKS,
   lifeOf,
   postMessage,
-  startServers,
   unverified,
 } from './utils/webhook-server';
 
@@ -27,7 +26,7 @@ describe('Webhooks in cluster mode (in memory, WORKERS=2, built server)', () => 
   describe('one server', () => {
     let server: ServerProcess;
     beforeAll(async () => {
-      [server] = await startServers([{ ...FAST_WEBHOOKS, WORKERS: '2' }]);
+      [server] = await spawnServers([{ ...FAST_WEBHOOKS, WORKERS: '2' }]);
     }, 60_000);
     afterAll(async () => {
       await server?.stop();
@@ -116,7 +115,7 @@ describe('Webhooks in cluster mode (in memory, WORKERS=2, built server)', () => 
         SNAPSHOT_PATH: file,
         WEBHOOK_RETRY_SCHEDULE: '1,1,1',
       };
-      const [first] = await startServers([env]);
+      const [first] = await spawnServers([env]);
       const r = await receiver();
       const port = r.port;
       const ep = await createEndpoint(first, r.url);
@@ -155,7 +154,7 @@ describe('Webhooks in cluster mode (in memory, WORKERS=2, built server)', () => 
 
       await r.restart(port);
       const startedAt = Date.now();
-      const [second] = await startServers([env]);
+      const [second] = await spawnServers([env]);
       try {
         expect(second.lines(/Restored 1 conversation\(s\) and \d+ webhook line\(s\)/)).toHaveLength(
           1,
@@ -197,7 +196,7 @@ describe('Webhooks in cluster mode (in memory, WORKERS=2, built server)', () => 
         SNAPSHOT_PATH: file,
         WEBHOOK_TIMEOUT_MS: '20000',
       };
-      const [first] = await startServers([env]);
+      const [first] = await spawnServers([env]);
       // Holds every request without answering until the server stops.
       let holding = true;
       const r = await receiver();
@@ -210,7 +209,7 @@ describe('Webhooks in cluster mode (in memory, WORKERS=2, built server)', () => 
       expect((await first.stop('SIGTERM')).code).toBe(0);
       expect(first.lines(/Wrote 1 conversation\(s\) and 2 webhook line\(s\)/)).toHaveLength(1);
       holding = false;
-      const [second] = await startServers([env]);
+      const [second] = await spawnServers([env]);
       try {
         await eventually(() => r.received.length === 1, 10_000, 'the delivery re-sent');
         expect(r.received[0].id).toBe(expected);

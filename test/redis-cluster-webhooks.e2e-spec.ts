@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { describeWithRedisCluster } from './utils/redis-cluster';
-import { ServerProcess } from './utils/spawn-server';
+import { ServerProcess, spawnServers } from './utils/spawn-server';
 import { eventually, WebhookReceiver } from './utils/webhook-receiver';
 import {
   call,
@@ -10,7 +10,6 @@ import {
   FAST_WEBHOOKS,
   lifeOf,
   postMessage,
-  startServers,
   unverified,
 } from './utils/webhook-server';
 
@@ -34,7 +33,7 @@ describeWithRedisCluster('Webhooks on Redis Cluster', (cluster) => {
         REDIS_CLUSTER_NODES: cluster().seeds,
         REDIS_KEY_PREFIX: prefix,
       };
-      servers = await startServers([
+      servers = await spawnServers([
         { ...env, WORKERS: '2' },
         { ...env, WORKERS: '0' },
       ]);

@@ -1,5 +1,5 @@
 import { describeWithRedis, useRedisInstances } from './utils/redis';
-import { ServerProcess } from './utils/spawn-server';
+import { ServerProcess, spawnServers } from './utils/spawn-server';
 import { eventually, useReceivers } from './utils/webhook-receiver';
 import {
   call,
@@ -7,7 +7,6 @@ import {
   createConversation,
   createEndpoint,
   differingDuplicates,
-  startServers,
   FAST_WEBHOOKS,
   lifeOf,
   postMessage,
@@ -39,14 +38,10 @@ describeWithRedis('Webhooks on Redis (two instances, built servers)', (redis) =>
 
   describe('A (WORKERS=2) and B (WORKERS=0) on one Redis', () => {
     const env = { ...FAST_WEBHOOKS, WEBHOOK_RETRY_SCHEDULE: SCHEDULE };
-    const servers = useRedisInstances(
-      redis,
-      [
-        { ...env, WORKERS: '2' },
-        { ...env, WORKERS: '0' },
-      ],
-      startServers,
-    );
+    const servers = useRedisInstances(redis, [
+      { ...env, WORKERS: '2' },
+      { ...env, WORKERS: '0' },
+    ]);
     const log = async (server: ServerProcess, endpoint: string, query = '') =>
       (
         await call<{ deliveries: Delivery[] }>(
@@ -283,7 +278,7 @@ describeWithRedis('Webhooks on Redis (two instances, built servers)', (redis) =>
 
     it('delivers every acknowledged change, verified, duplicates alike', async () => {
       const env = { ...shared(), REDIS_KEY_PREFIX: redis().newPrefix() };
-      const [a, b] = await startServers([
+      const [a, b] = await spawnServers([
         { ...env, WORKERS: '2' },
         { ...env, WORKERS: '0' },
       ]);
@@ -333,7 +328,7 @@ describeWithRedis('Webhooks on Redis (two instances, built servers)', (redis) =>
       expect(acknowledged.size).toBeGreaterThan(150);
 
       // B back on its port: it writes and delivers again.
-      const [again] = await startServers([{ ...env, WORKERS: '0' }], { port: b.port });
+      const [again] = await spawnServers([{ ...env, WORKERS: '0' }], { port: b.port });
       servers.push(again);
       for (let i = 0; i < 20; i++) {
         const { id, life } = conversations[i % conversations.length];

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { Redis } from 'ioredis';
-import { freePort, ServerProcess, spawnServer } from './spawn-server';
+import { freePort, ServerProcess, spawnServers } from './spawn-server';
 
 /**
  * How the Redis suites find Redis: REDIS_URL when set; otherwise a private redis-server that
@@ -236,14 +236,12 @@ export function describeWithRedis(name: string, body: (redis: () => TestRedis) =
 /**
  * Starts one built server per `envs` entry (each `{}` by default adds nothing) on the suite's
  * Redis, all sharing one new key prefix, before the enclosing describe's tests, and stops
- * them after: instances of one deployment. `start` starts them (by default each with
- * spawnServer; the webhook suites pass one that stops the others when one fails to start).
+ * them after: instances of one deployment (spawnServers: if one fails to start, the others
+ * are stopped).
  */
 export function useRedisInstances(
   redis: () => TestRedis,
   envs: Record<string, string>[],
-  start: (envs: Record<string, string>[]) => Promise<ServerProcess[]> = (all) =>
-    Promise.all(all.map((env) => spawnServer(env))),
 ): () => ServerProcess[] {
   let servers: ServerProcess[] = [];
   beforeAll(async () => {
@@ -252,7 +250,7 @@ export function useRedisInstances(
       REDIS_URL: redis().url,
       REDIS_KEY_PREFIX: redis().newPrefix(),
     };
-    servers = await start(envs.map((env) => ({ ...shared, ...env })));
+    servers = await spawnServers(envs.map((env) => ({ ...shared, ...env })));
   }, 60_000);
   afterAll(async () => {
     await Promise.all(servers.map((server) => server.stop()));

@@ -44,10 +44,13 @@ export async function spawnServer(
   env: Record<string, string> = {},
   {
     waitUntilReady = true,
+    readyTimeoutMs = 15_000,
     port: fixedPort,
     main = MAIN,
   }: {
     waitUntilReady?: boolean;
+    /** How long each line of a start is waited for; a loaded machine starts workers slowly. */
+    readyTimeoutMs?: number;
     port?: number;
     /** Another build to start (a production install in a temporary folder). */
     main?: string;
@@ -158,13 +161,40 @@ export async function spawnServer(
     },
   };
   if (waitUntilReady) {
-    if (workers > 0) {
-      await waitFor(/\[worker \d+\].*Serving on port/, workers);
+    try {
+      if (workers > 0) {
+        await waitFor(/\[worker \d+\].*Serving on port/, workers, readyTimeoutMs);
+      }
+      // The last line of a start, once every worker serves.
+      await waitFor(/Listening on/, 1, readyTimeoutMs);
+    } catch (error) {
+      // A server that did not start in time is not left running after the suite.
+      await server.stop().catch(() => undefined);
+      throw error;
     }
-    // The last line of a start, once every worker serves.
-    await waitFor(/Listening on/);
   }
   return server;
+}
+
+/**
+ * Starts built servers at once, waiting up to 45 s for each start (a loaded machine starts
+ * workers slowly). If one fails to start, those that did are stopped before the error is
+ * thrown, so that no server outlives the suite.
+ */
+export async function spawnServers(
+  envs: Record<string, string>[],
+  options: { port?: number } = {},
+): Promise<ServerProcess[]> {
+  const started = await Promise.allSettled(
+    envs.map((env) => spawnServer(env, { readyTimeoutMs: 45_000, ...options })),
+  );
+  const servers = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+  const failed = started.find((s) => s.status === 'rejected');
+  if (failed) {
+    await Promise.all(servers.map((server) => server.stop().catch(() => undefined)));
+    throw failed.reason;
+  }
+  return servers;
 }
 
 export interface TextResponse {

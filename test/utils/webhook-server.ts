@@ -1,5 +1,5 @@
 import { API_KEYS, BACKEND_KEY, bearer } from './credentials';
-import { requestText, ServerProcess, spawnServer } from './spawn-server';
+import { requestText, ServerProcess } from './spawn-server';
 import { Received, WebhookReceiver } from './webhook-receiver';
 
 /**
@@ -14,40 +14,6 @@ export const FAST_WEBHOOKS: Record<string, string> = {
   WEBHOOK_RETRY_SCHEDULE: '0.02,0.04,0.06',
   WEBHOOK_TIMEOUT_MS: '500',
 };
-
-/**
- * Starts built servers at once and waits until each serves, longer than spawnServer does (a
- * loaded machine starts workers slowly). If one fails to start, those that did are stopped
- * before the error is thrown, so that no server outlives the suite.
- */
-export async function startServers(
-  envs: Record<string, string>[],
-  options: { port?: number } = {},
-): Promise<ServerProcess[]> {
-  const started = await Promise.allSettled(
-    envs.map(async (env) => {
-      const server = await spawnServer(env, { waitUntilReady: false, ...options });
-      try {
-        const workers = Number(env.WORKERS ?? '2');
-        if (workers > 0) {
-          await server.waitFor(/\[worker \d+\].*Serving on port/, workers, 45_000);
-        }
-        await server.waitFor(/Listening on/, 1, 45_000);
-      } catch (error) {
-        await server.stop().catch(() => undefined);
-        throw error;
-      }
-      return server;
-    }),
-  );
-  const servers = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
-  const failed = started.find((s) => s.status === 'rejected');
-  if (failed) {
-    await Promise.all(servers.map((server) => server.stop().catch(() => undefined)));
-    throw failed.reason;
-  }
-  return servers;
-}
 
 export interface Answered<T> {
   status: number;
