@@ -38,10 +38,10 @@ class AttemptStopped extends Error {}
  * WebhookSender over HTTP/1.1 and HTTPS, with the fast path's client (http1-client.ts, held
  * equal to node:http's by its spec; a cheaper attempt than node:http's, docs/performance.md).
  * Every address a connection goes to is checked with addressRefusal when connecting: the
- * client's `lookup` resolves the endpoint's hostname
- * and refuses the connection if any address it answers is refused (so a name that resolved to
- * a public address when the endpoint was made, and to a private one now, is caught), and a
- * numeric host, which node connects to without a lookup, is checked before the request.
+ * client's `lookup` resolves the endpoint's hostname and refuses the connection if any
+ * address it answers is refused (so a name that resolved to a public address when the endpoint
+ * was made, and to a private one now, is caught), and a numeric host, which node connects to
+ * without a lookup, is checked before the request.
  *
  * No proxy is used: connections are made with node:net and node:tls directly, so HTTP_PROXY,
  * HTTPS_PROXY and NODE_USE_ENV_PROXY (which only set up node's global agents) are ignored; a
@@ -173,7 +173,7 @@ export class HttpWebhookSender extends WebhookSender {
   }
 
   /**
-   * The agents' lookup: resolves every address of `hostname` and refuses the connection if any
+   * The client's lookup: resolves every address of `hostname` and refuses the connection if any
    * is refused, so that neither the first answer nor one tried later (node's autoSelectFamily
    * tries several) can be a private one. Answers in the form asked: a list with `all`, else the
    * first address.
