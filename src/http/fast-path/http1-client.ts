@@ -66,6 +66,7 @@ class Exchange implements Http1Request {
   connection: Connection | null = null;
   cancelled = false;
   statusCode: number | null = null;
+  retryAfter: string | undefined;
 
   constructor(
     readonly text: string,
@@ -103,8 +104,6 @@ enum Stage {
 class Connection {
   private exchange: Exchange | null = null;
   private stage = Stage.Head;
-  private statusCode = 0;
-  private retryAfter: string | undefined;
   private keepAlive = true;
   private idleMs = IDLE_MS;
   /** Body bytes still expected (Fixed, ChunkData). */
@@ -137,7 +136,6 @@ class Connection {
     this.exchange = exchange;
     exchange.connection = this;
     this.stage = Stage.Head;
-    this.retryAfter = undefined;
     this.keepAlive = true;
     this.idleMs = IDLE_MS;
     this.bodyBytes = 0;
@@ -177,10 +175,6 @@ class Connection {
     }
   }
 
-  private answer(): Http1Answer {
-    return { statusCode: this.statusCode, retryAfter: this.retryAfter };
-  }
-
   /**
    * The answer is in: the connection is kept (or closed) first, then the answer handed over,
    * so that an attempt started from `done` finds the connection free, as node's Agent does.
@@ -188,7 +182,10 @@ class Connection {
   private complete(reusable: boolean): void {
     const exchange = this.exchange!;
     this.exchange = null;
-    const answer = this.answer();
+    const answer: Http1Answer = {
+      statusCode: exchange.statusCode!,
+      retryAfter: exchange.retryAfter,
+    };
     if (reusable && this.keepAlive && this.pending.length === 0 && this.idleMs > 0) {
       this.pool.release(this);
     } else {
@@ -378,9 +375,8 @@ class Connection {
     if (transferEncoding && contentLength !== null) {
       throw codeError('Transfer-Encoding with Content-Length', 'HPE_INVALID_TRANSFER_ENCODING');
     }
-    this.statusCode = statusCode;
     this.exchange!.statusCode = statusCode;
-    this.retryAfter = retryAfter;
+    this.exchange!.retryAfter = retryAfter;
     this.keepAlive =
       status[1] === '1' ? !/(?:^|,)\s*close\s*,/.test(connection) : /keep-alive/.test(connection);
     const hint = keepAliveHint ? /timeout=(\d+)/i.exec(keepAliveHint) : null;
@@ -422,6 +418,7 @@ class Pool {
   constructor(
     private readonly client: Http1Client,
     readonly key: string,
+    readonly origin: Http1Origin,
   ) {}
 
   release(connection: Connection): void {
@@ -451,7 +448,6 @@ class Pool {
 
 export class Http1Client {
   private readonly pools = new Map<string, Pool>();
-  private readonly origins = new Map<string, Http1Origin>();
 
   constructor(private readonly options: Http1ClientOptions) {}
 
@@ -491,9 +487,8 @@ export class Http1Client {
     const key = `${origin.secure ? 'https' : 'http'}:${origin.host}:${origin.port}`;
     let pool = this.pools.get(key);
     if (!pool) {
-      pool = new Pool(this, key);
+      pool = new Pool(this, key, origin);
       this.pools.set(key, pool);
-      this.origins.set(key, origin);
     }
     const exchange = new Exchange(text, done, pool);
     this.run(pool, exchange);
@@ -525,11 +520,7 @@ export class Http1Client {
       pool.waiting.push(exchange);
       return;
     }
-    const connection = new Connection(
-      this.connect(this.origins.get(pool.key)!),
-      pool,
-      this.options.maxBodyBytes,
-    );
+    const connection = new Connection(this.connect(pool.origin), pool, this.options.maxBodyBytes);
     pool.connections.add(connection);
     connection.start(exchange);
   }
@@ -538,7 +529,6 @@ export class Http1Client {
   forget(pool: Pool): void {
     if (this.pools.get(pool.key) === pool) {
       this.pools.delete(pool.key);
-      this.origins.delete(pool.key);
     }
   }
 
