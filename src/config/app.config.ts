@@ -574,8 +574,9 @@ export const VARIABLES = {
   }),
 
   /**
-   * The bytes of event bodies all endpoints may have waiting, apart from MAX_STORE_BYTES; an
-   * endpoint whose delivery would pass it is disabled (`backlog`).
+   * The bytes of event bodies the enabled endpoints may have waiting, apart from
+   * MAX_STORE_BYTES; when a delivery would pass it, the endpoint holding the most is disabled
+   * (`backlog`).
    */
   WEBHOOK_MAX_BYTES: variable({
     takes: text(matching(SIZE_PATTERN, 'must be a size such as 64mb or 67108864')),

@@ -404,6 +404,34 @@ export function webhookStoreContract(name: string, setup: WebhookStoreSetup): vo
       );
     });
 
+    it('at the byte cap, disables the endpoint that is behind, not one beside it', async () => {
+      // Each body is about 560 bytes: the failing endpoint's backlog reaches the cap at its 6th.
+      const { store, sink } = await open({ maxBytes: 3_000, retryScheduleMs: [60_000] });
+      const failing = await receiver(() => ({ status: 500 }));
+      const healthy = await receiver();
+      const behind = await store.createEndpoint({ url: failing.url }, Date.now());
+      const beside = await store.createEndpoint({ url: healthy.url }, Date.now());
+      const id = randomUUID();
+      const data = `"${'x'.repeat(400)}"`;
+      for (let seq = 1; seq <= 12; seq++) {
+        await sink.changed([tapped('message.created', seq, id, data)]);
+        await eventually(() => expect(healthy.received).toHaveLength(seq));
+      }
+      expect(await store.getEndpoint(behind.endpoint.id, Date.now())).toMatchObject({
+        status: 'disabled',
+        disabledReason: 'backlog',
+      });
+      expect(await store.getEndpoint(beside.endpoint.id, Date.now())).toMatchObject({
+        status: 'enabled',
+        disabledReason: null,
+      });
+      // The disabled one keeps what it had queued, to send once enabled again.
+      const kept = await store.deliveries(behind.endpoint.id, { limit: 20 }, Date.now());
+      expect(kept.deliveries.length).toBeGreaterThanOrEqual(4);
+      expect(kept.deliveries.length).toBeLessThan(12);
+      expect(kept.deliveries.every((delivery) => delivery.status === 'pending')).toBe(true);
+    });
+
     it('disables an endpoint with no success for WEBHOOK_DISABLE_AFTER_MS (failing)', async () => {
       const { store, sink } = await open({ retryScheduleMs: [20, 20], disableAfterMs: 30 });
       const hook = await receiver(() => ({ status: 500 }));

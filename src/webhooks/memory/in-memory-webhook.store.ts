@@ -78,6 +78,8 @@ interface Endpoint {
   /** Pending deliveries not in flight, by due time (a binary min-heap with stale entries). */
   queue: DueHeap<Due>;
   pending: number;
+  /** Bytes of its pending deliveries' bodies (WEBHOOK_MAX_BYTES sums the enabled ones'). */
+  pendingBytes: number;
   inFlight: number;
   /** Finished deliveries, in the order they finished: the log's limit drops the first. */
   finished: Delivery[];
@@ -120,7 +122,7 @@ const PRUNE_EVERY_MS = 60_000;
  */
 export class InMemoryWebhookStore extends WebhookStore implements ChangeSink {
   private readonly endpoints = new Map<string, Endpoint>();
-  /** Bytes of every pending delivery's body, across endpoints. */
+  /** Bytes of every pending delivery's body, across endpoints, disabled ones too. */
   private pendingBytes = 0;
   private order = 0;
   private running = false;
@@ -401,12 +403,41 @@ export class InMemoryWebhookStore extends WebhookStore implements ChangeSink {
     }
     if (
       endpoint.pending >= this.settings.maxPending ||
-      this.pendingBytes + bytes > this.settings.maxBytes
+      // Every endpoint's bytes are within the cap, or only the enabled ones' need to be.
+      (this.pendingBytes + bytes > this.settings.maxBytes && !this.makeRoom(endpoint, bytes, now))
     ) {
       this.disable(endpoint, 'backlog', now);
       return;
     }
     this.queueDelivery(endpoint, event, bytes, now);
+  }
+
+  /**
+   * Whether `bytes` more for `endpoint` fit within WEBHOOK_MAX_BYTES, which bounds the bodies
+   * the enabled endpoints have pending (a disabled endpoint's wait, and no longer grow). While
+   * they do not fit, the enabled endpoint with the most pending bytes, when it is another, is
+   * disabled (backlog): the one whose receiver is behind, not whichever queued next.
+   */
+  private makeRoom(endpoint: Endpoint, bytes: number, now: number): boolean {
+    for (;;) {
+      let enabledBytes = 0;
+      let heaviest = endpoint;
+      for (const other of this.endpoints.values()) {
+        if (other.record.disabledReason === null) {
+          enabledBytes += other.pendingBytes;
+          if (other.pendingBytes > heaviest.pendingBytes) {
+            heaviest = other;
+          }
+        }
+      }
+      if (enabledBytes + bytes <= this.settings.maxBytes) {
+        return true;
+      }
+      if (heaviest === endpoint) {
+        return false;
+      }
+      this.disable(heaviest, 'backlog', now);
+    }
   }
 
   private queueDelivery(
@@ -429,6 +460,7 @@ export class InMemoryWebhookStore extends WebhookStore implements ChangeSink {
     };
     endpoint.deliveries.set(event.id, delivery);
     endpoint.pending++;
+    endpoint.pendingBytes += bytes;
     this.pendingBytes += bytes;
     this.push(endpoint, delivery);
     return delivery;
@@ -453,6 +485,7 @@ export class InMemoryWebhookStore extends WebhookStore implements ChangeSink {
     delivery.tries = 0;
     delivery.finishedAt = 0;
     endpoint.pending++;
+    endpoint.pendingBytes += delivery.bytes;
     this.pendingBytes += delivery.bytes;
     this.reschedule(endpoint, delivery, now);
   }
@@ -488,6 +521,7 @@ export class InMemoryWebhookStore extends WebhookStore implements ChangeSink {
     delivery.status = status;
     delivery.finishedAt = now;
     endpoint.pending--;
+    endpoint.pendingBytes -= delivery.bytes;
     this.pendingBytes -= delivery.bytes;
     endpoint.finished.push(delivery);
     while (endpoint.finished.length > this.settings.logLimit) {
@@ -695,6 +729,7 @@ function newEndpointState(record: EndpointRecord): Endpoint {
     deliveries: new Map(),
     queue: new DueHeap<Due>(),
     pending: 0,
+    pendingBytes: 0,
     inFlight: 0,
     finished: [],
   };

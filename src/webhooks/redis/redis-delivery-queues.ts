@@ -31,7 +31,7 @@ import type { DeliveryEnqueuer } from './redis-fan-out';
  * each queue, in the same slot:
  *
  *   <prefix>{wh:<id>}:sizes  hash    pending job id -> its body's bytes (the backlog's count)
- *   <prefix>{wh:<id>}:bytes  string  their sum (WEBHOOK_MAX_BYTES sums it over the endpoints)
+ *   <prefix>{wh:<id>}:bytes  string  their sum (WEBHOOK_MAX_BYTES: summed over the enabled ones)
  *   <prefix>{wh:<id>}:log    zset    score when queued, member job id: the log's order
  *
  * Every process that delivers (once started) runs a Worker on the queue of every enabled
@@ -332,7 +332,8 @@ export class RedisDeliveryQueues implements DeliveryEnqueuer {
   /**
    * Queues events for one endpoint (the fan-out's call). Skips an unknown or disabled endpoint;
    * an endpoint whose pending deliveries would pass WEBHOOK_MAX_PENDING, or whose events would
-   * take the bodies pending over WEBHOOK_MAX_BYTES, is disabled (`backlog`) instead. `current`
+   * take the bodies pending over WEBHOOK_MAX_BYTES while it has the most of them, is disabled
+   * (`backlog`) instead (see fitting). `current`
    * is the endpoint as the caller just read it (the fan-out's endpointsNow); without it, it is
    * read here.
    */
@@ -423,12 +424,18 @@ export class RedisDeliveryQueues implements DeliveryEnqueuer {
     );
   }
 
-  /** The first of `events` that fit within WEBHOOK_MAX_PENDING and WEBHOOK_MAX_BYTES. */
+  /**
+   * The first of `events` that fit within WEBHOOK_MAX_PENDING and WEBHOOK_MAX_BYTES, which
+   * bounds the bodies the enabled endpoints have pending (a disabled endpoint's wait, and no
+   * longer grow). While they do not fit, the enabled endpoint with the most pending bytes, when
+   * it is another, is disabled (backlog): the one whose receiver is behind, not whichever
+   * queued next. As the in-memory store does (makeRoom).
+   */
   private async fitting(endpointId: string, events: WebhookEvent[]): Promise<WebhookEvent[]> {
-    const ids = (await this.endpoints.allCached()).map((record) => record.id);
-    if (!ids.includes(endpointId)) {
-      ids.push(endpointId);
-    }
+    const others = (await this.endpoints.allCached())
+      .filter((record) => record.disabledReason === null && record.id !== endpointId)
+      .map((record) => record.id);
+    const ids = [endpointId, ...others];
     const redis = this.connection.redis;
     const [pending, ...bytes] = await this.connection.run(() =>
       Promise.all([
@@ -436,17 +443,33 @@ export class RedisDeliveryQueues implements DeliveryEnqueuer {
         ...ids.map((id) => redis.get(this.keysOf(id).bytes)),
       ]),
     );
+    const held = new Map(ids.map((id, i) => [id, Number(bytes[i] ?? 0)]));
     let count = Number(pending);
-    let total = bytes.reduce((sum: number, value) => sum + Number(value ?? 0), 0);
+    let total = [...held.values()].reduce((sum, value) => sum + value, 0);
     const fits: WebhookEvent[] = [];
     for (const event of events) {
       const size = Buffer.byteLength(event.body);
-      if (count + 1 > this.settings.maxPending || total + size > this.settings.maxBytes) {
+      if (count + 1 > this.settings.maxPending) {
         break;
+      }
+      while (total + size > this.settings.maxBytes) {
+        let heaviest = endpointId;
+        for (const [id, value] of held) {
+          if (value > (held.get(heaviest) as number)) {
+            heaviest = id;
+          }
+        }
+        if (heaviest === endpointId) {
+          return fits;
+        }
+        await this.disable(heaviest, 'backlog');
+        total -= held.get(heaviest) as number;
+        held.delete(heaviest);
       }
       fits.push(event);
       count++;
       total += size;
+      held.set(endpointId, (held.get(endpointId) as number) + size);
     }
     return fits;
   }
