@@ -465,4 +465,46 @@ describe('http1-client over TLS: held equal to node:https', () => {
       await new Promise((resolve) => server.close(resolve));
     }
   });
+
+  it('resumes the TLS session on a new connection to the same origin, as https.Agent', async () => {
+    // Each answer closes its connection, so each request makes a new one.
+    const reused: boolean[] = [];
+    const server = tls.createServer({ key: TLS_KEY, cert: TLS_CERT }, (socket) => {
+      reused.push(socket.isSessionReused());
+      socket.once('data', () => socket.end('HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n'));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    const agent = new https.Agent({ keepAlive: true, ca: TLS_CERT });
+    const client = new Http1Client({ lookup, maxSockets: 8, maxBodyBytes: MAX_BODY, ca: TLS_CERT });
+    try {
+      for (let i = 0; i < 3; i++) {
+        const status = await new Promise<number | undefined>((resolve, reject) => {
+          const request = https.request({ hostname: 'localhost', port, method: 'POST', agent });
+          request.on('error', reject);
+          request.on('response', (response) => {
+            response.resume();
+            response.on('end', () => resolve(response.statusCode));
+          });
+          request.end(BODY);
+        });
+        expect(status).toBe(204);
+      }
+      const fromNode = reused.splice(0);
+      for (let i = 0; i < 3; i++) {
+        const status = await new Promise<number | undefined>((resolve, reject) => {
+          client.post({ secure: true, host: 'localhost', port }, '/', HEADERS, BODY, (e, answer) =>
+            e ? reject(e) : resolve(answer?.statusCode),
+          );
+        });
+        expect(status).toBe(204);
+      }
+      expect(fromNode).toEqual([false, true, true]);
+      expect(reused).toEqual(fromNode);
+    } finally {
+      agent.destroy();
+      client.close();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
 });

@@ -14,7 +14,8 @@ import * as tls from 'node:tls';
  * "A cheaper attempt", has the measures). Connections are kept alive per origin, as node's
  * Agent keeps them (most recently freed first, at most `maxSockets` per origin, the rest
  * waiting), and closed when idle for the server's Keep-Alive hint less a second (node's rule)
- * or IDLE_MS without one.
+ * or IDLE_MS without one. A new TLS connection offers its origin's last session, as
+ * https.Agent does (at most MAX_CACHED_SESSIONS origins).
  */
 
 export interface Http1Origin {
@@ -37,11 +38,15 @@ export interface Http1ClientOptions {
   maxSockets: number;
   /** How much of an answer's body is read: past it the answer counts as in, the socket goes. */
   maxBodyBytes: number;
+  /** Certificates trusted besides the system's, as the `ca` of https.request (tests). */
+  ca?: string;
 }
 
 /** Ends an exchange: the error (an Error with node's `code` where node has one) or the answer. */
 export type Http1Callback = (error: Error | null, answer?: Http1Answer) => void;
 
+/** TLS sessions kept for resumption, one per origin, as https.Agent's maxCachedSessions. */
+const MAX_CACHED_SESSIONS = 100;
 /** Idle connections without a Keep-Alive hint close after this (ms). */
 const IDLE_MS = 4_000;
 /** node's default --max-http-header-size. */
@@ -448,6 +453,8 @@ class Pool {
 
 export class Http1Client {
   private readonly pools = new Map<string, Pool>();
+  /** The last TLS session per origin, the oldest origin first, as https.Agent caches them. */
+  private readonly sessions = new Map<string, Buffer>();
 
   constructor(private readonly options: Http1ClientOptions) {}
 
@@ -520,7 +527,7 @@ export class Http1Client {
       pool.waiting.push(exchange);
       return;
     }
-    const connection = new Connection(this.connect(pool.origin), pool, this.options.maxBodyBytes);
+    const connection = new Connection(this.connect(pool), pool, this.options.maxBodyBytes);
     pool.connections.add(connection);
     connection.start(exchange);
   }
@@ -532,19 +539,38 @@ export class Http1Client {
     }
   }
 
-  private connect(origin: Http1Origin): net.Socket {
-    const { host, port } = origin;
+  private connect(pool: Pool): net.Socket {
+    const { host, port, secure } = pool.origin;
     const lookup = this.options.lookup;
-    if (!origin.secure) {
+    if (!secure) {
       return net.connect({ host, port, lookup });
     }
-    return tls.connect({
+    const socket = tls.connect({
       host,
       port,
       lookup,
       // As https.Agent: SNI by name, none for an address.
       servername: net.isIP(host) === 0 ? host : undefined,
       ALPNProtocols: ['http/1.1'],
+      ca: this.options.ca,
+      // As https.Agent: the origin's last session is offered, for a shorter handshake.
+      session: this.sessions.get(pool.key),
     });
+    socket.on('session', (session: Buffer) => this.cacheSession(pool.key, session));
+    // As https.Agent: a connection that ends in an error takes its origin's session along.
+    socket.once('close', (hadError: boolean) => {
+      if (hadError) {
+        this.sessions.delete(pool.key);
+      }
+    });
+    return socket;
+  }
+
+  /** As https.Agent's _cacheSession: a new origin past the limit drops the oldest one's. */
+  private cacheSession(key: string, session: Buffer): void {
+    if (!this.sessions.has(key) && this.sessions.size >= MAX_CACHED_SESSIONS) {
+      this.sessions.delete(this.sessions.keys().next().value as string);
+    }
+    this.sessions.set(key, session);
   }
 }
