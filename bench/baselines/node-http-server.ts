@@ -91,6 +91,11 @@ function route(req: IncomingMessage, res: ServerResponse): void {
     withBody(req, res, (body) => webhooks.create(body));
     return;
   }
+  if (path === '/api/webhooks' && req.method === 'GET') {
+    req.resume();
+    send(res, webhooks.list());
+    return;
+  }
   if (path.startsWith(`${BASE}/`)) {
     // ['', 'api', 'conversations', id, 'messages', messageId]
     const parts = path.split('/');

@@ -36,8 +36,11 @@ const { Http1Client: Client } = require(
 ) as { Http1Client: new (options: object) => Http1Client };
 
 const MAX_IN_FLIGHT = 8;
-/** Events queued per endpoint past which new ones are dropped (the slow endpoint's backlog). */
-const MAX_QUEUED = 100_000;
+/**
+ * Events queued per endpoint past which new ones are dropped (the slow endpoint's backlog), as
+ * the server's WEBHOOK_MAX_PENDING; an endpoint that dropped one lists as disabled (backlog).
+ */
+const MAX_QUEUED = Number(process.env.WEBHOOK_MAX_PENDING ?? 100_000);
 const TIMEOUT_MS = Number(process.env.WEBHOOK_TIMEOUT_MS ?? 15_000);
 
 interface Endpoint {
@@ -48,6 +51,8 @@ interface Endpoint {
   queue: { id: string; body: string }[];
   head: number;
   inFlight: number;
+  url: string;
+  dropped: boolean;
 }
 
 export class WebhookCore {
@@ -76,11 +81,28 @@ export class WebhookCore {
       queue: [],
       head: 0,
       inFlight: 0,
+      url: String(url),
+      dropped: false,
     };
     this.endpoints.push(endpoint);
     return {
       status: 201,
       body: { id: endpoint.id, url, secret: `whsec_${key.toString('base64')}` },
+    };
+  }
+
+  /** GET /api/webhooks: each endpoint, disabled (backlog) once it dropped an event. */
+  list(): Reply {
+    return {
+      status: 200,
+      body: {
+        webhooks: this.endpoints.map((endpoint) => ({
+          id: endpoint.id,
+          url: endpoint.url,
+          status: endpoint.dropped ? 'disabled' : 'enabled',
+          disabledReason: endpoint.dropped ? 'backlog' : null,
+        })),
+      },
     };
   }
 
@@ -100,6 +122,8 @@ export class WebhookCore {
       if (endpoint.queue.length - endpoint.head < MAX_QUEUED) {
         endpoint.queue.push({ id, body });
         this.pump(endpoint);
+      } else {
+        endpoint.dropped = true;
       }
     }
   }

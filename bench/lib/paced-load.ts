@@ -85,7 +85,9 @@ export async function runPacedLoad(options: PacedLoadOptions): Promise<LoadResul
         if (dueAt > now || dueAt >= stopAt) {
           break;
         }
-        const connection = free.pop() as Connection;
+        // The longest free first: every connection is used every few ms, so none idles past
+        // the server's keep-alive timeout (5 s) and is closed just as a burst needs it.
+        const connection = free.shift() as Connection;
         connection.dueAt = dueAt;
         sent++;
         connection.socket.write(requestBytes());

@@ -98,6 +98,11 @@ const ENV: Record<string, string> = {
   WEBHOOK_TIMEOUT_MS: String(WEBHOOK_TIMEOUT_MS),
   // The load is one API key, far over its default limit of 6,000 a minute.
   RATE_LIMIT_API_KEY_MAX: '0',
+  // The timing-out endpoint gets nothing through, so its queue holds every post of the run
+  // (about 200,000 at 20,000 posts/s): at the default caps it would be disabled (backlog)
+  // during the full-speed phase, and the fixed rate would no longer be beside it.
+  WEBHOOK_MAX_PENDING: '10000000',
+  WEBHOOK_MAX_BYTES: '4096mb',
 };
 
 export const CONDITIONS = ['none', 'one', 'slow'] as const;
@@ -333,6 +338,17 @@ async function createEndpoint(baseUrl: string, url: string): Promise<void> {
   }
 }
 
+/** The endpoints as the server has them at the end of a run: each must still be enabled. */
+async function listEndpoints(
+  baseUrl: string,
+): Promise<{ url: string; status: string; disabledReason: string | null }[]> {
+  const response = await fetch(`${baseUrl}/api/webhooks`, { headers: AUTH });
+  if (response.status !== 200) {
+    throw new Error(`GET /api/webhooks: ${response.status} ${await response.text()}`);
+  }
+  return ((await response.json()) as { webhooks: never[] }).webhooks;
+}
+
 const acknowledgedOf = (load: LoadResult) =>
   Object.entries(load.statusCodes)
     .filter(([code]) => code.startsWith('2'))
@@ -487,6 +503,11 @@ async function measureRun(
     ] as const) {
       if (phase.failed > 0) {
         invalid.push(`${name}: ${phase.failed} requests failed`);
+      }
+    }
+    for (const endpoint of await listEndpoints(server.baseUrl)) {
+      if (endpoint.status !== 'enabled') {
+        invalid.push(`endpoint ${endpoint.url} ${endpoint.status} (${endpoint.disabledReason})`);
       }
     }
     if (server.pids().length !== pids.length) {
@@ -700,7 +721,7 @@ export function webhooksMarkdown(results: WebhookResults): string[] {
   const lines = [
     `### Webhooks (posts with no endpoint, one responsive endpoint, a responsive one beside one that times out; median of ${rounds} fresh start${rounds > 1 ? 's' : ''} per condition)`,
     '',
-    `Every run a fresh start with API_KEYS (the key on every request), WEBHOOK_ALLOW_PRIVATE_NETWORKS=true and WEBHOOK_TIMEOUT_MS=${WEBHOOK_TIMEOUT_MS}; 1,000 conversations seeded, then the endpoints made (so only the posts are delivered), ${warmupSeconds} s of posts at full speed (its deliveries drained before measuring), ${measureSeconds} s at full speed (${connections} connections, 100-character posts rotating over the conversations), then ${measureSeconds} s at the fixed rate (${FIXED_RATE_OF_NONE * 100}% of none's full speed in round 1, evenly paced: request n due at n / rate, its latency counted from then). The receivers (node:http on 127.0.0.1 in a process of their own) answer 204 at once, the slow one after ${SLOW_ANSWER_MS / 1000} s. Lag: arrival at the responsive receiver − the event's \`timestamp\`, over every message.created event of the phase's posts (an undelivered one counts as endless); after each phase the bench waits up to ${drainSeconds} s for every acknowledged post to be delivered. Conditions alternate within a round (none one slow, slow one none, ...).`,
+    `Every run a fresh start with API_KEYS (the key on every request), WEBHOOK_ALLOW_PRIVATE_NETWORKS=true, WEBHOOK_TIMEOUT_MS=${WEBHOOK_TIMEOUT_MS}, and WEBHOOK_MAX_PENDING and WEBHOOK_MAX_BYTES past what a run queues (a run that ends with an endpoint disabled is invalid); 1,000 conversations seeded, then the endpoints made (so only the posts are delivered), ${warmupSeconds} s of posts at full speed (its deliveries drained before measuring), ${measureSeconds} s at full speed (${connections} connections, 100-character posts rotating over the conversations), then ${measureSeconds} s at the fixed rate (${FIXED_RATE_OF_NONE * 100}% of none's full speed in round 1, evenly paced: request n due at n / rate, its latency counted from then). The receivers (node:http on 127.0.0.1 in a process of their own) answer 204 at once, the slow one after ${SLOW_ANSWER_MS / 1000} s. Lag: arrival at the responsive receiver − the event's \`timestamp\`, over every message.created event of the phase's posts (an undelivered one counts as endless); after each phase the bench waits up to ${drainSeconds} s for every acknowledged post to be delivered. Conditions alternate within a round (none one slow, slow one none, ...).`,
     '',
     '| Configuration | Endpoints | full speed posts/s | p99 ms | CPU µs/post (primary; Redis) | lag p50 / p99 ms | delivered / acknowledged (drain s) | fixed rate posts/s | p50 / p99 ms | lag p50 / p99 ms |',
     '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
