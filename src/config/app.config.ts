@@ -594,7 +594,7 @@ export const VARIABLES = {
     field: 'retentionMs',
   }),
 
-  /** Finished deliveries kept in the log per endpoint. */
+  /** Succeeded deliveries kept in the log per endpoint, and as many failed ones. */
   WEBHOOK_LOG_LIMIT: variable({
     takes: integer({ min: 1, max: 100_000 }),
     default: '1000',

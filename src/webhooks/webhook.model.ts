@@ -175,6 +175,15 @@ function takes(pattern: string, type: string): boolean {
   return pattern.endsWith('.*') && type.startsWith(pattern.slice(0, -1));
 }
 
+/**
+ * Whether an endpoint's queued deliveries are sent: enabled, or disabled for its backlog only
+ * (it queues nothing new, and what it holds still drains, so that a receiver that comes back
+ * gets it and the endpoint can be enabled again without being over its cap at once).
+ */
+export function sends(record: EndpointRecord): boolean {
+  return record.disabledReason === null || record.disabledReason === 'backlog';
+}
+
 /** Whether an enabled endpoint queues an event of this type (webhook.test always). */
 export function wants(record: EndpointRecord, type: string): boolean {
   if (record.disabledReason !== null) {

@@ -43,7 +43,10 @@ export abstract class WebhookStore {
   /** The endpoint's log: its deliveries, newest first, within WEBHOOK_RETENTION_MS. */
   abstract deliveries(id: string, query: DeliveryQuery, now: number): Promise<DeliveryPage>;
 
-  /** Queues a logged delivery again, with a fresh schedule (webhook_delivery_not_found). */
+  /**
+   * Queues a finished delivery again with a fresh schedule, or makes a pending one that waits
+   * for its next attempt due now (webhook_delivery_not_found).
+   */
   abstract retryDelivery(id: string, deliveryId: string, now: number): Promise<void>;
 
   /** Each endpoint's pending deliveries, by endpoint id (the queue-depth gauge). */

@@ -203,7 +203,8 @@ export class WebhooksController {
   @HttpCode(HttpStatus.ACCEPTED)
   @ApiOperation({
     summary: 'Send a logged delivery again',
-    description: 'Queued again with a fresh schedule, under the same webhook-id and body.',
+    description:
+      'A finished delivery is queued again with a fresh schedule, under the same webhook-id and body; a pending one waiting for its next attempt is sent at once (its schedule goes on).',
   })
   @ApiAcceptedResponse({ type: QueuedDeliveryDto })
   @ApiProblem('webhook_delivery_not_found')

@@ -391,6 +391,34 @@ export function webhookStoreContract(name: string, setup: WebhookStoreSetup): vo
       expect(page.deliveries).toHaveLength(3);
     });
 
+    it('keeps sending what an endpoint disabled for its backlog holds', async () => {
+      const { store, sink } = await open({ maxPending: 3, maxInFlight: 1 });
+      const hook = await receiver(() => ({ status: 200, delayMs: 100 }));
+      const { endpoint } = await store.createEndpoint({ url: hook.url }, Date.now());
+      const id = randomUUID();
+      const changes = Array.from({ length: 5 }, (_, i) => tapped('message.created', i + 1, id));
+      await sink.changed(changes);
+      await eventually(async () =>
+        expect(await store.getEndpoint(endpoint.id, Date.now())).toMatchObject({
+          disabledReason: 'backlog',
+        }),
+      );
+      await eventually(async () => {
+        const page = await store.deliveries(endpoint.id, { limit: 10 }, Date.now());
+        expect(page.deliveries.map((delivery) => delivery.status)).toEqual([
+          'succeeded',
+          'succeeded',
+          'succeeded',
+        ]);
+      }, 5_000);
+      expect(new Set(hook.ids())).toEqual(
+        new Set(changes.slice(0, 3).map((change) => changeEvent(change).id)),
+      );
+      expect(await store.getEndpoint(endpoint.id, Date.now())).toMatchObject({
+        disabledReason: 'backlog',
+      });
+    });
+
     it('disables an endpoint past its byte cap (backlog)', async () => {
       const { store, sink } = await open({ maxBytes: 1_000 });
       const { endpoint } = await store.createEndpoint({ url: 'http://127.0.0.1:9/x' }, Date.now());
@@ -445,6 +473,44 @@ export function webhookStoreContract(name: string, setup: WebhookStoreSetup): vo
       expect(hook.received).toHaveLength(3);
     });
 
+    it('stops the attempts in flight when it disables an endpoint, sent once enabled', async () => {
+      const { store, sink } = await open({ maxInFlight: 2, timeoutMs: 5_000 });
+      // The first request is answered 410 Gone while the second is still out: the second's
+      // answer, 1.5 s later, must not count, and nothing more may be sent.
+      const hook = await receiver((_, i) =>
+        i === 0 ? { status: 410, delayMs: 100 } : { status: 200, delayMs: 1_500 },
+      );
+      const { endpoint } = await store.createEndpoint({ url: hook.url }, Date.now());
+      const id = randomUUID();
+      const changes = Array.from({ length: 4 }, (_, i) => tapped('message.created', i + 1, id));
+      await sink.changed(changes);
+      await eventually(async () =>
+        expect(await store.getEndpoint(endpoint.id, Date.now())).toMatchObject({
+          disabledReason: 'gone',
+        }),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      expect(hook.received).toHaveLength(2);
+      const page = await store.deliveries(endpoint.id, { limit: 10 }, Date.now());
+      const statusOf = new Map(page.deliveries.map((d) => [d.id, d.status]));
+      const ids = changes.map((change) => changeEvent(change).id);
+      const [gone, ...rest] = hook.ids();
+      expect(statusOf.get(gone)).toBe('failed');
+      expect(
+        ids.filter((eventId) => eventId !== gone).map((eventId) => statusOf.get(eventId)),
+      ).toEqual(['pending', 'pending', 'pending']);
+      hook.answer(() => ({ status: 200 }));
+      await store.updateEndpoint(endpoint.id, { enabled: true }, Date.now());
+      await eventually(
+        () =>
+          expect(new Set(hook.ids().slice(2))).toEqual(
+            new Set(ids.filter((eventId) => eventId !== gone)),
+          ),
+        5_000,
+      );
+      expect(hook.ids().slice(2)).toContain(rest[0]);
+    });
+
     it('re-sends what waited while disabled once enabled again', async () => {
       const { store, sink } = await open({ retryScheduleMs: [30] });
       const hook = await receiver((_, i) => (i === 0 ? { status: 500 } : { status: 200 }));
@@ -459,6 +525,23 @@ export function webhookStoreContract(name: string, setup: WebhookStoreSetup): vo
       await eventually(() =>
         expect(hook.ids()).toEqual([changeEvent(change).id, changeEvent(change).id]),
       );
+    });
+
+    it('sends a delivery waiting for its next attempt at once when retried', async () => {
+      const { store, sink } = await open({ retryScheduleMs: [60_000] });
+      const hook = await receiver((_, i) => (i === 0 ? { status: 500 } : { status: 200 }));
+      const { endpoint } = await store.createEndpoint({ url: hook.url }, Date.now());
+      const change = tapped('message.created', 1);
+      const id = changeEvent(change).id;
+      await sink.changed([change]);
+      const deliveries = async () =>
+        (await store.deliveries(endpoint.id, { limit: 10 }, Date.now())).deliveries.map(
+          (delivery) => [delivery.id, delivery.status, delivery.attempts.length],
+        );
+      await eventually(async () => expect(await deliveries()).toEqual([[id, 'pending', 1]]));
+      await store.retryDelivery(endpoint.id, id, Date.now());
+      await eventually(() => expect(hook.ids()).toEqual([id, id]), 3_000);
+      await eventually(async () => expect(await deliveries()).toEqual([[id, 'succeeded', 2]]));
     });
 
     it('signs with the old secret beside the new one until the old expires', async () => {
@@ -596,6 +679,32 @@ export function webhookStoreContract(name: string, setup: WebhookStoreSetup): vo
       });
       const later = await store.deliveries(endpoint.id, { limit: 10 }, Date.now() + 61_000);
       expect(later.deliveries).toEqual([]);
+    });
+
+    it('keeps WEBHOOK_LOG_LIMIT failed deliveries beside as many succeeded ones', async () => {
+      const { store, sink } = await open({ logLimit: 2, retryScheduleMs: [] });
+      let failing = true;
+      const hook = await receiver(() => ({ status: failing ? 500 : 200 }));
+      const { endpoint } = await store.createEndpoint({ url: hook.url }, Date.now());
+      const id = randomUUID();
+      const changes = [1, 2, 3, 4, 5].map((seq) => tapped('message.created', seq, id));
+      const ids = changes.map((change) => changeEvent(change).id);
+      const logged = async (status: 'succeeded' | 'failed') =>
+        (await store.deliveries(endpoint.id, { status, limit: 10 }, Date.now())).deliveries
+          .map((delivery) => delivery.id)
+          .sort();
+      await sink.changed(changes.slice(0, 2));
+      await eventually(async () => expect(await logged('failed')).toEqual(ids.slice(0, 2).sort()));
+      // Three successes after them: the two failures stay, for recover to send.
+      failing = false;
+      for (const change of changes.slice(2)) {
+        await sink.changed([change]);
+        await eventually(() => expect(hook.ids()).toContain(changeEvent(change).id));
+      }
+      await eventually(async () => expect(await logged('succeeded')).toEqual(ids.slice(3).sort()));
+      expect(await logged('failed')).toEqual(ids.slice(0, 2).sort());
+      expect(await store.recover(endpoint.id, 0, Date.now())).toEqual({ requeued: 2 });
+      await eventually(() => expect(hook.ids()).toHaveLength(7));
     });
 
     it('drops the queue and log of a deleted endpoint', async () => {

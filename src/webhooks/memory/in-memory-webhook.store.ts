@@ -35,6 +35,7 @@ import {
   OLD_SECRET_OVERLAP_MS,
   patchedEndpoint,
   rotatedEndpoint,
+  sends,
   signingSecrets,
   testEvent,
   wants,
@@ -70,6 +71,8 @@ interface Due {
   delivery: Delivery;
 }
 
+type FinishedStatus = Exclude<DeliveryStatus, 'pending'>;
+
 /** An endpoint and what is queued and logged for it. */
 interface Endpoint {
   record: EndpointRecord;
@@ -81,8 +84,12 @@ interface Endpoint {
   /** Bytes of its pending deliveries' bodies (WEBHOOK_MAX_BYTES sums the enabled ones'). */
   pendingBytes: number;
   inFlight: number;
-  /** Finished deliveries, in the order they finished: the log's limit drops the first. */
-  finished: Delivery[];
+  /**
+   * Finished deliveries by how they ended, each in the order they finished: the log's limit
+   * drops the first of each, as BullMQ keeps WEBHOOK_LOG_LIMIT completed and as many failed
+   * jobs, so that a run of successes never pushes out the failures a recover would send.
+   */
+  finished: Record<FinishedStatus, Delivery[]>;
 }
 
 /** The snapshot's line for an endpoint or one of its pending deliveries. */
@@ -118,7 +125,8 @@ const PRUNE_EVERY_MS = 60_000;
  * again after the next start under the same id.
  *
  * The log keeps each finished delivery for WEBHOOK_RETENTION_MS after it finished (as BullMQ
- * keeps a finished job), at most WEBHOOK_LOG_LIMIT per endpoint; it is not in the snapshot.
+ * keeps a finished job), at most WEBHOOK_LOG_LIMIT succeeded and as many failed per endpoint;
+ * it is not in the snapshot.
  */
 export class InMemoryWebhookStore extends WebhookStore implements ChangeSink {
   private readonly endpoints = new Map<string, Endpoint>();
@@ -249,9 +257,11 @@ export class InMemoryWebhookStore extends WebhookStore implements ChangeSink {
   async updateEndpoint(id: string, patch: EndpointPatch, now: number): Promise<EndpointView> {
     const endpoint = this.endpoint(id);
     endpoint.record = patchedEndpoint(endpoint.record, patch, now);
-    if (endpoint.record.disabledReason === null) {
+    if (sends(endpoint.record)) {
       // Enabled (again): what waited while it was disabled is sent now.
       this.schedulePump();
+    } else {
+      this.pause(endpoint);
     }
     return endpointView(endpoint.record, now);
   }
@@ -326,8 +336,8 @@ export class InMemoryWebhookStore extends WebhookStore implements ChangeSink {
     const endpoint = this.endpoint(id);
     this.pruneEndpoint(endpoint, now);
     let requeued = 0;
-    for (const delivery of [...endpoint.finished]) {
-      if (delivery.status === 'failed' && delivery.createdAt >= since) {
+    for (const delivery of [...endpoint.finished.failed]) {
+      if (delivery.createdAt >= since) {
         this.requeue(endpoint, delivery, now);
         requeued++;
       }
@@ -477,9 +487,10 @@ export class InMemoryWebhookStore extends WebhookStore implements ChangeSink {
       }
       return;
     }
-    const at = endpoint.finished.indexOf(delivery);
+    const finished = endpoint.finished[delivery.status];
+    const at = finished.indexOf(delivery);
     if (at >= 0) {
-      endpoint.finished.splice(at, 1);
+      finished.splice(at, 1);
     }
     delivery.status = 'pending';
     delivery.tries = 0;
@@ -515,7 +526,7 @@ export class InMemoryWebhookStore extends WebhookStore implements ChangeSink {
   private finish(
     endpoint: Endpoint,
     delivery: Delivery,
-    status: DeliveryStatus,
+    status: FinishedStatus,
     now: number,
   ): void {
     delivery.status = status;
@@ -523,9 +534,10 @@ export class InMemoryWebhookStore extends WebhookStore implements ChangeSink {
     endpoint.pending--;
     endpoint.pendingBytes -= delivery.bytes;
     this.pendingBytes -= delivery.bytes;
-    endpoint.finished.push(delivery);
-    while (endpoint.finished.length > this.settings.logLimit) {
-      endpoint.deliveries.delete((endpoint.finished.shift() as Delivery).event.id);
+    const finished = endpoint.finished[status];
+    finished.push(delivery);
+    while (finished.length > this.settings.logLimit) {
+      endpoint.deliveries.delete((finished.shift() as Delivery).event.id);
     }
   }
 
@@ -539,6 +551,21 @@ export class InMemoryWebhookStore extends WebhookStore implements ChangeSink {
     }
     endpoint.record = { ...endpoint.record, disabledReason: reason, updatedAt: now };
     this.observer.disabled(endpoint.record.id, reason);
+    this.pause(endpoint);
+  }
+
+  /**
+   * A disabled endpoint's attempts stop (but for a backlog, which drains: sends()): each one on
+   * the wire or handed to the sender ends as not made (send() puts it back, pending and due as
+   * it was), to be sent once it is enabled again, as a stopped Redis worker puts its jobs back.
+   */
+  private pause(endpoint: Endpoint): void {
+    if (endpoint.inFlight === 0 || sends(endpoint.record)) {
+      return;
+    }
+    for (const delivery of endpoint.deliveries.values()) {
+      delivery.inFlight?.abort();
+    }
   }
 
   // ---- sending ----
@@ -564,7 +591,7 @@ export class InMemoryWebhookStore extends WebhookStore implements ChangeSink {
     const handOver = this.sender.handOverLimit(this.settings.maxInFlight);
     let next = Infinity;
     for (const endpoint of this.endpoints.values()) {
-      if (endpoint.record.disabledReason !== null) {
+      if (!sends(endpoint.record)) {
         continue;
       }
       const { queue } = endpoint;
@@ -703,14 +730,15 @@ export class InMemoryWebhookStore extends WebhookStore implements ChangeSink {
   /** Lets go of finished deliveries that finished more than WEBHOOK_RETENTION_MS ago. */
   private pruneEndpoint(endpoint: Endpoint, now: number): void {
     const cutoff = now - this.settings.retentionMs;
-    const { finished } = endpoint;
-    let drop = 0;
-    while (drop < finished.length && finished[drop].finishedAt < cutoff) {
-      endpoint.deliveries.delete(finished[drop].event.id);
-      drop++;
-    }
-    if (drop > 0) {
-      finished.splice(0, drop);
+    for (const finished of [endpoint.finished.succeeded, endpoint.finished.failed]) {
+      let drop = 0;
+      while (drop < finished.length && finished[drop].finishedAt < cutoff) {
+        endpoint.deliveries.delete(finished[drop].event.id);
+        drop++;
+      }
+      if (drop > 0) {
+        finished.splice(0, drop);
+      }
     }
   }
 
@@ -731,7 +759,7 @@ function newEndpointState(record: EndpointRecord): Endpoint {
     pending: 0,
     pendingBytes: 0,
     inFlight: 0,
-    finished: [],
+    finished: { succeeded: [], failed: [] },
   };
 }
 

@@ -16,6 +16,7 @@ import type { WebhookSender } from '../webhook-sender';
 import {
   DeliveryAttempt,
   EndpointRecord,
+  sends,
   signingSecrets,
   WebhookEvent,
   WebhookEventType,
@@ -621,9 +622,8 @@ export class RedisDeliveryQueues implements DeliveryEnqueuer {
       }
       const records = await this.endpoints.all();
       this.known = records;
-      const enabled = new Set(
-        records.filter((record) => record.disabledReason === null).map((record) => record.id),
-      );
+      // Workers for the endpoints whose queues are sent (enabled, or draining a backlog).
+      const enabled = new Set(records.filter(sends).map((record) => record.id));
       const known = new Set(records.map((record) => record.id));
       for (const id of enabled) {
         if (!this.running.has(id) && !this.stopped) {
@@ -769,7 +769,7 @@ export class RedisDeliveryQueues implements DeliveryEnqueuer {
       // Deleted: the job is dropped (its queue goes with it).
       return null;
     }
-    if (record.disabledReason !== null) {
+    if (!sends(record)) {
       // Disabled since this worker took the job: it waits for the endpoint to be enabled.
       await job.moveToDelayed(Date.now() + PUT_BACK_MS, token);
       throw new DelayedError();

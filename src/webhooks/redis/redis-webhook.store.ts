@@ -213,7 +213,8 @@ export class RedisWebhookStore extends WebhookStore {
   /**
    * Queues a logged delivery again with a fresh schedule: a failed one goes back to waiting
    * with its attempts kept in its log; a succeeded one is queued anew (same id); a pending one
-   * is left as it is. Whether it was queued again.
+   * waiting for its next attempt is due now (its schedule goes on), as in memory; one waiting
+   * or in flight is left as it is. Whether it was queued again.
    */
   private async requeue(id: string, job: Job<DeliveryJobData>): Promise<boolean> {
     const state = await this.run(() => job.getState());
@@ -229,6 +230,17 @@ export class RedisWebhookStore extends WebhookStore {
       await this.run(() => job.remove());
       await this.queues.add(id, [event], false);
       return true;
+    }
+    if (state === 'delayed') {
+      try {
+        await job.promote();
+        return true;
+      } catch (error) {
+        if ((await this.run(() => job.getState())) !== 'delayed') {
+          return false; // promoted meanwhile by another call, or taken: on its way either way
+        }
+        return this.run(() => Promise.reject(error)); // as every other Redis error
+      }
     }
     return false;
   }
