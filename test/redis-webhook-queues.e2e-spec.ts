@@ -384,6 +384,51 @@ describeWithRedis('Webhook deliveries on Redis (BullMQ)', (redis) => {
     expect((await big.getEndpoint(other.endpoint.id, Date.now())).disabledReason).toBe('backlog');
   });
 
+  it('uncounts deliveries no longer pending whose release was lost, and keeps pending ones', async () => {
+    const prefix = redis().newPrefix();
+    const store = await harness.open(prefix, settingsWith({ retryScheduleMs: [60_000] }));
+    await store.start();
+    const receiver = await harness.receiver();
+    const queued = events(3);
+    // The first waits 60 s for its next attempt: pending; the other two succeed.
+    receiver.answer = (_req, received) => ({ status: received.id === queued[0].id ? 500 : 204 });
+    const { endpoint } = await store.createEndpoint({ url: receiver.url }, Date.now());
+    await store.queues.enqueue(endpoint.id, queued);
+    await eventually(() => receiver.received.length === 3, 5_000, 'three attempts');
+    await eventually(
+      async () => (await store.pendingCounts())[endpoint.id] === 1,
+      5_000,
+      'one pending',
+    );
+    // As a process that stopped before its release leaves them: a delivery that succeeded
+    // counted again, and one counted whose job was never added (queued 2 minutes ago).
+    const client = await connectRedis(redis().url, 2_000);
+    const keys = store.queues.keysOf(endpoint.id);
+    const bytesBefore = Number(await client.get(keys.bytes));
+    try {
+      await client.hset(keys.sizes, queued[1].id, 100, 'evt_never_added', 50);
+      await client.incrby(keys.bytes, 150);
+      await client.zadd(keys.log, Date.now() - 120_000, 'evt_never_added');
+      expect((await store.pendingCounts())[endpoint.id]).toBe(3);
+
+      let cursor = '0';
+      let uncounted = 0;
+      do {
+        const step = await store.queues.sweep(endpoint.id, cursor);
+        cursor = step.cursor;
+        uncounted += step.uncounted;
+      } while (cursor !== '0');
+      expect(uncounted).toBe(2);
+      expect(await store.pendingCounts()).toEqual({ [endpoint.id]: 1 });
+      expect(await client.hkeys(keys.sizes)).toEqual([queued[0].id]);
+      expect(Number(await client.get(keys.bytes))).toBe(bytesBefore);
+      // Nothing more on a second pass: the pending one stays counted.
+      expect((await store.queues.sweep(endpoint.id)).uncounted).toBe(0);
+    } finally {
+      client.disconnect();
+    }
+  });
+
   it('refuses an endpoint past the limit, and loses no concurrent change', async () => {
     const prefix = redis().newPrefix();
     const settings = settingsWith({ maxEndpoints: 3 });

@@ -35,8 +35,8 @@ import type { DeliveryEnqueuer } from './redis-fan-out';
  *   <prefix>{wh:<id>}:bytes  string  their sum (WEBHOOK_MAX_BYTES: summed over the enabled ones)
  *   <prefix>{wh:<id>}:log    zset    score when queued, member job id: the log's order
  *
- * Every process that delivers (once started) runs a Worker on the queue of every enabled
- * endpoint: jobs are shared out by BullMQ, and the queue's global concurrency caps the
+ * Every process that delivers (once started) runs a Worker on the queue of every endpoint
+ * that sends (enabled, or draining its backlog: sends()): jobs are shared out by BullMQ, and the queue's global concurrency caps the
  * attempts in flight across processes and instances (WEBHOOK_MAX_IN_FLIGHT). A job that a
  * dead process held goes back to waiting once its lock expires (lockDuration twice the
  * attempt's timeout), and another process sends it.
@@ -44,6 +44,10 @@ import type { DeliveryEnqueuer } from './redis-fan-out';
  * each attempt that did not succeed is one line of the job's log (an AttemptLine), and the
  * one that succeeded is the job's return value (no log line: that would be one more call to
  * Redis per delivery, on the path every delivery takes).
+ *
+ * A finished job is uncounted from `sizes` and `bytes` after BullMQ has moved it (release), so
+ * a process that stops in between leaves it counted; a sweep in each delivering process
+ * (SWEEP_LUA, a step every SWEEP_EVERY_MS per endpoint) uncounts what is no longer pending.
  */
 
 const QUEUE_NAME = 'deliveries';
@@ -55,6 +59,11 @@ const PUT_BACK_MS = 1_000;
 const EVENTS_KEPT = 50;
 /** Log entries looked at per enqueue when the log index has outgrown what can still exist. */
 const LOG_TRIM_BATCH = 200;
+/** Counted deliveries each endpoint's sweep looks at per step, and how often it steps. */
+const SWEEP_BATCH = 500;
+const SWEEP_EVERY_MS = 5_000;
+/** A counted delivery with no job this long after it was queued was never added (see sweep). */
+const SWEEP_GRACE_MS = 60_000;
 
 /** A job's data: the event as queued. */
 export type DeliveryJobData = WebhookEvent;
@@ -164,6 +173,32 @@ for _, id in ipairs(gone) do
 end
 return out`;
 
+/**
+ * KEYS: sizes, bytes, log, BullMQ's completed and failed sets. ARGV: the job key prefix, the
+ * HSCAN cursor, how many, now, the grace (ms). Uncounts counted deliveries that are no longer
+ * pending: their job finished (its release was lost: the process stopped between BullMQ's
+ * move and the release, or the release's call failed), or it has no job long after it was
+ * queued (a process stopped between reserve and add). Answers the next cursor and how many.
+ */
+const SWEEP_LUA = `
+local scan = redis.call('HSCAN', KEYS[1], ARGV[2], 'COUNT', ARGV[3])
+local entries = scan[2]
+local uncounted = 0
+for i = 1, #entries, 2 do
+  local id = entries[i]
+  local stale = redis.call('ZSCORE', KEYS[4], id) or redis.call('ZSCORE', KEYS[5], id)
+  if not stale and redis.call('EXISTS', ARGV[1] .. id) == 0 then
+    local queuedAt = redis.call('ZSCORE', KEYS[3], id)
+    stale = (not queuedAt) or tonumber(queuedAt) < tonumber(ARGV[4]) - tonumber(ARGV[5])
+  end
+  if stale then
+    redis.call('HDEL', KEYS[1], id)
+    redis.call('DECRBY', KEYS[2], entries[i + 1])
+    uncounted = uncounted + 1
+  end
+end
+return {scan[1], uncounted}`;
+
 interface QueueScripts {
   webhookReserve(
     sizes: string,
@@ -173,6 +208,14 @@ interface QueueScripts {
   ): Promise<number>;
   webhookRelease(sizes: string, bytes: string, ...ids: string[]): Promise<number>;
   webhookList(log: string, sizes: string, ...args: (string | number)[]): Promise<string[]>;
+  webhookSweep(
+    sizes: string,
+    bytes: string,
+    log: string,
+    completed: string,
+    failed: string,
+    ...args: (string | number)[]
+  ): Promise<[string, number]>;
 }
 
 /** The keys of one endpoint's queue and what is kept beside it. */
@@ -220,6 +263,9 @@ export class RedisDeliveryQueues implements DeliveryEnqueuer {
   /** Finished jobs not yet uncounted, per endpoint (see release). */
   private toRelease = new Map<string, string[]>();
   private releasing: Promise<void> | null = null;
+  /** Each delivering endpoint's sweep cursor, and when the sweep last stepped. */
+  private readonly sweepCursors = new Map<string, string>();
+  private sweptAt = 0;
 
   /**
    * @param connection the conversation store's connection: endpoints live beside it, and the
@@ -239,6 +285,7 @@ export class RedisDeliveryQueues implements DeliveryEnqueuer {
     redis.defineCommand('webhookReserve', { numberOfKeys: 3, lua: RESERVE_LUA });
     redis.defineCommand('webhookRelease', { numberOfKeys: 2, lua: RELEASE_LUA });
     redis.defineCommand('webhookList', { numberOfKeys: 2, lua: LIST_LUA });
+    redis.defineCommand('webhookSweep', { numberOfKeys: 5, lua: SWEEP_LUA });
     this.scripts = redis as unknown as QueueScripts;
     this.connection = connection;
     // Queues fail fast as the store does (a fan-out that cannot queue is retried by the
@@ -291,11 +338,13 @@ export class RedisDeliveryQueues implements DeliveryEnqueuer {
     await this.sync();
     const tick = () => {
       this.syncTimer = setTimeout(() => {
-        void this.sync().finally(() => {
-          if (!this.stopped) {
-            tick();
-          }
-        });
+        void this.sync()
+          .then(() => this.sweepStep())
+          .finally(() => {
+            if (!this.stopped) {
+              tick();
+            }
+          });
       }, SYNC_INTERVAL_MS);
       this.syncTimer.unref();
     };
@@ -750,6 +799,57 @@ export class RedisDeliveryQueues implements DeliveryEnqueuer {
         }),
       );
     }
+  }
+
+  /**
+   * Every SWEEP_EVERY_MS, one sweep step for each endpoint this process delivers for: a count
+   * whose release was lost would otherwise stay for good, and count toward the endpoint's caps
+   * (and the heaviest at the byte cap) however fast its receiver is.
+   */
+  private async sweepStep(): Promise<void> {
+    const now = Date.now();
+    if (this.stopped || now - this.sweptAt < SWEEP_EVERY_MS) {
+      return;
+    }
+    this.sweptAt = now;
+    for (const endpointId of this.running.keys()) {
+      try {
+        const { cursor } = await this.sweep(endpointId, this.sweepCursors.get(endpointId) ?? '0');
+        this.sweepCursors.set(endpointId, cursor);
+      } catch {
+        // Redis is away: the next step tries again from the same cursor.
+      }
+    }
+    for (const endpointId of this.sweepCursors.keys()) {
+      if (!this.running.has(endpointId)) {
+        this.sweepCursors.delete(endpointId);
+      }
+    }
+  }
+
+  /** One step of an endpoint's sweep (SWEEP_LUA) from `cursor`: the next, '0' at the end. */
+  async sweep(endpointId: string, cursor = '0'): Promise<{ cursor: string; uncounted: number }> {
+    const keys = this.keysOf(endpointId);
+    const [next, uncounted] = await this.connection.run(() =>
+      this.scripts.webhookSweep(
+        keys.sizes,
+        keys.bytes,
+        keys.log,
+        `${keys.jobs}completed`,
+        `${keys.jobs}failed`,
+        keys.jobs,
+        cursor,
+        SWEEP_BATCH,
+        Date.now(),
+        SWEEP_GRACE_MS,
+      ),
+    );
+    if (uncounted > 0) {
+      this.logger.warn(
+        `Uncounted ${uncounted} deliveries of ${endpointId} that were no longer pending`,
+      );
+    }
+    return { cursor: String(next), uncounted: Number(uncounted) };
   }
 
   /**
