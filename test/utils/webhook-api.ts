@@ -41,6 +41,142 @@ export const PRIVATE_REFUSAL =
   'url must not point at a loopback, private or link-local address (WEBHOOK_ALLOW_PRIVATE_NETWORKS allows it)';
 export const METADATA_REFUSAL = 'url must not point at a cloud metadata address';
 
+/** A bad body's name, the body, and the field errors it gets. */
+export type BadBody = [string, unknown, FieldError[]];
+
+const EVENTS_MESSAGE = (i: number) => `events[${i}] must be one of ${EVENT_PATTERNS}`;
+
+/**
+ * The bad values of the fields POST /api/webhooks and PATCH /api/webhooks/{id} share (one
+ * validation serves both), each in a body that is otherwise `base` (POST's needs a url).
+ */
+export function sharedBadBodies(base: Record<string, unknown>): BadBody[] {
+  const cases: [string, Record<string, unknown>, FieldError[]][] = [
+    ['a url that is a number', { url: 42 }, [{ field: 'url', message: 'url must be a string' }]],
+    ['a url that is null', { url: null }, [{ field: 'url', message: 'url must be a string' }]],
+    [
+      'a relative url',
+      { url: '/hook' },
+      [{ field: 'url', message: 'url must be an absolute http or https URL' }],
+    ],
+    [
+      'an empty url',
+      { url: '' },
+      [{ field: 'url', message: 'url must be an absolute http or https URL' }],
+    ],
+    [
+      'an ftp: url',
+      { url: 'ftp://example.com/hook' },
+      [{ field: 'url', message: 'url must be an http or https URL' }],
+    ],
+    [
+      'a javascript: url',
+      { url: 'javascript:alert(1)' },
+      [{ field: 'url', message: 'url must be an http or https URL' }],
+    ],
+    [
+      'a url with credentials',
+      { url: 'https://user:pass@example.com/hook' },
+      [{ field: 'url', message: 'url must not hold credentials (user:password@)' }],
+    ],
+    [
+      'a url with a user only',
+      { url: 'https://user@example.com/hook' },
+      [{ field: 'url', message: 'url must not hold credentials (user:password@)' }],
+    ],
+    [
+      'a url of 2049 characters',
+      { url: `https://example.com/${'a'.repeat(2049 - 'https://example.com/'.length)}` },
+      [{ field: 'url', message: 'url must be at most 2048 characters' }],
+    ],
+    [
+      'the cloud metadata address (refused even with private networks allowed)',
+      { url: 'http://169.254.169.254/latest/meta-data' },
+      [{ field: 'url', message: METADATA_REFUSAL }],
+    ],
+    [
+      'the metadata address IPv4-mapped',
+      { url: 'http://[::ffff:169.254.169.254]/' },
+      [{ field: 'url', message: METADATA_REFUSAL }],
+    ],
+    [
+      'an unspecified address',
+      { url: 'http://0.0.0.0/hook' },
+      [
+        {
+          field: 'url',
+          message: 'url must not point at an unroutable, multicast or reserved address',
+        },
+      ],
+    ],
+    [
+      'events that is not an array',
+      { events: 'message.created' },
+      [{ field: 'events', message: 'events must be an array of event types' }],
+    ],
+    [
+      'events that is an object',
+      { events: { 0: 'message.created' } },
+      [{ field: 'events', message: 'events must be an array of event types' }],
+    ],
+    [
+      'events that is null',
+      { events: null },
+      [{ field: 'events', message: 'events must be an array of event types' }],
+    ],
+    [
+      'an unknown event type',
+      { events: ['message.created', 'message.edited'] },
+      [{ field: 'events[1]', message: EVENTS_MESSAGE(1) }],
+    ],
+    [
+      'event entries that are not strings',
+      { events: [7, 'message.*', null, ['message.created']] },
+      [
+        { field: 'events[0]', message: EVENTS_MESSAGE(0) },
+        { field: 'events[2]', message: EVENTS_MESSAGE(2) },
+        { field: 'events[3]', message: EVENTS_MESSAGE(3) },
+      ],
+    ],
+    [
+      'typing (not sent)',
+      { events: ['typing'] },
+      [{ field: 'events[0]', message: EVENTS_MESSAGE(0) }],
+    ],
+    [
+      'more than 20 events',
+      { events: Array(21).fill('*') as string[] },
+      [{ field: 'events', message: 'events must list at most 20 entries' }],
+    ],
+    [
+      'a description of 501 characters',
+      { description: 'd'.repeat(501) },
+      [{ field: 'description', message: 'description must be at most 500 characters' }],
+    ],
+    [
+      'a description that is a number',
+      { description: 5 },
+      [{ field: 'description', message: 'description must be a string' }],
+    ],
+    [
+      'a description that is null',
+      { description: null },
+      [{ field: 'description', message: 'description must be a string' }],
+    ],
+    [
+      'an unknown field',
+      { secret: 'whsec_mine' },
+      [{ field: 'secret', message: 'property secret should not exist' }],
+    ],
+    [
+      'a read-only field',
+      { status: 'disabled' },
+      [{ field: 'status', message: 'property status should not exist' }],
+    ],
+  ];
+  return cases.map(([name, fields, errors]) => [name, { ...base, ...fields }, errors]);
+}
+
 /** An endpoint as the API shows it (EndpointView). */
 export interface Endpoint {
   id: string;
