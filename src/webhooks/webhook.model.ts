@@ -134,7 +134,7 @@ export function patchedEndpoint(
   if (patch.enabled === true && record.disabledReason !== null) {
     next.disabledReason = null;
     next.failingSince = null;
-  } else if (patch.enabled === false && record.disabledReason === null) {
+  } else if (patch.enabled === false && disablesFor(record, 'manual')) {
     next.disabledReason = 'manual';
   }
   return next;
@@ -173,6 +173,17 @@ function takes(pattern: string, type: string): boolean {
     return true;
   }
   return pattern.endsWith('.*') && type.startsWith(pattern.slice(0, -1));
+}
+
+/**
+ * Whether an endpoint that is disabled (or not) becomes disabled for `reason`: an enabled one
+ * does, and one disabled for its backlog (which still sends) does for any other reason, so
+ * that a 410, a failing receiver or a PATCH still stops what it sends.
+ */
+export function disablesFor(record: EndpointRecord, reason: DisabledReason): boolean {
+  return (
+    record.disabledReason === null || (record.disabledReason === 'backlog' && reason !== 'backlog')
+  );
 }
 
 /**

@@ -419,6 +419,36 @@ export function webhookStoreContract(name: string, setup: WebhookStoreSetup): vo
       });
     });
 
+    it('stops what a backlog holds once the receiver answers 410 or a PATCH disables', async () => {
+      const { store, sink } = await open({ maxPending: 3, maxInFlight: 1 });
+      const gone = await receiver(() => ({ status: 410 }));
+      const held = await receiver(() => ({ status: 200, delayMs: 3_000 }));
+      const first = await store.createEndpoint({ url: gone.url }, Date.now());
+      const second = await store.createEndpoint({ url: held.url }, Date.now());
+      const id = randomUUID();
+      await sink.changed(Array.from({ length: 5 }, (_, i) => tapped('message.created', i + 1, id)));
+      const reasonOf = async (endpointId: string) =>
+        (await store.getEndpoint(endpointId, Date.now())).disabledReason;
+      await eventually(async () => expect(await reasonOf(first.endpoint.id)).toBe('gone'));
+      await eventually(async () => expect(await reasonOf(second.endpoint.id)).toBe('backlog'));
+      await store.updateEndpoint(second.endpoint.id, { enabled: false }, Date.now());
+      expect(await reasonOf(second.endpoint.id)).toBe('manual');
+      await new Promise((resolve) => setTimeout(resolve, 3_500));
+      // One 410, and nothing after it; the held attempt stopped, and nothing after it either.
+      expect(gone.received).toHaveLength(1);
+      expect(held.received).toHaveLength(1);
+      const statuses = async (endpointId: string) =>
+        (await store.deliveries(endpointId, { limit: 10 }, Date.now())).deliveries
+          .map((delivery) => delivery.status)
+          .sort();
+      // (On Redis the fan-out may queue the first change alone, and its 410 come before the rest
+      // is queued: then there is nothing more to keep.)
+      const [failed, ...kept] = await statuses(first.endpoint.id);
+      expect(failed).toBe('failed');
+      expect(kept.every((status) => status === 'pending')).toBe(true);
+      expect(await statuses(second.endpoint.id)).toEqual(['pending', 'pending', 'pending']);
+    });
+
     it('disables an endpoint past its byte cap (backlog)', async () => {
       const { store, sink } = await open({ maxBytes: 1_000 });
       const { endpoint } = await store.createEndpoint({ url: 'http://127.0.0.1:9/x' }, Date.now());
@@ -476,9 +506,9 @@ export function webhookStoreContract(name: string, setup: WebhookStoreSetup): vo
     it('stops the attempts in flight when it disables an endpoint, sent once enabled', async () => {
       const { store, sink } = await open({ maxInFlight: 2, timeoutMs: 5_000 });
       // The first request is answered 410 Gone while the second is still out: the second's
-      // answer, 1.5 s later, must not count, and nothing more may be sent.
+      // answer, 3 s later, must not count, and nothing more may be sent.
       const hook = await receiver((_, i) =>
-        i === 0 ? { status: 410, delayMs: 100 } : { status: 200, delayMs: 1_500 },
+        i === 0 ? { status: 410, delayMs: 100 } : { status: 200, delayMs: 3_000 },
       );
       const { endpoint } = await store.createEndpoint({ url: hook.url }, Date.now());
       const id = randomUUID();
@@ -489,7 +519,7 @@ export function webhookStoreContract(name: string, setup: WebhookStoreSetup): vo
           disabledReason: 'gone',
         }),
       );
-      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      await new Promise((resolve) => setTimeout(resolve, 3_500));
       expect(hook.received).toHaveLength(2);
       const page = await store.deliveries(endpoint.id, { limit: 10 }, Date.now());
       const statusOf = new Map(page.deliveries.map((d) => [d.id, d.status]));
@@ -539,8 +569,14 @@ export function webhookStoreContract(name: string, setup: WebhookStoreSetup): vo
           (delivery) => [delivery.id, delivery.status, delivery.attempts.length],
         );
       await eventually(async () => expect(await deliveries()).toEqual([[id, 'pending', 1]]));
-      await store.retryDelivery(endpoint.id, id, Date.now());
-      await eventually(() => expect(hook.ids()).toEqual([id, id]), 3_000);
+      // The log may show the failed attempt a moment before the job waits for its next one
+      // (on Redis it is still active then, and a retry leaves an active job as it is).
+      await eventually(async () => {
+        if (hook.received.length < 2) {
+          await store.retryDelivery(endpoint.id, id, Date.now());
+        }
+        expect(hook.ids()).toEqual([id, id]);
+      }, 3_000);
       await eventually(async () => expect(await deliveries()).toEqual([[id, 'succeeded', 2]]));
     });
 

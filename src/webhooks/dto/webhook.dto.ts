@@ -110,7 +110,7 @@ export class WebhookEndpointDto {
     enum: ['gone', 'failing', 'backlog', 'manual'],
     nullable: true,
     description:
-      '`gone`: it answered 410; `failing`: no 2xx for WEBHOOK_DISABLE_AFTER_MS while a delivery used up its attempts; `backlog`: its queue reached WEBHOOK_MAX_PENDING or WEBHOOK_MAX_BYTES; `manual`: PATCH enabled false.',
+      '`gone`: it answered 410; `failing`: no 2xx for WEBHOOK_DISABLE_AFTER_MS while a delivery used up its attempts; `backlog`: its queue reached WEBHOOK_MAX_PENDING, or it held the most when the queues reached WEBHOOK_MAX_BYTES (it queues nothing new but still sends what it holds); `manual`: PATCH enabled false.',
   })
   disabledReason: DisabledReason | null;
 

@@ -19,6 +19,7 @@ import {
   changeEvent,
   deliveryCursor,
   DeliveryAttempt,
+  disablesFor,
   DeliveryPage,
   DeliveryQuery,
   DeliveryStatus,
@@ -293,7 +294,7 @@ export class InMemoryWebhookStore extends WebhookStore implements ChangeSink {
   /**
    * Queued even for a disabled endpoint, past its caps (someone asked for it, and it is one
    * delivery): it waits with the endpoint's other pending deliveries and is sent once the
-   * endpoint is enabled again.
+   * endpoint sends again (at once for one draining its backlog: sends()).
    */
   async sendTest(id: string, now: number): Promise<{ deliveryId: string }> {
     const endpoint = this.endpoint(id);
@@ -424,7 +425,7 @@ export class InMemoryWebhookStore extends WebhookStore implements ChangeSink {
 
   /**
    * Whether `bytes` more for `endpoint` fit within WEBHOOK_MAX_BYTES, which bounds the bodies
-   * the enabled endpoints have pending (a disabled endpoint's wait, and no longer grow). While
+   * the enabled endpoints have pending (a disabled endpoint's no longer grow). While
    * they do not fit, the enabled endpoint with the most pending bytes, when it is another, is
    * disabled (backlog): the one whose receiver is behind, not whichever queued next.
    */
@@ -546,7 +547,7 @@ export class InMemoryWebhookStore extends WebhookStore implements ChangeSink {
     reason: Exclude<DisabledReason, 'manual'>,
     now: number,
   ): void {
-    if (endpoint.record.disabledReason !== null) {
+    if (!disablesFor(endpoint.record, reason)) {
       return;
     }
     endpoint.record = { ...endpoint.record, disabledReason: reason, updatedAt: now };

@@ -15,6 +15,7 @@ import {
 import type { WebhookSender } from '../webhook-sender';
 import {
   DeliveryAttempt,
+  disablesFor,
   EndpointRecord,
   sends,
   signingSecrets,
@@ -47,7 +48,7 @@ import type { DeliveryEnqueuer } from './redis-fan-out';
  *
  * A finished job is uncounted from `sizes` and `bytes` after BullMQ has moved it (release), so
  * a process that stops in between leaves it counted; a sweep in each delivering process
- * (SWEEP_LUA, a step every SWEEP_EVERY_MS per endpoint) uncounts what is no longer pending.
+ * (SWEEP_LUA, a step every SWEEP_EVERY_MS per endpoint that sends) uncounts finished jobs.
  */
 
 const QUEUE_NAME = 'deliveries';
@@ -62,8 +63,6 @@ const LOG_TRIM_BATCH = 200;
 /** Counted deliveries each endpoint's sweep looks at per step, and how often it steps. */
 const SWEEP_BATCH = 500;
 const SWEEP_EVERY_MS = 5_000;
-/** A counted delivery with no job this long after it was queued was never added (see sweep). */
-const SWEEP_GRACE_MS = 60_000;
 
 /** A job's data: the event as queued. */
 export type DeliveryJobData = WebhookEvent;
@@ -174,24 +173,20 @@ end
 return out`;
 
 /**
- * KEYS: sizes, bytes, log, BullMQ's completed and failed sets. ARGV: the job key prefix, the
- * HSCAN cursor, how many, now, the grace (ms). Uncounts counted deliveries that are no longer
- * pending: their job finished (its release was lost: the process stopped between BullMQ's
- * move and the release, or the release's call failed), or it has no job long after it was
- * queued (a process stopped between reserve and add). Answers the next cursor and how many.
+ * KEYS: sizes, bytes, BullMQ's completed and failed sets. ARGV: the HSCAN cursor, how many.
+ * Uncounts counted deliveries whose job has finished: their release was lost (the process
+ * stopped between BullMQ's move and the release, or the release's call failed). A count with
+ * no job at all is left: add() counts an event before BullMQ adds its job, and the log's time
+ * is the change's, not the count's, so it cannot tell a job never added from one on its way.
+ * Answers the next cursor and how many.
  */
 const SWEEP_LUA = `
-local scan = redis.call('HSCAN', KEYS[1], ARGV[2], 'COUNT', ARGV[3])
+local scan = redis.call('HSCAN', KEYS[1], ARGV[1], 'COUNT', ARGV[2])
 local entries = scan[2]
 local uncounted = 0
 for i = 1, #entries, 2 do
   local id = entries[i]
-  local stale = redis.call('ZSCORE', KEYS[4], id) or redis.call('ZSCORE', KEYS[5], id)
-  if not stale and redis.call('EXISTS', ARGV[1] .. id) == 0 then
-    local queuedAt = redis.call('ZSCORE', KEYS[3], id)
-    stale = (not queuedAt) or tonumber(queuedAt) < tonumber(ARGV[4]) - tonumber(ARGV[5])
-  end
-  if stale then
+  if redis.call('ZSCORE', KEYS[3], id) or redis.call('ZSCORE', KEYS[4], id) then
     redis.call('HDEL', KEYS[1], id)
     redis.call('DECRBY', KEYS[2], entries[i + 1])
     uncounted = uncounted + 1
@@ -211,7 +206,6 @@ interface QueueScripts {
   webhookSweep(
     sizes: string,
     bytes: string,
-    log: string,
     completed: string,
     failed: string,
     ...args: (string | number)[]
@@ -285,7 +279,7 @@ export class RedisDeliveryQueues implements DeliveryEnqueuer {
     redis.defineCommand('webhookReserve', { numberOfKeys: 3, lua: RESERVE_LUA });
     redis.defineCommand('webhookRelease', { numberOfKeys: 2, lua: RELEASE_LUA });
     redis.defineCommand('webhookList', { numberOfKeys: 2, lua: LIST_LUA });
-    redis.defineCommand('webhookSweep', { numberOfKeys: 5, lua: SWEEP_LUA });
+    redis.defineCommand('webhookSweep', { numberOfKeys: 4, lua: SWEEP_LUA });
     this.scripts = redis as unknown as QueueScripts;
     this.connection = connection;
     // Queues fail fast as the store does (a fan-out that cannot queue is retried by the
@@ -332,7 +326,10 @@ export class RedisDeliveryQueues implements DeliveryEnqueuer {
     };
   }
 
-  /** Starts the workers of the enabled endpoints, and follows changes every half second. */
+  /**
+   * Starts the workers of the endpoints that send (sends()), follows changes every half
+   * second, and sweeps their counts (sweepStep).
+   */
   async start(): Promise<void> {
     this.stopped = false;
     await this.sync();
@@ -476,7 +473,7 @@ export class RedisDeliveryQueues implements DeliveryEnqueuer {
 
   /**
    * The first of `events` that fit within WEBHOOK_MAX_PENDING and WEBHOOK_MAX_BYTES, which
-   * bounds the bodies the enabled endpoints have pending (a disabled endpoint's wait, and no
+   * bounds the bodies the enabled endpoints have pending (a disabled endpoint's no
    * longer grow). While they do not fit, the enabled endpoint with the most pending bytes, when
    * it is another, is disabled (backlog): the one whose receiver is behind, not whichever
    * queued next. As the in-memory store does (makeRoom).
@@ -530,9 +527,7 @@ export class RedisDeliveryQueues implements DeliveryEnqueuer {
     let changed: boolean;
     try {
       ({ changed } = await this.endpoints.update(endpointId, (record) =>
-        record.disabledReason === null
-          ? { ...record, disabledReason: reason, updatedAt: now }
-          : null,
+        disablesFor(record, reason) ? { ...record, disabledReason: reason, updatedAt: now } : null,
       ));
     } catch (error) {
       if (error instanceof StoreError && error.code === 'webhook_not_found') {
@@ -834,14 +829,10 @@ export class RedisDeliveryQueues implements DeliveryEnqueuer {
       this.scripts.webhookSweep(
         keys.sizes,
         keys.bytes,
-        keys.log,
         `${keys.jobs}completed`,
         `${keys.jobs}failed`,
-        keys.jobs,
         cursor,
         SWEEP_BATCH,
-        Date.now(),
-        SWEEP_GRACE_MS,
       ),
     );
     if (uncounted > 0) {
