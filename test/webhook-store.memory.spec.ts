@@ -16,6 +16,7 @@ import { eventually, Receiver, startReceiver, verifies } from './utils/recording
 import { InMemoryConversationRepository } from '../src/conversations/repositories/memory/in-memory-conversation.repository';
 import { IpcConversationRepository } from '../src/conversations/repositories/ipc/ipc-conversation.repository';
 import { HttpWebhookSender } from '../src/webhooks/http-webhook-sender';
+import { ThreadedWebhookSender } from '../src/webhooks/thread/threaded-webhook-sender';
 import { IpcWebhookStore } from '../src/webhooks/ipc/ipc-webhook.store';
 import { InMemoryWebhookStore } from '../src/webhooks/memory/in-memory-webhook.store';
 import { loopback } from './utils/loopback';
@@ -227,6 +228,39 @@ describe('the in-memory webhooks where the conversations live', () => {
     expect(seen[0]).toBe(`${b}:disabled:backlog`);
     expect(full.received).toHaveLength(1);
   });
+
+  it('stops the attempts handed to the sender thread when it disables an endpoint', async () => {
+    // The single process's sender: the store hands it up to 16 x WEBHOOK_MAX_IN_FLIGHT at once,
+    // more than the receiver holds on the wire. (Its thread compiles its TypeScript first.)
+    const sender = new ThreadedWebhookSender({
+      timeoutMs: 5_000,
+      allowPrivateNetworks: true,
+      maxInFlight: 1,
+    });
+    const store = new InMemoryWebhookStore(webhookSettings({ maxInFlight: 1 }), sender);
+    cleanup.push(async () => {
+      await store.stop();
+      sender.close();
+    });
+    store.start();
+    const gone = await receiver(() => ({ status: 410, delayMs: 100 }));
+    const { endpoint } = await store.createEndpoint({ url: gone.url }, Date.now());
+    const id = randomUUID();
+    store.changed(Array.from({ length: 6 }, (_, i) => tapped('message.created', i + 1, id)));
+    await eventually(async () =>
+      expect((await store.getEndpoint(endpoint.id, Date.now())).disabledReason).toBe('gone'),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    // The thread may start the next one in the instant before the store hears of the 410
+    // (outcomes cross back in batches): at most WEBHOOK_MAX_IN_FLIGHT more, and no answer to
+    // it counts. Without the stop it would send all six.
+    expect(gone.received.length).toBeLessThanOrEqual(2);
+    const page = await store.deliveries(endpoint.id, { limit: 10 }, Date.now());
+    expect(page.deliveries.map((delivery) => delivery.status).sort()).toEqual([
+      'failed',
+      ...Array<string>(5).fill('pending'),
+    ]);
+  }, 30_000);
 
   it('aborts attempts in flight on stop, and re-sends them after a restore under the same id', async () => {
     const store = webhooks();
