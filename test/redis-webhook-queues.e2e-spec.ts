@@ -423,6 +423,21 @@ describeWithRedis('Webhook deliveries on Redis (BullMQ)', (redis) => {
     }
   });
 
+  it('leaves no queue behind when the endpoint is deleted while a fan-out queues for it', async () => {
+    const prefix = redis().newPrefix();
+    const store = await harness.open(prefix, settingsWith());
+    const receiver = await harness.receiver();
+    const { endpoint } = await store.createEndpoint({ url: receiver.url }, Date.now());
+    // The fan-out read the endpoint, then the DELETE ran (and dropped the queue), then the
+    // fan-out queues with what it read.
+    const read = (await store.queues.endpointsNow()).find((record) => record.id === endpoint.id);
+    expect(read).toBeDefined();
+    await store.deleteEndpoint(endpoint.id);
+    await store.queues.enqueue(endpoint.id, events(3), read);
+    expect(await keysUnder(redis().admin, store.queues.keysOf(endpoint.id).prefix)).toEqual([]);
+    expect(receiver.received).toHaveLength(0);
+  });
+
   it('refuses an endpoint past the limit, and loses no concurrent change', async () => {
     const prefix = redis().newPrefix();
     const settings = settingsWith({ maxEndpoints: 3 });

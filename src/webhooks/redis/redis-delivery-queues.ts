@@ -380,9 +380,9 @@ export class RedisDeliveryQueues implements DeliveryEnqueuer {
    * Queues events for one endpoint (the fan-out's call). Skips an unknown or disabled endpoint;
    * an endpoint whose pending deliveries would pass WEBHOOK_MAX_PENDING, or whose events would
    * take the bodies pending over WEBHOOK_MAX_BYTES while it has the most of them, is disabled
-   * (`backlog`) instead (see fitting). `current`
-   * is the endpoint as the caller just read it (the fan-out's endpointsNow); without it, it is
-   * read here.
+   * (`backlog`) instead (see fitting). `current` is the endpoint as the caller just read it
+   * (the fan-out's endpointsNow); without it, it is read here. Once the events are added, the
+   * endpoint is read again: one deleted meanwhile has its queue dropped (again).
    */
   async enqueue(
     endpointId: string,
@@ -399,6 +399,12 @@ export class RedisDeliveryQueues implements DeliveryEnqueuer {
     const fits = await this.fitting(endpointId, events);
     if (fits.length > 0) {
       await this.add(endpointId, fits, true);
+      // Deleted since `current` was read: its DELETE may have dropped the queue before this
+      // add made it again, and nothing else would drop it now.
+      if (!(await this.endpoints.get(endpointId))) {
+        await this.drop(endpointId);
+        return;
+      }
     }
     if (fits.length < events.length) {
       // At its cap: what fits is kept, as the in-memory store keeps it, and nothing more.
