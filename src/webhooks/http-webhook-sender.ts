@@ -31,9 +31,6 @@ class AddressRefusedError extends Error {
   }
 }
 
-/** The attempt ran out of time or was aborted: the error is this one's message. */
-class AttemptStopped extends Error {}
-
 /**
  * WebhookSender over HTTP/1.1 and HTTPS, with the fast path's client (http1-client.ts, held
  * equal to node:http's by its spec; a cheaper attempt than node:http's, docs/performance.md).
@@ -130,7 +127,7 @@ export class HttpWebhookSender extends WebhookSender {
         resolve(outcome);
       };
       const stop = (reason: string) => {
-        finish(failed(new AttemptStopped(reason).message, request.statusCode));
+        finish(failed(reason, request.statusCode));
         request.cancel();
       };
       const timer = setTimeout(() => stop('timeout'), this.timeoutMs);
@@ -213,7 +210,7 @@ export class HttpWebhookSender extends WebhookSender {
 
 /** An attempt's error: ours as they are, a system error by its code (never a secret). */
 function errorText(err: unknown): string {
-  if (err instanceof AddressRefusedError || err instanceof AttemptStopped) {
+  if (err instanceof AddressRefusedError) {
     return err.message;
   }
   // Read by shape, not instanceof: node's errors may come from another realm (jest's vm).

@@ -37,8 +37,9 @@ import type { DeliveryEnqueuer } from './redis-fan-out';
  *   <prefix>{wh:<id>}:log    zset    score when queued, member job id: the log's order
  *
  * Every process that delivers (once started) runs a Worker on the queue of every endpoint
- * that sends (enabled, or draining its backlog: sends()): jobs are shared out by BullMQ, and the queue's global concurrency caps the
- * attempts in flight across processes and instances (WEBHOOK_MAX_IN_FLIGHT). A job that a
+ * that sends (enabled, or draining its backlog: sends()): jobs are shared out by BullMQ, and
+ * the queue's global concurrency caps the attempts in flight across processes and instances
+ * (WEBHOOK_MAX_IN_FLIGHT). A job that a
  * dead process held goes back to waiting once its lock expires (lockDuration twice the
  * attempt's timeout), and another process sends it.
  * The job's id is the event's, so queueing an event twice is harmless; its data is the event;
@@ -673,15 +674,15 @@ export class RedisDeliveryQueues implements DeliveryEnqueuer {
       const records = await this.endpoints.all();
       this.known = records;
       // Workers for the endpoints whose queues are sent (enabled, or draining a backlog).
-      const enabled = new Set(records.filter(sends).map((record) => record.id));
+      const sending = new Set(records.filter(sends).map((record) => record.id));
       const known = new Set(records.map((record) => record.id));
-      for (const id of enabled) {
+      for (const id of sending) {
         if (!this.running.has(id) && !this.stopped) {
           await this.startWorker(id);
         }
       }
       for (const id of [...this.running.keys()]) {
-        if (!enabled.has(id)) {
+        if (!sending.has(id)) {
           if (known.has(id)) {
             void this.stopWorker(id, false);
           } else {
