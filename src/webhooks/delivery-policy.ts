@@ -58,6 +58,23 @@ export function attemptsAllowed(scheduleMs: readonly number[]): number {
 }
 
 /**
+ * At WEBHOOK_MAX_BYTES, the endpoint disabled for its backlog: of `held` (each enabled
+ * endpoint's pending bytes), the one holding the most, `queueing` (the one whose event does not
+ * fit) on a tie. When it is `queueing`, that endpoint's event is not queued.
+ */
+export function heaviestBacklog(held: ReadonlyMap<string, number>, queueing: string): string {
+  let heaviest = queueing;
+  let most = held.get(queueing) ?? 0;
+  for (const [id, bytes] of held) {
+    if (bytes > most) {
+      heaviest = id;
+      most = bytes;
+    }
+  }
+  return heaviest;
+}
+
+/**
  * Whether a delivery that just failed for good disables its endpoint (`failing`): no 2xx since
  * `failingSince` for at least `disableAfterMs`.
  */

@@ -10,6 +10,7 @@ import {
   AttemptOutcome,
   DeliveryObserver,
   disablesForFailing,
+  heaviestBacklog,
   nextStep,
   SILENT_OBSERVER,
 } from '../delivery-policy';
@@ -431,23 +432,22 @@ export class InMemoryWebhookStore extends WebhookStore implements ChangeSink {
    */
   private makeRoom(endpoint: Endpoint, bytes: number, now: number): boolean {
     for (;;) {
+      const held = new Map<string, number>();
       let enabledBytes = 0;
-      let heaviest = endpoint;
-      for (const other of this.endpoints.values()) {
+      for (const [id, other] of this.endpoints) {
         if (other.record.disabledReason === null) {
+          held.set(id, other.pendingBytes);
           enabledBytes += other.pendingBytes;
-          if (other.pendingBytes > heaviest.pendingBytes) {
-            heaviest = other;
-          }
         }
       }
       if (enabledBytes + bytes <= this.settings.maxBytes) {
         return true;
       }
-      if (heaviest === endpoint) {
+      const heaviest = heaviestBacklog(held, endpoint.record.id);
+      if (heaviest === endpoint.record.id) {
         return false;
       }
-      this.disable(heaviest, 'backlog', now);
+      this.disable(this.endpoints.get(heaviest) as Endpoint, 'backlog', now);
     }
   }
 

@@ -9,6 +9,7 @@ import {
   attemptsAllowed,
   DeliveryObserver,
   disablesForFailing,
+  heaviestBacklog,
   nextStep,
   SILENT_OBSERVER,
 } from '../delivery-policy';
@@ -507,12 +508,7 @@ export class RedisDeliveryQueues implements DeliveryEnqueuer {
         break;
       }
       while (total + size > this.settings.maxBytes) {
-        let heaviest = endpointId;
-        for (const [id, value] of held) {
-          if (value > (held.get(heaviest) as number)) {
-            heaviest = id;
-          }
-        }
+        const heaviest = heaviestBacklog(held, endpointId);
         if (heaviest === endpointId) {
           return fits;
         }
