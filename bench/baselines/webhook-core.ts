@@ -35,7 +35,8 @@ const { Http1Client: Client } = require(
   join(__dirname, '../../../dist/http/fast-path/http1-client.js'),
 ) as { Http1Client: new (options: object) => Http1Client };
 
-const MAX_IN_FLIGHT = 8;
+/** As the server's WEBHOOK_MAX_IN_FLIGHT (default 8). */
+const MAX_IN_FLIGHT = Number(process.env.WEBHOOK_MAX_IN_FLIGHT ?? 8);
 /**
  * Events queued per endpoint past which new ones are dropped (the slow endpoint's backlog), as
  * the server's WEBHOOK_MAX_PENDING; an endpoint that dropped one lists as disabled (backlog).

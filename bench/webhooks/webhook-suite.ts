@@ -140,6 +140,8 @@ export interface PhaseResult {
   cpuMicrosPerRequest: number;
   primaryCpuMicrosPerRequest?: number;
   redisCpuMicrosPerRequest?: number;
+  /** The receivers' process (a harness cost on the same cores; none: about 0). */
+  receiverCpuMicrosPerRequest: number;
   /** The responsive endpoint (one, slow). */
   delivery?: DeliveryResult;
 }
@@ -163,6 +165,7 @@ export interface ConditionSummary {
   fullCpuMicrosPerRequest: number;
   fullPrimaryCpuMicrosPerRequest: number | null;
   fullRedisCpuMicrosPerRequest: number | null;
+  fullReceiverCpuMicrosPerRequest: number;
   fixedP50Ms: number;
   fixedP99Ms: number;
   /** The responsive endpoint; lag medians over the rounds, an endless one (null) counted as such. */
@@ -234,6 +237,7 @@ class Receivers {
 
   private constructor(
     private readonly child: ChildProcess,
+    readonly pid: number,
     readonly responsivePort: number,
     readonly slowPort: number,
   ) {
@@ -265,7 +269,7 @@ class Receivers {
         });
       },
     );
-    return new Receivers(child, ready.responsivePort, ready.slowPort);
+    return new Receivers(child, child.pid as number, ready.responsivePort, ready.slowPort);
   }
 
   private ask<T>(request: Asked): Promise<T> {
@@ -443,9 +447,11 @@ async function measureRun(
       onLatency?: (ms: number) => void,
     ): Promise<{ result: LoadResult; phase: PhaseResult }> => {
       const before = cpuSnapshot(pids);
+      const receiverBefore = cpuSnapshot([receivers.pid]);
       const redisBefore = (await storeCpuSeconds?.()) ?? 0;
       const result = await load(settings.measureSeconds, rate, onLatency);
       const after = cpuSnapshot(server.pids());
+      const receiverAfter = cpuSnapshot([receivers.pid]);
       const redisAfter = (await storeCpuSeconds?.()) ?? 0;
       const perRequest = (seconds: number) => (seconds * 1e6) / Math.max(result.requests, 1);
       return {
@@ -457,6 +463,7 @@ async function measureRun(
           p99Ms: result.p99,
           failed: failedOf(result),
           cpuMicrosPerRequest: perRequest(cpuBetween(before, after)),
+          receiverCpuMicrosPerRequest: perRequest(cpuBetween(receiverBefore, receiverAfter)),
           ...(configuration.workers > 0
             ? { primaryCpuMicrosPerRequest: perRequest(cpuBetween(before, after, [server.pid])) }
             : {}),
@@ -491,8 +498,9 @@ async function measureRun(
     if (condition !== 'none') {
       run.fixed.delivery = await drain(fixedStart, acknowledgedOf(fixed.result));
     }
+    const { requests, malformed } = await receivers.stats(slowPath, 0, 0);
     if (condition === 'slow') {
-      run.slowRequests = (await receivers.stats(slowPath, 0, 0)).requests;
+      run.slowRequests = requests;
     }
 
     const invalid: string[] = [];
@@ -504,6 +512,9 @@ async function measureRun(
       if (phase.failed > 0) {
         invalid.push(`${name}: ${phase.failed} requests failed`);
       }
+    }
+    if (malformed > 0) {
+      invalid.push(`the receivers could not read ${malformed} requests`);
     }
     for (const endpoint of await listEndpoints(server.baseUrl)) {
       if (endpoint.status !== 'enabled') {
@@ -563,6 +574,7 @@ function summarize(condition: Condition, runs: WebhookRun[]): ConditionSummary {
     fullRedisCpuMicrosPerRequest: nullable(
       medianOf(done.map((r) => r.full?.redisCpuMicrosPerRequest)),
     ),
+    fullReceiverCpuMicrosPerRequest: medianOf(done.map((r) => r.full?.receiverCpuMicrosPerRequest)),
     fixedP50Ms: medianOf(done.map((r) => r.fixed?.p50Ms)),
     fixedP99Ms: medianOf(done.map((r) => r.fixed?.p99Ms)),
   };
@@ -721,10 +733,10 @@ export function webhooksMarkdown(results: WebhookResults): string[] {
   const lines = [
     `### Webhooks (posts with no endpoint, one responsive endpoint, a responsive one beside one that times out; median of ${rounds} fresh start${rounds > 1 ? 's' : ''} per condition)`,
     '',
-    `Every run a fresh start with API_KEYS (the key on every request), WEBHOOK_ALLOW_PRIVATE_NETWORKS=true, WEBHOOK_TIMEOUT_MS=${WEBHOOK_TIMEOUT_MS}, and WEBHOOK_MAX_PENDING and WEBHOOK_MAX_BYTES past what a run queues (a run that ends with an endpoint disabled is invalid); 1,000 conversations seeded, then the endpoints made (so only the posts are delivered), ${warmupSeconds} s of posts at full speed (its deliveries drained before measuring), ${measureSeconds} s at full speed (${connections} connections, 100-character posts rotating over the conversations), then ${measureSeconds} s at the fixed rate (${FIXED_RATE_OF_NONE * 100}% of none's full speed in round 1, evenly paced: request n due at n / rate, its latency counted from then). The receivers (node:http on 127.0.0.1 in a process of their own) answer 204 at once, the slow one after ${SLOW_ANSWER_MS / 1000} s. Lag: arrival at the responsive receiver − the event's \`timestamp\`, over every message.created event of the phase's posts (an undelivered one counts as endless); after each phase the bench waits up to ${drainSeconds} s for every acknowledged post to be delivered. Conditions alternate within a round (none one slow, slow one none, ...).`,
+    `Every run a fresh start with API_KEYS (the key on every request), WEBHOOK_ALLOW_PRIVATE_NETWORKS=true, WEBHOOK_TIMEOUT_MS=${WEBHOOK_TIMEOUT_MS}, and WEBHOOK_MAX_PENDING and WEBHOOK_MAX_BYTES past what a run queues (a run that ends with an endpoint disabled is invalid); 1,000 conversations seeded, then the endpoints made (so only the posts are delivered), ${warmupSeconds} s of posts at full speed (its deliveries drained before measuring), ${measureSeconds} s at full speed (${connections} connections, 100-character posts rotating over the conversations), then ${measureSeconds} s at the fixed rate (${FIXED_RATE_OF_NONE * 100}% of none's full speed in round 1, evenly paced: request n due at n / rate, its latency counted from then). The receivers (HTTP/1.1 read off node:net on 127.0.0.1, in a process of their own: on the same cores, their CPU is taken from the server; receiver.ts) answer 204 at once, the slow one after ${SLOW_ANSWER_MS / 1000} s. Lag: arrival at the responsive receiver − the event's \`timestamp\`, over every message.created event of the phase's posts (an undelivered one counts as endless); after each phase the bench waits up to ${drainSeconds} s for every acknowledged post to be delivered. Conditions alternate within a round (none one slow, slow one none, ...).`,
     '',
-    '| Configuration | Endpoints | full speed posts/s | p99 ms | CPU µs/post (primary; Redis) | lag p50 / p99 ms | delivered / acknowledged (drain s) | fixed rate posts/s | p50 / p99 ms | lag p50 / p99 ms |',
-    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+    '| Configuration | Endpoints | full speed posts/s | p99 ms | CPU µs/post (primary; Redis) | receivers µs/post | lag p50 / p99 ms | delivered / acknowledged (drain s) | fixed rate posts/s | p50 / p99 ms | lag p50 / p99 ms |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
   ];
   for (const result of results.configurations) {
     for (const c of result.conditions) {
@@ -734,7 +746,7 @@ export function webhooksMarkdown(results: WebhookResults): string[] {
           ? '–'
           : `${num(c.fullDelivered)} / ${num(c.fullAcknowledged)} (${c.fullDrainSeconds === null || c.fullDrainSeconds === undefined ? `> ${drainSeconds}` : num(c.fullDrainSeconds, 1)})`;
       lines.push(
-        `| ${result.label} | ${CONDITION_TITLES[c.condition]} | ${num(c.fullRequestsPerSecond)} | ${num(c.fullP99Ms)} | ${cpu} | ${c.condition === 'none' ? '–' : `${lagCell(c.fullLagP50Ms)} / ${lagCell(c.fullLagP99Ms)}`} | ${delivered} | ${num(result.rate)} | ${num(c.fixedP50Ms, 2)} / ${num(c.fixedP99Ms, 2)} | ${c.condition === 'none' ? '–' : `${lagCell(c.fixedLagP50Ms)} / ${lagCell(c.fixedLagP99Ms)}`} |`,
+        `| ${result.label} | ${CONDITION_TITLES[c.condition]} | ${num(c.fullRequestsPerSecond)} | ${num(c.fullP99Ms)} | ${cpu} | ${num(c.fullReceiverCpuMicrosPerRequest)} | ${c.condition === 'none' ? '–' : `${lagCell(c.fullLagP50Ms)} / ${lagCell(c.fullLagP99Ms)}`} | ${delivered} | ${num(result.rate)} | ${num(c.fixedP50Ms, 2)} / ${num(c.fixedP99Ms, 2)} | ${c.condition === 'none' ? '–' : `${lagCell(c.fixedLagP50Ms)} / ${lagCell(c.fixedLagP99Ms)}`} |`,
       );
     }
   }
