@@ -262,6 +262,47 @@ describe('the in-memory webhooks where the conversations live', () => {
     ]);
   }, 30_000);
 
+  it('sends what waits in the sender thread as the endpoint is after a PATCH or a rotation', async () => {
+    // The thread holds attempts handed over but not yet on the wire (one on the wire here);
+    // they were ordered with the old url and secret.
+    const sender = new ThreadedWebhookSender({
+      timeoutMs: 5_000,
+      allowPrivateNetworks: true,
+      maxInFlight: 1,
+    });
+    const store = new InMemoryWebhookStore(webhookSettings({ maxInFlight: 1 }), sender);
+    cleanup.push(async () => {
+      await store.stop();
+      sender.close();
+    });
+    store.start();
+    const old = await receiver(() => ({ status: 204, delayMs: 300 }));
+    const moved = await receiver(() => ({ status: 204, delayMs: 300 }));
+    const { endpoint, secret } = await store.createEndpoint({ url: old.url }, Date.now());
+    const id = randomUUID();
+    store.changed(Array.from({ length: 6 }, (_, i) => tapped('message.created', i + 1, id)));
+    await eventually(() => expect(old.received).toHaveLength(1));
+    await store.updateEndpoint(endpoint.id, { url: moved.url }, Date.now());
+    await eventually(() => expect(moved.received).toHaveLength(1));
+    const { secret: rotated } = await store.rotateSecret(endpoint.id, Date.now());
+    await eventually(async () => {
+      const page = await store.deliveries(endpoint.id, { limit: 10 }, Date.now());
+      expect(page.deliveries.map((delivery) => delivery.status)).toEqual(
+        Array<string>(6).fill('succeeded'),
+      );
+    }, 10_000);
+    // The one on the wire at the PATCH went to the old url; the others to the new one, each
+    // once, and every one sent after the rotation is signed with both secrets.
+    expect(old.received).toHaveLength(1);
+    expect(moved.received).toHaveLength(5);
+    expect(new Set(moved.received.map((r) => r.id)).size).toBe(5);
+    const [signedBefore, ...signedAfter] = moved.received;
+    expect(verifies(secret, signedBefore) && !verifies(rotated, signedBefore)).toBe(true);
+    for (const request of signedAfter) {
+      expect(verifies(secret, request) && verifies(rotated, request)).toBe(true);
+    }
+  }, 30_000);
+
   it('aborts attempts in flight on stop, and re-sends them after a restore under the same id', async () => {
     const store = webhooks();
     store.start();

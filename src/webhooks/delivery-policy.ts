@@ -17,6 +17,11 @@ export interface AttemptOutcome {
   retryAfterMs?: number;
   /** When the attempt went on the wire (ms), if later than when it was asked for. */
   startedAt?: number;
+  /**
+   * Not made: handed back unsent because the endpoint's url or secrets changed
+   * (WebhookSender.recall). Pending again, due as it was.
+   */
+  recalled?: true;
 }
 
 export type NextStep =

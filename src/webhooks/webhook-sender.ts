@@ -24,12 +24,20 @@ export abstract class WebhookSender {
 
   /**
    * How many attempts per endpoint a caller may have handed over at once, given
-   * WEBHOOK_MAX_IN_FLIGHT: that many for a sender that starts each attempt when asked; more for
+   * WEBHOOK_MAX_IN_FLIGHT and how long the endpoint's recent attempts took (`attemptMs`, null
+   * before the first): that many for a sender that starts each attempt when asked; more for
    * one that queues them and keeps the cap on the wire itself (ThreadedWebhookSender).
    */
-  handOverLimit(maxInFlight: number): number {
+  handOverLimit(maxInFlight: number, _attemptMs: number | null): number {
     return maxInFlight;
   }
+
+  /**
+   * The endpoint `lane` changed its url or its secrets: attempts handed over but not yet on the
+   * wire end at once as `recalled`, to be handed over again as the endpoint is now (those on
+   * the wire go on). A sender that starts each attempt when asked holds none.
+   */
+  recall(_lane: string): void {}
 
   /** Closes kept-alive connections. */
   abstract close(): void;

@@ -86,6 +86,8 @@ interface Endpoint {
   /** Bytes of its pending deliveries' bodies (WEBHOOK_MAX_BYTES sums the enabled ones'). */
   pendingBytes: number;
   inFlight: number;
+  /** How long its recent attempts took (ms, a moving average; null: none yet): the hand-over. */
+  attemptMs: number | null;
   /**
    * Finished deliveries by how they ended, each in the order they finished: the log's limit
    * drops the first of each, as BullMQ keeps WEBHOOK_LOG_LIMIT completed and as many failed
@@ -109,6 +111,9 @@ interface WebhookLine {
 }
 
 const LINE_MARK = '{"webhook":';
+
+/** The weight of the latest attempt in an endpoint's moving average of attempt times. */
+const ATTEMPT_MS_WEIGHT = 0.2;
 
 /** How often finished deliveries past WEBHOOK_RETENTION_MS are let go, at most. */
 const PRUNE_EVERY_MS = 60_000;
@@ -258,7 +263,12 @@ export class InMemoryWebhookStore extends WebhookStore implements ChangeSink {
 
   async updateEndpoint(id: string, patch: EndpointPatch, now: number): Promise<EndpointView> {
     const endpoint = this.endpoint(id);
+    const { url } = endpoint.record;
     endpoint.record = patchedEndpoint(endpoint.record, patch, now);
+    if (endpoint.record.url !== url) {
+      // Attempts handed over but not yet on the wire go to the new url.
+      this.sender.recall(id);
+    }
     if (sends(endpoint.record)) {
       // Enabled (again): what waited while it was disabled is sent now.
       this.schedulePump();
@@ -289,6 +299,8 @@ export class InMemoryWebhookStore extends WebhookStore implements ChangeSink {
       throw new StoreError(rotated.refused);
     }
     endpoint.record = rotated;
+    // Attempts handed over but not yet on the wire are signed with both secrets.
+    this.sender.recall(id);
     return { secret: rotated.secret, previousSecretExpiresAt: now + OLD_SECRET_OVERLAP_MS };
   }
 
@@ -589,13 +601,13 @@ export class InMemoryWebhookStore extends WebhookStore implements ChangeSink {
       return;
     }
     const now = this.clock();
-    const handOver = this.sender.handOverLimit(this.settings.maxInFlight);
     let next = Infinity;
     for (const endpoint of this.endpoints.values()) {
       if (!sends(endpoint.record)) {
         continue;
       }
       const { queue } = endpoint;
+      const handOver = this.sender.handOverLimit(this.settings.maxInFlight, endpoint.attemptMs);
       while (queue.size > 0 && endpoint.inFlight < handOver) {
         const top = queue.peek() as Due;
         if (top.version !== top.delivery.version || top.delivery.status !== 'pending') {
@@ -659,8 +671,8 @@ export class InMemoryWebhookStore extends WebhookStore implements ChangeSink {
       .then((outcome) => {
         endpoint.inFlight--;
         delivery.inFlight = null;
-        if (controller.signal.aborted) {
-          // A stop or a delete: not an attempt. Pending again, due as it was.
+        if (controller.signal.aborted || outcome.recalled) {
+          // A stop, a delete or a recall: not an attempt. Pending again, due as it was.
           if (this.endpoints.get(record.id) === endpoint) {
             this.push(endpoint, delivery);
           }
@@ -688,6 +700,10 @@ export class InMemoryWebhookStore extends WebhookStore implements ChangeSink {
       error: outcome.error,
     });
     delivery.tries++;
+    endpoint.attemptMs =
+      endpoint.attemptMs === null
+        ? outcome.durationMs
+        : endpoint.attemptMs + (outcome.durationMs - endpoint.attemptMs) * ATTEMPT_MS_WEIGHT;
     const step = nextStep(outcome, delivery.tries, this.settings.retryScheduleMs);
     const id = endpoint.record.id;
     if (outcome.ok) {
@@ -760,6 +776,7 @@ function newEndpointState(record: EndpointRecord): Endpoint {
     pending: 0,
     pendingBytes: 0,
     inFlight: 0,
+    attemptMs: null,
     finished: { succeeded: [], failed: [] },
   };
 }

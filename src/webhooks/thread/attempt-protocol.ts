@@ -18,10 +18,21 @@ export interface AttemptThreadOptions {
 export type AttemptOrder = [number, string, string, string, string, string[]];
 
 export interface ToThread {
+  /** Lanes whose queued attempts end as recalled, before this message's attempts are queued. */
+  recalls: string[];
   attempts: AttemptOrder[];
   /** Tokens of attempts to abort, queued or on the wire. */
   aborts: number[];
 }
+
+/** An attempt handed back unsent: the store queues it again as its endpoint is now. */
+export const RECALLED = (): AttemptOutcome => ({
+  ok: false,
+  statusCode: null,
+  durationMs: 0,
+  error: 'recalled',
+  recalled: true,
+});
 
 /** One attempt's end: the token and its outcome (`startedAt`: when it went on the wire). */
 export type AttemptEnd = [number, AttemptOutcome];

@@ -2,7 +2,13 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { AttemptOutcome } from '../delivery-policy';
 import { HttpWebhookSender } from '../http-webhook-sender';
 import type { WebhookEvent } from '../webhook.model';
-import type { AttemptEnd, AttemptOrder, AttemptThreadOptions, ToThread } from './attempt-protocol';
+import {
+  RECALLED,
+  type AttemptEnd,
+  type AttemptOrder,
+  type AttemptThreadOptions,
+  type ToThread,
+} from './attempt-protocol';
 
 /**
  * The webhook attempts of an in-memory store, in a thread of their own (see
@@ -95,7 +101,29 @@ function pump(name: string, lane: Lane): void {
   }
 }
 
-port.on('message', ({ attempts, aborts }: ToThread) => {
+/** Ends every attempt queued in a lane, not on the wire, as recalled (or aborted, if it was). */
+function recall(name: string): void {
+  const lane = lanes.get(name);
+  if (!lane) {
+    return;
+  }
+  for (let i = lane.head; i < lane.queue.length; i++) {
+    const token = lane.queue[i][0];
+    queued.delete(token);
+    ended(token, abortedQueued.delete(token) ? ABORTED() : RECALLED());
+  }
+  lane.queue = [];
+  lane.head = 0;
+  if (lane.inFlight === 0) {
+    lanes.delete(name);
+  }
+}
+
+port.on('message', ({ recalls, attempts, aborts }: ToThread) => {
+  // First: an order in this message was handed over after the change that recalls.
+  for (const name of recalls) {
+    recall(name);
+  }
   const touched = new Set<string>();
   for (const order of attempts) {
     const name = order[1];

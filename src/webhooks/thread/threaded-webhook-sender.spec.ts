@@ -50,8 +50,37 @@ describe('ThreadedWebhookSender', () => {
   // machine.
   jest.setTimeout(20_000);
 
-  it('hands over more than the cap per endpoint', () => {
-    expect(sender().handOverLimit(8)).toBeGreaterThan(8);
+  it('hands over about 100 ms of attempts per endpoint, at least the cap and at most 128 times it', () => {
+    const threaded = sender();
+    expect(threaded.handOverLimit(8, null)).toBe(128); // none timed yet
+    expect(threaded.handOverLimit(8, 1)).toBe(800);
+    expect(threaded.handOverLimit(8, 0.01)).toBe(1024);
+    expect(threaded.handOverLimit(8, 50)).toBe(16);
+    expect(threaded.handOverLimit(8, 15_000)).toBe(8); // a receiver that times out
+  });
+
+  it('recalls the attempts of a lane not on the wire; those handed over after go out', async () => {
+    const held = await receiver(() => ({ status: 200, delayMs: 400 }));
+    const quick = await receiver(() => ({ status: 204 }));
+    const threaded = sender({ maxInFlight: 1 });
+    const secret = newSecret();
+    const onWire = threaded.send(held.url, event(1), [secret], undefined, 'ep');
+    const queued = [2, 3].map((n) => threaded.send(held.url, event(n), [secret], undefined, 'ep'));
+    const other = threaded.send(quick.url, event(9), [secret], undefined, 'other');
+    await eventually(() => expect(held.received).toHaveLength(1));
+    // One not yet crossed to the thread, recalled where it waits; one handed over after.
+    const unsent = threaded.send(held.url, event(4), [secret], undefined, 'ep');
+    threaded.recall('ep');
+    const after = threaded.send(quick.url, event(5), [secret], undefined, 'ep');
+    const recalled = await Promise.all([...queued, unsent]);
+    expect(recalled.map((o) => o.recalled)).toEqual([true, true, true]);
+    expect(recalled.every((o) => !o.ok && o.error === 'recalled')).toBe(true);
+    expect(await onWire).toMatchObject({ ok: true, statusCode: 200 });
+    expect(await other).toMatchObject({ ok: true, statusCode: 204 });
+    expect(await after).toMatchObject({ ok: true, statusCode: 204 });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(held.received.map((r) => r.id)).toEqual(['evt_thread_1']);
+    expect(quick.received.map((r) => r.id).sort()).toEqual(['evt_thread_5', 'evt_thread_9']);
   });
 
   it('sends signed attempts a receiver verifies, with when each went on the wire', async () => {

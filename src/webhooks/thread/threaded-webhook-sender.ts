@@ -4,13 +4,28 @@ import { Worker } from 'node:worker_threads';
 import type { AttemptOutcome } from '../delivery-policy';
 import type { WebhookEvent } from '../webhook.model';
 import { WebhookSender } from '../webhook-sender';
-import type { AttemptOrder, AttemptThreadOptions, FromThread, ToThread } from './attempt-protocol';
+import {
+  RECALLED,
+  type AttemptOrder,
+  type AttemptThreadOptions,
+  type FromThread,
+  type ToThread,
+} from './attempt-protocol';
 
 /** How long orders gather before they go to the thread (ms): the lag it adds is at most this. */
 const FLUSH_EVERY_MS = 2;
 
-/** How many attempts per endpoint the store may hand over, in units of WEBHOOK_MAX_IN_FLIGHT. */
-const HAND_OVER_FACTOR = 16;
+/**
+ * How long the attempts the store hands over for an endpoint may take the thread to send, at
+ * the endpoint's recent attempt time (ms). The thread's queue must outlast the store's turn on
+ * a busy loop (with 16 x WEBHOOK_MAX_IN_FLIGHT, about 10 ms of attempts, it ran dry under
+ * load and the deliveries fell behind the posts: docs/performance.md); and what is queued there
+ * goes out as it was handed over, so it is kept short in time, not in number.
+ */
+const HAND_OVER_MS = 100;
+/** The most handed over, in units of WEBHOOK_MAX_IN_FLIGHT, and as many before an attempt is timed. */
+const MAX_HAND_OVER_FACTOR = 128;
+const FIRST_HAND_OVER_FACTOR = 16;
 
 interface Outstanding {
   resolve: (outcome: AttemptOutcome) => void;
@@ -25,7 +40,7 @@ interface Outstanding {
  * event loop, so with WEBHOOK_MAX_IN_FLIGHT attempts per endpoint the deliveries fall behind
  * the posts. The thread's loop does nothing else: it sees each answer at once and starts the
  * next attempt, keeping at most WEBHOOK_MAX_IN_FLIGHT per endpoint on the wire, while the store
- * hands it up to HAND_OVER_FACTOR times that many ahead (handOverLimit).
+ * hands it about HAND_OVER_MS of attempts ahead (handOverLimit).
  *
  * Every decision (what is due, retries, the log, disabling) stays with the store: the thread
  * only makes attempts. Orders and ends cross in one message per turn each way. If the thread
@@ -38,6 +53,7 @@ export class ThreadedWebhookSender extends WebhookSender {
   private readonly outstanding = new Map<number, Outstanding>();
   private orders: AttemptOrder[] = [];
   private aborts: number[] = [];
+  private recalls: string[] = [];
   private flushScheduled = false;
   private closed = false;
 
@@ -45,8 +61,14 @@ export class ThreadedWebhookSender extends WebhookSender {
     super();
   }
 
-  override handOverLimit(maxInFlight: number): number {
-    return maxInFlight * HAND_OVER_FACTOR;
+  override handOverLimit(maxInFlight: number, attemptMs: number | null): number {
+    if (attemptMs === null) {
+      return maxInFlight * FIRST_HAND_OVER_FACTOR;
+    }
+    const factor = Math.ceil(
+      HAND_OVER_MS / Math.max(attemptMs, HAND_OVER_MS / MAX_HAND_OVER_FACTOR),
+    );
+    return maxInFlight * Math.max(1, factor);
   }
 
   send(
@@ -75,6 +97,26 @@ export class ThreadedWebhookSender extends WebhookSender {
     });
   }
 
+  /**
+   * Ends the lane's attempts not yet on the wire as recalled: those still here at once, those
+   * queued in the thread when it reads the recall (before any order that comes with it).
+   */
+  override recall(lane: string): void {
+    const kept: AttemptOrder[] = [];
+    for (const order of this.orders) {
+      if (order[1] === lane) {
+        this.end(order[0], RECALLED());
+      } else {
+        kept.push(order);
+      }
+    }
+    this.orders = kept;
+    if (this.worker && !this.closed) {
+      this.recalls.push(lane);
+      this.scheduleFlush();
+    }
+  }
+
   close(): void {
     this.closed = true;
     const worker = this.worker;
@@ -94,12 +136,17 @@ export class ThreadedWebhookSender extends WebhookSender {
     this.flushScheduled = true;
     setTimeout(() => {
       this.flushScheduled = false;
-      if (this.orders.length === 0 && this.aborts.length === 0) {
+      if (this.orders.length === 0 && this.aborts.length === 0 && this.recalls.length === 0) {
         return;
       }
-      const message: ToThread = { attempts: this.orders, aborts: this.aborts };
+      const message: ToThread = {
+        attempts: this.orders,
+        aborts: this.aborts,
+        recalls: this.recalls,
+      };
       this.orders = [];
       this.aborts = [];
+      this.recalls = [];
       const worker = this.thread();
       worker.ref();
       worker.postMessage(message);
@@ -149,6 +196,7 @@ export class ThreadedWebhookSender extends WebhookSender {
     }
     this.orders = [];
     this.aborts = [];
+    this.recalls = [];
   }
 }
 
