@@ -384,6 +384,46 @@ describeWithRedis('Webhook deliveries on Redis (BullMQ)', (redis) => {
     expect((await big.getEndpoint(other.endpoint.id, Date.now())).disabledReason).toBe('backlog');
   });
 
+  it('uncounts a count whose job was never added once it stays so, not one on its way', async () => {
+    // Not started: only these sweeps run, at the times given.
+    const prefix = redis().newPrefix();
+    const store = await harness.open(prefix, settingsWith());
+    const receiver = await harness.receiver();
+    const { endpoint } = await store.createEndpoint({ url: receiver.url }, Date.now());
+    const [pending, late] = events(2);
+    await store.queues.enqueue(endpoint.id, [pending]);
+    const client = await connectRedis(redis().url, 2_000);
+    const keys = store.queues.keysOf(endpoint.id);
+    const bytesBefore = Number(await client.get(keys.bytes));
+    const sweepAll = async (now: number) => {
+      let cursor = '0';
+      let uncounted = 0;
+      do {
+        const step = await store.queues.sweep(endpoint.id, cursor, now);
+        cursor = step.cursor;
+        uncounted += step.uncounted;
+      } while (cursor !== '0');
+      return uncounted;
+    };
+    try {
+      // As a process that stopped between the count and BullMQ's add leaves it; and one whose
+      // add is on its way when the sweep first looks.
+      await client.hset(keys.sizes, 'evt_never_added', 300, late.id, Buffer.byteLength(late.body));
+      await client.incrby(keys.bytes, 300 + Buffer.byteLength(late.body));
+      const t = Date.now();
+      expect(await sweepAll(t)).toBe(0);
+      await store.queues.enqueue(endpoint.id, [late]);
+      expect(await sweepAll(t + 59_999)).toBe(0);
+      expect(await sweepAll(t + 60_000)).toBe(1);
+      expect((await client.hkeys(keys.sizes)).sort()).toEqual([pending.id, late.id].sort());
+      expect(Number(await client.get(keys.bytes))).toBe(bytesBefore + Buffer.byteLength(late.body));
+      expect(await store.pendingCounts()).toEqual({ [endpoint.id]: 2 });
+      expect(await sweepAll(t + 200_000)).toBe(0);
+    } finally {
+      client.disconnect();
+    }
+  });
+
   it('uncounts deliveries that finished but whose release was lost, and keeps pending ones', async () => {
     const prefix = redis().newPrefix();
     const store = await harness.open(prefix, settingsWith({ retryScheduleMs: [60_000] }));

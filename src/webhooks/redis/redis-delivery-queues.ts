@@ -50,7 +50,8 @@ import type { DeliveryEnqueuer } from './redis-fan-out';
  *
  * A finished job is uncounted from `sizes` and `bytes` after BullMQ has moved it (release), so
  * a process that stops in between leaves it counted; a sweep in each delivering process
- * (SWEEP_LUA, a step every SWEEP_EVERY_MS per endpoint that sends) uncounts finished jobs.
+ * (SWEEP_LUA, a step every SWEEP_EVERY_MS per endpoint that sends) uncounts finished jobs, and
+ * counts whose job a stopped process never added (ORPHAN_LUA, once seen so for ORPHAN_AFTER_MS).
  */
 
 const QUEUE_NAME = 'deliveries';
@@ -65,6 +66,11 @@ const LOG_TRIM_BATCH = 200;
 /** Counted deliveries each endpoint's sweep looks at per step, and how often it steps. */
 const SWEEP_BATCH = 500;
 const SWEEP_EVERY_MS = 5_000;
+/**
+ * How long a count with no job must stay so before the sweep takes it: BullMQ adds the job
+ * milliseconds after the count, unless the process stopped in between.
+ */
+const ORPHAN_AFTER_MS = 60_000;
 
 /** A job's data: the event as queued. */
 export type DeliveryJobData = WebhookEvent;
@@ -175,26 +181,46 @@ end
 return out`;
 
 /**
- * KEYS: sizes, bytes, BullMQ's completed and failed sets. ARGV: the HSCAN cursor, how many.
- * Uncounts counted deliveries whose job has finished: their release was lost (the process
- * stopped between BullMQ's move and the release, or the release's call failed). A count with
- * no job at all is left: add() counts an event before BullMQ adds its job, and the log's time
- * is the change's, not the count's, so it cannot tell a job never added from one on its way.
- * Answers the next cursor and how many.
+ * KEYS: sizes, bytes, BullMQ's completed and failed sets. ARGV: the HSCAN cursor, how many, the
+ * job key prefix. Uncounts counted deliveries whose job has finished: their release was lost
+ * (the process stopped between BullMQ's move and the release, or the release's call failed).
+ * A count with no job at all is only reported: add() counts an event before BullMQ adds its
+ * job, so it may be on its way (ORPHAN_LUA takes it once it has stayed so).
+ * Answers the next cursor, how many it uncounted, and the ids counted with no job.
  */
 const SWEEP_LUA = `
 local scan = redis.call('HSCAN', KEYS[1], ARGV[1], 'COUNT', ARGV[2])
 local entries = scan[2]
 local uncounted = 0
+local orphans = {}
 for i = 1, #entries, 2 do
   local id = entries[i]
   if redis.call('ZSCORE', KEYS[3], id) or redis.call('ZSCORE', KEYS[4], id) then
     redis.call('HDEL', KEYS[1], id)
     redis.call('DECRBY', KEYS[2], entries[i + 1])
     uncounted = uncounted + 1
+  elseif redis.call('EXISTS', ARGV[3] .. id) == 0 then
+    orphans[#orphans + 1] = id
   end
 end
-return {scan[1], uncounted}`;
+return {scan[1], uncounted, orphans}`;
+
+/**
+ * KEYS: sizes, bytes. ARGV: the job key prefix, then ids the sweep found counted with no job
+ * ORPHAN_AFTER_MS ago. Uncounts each that still has no job: its process stopped between the
+ * count and BullMQ's add. Answers how many.
+ */
+const ORPHAN_LUA = `
+local uncounted = 0
+for i = 2, #ARGV do
+  local bytes = redis.call('HGET', KEYS[1], ARGV[i])
+  if bytes and redis.call('EXISTS', ARGV[1] .. ARGV[i]) == 0 then
+    redis.call('HDEL', KEYS[1], ARGV[i])
+    redis.call('DECRBY', KEYS[2], bytes)
+    uncounted = uncounted + 1
+  end
+end
+return uncounted`;
 
 interface QueueScripts {
   webhookReserve(
@@ -211,7 +237,8 @@ interface QueueScripts {
     completed: string,
     failed: string,
     ...args: (string | number)[]
-  ): Promise<[string, number]>;
+  ): Promise<[string, number, string[]]>;
+  webhookOrphans(sizes: string, bytes: string, ...args: string[]): Promise<number>;
 }
 
 /** The keys of one endpoint's queue and what is kept beside it. */
@@ -262,6 +289,12 @@ export class RedisDeliveryQueues implements DeliveryEnqueuer {
   /** Each delivering endpoint's sweep cursor, and when the sweep last stepped. */
   private readonly sweepCursors = new Map<string, string>();
   private sweptAt = 0;
+  /**
+   * Per endpoint, the ids its sweep found counted with no job and when first (`since`), and
+   * those found again in the sweep's current pass over the counts (`seen`). Only a hint:
+   * ORPHAN_LUA checks again before it uncounts, and every process keeps its own.
+   */
+  private readonly orphans = new Map<string, { since: Map<string, number>; seen: Set<string> }>();
 
   /**
    * @param connection the conversation store's connection: endpoints live beside it, and the
@@ -282,6 +315,7 @@ export class RedisDeliveryQueues implements DeliveryEnqueuer {
     redis.defineCommand('webhookRelease', { numberOfKeys: 2, lua: RELEASE_LUA });
     redis.defineCommand('webhookList', { numberOfKeys: 2, lua: LIST_LUA });
     redis.defineCommand('webhookSweep', { numberOfKeys: 4, lua: SWEEP_LUA });
+    redis.defineCommand('webhookOrphans', { numberOfKeys: 2, lua: ORPHAN_LUA });
     this.scripts = redis as unknown as QueueScripts;
     this.connection = connection;
     // Queues fail fast as the store does (a fan-out that cannot queue is retried by the
@@ -821,14 +855,23 @@ export class RedisDeliveryQueues implements DeliveryEnqueuer {
     for (const endpointId of this.sweepCursors.keys()) {
       if (!this.running.has(endpointId)) {
         this.sweepCursors.delete(endpointId);
+        this.orphans.delete(endpointId);
       }
     }
   }
 
-  /** One step of an endpoint's sweep (SWEEP_LUA) from `cursor`: the next, '0' at the end. */
-  async sweep(endpointId: string, cursor = '0'): Promise<{ cursor: string; uncounted: number }> {
+  /**
+   * One step of an endpoint's sweep (SWEEP_LUA) from `cursor`: the next, '0' at the end. Counts
+   * with no job found by an earlier step at least ORPHAN_AFTER_MS before `now`, and found so
+   * again, are uncounted (ORPHAN_LUA); one found for the first time is remembered.
+   */
+  async sweep(
+    endpointId: string,
+    cursor = '0',
+    now = this.clock(),
+  ): Promise<{ cursor: string; uncounted: number }> {
     const keys = this.keysOf(endpointId);
-    const [next, uncounted] = await this.connection.run(() =>
+    const [next, finished, orphans] = await this.connection.run(() =>
       this.scripts.webhookSweep(
         keys.sizes,
         keys.bytes,
@@ -836,8 +879,43 @@ export class RedisDeliveryQueues implements DeliveryEnqueuer {
         `${keys.jobs}failed`,
         cursor,
         SWEEP_BATCH,
+        keys.jobs,
       ),
     );
+    const found = this.orphans.get(endpointId) ?? {
+      since: new Map<string, number>(),
+      seen: new Set<string>(),
+    };
+    this.orphans.set(endpointId, found);
+    const overdue: string[] = [];
+    for (const id of orphans) {
+      found.seen.add(id);
+      const since = found.since.get(id);
+      if (since === undefined) {
+        found.since.set(id, now);
+      } else if (now - since >= ORPHAN_AFTER_MS) {
+        overdue.push(id);
+        found.since.delete(id);
+      }
+    }
+    if (String(next) === '0') {
+      // A pass over every count ended: one not found again in it got its job, or was released.
+      for (const id of found.since.keys()) {
+        if (!found.seen.has(id)) {
+          found.since.delete(id);
+        }
+      }
+      found.seen.clear();
+    }
+    const uncounted =
+      Number(finished) +
+      (overdue.length === 0
+        ? 0
+        : Number(
+            await this.connection.run(() =>
+              this.scripts.webhookOrphans(keys.sizes, keys.bytes, keys.jobs, ...overdue),
+            ),
+          ));
     if (uncounted > 0) {
       this.logger.warn(
         `Uncounted ${uncounted} deliveries of ${endpointId} that were no longer pending`,
