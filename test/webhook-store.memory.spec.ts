@@ -15,7 +15,9 @@ import { changeEvent } from '../src/webhooks/webhook.model';
 import { eventually, Receiver, startReceiver, verifies } from './utils/recording-receiver';
 import { InMemoryConversationRepository } from '../src/conversations/repositories/memory/in-memory-conversation.repository';
 import { IpcConversationRepository } from '../src/conversations/repositories/ipc/ipc-conversation.repository';
+import type { AttemptOutcome } from '../src/webhooks/delivery-policy';
 import { HttpWebhookSender } from '../src/webhooks/http-webhook-sender';
+import { WebhookSender } from '../src/webhooks/webhook-sender';
 import { ThreadedWebhookSender } from '../src/webhooks/thread/threaded-webhook-sender';
 import { IpcWebhookStore } from '../src/webhooks/ipc/ipc-webhook.store';
 import { InMemoryWebhookStore } from '../src/webhooks/memory/in-memory-webhook.store';
@@ -261,6 +263,40 @@ describe('the in-memory webhooks where the conversations live', () => {
       ...Array<string>(5).fill('pending'),
     ]);
   }, 30_000);
+
+  it('hands a queueing sender many small attempts ahead, but only about a MiB of large ones', async () => {
+    // A sender that queues (as the thread does) and answers nothing until told.
+    class HoldingSender extends WebhookSender {
+      readonly held: (() => void)[] = [];
+      send(): Promise<AttemptOutcome> {
+        return new Promise((resolve) =>
+          this.held.push(() => resolve({ ok: true, statusCode: 204, durationMs: 1, error: null })),
+        );
+      }
+      override handOverLimit(): number {
+        return 1_000;
+      }
+      close(): void {}
+    }
+    const handedFor = async (data: string) => {
+      const sender = new HoldingSender();
+      const store = new InMemoryWebhookStore(webhookSettings({ maxInFlight: 2 }), sender);
+      store.start();
+      await store.createEndpoint({ url: 'http://127.0.0.1:9/hook' }, Date.now());
+      const id = randomUUID();
+      store.changed(
+        Array.from({ length: 12 }, (_, i) => tapped('message.created', i + 1, id, data)),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const handed = sender.held.length;
+      sender.held.splice(0).forEach((answer) => answer());
+      await store.stop();
+      return handed;
+    };
+    expect(await handedFor('{"n":1}')).toBe(12);
+    // 300 KB bodies: the cap's two, then more only while under 1 MiB.
+    expect(await handedFor(JSON.stringify({ text: 'x'.repeat(300_000) }))).toBe(4);
+  });
 
   it('sends what waits in the sender thread as the endpoint is after a PATCH or a rotation', async () => {
     // The thread holds attempts handed over but not yet on the wire (one on the wire here);

@@ -86,6 +86,8 @@ interface Endpoint {
   /** Bytes of its pending deliveries' bodies (WEBHOOK_MAX_BYTES sums the enabled ones'). */
   pendingBytes: number;
   inFlight: number;
+  /** Bytes of the bodies of the attempts handed to the sender (HAND_OVER_BYTES). */
+  handedBytes: number;
   /** How long its recent attempts took (ms, a moving average; null: none yet): the hand-over. */
   attemptMs: number | null;
   /**
@@ -111,6 +113,13 @@ interface WebhookLine {
 }
 
 const LINE_MARK = '{"webhook":';
+
+/**
+ * Past WEBHOOK_MAX_IN_FLIGHT attempts, a sender that queues them (handOverLimit) is handed an
+ * endpoint's attempts only while their bodies hold less than this: a few transcript parts
+ * (256 KiB each) rather than a hundred milliseconds of them.
+ */
+const HAND_OVER_BYTES = 1024 * 1024;
 
 /** The weight of the latest attempt in an endpoint's moving average of attempt times. */
 const ATTEMPT_MS_WEIGHT = 0.2;
@@ -608,7 +617,11 @@ export class InMemoryWebhookStore extends WebhookStore implements ChangeSink {
       }
       const { queue } = endpoint;
       const handOver = this.sender.handOverLimit(this.settings.maxInFlight, endpoint.attemptMs);
-      while (queue.size > 0 && endpoint.inFlight < handOver) {
+      while (
+        queue.size > 0 &&
+        endpoint.inFlight < handOver &&
+        (endpoint.inFlight < this.settings.maxInFlight || endpoint.handedBytes < HAND_OVER_BYTES)
+      ) {
         const top = queue.peek() as Due;
         if (top.version !== top.delivery.version || top.delivery.status !== 'pending') {
           queue.pop();
@@ -655,6 +668,7 @@ export class InMemoryWebhookStore extends WebhookStore implements ChangeSink {
     const controller = new AbortController();
     delivery.inFlight = controller;
     endpoint.inFlight++;
+    endpoint.handedBytes += delivery.bytes;
     const at = this.clock();
     const { record } = endpoint;
     const attempt = this.sender
@@ -670,6 +684,7 @@ export class InMemoryWebhookStore extends WebhookStore implements ChangeSink {
       )
       .then((outcome) => {
         endpoint.inFlight--;
+        endpoint.handedBytes -= delivery.bytes;
         delivery.inFlight = null;
         if (controller.signal.aborted || outcome.recalled) {
           // A stop, a delete or a recall: not an attempt. Pending again, due as it was.
@@ -776,6 +791,7 @@ function newEndpointState(record: EndpointRecord): Endpoint {
     pending: 0,
     pendingBytes: 0,
     inFlight: 0,
+    handedBytes: 0,
     attemptMs: null,
     finished: { succeeded: [], failed: [] },
   };
