@@ -231,9 +231,12 @@ describe('the in-memory webhooks where the conversations live', () => {
     expect(full.received).toHaveLength(1);
   });
 
-  it('stops the attempts handed to the sender thread when it disables an endpoint', async () => {
-    // The single process's sender: the store hands it up to 16 x WEBHOOK_MAX_IN_FLIGHT at once,
-    // more than the receiver holds on the wire. (Its thread compiles its TypeScript first.)
+  /**
+   * Started, with the single process's sender, one attempt on the wire per endpoint. Before an
+   * attempt is timed the store hands it 16 x WEBHOOK_MAX_IN_FLIGHT at once, more than the
+   * receiver holds on the wire. (Its thread compiles its TypeScript first.)
+   */
+  function threadedWebhooks(): InMemoryWebhookStore {
     const sender = new ThreadedWebhookSender({
       timeoutMs: 5_000,
       allowPrivateNetworks: true,
@@ -245,6 +248,11 @@ describe('the in-memory webhooks where the conversations live', () => {
       sender.close();
     });
     store.start();
+    return store;
+  }
+
+  it('stops the attempts handed to the sender thread when it disables an endpoint', async () => {
+    const store = threadedWebhooks();
     const gone = await receiver(() => ({ status: 410, delayMs: 100 }));
     const { endpoint } = await store.createEndpoint({ url: gone.url }, Date.now());
     const id = randomUUID();
@@ -301,17 +309,7 @@ describe('the in-memory webhooks where the conversations live', () => {
   it('sends what waits in the sender thread as the endpoint is after a PATCH or a rotation', async () => {
     // The thread holds attempts handed over but not yet on the wire (one on the wire here);
     // they were ordered with the old url and secret.
-    const sender = new ThreadedWebhookSender({
-      timeoutMs: 5_000,
-      allowPrivateNetworks: true,
-      maxInFlight: 1,
-    });
-    const store = new InMemoryWebhookStore(webhookSettings({ maxInFlight: 1 }), sender);
-    cleanup.push(async () => {
-      await store.stop();
-      sender.close();
-    });
-    store.start();
+    const store = threadedWebhooks();
     const old = await receiver(() => ({ status: 204, delayMs: 300 }));
     const moved = await receiver(() => ({ status: 204, delayMs: 300 }));
     const { endpoint, secret } = await store.createEndpoint({ url: old.url }, Date.now());
