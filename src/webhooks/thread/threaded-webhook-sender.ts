@@ -23,8 +23,9 @@ const FLUSH_EVERY_MS = 2;
  * goes out as it was handed over, so it is kept short in time, not in number.
  */
 const HAND_OVER_MS = 100;
-/** The most handed over, in units of WEBHOOK_MAX_IN_FLIGHT, and as many before an attempt is timed. */
+/** The most handed over, in units of WEBHOOK_MAX_IN_FLIGHT. */
 const MAX_HAND_OVER_FACTOR = 128;
+/** What is handed over before an endpoint's first attempt is timed, in the same units. */
 const FIRST_HAND_OVER_FACTOR = 16;
 
 interface Outstanding {
