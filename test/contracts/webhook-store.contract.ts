@@ -6,7 +6,11 @@ import type {
   EvictedConversation,
   TappedChange,
 } from '../../src/conversations/change-outbox';
-import { changeEvent, OLD_SECRET_OVERLAP_MS } from '../../src/webhooks/webhook.model';
+import {
+  changeEvent,
+  OLD_SECRET_OVERLAP_MS,
+  type DisabledReason,
+} from '../../src/webhooks/webhook.model';
 import { HttpWebhookSender } from '../../src/webhooks/http-webhook-sender';
 import { WebhookStore } from '../../src/webhooks/webhook.store';
 import type { WebhookSender } from '../../src/webhooks/webhook-sender';
@@ -65,6 +69,20 @@ export function tapped(
     data,
     at: Date.now(),
   };
+}
+
+/** Waits until the store lists the endpoint disabled for `reason`. */
+async function untilDisabled(
+  store: WebhookStore,
+  endpointId: string,
+  reason: DisabledReason,
+): Promise<void> {
+  await eventually(async () =>
+    expect(await store.getEndpoint(endpointId, Date.now())).toMatchObject({
+      status: 'disabled',
+      disabledReason: reason,
+    }),
+  );
 }
 
 async function rejection(promise: Promise<unknown>): Promise<string> {
@@ -325,12 +343,7 @@ export function webhookStoreContract(name: string, setup: WebhookStoreSetup): vo
       const hook = await receiver(() => ({ status: 410 }));
       const { endpoint } = await store.createEndpoint({ url: hook.url }, Date.now());
       await sink.changed([tapped('message.created', 1)]);
-      await eventually(async () =>
-        expect(await store.getEndpoint(endpoint.id, Date.now())).toMatchObject({
-          status: 'disabled',
-          disabledReason: 'gone',
-        }),
-      );
+      await untilDisabled(store, endpoint.id, 'gone');
       await sink.changed([tapped('message.created', 2)]);
       await new Promise((resolve) => setTimeout(resolve, 50));
       expect(hook.received).toHaveLength(1);
@@ -381,12 +394,7 @@ export function webhookStoreContract(name: string, setup: WebhookStoreSetup): vo
       const id = randomUUID();
       await sink.changed(Array.from({ length: 5 }, (_, i) => tapped('message.created', i + 1, id)));
       // The fan-out may come after the sink's write (Redis): the disable follows it.
-      await eventually(async () =>
-        expect(await store.getEndpoint(endpoint.id, Date.now())).toMatchObject({
-          status: 'disabled',
-          disabledReason: 'backlog',
-        }),
-      );
+      await untilDisabled(store, endpoint.id, 'backlog');
       const page = await store.deliveries(endpoint.id, { limit: 10 }, Date.now());
       expect(page.deliveries).toHaveLength(3);
     });
@@ -398,11 +406,7 @@ export function webhookStoreContract(name: string, setup: WebhookStoreSetup): vo
       const id = randomUUID();
       const changes = Array.from({ length: 5 }, (_, i) => tapped('message.created', i + 1, id));
       await sink.changed(changes);
-      await eventually(async () =>
-        expect(await store.getEndpoint(endpoint.id, Date.now())).toMatchObject({
-          disabledReason: 'backlog',
-        }),
-      );
+      await untilDisabled(store, endpoint.id, 'backlog');
       await eventually(async () => {
         const page = await store.deliveries(endpoint.id, { limit: 10 }, Date.now());
         expect(page.deliveries.map((delivery) => delivery.status)).toEqual([
@@ -455,11 +459,7 @@ export function webhookStoreContract(name: string, setup: WebhookStoreSetup): vo
       await store.updateEndpoint(endpoint.id, { enabled: false }, Date.now());
       await store.updateEndpoint(endpoint.id, { enabled: true }, Date.now());
       await sink.changed([tapped('message.created', 1, randomUUID(), `"${'x'.repeat(1_200)}"`)]);
-      await eventually(async () =>
-        expect(await store.getEndpoint(endpoint.id, Date.now())).toMatchObject({
-          disabledReason: 'backlog',
-        }),
-      );
+      await untilDisabled(store, endpoint.id, 'backlog');
     });
 
     it('at the byte cap, disables the endpoint that is behind, not one beside it', async () => {
@@ -500,11 +500,7 @@ export function webhookStoreContract(name: string, setup: WebhookStoreSetup): vo
       const hook = await receiver(() => ({ status: 500 }));
       const { endpoint } = await store.createEndpoint({ url: hook.url }, Date.now());
       await sink.changed([tapped('message.created', 1)]);
-      await eventually(async () =>
-        expect(await store.getEndpoint(endpoint.id, Date.now())).toMatchObject({
-          disabledReason: 'failing',
-        }),
-      );
+      await untilDisabled(store, endpoint.id, 'failing');
       expect(hook.received).toHaveLength(3);
     });
 
@@ -519,11 +515,7 @@ export function webhookStoreContract(name: string, setup: WebhookStoreSetup): vo
       const id = randomUUID();
       const changes = Array.from({ length: 4 }, (_, i) => tapped('message.created', i + 1, id));
       await sink.changed(changes);
-      await eventually(async () =>
-        expect(await store.getEndpoint(endpoint.id, Date.now())).toMatchObject({
-          disabledReason: 'gone',
-        }),
-      );
+      await untilDisabled(store, endpoint.id, 'gone');
       await new Promise((resolve) => setTimeout(resolve, 3_500));
       expect(hook.received).toHaveLength(2);
       const page = await store.deliveries(endpoint.id, { limit: 10 }, Date.now());
